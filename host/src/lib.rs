@@ -1,1 +1,3 @@
 //! The rescind host.
+
+pub mod plugins;
