@@ -740,7 +740,9 @@ impl<S: PluginStore> PluginRegistry<S> {
             let _permit = permit;
             let started = Instant::now();
             let loaded = runtime.load(&plugin, &bytes);
-            (loaded, started.elapsed(), bytes)
+            // Whole milliseconds: what the store keeps.
+            let took = Duration::from_millis(started.elapsed().as_millis() as u64);
+            (loaded, took, bytes)
         });
         match tokio::time::timeout(limit, compiling).await {
             Err(_) => Err(RegistryError::CompileTimeout {
