@@ -13,6 +13,17 @@ use crate::registry_support::{
     NAME, component, files_under, open_registry, shared_cache, trivial, version_of, webhook,
 };
 
+/// What is uploaded, which error it must get, and a phrase of its message.
+type Refusal = (
+    &'static str,
+    Vec<u8>,
+    fn(&RegistryError) -> bool,
+    &'static str,
+);
+
+/// What is uploaded, with which signature, and a phrase of the refusal.
+type SignedUpload = (&'static str, Vec<u8>, Option<Vec<u8>>, &'static str);
+
 /// Asserts the upload was refused as a validation failure and left no trace.
 fn assert_nothing_stored(
     registry: &rescind_host::plugins::registry::PluginRegistry,
@@ -41,7 +52,7 @@ async fn invalid_components_are_refused_and_nothing_is_stored() {
         bytes.resize(4 * 1024 * 1024 + 1, 0);
         bytes
     };
-    let cases: Vec<(&str, Vec<u8>, fn(&RegistryError) -> bool, &str)> = vec![
+    let cases: Vec<Refusal> = vec![
         (
             "garbage",
             b"#!/bin/sh\necho hello\n".to_vec(),
@@ -132,7 +143,7 @@ async fn with_trusted_keys_only_correctly_signed_uploads_are_accepted() {
     let last = altered.len() - 1;
     altered[last] ^= 0x01;
 
-    let refusals: Vec<(&str, Vec<u8>, Option<Vec<u8>>, &str)> = vec![
+    let refusals: Vec<SignedUpload> = vec![
         ("missing", bytes.clone(), None, "is not signed"),
         (
             "wrong key",

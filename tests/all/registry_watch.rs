@@ -52,7 +52,7 @@ async fn loaded(
 ) -> rescind_host::plugins::registry::PluginVersionInfo {
     loop {
         match next_event_for(events, file).await {
-            FolderEvent::Loaded { version, .. } => return version,
+            FolderEvent::Loaded { version, .. } => return *version,
             FolderEvent::Refused { .. } | FolderEvent::Unsettled { .. } => continue,
             other => panic!("expected the plugin loaded, got {other:?}"),
         }

@@ -55,7 +55,7 @@ pub enum FolderEvent {
         /// The `.wasm` file.
         file: PathBuf,
         /// The new version.
-        version: PluginVersionInfo,
+        version: Box<PluginVersionInfo>,
     },
     /// These bytes are already a version of the plugin: nothing done.
     AlreadyStored {
@@ -269,7 +269,7 @@ async fn look_at<S: PluginStore>(
         {
             Ok(version) => FolderEvent::Loaded {
                 file: file.to_owned(),
-                version,
+                version: Box::new(version),
             },
             Err(error) => FolderEvent::Refused {
                 file: file.to_owned(),
