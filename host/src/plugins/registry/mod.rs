@@ -209,7 +209,9 @@ impl<S: PluginStore> PluginRegistry<S> {
     /// Opens the registry over `store`: registers every stored version and
     /// loads each plugin's active version, from the runtime's compile cache
     /// when it has one (configure [`crate::plugins::RuntimeConfig::cache_dir`]
-    /// so that a restart does not compile).
+    /// so that a restart does not compile). Fails when the store cannot be
+    /// read or an active version no longer loads (damaged bytes): a host
+    /// must not start without the plugins its jobs name.
     pub async fn open(
         runtime: PluginRuntime,
         store: S,

@@ -32,7 +32,8 @@ pub struct PluginVersionInfo {
     pub sdk: Option<String>,
     /// The component's size in bytes.
     pub size: u64,
-    /// How long validating and compiling it took when it was uploaded.
+    /// How long validating and compiling it took when it was uploaded (only
+    /// loading, if the runtime's cache already held these bytes compiled).
     #[serde(rename = "compileMillis", with = "millis")]
     pub compile_time: Duration,
     /// The trusted key (base64) whose signature it carried, if the host
