@@ -38,6 +38,7 @@ mod outbound;
 mod outbound_impl;
 mod outcome;
 mod plugin;
+pub mod registry;
 mod runtime;
 mod stdio_impl;
 

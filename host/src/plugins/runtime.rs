@@ -182,7 +182,7 @@ impl PluginRuntime {
     }
 }
 
-fn validate_name(name: &str) -> Result<(), PluginError> {
+pub(crate) fn validate_name(name: &str) -> Result<(), PluginError> {
     let valid = !name.is_empty()
         && name.len() <= 64
         && name

@@ -1,0 +1,166 @@
+//! What can go wrong when uploading, activating or resolving a plugin.
+
+use std::time::Duration;
+
+use crate::plugins::error::PluginError;
+use crate::plugins::registry::store::StoreError;
+
+/// An upload was refused, or a registry operation could not be done.
+///
+/// [`RegistryError::is_refusal`] tells which errors are the upload's fault
+/// (API `422 validation-failed`, nothing stored).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegistryError {
+    /// The runtime refused the component: not WebAssembly, a core module,
+    /// another world, an unsupported SDK, unsatisfied imports, or it did not
+    /// compile. The message says how to fix it.
+    #[error(transparent)]
+    Invalid(#[from] PluginError),
+
+    /// The upload is larger than the configured limit.
+    #[error(
+        "plugin `{plugin}` is {size} bytes, more than the {limit} bytes this host accepts: \
+         build it with `--profile plugin` (opt-level \"s\", LTO, strip)"
+    )]
+    TooLarge {
+        /// The plugin's name.
+        plugin: String,
+        /// The upload's size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+
+    /// The host trusts signing keys, and the upload carries no signature.
+    #[error(
+        "plugin `{plugin}` is not signed, and this host only accepts plugins signed by a \
+         trusted key: send a detached ed25519 signature over the file (base64, \
+         `X-Plugin-Signature` header or `{plugin}.wasm.sig` beside the file)"
+    )]
+    SignatureMissing {
+        /// The plugin's name.
+        plugin: String,
+    },
+
+    /// The signature is neither 64 bytes nor the base64 text of 64 bytes.
+    #[error(
+        "the signature of plugin `{plugin}` cannot be read: send the 64-byte ed25519 \
+         signature, raw or in base64"
+    )]
+    SignatureUnreadable {
+        /// The plugin's name.
+        plugin: String,
+    },
+
+    /// The signature does not verify with any trusted key: signed by another
+    /// key, or the bytes changed after signing.
+    #[error(
+        "the signature of plugin `{plugin}` does not verify with any trusted key: it was \
+         made by another key or the file changed after it was signed"
+    )]
+    SignatureNotTrusted {
+        /// The plugin's name.
+        plugin: String,
+    },
+
+    /// Compiling took longer than allowed (a compile bomb, or a far too
+    /// large plugin).
+    #[error(
+        "plugin `{plugin}` did not compile within {limit:?}: make it smaller (fewer or \
+         smaller functions)"
+    )]
+    CompileTimeout {
+        /// The plugin's name.
+        plugin: String,
+        /// The time allowed.
+        limit: Duration,
+    },
+
+    /// An earlier compilation that ran out of time is still running, and
+    /// did not finish while this upload waited for the compiler.
+    #[error(
+        "the plugin compiler is still busy with an earlier upload that ran out of time; \
+         try again in a while"
+    )]
+    CompilerBusy,
+
+    /// Compiling crashed (a bug in the host or the compiler).
+    #[error("compiling plugin `{plugin}` failed inside the host: {reason}")]
+    CompileCrashed {
+        /// The plugin's name.
+        plugin: String,
+        /// What happened.
+        reason: String,
+    },
+
+    /// No plugin of that name was ever uploaded.
+    #[error("there is no plugin `{name}`: upload it first")]
+    UnknownPlugin {
+        /// The name asked for.
+        name: String,
+    },
+
+    /// The plugin has no version with that hash.
+    #[error(
+        "plugin `{name}` has no version `{version}`: list its versions with \
+         GET /v1/admin/plugins/{name}"
+    )]
+    UnknownVersion {
+        /// The plugin's name.
+        name: String,
+        /// The version asked for.
+        version: String,
+    },
+
+    /// The plugin has versions, but none is active.
+    #[error("plugin `{name}` has no active version: activate one of its versions")]
+    NoActiveVersion {
+        /// The plugin's name.
+        name: String,
+    },
+
+    /// A plugin reference is neither `name` nor `name@sha256:<64 hex>`.
+    #[error("`{reference}` does not name a plugin: write `name` or `name@sha256:<64 hex digits>`")]
+    BadReference {
+        /// The reference given.
+        reference: String,
+    },
+
+    /// The guard's numbers are out of range.
+    #[error("the activation guard is invalid: {reason}")]
+    BadGuard {
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// A guarded activation needs a version to roll back to.
+    #[error(
+        "plugin `{name}` has no active version to roll back to, so its activation cannot be \
+         guarded: activate it without a guard"
+    )]
+    NothingToRollBackTo {
+        /// The plugin's name.
+        name: String,
+    },
+
+    /// Reading or writing the plugin store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl RegistryError {
+    /// Whether the upload itself is at fault (API `422 validation-failed`):
+    /// nothing was stored, and sending the same bytes again will fail again.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            Self::Invalid(_)
+                | Self::TooLarge { .. }
+                | Self::SignatureMissing { .. }
+                | Self::SignatureUnreadable { .. }
+                | Self::SignatureNotTrusted { .. }
+                | Self::CompileTimeout { .. }
+        )
+    }
+}

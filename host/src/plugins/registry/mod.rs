@@ -1,0 +1,832 @@
+//! Hot-loading: every accepted version of every plugin, which one is
+//! active, and switching between them while calls are in flight.
+//!
+//! ```no_run
+//! # async fn demo(bytes: Vec<u8>) -> Result<(), Box<dyn std::error::Error>> {
+//! use rescind_host::plugins::{PluginRuntime, RuntimeConfig};
+//! use rescind_host::plugins::registry::{DirectoryStore, PluginRegistry, RegistryConfig};
+//!
+//! let data_dir = std::path::Path::new("data");
+//! let runtime = PluginRuntime::new(RuntimeConfig {
+//!     cache_dir: Some(data_dir.join("plugins/cache")),
+//!     ..RuntimeConfig::default()
+//! })?;
+//! let store = DirectoryStore::open(data_dir.join("plugins/store"))?;
+//! let registry = PluginRegistry::open(runtime, store, RegistryConfig::default()).await?;
+//! let v2 = registry.upload("aaas", bytes, "ops", true, None).await?;
+//! // A job attempt holds its plugin until it ends, whatever is activated meanwhile.
+//! let plugin = registry.resolve("aaas").await?;
+//! assert_eq!(plugin.sha256(), v2.version);
+//! # Ok(()) }
+//! ```
+//!
+//! How a swap stays safe: [`PluginRegistry::active`] hands out an
+//! `Arc<Plugin>`; activating swaps the registry's pointer under a lock, so an
+//! attempt that started on version N finishes on N, later attempts get N+1,
+//! and N's compiled code is freed when its last attempt drops its `Arc`. The
+//! registry holds compiled code for active versions only (plus the version a
+//! guard may roll back to); another version is loaded again from the store
+//! and the runtime's on-disk cache when it is activated or pinned.
+//!
+//! Bounds of an upload: its size ([`RegistryConfig::max_component_bytes`]);
+//! compile wall-clock time ([`RegistryConfig::compile_timeout`]): the
+//! upload is refused when it runs out; one compilation at a time, so a
+//! compile bomb occupies at most one thread. Not bounded: a compilation that
+//! ran out of time cannot be cancelled, it keeps its thread (and the single
+//! compile slot) until it ends; the compiler's memory is bounded only
+//! indirectly, by the size limit and wasmparser's limits on function size
+//! and count.
+
+mod error;
+mod guard;
+mod record;
+mod signature;
+mod store;
+mod watch;
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use tokio::sync::{MutexGuard, Semaphore};
+
+use crate::plugins::compat::SUPPORTED_WIT;
+use crate::plugins::{Plugin, PluginRuntime};
+
+pub use error::RegistryError;
+pub use guard::{Guard, Tally, Verdict, judge};
+pub use record::{
+    AuditAction, AuditEntry, GuardStatus, PluginSummary, PluginVersionInfo, RegistryMetrics, WORLD,
+};
+pub use signature::TrustedKey;
+pub use store::{DirectoryStore, PluginStore, StoreError};
+pub use watch::{FolderEvent, FolderWatch, FolderWatchConfig, WatchError};
+
+/// Limits and trust of a [`PluginRegistry`].
+#[derive(Debug, Clone)]
+pub struct RegistryConfig {
+    /// The largest component accepted, in bytes. Default 32 MiB.
+    pub max_component_bytes: usize,
+    /// How long validating and compiling one upload may take. Default 60 s
+    /// (a release host compiles a 300 KB plugin in a fraction of a second,
+    /// a debug host in about two).
+    pub compile_timeout: Duration,
+    /// When not empty, every upload must be signed by one of these keys.
+    pub trusted_keys: Vec<TrustedKey>,
+    /// How many recent outcomes are kept per version: the "previous
+    /// version's recent rate" a guard compares with. Default 100.
+    pub recent_outcomes: usize,
+    /// How many audit entries are kept in memory (all are in the store).
+    /// Default 1000.
+    pub audit_in_memory: usize,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        Self {
+            max_component_bytes: 32 * 1024 * 1024,
+            compile_timeout: Duration::from_secs(60),
+            trusted_keys: Vec::new(),
+            recent_outcomes: 100,
+            audit_in_memory: 1000,
+        }
+    }
+}
+
+/// What recording an attempt's outcome asks of the job layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub enum OutcomeEffect {
+    /// Nothing beyond the job layer's usual handling of the outcome.
+    Counted,
+    /// This outcome made a guard roll the plugin back: re-queue every
+    /// attempt it lists, so the restored version delivers them.
+    RolledBack(AutomaticRollback),
+    /// The attempt failed on a version a guard already rolled back (it was
+    /// in flight during the switch): re-queue it.
+    Requeue,
+}
+
+/// A guard's rollback: what was switched, why, and which attempts failed on
+/// the withdrawn version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AutomaticRollback {
+    /// The plugin.
+    pub plugin: String,
+    /// The withdrawn version.
+    pub from: String,
+    /// The restored version.
+    pub to: String,
+    /// Why, as written to the audit log.
+    pub reason: String,
+    /// The attempts (as passed to [`PluginRegistry::record_outcome`]) that
+    /// failed on the withdrawn version while it was guarded.
+    pub failed_attempts: Vec<String>,
+}
+
+/// Every plugin's versions and their active choice; see the module docs.
+/// Cheap to clone.
+pub struct PluginRegistry<S: PluginStore = DirectoryStore> {
+    inner: Arc<Inner<S>>,
+}
+
+impl<S: PluginStore> Clone for PluginRegistry<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<S: PluginStore> std::fmt::Debug for PluginRegistry<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginRegistry")
+            .field("plugins", &self.read().keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner<S> {
+    runtime: PluginRuntime,
+    store: S,
+    config: RegistryConfig,
+    plugins: RwLock<BTreeMap<String, PluginState>>,
+    /// Serialises changes (upload, activation, rollback) so that the store
+    /// and memory change in the same order; reads never wait for it.
+    writes: tokio::sync::Mutex<()>,
+    /// One compilation at a time; see the module docs.
+    compiler: Arc<Semaphore>,
+    audit: Mutex<VecDeque<AuditEntry>>,
+    metrics: Mutex<RegistryMetrics>,
+}
+
+#[derive(Default)]
+struct PluginState {
+    /// Oldest first.
+    versions: Vec<VersionSlot>,
+    active: Option<Arc<Plugin>>,
+    guard: Option<GuardWatch>,
+    /// Versions a guard rolled back: failures still arriving from them are
+    /// re-queued.
+    withdrawn: HashSet<String>,
+}
+
+impl PluginState {
+    fn slot(&self, version: &str) -> Option<&VersionSlot> {
+        self.versions.iter().find(|s| s.info.version == version)
+    }
+
+    fn slot_mut(&mut self, version: &str) -> Option<&mut VersionSlot> {
+        self.versions.iter_mut().find(|s| s.info.version == version)
+    }
+
+    fn active_version(&self) -> Option<&str> {
+        self.active.as_deref().map(Plugin::sha256)
+    }
+}
+
+struct VersionSlot {
+    info: PluginVersionInfo,
+    /// The compiled plugin while anyone still holds it.
+    loaded: Weak<Plugin>,
+    /// The latest outcomes on this version (`true` = failed).
+    recent: VecDeque<bool>,
+}
+
+struct GuardWatch {
+    guard: Guard,
+    version: String,
+    /// Kept compiled, so that rolling back is a pointer swap.
+    previous: Arc<Plugin>,
+    previous_tally: Tally,
+    tally: Tally,
+    failed_attempts: Vec<String>,
+}
+
+impl<S: PluginStore> PluginRegistry<S> {
+    /// Opens the registry over `store`: registers every stored version and
+    /// loads each plugin's active version, from the runtime's compile cache
+    /// when it has one (configure [`crate::plugins::RuntimeConfig::cache_dir`]
+    /// so that a restart does not compile). Fails when the store cannot be
+    /// read or an active version no longer loads (damaged bytes): a host
+    /// must not start without the plugins its jobs name.
+    pub async fn open(
+        runtime: PluginRuntime,
+        store: S,
+        config: RegistryConfig,
+    ) -> Result<Self, RegistryError> {
+        let versions = store.versions().await?;
+        let active = store.active_versions().await?;
+        let mut audit: VecDeque<AuditEntry> = store.audit().await?.into();
+        while audit.len() > config.audit_in_memory {
+            audit.pop_front();
+        }
+        let mut plugins: BTreeMap<String, PluginState> = BTreeMap::new();
+        for info in versions {
+            plugins
+                .entry(info.name.clone())
+                .or_default()
+                .versions
+                .push(VersionSlot {
+                    info,
+                    loaded: Weak::new(),
+                    recent: VecDeque::new(),
+                });
+        }
+        let registry = Self {
+            inner: Arc::new(Inner {
+                runtime,
+                store,
+                config,
+                plugins: RwLock::new(plugins),
+                writes: tokio::sync::Mutex::new(()),
+                compiler: Arc::new(Semaphore::new(1)),
+                audit: Mutex::new(audit),
+                metrics: Mutex::new(RegistryMetrics::default()),
+            }),
+        };
+        for (name, version) in active {
+            let plugin = registry.loaded_or_load(&name, &version).await?;
+            if let Some(state) = registry.write().get_mut(&name) {
+                state.active = Some(plugin);
+            }
+        }
+        Ok(registry)
+    }
+
+    /// The runtime plugins are loaded into.
+    pub fn runtime(&self) -> &PluginRuntime {
+        &self.inner.runtime
+    }
+
+    /// The registry's configuration.
+    pub fn config(&self) -> &RegistryConfig {
+        &self.inner.config
+    }
+
+    /// Validates and keeps a new version of plugin `name`, and activates it
+    /// when `activate` is set.
+    ///
+    /// Refused (nothing stored, [`RegistryError::is_refusal`]): larger than
+    /// the limit; unsigned or badly signed when trusted keys are configured
+    /// (`signature`: 64 raw bytes or their base64); not a component of a
+    /// supported world and SDK version (the runtime's checks); not compiled
+    /// within the time limit. Uploading bytes already stored under `name`
+    /// answers the existing version (and activates it if asked).
+    pub async fn upload(
+        &self,
+        name: &str,
+        bytes: Vec<u8>,
+        uploaded_by: &str,
+        activate: bool,
+        signature: Option<&[u8]>,
+    ) -> Result<PluginVersionInfo, RegistryError> {
+        let result = self
+            .try_upload(name, bytes, uploaded_by, activate, signature)
+            .await;
+        match &result {
+            Ok(_) => {}
+            Err(error) if error.is_refusal() => {
+                tracing::warn!(plugin = name, "upload refused: {error}");
+                self.metrics_mut().refused_uploads += 1;
+            }
+            Err(error) => tracing::error!(plugin = name, "upload failed: {error}"),
+        }
+        result
+    }
+
+    async fn try_upload(
+        &self,
+        name: &str,
+        bytes: Vec<u8>,
+        uploaded_by: &str,
+        activate: bool,
+        signature: Option<&[u8]>,
+    ) -> Result<PluginVersionInfo, RegistryError> {
+        crate::plugins::runtime::validate_name(name)?;
+        let plugin = name.to_owned();
+        let limit = self.inner.config.max_component_bytes;
+        if bytes.len() > limit {
+            return Err(RegistryError::TooLarge {
+                plugin,
+                size: bytes.len(),
+                limit,
+            });
+        }
+        let signed_by = signature::verify(&self.inner.config.trusted_keys, &bytes, signature)
+            .map_err(|problem| match problem {
+                signature::SignatureProblem::Missing => RegistryError::SignatureMissing { plugin },
+                signature::SignatureProblem::Unreadable => {
+                    RegistryError::SignatureUnreadable { plugin }
+                }
+                signature::SignatureProblem::NotByTrustedKey => {
+                    RegistryError::SignatureNotTrusted { plugin }
+                }
+            })?;
+        let version = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+        if let Some(existing) = self.version_info(name, &version) {
+            if activate {
+                self.activate(name, &version, uploaded_by, None).await?;
+            }
+            return Ok(existing);
+        }
+
+        let (loaded, compile_time, bytes) = self.compile(name, bytes).await?;
+        let writes = self.inner.writes.lock().await;
+        // The same bytes may have been accepted while this one compiled.
+        if let Some(existing) = self.version_info(name, &version) {
+            drop(writes);
+            if activate {
+                self.activate(name, &version, uploaded_by, None).await?;
+            }
+            return Ok(existing);
+        }
+        let sequence = self
+            .read()
+            .get(name)
+            .and_then(|state| state.versions.last())
+            .map_or(1, |slot| slot.info.sequence + 1);
+        let info = PluginVersionInfo {
+            name: name.to_owned(),
+            version,
+            sequence,
+            uploaded_by: uploaded_by.to_owned(),
+            uploaded_at: OffsetDateTime::now_utc(),
+            world: WORLD.to_owned(),
+            wit: loaded.wit_version().unwrap_or(SUPPORTED_WIT).to_owned(),
+            sdk: loaded.sdk_version().map(str::to_owned),
+            size: bytes.len() as u64,
+            compile_time,
+            signed_by,
+            warnings: loaded.warnings().to_vec(),
+        };
+        self.inner.store.put_version(&info, &bytes).await?;
+        self.write()
+            .entry(name.to_owned())
+            .or_default()
+            .versions
+            .push(VersionSlot {
+                info: info.clone(),
+                loaded: Arc::downgrade(&loaded),
+                recent: VecDeque::new(),
+            });
+        self.metrics_mut().uploads += 1;
+        tracing::info!(plugin = name, version = %info.version, "plugin version accepted");
+        if activate {
+            self.switch(name, loaded, uploaded_by, None, &writes)
+                .await?;
+        }
+        Ok(info)
+    }
+
+    /// Makes `version` (`sha256:…`) the active version of `name`: attempts
+    /// starting from now on run it; attempts in flight finish on the
+    /// version they started with. Activating an older version is a
+    /// rollback. With a `guard`, the registry watches the new version's
+    /// first attempts (see [`Self::record_outcome`]) and rolls back by
+    /// itself if they fail beyond the bound. Activating replaces a guard in
+    /// progress. Activating the active version changes nothing.
+    pub async fn activate(
+        &self,
+        name: &str,
+        version: &str,
+        activated_by: &str,
+        guard: Option<Guard>,
+    ) -> Result<PluginVersionInfo, RegistryError> {
+        if let Some(guard) = &guard {
+            guard
+                .check()
+                .map_err(|reason| RegistryError::BadGuard { reason })?;
+        }
+        let writes = self.inner.writes.lock().await;
+        let info = self.known_version(name, version)?;
+        let plugin = self.loaded_or_load(name, version).await?;
+        self.switch(name, plugin, activated_by, guard, &writes)
+            .await?;
+        Ok(info)
+    }
+
+    /// The active version of `name`: hold the `Arc` for the whole attempt.
+    pub fn active(&self, name: &str) -> Result<Arc<Plugin>, RegistryError> {
+        let plugins = self.read();
+        let state = plugins
+            .get(name)
+            .ok_or_else(|| RegistryError::UnknownPlugin {
+                name: name.to_owned(),
+            })?;
+        state
+            .active
+            .clone()
+            .ok_or_else(|| RegistryError::NoActiveVersion {
+                name: name.to_owned(),
+            })
+    }
+
+    /// The plugin a job definition names: `name` (its active version) or
+    /// `name@sha256:<hex>` (that version, pinned, loaded from the store and
+    /// the compile cache if nobody holds it).
+    pub async fn resolve(&self, reference: &str) -> Result<Arc<Plugin>, RegistryError> {
+        let bad = || RegistryError::BadReference {
+            reference: reference.to_owned(),
+        };
+        match reference.split_once('@') {
+            None => self.active(reference),
+            Some((name, version)) => {
+                let hex = version.strip_prefix("sha256:").ok_or_else(bad)?;
+                let well_formed = hex.len() == 64
+                    && hex
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+                if !well_formed {
+                    return Err(bad());
+                }
+                self.known_version(name, version)?;
+                self.loaded_or_load(name, version).await
+            }
+        }
+    }
+
+    /// Every plugin, by name.
+    pub fn list(&self) -> Vec<PluginSummary> {
+        self.read()
+            .iter()
+            .map(|(name, state)| summary(name, state))
+            .collect()
+    }
+
+    /// One plugin, if it exists.
+    pub fn get(&self, name: &str) -> Option<PluginSummary> {
+        self.read().get(name).map(|state| summary(name, state))
+    }
+
+    /// The latest audit entries, oldest first (the store has them all).
+    pub fn audit_log(&self) -> Vec<AuditEntry> {
+        lock(&self.inner.audit).iter().cloned().collect()
+    }
+
+    /// Counters since the registry was opened.
+    pub fn metrics(&self) -> RegistryMetrics {
+        *self.metrics_mut()
+    }
+
+    /// Records how an attempt on `version` of `name` ended: `failed` for a
+    /// transient failure, a trap, a deadline, the memory cap or a
+    /// misconfiguration; `attempt` is the job layer's id for it (reported
+    /// back on a rollback). The job worker calls this after every attempt;
+    /// the answer says whether to re-queue anything.
+    pub async fn record_outcome(
+        &self,
+        name: &str,
+        version: &str,
+        attempt: &str,
+        failed: bool,
+    ) -> Result<OutcomeEffect, RegistryError> {
+        {
+            let mut plugins = self.write();
+            let Some(state) = plugins.get_mut(name) else {
+                return Ok(OutcomeEffect::Counted);
+            };
+            if let Some(slot) = state.slot_mut(version) {
+                slot.recent.push_back(failed);
+                while slot.recent.len() > self.inner.config.recent_outcomes {
+                    slot.recent.pop_front();
+                }
+            }
+            if state.withdrawn.contains(version) {
+                return Ok(if failed {
+                    OutcomeEffect::Requeue
+                } else {
+                    OutcomeEffect::Counted
+                });
+            }
+            let Some(watch) = state.guard.as_mut().filter(|w| w.version == version) else {
+                return Ok(OutcomeEffect::Counted);
+            };
+            watch.tally = watch.tally.record(failed);
+            if failed {
+                watch.failed_attempts.push(attempt.to_owned());
+            }
+            match judge(&watch.guard, watch.tally, watch.previous_tally) {
+                Verdict::Observing => return Ok(OutcomeEffect::Counted),
+                verdict @ (Verdict::Passed | Verdict::KeptBothFailing) => {
+                    let watch = state.guard.take().expect("the guard is there");
+                    drop(plugins);
+                    self.guard_ended(name, &watch, verdict);
+                    return Ok(OutcomeEffect::Counted);
+                }
+                // Marked now, under the lock: failures recorded from here on
+                // are re-queued by their own callers, not listed twice.
+                Verdict::RollBack => {
+                    state.withdrawn.insert(version.to_owned());
+                }
+            }
+        }
+        self.roll_back(name, version, failed).await
+    }
+
+    async fn roll_back(
+        &self,
+        name: &str,
+        version: &str,
+        failed: bool,
+    ) -> Result<OutcomeEffect, RegistryError> {
+        let _writes = self.inner.writes.lock().await;
+        let watch = {
+            let mut plugins = self.write();
+            let state = plugins.get_mut(name).expect("plugins are never removed");
+            match state.guard.take_if(|w| w.version == version) {
+                Some(watch) => watch,
+                // The operator switched meanwhile: their choice stands.
+                None if failed => return Ok(OutcomeEffect::Requeue),
+                None => return Ok(OutcomeEffect::Counted),
+            }
+        };
+        let to = watch.previous.sha256().to_owned();
+        if let Err(error) = self.inner.store.set_active(name, &to).await {
+            let mut plugins = self.write();
+            let state = plugins.get_mut(name).expect("plugins are never removed");
+            state.withdrawn.remove(version);
+            state.guard = Some(watch);
+            return Err(error.into());
+        }
+        let reason = format!(
+            "the new version failed beyond the guard's bound of {:.0}% over {} jobs: {}; the \
+             previous version recently: {}",
+            watch.guard.max_failure_rate * 100.0,
+            watch.guard.observe_jobs,
+            watch.tally,
+            watch.previous_tally
+        );
+        {
+            let mut plugins = self.write();
+            let state = plugins.get_mut(name).expect("plugins are never removed");
+            state.active = Some(Arc::clone(&watch.previous));
+        }
+        self.metrics_mut().automatic_rollbacks += 1;
+        tracing::warn!(plugin = name, from = version, to = %to, "automatic rollback: {reason}");
+        self.record_audit(AuditEntry {
+            at: OffsetDateTime::now_utc(),
+            plugin: name.to_owned(),
+            action: AuditAction::AutomaticRollback,
+            from: Some(version.to_owned()),
+            to: to.clone(),
+            by: "guard".to_owned(),
+            reason: Some(reason.clone()),
+        })
+        .await;
+        Ok(OutcomeEffect::RolledBack(AutomaticRollback {
+            plugin: name.to_owned(),
+            from: version.to_owned(),
+            to,
+            reason,
+            failed_attempts: watch.failed_attempts,
+        }))
+    }
+
+    fn guard_ended(&self, name: &str, watch: &GuardWatch, verdict: Verdict) {
+        let (action, reason) = match verdict {
+            Verdict::KeptBothFailing => (
+                AuditAction::GuardKept,
+                format!(
+                    "the new version failed beyond the bound ({}), but so did the previous one \
+                     recently ({}): kept",
+                    watch.tally, watch.previous_tally
+                ),
+            ),
+            _ => (
+                AuditAction::GuardPassed,
+                format!("within the bound: {}", watch.tally),
+            ),
+        };
+        let entry = AuditEntry {
+            at: OffsetDateTime::now_utc(),
+            plugin: name.to_owned(),
+            action,
+            from: Some(watch.previous.sha256().to_owned()),
+            to: watch.version.clone(),
+            by: "guard".to_owned(),
+            reason: Some(reason),
+        };
+        // Not awaited by the attempt that happened to complete the window.
+        let registry = self.clone();
+        tokio::spawn(async move { registry.record_audit(entry).await });
+    }
+
+    /// Switches the active pointer, persists the choice and audits it.
+    /// The caller holds the write lock.
+    async fn switch(
+        &self,
+        name: &str,
+        plugin: Arc<Plugin>,
+        by: &str,
+        guard: Option<Guard>,
+        _writes: &MutexGuard<'_, ()>,
+    ) -> Result<(), RegistryError> {
+        let version = plugin.sha256().to_owned();
+        let (previous, previous_tally, action) = {
+            let plugins = self.read();
+            let state = plugins.get(name).expect("the version was found");
+            let previous = state.active.clone();
+            if previous.as_deref().map(Plugin::sha256) == Some(version.as_str()) {
+                return Ok(());
+            }
+            let sequence = |v: &str| state.slot(v).map_or(0, |s| s.info.sequence);
+            let action = match previous.as_deref() {
+                Some(old) if sequence(&version) < sequence(old.sha256()) => AuditAction::RolledBack,
+                _ => AuditAction::Activated,
+            };
+            let previous_tally = previous
+                .as_deref()
+                .and_then(|old| state.slot(old.sha256()))
+                .map(|slot| Tally::of(slot.recent.iter().copied()))
+                .unwrap_or_default();
+            (previous, previous_tally, action)
+        };
+        let guard = match (guard, &previous) {
+            (None, _) => None,
+            (Some(_), None) => {
+                return Err(RegistryError::NothingToRollBackTo {
+                    name: name.to_owned(),
+                });
+            }
+            (Some(guard), Some(previous)) => Some(GuardWatch {
+                guard,
+                version: version.clone(),
+                previous: Arc::clone(previous),
+                previous_tally,
+                tally: Tally::default(),
+                failed_attempts: Vec::new(),
+            }),
+        };
+        self.inner.store.set_active(name, &version).await?;
+        {
+            let mut plugins = self.write();
+            let state = plugins.get_mut(name).expect("the version was found");
+            state.active = Some(plugin);
+            state.guard = guard;
+            state.withdrawn.remove(&version);
+        }
+        {
+            let mut metrics = self.metrics_mut();
+            match action {
+                AuditAction::RolledBack => metrics.rollbacks += 1,
+                _ => metrics.activations += 1,
+            }
+        }
+        let from = previous.as_deref().map(|p| p.sha256().to_owned());
+        tracing::info!(plugin = name, ?from, to = %version, ?action, by, "plugin version switched");
+        self.record_audit(AuditEntry {
+            at: OffsetDateTime::now_utc(),
+            plugin: name.to_owned(),
+            action,
+            from,
+            to: version,
+            by: by.to_owned(),
+            reason: None,
+        })
+        .await;
+        Ok(())
+    }
+
+    /// The compiled plugin for a stored version: the one someone holds, or
+    /// loaded again from the store (the compile cache spares compiling).
+    async fn loaded_or_load(
+        &self,
+        name: &str,
+        version: &str,
+    ) -> Result<Arc<Plugin>, RegistryError> {
+        let held = {
+            let plugins = self.read();
+            plugins.get(name).and_then(|state| {
+                state
+                    .active
+                    .clone()
+                    .filter(|p| p.sha256() == version)
+                    .or_else(|| state.slot(version).and_then(|s| s.loaded.upgrade()))
+            })
+        };
+        if let Some(plugin) = held {
+            return Ok(plugin);
+        }
+        let bytes = self.inner.store.bytes(name, version).await?;
+        let (plugin, _, _) = self.compile(name, bytes).await?;
+        if let Some(slot) = self
+            .write()
+            .get_mut(name)
+            .and_then(|state| state.slot_mut(version))
+        {
+            slot.loaded = Arc::downgrade(&plugin);
+        }
+        Ok(plugin)
+    }
+
+    /// Validates and compiles on a blocking thread, within the time limit
+    /// and one at a time (see the module docs for what is bounded).
+    async fn compile(
+        &self,
+        name: &str,
+        bytes: Vec<u8>,
+    ) -> Result<(Arc<Plugin>, Duration, Vec<u8>), RegistryError> {
+        let limit = self.inner.config.compile_timeout;
+        let permit = tokio::time::timeout(limit, Arc::clone(&self.inner.compiler).acquire_owned())
+            .await
+            .map_err(|_| RegistryError::CompilerBusy)?
+            .expect("the compiler semaphore is never closed");
+        let runtime = self.inner.runtime.clone();
+        let plugin = name.to_owned();
+        let compiling = tokio::task::spawn_blocking(move || {
+            // Released when the compilation really ends, even after the
+            // caller stopped waiting.
+            let _permit = permit;
+            let started = Instant::now();
+            let loaded = runtime.load(&plugin, &bytes);
+            // Whole milliseconds: what the store keeps.
+            let took = Duration::from_millis(started.elapsed().as_millis() as u64);
+            (loaded, took, bytes)
+        });
+        match tokio::time::timeout(limit, compiling).await {
+            Err(_) => Err(RegistryError::CompileTimeout {
+                plugin: name.to_owned(),
+                limit,
+            }),
+            Ok(Err(crash)) => Err(RegistryError::CompileCrashed {
+                plugin: name.to_owned(),
+                reason: crash.to_string(),
+            }),
+            Ok(Ok((Err(refusal), _, _))) => Err(refusal.into()),
+            Ok(Ok((Ok(plugin), took, bytes))) => Ok((plugin, took, bytes)),
+        }
+    }
+
+    fn version_info(&self, name: &str, version: &str) -> Option<PluginVersionInfo> {
+        self.read()
+            .get(name)
+            .and_then(|state| state.slot(version))
+            .map(|slot| slot.info.clone())
+    }
+
+    fn known_version(&self, name: &str, version: &str) -> Result<PluginVersionInfo, RegistryError> {
+        let plugins = self.read();
+        let state = plugins
+            .get(name)
+            .ok_or_else(|| RegistryError::UnknownPlugin {
+                name: name.to_owned(),
+            })?;
+        state
+            .slot(version)
+            .map(|slot| slot.info.clone())
+            .ok_or_else(|| RegistryError::UnknownVersion {
+                name: name.to_owned(),
+                version: version.to_owned(),
+            })
+    }
+
+    async fn record_audit(&self, entry: AuditEntry) {
+        {
+            let mut audit = lock(&self.inner.audit);
+            audit.push_back(entry.clone());
+            while audit.len() > self.inner.config.audit_in_memory {
+                audit.pop_front();
+            }
+        }
+        // The switch already happened; a lost audit line must not undo it.
+        if let Err(error) = self.inner.store.append_audit(&entry).await {
+            tracing::error!("cannot append to the plugin audit log: {error}");
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, PluginState>> {
+        self.inner.plugins.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, PluginState>> {
+        self.inner
+            .plugins
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn metrics_mut(&self) -> std::sync::MutexGuard<'_, RegistryMetrics> {
+        lock(&self.inner.metrics)
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn summary(name: &str, state: &PluginState) -> PluginSummary {
+    PluginSummary {
+        name: name.to_owned(),
+        active: state.active_version().map(str::to_owned),
+        versions: state.versions.iter().map(|s| s.info.clone()).collect(),
+        guard: state.guard.as_ref().map(|watch| GuardStatus {
+            version: watch.version.clone(),
+            previous: watch.previous.sha256().to_owned(),
+            guard: watch.guard,
+            observed: watch.tally,
+        }),
+    }
+}

@@ -1,0 +1,162 @@
+//! The watched folder: a dropped component is uploaded and activated; a
+//! half-written one is never loaded.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use ed25519_dalek::{Signer, SigningKey};
+use rescind_host::plugins::registry::{
+    FolderEvent, FolderWatch, FolderWatchConfig, RegistryConfig, TrustedKey,
+};
+use tokio::sync::mpsc::Receiver;
+
+use crate::registry_support::{
+    NAME, files_under, open_registry, shared_cache, trivial, version_of,
+};
+
+fn quick() -> FolderWatchConfig {
+    FolderWatchConfig {
+        debounce: Duration::from_millis(100),
+        ..FolderWatchConfig::default()
+    }
+}
+
+/// The next event about `file`, waiting at most 30 s.
+async fn next_event_for(events: &mut Receiver<FolderEvent>, file: &Path) -> FolderEvent {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let event = tokio::time::timeout(left, events.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no event about {} within 30 s", file.display()))
+            .expect("the watch runs");
+        let about = match &event {
+            FolderEvent::Loaded { file, .. }
+            | FolderEvent::AlreadyStored { file, .. }
+            | FolderEvent::Refused { file, .. }
+            | FolderEvent::Unsettled { file } => file.clone(),
+            other => panic!("unexpected event {other:?}"),
+        };
+        if about == file {
+            return event;
+        }
+    }
+}
+
+/// Waits (at most 30 s per event) until `file` is loaded; refusals of an
+/// earlier state of the file may come first.
+async fn loaded(
+    events: &mut Receiver<FolderEvent>,
+    file: &Path,
+) -> rescind_host::plugins::registry::PluginVersionInfo {
+    loop {
+        match next_event_for(events, file).await {
+            FolderEvent::Loaded { version, .. } => return *version,
+            FolderEvent::Refused { .. } | FolderEvent::Unsettled { .. } => continue,
+            other => panic!("expected the plugin loaded, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_dropped_file_is_loaded_and_a_half_written_one_is_not() {
+    let data = tempfile::tempdir().unwrap();
+    let registry =
+        open_registry(data.path(), Some(shared_cache()), RegistryConfig::default()).await;
+    let folder = data.path().join("plugins/incoming");
+    let (_watch, mut events) = FolderWatch::start(registry.clone(), &folder, quick()).unwrap();
+    let file = folder.join(format!("{NAME}.wasm"));
+    let bytes = trivial();
+
+    // Half of the component, the file left open as a slow copy would.
+    let mut writer = std::fs::File::create(&file).unwrap();
+    writer.write_all(&bytes[..bytes.len() / 2]).unwrap();
+    writer.flush().unwrap();
+    match next_event_for(&mut events, &file).await {
+        FolderEvent::Refused { reason, .. } => {
+            assert!(
+                reason.contains("not a valid WebAssembly component"),
+                "{reason}"
+            )
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(registry.get(NAME).is_none());
+    assert!(files_under(&data.path().join("plugins/store")).is_empty());
+
+    // The copy completes: the change brings the file back, whole.
+    writer.write_all(&bytes[bytes.len() / 2..]).unwrap();
+    writer.sync_all().unwrap();
+    drop(writer);
+    let version = loaded(&mut events, &file).await;
+    assert_eq!(version.version, version_of(&bytes));
+    assert_eq!(version.uploaded_by, "folder-watch");
+    assert_eq!(registry.active(NAME).unwrap().sha256(), version_of(&bytes));
+}
+
+#[tokio::test]
+async fn files_present_at_start_are_loaded_and_known_ones_are_left_alone() {
+    let data = tempfile::tempdir().unwrap();
+    let registry =
+        open_registry(data.path(), Some(shared_cache()), RegistryConfig::default()).await;
+    let folder = data.path().join("plugins/incoming");
+    std::fs::create_dir_all(&folder).unwrap();
+    let file = folder.join(format!("{NAME}.wasm"));
+    std::fs::write(&file, trivial()).unwrap();
+
+    let (watch, mut events) = FolderWatch::start(registry.clone(), &folder, quick()).unwrap();
+    assert!(matches!(
+        next_event_for(&mut events, &file).await,
+        FolderEvent::Loaded { .. }
+    ));
+    drop(watch);
+
+    // A restart of the watch finds the same bytes: nothing is re-activated.
+    let (_watch, mut events) = FolderWatch::start(registry.clone(), &folder, quick()).unwrap();
+    assert_eq!(
+        next_event_for(&mut events, &file).await,
+        FolderEvent::AlreadyStored {
+            file: file.clone(),
+            version: version_of(&trivial())
+        }
+    );
+    assert_eq!(registry.audit_log().len(), 1);
+}
+
+#[tokio::test]
+async fn with_trusted_keys_the_file_waits_for_its_signature() {
+    let data = tempfile::tempdir().unwrap();
+    let operator = SigningKey::from_bytes(&[3; 32]);
+    let registry = open_registry(
+        data.path(),
+        Some(shared_cache()),
+        RegistryConfig {
+            trusted_keys: vec![
+                TrustedKey::from_bytes(operator.verifying_key().as_bytes()).unwrap(),
+            ],
+            ..RegistryConfig::default()
+        },
+    )
+    .await;
+    let folder = data.path().join("plugins/incoming");
+    let (_watch, mut events) = FolderWatch::start(registry.clone(), &folder, quick()).unwrap();
+    let file = folder.join(format!("{NAME}.wasm"));
+    let bytes = trivial();
+
+    std::fs::write(&file, &bytes).unwrap();
+    match next_event_for(&mut events, &file).await {
+        FolderEvent::Refused { reason, .. } => {
+            assert!(reason.contains("is not signed"), "{reason}")
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // The signature arrives beside it (raw bytes): the pair is loaded.
+    std::fs::write(
+        folder.join(format!("{NAME}.wasm.sig")),
+        operator.sign(&bytes).to_bytes(),
+    )
+    .unwrap();
+    let version = loaded(&mut events, &file).await;
+    assert!(version.signed_by.is_some());
+}
