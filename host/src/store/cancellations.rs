@@ -1,0 +1,450 @@
+//! Cancellations: one write transaction each (order and line states, payment
+//! voids and refunds, allocation releases, approval, the idempotency record
+//! and the outbox jobs), and `Idempotency-Key` bookkeeping.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use sqlx::{Row, SqliteConnection};
+use time::Date;
+
+use super::config::{enabled_definitions, load_settings, load_website};
+use super::jobs::{insert_job, jobs_of_cancellation};
+use super::orders::{
+    allocation_kind_str, approval_str, channel_str, format_date, load_order,
+};
+use super::{
+    AllocationRecord, BankDetailsRecord, CancellationRecord, CancelledLineRecord, Job,
+    RefundRecord, Store, StoreError, TrackingRecord, WarningRecord, from_json, now_ms, to_json,
+};
+use crate::domain::{
+    self, Actor, AllocationState, CancelRequest, CancellationPlan, LineKind, LineState, Order,
+    RefundDestination, Refusal, WebsiteSettings,
+};
+
+/// The warning code of a cancellation that no job definition will tell
+/// the ERP about (API.md).
+pub const NOT_COMMUNICATED_TO_ERP: &str = "not-communicated-to-erp";
+
+/// How long a first request holds its `Idempotency-Key` before a retry may
+/// take it over (a crashed host must not block the key forever).
+const IDEMPOTENCY_HOLD: Duration = Duration::from_secs(60);
+
+/// A cancellation to commit.
+#[derive(Debug)]
+pub struct CancelCommand<'a> {
+    /// The order.
+    pub order_number: &'a str,
+    /// Who asks.
+    pub actor: &'a Actor,
+    /// What they asked for.
+    pub request: &'a CancelRequest,
+    /// Today's date (UTC) for the date rules.
+    pub today: Date,
+    /// `(scope, key)` of an `Idempotency-Key` claimed with
+    /// [`Store::claim_idempotency_key`], recorded in the same transaction.
+    pub idempotency: Option<(&'a str, &'a str)>,
+}
+
+/// A committed cancellation with the jobs it enqueued.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    /// The cancellation.
+    pub record: CancellationRecord,
+    /// Its jobs (at commit: all queued).
+    pub jobs: Vec<Job>,
+}
+
+/// Why a cancellation was not committed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CancelError {
+    /// The cancel rules refused it; nothing changed.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// The store failed; nothing changed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for CancelError {
+    fn from(e: sqlx::Error) -> Self {
+        CancelError::Store(StoreError::Database(e))
+    }
+}
+
+/// What to do with a request carrying an `Idempotency-Key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdempotencyClaim {
+    /// The key is new (or its holder died): go ahead, the key is held.
+    Proceed,
+    /// The same request was committed before: answer with that cancellation.
+    Replay {
+        /// The cancellation the first request committed.
+        cancellation_id: String,
+    },
+    /// The first request with this key is still running.
+    InProgress,
+    /// The key was used for a different request.
+    Reused,
+}
+
+impl Store {
+    /// Claims an idempotency key for a request whose canonical body has the
+    /// digest `request_sha256`.
+    pub async fn claim_idempotency_key(
+        &self,
+        scope: &str,
+        key: &str,
+        request_sha256: &str,
+    ) -> Result<IdempotencyClaim, StoreError> {
+        let now = now_ms();
+        let hold = now + IDEMPOTENCY_HOLD.as_millis() as i64;
+        let mut tx = self.write().await?;
+        let row = sqlx::query(
+            "SELECT request_sha256, state, cancellation_id, expires_at
+             FROM idempotency_keys WHERE scope = ? AND key = ?",
+        )
+        .bind(scope)
+        .bind(key)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let claim = match row {
+            None => {
+                sqlx::query(
+                    "INSERT INTO idempotency_keys
+                        (scope, key, request_sha256, state, expires_at, created_at)
+                     VALUES (?, ?, ?, 'in-progress', ?, ?)",
+                )
+                .bind(scope)
+                .bind(key)
+                .bind(request_sha256)
+                .bind(hold)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                IdempotencyClaim::Proceed
+            }
+            Some(row) => {
+                let stored: String = row.get("request_sha256");
+                let state: String = row.get("state");
+                let expires_at: i64 = row.get("expires_at");
+                if stored != request_sha256 {
+                    IdempotencyClaim::Reused
+                } else if state == "done" {
+                    match row.get::<Option<String>, _>("cancellation_id") {
+                        Some(cancellation_id) => IdempotencyClaim::Replay { cancellation_id },
+                        None => {
+                            return Err(StoreError::Corrupt(format!(
+                                "idempotency key {key:?} done without a cancellation"
+                            )));
+                        }
+                    }
+                } else if expires_at > now {
+                    IdempotencyClaim::InProgress
+                } else {
+                    sqlx::query(
+                        "UPDATE idempotency_keys SET expires_at = ? WHERE scope = ? AND key = ?",
+                    )
+                    .bind(hold)
+                    .bind(scope)
+                    .bind(key)
+                    .execute(&mut *tx)
+                    .await?;
+                    IdempotencyClaim::Proceed
+                }
+            }
+        };
+        tx.commit().await?;
+        Ok(claim)
+    }
+
+    /// Lets go of a claimed key whose request was refused or failed, so that
+    /// nothing of it remains (API.md: a refused request changes nothing).
+    pub async fn release_idempotency_key(&self, scope: &str, key: &str) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "DELETE FROM idempotency_keys WHERE scope = ? AND key = ? AND state = 'in-progress'",
+        )
+        .bind(scope)
+        .bind(key)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Plans and commits a cancellation in one transaction. The order is
+    /// read inside the transaction, under the write lock, so that of two
+    /// overlapping cancellations the second plans against the first's result.
+    pub async fn cancel(&self, command: CancelCommand<'_>) -> Result<Committed, CancelError> {
+        let mut tx = self.write().await?;
+        let order = load_order(&mut tx, command.order_number)
+            .await?
+            .ok_or(Refusal::OrderNotFound)?;
+        let settings = load_settings(&mut tx).await?;
+        let website = load_website(&mut tx, &order.website)
+            .await?
+            .unwrap_or(WebsiteSettings {
+                allow_cancellation_request: false,
+            });
+        let plan = domain::plan_cancellation(
+            &order,
+            &settings,
+            &website,
+            command.actor,
+            command.request,
+            command.today,
+        )?;
+        let after = plan.apply(&order);
+        write_changes(&mut tx, &order, &after).await?;
+
+        let definitions = enabled_definitions(&mut tx).await?;
+        let now = now_ms();
+        let record = cancellation_record(&order, &plan, now, !definitions.is_empty());
+        sqlx::query(
+            "INSERT INTO cancellations (id, order_number, customer_number, record, created_at)
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(&record.id)
+        .bind(&record.order_number)
+        .bind(&record.customer_number)
+        .bind(to_json(&record))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+
+        let mut jobs = Vec::with_capacity(definitions.len());
+        for definition in &definitions {
+            let mut parameters: BTreeMap<String, String> = definition
+                .parameters
+                .iter()
+                .map(|p| (p.name.clone(), p.default_value.clone()))
+                .collect();
+            parameters.insert("OrderNumber".to_owned(), order.number.clone());
+            jobs.push(
+                insert_job(
+                    &mut tx,
+                    definition,
+                    &order.number,
+                    Some(&record.id),
+                    parameters,
+                    now,
+                )
+                .await?,
+            );
+        }
+
+        if let Some((scope, key)) = command.idempotency {
+            sqlx::query(
+                "UPDATE idempotency_keys SET state = 'done', cancellation_id = ?
+                 WHERE scope = ? AND key = ?",
+            )
+            .bind(&record.id)
+            .bind(scope)
+            .bind(key)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(Committed { record, jobs })
+    }
+
+    /// A committed cancellation with its jobs as they are now.
+    pub async fn cancellation(&self, id: &str) -> Result<Option<Committed>, StoreError> {
+        let mut conn = self.reader.acquire().await?;
+        let Some(text) = sqlx::query_scalar::<_, String>(
+            "SELECT record FROM cancellations WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let record: CancellationRecord = from_json("cancellation", &text)?;
+        let jobs = jobs_of_cancellation(&mut conn, id).await?;
+        Ok(Some(Committed { record, jobs }))
+    }
+
+    /// The newest cancellation of an order (what a manual job run submits).
+    pub async fn latest_cancellation_of(
+        &self,
+        order_number: &str,
+    ) -> Result<Option<CancellationRecord>, StoreError> {
+        let text: Option<String> = sqlx::query_scalar(
+            "SELECT record FROM cancellations WHERE order_number = ?
+             ORDER BY created_at DESC, rowid DESC LIMIT 1",
+        )
+        .bind(order_number)
+        .fetch_optional(&self.reader)
+        .await?;
+        text.map(|t| from_json("cancellation", &t)).transpose()
+    }
+}
+
+/// Writes what a cancellation changed: statuses of the order, its lines,
+/// payments, allocations and approval. Positions line up because `apply`
+/// keeps the order's shape.
+async fn write_changes(
+    conn: &mut SqliteConnection,
+    before: &Order,
+    after: &Order,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE orders SET status = ?, approval_state = ?, updated_at = ? WHERE number = ?")
+        .bind(&after.status)
+        .bind(after.approval.as_ref().map(|a| approval_str(&a.state)))
+        .bind(now_ms())
+        .bind(&after.number)
+        .execute(&mut *conn)
+        .await?;
+    for line in &after.lines {
+        let was = before.lines.iter().find(|l| l.number == line.number);
+        if line.state == LineState::Cancelled
+            && was.is_some_and(|l| l.state != LineState::Cancelled)
+        {
+            sqlx::query(
+                "UPDATE order_lines SET state = 'cancelled'
+                 WHERE order_number = ? AND line_number = ?",
+            )
+            .bind(&after.number)
+            .bind(line.number)
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+    for (position, (was, now)) in before.payments.iter().zip(&after.payments).enumerate() {
+        if was.voided_minor != now.voided_minor || was.refunded_minor != now.refunded_minor {
+            sqlx::query(
+                "UPDATE payments SET voided_minor = ?, refunded_minor = ?
+                 WHERE order_number = ? AND position = ?",
+            )
+            .bind(now.voided_minor)
+            .bind(now.refunded_minor)
+            .bind(&after.number)
+            .bind(position as i64)
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+    for (position, (was, now)) in before
+        .allocations
+        .iter()
+        .zip(&after.allocations)
+        .enumerate()
+    {
+        if was.state != now.state {
+            sqlx::query(
+                "UPDATE allocations SET state = ? WHERE order_number = ? AND position = ?",
+            )
+            .bind(match now.state {
+                AllocationState::Allocated => "allocated",
+                AllocationState::Released => "released",
+            })
+            .bind(&after.number)
+            .bind(position as i64)
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+fn cancellation_record(
+    order: &Order,
+    plan: &CancellationPlan,
+    now: i64,
+    erp_configured: bool,
+) -> CancellationRecord {
+    let mut warnings: Vec<WarningRecord> = plan
+        .warnings
+        .iter()
+        .map(|w| WarningRecord {
+            code: w.code.to_owned(),
+            message: w.message.clone(),
+        })
+        .collect();
+    if !erp_configured {
+        warnings.push(WarningRecord {
+            code: NOT_COMMUNICATED_TO_ERP.to_owned(),
+            message: "no enabled job definition: this cancellation was committed here but \
+                      not communicated to the ERP"
+                .to_owned(),
+        });
+    }
+    let lines = order
+        .lines
+        .iter()
+        .filter(|l| plan.cancelled_lines.contains(&l.number))
+        .map(|l| CancelledLineRecord {
+            line_number: l.number,
+            sku: l.sku.clone(),
+            quantity: l.quantity,
+            kind: match l.kind {
+                LineKind::Product => "product",
+                LineKind::Discount { .. } => "discount",
+            }
+            .to_owned(),
+            amount_minor: l.amount_minor,
+            tax_minor: l.tax_minor,
+            parent_line: l.parent_line,
+            erp_line_ref: l.erp_line_ref.clone(),
+        })
+        .collect();
+    CancellationRecord {
+        id: uuid::Uuid::new_v4().to_string(),
+        order_number: order.number.clone(),
+        created_at_ms: now,
+        full: plan.full,
+        cancelled_lines: plan.cancelled_lines.clone(),
+        order_status: plan.new_order_status.clone(),
+        voided_minor: plan.voided_minor,
+        refund: plan.refund.as_ref().map(|r| RefundRecord {
+            amount_minor: r.amount_minor,
+            currency: r.currency.as_str().to_owned(),
+            to: match r.to {
+                RefundDestination::Original => "original",
+                RefundDestination::BankAccount => "bankAccount",
+            }
+            .to_owned(),
+        }),
+        released_allocations: plan
+            .released_allocations
+            .iter()
+            .map(|a| AllocationRecord {
+                line_number: a.line_number,
+                warehouse: a.warehouse.clone(),
+                quantity: a.quantity,
+                kind: allocation_kind_str(&a.kind).to_owned(),
+            })
+            .collect(),
+        approval_cancelled: plan.approval_cancelled,
+        warnings,
+        erp_configured,
+        reason: plan.reason.code().to_owned(),
+        date: format_date(plan.date),
+        invoice_reference: plan.invoice_reference.clone(),
+        bank_details: plan.bank_details.as_ref().map(|b| BankDetailsRecord {
+            account_owner: b.account_owner.clone(),
+            iban: b.iban.clone(),
+            bic: b.bic.clone(),
+        }),
+        forced_cancel: plan.forced_cancel,
+        forced_cancel_with_refund: plan.forced_cancel_with_refund,
+        for_user: plan.for_user.clone(),
+        erp_order_number: order.erp_order_number.clone(),
+        business_code: order.business_code.clone(),
+        customer_number: order.customer_number.clone(),
+        website: order.website.clone(),
+        order_date: format_date(order.order_date),
+        currency: order.currency.as_str().to_owned(),
+        all_line_numbers: order.lines.iter().map(|l| l.number).collect(),
+        lines,
+        tracking: order.tracking.as_ref().map(|t| TrackingRecord {
+            channel: channel_str(&t.channel).to_owned(),
+            session: t.session.clone(),
+            cuid: t.cuid.clone(),
+            offline_channel: t.offline_channel.clone(),
+        }),
+    }
+}
