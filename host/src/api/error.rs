@@ -90,7 +90,6 @@ impl From<CancelError> for AppError {
         match e {
             CancelError::Refused(r) => AppError::Refused(r),
             CancelError::Store(s) => AppError::Store(s),
-            other => AppError::Internal(other.to_string()),
         }
     }
 }
@@ -107,7 +106,6 @@ impl From<RetryError> for AppError {
                 detail: e.to_string(),
             },
             RetryError::Store(s) => AppError::Store(s),
-            other => AppError::Internal(other.to_string()),
         }
     }
 }
@@ -123,7 +121,6 @@ impl From<RunError> for AppError {
                 AppError::Validation(vec![FieldError::new(format!("parameters.{name}"), message)])
             }
             RunError::Store(s) => AppError::Store(s),
-            other => AppError::Internal(other.to_string()),
         }
     }
 }

@@ -30,7 +30,7 @@ use sqlx::sqlite::{
 pub use cancellations::{
     CancelCommand, CancelError, Committed, IdempotencyClaim, NOT_COMMUNICATED_TO_ERP,
 };
-pub use orders::PutOrder;
+pub use orders::{PutOrder, format_date};
 pub use jobs::{AttemptResult, ClaimedJob, JobFilter, ManualRun, RetryError, RunError};
 pub use records::*;
 

@@ -80,7 +80,7 @@ impl Store {
 }
 
 /// Formats a date as `YYYY-MM-DD`.
-pub(crate) fn format_date(date: Date) -> String {
+pub fn format_date(date: Date) -> String {
     date.format(format_description!("[year]-[month]-[day]"))
         .unwrap_or_default()
 }
