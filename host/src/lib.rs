@@ -11,4 +11,5 @@ pub mod api;
 pub mod domain;
 pub mod jobs;
 pub mod metrics;
+pub mod service;
 pub mod store;

@@ -1,1 +1,5 @@
 //! Integration tests: one binary.
+
+mod api_cancel;
+mod api_errors;
+mod service;

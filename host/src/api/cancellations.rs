@@ -148,7 +148,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, AppError> {
 
 /// Digest of what identifies a request: the order and the body in canonical
 /// form (key order and whitespace do not matter).
-fn request_digest(order_number: &str, bytes: &[u8]) -> Result<String, AppError> {
+pub fn request_digest(order_number: &str, bytes: &[u8]) -> Result<String, AppError> {
     let value: serde_json::Value = parse_json(bytes)?;
     let mut hasher = Sha256::new();
     hasher.update(order_number.as_bytes());

@@ -29,6 +29,7 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 pub use auth::{Auth, new_token, token_digest};
+pub use cancellations::request_digest;
 pub use error::{AppError, Problem, ProblemField};
 pub use extract::{BODY_LIMIT, Caller};
 
