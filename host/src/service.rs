@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -12,10 +13,11 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::api::{self, AppState};
+use crate::jobs::{IntegrationProcessors, WorkerConfig, WorkerPool};
 use crate::store::{Durability, Store, StoreOptions};
 
 /// Everything `start` needs.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServiceConfig {
     /// Address to listen on (port 0: any free port).
     pub listen: SocketAddr,
@@ -25,6 +27,22 @@ pub struct ServiceConfig {
     pub admin_token: Option<String>,
     /// SQLite `synchronous` setting.
     pub durability: Durability,
+    /// Job workers; `None` runs no workers (jobs stay queued).
+    pub workers: Option<WorkerConfig>,
+    /// The integration processors the workers run.
+    pub processors: Option<Arc<dyn IntegrationProcessors>>,
+}
+
+impl std::fmt::Debug for ServiceConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceConfig")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("admin_token", &self.admin_token.as_ref().map(|_| "<redacted>"))
+            .field("durability", &self.durability)
+            .field("workers", &self.workers)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ServiceConfig {
@@ -35,6 +53,8 @@ impl ServiceConfig {
             data_dir: data_dir.into(),
             admin_token: None,
             durability: Durability::Normal,
+            workers: Some(WorkerConfig::default()),
+            processors: None,
         }
     }
 }
@@ -48,6 +68,7 @@ pub struct RunningService {
     pub state: AppState,
     stop: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
+    workers: Option<WorkerPool>,
 }
 
 /// Opens the store, binds the listener and serves the API.
@@ -57,7 +78,21 @@ pub async fn start(config: ServiceConfig) -> anyhow::Result<RunningService> {
     let store = Store::open(&options)
         .await
         .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
-    let state = AppState::new(store, config.admin_token.as_deref());
+    let state = AppState::new(store.clone(), config.admin_token.as_deref());
+    let workers = match (config.workers, config.processors) {
+        (Some(worker_config), Some(processors)) => {
+            let pool = WorkerPool::start(
+                store,
+                processors,
+                Arc::clone(&state.metrics),
+                Arc::clone(&state.job_wakeup),
+                worker_config,
+            );
+            state.readiness.set_workers_running(true);
+            Some(pool)
+        }
+        _ => None,
+    };
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
@@ -77,14 +112,20 @@ pub async fn start(config: ServiceConfig) -> anyhow::Result<RunningService> {
         state,
         stop,
         server,
+        workers,
     })
 }
 
 impl RunningService {
-    /// Stops accepting requests, lets running requests finish (up to
-    /// `grace`), and closes the store.
+    /// Stops accepting requests and claiming jobs, lets running requests
+    /// and attempts finish (up to `grace`), gives unfinished jobs back to the
+    /// queue, and closes the store.
     pub async fn shutdown(self, grace: Duration) -> anyhow::Result<()> {
         let _ = self.stop.send(true);
+        if let Some(workers) = self.workers {
+            self.state.readiness.set_workers_running(false);
+            workers.shutdown(grace).await;
+        }
         match tokio::time::timeout(grace, self.server).await {
             Ok(joined) => joined.context("server task")?.context("server")?,
             Err(_) => tracing::warn!("requests still running after the grace period"),

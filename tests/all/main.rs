@@ -1,5 +1,7 @@
 //! Integration tests: one binary.
 
+mod api_auth;
 mod api_cancel;
 mod api_errors;
+mod jobs_queue;
 mod service;

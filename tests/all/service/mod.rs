@@ -22,6 +22,8 @@ pub struct TestService {
     pub client: reqwest::Client,
     /// Keeps the data directory alive.
     pub dir: tempfile::TempDir,
+    /// Whether job workers run.
+    pub workers: bool,
 }
 
 /// An answer: status, headers and JSON body (`Value::Null` when empty or
@@ -42,17 +44,29 @@ impl Answer {
     }
 }
 
-fn config(dir: PathBuf) -> ServiceConfig {
+fn config(dir: PathBuf, workers: bool) -> ServiceConfig {
     let mut config = ServiceConfig::new(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), dir);
     config.admin_token = Some(ADMIN.to_owned());
+    if !workers {
+        config.workers = None;
+    }
     config
 }
 
 impl TestService {
-    /// Starts a service on a fresh data directory.
+    /// Starts a service with job workers on a fresh data directory.
     pub async fn start() -> TestService {
+        Self::start_with(true).await
+    }
+
+    /// Starts a service without job workers: jobs stay queued.
+    pub async fn start_without_workers() -> TestService {
+        Self::start_with(false).await
+    }
+
+    async fn start_with(workers: bool) -> TestService {
         let dir = tempfile::tempdir().expect("temp dir");
-        let running = service::start(config(dir.path().to_owned()))
+        let running = service::start(config(dir.path().to_owned(), workers))
             .await
             .expect("service starts");
         TestService {
@@ -63,6 +77,7 @@ impl TestService {
                 .build()
                 .expect("client"),
             dir,
+            workers,
         }
     }
 
@@ -74,7 +89,7 @@ impl TestService {
                 .await
                 .expect("clean shutdown");
         }
-        let running = service::start(config(self.dir.path().to_owned()))
+        let running = service::start(config(self.dir.path().to_owned(), self.workers))
             .await
             .expect("service restarts");
         self.base = format!("http://{}", running.addr);
