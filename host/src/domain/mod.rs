@@ -140,6 +140,11 @@ mod plan;
 mod reason;
 mod refusal;
 
+#[cfg(test)]
+mod fixtures;
+#[cfg(test)]
+mod properties;
+
 pub use approval::{Approval, ApprovalState};
 pub use authority::Actor;
 pub use bank::{BankDetails, BankDetailsInput, SEPA_IBAN_COUNTRIES, is_sepa_country};
