@@ -189,3 +189,105 @@ pub fn cascade(order: &Order, requested: &BTreeSet<u32>) -> BTreeSet<u32> {
     }
     cancelled
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::fixtures::*;
+    use crate::domain::{LineState, Order};
+
+    fn set(lines: &[u32]) -> BTreeSet<u32> {
+        lines.iter().copied().collect()
+    }
+
+    /// A chain 1 <- 2 <- 3 <- 4, a second root 5, a discount 6 over 3 and 5,
+    /// a discount 7 over 4.
+    fn chain() -> Order {
+        Order {
+            lines: vec![
+                product(1, "A", 1, 100, 0),
+                child(2, "B", 100, 0, 1),
+                child(3, "C", 100, 0, 2),
+                child(4, "D", 100, 0, 3),
+                product(5, "E", 1, 100, 0),
+                discount(6, -10, 0, &[3, 5]),
+                discount(7, -10, 0, &[4]),
+            ],
+            payments: vec![],
+            allocations: vec![],
+            ..api_order()
+        }
+    }
+
+    #[test]
+    fn cascade_table() {
+        // AaaS seed: "ensure that any associated discounts or related items are also canceled".
+        let order = chain();
+        let cases: &[(&[u32], &[u32])] = &[
+            (&[], &[]),
+            (&[1], &[1, 2, 3, 4, 7]),
+            (&[3], &[3, 4, 7]),
+            (&[4], &[4, 7]),
+            (&[5], &[5]),
+            (&[3, 5], &[3, 4, 5, 6, 7]),
+            (&[2, 5], &[2, 3, 4, 5, 6, 7]),
+            (&[9], &[]),
+        ];
+        for &(requested, expected) in cases {
+            assert_eq!(
+                cascade(&order, &set(requested)),
+                set(expected),
+                "{requested:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn earlier_cancellations_complete_a_discount() {
+        let mut order = chain();
+        for line in &mut order.lines {
+            if [3, 4, 7].contains(&line.number) {
+                line.state = LineState::Cancelled;
+            }
+        }
+        assert_eq!(cascade(&order, &set(&[5])), set(&[5, 6]));
+        // Lines already cancelled are never returned again.
+        assert_eq!(cascade(&order, &set(&[3])), set(&[]));
+    }
+
+    #[test]
+    fn whole_lines_only() {
+        // AaaS seed: "Accounting as a Service does not allow partial cancellations of a line item."
+        let order = desk_order(); // line 4: quantity 2
+        let one = |quantity| {
+            Some(vec![ItemRef {
+                order_item_reference: 4,
+                quantity,
+            }])
+        };
+        assert_eq!(
+            select_lines(&order, one(None).as_deref())
+                .unwrap()
+                .cancelled,
+            set(&[4, 5])
+        );
+        assert_eq!(
+            select_lines(&order, one(Some(2)).as_deref())
+                .unwrap()
+                .cancelled,
+            set(&[4, 5])
+        );
+        assert_eq!(
+            select_lines(&order, one(Some(1)).as_deref()),
+            Err(Refusal::PartialLineNotSupported {
+                line: 4,
+                requested: 1,
+                quantity: 2
+            })
+        );
+        assert!(matches!(
+            select_lines(&order, one(Some(3)).as_deref()),
+            Err(Refusal::ValidationFailed { .. })
+        ));
+    }
+}

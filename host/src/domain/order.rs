@@ -316,6 +316,28 @@ impl Order {
             }
         }
 
+        for (index, allocation) in self.allocations.iter().enumerate() {
+            let at = |field: &str| format!("allocations[{index}].{field}");
+            match index_of.get(&allocation.line_number) {
+                None => errors.push(FieldError::new(
+                    at("lineNumber"),
+                    format!("the order has no line {}", allocation.line_number),
+                )),
+                Some(&i) => {
+                    if !self.lines[i].is_active() && allocation.state == AllocationState::Allocated
+                    {
+                        errors.push(FieldError::new(
+                            at("state"),
+                            "the allocation of a cancelled line must be released",
+                        ));
+                    }
+                }
+            }
+            if allocation.warehouse.trim().is_empty() {
+                errors.push(FieldError::new(at("warehouse"), "must not be blank"));
+            }
+        }
+
         // Amount bounds: only meaningful once the structure is sound.
         let magnitude: i128 = self
             .lines
@@ -389,28 +411,6 @@ impl Order {
         }
 
         self.validate_payments(&values, &mut errors);
-
-        for (index, allocation) in self.allocations.iter().enumerate() {
-            let at = |field: &str| format!("allocations[{index}].{field}");
-            match index_of.get(&allocation.line_number) {
-                None => errors.push(FieldError::new(
-                    at("lineNumber"),
-                    format!("the order has no line {}", allocation.line_number),
-                )),
-                Some(&i) => {
-                    if !self.lines[i].is_active() && allocation.state == AllocationState::Allocated
-                    {
-                        errors.push(FieldError::new(
-                            at("state"),
-                            "the allocation of a cancelled line must be released",
-                        ));
-                    }
-                }
-            }
-            if allocation.warehouse.trim().is_empty() {
-                errors.push(FieldError::new(at("warehouse"), "must not be blank"));
-            }
-        }
 
         if errors.is_empty() {
             Ok(())
@@ -504,5 +504,286 @@ impl Order {
                 ),
             ));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::domain::fixtures::*;
+    use crate::domain::*;
+
+    /// The fields an order's validation names, in order.
+    fn fields(order: &Order) -> Vec<String> {
+        order
+            .validate()
+            .err()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| e.field)
+            .collect()
+    }
+
+    #[test]
+    fn the_fixture_orders_are_valid() {
+        assert_eq!(api_order().validate(), Ok(()));
+        assert_eq!(desk_order().validate(), Ok(()));
+    }
+
+    #[test]
+    fn structural_problems_are_named_by_field() {
+        // API.md PUT /v1/orders: lineNumber, parentLine, kind/appliesTo; SPEC §2.3 cascade rules
+        // rely on these.
+        type Breakage = fn(&mut Order);
+        let cases: Vec<(&str, Breakage, &[&str])> = vec![
+            (
+                "blank header",
+                |o| {
+                    o.number = " ".into();
+                    o.website = String::new();
+                },
+                &["number", "website"],
+            ),
+            (
+                "no lines",
+                |o| {
+                    o.lines.clear();
+                    o.payments.clear();
+                    o.allocations.clear();
+                },
+                &["lines"],
+            ),
+            (
+                "line number 0",
+                |o| o.lines[1].number = 0,
+                &["lines[1].lineNumber", "allocations[1].lineNumber"],
+            ),
+            (
+                "duplicate line number",
+                |o| o.lines[1].number = 1,
+                &[
+                    "lines[1].lineNumber",
+                    "lines[1].parentLine",
+                    "allocations[1].lineNumber",
+                ],
+            ),
+            (
+                "blank sku",
+                |o| o.lines[0].sku = String::new(),
+                &["lines[0].sku"],
+            ),
+            (
+                "negative product",
+                |o| o.lines[0].amount_minor = -1,
+                &["lines[0].amountMinor"],
+            ),
+            (
+                "negative product tax",
+                |o| o.lines[0].tax_minor = -1,
+                &["lines[0].taxMinor"],
+            ),
+            (
+                "positive discount",
+                |o| o.lines[2].amount_minor = 1,
+                &["lines[2].amountMinor"],
+            ),
+            (
+                "positive discount tax",
+                |o| o.lines[2].tax_minor = 1,
+                &["lines[2].taxMinor"],
+            ),
+            (
+                "own parent",
+                |o| o.lines[0].parent_line = Some(1),
+                &["lines[0].parentLine"],
+            ),
+            (
+                "unknown parent",
+                |o| o.lines[1].parent_line = Some(9),
+                &["lines[1].parentLine"],
+            ),
+            (
+                "discount as parent",
+                |o| o.lines[1].parent_line = Some(3),
+                &["lines[1].parentLine"],
+            ),
+            (
+                "discount with parent",
+                |o| o.lines[2].parent_line = Some(1),
+                &["lines[2].parentLine"],
+            ),
+            (
+                "parent cycle",
+                |o| o.lines[0].parent_line = Some(2),
+                &["lines[0].parentLine", "lines[1].parentLine"],
+            ),
+            (
+                "discount on nothing",
+                |o| o.lines[2].kind = LineKind::Discount { applies_to: vec![] },
+                &["lines[2].appliesTo"],
+            ),
+            (
+                "discount on unknown line",
+                |o| {
+                    o.lines[2].kind = LineKind::Discount {
+                        applies_to: vec![1, 9],
+                    }
+                },
+                &["lines[2].appliesTo[1]"],
+            ),
+            (
+                "discount listed twice",
+                |o| {
+                    o.lines[2].kind = LineKind::Discount {
+                        applies_to: vec![1, 1],
+                    }
+                },
+                &["lines[2].appliesTo[1]"],
+            ),
+            (
+                "discount on itself",
+                |o| {
+                    o.lines[2].kind = LineKind::Discount {
+                        applies_to: vec![3],
+                    }
+                },
+                &["lines[2].appliesTo[0]"],
+            ),
+            (
+                "blank warehouse",
+                |o| o.allocations[0].warehouse = String::new(),
+                &["allocations[0].warehouse"],
+            ),
+            (
+                "allocation of unknown line",
+                |o| o.allocations[0].line_number = 9,
+                &["allocations[0].lineNumber"],
+            ),
+        ];
+        for (name, breakage, expected) in cases {
+            let mut order = api_order();
+            breakage(&mut order);
+            assert_eq!(fields(&order), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn money_problems_are_named_by_field() {
+        // SPEC §2.4: exact amounts, never a refund above what was deposited.
+        type Breakage = fn(&mut Order);
+        let cases: Vec<(&str, Breakage, &[&str])> = vec![
+            (
+                "discount above its line",
+                |o| {
+                    o.lines[2].amount_minor = -20001;
+                    o.payments[0].authorized_minor -= 20001 - 2000;
+                },
+                &["lines[0].amountMinor"],
+            ),
+            (
+                "discount tax above its line's",
+                |o| {
+                    o.lines[2].tax_minor = -3801;
+                    o.payments[0].authorized_minor -= 3801 - 380;
+                },
+                &["lines[0].taxMinor"],
+            ),
+            (
+                "overflow",
+                |o| o.lines[0].amount_minor = i64::MAX,
+                &["lines"],
+            ),
+            (
+                "payments short of the total",
+                |o| o.payments[0].authorized_minor -= 1,
+                &["payments"],
+            ),
+            (
+                "payments above the total",
+                |o| o.payments.push(payment("pay-2", 1, 0)),
+                &["payments"],
+            ),
+            (
+                "negative amounts",
+                |o| o.payments[0].voided_minor = -1,
+                &["payments[0].voidedMinor"],
+            ),
+            (
+                "deposit above authorization",
+                |o| o.payments[0].deposited_minor = 23206,
+                &["payments[0].depositedMinor"],
+            ),
+            (
+                "void plus deposit above authorization",
+                |o| {
+                    o.payments[0].deposited_minor = 20000;
+                    o.payments[0].voided_minor = 3206;
+                },
+                &["payments[0].depositedMinor"],
+            ),
+            (
+                "refund above deposit",
+                |o| o.payments[0].refunded_minor = 1,
+                &["payments[0].refundedMinor"],
+            ),
+            (
+                "voided while nothing is cancelled",
+                |o| o.payments[0].voided_minor = 1,
+                &["payments"],
+            ),
+            (
+                "duplicate payment id",
+                |o| {
+                    o.payments = vec![payment("p", 23000, 0), payment("p", 205, 0)];
+                },
+                &["payments[1].id"],
+            ),
+            (
+                "blank payment id and method",
+                |o| {
+                    o.payments[0].id = String::new();
+                    o.payments[0].method = " ".into();
+                },
+                &["payments[0].id", "payments[0].method"],
+            ),
+        ];
+        for (name, breakage, expected) in cases {
+            let mut order = api_order();
+            breakage(&mut order);
+            assert_eq!(fields(&order), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn line_states_must_be_closed_under_the_cascade() {
+        // AaaS seed: related items and discounts are cancelled with their line.
+        let cancel = |o: &mut Order, n: u32| {
+            o.lines.iter_mut().find(|l| l.number == n).unwrap().state = LineState::Cancelled;
+        };
+        let mut order = api_order();
+        cancel(&mut order, 1);
+        order.allocations.clear();
+        assert_eq!(fields(&order), ["lines[1].state", "lines[2].state"]);
+
+        let mut order = api_order();
+        cancel(&mut order, 3);
+        assert_eq!(fields(&order), ["lines[2].state"]);
+
+        let mut order = api_order();
+        cancel(&mut order, 2);
+        assert_eq!(
+            fields(&order),
+            ["allocations[1].state"],
+            "a cancelled line's stock is released"
+        );
+    }
+
+    #[test]
+    fn active_lines_are_listed_in_order() {
+        let mut order = desk_order();
+        order.lines.reverse();
+        order.lines[0].state = LineState::Cancelled;
+        assert_eq!(order.active_lines(), [1, 2, 3, 4, 5, 6]);
+        assert!(order.line(7).is_some_and(|l| l.is_discount()));
+        assert!(order.line(8).is_none());
     }
 }

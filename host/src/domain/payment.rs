@@ -202,3 +202,124 @@ pub fn settle(
     }
     Ok(settlement)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::fixtures::*;
+
+    fn actions(settlement: &Settlement) -> Vec<(&str, i64, i64)> {
+        settlement
+            .actions
+            .iter()
+            .map(|a| (a.payment_id.as_str(), a.void_minor, a.refund_minor))
+            .collect()
+    }
+
+    #[test]
+    fn settle_table() {
+        // WebSphere seed: authorized payment is cancelled (voided); deposited payment is
+        // refunded only with forcedCancelWithRefund. SPEC §2.4: never above the deposit.
+        let mut partly_used = payment("c", 100, 40);
+        partly_used.voided_minor = 50;
+        partly_used.refunded_minor = 30;
+        let payments = vec![payment("a", 100, 0), payment("b", 100, 100), partly_used];
+        /// Amount, refund?, expected (payment, void, refund) actions, unreturned.
+        type Case<'a> = (i64, bool, &'a [(&'a str, i64, i64)], i64);
+        let cases: &[Case<'_>] = &[
+            (0, true, &[], 0),
+            (60, false, &[("a", 60, 0)], 0),
+            (105, false, &[("a", 100, 0), ("c", 5, 0)], 0),
+            (130, false, &[("a", 100, 0), ("c", 10, 0)], 20),
+            (130, true, &[("a", 100, 0), ("b", 0, 20), ("c", 10, 0)], 0),
+            (
+                230,
+                true,
+                &[("a", 100, 0), ("b", 0, 100), ("c", 10, 10)],
+                10,
+            ),
+            (-5, true, &[], 0),
+        ];
+        for &(amount, refund, expected, unreturned) in cases {
+            let settlement = settle(&payments, amount, refund).unwrap();
+            assert_eq!(actions(&settlement), expected, "{amount} refund={refund}");
+            assert_eq!(
+                settlement.unreturned_minor, unreturned,
+                "{amount} refund={refund}"
+            );
+            let voided: i64 = expected.iter().map(|a| a.1).sum();
+            let refunded: i64 = expected.iter().map(|a| a.2).sum();
+            assert_eq!(
+                (settlement.voided_minor, settlement.refunded_minor),
+                (voided, refunded)
+            );
+        }
+    }
+
+    #[test]
+    fn deposits_that_were_refunded_in_full_no_longer_count() {
+        let mut refunded = payment("a", 100, 100);
+        assert!(has_deposited_payment(std::slice::from_ref(&refunded)));
+        refunded.refunded_minor = 100;
+        assert!(!has_deposited_payment(&[refunded, payment("b", 100, 0)]));
+        assert!(!has_deposited_payment(&[]));
+    }
+
+    #[test]
+    fn discount_tax_follows_the_taxed_lines() {
+        // SPEC §2.4: refund = amounts net of their discounts, plus their tax.
+        // A book (no tax) and a chair (tax) share a discount: its amount by amount, its tax
+        // all on the chair, so neither line's tax goes negative.
+        let order = Order {
+            lines: vec![
+                product(1, "BOOK", 1, 1000, 0),
+                product(2, "CHAIR", 1, 1000, 190),
+                discount(3, -200, -19, &[2, 1]),
+            ],
+            payments: vec![],
+            allocations: vec![],
+            ..api_order()
+        };
+        let values = line_values(&order).unwrap();
+        assert_eq!(
+            values[&1],
+            LineValue {
+                amount_minor: 900,
+                tax_minor: 0
+            }
+        );
+        assert_eq!(
+            values[&2],
+            LineValue {
+                amount_minor: 900,
+                tax_minor: 171
+            }
+        );
+        assert_eq!(values[&3], LineValue::default());
+        assert_eq!(order.validate(), Ok(()));
+    }
+
+    #[test]
+    fn a_discount_over_zero_priced_lines_is_shared_equally_and_refused() {
+        // Equal weights when every target is free: the discount would make them negative.
+        let order = Order {
+            lines: vec![
+                product(1, "FREE", 1, 0, 0),
+                product(2, "ALSO FREE", 1, 0, 0),
+                discount(3, -3, 0, &[1, 2]),
+            ],
+            payments: vec![],
+            allocations: vec![],
+            ..api_order()
+        };
+        let values = line_values(&order).unwrap();
+        assert_eq!((values[&1].amount_minor, values[&2].amount_minor), (-2, -1));
+        let fields: Vec<String> = order
+            .validate()
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        assert_eq!(fields, ["lines[0].amountMinor", "lines[1].amountMinor"]);
+    }
+}
