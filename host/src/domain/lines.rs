@@ -22,7 +22,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::order::{LineKind, Order};
+use super::order::{Line, LineKind, Order};
 use super::refusal::Refusal;
 
 /// One line reference of a request (AaaS `items[]`).
@@ -141,31 +141,37 @@ fn check_references(order: &Order, items: &[ItemRef]) -> Result<BTreeSet<u32>, R
 /// discount all of whose lines are cancelled (already or now). Returns only
 /// lines that were active.
 pub fn cascade(order: &Order, requested: &BTreeSet<u32>) -> BTreeSet<u32> {
+    let by_number: BTreeMap<u32, &Line> = order.lines.iter().map(|l| (l.number, l)).collect();
+    let is_active = |n: u32| by_number.get(&n).is_some_and(|l| l.is_active());
     let mut children: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
-    let mut discounts_on: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+    let mut discounts_on: BTreeMap<u32, Vec<&Line>> = BTreeMap::new();
     for line in order.lines.iter().filter(|l| l.is_active()) {
         if let Some(parent) = line.parent_line {
             children.entry(parent).or_default().push(line.number);
         }
         if let LineKind::Discount { applies_to } = &line.kind {
             for &target in applies_to {
-                discounts_on.entry(target).or_default().push(line.number);
+                discounts_on.entry(target).or_default().push(line);
             }
         }
     }
-    let was_cancelled = |n: u32| order.line(n).is_some_and(|l| !l.is_active());
     let mut cancelled: BTreeSet<u32> = BTreeSet::new();
     let mut queue: Vec<u32> = Vec::new();
     for &number in requested {
-        if order.line(number).is_some_and(|l| l.is_active()) && cancelled.insert(number) {
+        if is_active(number) && cancelled.insert(number) {
             queue.push(number);
         }
     }
-    // Already cancelled lines can complete a discount too.
-    for line in order.lines.iter().filter(|l| !l.is_active()) {
-        queue.push(line.number);
-    }
-    // Each line enters the queue at most once after the seeds: the worklist ends.
+    // Lines cancelled before can complete a discount too.
+    queue.extend(
+        order
+            .lines
+            .iter()
+            .filter(|l| !l.is_active())
+            .map(|l| l.number),
+    );
+    // A line is queued only when it joins `cancelled` (or was cancelled
+    // before), so the worklist ends.
     while let Some(number) = queue.pop() {
         for &child in children.get(&number).map_or(&[][..], Vec::as_slice) {
             if cancelled.insert(child) {
@@ -173,17 +179,12 @@ pub fn cascade(order: &Order, requested: &BTreeSet<u32>) -> BTreeSet<u32> {
             }
         }
         for &discount in discounts_on.get(&number).map_or(&[][..], Vec::as_slice) {
-            if cancelled.contains(&discount) {
-                continue;
-            }
-            let complete = order.line(discount).is_some_and(|d| {
-                d.applies_to()
-                    .iter()
-                    .all(|&t| cancelled.contains(&t) || was_cancelled(t))
-            });
-            if complete {
-                cancelled.insert(discount);
-                queue.push(discount);
+            let complete = discount
+                .applies_to()
+                .iter()
+                .all(|&t| cancelled.contains(&t) || !is_active(t));
+            if complete && cancelled.insert(discount.number) {
+                queue.push(discount.number);
             }
         }
     }

@@ -35,7 +35,7 @@
 use std::collections::BTreeMap;
 
 use super::money::{self, split_largest_remainder};
-use super::order::{LineKind, Order};
+use super::order::{Line, LineKind, Order};
 use super::plan::PaymentAction;
 use super::refusal::Refusal;
 
@@ -98,12 +98,16 @@ impl LineValue {
 /// [`Order::validate`] reports them.
 pub fn line_values(order: &Order) -> Result<BTreeMap<u32, LineValue>, Refusal> {
     let mut values: BTreeMap<u32, LineValue> = BTreeMap::new();
+    let mut products: BTreeMap<u32, &Line> = BTreeMap::new();
     for line in &order.lines {
         let own = match line.kind {
-            LineKind::Product => LineValue {
-                amount_minor: line.amount_minor,
-                tax_minor: line.tax_minor,
-            },
+            LineKind::Product => {
+                products.insert(line.number, line);
+                LineValue {
+                    amount_minor: line.amount_minor,
+                    tax_minor: line.tax_minor,
+                }
+            }
             LineKind::Discount { .. } => LineValue::default(),
         };
         values.insert(line.number, own);
@@ -114,33 +118,20 @@ pub fn line_values(order: &Order) -> Result<BTreeMap<u32, LineValue>, Refusal> {
         };
         // Sorted targets make the tie-break "lower line number first",
         // whatever order appliesTo lists them in.
-        let mut targets: Vec<u32> = applies_to
+        let mut targets: Vec<&Line> = applies_to
             .iter()
-            .copied()
-            .filter(|&t| order.line(t).is_some_and(|l| !l.is_discount()))
+            .filter_map(|t| products.get(t).copied())
             .collect();
-        targets.sort_unstable();
-        targets.dedup();
-        if targets.is_empty() {
-            continue;
-        }
-        let weight = |t: u32, pick: fn(&super::order::Line) -> i64| {
-            order
-                .line(t)
-                .map_or(0, |l| u64::try_from(pick(l).max(0)).unwrap_or(0))
-        };
-        let amount_weights: Vec<u64> = targets
-            .iter()
-            .map(|&t| weight(t, |l| l.amount_minor))
-            .collect();
-        let tax_weights: Vec<u64> = targets
-            .iter()
-            .map(|&t| weight(t, |l| l.tax_minor))
-            .collect();
+        targets.sort_unstable_by_key(|l| l.number);
+        targets.dedup_by_key(|l| l.number);
+        // Validated products have non-negative amounts; anything else weighs 0.
+        let weight = |v: i64| u64::try_from(v).unwrap_or(0);
+        let amount_weights: Vec<u64> = targets.iter().map(|l| weight(l.amount_minor)).collect();
+        let tax_weights: Vec<u64> = targets.iter().map(|l| weight(l.tax_minor)).collect();
         let amount_shares = split_largest_remainder(line.amount_minor, &amount_weights);
         let tax_shares = split_largest_remainder(line.tax_minor, &tax_weights);
         for ((target, amount), tax) in targets.iter().zip(amount_shares).zip(tax_shares) {
-            let value = values.entry(*target).or_default();
+            let value = values.entry(target.number).or_default();
             value.amount_minor = money::add(value.amount_minor, amount)?;
             value.tax_minor = money::add(value.tax_minor, tax)?;
         }
