@@ -55,3 +55,51 @@ pub fn authorize(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::fixtures::api_order;
+
+    #[test]
+    fn authority_table() {
+        // SPEC §2.2 (customers: own orders, 404 otherwise), WebSphere seed (forUser needs the
+        // authority to process orders), InsiteCommerce seed (AllowCancellationRequest).
+        let order = api_order();
+        let owner = Actor::Customer {
+            customer_number: "C-1".into(),
+        };
+        let stranger = Actor::Customer {
+            customer_number: "C-2".into(),
+        };
+        let open = WebsiteSettings {
+            allow_cancellation_request: true,
+        };
+        let closed = WebsiteSettings::default();
+        type Case<'a> = (
+            &'a Actor,
+            WebsiteSettings,
+            Option<&'a str>,
+            Result<(), Refusal>,
+        );
+        let cases: Vec<Case<'_>> = vec![
+            (&owner, open, None, Ok(())),
+            (&owner, closed, None, Err(Refusal::CancellationNotAllowed)),
+            (&owner, open, Some("C-1"), Err(Refusal::Forbidden)),
+            (&owner, closed, Some("someone"), Err(Refusal::Forbidden)),
+            (&stranger, open, None, Err(Refusal::OrderNotFound)),
+            (&stranger, closed, Some("C-1"), Err(Refusal::OrderNotFound)),
+            (&Actor::Service, closed, Some("buyer@example.com"), Ok(())),
+            (&Actor::Admin, closed, None, Ok(())),
+            (&Actor::Service, open, None, Ok(())),
+        ];
+        for (actor, website, for_user, expected) in cases {
+            assert_eq!(
+                authorize(&order, &website, actor, for_user),
+                expected,
+                "{actor:?} {website:?} {for_user:?}"
+            );
+        }
+        assert!(Actor::Admin.is_staff() && Actor::Service.is_staff() && !owner.is_staff());
+    }
+}

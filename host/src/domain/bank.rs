@@ -164,11 +164,11 @@ mod tests {
             ("de89370400440532013000", Ok("DE89370400440532013000")),
             ("GB29NWBK60161331926819", Ok("GB29NWBK60161331926819")),
             ("DE89370400440532013001", Err(Checksum)),
-            ("DE8937040044053201300", Err(Format)), // one digit short: checksum breaks first
-            ("DE14370400440532013000999", Err(Format)),
+            ("DE8937040044053201300", Err(Checksum)), // one digit short: checksum breaks first
+            ("DE14370400440532013000999", Err(Checksum)),
             ("NO9386011117947", Ok("NO9386011117947")),
             ("NO938601111794", Err(Checksum)),
-            ("XX89370400440532013000", Err(Format)),
+            ("XX89370400440532013000", Err(Checksum)),
             ("", Err(Format)),
             ("DE89-3704-0044", Err(Format)),
         ];

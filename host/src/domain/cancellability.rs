@@ -118,9 +118,8 @@ impl Settings {
     /// mapped, its mapping allows cancellation, and its display status is
     /// cancellable.
     pub fn is_cancellable(&self, erp_code: &str) -> bool {
-        self.mapping(erp_code).is_some_and(|m| {
-            m.allow_cancellation && self.cancellable_statuses.iter().any(|s| *s == m.status)
-        })
+        self.mapping(erp_code)
+            .is_some_and(|m| m.allow_cancellation && self.cancellable_statuses.contains(&m.status))
     }
 
     /// Checks the settings: mapping codes unique, no blank code or status,

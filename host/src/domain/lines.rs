@@ -22,7 +22,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::order::{LineKind, Order};
+use super::order::{Line, LineKind, Order};
 use super::refusal::Refusal;
 
 /// One line reference of a request (AaaS `items[]`).
@@ -141,31 +141,37 @@ fn check_references(order: &Order, items: &[ItemRef]) -> Result<BTreeSet<u32>, R
 /// discount all of whose lines are cancelled (already or now). Returns only
 /// lines that were active.
 pub fn cascade(order: &Order, requested: &BTreeSet<u32>) -> BTreeSet<u32> {
+    let by_number: BTreeMap<u32, &Line> = order.lines.iter().map(|l| (l.number, l)).collect();
+    let is_active = |n: u32| by_number.get(&n).is_some_and(|l| l.is_active());
     let mut children: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
-    let mut discounts_on: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+    let mut discounts_on: BTreeMap<u32, Vec<&Line>> = BTreeMap::new();
     for line in order.lines.iter().filter(|l| l.is_active()) {
         if let Some(parent) = line.parent_line {
             children.entry(parent).or_default().push(line.number);
         }
         if let LineKind::Discount { applies_to } = &line.kind {
             for &target in applies_to {
-                discounts_on.entry(target).or_default().push(line.number);
+                discounts_on.entry(target).or_default().push(line);
             }
         }
     }
-    let was_cancelled = |n: u32| order.line(n).is_some_and(|l| !l.is_active());
     let mut cancelled: BTreeSet<u32> = BTreeSet::new();
     let mut queue: Vec<u32> = Vec::new();
     for &number in requested {
-        if order.line(number).is_some_and(|l| l.is_active()) && cancelled.insert(number) {
+        if is_active(number) && cancelled.insert(number) {
             queue.push(number);
         }
     }
-    // Already cancelled lines can complete a discount too.
-    for line in order.lines.iter().filter(|l| !l.is_active()) {
-        queue.push(line.number);
-    }
-    // Each line enters the queue at most once after the seeds: the worklist ends.
+    // Lines cancelled before can complete a discount too.
+    queue.extend(
+        order
+            .lines
+            .iter()
+            .filter(|l| !l.is_active())
+            .map(|l| l.number),
+    );
+    // A line is queued only when it joins `cancelled` (or was cancelled
+    // before), so the worklist ends.
     while let Some(number) = queue.pop() {
         for &child in children.get(&number).map_or(&[][..], Vec::as_slice) {
             if cancelled.insert(child) {
@@ -173,19 +179,116 @@ pub fn cascade(order: &Order, requested: &BTreeSet<u32>) -> BTreeSet<u32> {
             }
         }
         for &discount in discounts_on.get(&number).map_or(&[][..], Vec::as_slice) {
-            if cancelled.contains(&discount) {
-                continue;
-            }
-            let complete = order.line(discount).is_some_and(|d| {
-                d.applies_to()
-                    .iter()
-                    .all(|&t| cancelled.contains(&t) || was_cancelled(t))
-            });
-            if complete {
-                cancelled.insert(discount);
-                queue.push(discount);
+            let complete = discount
+                .applies_to()
+                .iter()
+                .all(|&t| cancelled.contains(&t) || !is_active(t));
+            if complete && cancelled.insert(discount.number) {
+                queue.push(discount.number);
             }
         }
     }
     cancelled
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::fixtures::*;
+    use crate::domain::{LineState, Order};
+
+    fn set(lines: &[u32]) -> BTreeSet<u32> {
+        lines.iter().copied().collect()
+    }
+
+    /// A chain 1 <- 2 <- 3 <- 4, a second root 5, a discount 6 over 3 and 5,
+    /// a discount 7 over 4.
+    fn chain() -> Order {
+        Order {
+            lines: vec![
+                product(1, "A", 1, 100, 0),
+                child(2, "B", 100, 0, 1),
+                child(3, "C", 100, 0, 2),
+                child(4, "D", 100, 0, 3),
+                product(5, "E", 1, 100, 0),
+                discount(6, -10, 0, &[3, 5]),
+                discount(7, -10, 0, &[4]),
+            ],
+            payments: vec![],
+            allocations: vec![],
+            ..api_order()
+        }
+    }
+
+    #[test]
+    fn cascade_table() {
+        // AaaS seed: "ensure that any associated discounts or related items are also canceled".
+        let order = chain();
+        let cases: &[(&[u32], &[u32])] = &[
+            (&[], &[]),
+            (&[1], &[1, 2, 3, 4, 7]),
+            (&[3], &[3, 4, 7]),
+            (&[4], &[4, 7]),
+            (&[5], &[5]),
+            (&[3, 5], &[3, 4, 5, 6, 7]),
+            (&[2, 5], &[2, 3, 4, 5, 6, 7]),
+            (&[9], &[]),
+        ];
+        for &(requested, expected) in cases {
+            assert_eq!(
+                cascade(&order, &set(requested)),
+                set(expected),
+                "{requested:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn earlier_cancellations_complete_a_discount() {
+        let mut order = chain();
+        for line in &mut order.lines {
+            if [3, 4, 7].contains(&line.number) {
+                line.state = LineState::Cancelled;
+            }
+        }
+        assert_eq!(cascade(&order, &set(&[5])), set(&[5, 6]));
+        // Lines already cancelled are never returned again.
+        assert_eq!(cascade(&order, &set(&[3])), set(&[]));
+    }
+
+    #[test]
+    fn whole_lines_only() {
+        // AaaS seed: "Accounting as a Service does not allow partial cancellations of a line item."
+        let order = desk_order(); // line 4: quantity 2
+        let one = |quantity| {
+            Some(vec![ItemRef {
+                order_item_reference: 4,
+                quantity,
+            }])
+        };
+        assert_eq!(
+            select_lines(&order, one(None).as_deref())
+                .unwrap()
+                .cancelled,
+            set(&[4, 5])
+        );
+        assert_eq!(
+            select_lines(&order, one(Some(2)).as_deref())
+                .unwrap()
+                .cancelled,
+            set(&[4, 5])
+        );
+        assert_eq!(
+            select_lines(&order, one(Some(1)).as_deref()),
+            Err(Refusal::PartialLineNotSupported {
+                line: 4,
+                requested: 1,
+                quantity: 2
+            })
+        );
+        assert!(matches!(
+            select_lines(&order, one(Some(3)).as_deref()),
+            Err(Refusal::ValidationFailed { .. })
+        ));
+    }
 }

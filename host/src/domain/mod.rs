@@ -11,7 +11,7 @@
 //! source documents of `SPEC.md` §2); where the seeds leave a choice open, the
 //! choice is marked **Choice**.
 //!
-//! # When an order may be cancelled ([`cancellability`](Settings))
+//! # When an order may be cancelled (`cancellability.rs`)
 //! - The order's `status` is the ERP's code. The [`StatusMapping`] with that
 //!   `erp_code` gives a display status and `allow_cancellation` (Optimizely,
 //!   InsiteCommerce: "Order Status Mapping").
@@ -35,7 +35,7 @@
 //!   customer's request is refused (`cancellation-not-allowed`); staff are
 //!   not affected.
 //!
-//! # Who may cancel ([`Actor`])
+//! # Who may cancel (`authority.rs`)
 //! - A customer may cancel only orders with their customer number; another
 //!   customer's order answers `order-not-found`, so its existence does not
 //!   leak.
@@ -43,7 +43,7 @@
 //!   or service. A customer who sends it gets `forbidden`, even naming
 //!   themselves.
 //!
-//! # What is cancelled ([`ItemRef`], AaaS seed)
+//! # What is cancelled (`lines.rs`, AaaS seed)
 //! - No `items`: every active line. **Choice:** `items: []` is
 //!   `validation-failed` rather than "everything".
 //! - Whole lines only: a `quantity` below the line's is
@@ -64,7 +64,7 @@
 //!   order's status to the configured cancelled status; a partial one leaves
 //!   it. The order and its lines are never deleted (WebSphere seed).
 //!
-//! # Money ([`payment`](Payment), WebSphere and AaaS seeds)
+//! # Money (`money.rs`, `payment.rs`, `bank.rs`; WebSphere and AaaS seeds)
 //! - Amounts are `i64` minor units with an ISO 4217 [`Currency`]; all sums
 //!   are checked. **Choice:** an overflow is `validation-failed`, never a
 //!   panic; [`Order::validate`] bounds every order so that none can occur.
@@ -76,6 +76,11 @@
 //!   any number of steps returns exactly the order total: the last step takes
 //!   the remainder, with no rounding leak, and no step is negative
 //!   (discounts never exceed the lines they reduce).
+//! - **Choice:** an order's payments, when it has any, authorize exactly
+//!   its total, and no more has been voided or refunded than its cancelled
+//!   lines are worth ([`Order::validate`]). An order without payments (paid
+//!   on invoice after delivery, AaaS "Cancellation without refund") cancels
+//!   without moving money.
 //! - Order with deposited payment (captured and not fully refunded): the
 //!   cancellation needs `forcedCancel` (`forced-cancel-required`).
 //!   `forcedCancelWithRefund` needs `forcedCancel`
@@ -86,15 +91,25 @@
 //!   payment in list order; what is left is refunded from deposits, in list
 //!   order, when `forcedCancelWithRefund` is set, and otherwise kept and
 //!   reported with a `not-refunded` warning (WebSphere: `forcedCancel` alone
-//!   triggers no refund). A refund goes to the original methods, or to the
-//!   request's bank account when `bankDetails` are given. No payment is ever
-//!   voided beyond its authorization or refunded beyond its deposit.
+//!   triggers no refund). Voiding first releases money the customer has not
+//!   paid yet instead of capturing it and paying it back. A refund goes to
+//!   the original methods, or to the request's bank account when
+//!   `bankDetails` are given. When a refund was asked for but everything was
+//!   voided, the plan has no refund and a `refund-not-needed` warning. No
+//!   payment is ever voided beyond its authorization or refunded beyond its
+//!   deposit.
+//! - `forcedCancel` is needed whenever the order holds deposited money, even
+//!   if this cancellation's share fits in the open authorizations: the
+//!   WebSphere seed makes it a property of the order, not of the amount.
 //! - Bank details ([`BankDetailsInput`], AaaS seed): `accountOwner` and
 //!   `iban` required; IBAN checked for structure, mod-97 and per-country
-//!   length; BIC (ISO 9362, 8 or 11 characters) checked when given and
-//!   required only outside SEPA ([`SEPA_IBAN_COUNTRIES`], EPC409-09).
+//!   length (the `iban_validate` crate, SWIFT IBAN registry); BIC (ISO 9362,
+//!   8 or 11 characters) checked when given and required only outside SEPA
+//!   ([`SEPA_IBAN_COUNTRIES`], EPC409-09). **Choice:** bank details are
+//!   validated and passed on to the ERP whenever given, even without a
+//!   refund here: an AaaS ERP decides refunds by its own configuration.
 //!
-//! # Inventory, approvals, reasons, dates
+//! # Inventory, approvals, reasons, dates (`inventory.rs`, `approval.rs`, `reason.rs`, `date.rs`)
 //! - Every held allocation of a cancelled line is released, existing and
 //!   expected (backordered) stock alike (WebSphere seed).
 //! - A pending B2B approval request is cancelled (WebSphere seed).
@@ -125,6 +140,27 @@
 //!    `forUser`;
 //! 5. the payments: `forced-cancel-required`, then `nothing-to-refund`;
 //! 6. the money: an overflow is `validation-failed`.
+//!
+//! # Applying a plan (`plan.rs`)
+//! [`CancellationPlan::apply`] marks the cancelled lines cancelled, adds each
+//! [`PaymentAction`] to its payment's `voided_minor` / `refunded_minor`,
+//! releases the held allocations of the cancelled lines, cancels a pending
+//! approval when the plan says so, and sets the status to
+//! `new_order_status`. The cancelled status is written into the order's
+//! `status`, the field that holds ERP codes, so the presets map it (not
+//! cancellable). The order after `apply` passes [`Order::validate`] again,
+//! so cancellations can follow each other until nothing is left.
+//!
+//! # How the rules are tested
+//! Table tests sit beside each rule and cite the seed they come from;
+//! `plan/tests.rs` reaches every refusal variant and checks which one wins.
+//! `properties.rs` runs proptest (1,000 cases per property) over random
+//! orders — nested related lines, discounts over several lines, mixed
+//! payments, amounts near the `i64` limit — and random sequences of partial
+//! cancellations followed by the rest: the voids and refunds add up to
+//! exactly the order total, no payment goes beyond its authorization or
+//! deposit, nothing is negative, cascades are closed after every step, and
+//! a refused request changes nothing and is refused the same way again.
 
 mod approval;
 mod authority;
@@ -139,6 +175,11 @@ mod payment;
 mod plan;
 mod reason;
 mod refusal;
+
+#[cfg(test)]
+mod fixtures;
+#[cfg(test)]
+mod properties;
 
 pub use approval::{Approval, ApprovalState};
 pub use authority::Actor;

@@ -35,7 +35,7 @@
 use std::collections::BTreeMap;
 
 use super::money::{self, split_largest_remainder};
-use super::order::{LineKind, Order};
+use super::order::{Line, LineKind, Order};
 use super::plan::PaymentAction;
 use super::refusal::Refusal;
 
@@ -98,12 +98,16 @@ impl LineValue {
 /// [`Order::validate`] reports them.
 pub fn line_values(order: &Order) -> Result<BTreeMap<u32, LineValue>, Refusal> {
     let mut values: BTreeMap<u32, LineValue> = BTreeMap::new();
+    let mut products: BTreeMap<u32, &Line> = BTreeMap::new();
     for line in &order.lines {
         let own = match line.kind {
-            LineKind::Product => LineValue {
-                amount_minor: line.amount_minor,
-                tax_minor: line.tax_minor,
-            },
+            LineKind::Product => {
+                products.insert(line.number, line);
+                LineValue {
+                    amount_minor: line.amount_minor,
+                    tax_minor: line.tax_minor,
+                }
+            }
             LineKind::Discount { .. } => LineValue::default(),
         };
         values.insert(line.number, own);
@@ -114,33 +118,20 @@ pub fn line_values(order: &Order) -> Result<BTreeMap<u32, LineValue>, Refusal> {
         };
         // Sorted targets make the tie-break "lower line number first",
         // whatever order appliesTo lists them in.
-        let mut targets: Vec<u32> = applies_to
+        let mut targets: Vec<&Line> = applies_to
             .iter()
-            .copied()
-            .filter(|&t| order.line(t).is_some_and(|l| !l.is_discount()))
+            .filter_map(|t| products.get(t).copied())
             .collect();
-        targets.sort_unstable();
-        targets.dedup();
-        if targets.is_empty() {
-            continue;
-        }
-        let weight = |t: u32, pick: fn(&super::order::Line) -> i64| {
-            order
-                .line(t)
-                .map_or(0, |l| u64::try_from(pick(l).max(0)).unwrap_or(0))
-        };
-        let amount_weights: Vec<u64> = targets
-            .iter()
-            .map(|&t| weight(t, |l| l.amount_minor))
-            .collect();
-        let tax_weights: Vec<u64> = targets
-            .iter()
-            .map(|&t| weight(t, |l| l.tax_minor))
-            .collect();
+        targets.sort_unstable_by_key(|l| l.number);
+        targets.dedup_by_key(|l| l.number);
+        // Validated products have non-negative amounts; anything else weighs 0.
+        let weight = |v: i64| u64::try_from(v).unwrap_or(0);
+        let amount_weights: Vec<u64> = targets.iter().map(|l| weight(l.amount_minor)).collect();
+        let tax_weights: Vec<u64> = targets.iter().map(|l| weight(l.tax_minor)).collect();
         let amount_shares = split_largest_remainder(line.amount_minor, &amount_weights);
         let tax_shares = split_largest_remainder(line.tax_minor, &tax_weights);
         for ((target, amount), tax) in targets.iter().zip(amount_shares).zip(tax_shares) {
-            let value = values.entry(*target).or_default();
+            let value = values.entry(target.number).or_default();
             value.amount_minor = money::add(value.amount_minor, amount)?;
             value.tax_minor = money::add(value.tax_minor, tax)?;
         }
@@ -201,4 +192,125 @@ pub fn settle(
         }
     }
     Ok(settlement)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::fixtures::*;
+
+    fn actions(settlement: &Settlement) -> Vec<(&str, i64, i64)> {
+        settlement
+            .actions
+            .iter()
+            .map(|a| (a.payment_id.as_str(), a.void_minor, a.refund_minor))
+            .collect()
+    }
+
+    #[test]
+    fn settle_table() {
+        // WebSphere seed: authorized payment is cancelled (voided); deposited payment is
+        // refunded only with forcedCancelWithRefund. SPEC §2.4: never above the deposit.
+        let mut partly_used = payment("c", 100, 40);
+        partly_used.voided_minor = 50;
+        partly_used.refunded_minor = 30;
+        let payments = vec![payment("a", 100, 0), payment("b", 100, 100), partly_used];
+        /// Amount, refund?, expected (payment, void, refund) actions, unreturned.
+        type Case<'a> = (i64, bool, &'a [(&'a str, i64, i64)], i64);
+        let cases: &[Case<'_>] = &[
+            (0, true, &[], 0),
+            (60, false, &[("a", 60, 0)], 0),
+            (105, false, &[("a", 100, 0), ("c", 5, 0)], 0),
+            (130, false, &[("a", 100, 0), ("c", 10, 0)], 20),
+            (130, true, &[("a", 100, 0), ("b", 0, 20), ("c", 10, 0)], 0),
+            (
+                230,
+                true,
+                &[("a", 100, 0), ("b", 0, 100), ("c", 10, 10)],
+                10,
+            ),
+            (-5, true, &[], 0),
+        ];
+        for &(amount, refund, expected, unreturned) in cases {
+            let settlement = settle(&payments, amount, refund).unwrap();
+            assert_eq!(actions(&settlement), expected, "{amount} refund={refund}");
+            assert_eq!(
+                settlement.unreturned_minor, unreturned,
+                "{amount} refund={refund}"
+            );
+            let voided: i64 = expected.iter().map(|a| a.1).sum();
+            let refunded: i64 = expected.iter().map(|a| a.2).sum();
+            assert_eq!(
+                (settlement.voided_minor, settlement.refunded_minor),
+                (voided, refunded)
+            );
+        }
+    }
+
+    #[test]
+    fn deposits_that_were_refunded_in_full_no_longer_count() {
+        let mut refunded = payment("a", 100, 100);
+        assert!(has_deposited_payment(std::slice::from_ref(&refunded)));
+        refunded.refunded_minor = 100;
+        assert!(!has_deposited_payment(&[refunded, payment("b", 100, 0)]));
+        assert!(!has_deposited_payment(&[]));
+    }
+
+    #[test]
+    fn discount_tax_follows_the_taxed_lines() {
+        // SPEC §2.4: refund = amounts net of their discounts, plus their tax.
+        // A book (no tax) and a chair (tax) share a discount: its amount by amount, its tax
+        // all on the chair, so neither line's tax goes negative.
+        let order = Order {
+            lines: vec![
+                product(1, "BOOK", 1, 1000, 0),
+                product(2, "CHAIR", 1, 1000, 190),
+                discount(3, -200, -19, &[2, 1]),
+            ],
+            payments: vec![],
+            allocations: vec![],
+            ..api_order()
+        };
+        let values = line_values(&order).unwrap();
+        assert_eq!(
+            values[&1],
+            LineValue {
+                amount_minor: 900,
+                tax_minor: 0
+            }
+        );
+        assert_eq!(
+            values[&2],
+            LineValue {
+                amount_minor: 900,
+                tax_minor: 171
+            }
+        );
+        assert_eq!(values[&3], LineValue::default());
+        assert_eq!(order.validate(), Ok(()));
+    }
+
+    #[test]
+    fn a_discount_over_zero_priced_lines_is_shared_equally_and_refused() {
+        // Equal weights when every target is free: the discount would make them negative.
+        let order = Order {
+            lines: vec![
+                product(1, "FREE", 1, 0, 0),
+                product(2, "ALSO FREE", 1, 0, 0),
+                discount(3, -3, 0, &[1, 2]),
+            ],
+            payments: vec![],
+            allocations: vec![],
+            ..api_order()
+        };
+        let values = line_values(&order).unwrap();
+        assert_eq!((values[&1].amount_minor, values[&2].amount_minor), (-2, -1));
+        let fields: Vec<String> = order
+            .validate()
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        assert_eq!(fields, ["lines[0].amountMinor", "lines[1].amountMinor"]);
+    }
 }

@@ -332,3 +332,6 @@ impl CancellationPlan {
         next
     }
 }
+
+#[cfg(test)]
+mod tests;
