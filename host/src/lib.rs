@@ -8,6 +8,7 @@
 #![deny(missing_docs)]
 
 pub mod api;
+pub mod demo;
 pub mod domain;
 pub mod jobs;
 pub mod metrics;

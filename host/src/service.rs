@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::api::{self, AppState};
+use crate::demo::DemoErp;
 use crate::jobs::{IntegrationProcessors, WorkerConfig, WorkerPool};
 use crate::store::{Durability, Store, StoreOptions};
 
@@ -31,6 +32,8 @@ pub struct ServiceConfig {
     pub workers: Option<WorkerConfig>,
     /// The integration processors the workers run.
     pub processors: Option<Arc<dyn IntegrationProcessors>>,
+    /// Demo mode: seed an empty store with demo data and run the demo ERP.
+    pub demo: bool,
 }
 
 impl std::fmt::Debug for ServiceConfig {
@@ -41,6 +44,7 @@ impl std::fmt::Debug for ServiceConfig {
             .field("admin_token", &self.admin_token.as_ref().map(|_| "<redacted>"))
             .field("durability", &self.durability)
             .field("workers", &self.workers)
+            .field("demo", &self.demo)
             .finish_non_exhaustive()
     }
 }
@@ -55,6 +59,7 @@ impl ServiceConfig {
             durability: Durability::Normal,
             workers: Some(WorkerConfig::default()),
             processors: None,
+            demo: false,
         }
     }
 }
@@ -66,6 +71,11 @@ pub struct RunningService {
     pub addr: SocketAddr,
     /// The shared state (store, metrics, …).
     pub state: AppState,
+    /// The admin token in force: the configured one, or in demo mode a
+    /// generated one (for printing once at start).
+    pub admin_token: Option<String>,
+    /// The demo ERP, in demo mode.
+    pub demo_erp: Option<Arc<DemoErp>>,
     stop: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
     workers: Option<WorkerPool>,
@@ -78,7 +88,21 @@ pub async fn start(config: ServiceConfig) -> anyhow::Result<RunningService> {
     let store = Store::open(&options)
         .await
         .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
-    let state = AppState::new(store.clone(), config.admin_token.as_deref());
+    let admin_token = match (&config.admin_token, config.demo) {
+        (Some(token), _) => Some(token.clone()),
+        (None, true) => Some(api::new_token()),
+        (None, false) => None,
+    };
+    let state = AppState::new(store.clone(), admin_token.as_deref());
+    let demo_erp = if config.demo {
+        let erp = Arc::new(DemoErp::start().await.context("starting the demo ERP")?);
+        if store.order_count().await? == 0 {
+            erp.seed(&store).await.context("seeding the demo data")?;
+        }
+        Some(erp)
+    } else {
+        None
+    };
     let workers = match (config.workers, config.processors) {
         (Some(worker_config), Some(processors)) => {
             let pool = WorkerPool::start(
@@ -98,7 +122,11 @@ pub async fn start(config: ServiceConfig) -> anyhow::Result<RunningService> {
         .with_context(|| format!("listening on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let (stop, mut stopped) = watch::channel(false);
-    let app = api::router(state.clone());
+    let mut routes = api::routes();
+    if let Some(erp) = &demo_erp {
+        routes = routes.merge(erp.routes());
+    }
+    let app = api::with_middleware(routes, state.clone());
     let server = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {
@@ -110,6 +138,8 @@ pub async fn start(config: ServiceConfig) -> anyhow::Result<RunningService> {
     Ok(RunningService {
         addr,
         state,
+        admin_token,
+        demo_erp,
         stop,
         server,
         workers,

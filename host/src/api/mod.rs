@@ -117,7 +117,12 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The whole API with its middleware: request ids, structured request
 /// logs, metrics, the body limit and problem+json for unknown routes.
 pub fn router(state: AppState) -> Router {
-    let api = Router::new()
+    with_middleware(routes(), state)
+}
+
+/// The API's routes, without middleware (to merge more routes into).
+pub fn routes() -> Router<AppState> {
+    Router::new()
         .route(
             "/v1/orders/{orderNumber}",
             put(orders::put_order).get(orders::get_order),
@@ -163,8 +168,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
-        .route("/openapi.json", get(ops::openapi));
-    with_middleware(api, state)
+        .route("/openapi.json", get(ops::openapi))
 }
 
 /// Adds the fallbacks and middleware to a router (also used by the demo,
