@@ -91,12 +91,10 @@ impl DemoErp {
         let addr = listener.local_addr()?;
         let signing_key = crate::api::new_token();
         let ledger = Arc::new(Mutex::new(Ledger::default()));
-        let app = Router::new()
-            .fallback(any(receive))
-            .with_state(ErpState {
-                signing_key: Arc::new(signing_key.clone()),
-                ledger: Arc::clone(&ledger),
-            });
+        let app = Router::new().fallback(any(receive)).with_state(ErpState {
+            signing_key: Arc::new(signing_key.clone()),
+            ledger: Arc::clone(&ledger),
+        });
         let server = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::error!(error = %e, "demo ERP stopped");

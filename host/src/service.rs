@@ -41,7 +41,10 @@ impl std::fmt::Debug for ServiceConfig {
         f.debug_struct("ServiceConfig")
             .field("listen", &self.listen)
             .field("data_dir", &self.data_dir)
-            .field("admin_token", &self.admin_token.as_ref().map(|_| "<redacted>"))
+            .field(
+                "admin_token",
+                &self.admin_token.as_ref().map(|_| "<redacted>"),
+            )
             .field("durability", &self.durability)
             .field("workers", &self.workers)
             .field("demo", &self.demo)

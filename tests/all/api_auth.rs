@@ -43,43 +43,175 @@ async fn every_route_answers_each_role_as_api_md_says() {
     };
     let job = {
         let a = service
-            .call(Method::GET, "/v1/admin/jobs?orderNumber=SO-0", Some(ADMIN), None)
+            .call(
+                Method::GET,
+                "/v1/admin/jobs?orderNumber=SO-0",
+                Some(ADMIN),
+                None,
+            )
             .await;
         a.body[0]["id"].as_str().expect("job").to_owned()
     };
     let website = json!({"allowCancellationRequest": true});
-    let settings = json!({"cancellableOrderStatuses": ["Submitted"], "cancelledStatus": "Cancelled"});
+    let settings =
+        json!({"cancellableOrderStatuses": ["Submitted"], "cancelledStatus": "Cancelled"});
     let mappings = json!([{"erpCode": "Submitted", "status": "Submitted", "allowCancellation": true},
                           {"erpCode": "Cancelled", "status": "Cancelled", "allowCancellation": false}]);
     let connection = json!({"baseUrl": "http://127.0.0.1:9", "allowedHosts": ["127.0.0.1:9"]});
-    let definition = json!({"jobType": "Execution", "connection": "erp", "integrationProcessor": "webhook"});
+    let definition =
+        json!({"jobType": "Execution", "connection": "erp", "integrationProcessor": "webhook"});
 
     // (method, path, body, who may, expected success status)
     let routes: Vec<(Method, String, Option<Value>, Allowed, u16)> = vec![
         (Method::GET, "/healthz".into(), None, Allowed::Public, 200),
         (Method::GET, "/metrics".into(), None, Allowed::Public, 200),
-        (Method::GET, "/openapi.json".into(), None, Allowed::Public, 200),
-        (Method::PUT, "/v1/orders/SO-{n}".into(), Some(sample_order("C-1")), Allowed::Staff, 201),
-        (Method::GET, "/v1/orders/SO-0".into(), None, Allowed::Staff, 200),
-        (Method::POST, "/v1/orders/SO-0/status".into(), Some(json!({"status": "Cancelled"})), Allowed::Staff, 200),
-        (Method::POST, "/v1/orders/SO-{n}/cancellations".into(), Some(json!({})), Allowed::Everyone, 201),
-        (Method::GET, format!("/v1/cancellations/{cancellation}"), None, Allowed::Everyone, 200),
-        (Method::POST, "/v1/admin/api-keys".into(), Some(json!({"role": "service"})), Allowed::Admin, 201),
-        (Method::GET, "/v1/admin/status-mappings".into(), None, Allowed::Admin, 200),
-        (Method::PUT, "/v1/admin/status-mappings".into(), Some(mappings), Allowed::Admin, 200),
-        (Method::GET, "/v1/admin/settings".into(), None, Allowed::Admin, 200),
-        (Method::PUT, "/v1/admin/settings".into(), Some(settings), Allowed::Admin, 200),
-        (Method::POST, "/v1/admin/presets/insite".into(), None, Allowed::Admin, 200),
-        (Method::GET, "/v1/admin/websites/main".into(), None, Allowed::Admin, 200),
-        (Method::PUT, "/v1/admin/websites/main".into(), Some(website), Allowed::Admin, 200),
-        (Method::GET, "/v1/admin/connections/erp".into(), None, Allowed::Admin, 200),
-        (Method::PUT, "/v1/admin/connections/erp".into(), Some(connection), Allowed::Admin, 200),
-        (Method::GET, "/v1/admin/job-definitions/OrderCancel".into(), None, Allowed::Admin, 200),
-        (Method::PUT, "/v1/admin/job-definitions/OrderCancel".into(), Some(definition), Allowed::Admin, 200),
-        (Method::POST, "/v1/admin/job-definitions/OrderCancel/runs".into(),
-            Some(json!({"parameters": {"OrderNumber": "SO-0"}})), Allowed::Staff, 201),
-        (Method::GET, "/v1/admin/jobs".into(), None, Allowed::Staff, 200),
-        (Method::GET, format!("/v1/admin/jobs/{job}"), None, Allowed::Staff, 200),
+        (
+            Method::GET,
+            "/openapi.json".into(),
+            None,
+            Allowed::Public,
+            200,
+        ),
+        (
+            Method::PUT,
+            "/v1/orders/SO-{n}".into(),
+            Some(sample_order("C-1")),
+            Allowed::Staff,
+            201,
+        ),
+        (
+            Method::GET,
+            "/v1/orders/SO-0".into(),
+            None,
+            Allowed::Staff,
+            200,
+        ),
+        (
+            Method::POST,
+            "/v1/orders/SO-0/status".into(),
+            Some(json!({"status": "Cancelled"})),
+            Allowed::Staff,
+            200,
+        ),
+        (
+            Method::POST,
+            "/v1/orders/SO-{n}/cancellations".into(),
+            Some(json!({})),
+            Allowed::Everyone,
+            201,
+        ),
+        (
+            Method::GET,
+            format!("/v1/cancellations/{cancellation}"),
+            None,
+            Allowed::Everyone,
+            200,
+        ),
+        (
+            Method::POST,
+            "/v1/admin/api-keys".into(),
+            Some(json!({"role": "service"})),
+            Allowed::Admin,
+            201,
+        ),
+        (
+            Method::GET,
+            "/v1/admin/status-mappings".into(),
+            None,
+            Allowed::Admin,
+            200,
+        ),
+        (
+            Method::PUT,
+            "/v1/admin/status-mappings".into(),
+            Some(mappings),
+            Allowed::Admin,
+            200,
+        ),
+        (
+            Method::GET,
+            "/v1/admin/settings".into(),
+            None,
+            Allowed::Admin,
+            200,
+        ),
+        (
+            Method::PUT,
+            "/v1/admin/settings".into(),
+            Some(settings),
+            Allowed::Admin,
+            200,
+        ),
+        (
+            Method::POST,
+            "/v1/admin/presets/insite".into(),
+            None,
+            Allowed::Admin,
+            200,
+        ),
+        (
+            Method::GET,
+            "/v1/admin/websites/main".into(),
+            None,
+            Allowed::Admin,
+            200,
+        ),
+        (
+            Method::PUT,
+            "/v1/admin/websites/main".into(),
+            Some(website),
+            Allowed::Admin,
+            200,
+        ),
+        (
+            Method::GET,
+            "/v1/admin/connections/erp".into(),
+            None,
+            Allowed::Admin,
+            200,
+        ),
+        (
+            Method::PUT,
+            "/v1/admin/connections/erp".into(),
+            Some(connection),
+            Allowed::Admin,
+            200,
+        ),
+        (
+            Method::GET,
+            "/v1/admin/job-definitions/OrderCancel".into(),
+            None,
+            Allowed::Admin,
+            200,
+        ),
+        (
+            Method::PUT,
+            "/v1/admin/job-definitions/OrderCancel".into(),
+            Some(definition),
+            Allowed::Admin,
+            200,
+        ),
+        (
+            Method::POST,
+            "/v1/admin/job-definitions/OrderCancel/runs".into(),
+            Some(json!({"parameters": {"OrderNumber": "SO-0"}})),
+            Allowed::Staff,
+            201,
+        ),
+        (
+            Method::GET,
+            "/v1/admin/jobs".into(),
+            None,
+            Allowed::Staff,
+            200,
+        ),
+        (
+            Method::GET,
+            format!("/v1/admin/jobs/{job}"),
+            None,
+            Allowed::Staff,
+            200,
+        ),
     ];
 
     let mut n = 0;
@@ -94,7 +226,12 @@ async fn every_route_answers_each_role_as_api_md_says() {
             n += 1;
             let path = path.replace("{n}", &n.to_string());
             if path.contains("/cancellations") && method == Method::POST {
-                service.put_order(&path["/v1/orders/".len()..path.len() - "/cancellations".len()], &sample_order("C-1")).await;
+                service
+                    .put_order(
+                        &path["/v1/orders/".len()..path.len() - "/cancellations".len()],
+                        &sample_order("C-1"),
+                    )
+                    .await;
             }
             let body = body.as_ref().map(|b| {
                 let mut b = b.clone();
@@ -103,7 +240,9 @@ async fn every_route_answers_each_role_as_api_md_says() {
                 }
                 b
             });
-            let answer = service.call(method.clone(), &path, token, body.as_ref()).await;
+            let answer = service
+                .call(method.clone(), &path, token, body.as_ref())
+                .await;
             let may = match allowed {
                 Allowed::Public => true,
                 Allowed::Admin => who == "admin",
@@ -131,7 +270,12 @@ async fn every_route_answers_each_role_as_api_md_says() {
         (Some(ADMIN), 409),
     ] {
         let a = service
-            .call(Method::POST, &format!("/v1/admin/jobs/{job}/retry"), token, None)
+            .call(
+                Method::POST,
+                &format!("/v1/admin/jobs/{job}/retry"),
+                token,
+                None,
+            )
             .await;
         assert_eq!(a.status.as_u16(), status, "{}", a.body);
     }

@@ -70,7 +70,10 @@ async fn full_cancellation_without_job_definition_says_not_communicated() {
         json!([{"lineNumber": 1, "warehouse": "W1", "quantity": 2, "kind": "existing"},
                {"lineNumber": 2, "warehouse": "W1", "quantity": 1, "kind": "expected"}])
     );
-    assert_eq!(a.body["erpSync"], json!({"state": "not-configured", "jobs": []}));
+    assert_eq!(
+        a.body["erpSync"],
+        json!({"state": "not-configured", "jobs": []})
+    );
     assert!(
         a.body["warnings"]
             .as_array()
@@ -83,7 +86,13 @@ async fn full_cancellation_without_job_definition_says_not_communicated() {
 
     let order = service.order("SO-1").await;
     assert_eq!(order["status"], "Cancelled");
-    assert!(order["lines"].as_array().expect("lines").iter().all(|l| l["state"] == "cancelled"));
+    assert!(
+        order["lines"]
+            .as_array()
+            .expect("lines")
+            .iter()
+            .all(|l| l["state"] == "cancelled")
+    );
     assert!(
         order["allocations"]
             .as_array()
@@ -97,13 +106,23 @@ async fn full_cancellation_without_job_definition_says_not_communicated() {
 
     // The customer may read their own cancellation; another customer may not.
     let a = service
-        .call(Method::GET, &format!("/v1/cancellations/{id}"), Some(&customer), None)
+        .call(
+            Method::GET,
+            &format!("/v1/cancellations/{id}"),
+            Some(&customer),
+            None,
+        )
         .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
     assert_eq!(a.body["internalRequestId"], id.as_str());
     let other = service.key("customer", Some("C-2")).await;
     let a = service
-        .call(Method::GET, &format!("/v1/cancellations/{id}"), Some(&other), None)
+        .call(
+            Method::GET,
+            &format!("/v1/cancellations/{id}"),
+            Some(&other),
+            None,
+        )
         .await;
     assert_eq!(a.status, StatusCode::NOT_FOUND);
     assert_eq!(a.code(), "cancellation-not-found");
@@ -289,9 +308,16 @@ async fn a_hundred_concurrent_cancellations_of_one_order_commit_exactly_one() {
     let mut unique = cancelled_lines.clone();
     unique.sort_unstable();
     unique.dedup();
-    assert_eq!(unique.len(), cancelled_lines.len(), "a line cancelled twice");
+    assert_eq!(
+        unique.len(),
+        cancelled_lines.len(),
+        "a line cancelled twice"
+    );
     let order = service.order("SO-2").await;
-    assert_eq!(order["payments"][0]["refundedMinor"].as_i64(), Some(refunded));
+    assert_eq!(
+        order["payments"][0]["refundedMinor"].as_i64(),
+        Some(refunded)
+    );
     assert!(refunded <= 42840);
     assert_eq!(
         order["cancellations"].as_array().map(Vec::len),
@@ -326,19 +352,32 @@ async fn a_restart_keeps_orders_cancellations_and_queued_jobs() {
     assert_eq!(a.body["erpSync"]["state"], "queued");
     assert_eq!(a.body["warnings"], json!([]));
     let id = a.body["internalRequestId"].as_str().expect("id").to_owned();
-    let job = a.body["erpSync"]["jobs"][0]["id"].as_str().expect("job").to_owned();
+    let job = a.body["erpSync"]["jobs"][0]["id"]
+        .as_str()
+        .expect("job")
+        .to_owned();
     let order_before = service.order("SO-1").await;
 
     let service = service.restart().await;
     assert_eq!(service.order("SO-1").await, order_before);
     let c = service
-        .call(Method::GET, &format!("/v1/cancellations/{id}"), Some(ADMIN), None)
+        .call(
+            Method::GET,
+            &format!("/v1/cancellations/{id}"),
+            Some(ADMIN),
+            None,
+        )
         .await;
     assert_eq!(c.status, StatusCode::OK);
     assert_eq!(c.body["cancelledLines"], json!([1, 2, 3]));
     assert_eq!(c.body["erpSync"]["jobs"][0]["id"], job.as_str());
     let j = service
-        .call(Method::GET, &format!("/v1/admin/jobs/{job}"), Some(ADMIN), None)
+        .call(
+            Method::GET,
+            &format!("/v1/admin/jobs/{job}"),
+            Some(ADMIN),
+            None,
+        )
         .await;
     assert_eq!(j.status, StatusCode::OK, "{}", j.body);
     assert_eq!(j.body["parameters"]["OrderNumber"], "SO-1");

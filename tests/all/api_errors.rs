@@ -63,41 +63,147 @@ async fn cancellation_refusals_have_their_codes_and_change_nothing() {
     let cases: Vec<(&str, &str, Value, u16, &str)> = vec![
         (ADMIN, "NOPE", staff(json!({})), 404, "order-not-found"),
         (&customer, "SO-3", json!({}), 404, "order-not-found"),
-        (&customer, "SO-1", json!({"forUser": "someone@example.com"}), 403, "forbidden"),
-        (ADMIN, "SO-2", staff(json!({})), 409, "forced-cancel-required"),
-        (ADMIN, "SO-2", staff(json!({"forcedCancelWithRefund": true})), 422, "refund-requires-forced-cancel"),
-        (ADMIN, "SO-1", staff(json!({"forcedCancel": true, "forcedCancelWithRefund": true})), 422, "nothing-to-refund"),
-        (ADMIN, "SO-1", staff(json!({"items": [{"orderItemReference": 9}]})), 422, "unknown-line"),
-        (ADMIN, "SO-1", staff(json!({"items": [{"orderItemReference": 1}, {"orderItemReference": 1}]})), 422, "duplicate-line"),
-        (ADMIN, "SO-1", staff(json!({"items": [{"orderItemReference": 1, "quantity": 1}]})), 422, "partial-line-not-supported"),
+        (
+            &customer,
+            "SO-1",
+            json!({"forUser": "someone@example.com"}),
+            403,
+            "forbidden",
+        ),
+        (
+            ADMIN,
+            "SO-2",
+            staff(json!({})),
+            409,
+            "forced-cancel-required",
+        ),
+        (
+            ADMIN,
+            "SO-2",
+            staff(json!({"forcedCancelWithRefund": true})),
+            422,
+            "refund-requires-forced-cancel",
+        ),
+        (
+            ADMIN,
+            "SO-1",
+            staff(json!({"forcedCancel": true, "forcedCancelWithRefund": true})),
+            422,
+            "nothing-to-refund",
+        ),
+        (
+            ADMIN,
+            "SO-1",
+            staff(json!({"items": [{"orderItemReference": 9}]})),
+            422,
+            "unknown-line",
+        ),
+        (
+            ADMIN,
+            "SO-1",
+            staff(json!({"items": [{"orderItemReference": 1}, {"orderItemReference": 1}]})),
+            422,
+            "duplicate-line",
+        ),
+        (
+            ADMIN,
+            "SO-1",
+            staff(json!({"items": [{"orderItemReference": 1, "quantity": 1}]})),
+            422,
+            "partial-line-not-supported",
+        ),
         (ADMIN, "SO-1", json!({}), 422, "invalid-reason"),
-        (ADMIN, "SO-1", json!({"cancellationReason": "BORED"}), 422, "invalid-reason"),
-        (&customer, "SO-1", json!({"cancellationReason": "OUT_OF_STOCK"}), 422, "reason-not-allowed"),
-        (ADMIN, "SO-1", staff(json!({"cancellationDate": "2024-13-01"})), 422, "invalid-date"),
-        (ADMIN, "SO-1", staff(json!({"cancellationDate": "2024-08-31"})), 422, "invalid-date"),
-        (ADMIN, "SO-1", staff(json!({"cancellationDate": "2999-01-01"})), 422, "invalid-date"),
-        (ADMIN, "SO-2", staff(json!({"forcedCancel": true, "forcedCancelWithRefund": true,
-            "bankDetails": {"accountOwner": "Max Mustermann", "iban": "DE89370400440532013001"}})), 422, "invalid-iban"),
-        (ADMIN, "SO-2", staff(json!({"forcedCancel": true, "forcedCancelWithRefund": true,
-            "bankDetails": {"accountOwner": "Max Mustermann", "iban": "DE89370400440532013000", "bic": "CO"}})), 422, "invalid-bic"),
-        (ADMIN, "SO-2", staff(json!({"forcedCancel": true, "forcedCancelWithRefund": true,
-            "bankDetails": {"accountOwner": "Ali Veli", "iban": "TR330006100519786457841326"}})), 422, "bic-required"),
-        (ADMIN, "SO-2", staff(json!({"forcedCancel": true, "forcedCancelWithRefund": true,
-            "bankDetails": {"iban": "DE89370400440532013000"}})), 422, "validation-failed"),
+        (
+            ADMIN,
+            "SO-1",
+            json!({"cancellationReason": "BORED"}),
+            422,
+            "invalid-reason",
+        ),
+        (
+            &customer,
+            "SO-1",
+            json!({"cancellationReason": "OUT_OF_STOCK"}),
+            422,
+            "reason-not-allowed",
+        ),
+        (
+            ADMIN,
+            "SO-1",
+            staff(json!({"cancellationDate": "2024-13-01"})),
+            422,
+            "invalid-date",
+        ),
+        (
+            ADMIN,
+            "SO-1",
+            staff(json!({"cancellationDate": "2024-08-31"})),
+            422,
+            "invalid-date",
+        ),
+        (
+            ADMIN,
+            "SO-1",
+            staff(json!({"cancellationDate": "2999-01-01"})),
+            422,
+            "invalid-date",
+        ),
+        (
+            ADMIN,
+            "SO-2",
+            staff(json!({"forcedCancel": true, "forcedCancelWithRefund": true,
+            "bankDetails": {"accountOwner": "Max Mustermann", "iban": "DE89370400440532013001"}})),
+            422,
+            "invalid-iban",
+        ),
+        (
+            ADMIN,
+            "SO-2",
+            staff(json!({"forcedCancel": true, "forcedCancelWithRefund": true,
+            "bankDetails": {"accountOwner": "Max Mustermann", "iban": "DE89370400440532013000", "bic": "CO"}})),
+            422,
+            "invalid-bic",
+        ),
+        (
+            ADMIN,
+            "SO-2",
+            staff(json!({"forcedCancel": true, "forcedCancelWithRefund": true,
+            "bankDetails": {"accountOwner": "Ali Veli", "iban": "TR330006100519786457841326"}})),
+            422,
+            "bic-required",
+        ),
+        (
+            ADMIN,
+            "SO-2",
+            staff(json!({"forcedCancel": true, "forcedCancelWithRefund": true,
+            "bankDetails": {"iban": "DE89370400440532013000"}})),
+            422,
+            "validation-failed",
+        ),
     ];
     for (token, order, body, status, code) in cases {
         let answer = cancel_with(&service, token, order, body.clone()).await;
         assert_problem(&answer, status, code);
         if code == "validation-failed" {
             assert!(
-                answer.body["errors"].as_array().is_some_and(|e| !e.is_empty()),
+                answer.body["errors"]
+                    .as_array()
+                    .is_some_and(|e| !e.is_empty()),
                 "{}",
                 answer.body
             );
         }
     }
-    assert_eq!(service.order("SO-1").await, before_1, "refusals changed SO-1");
-    assert_eq!(service.order("SO-2").await, before_2, "refusals changed SO-2");
+    assert_eq!(
+        service.order("SO-1").await,
+        before_1,
+        "refusals changed SO-1"
+    );
+    assert_eq!(
+        service.order("SO-2").await,
+        before_2,
+        "refusals changed SO-2"
+    );
 
     // Website switch off: a customer's request is refused, staff may cancel.
     let a = service
@@ -150,7 +256,9 @@ async fn transport_level_refusals_are_problems_too() {
     let service = setup().await;
 
     // No token, unknown token, malformed header.
-    let a = service.call(Method::GET, "/v1/orders/SO-1", None, None).await;
+    let a = service
+        .call(Method::GET, "/v1/orders/SO-1", None, None)
+        .await;
     assert_problem(&a, 401, "unauthenticated");
     let a = service
         .call(Method::GET, "/v1/orders/SO-1", Some("not-a-key"), None)
@@ -169,17 +277,31 @@ async fn transport_level_refusals_are_problems_too() {
         .await;
     assert_problem(&a, 400, "malformed-request");
     let a = service
-        .cancel("SO-1", &json!({"cancellationReason": "OUT_OF_STOCK", "forcedCancel": "yes"}))
+        .cancel(
+            "SO-1",
+            &json!({"cancellationReason": "OUT_OF_STOCK", "forcedCancel": "yes"}),
+        )
         .await;
     assert_problem(&a, 400, "malformed-request");
     let a = service
-        .cancel("SO-1", &json!({"cancellationReason": "OUT_OF_STOCK", "forcedCancle": true}))
+        .cancel(
+            "SO-1",
+            &json!({"cancellationReason": "OUT_OF_STOCK", "forcedCancle": true}),
+        )
         .await;
     assert_problem(&a, 400, "malformed-request");
-    assert!(a.body["detail"].as_str().unwrap_or("").contains("forcedCancle"));
+    assert!(
+        a.body["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("forcedCancle")
+    );
 
     // Over 1 MiB.
-    let big = format!("{{\"invoiceReference\": \"{}\"}}", "x".repeat(2 * 1024 * 1024));
+    let big = format!(
+        "{{\"invoiceReference\": \"{}\"}}",
+        "x".repeat(2 * 1024 * 1024)
+    );
     let a = service
         .raw(
             Method::POST,
@@ -204,7 +326,9 @@ async fn transport_level_refusals_are_problems_too() {
     assert_problem(&a, 415, "unsupported-media-type");
 
     // Unknown route and method.
-    let a = service.call(Method::GET, "/v1/nothing", Some(ADMIN), None).await;
+    let a = service
+        .call(Method::GET, "/v1/nothing", Some(ADMIN), None)
+        .await;
     assert_problem(&a, 404, "not-found");
     let a = service
         .call(Method::DELETE, "/v1/orders/SO-1", Some(ADMIN), None)
@@ -227,7 +351,9 @@ async fn transport_level_refusals_are_problems_too() {
         .collect();
     assert!(fields.contains(&"currency"), "{fields:?}");
     assert!(fields.contains(&"lines[1].parentLine"), "{fields:?}");
-    let a = service.call(Method::GET, "/v1/orders/SO-9", Some(ADMIN), None).await;
+    let a = service
+        .call(Method::GET, "/v1/orders/SO-9", Some(ADMIN), None)
+        .await;
     assert_problem(&a, 404, "order-not-found");
 
     let a = service
@@ -246,7 +372,12 @@ async fn transport_level_refusals_are_problems_too() {
         .iter()
         .filter_map(|e| e["field"].as_str())
         .collect();
-    for field in ["jobType", "connection", "retry.maxAttempts", "retry.maxBackoffMs"] {
+    for field in [
+        "jobType",
+        "connection",
+        "retry.maxAttempts",
+        "retry.maxBackoffMs",
+    ] {
         assert!(fields.contains(&field), "{field} in {fields:?}");
     }
 }
@@ -291,7 +422,8 @@ async fn idempotency_refusals() {
         )
         .await;
     assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
-    let other = json!({"cancellationReason": "CUSTOMER_SERVICE", "items": [{"orderItemReference": 1}]});
+    let other =
+        json!({"cancellationReason": "CUSTOMER_SERVICE", "items": [{"orderItemReference": 1}]});
     let a = service
         .send(
             Method::POST,

@@ -34,7 +34,13 @@ async fn service_with_job() -> (TestService, String) {
 }
 
 fn store(service: &TestService) -> Store {
-    service.running.as_ref().expect("running").state.store.clone()
+    service
+        .running
+        .as_ref()
+        .expect("running")
+        .state
+        .store
+        .clone()
 }
 
 fn result(outcome: &str, next: JobState) -> AttemptResult {
@@ -58,32 +64,61 @@ async fn an_expired_lease_is_taken_up_by_another_worker() {
     let store = store(&service);
 
     // Worker A claims with a lease that is over at once, and "dies".
-    let claimed = store.claim_due_jobs("worker-a", 10, 0).await.expect("claim");
+    let claimed = store
+        .claim_due_jobs("worker-a", 10, 0)
+        .await
+        .expect("claim");
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].job.id, job);
     assert_eq!(claimed[0].attempt, 1);
     let request_id = claimed[0].job.request_id.clone();
 
     // Worker B takes it up; the dead attempt is recorded as lease-expired.
-    let again = store.claim_due_jobs("worker-b", 10, 60_000).await.expect("claim");
+    let again = store
+        .claim_due_jobs("worker-b", 10, 60_000)
+        .await
+        .expect("claim");
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].attempt, 2);
     assert_eq!(again[0].job.request_id, request_id, "request id is stable");
     // A third worker finds nothing while B holds a live lease.
-    assert!(store.claim_due_jobs("worker-c", 10, 60_000).await.expect("claim").is_empty());
+    assert!(
+        store
+            .claim_due_jobs("worker-c", 10, 60_000)
+            .await
+            .expect("claim")
+            .is_empty()
+    );
 
     // A late result from A is ignored; B's counts.
-    assert!(!store
-        .finish_attempt(&claimed[0], "worker-a", &result("accepted", JobState::Succeeded))
-        .await
-        .expect("finish"));
-    assert!(store
-        .finish_attempt(&again[0], "worker-b", &result("accepted", JobState::Succeeded))
-        .await
-        .expect("finish"));
+    assert!(
+        !store
+            .finish_attempt(
+                &claimed[0],
+                "worker-a",
+                &result("accepted", JobState::Succeeded)
+            )
+            .await
+            .expect("finish")
+    );
+    assert!(
+        store
+            .finish_attempt(
+                &again[0],
+                "worker-b",
+                &result("accepted", JobState::Succeeded)
+            )
+            .await
+            .expect("finish")
+    );
 
     let a = service
-        .call(Method::GET, &format!("/v1/admin/jobs/{job}"), Some(ADMIN), None)
+        .call(
+            Method::GET,
+            &format!("/v1/admin/jobs/{job}"),
+            Some(ADMIN),
+            None,
+        )
         .await;
     assert_eq!(a.body["state"], "succeeded", "{}", a.body);
     assert_eq!(a.body["erpReference"], "ERP-REF-1");
@@ -94,7 +129,10 @@ async fn an_expired_lease_is_taken_up_by_another_worker() {
     assert_eq!(history[1]["outcome"], "accepted");
     assert_eq!(history[1]["worker"], "worker-b");
     assert_eq!(history[1]["pluginVersion"], "sha256:test");
-    assert_eq!(history[1]["log"], json!([{"level": "info", "message": "posted"}]));
+    assert_eq!(
+        history[1]["log"],
+        json!([{"level": "info", "message": "posted"}])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -102,16 +140,29 @@ async fn failed_jobs_can_be_retried_and_listed_by_state() {
     let (service, job) = service_with_job().await;
     let store = store(&service);
     let c = store.claim_due_jobs("w", 1, 60_000).await.expect("claim");
-    assert!(store
-        .finish_attempt(&c[0], "w", &result("rejected", JobState::Failed))
-        .await
-        .expect("finish"));
+    assert!(
+        store
+            .finish_attempt(&c[0], "w", &result("rejected", JobState::Failed))
+            .await
+            .expect("finish")
+    );
 
     let a = service
-        .call(Method::GET, "/v1/admin/jobs?state=failed&orderNumber=SO-1", Some(ADMIN), None)
+        .call(
+            Method::GET,
+            "/v1/admin/jobs?state=failed&orderNumber=SO-1",
+            Some(ADMIN),
+            None,
+        )
         .await;
     assert_eq!(a.status, StatusCode::OK);
-    let ids: BTreeSet<&str> = a.body.as_array().expect("list").iter().filter_map(|j| j["id"].as_str()).collect();
+    let ids: BTreeSet<&str> = a
+        .body
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|j| j["id"].as_str())
+        .collect();
     assert_eq!(ids, BTreeSet::from([job.as_str()]));
     assert_eq!(a.body[0]["lastError"], "rejected: rejected for the test");
     let a = service
@@ -127,13 +178,23 @@ async fn failed_jobs_can_be_retried_and_listed_by_state() {
     let order = service.order("SO-1").await;
     let cid = order["cancellations"][0].as_str().expect("id");
     let c = service
-        .call(Method::GET, &format!("/v1/cancellations/{cid}"), Some(ADMIN), None)
+        .call(
+            Method::GET,
+            &format!("/v1/cancellations/{cid}"),
+            Some(ADMIN),
+            None,
+        )
         .await;
     assert_eq!(c.body["erpSync"]["state"], "failed");
     assert_eq!(c.body["erpSync"]["jobs"][0]["attempts"], 1);
 
     let r = service
-        .call(Method::POST, &format!("/v1/admin/jobs/{job}/retry"), Some(ADMIN), None)
+        .call(
+            Method::POST,
+            &format!("/v1/admin/jobs/{job}/retry"),
+            Some(ADMIN),
+            None,
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.body["state"], "queued");
@@ -142,7 +203,12 @@ async fn failed_jobs_can_be_retried_and_listed_by_state() {
     let c = store.claim_due_jobs("w", 1, 60_000).await.expect("claim");
     assert_eq!((c[0].attempt, c[0].attempt_in_round), (2, 1));
     let a = service
-        .call(Method::POST, &format!("/v1/admin/jobs/{job}/retry"), Some(ADMIN), None)
+        .call(
+            Method::POST,
+            &format!("/v1/admin/jobs/{job}/retry"),
+            Some(ADMIN),
+            None,
+        )
         .await;
     assert_eq!(a.status, StatusCode::CONFLICT);
     assert_eq!(a.code(), "job-not-retryable");
@@ -176,8 +242,14 @@ async fn manual_runs_submit_the_orders_newest_cancellation_again() {
 
     for (body, field) in [
         (json!({"parameters": {}}), "parameters.OrderNumber"),
-        (json!({"parameters": {"OrderNumber": "NOPE"}}), "parameters.OrderNumber"),
-        (json!({"parameters": {"OrderNumber": "SO-1", "Colour": "red"}}), "parameters.Colour"),
+        (
+            json!({"parameters": {"OrderNumber": "NOPE"}}),
+            "parameters.OrderNumber",
+        ),
+        (
+            json!({"parameters": {"OrderNumber": "SO-1", "Colour": "red"}}),
+            "parameters.Colour",
+        ),
     ] {
         let a = service
             .call(

@@ -333,14 +333,15 @@ pub async fn get_job_definition(
     Path(name): Path<String>,
 ) -> Result<Json<JobDefinitionDto>, AppError> {
     caller.require(ADMIN)?;
-    let definition = state
-        .store
-        .job_definition(&name)
-        .await?
-        .ok_or_else(|| AppError::NotFound {
-            code: "job-definition-not-found",
-            detail: format!("no job definition named {name:?}"),
-        })?;
+    let definition =
+        state
+            .store
+            .job_definition(&name)
+            .await?
+            .ok_or_else(|| AppError::NotFound {
+                code: "job-definition-not-found",
+                detail: format!("no job definition named {name:?}"),
+            })?;
     Ok(Json(JobDefinitionDto::from(&definition)))
 }
 

@@ -39,9 +39,7 @@ impl Auth {
     /// Authentication with an optional bootstrap admin token.
     pub fn new(admin_token: Option<&str>) -> Self {
         Auth {
-            admin_token_sha256: admin_token
-                .filter(|t| !t.is_empty())
-                .map(token_digest),
+            admin_token_sha256: admin_token.filter(|t| !t.is_empty()).map(token_digest),
             known: RwLock::default(),
         }
     }

@@ -877,20 +877,27 @@ impl ConnectionBody {
             Some(_) => {}
         }
         for (i, host) in self.allowed_hosts.iter().enumerate() {
-            if host.trim().is_empty() || host.contains('/') || host.contains(char::is_whitespace)
-            {
+            if host.trim().is_empty() || host.contains('/') || host.contains(char::is_whitespace) {
                 errors.push(FieldError::new(
                     format!("allowedHosts[{i}]"),
                     "expected host or host:port, without scheme or path",
                 ));
             }
         }
-        for key in self.settings.keys().chain(self.secrets.iter().flat_map(|s| s.keys())) {
+        for key in self
+            .settings
+            .keys()
+            .chain(self.secrets.iter().flat_map(|s| s.keys()))
+        {
             if key.trim().is_empty() {
                 errors.push(FieldError::new("settings", "keys must not be blank"));
             }
         }
-        if errors.is_empty() { Ok(()) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
     }
 }
 
@@ -1003,7 +1010,10 @@ impl JobDefinitionDto {
             errors.push(FieldError::new("name", "does not match the path"));
         }
         if self.job_type != "Execution" {
-            errors.push(FieldError::new("jobType", "only \"Execution\" is supported"));
+            errors.push(FieldError::new(
+                "jobType",
+                "only \"Execution\" is supported",
+            ));
         }
         if self.connection.trim().is_empty() {
             errors.push(FieldError::new("connection", "must not be blank"));
@@ -1026,9 +1036,15 @@ impl JobDefinitionDto {
         let mut seen = std::collections::BTreeSet::new();
         for (i, p) in self.parameters.iter().enumerate() {
             if p.name.trim().is_empty() {
-                errors.push(FieldError::new(format!("parameters[{i}].name"), "must not be blank"));
+                errors.push(FieldError::new(
+                    format!("parameters[{i}].name"),
+                    "must not be blank",
+                ));
             } else if !seen.insert(p.name.clone()) {
-                errors.push(FieldError::new(format!("parameters[{i}].name"), "used twice"));
+                errors.push(FieldError::new(
+                    format!("parameters[{i}].name"),
+                    "used twice",
+                ));
             }
         }
         let retry = match self.retry {

@@ -171,11 +171,12 @@ impl AppError {
             AppError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
             AppError::Malformed(_) => (StatusCode::BAD_REQUEST, "malformed-request"),
             AppError::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation-failed"),
-            AppError::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large"),
-            AppError::UnsupportedMediaType(_) => (
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported-media-type",
-            ),
+            AppError::PayloadTooLarge { .. } => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large")
+            }
+            AppError::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type")
+            }
             AppError::IdempotencyKeyReused => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "idempotency-key-reused")
             }
@@ -194,7 +195,8 @@ impl AppError {
             AppError::Refused(Refusal::OrderNotCancellable { status }) => {
                 (Some(status.clone()), None)
             }
-            AppError::Refused(Refusal::ValidationFailed { errors }) | AppError::Validation(errors) => {
+            AppError::Refused(Refusal::ValidationFailed { errors })
+            | AppError::Validation(errors) => {
                 (None, Some(errors.iter().map(problem_field).collect()))
             }
             _ => (None, None),
@@ -209,10 +211,7 @@ impl AppError {
         };
         Problem {
             problem_type: format!("urn:rescind:problem:{code}"),
-            title: status
-                .canonical_reason()
-                .unwrap_or("Error")
-                .to_owned(),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
             status: status.as_u16(),
             detail,
             code: code.to_owned(),
@@ -237,7 +236,8 @@ impl IntoResponse for AppError {
             AppError::Internal(e) => tracing::error!(error = %e, "internal failure"),
             _ => tracing::debug!(code = %problem.code, "request refused"),
         }
-        let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status =
+            StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut response = (status, Json(problem)).into_response();
         response.headers_mut().insert(
             header::CONTENT_TYPE,

@@ -31,19 +31,27 @@ fn is_json(content_type: Option<&str>) -> bool {
     let Some(ct) = content_type else {
         return false;
     };
-    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, AppError> {
-    Bytes::from_request(req, state).await.map_err(|rejection| match rejection {
-        BytesRejection::FailedToBufferBody(e)
-            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE =>
-        {
-            AppError::PayloadTooLarge { limit: BODY_LIMIT }
-        }
-        other => AppError::Malformed(format!("cannot read the request body: {other}")),
-    })
+    Bytes::from_request(req, state)
+        .await
+        .map_err(|rejection| match rejection {
+            BytesRejection::FailedToBufferBody(e)
+                if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE =>
+            {
+                AppError::PayloadTooLarge { limit: BODY_LIMIT }
+            }
+            other => AppError::Malformed(format!("cannot read the request body: {other}")),
+        })
 }
 
 /// Parses JSON, naming the place of the problem.

@@ -121,7 +121,11 @@ pub async fn get_job(
     Path(id): Path<String>,
 ) -> Result<Json<JobView>, AppError> {
     caller.require(STAFF)?;
-    let job = state.store.job(&id).await?.ok_or_else(|| job_not_found(&id))?;
+    let job = state
+        .store
+        .job(&id)
+        .await?
+        .ok_or_else(|| job_not_found(&id))?;
     let attempts = state.store.job_attempts(&id).await?;
     Ok(Json(JobView::new(&job, Some(&attempts))))
 }

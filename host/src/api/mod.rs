@@ -127,7 +127,10 @@ pub fn routes() -> Router<AppState> {
             "/v1/orders/{orderNumber}",
             put(orders::put_order).get(orders::get_order),
         )
-        .route("/v1/orders/{orderNumber}/status", post(orders::report_status))
+        .route(
+            "/v1/orders/{orderNumber}/status",
+            post(orders::report_status),
+        )
         .route(
             "/v1/orders/{orderNumber}/cancellations",
             post(cancellations::create_cancellation),

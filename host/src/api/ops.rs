@@ -7,8 +7,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
-use super::AppState;
 use super::ApiDoc;
+use super::AppState;
 
 /// Health and readiness answer.
 #[derive(Debug, Serialize, ToSchema)]

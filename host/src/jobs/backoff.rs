@@ -73,7 +73,11 @@ mod tests {
             (u32::MAX, 300_000),
         ];
         for (attempt, ms) in table {
-            assert_eq!(ceiling(&p, attempt), Duration::from_millis(ms), "attempt {attempt}");
+            assert_eq!(
+                ceiling(&p, attempt),
+                Duration::from_millis(ms),
+                "attempt {attempt}"
+            );
         }
     }
 
@@ -94,11 +98,27 @@ mod tests {
         let p = policy(3, 100, 1_000);
         let table = [
             (1, 0.0, RetryDecision::RetryAfter(Duration::ZERO)),
-            (1, 1.0, RetryDecision::RetryAfter(Duration::from_millis(100))),
-            (2, 0.5, RetryDecision::RetryAfter(Duration::from_millis(100))),
-            (2, 7.0, RetryDecision::RetryAfter(Duration::from_millis(200))),
+            (
+                1,
+                1.0,
+                RetryDecision::RetryAfter(Duration::from_millis(100)),
+            ),
+            (
+                2,
+                0.5,
+                RetryDecision::RetryAfter(Duration::from_millis(100)),
+            ),
+            (
+                2,
+                7.0,
+                RetryDecision::RetryAfter(Duration::from_millis(200)),
+            ),
             (2, -1.0, RetryDecision::RetryAfter(Duration::ZERO)),
-            (2, f64::NAN, RetryDecision::RetryAfter(Duration::from_millis(200))),
+            (
+                2,
+                f64::NAN,
+                RetryDecision::RetryAfter(Duration::from_millis(200)),
+            ),
             (3, 0.5, RetryDecision::GiveUp),
             (4, 0.5, RetryDecision::GiveUp),
         ];

@@ -87,9 +87,9 @@ impl DeliveryOutcome {
             DeliveryOutcome::MemoryCapExceeded(bytes) => Some(format!(
                 "the plugin tried to use more than its memory cap of {bytes} bytes"
             )),
-            DeliveryOutcome::UnknownProcessor(name) => Some(format!(
-                "no integration processor named {name:?} is loaded"
-            )),
+            DeliveryOutcome::UnknownProcessor(name) => {
+                Some(format!("no integration processor named {name:?} is loaded"))
+            }
         }
     }
 

@@ -10,9 +10,7 @@ use time::Date;
 
 use super::config::{enabled_definitions, load_settings, load_website};
 use super::jobs::{insert_job, jobs_of_cancellation};
-use super::orders::{
-    allocation_kind_str, approval_str, channel_str, format_date, load_order,
-};
+use super::orders::{allocation_kind_str, approval_str, channel_str, format_date, load_order};
 use super::{
     AllocationRecord, BankDetailsRecord, CancellationRecord, CancelledLineRecord, Job,
     RefundRecord, Store, StoreError, TrackingRecord, WarningRecord, from_json, now_ms, to_json,
@@ -253,12 +251,11 @@ impl Store {
     /// A committed cancellation with its jobs as they are now.
     pub async fn cancellation(&self, id: &str) -> Result<Option<Committed>, StoreError> {
         let mut conn = self.reader.acquire().await?;
-        let Some(text) = sqlx::query_scalar::<_, String>(
-            "SELECT record FROM cancellations WHERE id = ?",
-        )
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?
+        let Some(text) =
+            sqlx::query_scalar::<_, String>("SELECT record FROM cancellations WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&mut *conn)
+                .await?
         else {
             return Ok(None);
         };
@@ -291,13 +288,15 @@ async fn write_changes(
     before: &Order,
     after: &Order,
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE orders SET status = ?, approval_state = ?, updated_at = ? WHERE number = ?")
-        .bind(&after.status)
-        .bind(after.approval.as_ref().map(|a| approval_str(&a.state)))
-        .bind(now_ms())
-        .bind(&after.number)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "UPDATE orders SET status = ?, approval_state = ?, updated_at = ? WHERE number = ?",
+    )
+    .bind(&after.status)
+    .bind(after.approval.as_ref().map(|a| approval_str(&a.state)))
+    .bind(now_ms())
+    .bind(&after.number)
+    .execute(&mut *conn)
+    .await?;
     for line in &after.lines {
         let was = before.lines.iter().find(|l| l.number == line.number);
         if line.state == LineState::Cancelled
@@ -334,17 +333,15 @@ async fn write_changes(
         .enumerate()
     {
         if was.state != now.state {
-            sqlx::query(
-                "UPDATE allocations SET state = ? WHERE order_number = ? AND position = ?",
-            )
-            .bind(match now.state {
-                AllocationState::Allocated => "allocated",
-                AllocationState::Released => "released",
-            })
-            .bind(&after.number)
-            .bind(position as i64)
-            .execute(&mut *conn)
-            .await?;
+            sqlx::query("UPDATE allocations SET state = ? WHERE order_number = ? AND position = ?")
+                .bind(match now.state {
+                    AllocationState::Allocated => "allocated",
+                    AllocationState::Released => "released",
+                })
+                .bind(&after.number)
+                .bind(position as i64)
+                .execute(&mut *conn)
+                .await?;
         }
     }
     Ok(())

@@ -19,10 +19,7 @@ impl Store {
     }
 
     /// Replaces the status mappings.
-    pub async fn put_status_mappings(
-        &self,
-        mappings: &[StatusMapping],
-    ) -> Result<(), StoreError> {
+    pub async fn put_status_mappings(&self, mappings: &[StatusMapping]) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
         write_mappings(&mut tx, mappings).await?;
         tx.commit().await?;
@@ -230,9 +227,10 @@ pub(super) async fn enabled_definitions(
 
 /// Reads the settings row and the mappings.
 pub(super) async fn load_settings(conn: &mut SqliteConnection) -> Result<Settings, StoreError> {
-    let row = sqlx::query("SELECT cancellable_statuses, cancelled_status FROM settings WHERE id = 1")
-        .fetch_one(&mut *conn)
-        .await?;
+    let row =
+        sqlx::query("SELECT cancellable_statuses, cancelled_status FROM settings WHERE id = 1")
+            .fetch_one(&mut *conn)
+            .await?;
     let status_mappings = sqlx::query(
         "SELECT erp_code, status, allow_cancellation FROM status_mappings ORDER BY position",
     )

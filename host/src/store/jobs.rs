@@ -289,11 +289,7 @@ impl Store {
 
     /// Enqueues a manual run of a definition: it submits the newest
     /// cancellation of the order named by the `OrderNumber` parameter again.
-    pub async fn run_job_definition(
-        &self,
-        name: &str,
-        run: &ManualRun,
-    ) -> Result<Job, RunError> {
+    pub async fn run_job_definition(&self, name: &str, run: &ManualRun) -> Result<Job, RunError> {
         let mut tx = self.write().await.map_err(RunError::Store)?;
         let Some(row) = sqlx::query(
             "SELECT name, job_type, connection, preprocessor, integration_processor,

@@ -26,11 +26,10 @@ impl Store {
 
     /// The key whose token has this digest.
     pub async fn api_key(&self, token_sha256: &str) -> Result<Option<ApiKey>, StoreError> {
-        let row =
-            sqlx::query("SELECT role, customer_number FROM api_keys WHERE token_sha256 = ?")
-                .bind(token_sha256)
-                .fetch_optional(&self.reader)
-                .await?;
+        let row = sqlx::query("SELECT role, customer_number FROM api_keys WHERE token_sha256 = ?")
+            .bind(token_sha256)
+            .fetch_optional(&self.reader)
+            .await?;
         row.map(|row| {
             let role: String = row.get("role");
             Ok(ApiKey {

@@ -30,8 +30,8 @@ use sqlx::sqlite::{
 pub use cancellations::{
     CancelCommand, CancelError, Committed, IdempotencyClaim, NOT_COMMUNICATED_TO_ERP,
 };
-pub use orders::{PutOrder, format_date};
 pub use jobs::{AttemptResult, ClaimedJob, JobFilter, ManualRun, RetryError, RunError};
+pub use orders::{PutOrder, format_date};
 pub use records::*;
 
 /// Why the store could not do what was asked. Refusals by the cancel rules

@@ -208,7 +208,12 @@ impl TestService {
     /// Reads an order.
     pub async fn order(&self, number: &str) -> Value {
         let a = self
-            .call(Method::GET, &format!("/v1/orders/{number}"), Some(ADMIN), None)
+            .call(
+                Method::GET,
+                &format!("/v1/orders/{number}"),
+                Some(ADMIN),
+                None,
+            )
             .await;
         assert_eq!(a.status, StatusCode::OK, "{}", a.body);
         a.body
