@@ -39,6 +39,17 @@ impl Store {
         })
     }
 
+    /// Creates or replaces many orders in one transaction (imports, demo
+    /// data, benchmarks).
+    pub async fn put_orders(&self, orders: &[Order]) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        for order in orders {
+            write_order(&mut tx, order).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// The order with that number.
     pub async fn order(&self, number: &str) -> Result<Option<Order>, StoreError> {
         let mut conn = self.reader.acquire().await?;
