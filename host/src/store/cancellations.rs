@@ -8,7 +8,6 @@ use std::time::Duration;
 use sqlx::{Row, SqliteConnection};
 use time::Date;
 
-use super::config::{enabled_definitions, load_settings, load_website};
 use super::jobs::{insert_job, jobs_of_cancellation};
 use super::orders::{allocation_kind_str, approval_str, channel_str, format_date, load_order};
 use super::{
@@ -17,7 +16,7 @@ use super::{
 };
 use crate::domain::{
     self, Actor, AllocationState, CancelRequest, CancellationPlan, LineKind, LineState, Order,
-    RefundDestination, Refusal, WebsiteSettings,
+    RefundDestination, Refusal,
 };
 
 /// The warning code of a cancellation that no job definition will tell
@@ -180,15 +179,16 @@ impl Store {
         let order = load_order(&mut tx, command.order_number)
             .await?
             .ok_or(Refusal::OrderNotFound)?;
-        let settings = load_settings(&mut tx).await?;
-        let website = load_website(&mut tx, &order.website)
-            .await?
-            .unwrap_or(WebsiteSettings {
-                allow_cancellation_request: false,
-            });
+        let config = self.config_snapshot(&mut tx).await?;
+        // An unconfigured website keeps the InsiteCommerce default: off.
+        let website = config
+            .websites
+            .get(&order.website)
+            .copied()
+            .unwrap_or_default();
         let plan = domain::plan_cancellation(
             &order,
-            &settings,
+            &config.settings,
             &website,
             command.actor,
             command.request,
@@ -197,7 +197,7 @@ impl Store {
         let after = plan.apply(&order);
         write_changes(&mut tx, &order, &after).await?;
 
-        let definitions = enabled_definitions(&mut tx).await?;
+        let definitions = &config.definitions;
         let now = now_ms();
         let record = cancellation_record(&order, &plan, now, !definitions.is_empty());
         sqlx::query(
@@ -213,7 +213,7 @@ impl Store {
         .await?;
 
         let mut jobs = Vec::with_capacity(definitions.len());
-        for definition in &definitions {
+        for definition in definitions {
             let mut parameters: BTreeMap<String, String> = definition
                 .parameters
                 .iter()
@@ -297,20 +297,27 @@ async fn write_changes(
     .bind(&after.number)
     .execute(&mut *conn)
     .await?;
-    for line in &after.lines {
-        let was = before.lines.iter().find(|l| l.number == line.number);
-        if line.state == LineState::Cancelled
-            && was.is_some_and(|l| l.state != LineState::Cancelled)
-        {
-            sqlx::query(
-                "UPDATE order_lines SET state = 'cancelled'
-                 WHERE order_number = ? AND line_number = ?",
-            )
-            .bind(&after.number)
-            .bind(line.number)
-            .execute(&mut *conn)
-            .await?;
-        }
+    let newly_cancelled: Vec<u32> = after
+        .lines
+        .iter()
+        .filter(|line| {
+            line.state == LineState::Cancelled
+                && before
+                    .lines
+                    .iter()
+                    .any(|l| l.number == line.number && l.state != LineState::Cancelled)
+        })
+        .map(|line| line.number)
+        .collect();
+    if !newly_cancelled.is_empty() {
+        sqlx::query(
+            "UPDATE order_lines SET state = 'cancelled'
+             WHERE order_number = ? AND line_number IN (SELECT value FROM json_each(?))",
+        )
+        .bind(&after.number)
+        .bind(to_json(&newly_cancelled))
+        .execute(&mut *conn)
+        .await?;
     }
     for (position, (was, now)) in before.payments.iter().zip(&after.payments).enumerate() {
         if was.voided_minor != now.voided_minor || was.refunded_minor != now.refunded_minor {
@@ -326,23 +333,25 @@ async fn write_changes(
             .await?;
         }
     }
-    for (position, (was, now)) in before
+    let released: Vec<usize> = before
         .allocations
         .iter()
         .zip(&after.allocations)
         .enumerate()
-    {
-        if was.state != now.state {
-            sqlx::query("UPDATE allocations SET state = ? WHERE order_number = ? AND position = ?")
-                .bind(match now.state {
-                    AllocationState::Allocated => "allocated",
-                    AllocationState::Released => "released",
-                })
-                .bind(&after.number)
-                .bind(position as i64)
-                .execute(&mut *conn)
-                .await?;
-        }
+        .filter(|(_, (was, now))| {
+            was.state != now.state && now.state == AllocationState::Released
+        })
+        .map(|(position, _)| position)
+        .collect();
+    if !released.is_empty() {
+        sqlx::query(
+            "UPDATE allocations SET state = 'released'
+             WHERE order_number = ? AND position IN (SELECT value FROM json_each(?))",
+        )
+        .bind(&after.number)
+        .bind(to_json(&released))
+        .execute(&mut *conn)
+        .await?;
     }
     Ok(())
 }

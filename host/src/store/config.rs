@@ -1,7 +1,8 @@
 //! Configuration: cancel settings and status mappings, websites, ERP
 //! connections and job definitions.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use sqlx::{Row, SqliteConnection};
 
@@ -11,7 +12,64 @@ use super::{
 };
 use crate::domain::{Settings, StatusMapping, WebsiteSettings};
 
+/// The configuration every cancellation reads, cached between writes.
+#[derive(Debug)]
+pub(super) struct ConfigSnapshot {
+    /// Cancel settings with mappings.
+    pub settings: Settings,
+    /// Every configured website.
+    pub websites: HashMap<String, WebsiteSettings>,
+    /// The enabled job definitions, by name.
+    pub definitions: Vec<JobDefinition>,
+}
+
 impl Store {
+    /// The cached configuration, loaded on `conn` (which should hold the
+    /// write lock) when the cache is empty.
+    pub(super) async fn config_snapshot(
+        &self,
+        conn: &mut SqliteConnection,
+    ) -> Result<Arc<ConfigSnapshot>, StoreError> {
+        if let Some(snapshot) = self.cached_config() {
+            return Ok(snapshot);
+        }
+        let settings = load_settings(&mut *conn).await?;
+        let websites = sqlx::query("SELECT name, allow_cancellation_request FROM websites")
+            .fetch_all(&mut *conn)
+            .await?
+            .into_iter()
+            .map(|row| {
+                (
+                    row.get::<String, _>("name"),
+                    WebsiteSettings {
+                        allow_cancellation_request: row.get("allow_cancellation_request"),
+                    },
+                )
+            })
+            .collect();
+        let definitions = enabled_definitions(&mut *conn).await?;
+        let snapshot = Arc::new(ConfigSnapshot {
+            settings,
+            websites,
+            definitions,
+        });
+        *self.config.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::clone(&snapshot));
+        Ok(snapshot)
+    }
+
+    fn cached_config(&self) -> Option<Arc<ConfigSnapshot>> {
+        self.config
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Empties the cache; called inside every configuration write, before
+    /// its commit.
+    fn invalidate_config(&self) {
+        *self.config.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
     /// The cancel settings with the status mappings.
     pub async fn settings(&self) -> Result<Settings, StoreError> {
         let mut conn = self.reader.acquire().await?;
@@ -22,6 +80,7 @@ impl Store {
     pub async fn put_status_mappings(&self, mappings: &[StatusMapping]) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
         write_mappings(&mut tx, mappings).await?;
+        self.invalidate_config();
         tx.commit().await?;
         Ok(())
     }
@@ -34,6 +93,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
         write_cancel_settings(&mut tx, cancellable_statuses, cancelled_status).await?;
+        self.invalidate_config();
         tx.commit().await?;
         Ok(())
     }
@@ -48,6 +108,7 @@ impl Store {
             &settings.cancelled_status,
         )
         .await?;
+        self.invalidate_config();
         tx.commit().await?;
         Ok(())
     }
@@ -74,6 +135,7 @@ impl Store {
         .bind(website.allow_cancellation_request)
         .execute(&mut *tx)
         .await?;
+        self.invalidate_config();
         tx.commit().await?;
         Ok(())
     }
@@ -179,6 +241,7 @@ impl Store {
         .bind(now_ms())
         .execute(&mut *tx)
         .await?;
+        self.invalidate_config();
         tx.commit().await?;
         Ok(())
     }

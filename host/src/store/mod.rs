@@ -21,6 +21,7 @@ mod records;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::sqlite::{
@@ -110,7 +111,21 @@ impl StoreOptions {
 pub struct Store {
     writer: SqlitePool,
     reader: SqlitePool,
+    /// Settings, websites and enabled job definitions, read by every
+    /// cancellation. Filled inside a write transaction and emptied by every
+    /// configuration write before it commits, so it never holds data older
+    /// than the last commit (all writes go through this store's single
+    /// writer).
+    config: Arc<Mutex<Option<Arc<config::ConfigSnapshot>>>>,
+    checkpointer: Arc<tokio::task::JoinHandle<()>>,
 }
+
+/// WAL pages after which a commit checkpoints by itself; the background
+/// checkpointer normally keeps the WAL far below this.
+const AUTOCHECKPOINT_PAGES: &str = "16384";
+
+/// How often the background checkpointer copies the WAL into the database.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 /// How long a caller waits for SQLite's write lock held by another process
 /// (a second host on the same file) before the statement fails.
@@ -126,19 +141,51 @@ impl Store {
         })?;
         let path = options.data_dir.join("rescind.db");
         let connect = connect_options(&path, options.durability);
+        // Connections are only ever ours and local: no need to ping them
+        // before each use.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(connect.clone())
             .await?;
         sqlx::migrate!("./migrations").run(&writer).await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(options.readers.max(1))
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(connect.read_only(true))
+            .connect_with(connect.clone().read_only(true))
             .await?;
-        Ok(Store { writer, reader })
+        // Checkpoints (which sync the database file) run on their own
+        // connection, off the path of the commits that answer requests.
+        let maintenance = SqlitePoolOptions::new()
+            .max_connections(1)
+            .test_before_acquire(false)
+            .connect_with(connect)
+            .await?;
+        let checkpointer = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if maintenance.is_closed() {
+                    break;
+                }
+                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                    .execute(&maintenance)
+                    .await
+                {
+                    tracing::warn!(error = %e, "WAL checkpoint failed");
+                }
+            }
+        });
+        Ok(Store {
+            writer,
+            reader,
+            config: Arc::default(),
+            checkpointer: Arc::new(checkpointer),
+        })
     }
 
     /// Checks that the database answers.
@@ -147,8 +194,9 @@ impl Store {
         Ok(())
     }
 
-    /// Closes both pools, waiting for running statements.
+    /// Closes the pools, waiting for running statements.
     pub async fn close(&self) {
+        self.checkpointer.abort();
         self.writer.close().await;
         self.reader.close().await;
     }
@@ -167,6 +215,7 @@ fn connect_options(path: &Path, durability: Durability) -> SqliteConnectOptions 
         .journal_mode(SqliteJournalMode::Wal)
         .foreign_keys(true)
         .busy_timeout(BUSY_TIMEOUT)
+        .pragma("wal_autocheckpoint", AUTOCHECKPOINT_PAGES)
         .synchronous(match durability {
             Durability::Normal => SqliteSynchronous::Normal,
             Durability::Full => SqliteSynchronous::Full,

@@ -215,19 +215,44 @@ pub(super) async fn write_order(
     Ok(())
 }
 
+/// One order row with its children aggregated as JSON, so that a whole
+/// order is read in one statement (this is on every cancellation's path).
+const ORDER_SELECT: &str = "SELECT o.number, o.business_code, o.customer_number, o.website,
+    o.status, o.order_date, o.currency, o.erp_order_number, o.approval_state, o.tracking,
+    (SELECT json_group_array(json_array(line_number, sku, quantity, amount_minor, tax_minor,
+            parent_line, kind, applies_to, state, erp_line_ref))
+       FROM order_lines WHERE order_number = o.number) AS lines,
+    (SELECT json_group_array(json_array(position, id, method, authorized_minor,
+            deposited_minor, voided_minor, refunded_minor))
+       FROM payments WHERE order_number = o.number) AS payments,
+    (SELECT json_group_array(json_array(position, line_number, warehouse, quantity, kind, state))
+       FROM allocations WHERE order_number = o.number) AS allocations
+    FROM orders o WHERE o.number = ?";
+
+type LineRow = (
+    u32,
+    String,
+    u32,
+    i64,
+    i64,
+    Option<u32>,
+    String,
+    String,
+    String,
+    Option<String>,
+);
+type PaymentRow = (i64, String, String, i64, i64, i64, i64);
+type AllocationRow = (i64, u32, String, u32, String, String);
+
 /// Reads an order with everything it holds.
 pub(super) async fn load_order(
     conn: &mut SqliteConnection,
     number: &str,
 ) -> Result<Option<Order>, StoreError> {
-    let Some(row) = sqlx::query(
-        "SELECT number, business_code, customer_number, website, status, order_date, currency,
-                erp_order_number, approval_state, tracking
-         FROM orders WHERE number = ?",
-    )
-    .bind(number)
-    .fetch_optional(&mut *conn)
-    .await?
+    let Some(row) = sqlx::query(ORDER_SELECT)
+        .bind(number)
+        .fetch_optional(&mut *conn)
+        .await?
     else {
         return Ok(None);
     };
@@ -256,26 +281,19 @@ pub(super) async fn load_order(
         }
     };
 
-    let mut lines = Vec::new();
-    for row in sqlx::query(
-        "SELECT line_number, sku, quantity, amount_minor, tax_minor, parent_line, kind,
-                applies_to, state, erp_line_ref
-         FROM order_lines WHERE order_number = ? ORDER BY line_number",
-    )
-    .bind(number)
-    .fetch_all(&mut *conn)
-    .await?
+    let mut line_rows: Vec<LineRow> = from_json("lines", row.get("lines"))?;
+    line_rows.sort_by_key(|l| l.0);
+    let mut lines = Vec::with_capacity(line_rows.len());
+    for (number, sku, quantity, amount_minor, tax_minor, parent_line, kind, applies_to, state, erp_line_ref) in
+        line_rows
     {
-        let kind: String = row.get("kind");
-        let applies_to: String = row.get("applies_to");
-        let state: String = row.get("state");
         lines.push(Line {
-            number: row.get("line_number"),
-            sku: row.get("sku"),
-            quantity: row.get("quantity"),
-            amount_minor: row.get("amount_minor"),
-            tax_minor: row.get("tax_minor"),
-            parent_line: row.get("parent_line"),
+            number,
+            sku,
+            quantity,
+            amount_minor,
+            tax_minor,
+            parent_line,
             kind: match kind.as_str() {
                 "product" => LineKind::Product,
                 "discount" => LineKind::Discount {
@@ -288,43 +306,37 @@ pub(super) async fn load_order(
                 "cancelled" => LineState::Cancelled,
                 other => return Err(corrupt("line state", other)),
             },
-            erp_line_ref: row.get("erp_line_ref"),
+            erp_line_ref,
         });
     }
 
-    let payments = sqlx::query(
-        "SELECT id, method, authorized_minor, deposited_minor, voided_minor, refunded_minor
-         FROM payments WHERE order_number = ? ORDER BY position",
-    )
-    .bind(number)
-    .fetch_all(&mut *conn)
-    .await?
-    .into_iter()
-    .map(|row| Payment {
-        id: row.get("id"),
-        method: row.get("method"),
-        authorized_minor: row.get("authorized_minor"),
-        deposited_minor: row.get("deposited_minor"),
-        voided_minor: row.get("voided_minor"),
-        refunded_minor: row.get("refunded_minor"),
-    })
-    .collect();
+    let mut payment_rows: Vec<PaymentRow> = from_json("payments", row.get("payments"))?;
+    payment_rows.sort_by_key(|p| p.0);
+    let payments = payment_rows
+        .into_iter()
+        .map(
+            |(_, id, method, authorized_minor, deposited_minor, voided_minor, refunded_minor)| {
+                Payment {
+                    id,
+                    method,
+                    authorized_minor,
+                    deposited_minor,
+                    voided_minor,
+                    refunded_minor,
+                }
+            },
+        )
+        .collect();
 
-    let mut allocations = Vec::new();
-    for row in sqlx::query(
-        "SELECT line_number, warehouse, quantity, kind, state
-         FROM allocations WHERE order_number = ? ORDER BY position",
-    )
-    .bind(number)
-    .fetch_all(&mut *conn)
-    .await?
-    {
-        let kind: String = row.get("kind");
-        let state: String = row.get("state");
+    let mut allocation_rows: Vec<AllocationRow> =
+        from_json("allocations", row.get("allocations"))?;
+    allocation_rows.sort_by_key(|a| a.0);
+    let mut allocations = Vec::with_capacity(allocation_rows.len());
+    for (_, line_number, warehouse, quantity, kind, state) in allocation_rows {
         allocations.push(Allocation {
-            line_number: row.get("line_number"),
-            warehouse: row.get("warehouse"),
-            quantity: row.get("quantity"),
+            line_number,
+            warehouse,
+            quantity,
             kind: match kind.as_str() {
                 "existing" => AllocationKind::Existing,
                 "expected" => AllocationKind::Expected,
