@@ -8,7 +8,7 @@ use std::time::Duration;
 use sqlx::{Row, SqliteConnection};
 use time::Date;
 
-use super::jobs::{insert_job, jobs_of_cancellation};
+use super::jobs::{jobs_of_cancellation, new_job};
 use super::orders::{allocation_kind_str, approval_str, channel_str, format_date, load_order};
 use super::{
     AllocationRecord, BankDetailsRecord, CancellationRecord, CancelledLineRecord, Job,
@@ -195,55 +195,22 @@ impl Store {
             command.today,
         )?;
         let after = plan.apply(&order);
-        write_changes(&mut tx, &order, &after).await?;
-
-        let definitions = &config.definitions;
         let now = now_ms();
-        let record = cancellation_record(&order, &plan, now, !definitions.is_empty());
-        sqlx::query(
-            "INSERT INTO cancellations (id, order_number, customer_number, record, created_at)
-             VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(&record.id)
-        .bind(&record.order_number)
-        .bind(&record.customer_number)
-        .bind(to_json(&record))
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-
-        let mut jobs = Vec::with_capacity(definitions.len());
-        for definition in definitions {
-            let mut parameters: BTreeMap<String, String> = definition
-                .parameters
-                .iter()
-                .map(|p| (p.name.clone(), p.default_value.clone()))
-                .collect();
-            parameters.insert("OrderNumber".to_owned(), order.number.clone());
-            jobs.push(
-                insert_job(
-                    &mut tx,
-                    definition,
-                    &order.number,
-                    Some(&record.id),
-                    parameters,
-                    now,
-                )
-                .await?,
-            );
-        }
-
-        if let Some((scope, key)) = command.idempotency {
-            sqlx::query(
-                "UPDATE idempotency_keys SET state = 'done', cancellation_id = ?
-                 WHERE scope = ? AND key = ?",
-            )
-            .bind(&record.id)
-            .bind(scope)
-            .bind(key)
-            .execute(&mut *tx)
-            .await?;
-        }
+        let record = cancellation_record(&order, &plan, now, !config.definitions.is_empty());
+        let jobs: Vec<Job> = config
+            .definitions
+            .iter()
+            .map(|definition| {
+                let mut parameters: BTreeMap<String, String> = definition
+                    .parameters
+                    .iter()
+                    .map(|p| (p.name.clone(), p.default_value.clone()))
+                    .collect();
+                parameters.insert("OrderNumber".to_owned(), order.number.clone());
+                new_job(definition, &order.number, Some(&record.id), parameters, now)
+            })
+            .collect();
+        write_cancellation(&mut tx, &order, &after, &record, &jobs, command.idempotency).await?;
         tx.commit().await?;
         Ok(Committed { record, jobs })
     }
@@ -280,23 +247,43 @@ impl Store {
     }
 }
 
-/// Writes what a cancellation changed: statuses of the order, its lines,
-/// payments, allocations and approval. Positions line up because `apply`
-/// keeps the order's shape.
-async fn write_changes(
+/// Every write of a cancellation, as one multi-statement query (one trip
+/// to SQLite's connection thread instead of one per statement): the order's
+/// status and approval, its newly cancelled lines, payment voids and
+/// refunds, released allocations, the cancellation, its outbox jobs and the
+/// idempotency record. Positions line up because `apply` keeps the order's
+/// shape. Parameters are plain `?`, bound in the order they appear (sqlx
+/// binds numbered parameters of multi-statement queries unreliably).
+const WRITE_CANCELLATION: &str = "
+UPDATE orders SET status = ?, approval_state = ?, updated_at = ? WHERE number = ?;
+UPDATE order_lines SET state = 'cancelled'
+ WHERE order_number = ? AND line_number IN (SELECT value FROM json_each(?));
+UPDATE payments SET voided_minor = json_extract(p.value, '$[1]'),
+                    refunded_minor = json_extract(p.value, '$[2]')
+  FROM json_each(?) AS p
+ WHERE payments.order_number = ? AND payments.position = json_extract(p.value, '$[0]');
+UPDATE allocations SET state = 'released'
+ WHERE order_number = ? AND position IN (SELECT value FROM json_each(?));
+INSERT INTO cancellations (id, order_number, customer_number, record, created_at)
+VALUES (?, ?, ?, ?, ?);
+INSERT INTO jobs (id, definition, order_number, cancellation_id, request_id, parameters, state,
+                  max_attempts, initial_backoff_ms, max_backoff_ms, run_at, created_at, updated_at)
+SELECT json_extract(j.value, '$.id'), json_extract(j.value, '$.definition'), ?, ?,
+       json_extract(j.value, '$.requestId'), json_extract(j.value, '$.parameters'), 'queued',
+       json_extract(j.value, '$.maxAttempts'), json_extract(j.value, '$.initialBackoffMs'),
+       json_extract(j.value, '$.maxBackoffMs'), ?, ?, ?
+  FROM json_each(?) AS j;
+UPDATE idempotency_keys SET state = 'done', cancellation_id = ? WHERE scope = ? AND key = ?;
+";
+
+async fn write_cancellation(
     conn: &mut SqliteConnection,
     before: &Order,
     after: &Order,
+    record: &CancellationRecord,
+    jobs: &[Job],
+    idempotency: Option<(&str, &str)>,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE orders SET status = ?, approval_state = ?, updated_at = ? WHERE number = ?",
-    )
-    .bind(&after.status)
-    .bind(after.approval.as_ref().map(|a| approval_str(&a.state)))
-    .bind(now_ms())
-    .bind(&after.number)
-    .execute(&mut *conn)
-    .await?;
     let newly_cancelled: Vec<u32> = after
         .lines
         .iter()
@@ -309,30 +296,16 @@ async fn write_changes(
         })
         .map(|line| line.number)
         .collect();
-    if !newly_cancelled.is_empty() {
-        sqlx::query(
-            "UPDATE order_lines SET state = 'cancelled'
-             WHERE order_number = ? AND line_number IN (SELECT value FROM json_each(?))",
-        )
-        .bind(&after.number)
-        .bind(to_json(&newly_cancelled))
-        .execute(&mut *conn)
-        .await?;
-    }
-    for (position, (was, now)) in before.payments.iter().zip(&after.payments).enumerate() {
-        if was.voided_minor != now.voided_minor || was.refunded_minor != now.refunded_minor {
-            sqlx::query(
-                "UPDATE payments SET voided_minor = ?, refunded_minor = ?
-                 WHERE order_number = ? AND position = ?",
-            )
-            .bind(now.voided_minor)
-            .bind(now.refunded_minor)
-            .bind(&after.number)
-            .bind(position as i64)
-            .execute(&mut *conn)
-            .await?;
-        }
-    }
+    let payments: Vec<(usize, i64, i64)> = before
+        .payments
+        .iter()
+        .zip(&after.payments)
+        .enumerate()
+        .filter(|(_, (was, now))| {
+            was.voided_minor != now.voided_minor || was.refunded_minor != now.refunded_minor
+        })
+        .map(|(position, (_, now))| (position, now.voided_minor, now.refunded_minor))
+        .collect();
     let released: Vec<usize> = before
         .allocations
         .iter()
@@ -343,16 +316,56 @@ async fn write_changes(
         })
         .map(|(position, _)| position)
         .collect();
-    if !released.is_empty() {
-        sqlx::query(
-            "UPDATE allocations SET state = 'released'
-             WHERE order_number = ? AND position IN (SELECT value FROM json_each(?))",
-        )
-        .bind(&after.number)
+    let jobs: Vec<serde_json::Value> = jobs
+        .iter()
+        .map(|job| {
+            serde_json::json!({
+                "id": job.id,
+                "definition": job.definition,
+                "requestId": job.request_id,
+                "parameters": to_json(&job.parameters),
+                "maxAttempts": job.retry.max_attempts,
+                "initialBackoffMs": job.retry.initial_backoff_ms,
+                "maxBackoffMs": job.retry.max_backoff_ms,
+            })
+        })
+        .collect();
+    let number = after.number.as_str();
+    let now = record.created_at_ms;
+    sqlx::query(WRITE_CANCELLATION)
+        // orders
+        .bind(&after.status)
+        .bind(after.approval.as_ref().map(|a| approval_str(&a.state)))
+        .bind(now)
+        .bind(number)
+        // order_lines
+        .bind(number)
+        .bind(to_json(&newly_cancelled))
+        // payments
+        .bind(to_json(&payments))
+        .bind(number)
+        // allocations
+        .bind(number)
         .bind(to_json(&released))
+        // cancellations
+        .bind(&record.id)
+        .bind(number)
+        .bind(&record.customer_number)
+        .bind(to_json(record))
+        .bind(now)
+        // jobs
+        .bind(number)
+        .bind(&record.id)
+        .bind(now)
+        .bind(now)
+        .bind(now)
+        .bind(to_json(&jobs))
+        // idempotency_keys
+        .bind(&record.id)
+        .bind(idempotency.map(|(scope, _)| scope))
+        .bind(idempotency.map(|(_, key)| key))
         .execute(&mut *conn)
         .await?;
-    }
     Ok(())
 }
 

@@ -143,16 +143,15 @@ fn job_from_row(row: &SqliteRow) -> Result<Job, StoreError> {
     })
 }
 
-/// Inserts a queued job of `definition` (inside the caller's transaction).
-pub(super) async fn insert_job(
-    conn: &mut SqliteConnection,
+/// A new queued job of `definition`, due now.
+pub(super) fn new_job(
     definition: &JobDefinition,
     order_number: &str,
     cancellation_id: Option<&str>,
     parameters: BTreeMap<String, String>,
     now: i64,
-) -> Result<Job, StoreError> {
-    let job = Job {
+) -> Job {
+    Job {
         id: uuid::Uuid::new_v4().to_string(),
         definition: definition.name.clone(),
         order_number: order_number.to_owned(),
@@ -168,7 +167,19 @@ pub(super) async fn insert_job(
         last_error: None,
         created_at_ms: now,
         updated_at_ms: now,
-    };
+    }
+}
+
+/// Inserts a queued job of `definition` (inside the caller's transaction).
+pub(super) async fn insert_job(
+    conn: &mut SqliteConnection,
+    definition: &JobDefinition,
+    order_number: &str,
+    cancellation_id: Option<&str>,
+    parameters: BTreeMap<String, String>,
+    now: i64,
+) -> Result<Job, StoreError> {
+    let job = new_job(definition, order_number, cancellation_id, parameters, now);
     sqlx::query(
         "INSERT INTO jobs (id, definition, order_number, cancellation_id, request_id, parameters,
              state, max_attempts, initial_backoff_ms, max_backoff_ms, run_at, created_at,
