@@ -23,47 +23,43 @@ pub(super) struct ConfigSnapshot {
     pub definitions: Vec<JobDefinition>,
 }
 
+/// The shared cache of the configuration snapshot.
+pub(super) type ConfigCache = Arc<std::sync::Mutex<Option<Arc<ConfigSnapshot>>>>;
+
+/// The cached configuration, loaded on `conn` (which should hold the write
+/// lock) when the cache is empty.
+pub(super) async fn config_snapshot(
+    cache: &ConfigCache,
+    conn: &mut SqliteConnection,
+) -> Result<Arc<ConfigSnapshot>, StoreError> {
+    if let Some(snapshot) = cache.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+        return Ok(snapshot);
+    }
+    let settings = load_settings(&mut *conn).await?;
+    let websites = sqlx::query("SELECT name, allow_cancellation_request FROM websites")
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .map(|row| {
+            (
+                row.get::<String, _>("name"),
+                WebsiteSettings {
+                    allow_cancellation_request: row.get("allow_cancellation_request"),
+                },
+            )
+        })
+        .collect();
+    let definitions = enabled_definitions(&mut *conn).await?;
+    let snapshot = Arc::new(ConfigSnapshot {
+        settings,
+        websites,
+        definitions,
+    });
+    *cache.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::clone(&snapshot));
+    Ok(snapshot)
+}
+
 impl Store {
-    /// The cached configuration, loaded on `conn` (which should hold the
-    /// write lock) when the cache is empty.
-    pub(super) async fn config_snapshot(
-        &self,
-        conn: &mut SqliteConnection,
-    ) -> Result<Arc<ConfigSnapshot>, StoreError> {
-        if let Some(snapshot) = self.cached_config() {
-            return Ok(snapshot);
-        }
-        let settings = load_settings(&mut *conn).await?;
-        let websites = sqlx::query("SELECT name, allow_cancellation_request FROM websites")
-            .fetch_all(&mut *conn)
-            .await?
-            .into_iter()
-            .map(|row| {
-                (
-                    row.get::<String, _>("name"),
-                    WebsiteSettings {
-                        allow_cancellation_request: row.get("allow_cancellation_request"),
-                    },
-                )
-            })
-            .collect();
-        let definitions = enabled_definitions(&mut *conn).await?;
-        let snapshot = Arc::new(ConfigSnapshot {
-            settings,
-            websites,
-            definitions,
-        });
-        *self.config.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::clone(&snapshot));
-        Ok(snapshot)
-    }
-
-    fn cached_config(&self) -> Option<Arc<ConfigSnapshot>> {
-        self.config
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
     /// Empties the cache; called inside every configuration write, before
     /// its commit.
     fn invalidate_config(&self) {

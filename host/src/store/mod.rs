@@ -21,7 +21,7 @@ mod records;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::sqlite::{
@@ -49,6 +49,13 @@ pub enum StoreError {
     /// A stored value could not be read back (hand-edited or corrupt data).
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
+    /// The transaction of a group of cancellations failed; none of them
+    /// was committed.
+    #[error("database error: {0}")]
+    GroupCommit(String),
+    /// The store is closed.
+    #[error("the store is closed")]
+    Closed,
     /// The data directory could not be created.
     #[error("cannot create data directory {path}: {source}")]
     DataDir {
@@ -116,7 +123,9 @@ pub struct Store {
     /// configuration write before it commits, so it never holds data older
     /// than the last commit (all writes go through this store's single
     /// writer).
-    config: Arc<Mutex<Option<Arc<config::ConfigSnapshot>>>>,
+    config: config::ConfigCache,
+    /// Commits cancellations in groups (see [`cancellations`]).
+    cancellations: cancellations::Batcher,
     checkpointer: Arc<tokio::task::JoinHandle<()>>,
 }
 
@@ -180,10 +189,13 @@ impl Store {
                 }
             }
         });
+        let config = config::ConfigCache::default();
+        let cancellations = cancellations::Batcher::start(writer.clone(), Arc::clone(&config));
         Ok(Store {
             writer,
             reader,
-            config: Arc::default(),
+            config,
+            cancellations,
             checkpointer: Arc::new(checkpointer),
         })
     }
@@ -197,6 +209,7 @@ impl Store {
     /// Closes the pools, waiting for running statements.
     pub async fn close(&self) {
         self.checkpointer.abort();
+        self.cancellations.stop();
         self.writer.close().await;
         self.reader.close().await;
     }
