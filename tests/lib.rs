@@ -1,1 +1,5 @@
-//! Shared helpers for the integration tests.
+//! Shared helpers for the integration tests: a loopback ERP that records
+//! what it receives, and plugin fixtures loaded once per test binary.
+
+pub mod erp_server;
+pub mod plugin_fixtures;

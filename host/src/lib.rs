@@ -4,13 +4,16 @@
 //!
 //! [`domain`] holds the rules themselves, pure and documented as a rulebook;
 //! [`store`] keeps orders, configuration and the job outbox durably;
-//! [`api`] is the HTTP API; [`jobs`] runs the outbox.
+//! [`api`] is the HTTP API; [`jobs`] runs the outbox through the [`plugins`]
+//! runtime.
 #![deny(missing_docs)]
 
 pub mod api;
+pub mod bundled;
 pub mod demo;
 pub mod domain;
 pub mod jobs;
 pub mod metrics;
+pub mod plugins;
 pub mod service;
 pub mod store;

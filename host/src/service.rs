@@ -14,7 +14,8 @@ use tokio::task::JoinHandle;
 
 use crate::api::{self, AppState};
 use crate::demo::DemoErp;
-use crate::jobs::{IntegrationProcessors, WorkerConfig, WorkerPool};
+use crate::jobs::{IntegrationProcessors, PluginProcessors, WorkerConfig, WorkerPool};
+use crate::plugins::{CallLimits, PluginRuntime, RuntimeConfig};
 use crate::store::{Durability, Store, StoreOptions};
 
 /// Everything `start` needs.
@@ -106,7 +107,11 @@ pub async fn start(config: ServiceConfig) -> anyhow::Result<RunningService> {
     } else {
         None
     };
-    let workers = match (config.workers, config.processors) {
+    let processors = match (&config.workers, config.processors) {
+        (Some(_), None) => Some(bundled_processors(&config.data_dir)?),
+        (_, processors) => processors,
+    };
+    let workers = match (config.workers, processors) {
         (Some(worker_config), Some(processors)) => {
             let pool = WorkerPool::start(
                 store,
@@ -147,6 +152,23 @@ pub async fn start(config: ServiceConfig) -> anyhow::Result<RunningService> {
         server,
         workers,
     })
+}
+
+/// The plugin runtime with the plugins bundled in the binary, caching
+/// compiled code in the data directory so that a restart does not
+/// recompile.
+pub fn bundled_processors(
+    data_dir: &std::path::Path,
+) -> anyhow::Result<Arc<dyn IntegrationProcessors>> {
+    let runtime = PluginRuntime::new(RuntimeConfig {
+        cache_dir: Some(data_dir.join("plugin-cache")),
+        ..RuntimeConfig::default()
+    })
+    .context("starting the plugin runtime")?;
+    let processors = PluginProcessors::new(runtime, crate::bundled::BUNDLED, CallLimits::default())
+        .context("loading the bundled plugins")?;
+    tracing::info!(plugins = ?processors.names(), "integration processors loaded");
+    Ok(Arc::new(processors))
 }
 
 impl RunningService {

@@ -22,7 +22,8 @@ enum Allowed {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_answers_each_role_as_api_md_says() {
-    let service = TestService::start().await;
+    // No workers: the job must stay queued for the retry checks at the end.
+    let service = TestService::start_without_workers().await;
     service.configure_insite().await;
     configure_job(
         &service,

@@ -18,7 +18,10 @@
 //! `request_id`, the same for every attempt, lets the ERP drop duplicates.
 
 pub mod backoff;
+mod plugin_processors;
 mod worker;
+
+pub use plugin_processors::PluginProcessors;
 
 pub use worker::{
     Delivery, DeliveryOutcome, IntegrationProcessors, Submission, WorkerConfig, WorkerPool,

@@ -3,9 +3,13 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
+use rescind_host::bundled::BUNDLED;
+use rescind_host::jobs::{IntegrationProcessors, PluginProcessors, WorkerConfig};
+use rescind_host::plugins::{CallLimits, PluginRuntime, RuntimeConfig};
 use rescind_host::service::{self, RunningService, ServiceConfig};
 use serde_json::{Value, json};
 
@@ -44,10 +48,32 @@ impl Answer {
     }
 }
 
+/// The bundled plugins, loaded once per test binary (a debug host takes
+/// seconds to compile a component).
+fn processors() -> Arc<dyn IntegrationProcessors> {
+    static PROCESSORS: OnceLock<Arc<PluginProcessors>> = OnceLock::new();
+    let processors = PROCESSORS.get_or_init(|| {
+        let runtime = PluginRuntime::new(RuntimeConfig::default()).expect("plugin runtime");
+        Arc::new(
+            PluginProcessors::new(runtime, BUNDLED, CallLimits::default())
+                .expect("bundled plugins load"),
+        )
+    });
+    Arc::clone(processors) as Arc<dyn IntegrationProcessors>
+}
+
 fn config(dir: PathBuf, workers: bool) -> ServiceConfig {
     let mut config = ServiceConfig::new(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), dir);
     config.admin_token = Some(ADMIN.to_owned());
-    if !workers {
+    if workers {
+        config.workers = Some(WorkerConfig {
+            workers: 2,
+            lease: Duration::from_secs(60),
+            // Tests wait for jobs: look often.
+            poll_interval: Duration::from_millis(20),
+        });
+        config.processors = Some(processors());
+    } else {
         config.workers = None;
     }
     config

@@ -99,7 +99,6 @@ impl IntegrationProcessors for PluginProcessors {
                     CallOutcome::Trapped(m) => DeliveryOutcome::Trapped(m),
                     CallOutcome::DeadlineExceeded(d) => DeliveryOutcome::DeadlineExceeded(d),
                     CallOutcome::MemoryCapExceeded(b) => DeliveryOutcome::MemoryCapExceeded(b),
-                    other => DeliveryOutcome::Transient(other.to_string()),
                 },
                 log: report
                     .log

@@ -1,0 +1,360 @@
+//! Dispatch cost of a plugin call: instantiate + call + drop of the `trivial`
+//! component through rescind's runtime, against the floor: the same
+//! component through the smallest wasmtime host that can call it (no WASI,
+//! unknown imports trap, pooling allocator, `InstancePre`, a fresh `Store`
+//! per call), in the same run. Also: cold compile of the webhook plugin and
+//! its load from the on-disk cache.
+//!
+//! Criterion reports means and medians; the p99 comes from a bounded loop of
+//! [`SAMPLE_CALLS`] timed calls per contender, printed at the end.
+//!
+//! Run: `RUST_BACKTRACE=0 cargo bench -p rescind-host --bench plugin_dispatch`
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use rescind_host::plugins::{
+    CallLimits, CallOutcome, Cancellation, CancellationReason, CancelledLine, ConnectionContext,
+    LineKind, Money, Plugin, PluginRuntime, RuntimeConfig,
+};
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+
+/// Timed calls per contender for the median/p99 summary.
+const SAMPLE_CALLS: usize = 5_000;
+
+/// The floor's bindings: the same world, async exports like ours.
+mod floor_async {
+    wasmtime::component::bindgen!({
+        world: "integration-processor",
+        path: "../wit/v0.1.0",
+        exports: { default: async },
+    });
+}
+
+/// The floor's bindings without fibers: the cheapest way to call at all.
+mod floor_sync {
+    wasmtime::component::bindgen!({
+        world: "integration-processor",
+        path: "../wit/v0.1.0",
+    });
+}
+
+fn cancellation() -> Cancellation {
+    let eur = |amount_minor| Money {
+        amount_minor,
+        currency: "EUR".into(),
+    };
+    Cancellation {
+        request_id: "6f1d2c3e-8a4b-4c5d-9e6f-0a1b2c3d4e5f".into(),
+        attempt: 1,
+        order_number: "1001".into(),
+        erp_order_number: Some("ERP-1001".into()),
+        business_code: "B1".into(),
+        customer_number: "C-1".into(),
+        website: "main".into(),
+        order_date: "2024-09-01".into(),
+        full: true,
+        lines: vec![CancelledLine {
+            line_number: 1,
+            sku: "CHAIR".into(),
+            quantity: 2,
+            kind: LineKind::Product,
+            amount: eur(20000),
+            tax: eur(3800),
+            parent_line: None,
+            erp_line_ref: None,
+        }],
+        all_line_numbers: vec![1],
+        reason: CancellationReason::CustomerCancellation,
+        date: "2024-09-09".into(),
+        invoice_reference: None,
+        forced_cancel: false,
+        forced_cancel_with_refund: false,
+        refund: None,
+        bank_details: None,
+        for_user: None,
+        tracking: None,
+        parameters: vec![("OrderNumber".into(), "1001".into())],
+    }
+}
+
+/// The floor's engine: pooling allocator with the same instance limits as
+/// rescind's default configuration, nothing else.
+fn floor_engine() -> Engine {
+    let defaults = RuntimeConfig::default();
+    let slots = defaults.max_concurrent_calls;
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(slots)
+        .total_core_instances(slots * 32)
+        .max_core_instances_per_component(32)
+        .total_memories(slots * 2)
+        .max_memories_per_component(2)
+        .total_tables(slots * 8)
+        .max_tables_per_component(8)
+        .total_stacks(slots)
+        .max_memory_size(defaults.max_memory_bytes as usize);
+    let mut config = Config::new();
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    Engine::new(&config).expect("floor engine")
+}
+
+/// The floor's pre-instantiated component: unknown imports trap, which the
+/// trivial guest never calls.
+fn floor_pre(engine: &Engine, bytes: &[u8]) -> wasmtime::component::InstancePre<()> {
+    let component = Component::new(engine, bytes).expect("compile trivial");
+    let mut linker = Linker::<()>::new(engine);
+    linker
+        .define_unknown_imports_as_traps(&component)
+        .expect("trap imports");
+    linker.instantiate_pre(&component).expect("instantiate_pre")
+}
+
+struct Contenders {
+    tokio: tokio::runtime::Runtime,
+    ours: std::sync::Arc<Plugin>,
+    floor_async: floor_async::IntegrationProcessorPre<()>,
+    floor_sync: floor_sync::IntegrationProcessorPre<()>,
+    floor_engine: Engine,
+    ours_input: Cancellation,
+    floor_async_input: floor_async::rescind::erp::types::Cancellation,
+    floor_sync_input: floor_sync::rescind::erp::types::Cancellation,
+    connection: ConnectionContext,
+    limits: CallLimits,
+    // Keeps the engine and its epoch ticker alive.
+    _runtime: PluginRuntime,
+}
+
+impl Contenders {
+    fn new() -> Self {
+        let bytes = std::fs::read(rescind_test_artifacts::TRIVIAL).expect("trivial component");
+        let runtime = PluginRuntime::new(RuntimeConfig::default()).expect("runtime");
+        let ours = runtime.load("trivial", &bytes).expect("load trivial");
+        let floor_engine = floor_engine();
+        let pre = floor_pre(&floor_engine, &bytes);
+        let floor_async =
+            floor_async::IntegrationProcessorPre::new(pre.clone()).expect("async bindings");
+        let floor_sync = floor_sync::IntegrationProcessorPre::new(pre).expect("sync bindings");
+        let tokio = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio");
+        Self {
+            tokio,
+            ours,
+            floor_async,
+            floor_sync,
+            floor_engine,
+            ours_input: cancellation(),
+            floor_async_input: floor_async_input(),
+            floor_sync_input: floor_sync_input(),
+            connection: ConnectionContext::default(),
+            limits: CallLimits::default(),
+            _runtime: runtime,
+        }
+    }
+
+    fn ours(&self) {
+        let report = self.tokio.block_on(self.ours.submit(
+            &self.ours_input,
+            &self.connection,
+            &self.limits,
+        ));
+        assert!(
+            matches!(report.outcome, CallOutcome::Accepted { .. }),
+            "{:?}",
+            report.outcome
+        );
+        black_box(report);
+    }
+
+    fn floor_async(&self) {
+        self.tokio.block_on(async {
+            let mut store = Store::new(&self.floor_engine, ());
+            let instance = self
+                .floor_async
+                .instantiate_async(&mut store)
+                .await
+                .expect("instantiate");
+            let answer = instance
+                .rescind_erp_processor()
+                .call_submit_cancellation(&mut store, &self.floor_async_input)
+                .await
+                .expect("call");
+            assert!(answer.is_ok());
+            black_box(&answer);
+        });
+    }
+
+    fn floor_sync(&self) {
+        let mut store = Store::new(&self.floor_engine, ());
+        let instance = self
+            .floor_sync
+            .instantiate(&mut store)
+            .expect("instantiate");
+        let answer = instance
+            .rescind_erp_processor()
+            .call_submit_cancellation(&mut store, &self.floor_sync_input)
+            .expect("call");
+        assert!(answer.is_ok());
+        black_box(&answer);
+    }
+}
+
+macro_rules! floor_input {
+    ($name:ident, $m:ident) => {
+        fn $name() -> $m::rescind::erp::types::Cancellation {
+            use $m::rescind::erp::types as t;
+            let c = cancellation();
+            let line = &c.lines[0];
+            t::Cancellation {
+                request_id: c.request_id,
+                attempt: c.attempt,
+                order_number: c.order_number,
+                erp_order_number: c.erp_order_number,
+                business_code: c.business_code,
+                customer_number: c.customer_number,
+                website: c.website,
+                order_date: c.order_date,
+                full: c.full,
+                lines: vec![t::CancelledLine {
+                    line_number: line.line_number,
+                    sku: line.sku.clone(),
+                    quantity: line.quantity,
+                    kind: t::LineKind::Product,
+                    amount: t::Money {
+                        amount_minor: line.amount.amount_minor,
+                        currency: line.amount.currency.clone(),
+                    },
+                    tax: t::Money {
+                        amount_minor: line.tax.amount_minor,
+                        currency: line.tax.currency.clone(),
+                    },
+                    parent_line: None,
+                    erp_line_ref: None,
+                }],
+                all_line_numbers: c.all_line_numbers,
+                reason: t::CancellationReason::CustomerCancellation,
+                date: c.date,
+                invoice_reference: None,
+                forced_cancel: false,
+                forced_cancel_with_refund: false,
+                refund: None,
+                bank_details: None,
+                for_user: None,
+                tracking: None,
+                parameters: c.parameters,
+            }
+        }
+    };
+}
+floor_input!(floor_async_input, floor_async);
+floor_input!(floor_sync_input, floor_sync);
+
+/// Median and p99 of `SAMPLE_CALLS` timed runs of `call`.
+fn percentiles(mut call: impl FnMut()) -> (Duration, Duration) {
+    for _ in 0..200 {
+        call(); // warm the pool's slots and caches
+    }
+    let mut samples: Vec<Duration> = (0..SAMPLE_CALLS)
+        .map(|_| {
+            let start = Instant::now();
+            call();
+            start.elapsed()
+        })
+        .collect();
+    samples.sort_unstable();
+    (
+        samples[samples.len() / 2],
+        samples[samples.len() * 99 / 100],
+    )
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn dispatch(c: &mut Criterion) {
+    let contenders = Contenders::new();
+    let mut group = c.benchmark_group("dispatch_trivial");
+    group.bench_function("rescind_runtime", |b| b.iter(|| contenders.ours()));
+    group.bench_function("floor_async", |b| b.iter(|| contenders.floor_async()));
+    group.bench_function("floor_sync", |b| b.iter(|| contenders.floor_sync()));
+    group.finish();
+
+    let ours = percentiles(|| contenders.ours());
+    let floor_async = percentiles(|| contenders.floor_async());
+    let floor_sync = percentiles(|| contenders.floor_sync());
+    println!("\ninstantiate + call + drop of `trivial`, {SAMPLE_CALLS} timed calls each:");
+    println!("{:<18} {:>12} {:>12}", "host", "median µs", "p99 µs");
+    for (name, (median, p99)) in [
+        ("rescind runtime", ours),
+        ("floor (async)", floor_async),
+        ("floor (sync)", floor_sync),
+    ] {
+        println!("{name:<18} {:>12.1} {:>12.1}", micros(median), micros(p99));
+    }
+    println!(
+        "ratio rescind / floor (async): median {:.2}x, p99 {:.2}x",
+        micros(ours.0) / micros(floor_async.0),
+        micros(ours.1) / micros(floor_async.1)
+    );
+    println!(
+        "ratio rescind / floor (sync):  median {:.2}x, p99 {:.2}x\n",
+        micros(ours.0) / micros(floor_sync.0),
+        micros(ours.1) / micros(floor_sync.1)
+    );
+}
+
+fn loading(c: &mut Criterion) {
+    let bytes = std::fs::read(rescind_test_artifacts::WEBHOOK).expect("webhook component");
+    let cache_dir =
+        std::env::temp_dir().join(format!("rescind-bench-cache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&cache_dir);
+
+    let uncached = PluginRuntime::new(RuntimeConfig::default()).expect("runtime");
+    let cached = PluginRuntime::new(RuntimeConfig {
+        cache_dir: Some(cache_dir.clone()),
+        ..RuntimeConfig::default()
+    })
+    .expect("runtime");
+    cached.load("webhook", &bytes).expect("fill the cache");
+
+    let mut group = c.benchmark_group("load_webhook");
+    group.sample_size(10);
+    group.bench_function("cold_compile", |b| {
+        b.iter(|| black_box(uncached.load("webhook", &bytes).expect("load")))
+    });
+    group.bench_function("from_disk_cache", |b| {
+        b.iter(|| black_box(cached.load("webhook", &bytes).expect("load")))
+    });
+    group.finish();
+    assert_eq!(cached.compilations(), 1, "cache loads must not compile");
+
+    let time = |runtime: &PluginRuntime, runs: usize| {
+        let mut samples: Vec<Duration> = (0..runs)
+            .map(|_| {
+                let start = Instant::now();
+                black_box(runtime.load("webhook", &bytes).expect("load"));
+                start.elapsed()
+            })
+            .collect();
+        samples.sort_unstable();
+        samples[samples.len() / 2]
+    };
+    println!(
+        "\nwebhook ({} KiB): cold compile median {:.1} ms, load from disk cache median {:.2} ms\n",
+        bytes.len() / 1024,
+        millis(time(&uncached, 10)),
+        millis(time(&cached, 200))
+    );
+    let _ = std::fs::remove_dir_all(&cache_dir);
+}
+
+criterion_group!(benches, dispatch, loading);
+criterion_main!(benches);

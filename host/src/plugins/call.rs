@@ -1,0 +1,248 @@
+//! One plugin call: the store's state, its memory limiter, and how a
+//! failure is told apart (deadline, memory cap, trap).
+
+use std::time::{Duration, Instant};
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{ResourceLimiter, Trap};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use crate::plugins::connection::ConnectionContext;
+use crate::plugins::host_impl::ErpHostView;
+use crate::plugins::log::CallLog;
+use crate::plugins::outbound_impl::OutboundGate;
+use crate::plugins::outcome::CallOutcome;
+
+/// Table elements one table may grow to (the pool's own bound).
+const MAX_TABLE_ELEMENTS: usize = 20_000;
+
+/// The `T` of a call's `Store<T>`: everything the guest's imports reach.
+pub(crate) struct CallState {
+    pub wasi: WasiCtx,
+    pub http: WasiHttpCtx,
+    pub table: ResourceTable,
+    pub outbound: OutboundGate,
+    pub connection: ConnectionContext,
+    pub log: CallLog,
+    pub limiter: MemoryCap,
+}
+
+impl CallState {
+    /// The view `rescind:erp/host` is implemented on.
+    pub fn erp_host(&mut self) -> ErpHostView<'_> {
+        ErpHostView {
+            connection: &self.connection,
+            log: &self.log,
+        }
+    }
+}
+
+impl WasiView for CallState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for CallState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.outbound,
+        }
+    }
+}
+
+/// Caps the sum of a call's linear memories and remembers whether the guest
+/// ran into the cap, because the guest usually reacts by aborting in its
+/// allocator and the trap alone would not say why.
+#[derive(Debug)]
+pub(crate) struct MemoryCap {
+    cap: usize,
+    used: usize,
+    hit: bool,
+}
+
+impl MemoryCap {
+    pub fn new(cap: usize) -> Self {
+        Self {
+            cap,
+            used: 0,
+            hit: false,
+        }
+    }
+
+    pub fn was_hit(&self) -> bool {
+        self.hit
+    }
+}
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let grown = self.used - current.min(self.used) + desired;
+        if grown > self.cap {
+            self.hit = true;
+            return Ok(false);
+        }
+        self.used = grown;
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}
+
+/// What stopped a call that did not return normally.
+pub(crate) struct Failure<'a> {
+    pub error: &'a wasmtime::Error,
+    pub memory_cap_hit: bool,
+    pub memory_cap: u64,
+    pub deadline: Duration,
+    pub started: Instant,
+    pub stderr_tail: Vec<String>,
+}
+
+/// Tells a deadline, a memory overrun and a plain trap apart.
+pub(crate) fn classify(failure: Failure<'_>) -> CallOutcome {
+    let trap = failure.error.downcast_ref::<Trap>();
+    if trap == Some(&Trap::Interrupt)
+        || (trap.is_none() && failure.started.elapsed() >= failure.deadline)
+    {
+        return CallOutcome::DeadlineExceeded(failure.deadline);
+    }
+    if failure.memory_cap_hit || mentions_allocation_failure(&failure.stderr_tail) {
+        return CallOutcome::MemoryCapExceeded(failure.memory_cap);
+    }
+    let what = match trap {
+        Some(trap) => trap.to_string(),
+        None => first_line(&failure.error.to_string()).to_owned(),
+    };
+    match panic_message(&failure.stderr_tail) {
+        Some(panic) => CallOutcome::Trapped(format!("{panic} ({what})")),
+        None => CallOutcome::Trapped(what),
+    }
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or(text)
+}
+
+/// Rust's allocator reports `memory allocation of N bytes failed` before it
+/// aborts.
+fn mentions_allocation_failure(stderr: &[String]) -> bool {
+    stderr.iter().any(|line| {
+        line.contains("memory allocation failed")
+            || (line.contains("memory allocation of") && line.contains("failed"))
+    })
+}
+
+/// The message of a Rust panic, from the lines the panic hook printed:
+/// `thread '…' panicked at src/lib.rs:7:5:` followed by the message and a
+/// `note:` line.
+fn panic_message(stderr: &[String]) -> Option<String> {
+    let at = stderr.iter().rposition(|l| l.contains("panicked at"))?;
+    let location = stderr[at]
+        .split_once("panicked at ")
+        .map(|(_, loc)| loc.trim_end_matches(':').trim())
+        .unwrap_or_default();
+    let message: Vec<&str> = stderr[at + 1..]
+        .iter()
+        .map(String::as_str)
+        .take_while(|l| !l.starts_with("note:"))
+        .collect();
+    let message = message.join(" / ");
+    Some(match (location.is_empty(), message.is_empty()) {
+        (_, true) => format!("plugin panicked at {location}"),
+        (true, false) => format!("plugin panicked: {message}"),
+        (false, false) => format!("plugin panicked at {location}: {message}"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(text: &str) -> Vec<String> {
+        text.lines().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn panic_messages_are_found() {
+        let stderr = lines(
+            "starting\n\
+             thread '<unnamed>' panicked at src/lib.rs:7:5:\n\
+             plugin panicked on purpose\n\
+             note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace",
+        );
+        assert_eq!(
+            panic_message(&stderr).as_deref(),
+            Some("plugin panicked at src/lib.rs:7:5: plugin panicked on purpose")
+        );
+        assert_eq!(panic_message(&lines("just noise")), None);
+    }
+
+    #[test]
+    fn allocation_failures_are_recognised() {
+        assert!(mentions_allocation_failure(&lines(
+            "memory allocation of 1048576 bytes failed"
+        )));
+        assert!(!mentions_allocation_failure(&lines("all fine")));
+    }
+
+    #[test]
+    fn memory_cap_counts_every_memory() {
+        let mut cap = MemoryCap::new(100);
+        assert!(cap.memory_growing(0, 60, None).unwrap());
+        assert!(cap.memory_growing(0, 30, None).unwrap());
+        assert!(!cap.was_hit());
+        assert!(!cap.memory_growing(30, 50, None).unwrap());
+        assert!(cap.was_hit());
+        assert!(cap.memory_growing(60, 70, None).unwrap());
+    }
+
+    #[test]
+    fn a_trap_after_hitting_the_cap_is_a_memory_overrun() {
+        let error = wasmtime::Error::new(Trap::UnreachableCodeReached);
+        let outcome = classify(Failure {
+            error: &error,
+            memory_cap_hit: true,
+            memory_cap: 64,
+            deadline: Duration::from_secs(10),
+            started: Instant::now(),
+            stderr_tail: Vec::new(),
+        });
+        assert_eq!(outcome, CallOutcome::MemoryCapExceeded(64));
+    }
+
+    #[test]
+    fn an_interrupt_is_a_deadline() {
+        let error = wasmtime::Error::new(Trap::Interrupt);
+        let outcome = classify(Failure {
+            error: &error,
+            memory_cap_hit: false,
+            memory_cap: 64,
+            deadline: Duration::from_millis(300),
+            started: Instant::now(),
+            stderr_tail: Vec::new(),
+        });
+        assert_eq!(
+            outcome,
+            CallOutcome::DeadlineExceeded(Duration::from_millis(300))
+        );
+    }
+}

@@ -1,0 +1,75 @@
+//! How the runtime is set up (once per process) and what bounds each call.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Set-up of the [`crate::plugins::PluginRuntime`], fixed for its lifetime.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeConfig {
+    /// How many calls may run at once; further calls wait for a free slot.
+    /// The instance pool is sized for this many plugin instances.
+    pub max_concurrent_calls: u32,
+    /// The largest memory cap a call may ask for, in bytes. Every linear
+    /// memory slot of the pool is this big; a call's own
+    /// [`CallLimits::memory_bytes`] is clamped to it.
+    pub max_memory_bytes: u64,
+    /// Where compiled plugins are cached (`<sha256>-<engine>.cwasm`); `None`
+    /// compiles every plugin on every load.
+    pub cache_dir: Option<PathBuf>,
+    /// How often the engine's epoch advances: the granularity at which a
+    /// busy guest yields and its deadline is checked.
+    pub epoch_tick: Duration,
+    /// Outbound HTTP: the longest wait for a TCP (and TLS) connection.
+    pub connect_timeout: Duration,
+    /// Outbound HTTP: the longest wait for the response's first byte.
+    pub first_byte_timeout: Duration,
+    /// Outbound HTTP: the longest pause between two chunks of a response.
+    pub between_bytes_timeout: Duration,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            max_concurrent_calls: 16,
+            max_memory_bytes: 256 * MIB,
+            cache_dir: None,
+            epoch_tick: Duration::from_millis(10),
+            connect_timeout: Duration::from_secs(5),
+            first_byte_timeout: Duration::from_secs(10),
+            between_bytes_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+const MIB: u64 = 1024 * 1024;
+
+/// The bounds of one plugin call. Every outbound timeout is further cut to
+/// what is left of the deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallLimits {
+    /// Wall-clock time for the whole call: instantiation, guest code and the
+    /// time spent in host calls (outbound requests included). Default 10 s.
+    pub deadline: Duration,
+    /// Memory cap across the plugin's linear memories, in bytes. Default 64
+    /// MiB; clamped to [`RuntimeConfig::max_memory_bytes`].
+    pub memory_bytes: u64,
+    /// At most this many log lines are kept (a final "… N lines dropped"
+    /// line tells how many were not). Default 200.
+    pub log_lines: usize,
+    /// At most this many bytes of log text are kept. Default 32 KiB.
+    pub log_bytes: usize,
+    /// A longer line is cut to this many bytes. Default 1 KiB.
+    pub log_line_bytes: usize,
+}
+
+impl Default for CallLimits {
+    fn default() -> Self {
+        Self {
+            deadline: Duration::from_secs(10),
+            memory_bytes: 64 * MIB,
+            log_lines: 200,
+            log_bytes: 32 * 1024,
+            log_line_bytes: 1024,
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! The plugin runtime: integration processors (WebAssembly components of
+//! the `rescind:erp@0.1.0` world) loaded once and called in a sandbox.
+//!
+//! ```no_run
+//! # async fn demo(bytes: Vec<u8>, cancellation: rescind_host::plugins::Cancellation)
+//! # -> Result<(), rescind_host::plugins::PluginError> {
+//! use rescind_host::plugins::{CallLimits, ConnectionContext, PluginRuntime, RuntimeConfig};
+//!
+//! let runtime = PluginRuntime::new(RuntimeConfig::default())?;
+//! let plugin = runtime.load("webhook", &bytes)?;
+//! let connection = ConnectionContext {
+//!     base_url: "https://erp.example.com/hooks/cancel".into(),
+//!     allowed_hosts: vec!["erp.example.com".into()],
+//!     ..Default::default()
+//! };
+//! let report = plugin.submit(&cancellation, &connection, &CallLimits::default()).await;
+//! println!("{} ({} log lines)", report.outcome, report.log.len());
+//! # Ok(()) }
+//! ```
+//!
+//! Layout: policy in small pure modules (`compat`, `outbound`, `log`), one
+//! `*_impl.rs` per host-side interface (`host_impl` for `rescind:erp/host`,
+//! `outbound_impl` for the wasi:http send hook, `stdio_impl` for captured
+//! output), generated bindings in `bindings`.
+
+mod bindings;
+mod cache;
+mod call;
+mod cancellation;
+mod compat;
+mod config;
+mod connection;
+mod engine;
+mod error;
+mod host_impl;
+mod log;
+mod outbound;
+mod outbound_impl;
+mod outcome;
+mod plugin;
+mod runtime;
+mod stdio_impl;
+
+pub use cancellation::{
+    BankDetails, Cancellation, CancellationReason, CancelledLine, LineKind, Money, OrderChannel,
+    Refund, RefundDestination, Tracking,
+};
+pub use compat::{PROCESSOR_EXPORT, SDK_SECTION, SUPPORTED_WIT, SdkStamp};
+pub use config::{CallLimits, RuntimeConfig};
+pub use connection::ConnectionContext;
+pub use error::PluginError;
+pub use log::{LogLevel, LogLine, LogSource, REDACTED};
+pub use outbound::{AllowedHostError, AllowedHosts};
+pub use outcome::{CallOutcome, CallReport};
+pub use plugin::Plugin;
+pub use runtime::PluginRuntime;

@@ -1,0 +1,237 @@
+//! A loaded plugin and how it is called.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use wasmtime::{Store, UpdateDeadline};
+use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi_http::WasiHttpCtx;
+
+use crate::plugins::bindings::IntegrationProcessorPre;
+use crate::plugins::bindings::rescind::erp::types as wit;
+use crate::plugins::call::{self, CallState, Failure, MemoryCap};
+use crate::plugins::cancellation::Cancellation;
+use crate::plugins::compat::SdkStamp;
+use crate::plugins::config::CallLimits;
+use crate::plugins::connection::ConnectionContext;
+use crate::plugins::log::{CallLog, LogBounds, Redactor};
+use crate::plugins::outbound::AllowedHosts;
+use crate::plugins::outbound_impl::{OutboundGate, OutboundTimeouts};
+use crate::plugins::outcome::{CallOutcome, CallReport};
+use crate::plugins::runtime::Shared;
+use crate::plugins::stdio_impl::CapturedOutput;
+
+/// A validated, compiled and pre-instantiated integration processor. Each
+/// [`Plugin::submit`] runs on a fresh instance.
+pub struct Plugin {
+    name: String,
+    sha256: String,
+    stamp: Option<SdkStamp>,
+    warnings: Vec<String>,
+    pre: IntegrationProcessorPre<CallState>,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("name", &self.name)
+            .field("sha256", &self.sha256)
+            .field("stamp", &self.stamp)
+            .field("warnings", &self.warnings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a call ended without an answer from the plugin.
+enum Stop {
+    Instantiate(wasmtime::Error),
+    Call(wasmtime::Error),
+}
+
+impl Plugin {
+    pub(crate) fn new(
+        name: String,
+        sha256: String,
+        stamp: Option<SdkStamp>,
+        warnings: Vec<String>,
+        pre: IntegrationProcessorPre<CallState>,
+        shared: Arc<Shared>,
+    ) -> Self {
+        Self {
+            name,
+            sha256,
+            stamp,
+            warnings,
+            pre,
+            shared,
+        }
+    }
+
+    /// The name it was loaded under.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The component's SHA-256, as `sha256:<hex>`: its version.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    /// The rescind-guest version that built it, when it carries the stamp.
+    pub fn sdk_version(&self) -> Option<&str> {
+        self.stamp.as_ref().map(|s| s.sdk.as_str())
+    }
+
+    /// The WIT package it was built for (`rescind:erp@0.1.0`), when stamped.
+    pub fn wit_version(&self) -> Option<&str> {
+        self.stamp.as_ref().map(|s| s.wit.as_str())
+    }
+
+    /// Things worth telling the operator that did not prevent loading (e.g.
+    /// a missing SDK stamp).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// Asks the plugin to tell the ERP about a cancellation, on a fresh
+    /// instance, within `limits`. Never fails: every way a call can end is a
+    /// [`CallOutcome`].
+    pub async fn submit(
+        &self,
+        cancellation: &Cancellation,
+        connection: &ConnectionContext,
+        limits: &CallLimits,
+    ) -> CallReport {
+        let started = Instant::now();
+        let log = CallLog::new(
+            LogBounds {
+                max_lines: limits.log_lines,
+                max_bytes: limits.log_bytes,
+                max_line_bytes: limits.log_line_bytes.max(16),
+            },
+            Redactor::new(connection.secrets.values().cloned()),
+        );
+        let outcome = self
+            .run(cancellation, connection, limits, &log, started)
+            .await;
+        CallReport {
+            outcome,
+            log: log.with(|book| book.finish()),
+            elapsed: started.elapsed(),
+        }
+    }
+
+    async fn run(
+        &self,
+        cancellation: &Cancellation,
+        connection: &ConnectionContext,
+        limits: &CallLimits,
+        log: &CallLog,
+        started: Instant,
+    ) -> CallOutcome {
+        let allowed = match AllowedHosts::parse(&connection.allowed_hosts) {
+            Ok(allowed) => Arc::new(allowed),
+            Err(err) => return CallOutcome::Misconfigured(err.to_string()),
+        };
+        // The semaphore is never closed, so acquiring cannot fail.
+        let Ok(_slot) = self.shared.slots.acquire().await else {
+            return CallOutcome::Transient("the plugin runtime is shutting down".into());
+        };
+
+        let config = &self.shared.config;
+        let memory_cap = limits.memory_bytes.min(config.max_memory_bytes);
+        let deadline = Instant::now() + limits.deadline;
+        let state = CallState {
+            wasi: sandbox(log),
+            http: WasiHttpCtx::new(),
+            table: Default::default(),
+            outbound: OutboundGate {
+                allowed,
+                log: log.clone(),
+                deadline,
+                timeouts: OutboundTimeouts {
+                    connect: config.connect_timeout,
+                    first_byte: config.first_byte_timeout,
+                    between_bytes: config.between_bytes_timeout,
+                },
+            },
+            connection: connection.clone(),
+            log: log.clone(),
+            limiter: MemoryCap::new(usize::try_from(memory_cap).unwrap_or(usize::MAX)),
+        };
+        let mut store = Store::new(&self.shared.engine, state);
+        store.limiter(|state| &mut state.limiter);
+        // Every epoch tick a running guest yields to the executor (so the
+        // timeout below can fire and other calls progress); past the
+        // deadline it is interrupted outright, in case nobody polls it.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            Ok(if Instant::now() >= deadline {
+                UpdateDeadline::Interrupt
+            } else {
+                UpdateDeadline::Yield(1)
+            })
+        });
+
+        let input = wit::Cancellation::from(cancellation);
+        let attempt = async {
+            let processor = self
+                .pre
+                .instantiate_async(&mut store)
+                .await
+                .map_err(Stop::Instantiate)?;
+            processor
+                .rescind_erp_processor()
+                .call_submit_cancellation(&mut store, &input)
+                .await
+                .map_err(Stop::Call)
+        };
+        // The deadline covers host calls too (an outbound request that hangs),
+        // where no guest code runs to notice the epoch.
+        let answer =
+            tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), attempt).await;
+
+        let failure = |error| Failure {
+            error,
+            memory_cap_hit: store.data().limiter.was_hit(),
+            memory_cap,
+            deadline: limits.deadline,
+            started,
+            stderr_tail: log.with(|book| book.stderr_tail().map(str::to_owned).collect()),
+        };
+        match answer {
+            Err(_elapsed) => CallOutcome::DeadlineExceeded(limits.deadline),
+            Ok(Ok(Ok(ack))) => CallOutcome::Accepted {
+                erp_reference: ack.erp_reference,
+                message: ack.message,
+            },
+            Ok(Ok(Err(wit::SubmitError::Rejected(m)))) => CallOutcome::Rejected(m),
+            Ok(Ok(Err(wit::SubmitError::Transient(m)))) => CallOutcome::Transient(m),
+            Ok(Ok(Err(wit::SubmitError::Misconfigured(m)))) => CallOutcome::Misconfigured(m),
+            Ok(Err(Stop::Call(error))) => call::classify(failure(&error)),
+            Ok(Err(Stop::Instantiate(error))) => match call::classify(failure(&error)) {
+                outcome
+                @ (CallOutcome::MemoryCapExceeded(_) | CallOutcome::DeadlineExceeded(_)) => outcome,
+                _ => CallOutcome::Transient(format!(
+                    "plugin `{}` could not be instantiated: {error:#}",
+                    self.name
+                )),
+            },
+        }
+    }
+}
+
+/// WASI for one call: no preopened directories, no environment, no
+/// arguments, no stdin, no sockets or name lookups (outbound HTTP goes
+/// through wasi:http only), stdout and stderr into the call's log.
+fn sandbox(log: &CallLog) -> wasmtime_wasi::WasiCtx {
+    WasiCtxBuilder::new()
+        .stdout(CapturedOutput::stdout(log.clone()))
+        .stderr(CapturedOutput::stderr(log.clone()))
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        .socket_addr_check(|_, _| Box::pin(async { false }))
+        .build()
+}

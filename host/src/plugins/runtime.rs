@@ -1,0 +1,257 @@
+//! The plugin runtime: one engine, one linker, plugins compiled once.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use sha2::{Digest, Sha256};
+use wasmtime::Engine;
+use wasmtime::component::{Component, Linker};
+
+use crate::plugins::bindings::{IntegrationProcessor, IntegrationProcessorPre};
+use crate::plugins::cache::CompiledCache;
+use crate::plugins::call::CallState;
+use crate::plugins::compat::{self, PROCESSOR_EXPORT, Refusal};
+use crate::plugins::config::RuntimeConfig;
+use crate::plugins::engine::{EpochTicker, build_engine, engine_fingerprint};
+use crate::plugins::error::PluginError;
+use crate::plugins::host_impl::ErpHost;
+use crate::plugins::plugin::Plugin;
+
+/// What every plugin and call of one runtime share.
+pub(crate) struct Shared {
+    pub engine: Engine,
+    pub config: RuntimeConfig,
+    pub linker: Linker<CallState>,
+    /// One permit per instance slot of the pool: a call waits for a slot
+    /// rather than failing when the pool is full.
+    pub slots: tokio::sync::Semaphore,
+    cache: Option<CompiledCache>,
+    compilations: AtomicU64,
+    /// Kept alive as long as any plugin can still run.
+    _ticker: EpochTicker,
+}
+
+/// Loads integration-processor plugins and runs them in a sandbox.
+///
+/// One per process: it owns the wasmtime engine (pooling allocator, epoch
+/// interruption) and the thread that advances its epochs. Cheap to clone.
+#[derive(Clone)]
+pub struct PluginRuntime {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for PluginRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginRuntime")
+            .field("config", &self.shared.config)
+            .field("compilations", &self.compilations())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PluginRuntime {
+    /// Builds the engine, the linker with everything a plugin may import,
+    /// and opens the compilation cache.
+    pub fn new(config: RuntimeConfig) -> Result<Self, PluginError> {
+        let runtime_error = |reason: String| PluginError::Runtime { reason };
+        let engine = build_engine(&config).map_err(|e| runtime_error(format!("{e:#}")))?;
+
+        let mut linker = Linker::<CallState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .and_then(|()| wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker))
+            .and_then(|()| {
+                IntegrationProcessor::add_to_linker::<CallState, ErpHost>(
+                    &mut linker,
+                    CallState::erp_host,
+                )
+            })
+            .map_err(|e| runtime_error(format!("cannot link the host interfaces: {e:#}")))?;
+
+        let cache = match &config.cache_dir {
+            Some(dir) => Some(
+                CompiledCache::open(dir, engine_fingerprint(&engine)).map_err(|e| {
+                    runtime_error(format!(
+                        "cannot use the plugin cache directory {}: {e}",
+                        dir.display()
+                    ))
+                })?,
+            ),
+            None => None,
+        };
+        let ticker = EpochTicker::start(engine.clone(), config.epoch_tick)
+            .map_err(|e| runtime_error(format!("cannot start the epoch ticker: {e}")))?;
+
+        Ok(Self {
+            shared: Arc::new(Shared {
+                slots: tokio::sync::Semaphore::new(config.max_concurrent_calls.max(1) as usize),
+                engine,
+                config,
+                linker,
+                cache,
+                compilations: AtomicU64::new(0),
+                _ticker: ticker,
+            }),
+        })
+    }
+
+    /// The runtime's configuration.
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.shared.config
+    }
+
+    /// How many times this runtime compiled a component (a load served from
+    /// the on-disk cache does not count).
+    pub fn compilations(&self) -> u64 {
+        self.shared.compilations.load(Ordering::Relaxed)
+    }
+
+    /// Validates, compiles (or loads from the cache) and pre-instantiates a
+    /// plugin. Refusals say what is wrong and how to fix it.
+    ///
+    /// Compiling takes a while (a fraction of a second in a release build,
+    /// seconds in a debug one) and blocks the thread: from async code call it
+    /// inside `tokio::task::spawn_blocking`.
+    pub fn load(&self, name: &str, bytes: &[u8]) -> Result<Arc<Plugin>, PluginError> {
+        validate_name(name)?;
+        let plugin = name.to_owned();
+        let inspection = compat::inspect(bytes).map_err(|refusal| refused(&plugin, refusal))?;
+
+        let sha256 = hex::encode(Sha256::digest(bytes));
+        let component = self
+            .compile(bytes, &sha256)
+            .map_err(|e| PluginError::Malformed {
+                plugin: plugin.clone(),
+                reason: format!("{e:#}"),
+            })?;
+        let pre = self
+            .shared
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| {
+                let reason = format!("{e:#}");
+                PluginError::UnsatisfiedImport {
+                    plugin: plugin.clone(),
+                    import: first_quoted(&e.to_string())
+                        .unwrap_or("an interface")
+                        .to_owned(),
+                    reason,
+                }
+            })?;
+        let pre = IntegrationProcessorPre::new(pre).map_err(|e| PluginError::ExportMismatch {
+            plugin: plugin.clone(),
+            export: PROCESSOR_EXPORT.to_owned(),
+            reason: format!("{e:#}"),
+        })?;
+
+        let mut warnings = Vec::new();
+        if inspection.stamp.is_none() {
+            warnings.push(format!(
+                "no `{}` stamp: the plugin was not built with the rescind-guest SDK, so its \
+                 WIT version could not be checked beyond its `{PROCESSOR_EXPORT}` export",
+                compat::SDK_SECTION
+            ));
+        }
+        Ok(Arc::new(Plugin::new(
+            plugin,
+            format!("sha256:{sha256}"),
+            inspection.stamp,
+            warnings,
+            pre,
+            Arc::clone(&self.shared),
+        )))
+    }
+
+    fn compile(&self, bytes: &[u8], sha256: &str) -> wasmtime::Result<Component> {
+        let shared = &self.shared;
+        if let Some(component) = shared
+            .cache
+            .as_ref()
+            .and_then(|cache| cache.load(&shared.engine, sha256))
+        {
+            return Ok(component);
+        }
+        let component = Component::new(&shared.engine, bytes)?;
+        shared.compilations.fetch_add(1, Ordering::Relaxed);
+        if let Some(cache) = &shared.cache {
+            if let Err(err) = cache.store(&component, sha256) {
+                // The cache only saves time; the plugin is loaded anyway.
+                tracing::warn!("cannot cache the compiled plugin: {err:#}");
+            }
+        }
+        Ok(component)
+    }
+}
+
+fn validate_name(name: &str) -> Result<(), PluginError> {
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if valid {
+        Ok(())
+    } else {
+        Err(PluginError::InvalidName {
+            name: name.to_owned(),
+        })
+    }
+}
+
+fn refused(plugin: &str, refusal: Refusal) -> PluginError {
+    let plugin = plugin.to_owned();
+    match refusal {
+        Refusal::NotWasm => PluginError::NotWasm { plugin },
+        Refusal::CoreModule => PluginError::CoreModule { plugin },
+        Refusal::Malformed(reason) => PluginError::Malformed { plugin, reason },
+        Refusal::WrongWorld(exports) => PluginError::WrongWorld {
+            plugin,
+            exports,
+            expected: PROCESSOR_EXPORT.to_owned(),
+        },
+        Refusal::IncompatibleSdk(stamp) => PluginError::IncompatibleSdk {
+            plugin,
+            sdk: stamp.sdk,
+            wit: stamp.wit,
+        },
+        Refusal::BadSdkStamp(reason) => PluginError::BadSdkStamp { plugin, reason },
+    }
+}
+
+/// The first `quoted` name in a message: wasmtime names the unsatisfied
+/// import that way (component imports instance `wasi:…`, but …).
+fn first_quoted(message: &str) -> Option<&str> {
+    let (_, rest) = message.split_once('`')?;
+    let (name, _) = rest.split_once('`')?;
+    Some(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_table() {
+        for (name, ok) in [
+            ("webhook", true),
+            ("aaas-v2_test", true),
+            ("", false),
+            ("has space", false),
+            ("../etc", false),
+            (&"x".repeat(65), false),
+        ] {
+            assert_eq!(validate_name(name).is_ok(), ok, "{name:?}");
+        }
+    }
+
+    #[test]
+    fn the_unsatisfied_import_is_named() {
+        assert_eq!(
+            first_quoted(
+                "component imports instance `wasi:sockets/tcp@0.2.6`, but a matching \
+                 implementation was not found in the linker"
+            ),
+            Some("wasi:sockets/tcp@0.2.6")
+        );
+        assert_eq!(first_quoted("no quotes"), None);
+    }
+}
