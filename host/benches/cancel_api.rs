@@ -298,7 +298,10 @@ async fn run() {
         StatusCode::CREATED,
         Arc::new(move |i| {
             (
-                format!("http://{addr}/v1/orders/BO-{:06}/cancellations", i * stride.max(1)),
+                format!(
+                    "http://{addr}/v1/orders/BO-{:06}/cancellations",
+                    i * stride.max(1)
+                ),
                 json!({"cancellationReason": "OUT_OF_STOCK"}),
             )
         }),

@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod bundled;
+pub mod cli;
 pub mod demo;
 pub mod domain;
 pub mod jobs;

@@ -107,7 +107,12 @@ async fn connection_secrets_are_write_only() {
     bad["baseUrl"] = json!("ftp://erp");
     bad["allowedHosts"] = json!(["https://erp.example.com/"]);
     let a = service
-        .call(Method::PUT, "/v1/admin/connections/erp", Some(ADMIN), Some(&bad))
+        .call(
+            Method::PUT,
+            "/v1/admin/connections/erp",
+            Some(ADMIN),
+            Some(&bad),
+        )
         .await;
     assert_eq!(a.code(), "validation-failed");
     assert_eq!(a.body["errors"].as_array().map(Vec::len), Some(2));

@@ -18,9 +18,11 @@ async fn configure(service: &TestService, erp: &ErpServer, max_attempts: u32) {
             Method::PUT,
             "/v1/admin/connections/erp",
             Some(ADMIN),
-            Some(&json!({"baseUrl": erp.url(""), "allowedHosts": [erp.authority()],
+            Some(
+                &json!({"baseUrl": erp.url(""), "allowedHosts": [erp.authority()],
                          "settings": {"path": "/hooks/cancel"},
-                         "secrets": {"signingKey": SIGNING_KEY}})),
+                         "secrets": {"signingKey": SIGNING_KEY}}),
+            ),
         )
         .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
@@ -63,7 +65,12 @@ async fn cancel(service: &TestService) -> (String, String) {
 async fn settled_job(service: &TestService, job: &str) -> Value {
     for _ in 0..600 {
         let a = service
-            .call(Method::GET, &format!("/v1/admin/jobs/{job}"), Some(ADMIN), None)
+            .call(
+                Method::GET,
+                &format!("/v1/admin/jobs/{job}"),
+                Some(ADMIN),
+                None,
+            )
             .await;
         if ["succeeded", "failed"].contains(&a.body["state"].as_str().unwrap_or("")) {
             return a.body;
@@ -116,7 +123,12 @@ async fn a_cancellation_reaches_the_erp_once_and_the_job_succeeds() {
     assert!(!settled.to_string().contains(SIGNING_KEY));
 
     let c = service
-        .call(Method::GET, &format!("/v1/cancellations/{id}"), Some(ADMIN), None)
+        .call(
+            Method::GET,
+            &format!("/v1/cancellations/{id}"),
+            Some(ADMIN),
+            None,
+        )
         .await;
     assert_eq!(c.body["erpSync"]["state"], "succeeded");
     assert_eq!(c.body["erpSync"]["jobs"][0]["erpReference"], "ERP-CXL-77");
@@ -171,14 +183,24 @@ async fn a_rejection_fails_the_job_at_once_with_the_erps_message() {
     );
     assert_eq!(erp.requests().len(), 1);
     let c = service
-        .call(Method::GET, &format!("/v1/cancellations/{id}"), Some(ADMIN), None)
+        .call(
+            Method::GET,
+            &format!("/v1/cancellations/{id}"),
+            Some(ADMIN),
+            None,
+        )
         .await;
     assert_eq!(c.body["erpSync"]["state"], "failed");
 
     // Retried by hand, it reaches the ERP again (which now accepts).
     erp.script([Scripted::json(200, r#"{"id": "ERP-3"}"#)]);
     let r = service
-        .call(Method::POST, &format!("/v1/admin/jobs/{job}/retry"), Some(ADMIN), None)
+        .call(
+            Method::POST,
+            &format!("/v1/admin/jobs/{job}/retry"),
+            Some(ADMIN),
+            None,
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let settled = settled_job(&service, &job).await;
@@ -245,4 +267,108 @@ async fn without_an_enabled_definition_nothing_is_sent() {
     let r = service.call(Method::GET, "/readyz", None, None).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert!(erp.requests().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_cancels_an_order_and_its_erp_receives_a_signed_request() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = rescind_host::service::ServiceConfig::new(
+        std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)),
+        dir.path(),
+    );
+    config.demo = true;
+    config.processors = Some(crate::service::processors());
+    let running = rescind_host::service::start(config)
+        .await
+        .expect("demo starts");
+    let token = running.admin_token.clone().expect("a demo admin token");
+    let base = format!("http://{}", running.addr);
+    let client = reqwest::Client::new();
+    let answer: Value = client
+        .post(format!("{base}/v1/orders/SO-1001/cancellations"))
+        .bearer_auth(&token)
+        .json(&json!({"cancellationReason": "OUT_OF_STOCK"}))
+        .send()
+        .await
+        .expect("cancel")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(answer["erpSync"]["state"], "queued", "{answer}");
+    let id = answer["internalRequestId"].as_str().expect("id");
+    let mut state = Value::Null;
+    for _ in 0..600 {
+        let c: Value = client
+            .get(format!("{base}/v1/cancellations/{id}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json");
+        state = c["erpSync"].clone();
+        if state["state"] == "succeeded" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(state["state"], "succeeded", "{state}");
+    let received: Value = client
+        .get(format!("{base}/demo/erp/requests"))
+        .send()
+        .await
+        .expect("ledger")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(received.as_array().map(Vec::len), Some(1), "{received}");
+    assert_eq!(received[0]["signatureValid"], true);
+    assert_eq!(received[0]["body"]["orderNumber"], "SO-1001");
+    assert_eq!(
+        state["jobs"][0]["erpReference"],
+        received[0]["erpReference"]
+    );
+    running
+        .shutdown(Duration::from_secs(5))
+        .await
+        .expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_gives_unfinished_attempts_back_to_the_queue() {
+    let erp = ErpServer::start().await;
+    // The ERP takes longer than the shutdown's grace period.
+    erp.script([Scripted::json(200, r#"{"id": "late"}"#).after(Duration::from_secs(8))]);
+    let service = TestService::start().await;
+    configure(&service, &erp, 3).await;
+    let (_, job) = cancel(&service).await;
+    for _ in 0..600 {
+        if !erp.requests().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(erp.requests().len(), 1, "the attempt is under way");
+
+    let mut service = service;
+    let running = service.running.take().expect("running");
+    running
+        .shutdown(Duration::from_millis(200))
+        .await
+        .expect("shutdown");
+    service.workers = false;
+    let service = service.restart().await;
+    let j = service
+        .call(
+            Method::GET,
+            &format!("/v1/admin/jobs/{job}"),
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(j.body["state"], "retrying", "{}", j.body);
+    let history = j.body["attemptHistory"].as_array().expect("history");
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0]["outcome"], "released");
 }

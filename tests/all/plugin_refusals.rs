@@ -125,7 +125,10 @@ fn an_import_the_host_does_not_provide_is_refused_by_name() {
         "{err:?}"
     );
     let message = err.to_string();
-    assert!(message.contains("imports `acme:door/lock@1.0.0`"), "{message}");
+    assert!(
+        message.contains("imports `acme:door/lock@1.0.0`"),
+        "{message}"
+    );
     assert!(message.contains("does not provide"), "{message}");
 }
 

@@ -83,7 +83,9 @@ impl IntegrationProcessors for PluginProcessors {
                 settings: submission.connection.settings.clone(),
                 secrets: submission.connection.secrets.clone(),
             };
-            let report = plugin.submit(&cancellation, &connection, &self.limits).await;
+            let report = plugin
+                .submit(&cancellation, &connection, &self.limits)
+                .await;
             Delivery {
                 outcome: match report.outcome {
                     CallOutcome::Accepted {

@@ -12,8 +12,8 @@ use sqlx::{Row, SqliteConnection};
 use time::Date;
 use tokio::sync::{mpsc, oneshot};
 
-use super::jobs::{jobs_of_cancellation, new_job};
 use super::config::{ConfigCache, config_snapshot};
+use super::jobs::{jobs_of_cancellation, new_job};
 use super::orders::{allocation_kind_str, approval_str, channel_str, format_date, load_order};
 use super::{
     AllocationRecord, BankDetailsRecord, CancellationRecord, CancelledLineRecord, Job,
@@ -457,9 +457,7 @@ async fn write_cancellation(
         .iter()
         .zip(&after.allocations)
         .enumerate()
-        .filter(|(_, (was, now))| {
-            was.state != now.state && now.state == AllocationState::Released
-        })
+        .filter(|(_, (was, now))| was.state != now.state && now.state == AllocationState::Released)
         .map(|(position, _)| position)
         .collect();
     let jobs: Vec<serde_json::Value> = jobs

@@ -284,8 +284,18 @@ pub(super) async fn load_order(
     let mut line_rows: Vec<LineRow> = from_json("lines", row.get("lines"))?;
     line_rows.sort_by_key(|l| l.0);
     let mut lines = Vec::with_capacity(line_rows.len());
-    for (number, sku, quantity, amount_minor, tax_minor, parent_line, kind, applies_to, state, erp_line_ref) in
-        line_rows
+    for (
+        number,
+        sku,
+        quantity,
+        amount_minor,
+        tax_minor,
+        parent_line,
+        kind,
+        applies_to,
+        state,
+        erp_line_ref,
+    ) in line_rows
     {
         lines.push(Line {
             number,
@@ -328,8 +338,7 @@ pub(super) async fn load_order(
         )
         .collect();
 
-    let mut allocation_rows: Vec<AllocationRow> =
-        from_json("allocations", row.get("allocations"))?;
+    let mut allocation_rows: Vec<AllocationRow> = from_json("allocations", row.get("allocations"))?;
     allocation_rows.sort_by_key(|a| a.0);
     let mut allocations = Vec::with_capacity(allocation_rows.len());
     for (_, line_number, warehouse, quantity, kind, state) in allocation_rows {

@@ -50,7 +50,7 @@ impl Answer {
 
 /// The bundled plugins, loaded once per test binary (a debug host takes
 /// seconds to compile a component).
-fn processors() -> Arc<dyn IntegrationProcessors> {
+pub fn processors() -> Arc<dyn IntegrationProcessors> {
     static PROCESSORS: OnceLock<Arc<PluginProcessors>> = OnceLock::new();
     let processors = PROCESSORS.get_or_init(|| {
         let runtime = PluginRuntime::new(RuntimeConfig::default()).expect("plugin runtime");
