@@ -84,9 +84,10 @@ fn a_loaded_plugin_names_its_version_and_sdk() {
     assert!(webhook.warnings().is_empty(), "{:?}", webhook.warnings());
 }
 
-/// A component that exports an instance under the processor's name, taken
-/// from an import no host provides: `acme:door/lock@1.0.0` with one function
-/// `open`. It passes the checks on the binary and fails at linking.
+/// A component that imports what no host provides (`acme:door/lock@1.0.0`,
+/// with one function `open`) and exports an empty instance under the
+/// processor's name: it passes the checks on the binary and fails at
+/// linking, before the export's shape is even looked at.
 fn component_importing_an_unknown_interface() -> Vec<u8> {
     fn string(s: &str, out: &mut Vec<u8>) {
         out.push(s.len() as u8);
@@ -108,10 +109,12 @@ fn component_importing_an_unknown_interface() -> Vec<u8> {
     string("acme:door/lock@1.0.0", &mut imports);
     imports.extend([0x05, 0x00]);
     section(10, imports, &mut bytes);
-    // export that instance as the processor
+    // instance 1: an empty instance built from no exports
+    section(5, vec![1, 0x01, 0x00], &mut bytes);
+    // export instance 1 as the processor
     let mut exports = vec![1, 0x00];
     string("rescind:erp/processor@0.1.0", &mut exports);
-    exports.extend([0x05, 0x00, 0x00]);
+    exports.extend([0x05, 0x01, 0x00]);
     section(11, exports, &mut bytes);
     bytes
 }
