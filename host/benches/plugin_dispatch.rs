@@ -252,23 +252,30 @@ macro_rules! floor_input {
 floor_input!(floor_async_input, floor_async);
 floor_input!(floor_sync_input, floor_sync);
 
-/// Median and p99 of `SAMPLE_CALLS` timed runs of `call`.
-fn percentiles(mut call: impl FnMut()) -> (Duration, Duration) {
+/// Median and p99 of [`SAMPLE_CALLS`] timed runs of each contender. The
+/// runs are interleaved (one call of each in turn) so that a busy machine
+/// slows every contender alike instead of whichever ran during the noise.
+fn percentiles(contenders: &[&dyn Fn()]) -> Vec<(Duration, Duration)> {
     for _ in 0..200 {
-        call(); // warm the pool's slots and caches
+        for call in contenders {
+            call(); // warm the pool's slots and caches
+        }
     }
-    let mut samples: Vec<Duration> = (0..SAMPLE_CALLS)
-        .map(|_| {
+    let mut samples = vec![Vec::with_capacity(SAMPLE_CALLS); contenders.len()];
+    for _ in 0..SAMPLE_CALLS {
+        for (call, samples) in contenders.iter().zip(&mut samples) {
             let start = Instant::now();
             call();
-            start.elapsed()
+            samples.push(start.elapsed());
+        }
+    }
+    samples
+        .into_iter()
+        .map(|mut s| {
+            s.sort_unstable();
+            (s[s.len() / 2], s[s.len() * 99 / 100])
         })
-        .collect();
-    samples.sort_unstable();
-    (
-        samples[samples.len() / 2],
-        samples[samples.len() * 99 / 100],
-    )
+        .collect()
 }
 
 fn micros(d: Duration) -> f64 {
@@ -287,10 +294,13 @@ fn dispatch(c: &mut Criterion) {
     group.bench_function("floor_sync", |b| b.iter(|| contenders.floor_sync()));
     group.finish();
 
-    let ours = percentiles(|| contenders.ours());
-    let floor_async = percentiles(|| contenders.floor_async());
-    let floor_sync = percentiles(|| contenders.floor_sync());
-    println!("\ninstantiate + call + drop of `trivial`, {SAMPLE_CALLS} timed calls each:");
+    let figures = percentiles(&[&|| contenders.ours(), &|| contenders.floor_async(), &|| {
+        contenders.floor_sync()
+    }]);
+    let (ours, floor_async, floor_sync) = (figures[0], figures[1], figures[2]);
+    println!(
+        "\ninstantiate + call + drop of `trivial`, {SAMPLE_CALLS} timed calls each (interleaved):"
+    );
     println!("{:<18} {:>12} {:>12}", "host", "median µs", "p99 µs");
     for (name, (median, p99)) in [
         ("rescind runtime", ours),

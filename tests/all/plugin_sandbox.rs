@@ -211,3 +211,37 @@ async fn the_sandbox_has_no_environment_files_or_sockets() {
         "no TCP connection may reach the listener"
     );
 }
+
+#[tokio::test]
+async fn calls_beyond_the_pool_wait_for_a_slot_instead_of_failing() {
+    // One instance slot; two loopers that yield at every epoch tick, so that
+    // without the wait the second would be instantiated while the first runs.
+    let runtime = rescind_host::plugins::PluginRuntime::new(rescind_host::plugins::RuntimeConfig {
+        max_concurrent_calls: 1,
+        ..Default::default()
+    })
+    .unwrap();
+    let looper = runtime
+        .load(
+            "looper",
+            &std::fs::read(rescind_test_artifacts::LOOPER).unwrap(),
+        )
+        .unwrap();
+    let limits = CallLimits {
+        deadline: Duration::from_millis(200),
+        ..CallLimits::default()
+    };
+    let connection = plain_connection();
+
+    let (first, second) = tokio::join!(
+        submit(&looper, &connection, &limits),
+        submit(&looper, &connection, &limits)
+    );
+
+    for report in [first, second] {
+        assert_eq!(
+            report.outcome,
+            CallOutcome::DeadlineExceeded(Duration::from_millis(200))
+        );
+    }
+}

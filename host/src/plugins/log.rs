@@ -146,10 +146,8 @@ impl Redactor {
                 text.match_indices(secret.as_str())
                     .map(|(at, s)| (at, at + s.len())),
             );
-            if cut {
-                if let Some(start) = partial_tail(text, secret) {
-                    spans.push((start, text.len()));
-                }
+            if cut && let Some(start) = partial_tail(text, secret) {
+                spans.push((start, text.len()));
             }
         }
         if spans.is_empty() {

@@ -172,11 +172,11 @@ impl PluginRuntime {
         }
         let component = Component::new(&shared.engine, bytes)?;
         shared.compilations.fetch_add(1, Ordering::Relaxed);
-        if let Some(cache) = &shared.cache {
-            if let Err(err) = cache.store(&component, sha256) {
-                // The cache only saves time; the plugin is loaded anyway.
-                tracing::warn!("cannot cache the compiled plugin: {err:#}");
-            }
+        if let Some(cache) = &shared.cache
+            && let Err(err) = cache.store(&component, sha256)
+        {
+            // The cache only saves time; the plugin is loaded anyway.
+            tracing::warn!("cannot cache the compiled plugin: {err:#}");
         }
         Ok(component)
     }
