@@ -1,1 +1,7 @@
-fn main() {}
+//! The `rescind` binary.
+
+use clap::Parser;
+
+fn main() -> anyhow::Result<()> {
+    rescind_host::cli::Cli::parse().run()
+}

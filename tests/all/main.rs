@@ -1,5 +1,11 @@
 //! Integration tests: one binary.
 
+mod api_auth;
+mod api_cancel;
+mod api_errors;
+mod api_ops;
+mod jobs_delivery;
+mod jobs_queue;
 mod plugin_cache;
 mod plugin_refusals;
 mod plugin_sandbox;
@@ -9,4 +15,5 @@ mod registry_refusals;
 mod registry_support;
 mod registry_swap;
 mod registry_watch;
+mod service;
 mod webhook;

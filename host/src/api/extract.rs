@@ -1,0 +1,175 @@
+//! Request extractors whose every rejection is an [`AppError`], so that a
+//! bad body, a wrong content type or an oversized request still gets a
+//! problem+json answer with its API code.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use super::AppState;
+use super::error::AppError;
+use crate::domain::Actor;
+use crate::store::Role;
+
+/// Largest request body accepted (API.md `payload-too-large`).
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// A JSON body: `Content-Type: application/json` (or `…+json`) required;
+/// bad JSON, wrong types and unknown fields are `malformed-request`.
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+/// The raw body of a JSON request, for handlers that also need its bytes
+/// (idempotency digests). An empty body is allowed and reads as `{}`.
+#[derive(Debug)]
+pub struct OptionalJsonBody(pub Bytes);
+
+fn is_json(content_type: Option<&str>) -> bool {
+    let Some(ct) = content_type else {
+        return false;
+    };
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, AppError> {
+    Bytes::from_request(req, state)
+        .await
+        .map_err(|rejection| match rejection {
+            BytesRejection::FailedToBufferBody(e)
+                if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE =>
+            {
+                AppError::PayloadTooLarge { limit: BODY_LIMIT }
+            }
+            other => AppError::Malformed(format!("cannot read the request body: {other}")),
+        })
+}
+
+/// Parses JSON, naming the place of the problem.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        let what = match e.classify() {
+            serde_json::error::Category::Data => "the body does not match the expected fields",
+            _ => "the body is not valid JSON",
+        };
+        AppError::Malformed(format!("{what}: {e}"))
+    })
+}
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        if !is_json(content_type.as_deref()) {
+            return Err(AppError::UnsupportedMediaType(format!(
+                "expected Content-Type: application/json, got {}",
+                content_type.as_deref().unwrap_or("none")
+            )));
+        }
+        let bytes = body_bytes(req, state).await?;
+        Ok(ApiJson(parse_json(&bytes)?))
+    }
+}
+
+impl<S> FromRequest<S> for OptionalJsonBody
+where
+    S: Send + Sync,
+{
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let bytes = body_bytes(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJsonBody(Bytes::from_static(b"{}")));
+        }
+        if !is_json(content_type.as_deref()) {
+            return Err(AppError::UnsupportedMediaType(format!(
+                "expected Content-Type: application/json, got {}",
+                content_type.as_deref().unwrap_or("none")
+            )));
+        }
+        Ok(OptionalJsonBody(bytes))
+    }
+}
+
+/// The authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Role.
+    pub role: Role,
+    /// Bound customer of a customer key.
+    pub customer_number: Option<String>,
+    /// Hex SHA-256 of the token: scopes idempotency keys per caller.
+    pub key_id: String,
+}
+
+impl Caller {
+    /// The domain's view of the caller.
+    pub fn actor(&self) -> Actor {
+        match self.role {
+            Role::Admin => Actor::Admin,
+            Role::Service => Actor::Service,
+            Role::Customer => Actor::Customer {
+                customer_number: self.customer_number.clone().unwrap_or_default(),
+            },
+        }
+    }
+
+    /// Refuses unless the caller has one of `roles`.
+    pub fn require(&self, roles: &[Role]) -> Result<(), AppError> {
+        if roles.contains(&self.role) {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden(format!(
+                "the {} role may not do this",
+                self.role.as_str()
+            )))
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                let (scheme, token) = v.split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+            })
+            .filter(|t| !t.is_empty())
+            .ok_or(AppError::Unauthenticated)?;
+        let key = state.auth.authenticate(&state.store, token).await?;
+        let caller = key.ok_or(AppError::Unauthenticated)?;
+        Ok(caller)
+    }
+}

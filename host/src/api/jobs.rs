@@ -1,0 +1,150 @@
+//! Job runs, the job list, job details and retries (admin and service).
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+
+use super::AppState;
+use super::dto::{JobView, RunBody};
+use super::error::{AppError, Problem};
+use super::extract::{ApiJson, Caller};
+use crate::domain::FieldError;
+use crate::store::{JobFilter, JobState, ManualRun, Role};
+
+const STAFF: &[Role] = &[Role::Admin, Role::Service];
+
+/// Most jobs one list answer holds.
+const MAX_LIST: u32 = 1000;
+
+fn job_not_found(id: &str) -> AppError {
+    AppError::NotFound {
+        code: "job-not-found",
+        detail: format!("no job with id {id}"),
+    }
+}
+
+/// Runs a job definition by hand: submits the newest cancellation of the
+/// order named by the `OrderNumber` parameter again.
+#[utoipa::path(post, path = "/v1/admin/job-definitions/{name}/runs", tag = "jobs",
+    params(("name" = String, Path, description = "Job definition name")),
+    request_body = RunBody,
+    responses(
+        (status = 201, description = "Job enqueued", body = JobView),
+        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn run_definition(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<RunBody>,
+) -> Result<(StatusCode, Json<JobView>), AppError> {
+    caller.require(STAFF)?;
+    let job = state
+        .store
+        .run_job_definition(
+            &name,
+            &ManualRun {
+                parameters: body.parameters,
+            },
+        )
+        .await?;
+    state.job_wakeup.notify_waiters();
+    Ok((StatusCode::CREATED, Json(JobView::new(&job, None))))
+}
+
+/// Lists jobs, newest first: `?state=failed&orderNumber=…&limit=…`.
+#[utoipa::path(get, path = "/v1/admin/jobs", tag = "jobs",
+    params(
+        ("state" = Option<String>, Query, description = "queued, running, succeeded, retrying or failed"),
+        ("orderNumber" = Option<String>, Query, description = "Only jobs of this order"),
+        ("limit" = Option<u32>, Query, description = "At most this many (default 100, at most 1000)"),
+    ),
+    responses(
+        (status = 200, description = "Jobs", body = Vec<JobView>),
+        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn list_jobs(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Json<Vec<JobView>>, AppError> {
+    caller.require(STAFF)?;
+    let Query(query) = query.map_err(|e| AppError::Malformed(e.body_text()))?;
+    let mut errors = Vec::new();
+    let mut filter = JobFilter {
+        limit: 100,
+        ..JobFilter::default()
+    };
+    for (key, value) in &query {
+        match key.as_str() {
+            "state" => match JobState::parse(value) {
+                Some(s) => filter.state = Some(s),
+                None => errors.push(FieldError::new(
+                    "state",
+                    "expected queued, running, succeeded, retrying or failed",
+                )),
+            },
+            "orderNumber" => filter.order_number = Some(value.clone()),
+            "limit" => match value.parse::<u32>() {
+                Ok(n) if (1..=MAX_LIST).contains(&n) => filter.limit = n,
+                _ => errors.push(FieldError::new("limit", "expected 1 to 1000")),
+            },
+            other => errors.push(FieldError::new(
+                other,
+                "unknown query parameter (use state, orderNumber, limit)",
+            )),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(AppError::Validation(errors));
+    }
+    let jobs = state.store.jobs(&filter).await?;
+    Ok(Json(jobs.iter().map(|j| JobView::new(j, None)).collect()))
+}
+
+/// A job with every attempt, its outcome and the plugin's log lines.
+#[utoipa::path(get, path = "/v1/admin/jobs/{id}", tag = "jobs",
+    params(("id" = String, Path, description = "Job id")),
+    responses(
+        (status = 200, description = "Job", body = JobView),
+        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn get_job(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<JobView>, AppError> {
+    caller.require(STAFF)?;
+    let job = state
+        .store
+        .job(&id)
+        .await?
+        .ok_or_else(|| job_not_found(&id))?;
+    let attempts = state.store.job_attempts(&id).await?;
+    Ok(Json(JobView::new(&job, Some(&attempts))))
+}
+
+/// Puts a failed job back in the queue with a full round of attempts.
+#[utoipa::path(post, path = "/v1/admin/jobs/{id}/retry", tag = "jobs",
+    params(("id" = String, Path, description = "Job id")),
+    responses(
+        (status = 200, description = "Job queued again", body = JobView),
+        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn retry_job(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<JobView>, AppError> {
+    caller.require(STAFF)?;
+    let job = state.store.retry_job(&id).await?;
+    state.job_wakeup.notify_waiters();
+    Ok(Json(JobView::new(&job, None)))
+}

@@ -1,0 +1,83 @@
+//! Operations endpoints (no token): health, readiness, metrics, OpenAPI.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::{OpenApi, ToSchema};
+
+use super::ApiDoc;
+use super::AppState;
+
+/// Health and readiness answer.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthView {
+    /// `ok` or `unavailable`.
+    pub status: String,
+    /// Whether the database answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database: Option<bool>,
+    /// Whether the job workers run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workers: Option<bool>,
+}
+
+/// The process is alive.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "Alive", body = HealthView)))]
+pub async fn healthz() -> Json<HealthView> {
+    Json(HealthView {
+        status: "ok".to_owned(),
+        database: None,
+        workers: None,
+    })
+}
+
+/// The service can take work: the database answers and the job workers run.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "Ready", body = HealthView),
+        (status = 503, description = "Not ready", body = HealthView),
+    ))]
+pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<HealthView>) {
+    let database = state.store.ping().await.is_ok();
+    let workers = state.readiness.workers_running();
+    let ready = database && workers;
+    (
+        if ready {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        },
+        Json(HealthView {
+            status: if ready { "ok" } else { "unavailable" }.to_owned(),
+            database: Some(database),
+            workers: Some(workers),
+        }),
+    )
+}
+
+/// Prometheus metrics (text exposition format).
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Metrics", body = String, content_type = "text/plain")))]
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    match state.store.job_counts().await {
+        Ok(counts) => state.metrics.set_jobs(&counts),
+        Err(e) => tracing::warn!(error = %e, "cannot count jobs for metrics"),
+    }
+    let mut response = state.metrics.encode().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}
+
+/// This API's OpenAPI document.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "OpenAPI 3.1 document")))]
+pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

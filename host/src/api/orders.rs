@@ -1,0 +1,99 @@
+//! `/v1/orders`: create or replace, read, status reports.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+
+use super::AppState;
+use super::dto::{OrderBody, OrderView, StatusBody};
+use super::error::{AppError, Problem};
+use super::extract::{ApiJson, Caller};
+use crate::domain::{FieldError, Refusal};
+use crate::store::{PutOrder, Role};
+
+const STAFF: &[Role] = &[Role::Admin, Role::Service];
+
+/// Creates or replaces an order known to the host.
+#[utoipa::path(put, path = "/v1/orders/{orderNumber}", tag = "orders",
+    params(("orderNumber" = String, Path, description = "Order number")),
+    request_body = OrderBody,
+    responses(
+        (status = 201, description = "Created", body = OrderView),
+        (status = 200, description = "Replaced", body = OrderView),
+        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn put_order(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(number): Path<String>,
+    ApiJson(body): ApiJson<OrderBody>,
+) -> Result<(StatusCode, Json<OrderView>), AppError> {
+    caller.require(STAFF)?;
+    let order = body.into_order(&number).map_err(AppError::Validation)?;
+    let outcome = state.store.put_order(&order).await?;
+    let cancellations = state.store.order_cancellation_ids(&number).await?;
+    let status = match outcome {
+        PutOrder::Created => StatusCode::CREATED,
+        PutOrder::Replaced => StatusCode::OK,
+    };
+    Ok((status, Json(OrderView::new(&order, cancellations))))
+}
+
+/// An order with line, allocation, payment and approval states and its
+/// cancellations.
+#[utoipa::path(get, path = "/v1/orders/{orderNumber}", tag = "orders",
+    params(("orderNumber" = String, Path, description = "Order number")),
+    responses(
+        (status = 200, description = "The order", body = OrderView),
+        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn get_order(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(number): Path<String>,
+) -> Result<Json<OrderView>, AppError> {
+    caller.require(STAFF)?;
+    let order = state
+        .store
+        .order(&number)
+        .await?
+        .ok_or(Refusal::OrderNotFound)?;
+    let cancellations = state.store.order_cancellation_ids(&number).await?;
+    Ok(Json(OrderView::new(&order, cancellations)))
+}
+
+/// The ERP reports a new status of the order.
+#[utoipa::path(post, path = "/v1/orders/{orderNumber}/status", tag = "orders",
+    params(("orderNumber" = String, Path, description = "Order number")),
+    request_body = StatusBody,
+    responses(
+        (status = 200, description = "Status recorded", body = OrderView),
+        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn report_status(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(number): Path<String>,
+    ApiJson(body): ApiJson<StatusBody>,
+) -> Result<Json<OrderView>, AppError> {
+    caller.require(STAFF)?;
+    if body.status.trim().is_empty() {
+        return Err(AppError::Validation(vec![FieldError::new(
+            "status",
+            "must not be blank",
+        )]));
+    }
+    if !state.store.set_order_status(&number, &body.status).await? {
+        return Err(Refusal::OrderNotFound.into());
+    }
+    let order = state
+        .store
+        .order(&number)
+        .await?
+        .ok_or(Refusal::OrderNotFound)?;
+    let cancellations = state.store.order_cancellation_ids(&number).await?;
+    Ok(Json(OrderView::new(&order, cancellations)))
+}

@@ -1,0 +1,33 @@
+//! The `rescind` command line: `serve` runs the host.
+
+mod serve;
+
+use clap::{Parser, Subcommand};
+
+pub use serve::ServeArgs;
+
+/// rescind: an order-cancellation host that tells your ERP through
+/// sandboxed WebAssembly plugins.
+#[derive(Debug, Parser)]
+#[command(name = "rescind", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands of `rescind`.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the host: HTTP API, job workers and plugin runtime.
+    Serve(ServeArgs),
+}
+
+impl Cli {
+    /// Runs the parsed command to completion.
+    pub fn run(self) -> anyhow::Result<()> {
+        match self.command {
+            Command::Serve(args) => serve::run(args),
+        }
+    }
+}

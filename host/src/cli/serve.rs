@@ -1,0 +1,128 @@
+//! `rescind serve`: the service until Ctrl-C or SIGTERM, then a graceful
+//! shutdown.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use tracing_subscriber::EnvFilter;
+
+use crate::jobs::WorkerConfig;
+use crate::service::{self, ServiceConfig};
+use crate::store::Durability;
+
+/// How long running requests and job attempts get to finish at shutdown.
+const GRACE: Duration = Duration::from_secs(10);
+
+/// Options of `rescind serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (loopback by default, so a first run exposes
+    /// nothing).
+    #[arg(long, default_value = "127.0.0.1:8080", env = "RESCIND_LISTEN")]
+    pub listen: SocketAddr,
+    /// Data directory (SQLite database, plugin cache). With `--demo` and no
+    /// data directory, a fresh temporary one is used.
+    #[arg(long, env = "RESCIND_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Start with demo data, the bundled webhook plugin and a demo ERP on
+    /// loopback; prints an admin token.
+    #[arg(long)]
+    pub demo: bool,
+    /// `normal` (WAL, safe against a killed process; a power loss may lose
+    /// the last commits) or `full` (every commit on disk before it is
+    /// answered).
+    #[arg(long, default_value = "normal", env = "RESCIND_DURABILITY")]
+    pub durability: Durability,
+    /// Job workers (0: none, jobs stay queued).
+    #[arg(long, default_value_t = 2, env = "RESCIND_WORKERS")]
+    pub workers: usize,
+    /// Log lines as JSON instead of text.
+    #[arg(long, env = "RESCIND_LOG_JSON")]
+    pub log_json: bool,
+}
+
+/// Runs the service until a shutdown signal.
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,wasmtime=warn,cranelift=warn"));
+    if args.log_json {
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).init();
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(serve(args))
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let data_dir = match (&args.data_dir, args.demo) {
+        (Some(dir), _) => dir.clone(),
+        (None, true) => {
+            std::env::temp_dir().join(format!("rescind-demo-{}", uuid::Uuid::new_v4().simple()))
+        }
+        (None, false) => PathBuf::from("data"),
+    };
+    let mut config = ServiceConfig::new(args.listen, &data_dir);
+    config.admin_token = std::env::var("RESCIND_ADMIN_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty());
+    config.durability = args.durability;
+    config.demo = args.demo;
+    config.workers = (args.workers > 0).then(|| WorkerConfig {
+        workers: args.workers,
+        ..WorkerConfig::default()
+    });
+    let running = service::start(config).await?;
+    let base = format!("http://{}", running.addr);
+    println!(
+        "rescind listening on {base} (data in {})",
+        data_dir.display()
+    );
+    if args.demo {
+        let token = running.admin_token.clone().unwrap_or_default();
+        println!(
+            "\ndemo admin token: {token}\n\n\
+             try:\n  \
+             curl -s -H 'Authorization: Bearer {token}' {base}/v1/orders/SO-1001\n  \
+             curl -s -X POST -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\\n       \
+             -d '{{\"cancellationReason\":\"OUT_OF_STOCK\"}}' {base}/v1/orders/SO-1001/cancellations\n  \
+             curl -s -H 'Authorization: Bearer {token}' {base}/v1/cancellations/<internalRequestId>\n  \
+             curl -s {base}/demo/erp/requests\n"
+        );
+    } else if running.admin_token.is_none() {
+        println!("no RESCIND_ADMIN_TOKEN set: no admin can sign in");
+    }
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    running.shutdown(GRACE).await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+}

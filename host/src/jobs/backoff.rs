@@ -1,0 +1,141 @@
+//! The retry schedule: exponential backoff with full jitter.
+//!
+//! Policy only, no clock and no randomness of its own: the caller passes
+//! the random fraction, so the table tests below pin every case.
+//! (Full jitter as in the AWS architecture note "Exponential Backoff And
+//! Jitter": sleep a uniform random time in `[0, ceiling]`, which spreads
+//! retries of many failing jobs instead of synchronising them.)
+
+use std::time::Duration;
+
+use crate::store::RetryPolicy;
+
+/// What the worker does after a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryDecision {
+    /// Try again after this delay.
+    RetryAfter(Duration),
+    /// No attempts left: the job fails.
+    GiveUp,
+}
+
+/// The backoff ceiling after attempt `attempt` (1-based) failed:
+/// `initial * 2^(attempt-1)`, capped at `max`.
+pub fn ceiling(policy: &RetryPolicy, attempt: u32) -> Duration {
+    let exponent = attempt.saturating_sub(1).min(63);
+    let factor = 1u64.checked_shl(exponent).unwrap_or(u64::MAX);
+    let ms = policy
+        .initial_backoff_ms
+        .saturating_mul(factor)
+        .min(policy.max_backoff_ms.max(policy.initial_backoff_ms));
+    Duration::from_millis(ms)
+}
+
+/// Decides what follows a transient failure of attempt `attempt` (counted
+/// within the current round of attempts). `jitter` is a random fraction in
+/// `[0, 1]`; the delay is that fraction of the ceiling.
+pub fn after_transient_failure(policy: &RetryPolicy, attempt: u32, jitter: f64) -> RetryDecision {
+    if attempt >= policy.max_attempts {
+        return RetryDecision::GiveUp;
+    }
+    let ceiling = ceiling(policy, attempt);
+    let fraction = if jitter.is_finite() {
+        jitter.clamp(0.0, 1.0)
+    } else {
+        1.0
+    };
+    RetryDecision::RetryAfter(ceiling.mul_f64(fraction))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(max_attempts: u32, initial: u64, max: u64) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts,
+            initial_backoff_ms: initial,
+            max_backoff_ms: max,
+        }
+    }
+
+    #[test]
+    fn ceilings_double_until_the_cap() {
+        let p = policy(10, 1_000, 300_000);
+        let table = [
+            (1, 1_000),
+            (2, 2_000),
+            (3, 4_000),
+            (8, 128_000),
+            (9, 256_000),
+            (10, 300_000),
+            (64, 300_000),
+            (u32::MAX, 300_000),
+        ];
+        for (attempt, ms) in table {
+            assert_eq!(
+                ceiling(&p, attempt),
+                Duration::from_millis(ms),
+                "attempt {attempt}"
+            );
+        }
+    }
+
+    #[test]
+    fn huge_values_saturate_instead_of_overflowing() {
+        let p = policy(3, u64::MAX / 2, u64::MAX);
+        assert_eq!(ceiling(&p, 40), Duration::from_millis(u64::MAX));
+    }
+
+    #[test]
+    fn a_cap_below_the_initial_backoff_keeps_the_initial() {
+        let p = policy(3, 5_000, 1_000);
+        assert_eq!(ceiling(&p, 3), Duration::from_millis(5_000));
+    }
+
+    #[test]
+    fn decisions() {
+        let p = policy(3, 100, 1_000);
+        let table = [
+            (1, 0.0, RetryDecision::RetryAfter(Duration::ZERO)),
+            (
+                1,
+                1.0,
+                RetryDecision::RetryAfter(Duration::from_millis(100)),
+            ),
+            (
+                2,
+                0.5,
+                RetryDecision::RetryAfter(Duration::from_millis(100)),
+            ),
+            (
+                2,
+                7.0,
+                RetryDecision::RetryAfter(Duration::from_millis(200)),
+            ),
+            (2, -1.0, RetryDecision::RetryAfter(Duration::ZERO)),
+            (
+                2,
+                f64::NAN,
+                RetryDecision::RetryAfter(Duration::from_millis(200)),
+            ),
+            (3, 0.5, RetryDecision::GiveUp),
+            (4, 0.5, RetryDecision::GiveUp),
+        ];
+        for (attempt, jitter, expected) in table {
+            assert_eq!(
+                after_transient_failure(&p, attempt, jitter),
+                expected,
+                "attempt {attempt}, jitter {jitter}"
+            );
+        }
+    }
+
+    #[test]
+    fn one_attempt_means_no_retry() {
+        assert_eq!(
+            after_transient_failure(&policy(1, 100, 100), 1, 0.3),
+            RetryDecision::GiveUp
+        );
+    }
+}

@@ -1,0 +1,28 @@
+//! The job workers: claim due jobs from the outbox with a lease, run the job
+//! definition's integration processor, record every attempt, and retry
+//! passing failures with exponential backoff and full jitter.
+//!
+//! The worker knows nothing of wasmtime: it hands a [`Submission`] to an
+//! [`IntegrationProcessors`] implementation (the plugin runtime) and gets a
+//! [`Delivery`] back. What happens next is policy:
+//!
+//! | outcome | job |
+//! |---|---|
+//! | accepted | `succeeded`, ERP reference recorded |
+//! | rejected, misconfigured, unknown processor | `failed` at once |
+//! | transient, trap, deadline, memory cap | `retrying` after a backoff, `failed` after `maxAttempts` |
+//!
+//! A worker that dies leaves its job `running` with a lease; when the lease
+//! expires another worker takes the job up again (the open attempt is
+//! recorded as `lease-expired`). Delivery is at least once; the job's
+//! `request_id`, the same for every attempt, lets the ERP drop duplicates.
+
+pub mod backoff;
+mod plugin_processors;
+mod worker;
+
+pub use plugin_processors::PluginProcessors;
+
+pub use worker::{
+    Delivery, DeliveryOutcome, IntegrationProcessors, Submission, WorkerConfig, WorkerPool,
+};

@@ -1,0 +1,383 @@
+//! The worker pool and one attempt of a job.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+
+use super::backoff::{RetryDecision, after_transient_failure};
+use crate::metrics::Metrics;
+use crate::store::{
+    AttemptLogLine, AttemptResult, CancellationRecord, ClaimedJob, Connection, JobState, Store,
+    now_ms,
+};
+
+/// Everything an integration processor is given for one attempt.
+#[derive(Debug, Clone)]
+pub struct Submission {
+    /// The cancellation to tell the ERP about.
+    pub cancellation: CancellationRecord,
+    /// The ERP idempotency key: the job's request id, the same every attempt.
+    pub request_id: String,
+    /// This attempt's number (1-based).
+    pub attempt: u32,
+    /// The job's parameters.
+    pub parameters: BTreeMap<String, String>,
+    /// The ERP connection (secrets included: the plugin may ask for them).
+    pub connection: Connection,
+}
+
+/// How an attempt ended, as the plugin runtime reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    /// The ERP accepted the cancellation.
+    Accepted {
+        /// The ERP's reference.
+        erp_reference: Option<String>,
+        /// A message worth keeping.
+        message: Option<String>,
+    },
+    /// The ERP refused for good.
+    Rejected(String),
+    /// A passing failure.
+    Transient(String),
+    /// The connection lacks something; the message says what.
+    Misconfigured(String),
+    /// The plugin trapped.
+    Trapped(String),
+    /// The plugin ran past its deadline.
+    DeadlineExceeded(Duration),
+    /// The plugin tried to use more memory than allowed (bytes).
+    MemoryCapExceeded(u64),
+    /// No plugin of that name is loaded.
+    UnknownProcessor(String),
+}
+
+impl DeliveryOutcome {
+    /// The outcome's name as recorded with the attempt.
+    pub fn name(&self) -> &'static str {
+        match self {
+            DeliveryOutcome::Accepted { .. } => "accepted",
+            DeliveryOutcome::Rejected(_) => "rejected",
+            DeliveryOutcome::Transient(_) => "transient",
+            DeliveryOutcome::Misconfigured(_) => "misconfigured",
+            DeliveryOutcome::Trapped(_) => "trapped",
+            DeliveryOutcome::DeadlineExceeded(_) => "deadline-exceeded",
+            DeliveryOutcome::MemoryCapExceeded(_) => "memory-cap-exceeded",
+            DeliveryOutcome::UnknownProcessor(_) => "unknown-processor",
+        }
+    }
+
+    fn message(&self) -> Option<String> {
+        match self {
+            DeliveryOutcome::Accepted { message, .. } => message.clone(),
+            DeliveryOutcome::Rejected(m)
+            | DeliveryOutcome::Transient(m)
+            | DeliveryOutcome::Misconfigured(m)
+            | DeliveryOutcome::Trapped(m) => Some(m.clone()),
+            DeliveryOutcome::DeadlineExceeded(d) => {
+                Some(format!("the plugin ran past its deadline of {d:?}"))
+            }
+            DeliveryOutcome::MemoryCapExceeded(bytes) => Some(format!(
+                "the plugin tried to use more than its memory cap of {bytes} bytes"
+            )),
+            DeliveryOutcome::UnknownProcessor(name) => {
+                Some(format!("no integration processor named {name:?} is loaded"))
+            }
+        }
+    }
+
+    /// Whether another attempt may succeed.
+    fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            DeliveryOutcome::Transient(_)
+                | DeliveryOutcome::Trapped(_)
+                | DeliveryOutcome::DeadlineExceeded(_)
+                | DeliveryOutcome::MemoryCapExceeded(_)
+        )
+    }
+}
+
+/// What one attempt produced.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// How it ended.
+    pub outcome: DeliveryOutcome,
+    /// The plugin's log lines (bounded, secrets redacted by the runtime).
+    pub log: Vec<AttemptLogLine>,
+    /// Wall time of the call.
+    pub elapsed: Duration,
+    /// The plugin version that ran, e.g. `sha256:…`.
+    pub plugin_version: Option<String>,
+}
+
+/// The plugin runtime as the workers see it.
+pub trait IntegrationProcessors: Send + Sync + 'static {
+    /// Runs integration processor `processor` on a submission.
+    fn submit<'a>(
+        &'a self,
+        processor: &'a str,
+        submission: &'a Submission,
+    ) -> Pin<Box<dyn Future<Output = Delivery> + Send + 'a>>;
+}
+
+/// Worker pool settings.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Number of workers (each runs one attempt at a time).
+    pub workers: usize,
+    /// How long a claim holds a job; must exceed the plugin deadline.
+    pub lease: Duration,
+    /// How often an idle worker looks for due jobs (it is also woken when
+    /// jobs are enqueued).
+    pub poll_interval: Duration,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            workers: 2,
+            lease: Duration::from_secs(60),
+            poll_interval: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Running workers.
+#[derive(Debug)]
+pub struct WorkerPool {
+    ids: Vec<String>,
+    handles: Vec<JoinHandle<()>>,
+    stop: watch::Sender<bool>,
+    store: Store,
+}
+
+struct Worker {
+    id: String,
+    store: Store,
+    processors: Arc<dyn IntegrationProcessors>,
+    metrics: Arc<Metrics>,
+    wakeup: Arc<Notify>,
+    config: WorkerConfig,
+}
+
+impl WorkerPool {
+    /// Starts `config.workers` workers.
+    pub fn start(
+        store: Store,
+        processors: Arc<dyn IntegrationProcessors>,
+        metrics: Arc<Metrics>,
+        wakeup: Arc<Notify>,
+        config: WorkerConfig,
+    ) -> WorkerPool {
+        let (stop, _) = watch::channel(false);
+        // A fresh instance id per start: a restarted host never mistakes a
+        // lease of its previous life for its own.
+        let instance = uuid::Uuid::new_v4().simple().to_string();
+        let mut ids = Vec::new();
+        let mut handles = Vec::new();
+        for n in 0..config.workers.max(1) {
+            let id = format!("worker-{}-{n}", &instance[..8]);
+            let worker = Worker {
+                id: id.clone(),
+                store: store.clone(),
+                processors: Arc::clone(&processors),
+                metrics: Arc::clone(&metrics),
+                wakeup: Arc::clone(&wakeup),
+                config: config.clone(),
+            };
+            handles.push(tokio::spawn(worker.run(stop.subscribe())));
+            ids.push(id);
+        }
+        WorkerPool {
+            ids,
+            handles,
+            stop,
+            store,
+        }
+    }
+
+    /// Whether every worker is still running.
+    pub fn running(&self) -> bool {
+        self.handles.iter().all(|h| !h.is_finished())
+    }
+
+    /// Stops claiming, lets running attempts finish up to `grace`, then
+    /// stops the rest and gives their jobs back to the queue.
+    pub async fn shutdown(self, grace: Duration) {
+        let _ = self.stop.send(true);
+        let deadline = tokio::time::Instant::now() + grace;
+        for handle in self.handles {
+            let abort = handle.abort_handle();
+            if tokio::time::timeout_at(deadline, handle).await.is_err() {
+                abort.abort();
+            }
+        }
+        for id in &self.ids {
+            match self.store.release_jobs(id).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(worker = %id, jobs = n, "released unfinished jobs"),
+                Err(e) => tracing::error!(worker = %id, error = %e, "cannot release jobs"),
+            }
+        }
+    }
+}
+
+impl Worker {
+    async fn run(self, mut stop: watch::Receiver<bool>) {
+        tracing::debug!(worker = %self.id, "worker started");
+        let lease_ms = i64::try_from(self.config.lease.as_millis()).unwrap_or(i64::MAX);
+        while !*stop.borrow() {
+            let claimed = match self.store.claim_due_jobs(&self.id, 1, lease_ms).await {
+                Ok(claimed) => claimed,
+                Err(e) => {
+                    tracing::error!(worker = %self.id, error = %e, "cannot claim jobs");
+                    Vec::new()
+                }
+            };
+            if claimed.is_empty() {
+                let wait = self.idle_wait().await;
+                tokio::select! {
+                    _ = self.wakeup.notified() => {}
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stop.changed() => {}
+                }
+                continue;
+            }
+            for job in claimed {
+                self.attempt(job).await;
+            }
+        }
+        tracing::debug!(worker = %self.id, "worker stopped");
+    }
+
+    /// Sleeps no longer than until the next job is due.
+    async fn idle_wait(&self) -> Duration {
+        match self.store.next_due_ms().await {
+            Ok(Some(due)) => {
+                let ms = (due - now_ms()).clamp(1, 1_000_000);
+                Duration::from_millis(ms as u64).min(self.config.poll_interval)
+            }
+            _ => self.config.poll_interval,
+        }
+    }
+
+    async fn attempt(&self, claimed: ClaimedJob) {
+        let job = &claimed.job;
+        let span = tracing::info_span!(
+            "job",
+            job = %job.id,
+            definition = %job.definition,
+            order = %job.order_number,
+            attempt = claimed.attempt,
+            request_id = %job.request_id,
+        );
+        self.run_attempt(&claimed).instrument(span).await;
+    }
+
+    async fn run_attempt(&self, claimed: &ClaimedJob) {
+        let delivery = match self.prepare(claimed).await {
+            Ok((processor, submission)) => self.processors.submit(&processor, &submission).await,
+            Err(outcome) => Delivery {
+                outcome,
+                log: Vec::new(),
+                elapsed: Duration::ZERO,
+                plugin_version: None,
+            },
+        };
+        self.metrics
+            .job_attempt(delivery.outcome.name(), delivery.elapsed.as_secs_f64());
+        let result = self.decide(claimed, delivery);
+        tracing::info!(outcome = %result.outcome, next = result.next.as_str(), "attempt finished");
+        match self.store.finish_attempt(claimed, &self.id, &result).await {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!("lease lost before the result was recorded"),
+            Err(e) => tracing::error!(error = %e, "cannot record the attempt"),
+        }
+    }
+
+    /// Loads what the attempt needs; a missing piece fails the job at once.
+    async fn prepare(&self, claimed: &ClaimedJob) -> Result<(String, Submission), DeliveryOutcome> {
+        let job = &claimed.job;
+        let store_failed =
+            |e: crate::store::StoreError| DeliveryOutcome::Transient(format!("store: {e}"));
+        let definition = self
+            .store
+            .job_definition(&job.definition)
+            .await
+            .map_err(store_failed)?
+            .ok_or_else(|| {
+                DeliveryOutcome::Misconfigured(format!(
+                    "job definition {:?} no longer exists",
+                    job.definition
+                ))
+            })?;
+        let connection = self
+            .store
+            .connection(&definition.connection)
+            .await
+            .map_err(store_failed)?
+            .ok_or_else(|| {
+                DeliveryOutcome::Misconfigured(format!(
+                    "connection {:?} of job definition {:?} does not exist",
+                    definition.connection, definition.name
+                ))
+            })?;
+        let cancellation = match &job.cancellation_id {
+            Some(id) => self.store.cancellation(id).await.map_err(store_failed)?,
+            None => None,
+        }
+        .ok_or_else(|| {
+            DeliveryOutcome::Misconfigured("the job names no committed cancellation".to_owned())
+        })?;
+        Ok((
+            definition.integration_processor,
+            Submission {
+                cancellation: cancellation.record,
+                request_id: job.request_id.clone(),
+                attempt: claimed.attempt,
+                parameters: job.parameters.clone(),
+                connection,
+            },
+        ))
+    }
+
+    fn decide(&self, claimed: &ClaimedJob, delivery: Delivery) -> AttemptResult {
+        let outcome = delivery.outcome;
+        let mut retry_at_ms = now_ms();
+        let next = match &outcome {
+            DeliveryOutcome::Accepted { .. } => JobState::Succeeded,
+            o if o.is_transient() => {
+                let jitter: f64 = rand::rng().random();
+                match after_transient_failure(&claimed.job.retry, claimed.attempt_in_round, jitter)
+                {
+                    RetryDecision::RetryAfter(delay) => {
+                        retry_at_ms += i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2);
+                        JobState::Retrying
+                    }
+                    RetryDecision::GiveUp => JobState::Failed,
+                }
+            }
+            _ => JobState::Failed,
+        };
+        AttemptResult {
+            outcome: outcome.name().to_owned(),
+            message: outcome.message(),
+            erp_reference: match &outcome {
+                DeliveryOutcome::Accepted { erp_reference, .. } => erp_reference.clone(),
+                _ => None,
+            },
+            plugin_version: delivery.plugin_version,
+            log: delivery.log,
+            next,
+            retry_at_ms,
+        }
+    }
+}

@@ -1,0 +1,360 @@
+//! Configuration: cancel settings and status mappings, websites, ERP
+//! connections and job definitions.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use sqlx::{Row, SqliteConnection};
+
+use super::{
+    Connection, JobDefinition, JobParameter, RetryPolicy, Store, StoreError, from_json, now_ms,
+    to_json,
+};
+use crate::domain::{Settings, StatusMapping, WebsiteSettings};
+
+/// The configuration every cancellation reads, cached between writes.
+#[derive(Debug)]
+pub(super) struct ConfigSnapshot {
+    /// Cancel settings with mappings.
+    pub settings: Settings,
+    /// Every configured website.
+    pub websites: HashMap<String, WebsiteSettings>,
+    /// The enabled job definitions, by name.
+    pub definitions: Vec<JobDefinition>,
+}
+
+/// The shared cache of the configuration snapshot.
+pub(super) type ConfigCache = Arc<std::sync::Mutex<Option<Arc<ConfigSnapshot>>>>;
+
+/// The cached configuration, loaded on `conn` (which should hold the write
+/// lock) when the cache is empty.
+pub(super) async fn config_snapshot(
+    cache: &ConfigCache,
+    conn: &mut SqliteConnection,
+) -> Result<Arc<ConfigSnapshot>, StoreError> {
+    if let Some(snapshot) = cache.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+        return Ok(snapshot);
+    }
+    let settings = load_settings(&mut *conn).await?;
+    let websites = sqlx::query("SELECT name, allow_cancellation_request FROM websites")
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .map(|row| {
+            (
+                row.get::<String, _>("name"),
+                WebsiteSettings {
+                    allow_cancellation_request: row.get("allow_cancellation_request"),
+                },
+            )
+        })
+        .collect();
+    let definitions = enabled_definitions(&mut *conn).await?;
+    let snapshot = Arc::new(ConfigSnapshot {
+        settings,
+        websites,
+        definitions,
+    });
+    *cache.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::clone(&snapshot));
+    Ok(snapshot)
+}
+
+impl Store {
+    /// Empties the cache; called inside every configuration write, before
+    /// its commit.
+    fn invalidate_config(&self) {
+        *self.config.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// The cancel settings with the status mappings.
+    pub async fn settings(&self) -> Result<Settings, StoreError> {
+        let mut conn = self.reader.acquire().await?;
+        load_settings(&mut conn).await
+    }
+
+    /// Replaces the status mappings.
+    pub async fn put_status_mappings(&self, mappings: &[StatusMapping]) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        write_mappings(&mut tx, mappings).await?;
+        self.invalidate_config();
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Replaces the cancellable statuses and the cancelled status.
+    pub async fn put_cancel_settings(
+        &self,
+        cancellable_statuses: &[String],
+        cancelled_status: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        write_cancel_settings(&mut tx, cancellable_statuses, cancelled_status).await?;
+        self.invalidate_config();
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Replaces mappings and settings at once (presets).
+    pub async fn put_settings(&self, settings: &Settings) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        write_mappings(&mut tx, &settings.status_mappings).await?;
+        write_cancel_settings(
+            &mut tx,
+            &settings.cancellable_statuses,
+            &settings.cancelled_status,
+        )
+        .await?;
+        self.invalidate_config();
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A website's settings; none when the website was never configured.
+    pub async fn website(&self, name: &str) -> Result<Option<WebsiteSettings>, StoreError> {
+        let mut conn = self.reader.acquire().await?;
+        load_website(&mut conn, name).await
+    }
+
+    /// Creates or replaces a website's settings.
+    pub async fn put_website(
+        &self,
+        name: &str,
+        website: &WebsiteSettings,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "INSERT INTO websites (name, allow_cancellation_request) VALUES (?, ?)
+             ON CONFLICT (name) DO UPDATE SET
+                allow_cancellation_request = excluded.allow_cancellation_request",
+        )
+        .bind(name)
+        .bind(website.allow_cancellation_request)
+        .execute(&mut *tx)
+        .await?;
+        self.invalidate_config();
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A connection, secrets included (for the job worker; the API must
+    /// only show the secrets' names).
+    pub async fn connection(&self, name: &str) -> Result<Option<Connection>, StoreError> {
+        let row = sqlx::query(
+            "SELECT name, base_url, allowed_hosts, settings, secrets FROM connections WHERE name = ?",
+        )
+        .bind(name)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(|row| {
+            Ok(Connection {
+                name: row.get("name"),
+                base_url: row.get("base_url"),
+                allowed_hosts: from_json("allowedHosts", row.get("allowed_hosts"))?,
+                settings: from_json("settings", row.get("settings"))?,
+                secrets: from_json("secrets", row.get("secrets"))?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Creates or replaces a connection. `secrets: None` keeps the stored
+    /// secrets (they are write-only, so a client cannot send them back).
+    pub async fn put_connection(
+        &self,
+        name: &str,
+        base_url: &str,
+        allowed_hosts: &[String],
+        settings: &BTreeMap<String, String>,
+        secrets: Option<&BTreeMap<String, String>>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        let kept: Option<String> =
+            sqlx::query_scalar("SELECT secrets FROM connections WHERE name = ?")
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let secrets = match secrets {
+            Some(secrets) => to_json(secrets),
+            None => kept.unwrap_or_else(|| "{}".to_owned()),
+        };
+        sqlx::query(
+            "INSERT INTO connections (name, base_url, allowed_hosts, settings, secrets, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?)
+             ON CONFLICT (name) DO UPDATE SET base_url = excluded.base_url,
+                allowed_hosts = excluded.allowed_hosts, settings = excluded.settings,
+                secrets = excluded.secrets, updated_at = excluded.updated_at",
+        )
+        .bind(name)
+        .bind(base_url)
+        .bind(to_json(&allowed_hosts))
+        .bind(to_json(settings))
+        .bind(secrets)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A job definition.
+    pub async fn job_definition(&self, name: &str) -> Result<Option<JobDefinition>, StoreError> {
+        let mut conn = self.reader.acquire().await?;
+        let row = sqlx::query(&format!("{DEFINITION_SELECT} WHERE name = ?"))
+            .bind(name)
+            .fetch_optional(&mut *conn)
+            .await?;
+        row.map(|row| definition_from_row(&row)).transpose()
+    }
+
+    /// Creates or replaces a job definition.
+    pub async fn put_job_definition(&self, definition: &JobDefinition) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "INSERT INTO job_definitions (name, job_type, connection, preprocessor,
+                 integration_processor, post_processor, parameters, max_attempts,
+                 initial_backoff_ms, max_backoff_ms, enabled, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (name) DO UPDATE SET job_type = excluded.job_type,
+                connection = excluded.connection, preprocessor = excluded.preprocessor,
+                integration_processor = excluded.integration_processor,
+                post_processor = excluded.post_processor, parameters = excluded.parameters,
+                max_attempts = excluded.max_attempts,
+                initial_backoff_ms = excluded.initial_backoff_ms,
+                max_backoff_ms = excluded.max_backoff_ms, enabled = excluded.enabled,
+                updated_at = excluded.updated_at",
+        )
+        .bind(&definition.name)
+        .bind(&definition.job_type)
+        .bind(&definition.connection)
+        .bind(&definition.preprocessor)
+        .bind(&definition.integration_processor)
+        .bind(&definition.post_processor)
+        .bind(to_json(&definition.parameters))
+        .bind(definition.retry.max_attempts)
+        .bind(clamp_ms(definition.retry.initial_backoff_ms))
+        .bind(clamp_ms(definition.retry.max_backoff_ms))
+        .bind(definition.enabled)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        self.invalidate_config();
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+fn clamp_ms(ms: u64) -> i64 {
+    i64::try_from(ms).unwrap_or(i64::MAX)
+}
+
+const DEFINITION_SELECT: &str = "SELECT name, job_type, connection, preprocessor,
+    integration_processor, post_processor, parameters, max_attempts, initial_backoff_ms,
+    max_backoff_ms, enabled FROM job_definitions";
+
+fn definition_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<JobDefinition, StoreError> {
+    let parameters: Vec<JobParameter> = from_json("parameters", row.get("parameters"))?;
+    Ok(JobDefinition {
+        name: row.get("name"),
+        job_type: row.get("job_type"),
+        connection: row.get("connection"),
+        preprocessor: row.get("preprocessor"),
+        integration_processor: row.get("integration_processor"),
+        post_processor: row.get("post_processor"),
+        parameters,
+        retry: RetryPolicy {
+            max_attempts: row.get("max_attempts"),
+            initial_backoff_ms: row.get::<i64, _>("initial_backoff_ms").max(0) as u64,
+            max_backoff_ms: row.get::<i64, _>("max_backoff_ms").max(0) as u64,
+        },
+        enabled: row.get("enabled"),
+    })
+}
+
+/// The enabled job definitions, by name.
+pub(super) async fn enabled_definitions(
+    conn: &mut SqliteConnection,
+) -> Result<Vec<JobDefinition>, StoreError> {
+    sqlx::query(&format!(
+        "{DEFINITION_SELECT} WHERE enabled = 1 ORDER BY name"
+    ))
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(definition_from_row)
+    .collect()
+}
+
+/// Reads the settings row and the mappings.
+pub(super) async fn load_settings(conn: &mut SqliteConnection) -> Result<Settings, StoreError> {
+    let row =
+        sqlx::query("SELECT cancellable_statuses, cancelled_status FROM settings WHERE id = 1")
+            .fetch_one(&mut *conn)
+            .await?;
+    let status_mappings = sqlx::query(
+        "SELECT erp_code, status, allow_cancellation FROM status_mappings ORDER BY position",
+    )
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .map(|row| StatusMapping {
+        erp_code: row.get("erp_code"),
+        status: row.get("status"),
+        allow_cancellation: row.get("allow_cancellation"),
+    })
+    .collect();
+    Ok(Settings {
+        status_mappings,
+        cancellable_statuses: from_json("cancellableStatuses", row.get("cancellable_statuses"))?,
+        cancelled_status: row.get("cancelled_status"),
+    })
+}
+
+/// Reads a website's settings.
+pub(super) async fn load_website(
+    conn: &mut SqliteConnection,
+    name: &str,
+) -> Result<Option<WebsiteSettings>, StoreError> {
+    let allow: Option<bool> =
+        sqlx::query_scalar("SELECT allow_cancellation_request FROM websites WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(allow.map(|allow_cancellation_request| WebsiteSettings {
+        allow_cancellation_request,
+    }))
+}
+
+async fn write_mappings(
+    conn: &mut SqliteConnection,
+    mappings: &[StatusMapping],
+) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM status_mappings")
+        .execute(&mut *conn)
+        .await?;
+    for (position, mapping) in mappings.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO status_mappings (position, erp_code, status, allow_cancellation)
+             VALUES (?, ?, ?, ?)",
+        )
+        .bind(position as i64)
+        .bind(&mapping.erp_code)
+        .bind(&mapping.status)
+        .bind(mapping.allow_cancellation)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+async fn write_cancel_settings(
+    conn: &mut SqliteConnection,
+    cancellable_statuses: &[String],
+    cancelled_status: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE settings SET cancellable_statuses = ?, cancelled_status = ? WHERE id = 1")
+        .bind(to_json(&cancellable_statuses))
+        .bind(cancelled_status)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,578 @@
+//! The job outbox: enqueueing (inside the cancellation's transaction or by
+//! hand), claiming with a lease, recording attempts, retries.
+//!
+//! Claiming is one `UPDATE … RETURNING` on the single writer connection, so
+//! two workers never claim the same job; a PostgreSQL implementation would
+//! select the candidates `FOR UPDATE SKIP LOCKED`.
+
+use std::collections::BTreeMap;
+
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqliteConnection};
+
+use super::{
+    AttemptLogLine, Job, JobAttempt, JobDefinition, JobState, RetryPolicy, Store, StoreError,
+    from_json, now_ms, to_json,
+};
+
+/// A job a worker has claimed: it holds the lease until it records the
+/// attempt's result or the lease expires.
+#[derive(Debug, Clone)]
+pub struct ClaimedJob {
+    /// The job as claimed (state running, attempts counting this one).
+    pub job: Job,
+    /// This attempt's number (1-based, over the job's whole life).
+    pub attempt: u32,
+    /// Attempts made since the last manual retry, this one included; what
+    /// the retry policy counts.
+    pub attempt_in_round: u32,
+}
+
+/// The result of one attempt and what happens to the job next.
+#[derive(Debug, Clone)]
+pub struct AttemptResult {
+    /// `accepted`, `rejected`, `misconfigured`, `transient`, `trapped`,
+    /// `deadline-exceeded`, `memory-cap-exceeded`, …
+    pub outcome: String,
+    /// The outcome's message.
+    pub message: Option<String>,
+    /// ERP reference when accepted.
+    pub erp_reference: Option<String>,
+    /// Plugin version that ran.
+    pub plugin_version: Option<String>,
+    /// Plugin log lines.
+    pub log: Vec<AttemptLogLine>,
+    /// The job's next state: `Succeeded`, `Failed`, or `Retrying` at
+    /// `retry_at_ms`.
+    pub next: JobState,
+    /// When a retrying job is due again.
+    pub retry_at_ms: i64,
+}
+
+/// Which jobs to list.
+#[derive(Debug, Clone, Default)]
+pub struct JobFilter {
+    /// Only jobs in this state.
+    pub state: Option<JobState>,
+    /// Only jobs about this order.
+    pub order_number: Option<String>,
+    /// At most this many (newest first).
+    pub limit: u32,
+}
+
+/// Why a job could not be retried.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RetryError {
+    /// No such job.
+    #[error("no job with id {0}")]
+    NotFound(String),
+    /// Only failed jobs are retried by hand; others are already on their way.
+    #[error("job is {}, only failed jobs can be retried", .0.as_str())]
+    NotFailed(JobState),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A manual run of a job definition.
+#[derive(Debug, Clone)]
+pub struct ManualRun {
+    /// Parameter values given by the caller.
+    pub parameters: BTreeMap<String, String>,
+}
+
+/// Why a manual run was not enqueued.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// No such job definition.
+    #[error("no job definition named {0:?}")]
+    UnknownDefinition(String),
+    /// A parameter is missing or names something that does not exist.
+    #[error("parameter {name}: {message}")]
+    InvalidParameter {
+        /// The parameter.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for RunError {
+    fn from(e: sqlx::Error) -> Self {
+        RunError::Store(StoreError::Database(e))
+    }
+}
+
+impl From<sqlx::Error> for RetryError {
+    fn from(e: sqlx::Error) -> Self {
+        RetryError::Store(StoreError::Database(e))
+    }
+}
+
+const JOB_COLUMNS: &str = "id, definition, order_number, cancellation_id, request_id, parameters,
+    state, attempts, attempt_base, max_attempts, initial_backoff_ms, max_backoff_ms, run_at,
+    erp_reference, last_error, created_at, updated_at";
+
+fn job_from_row(row: &SqliteRow) -> Result<Job, StoreError> {
+    let state: String = row.get("state");
+    Ok(Job {
+        id: row.get("id"),
+        definition: row.get("definition"),
+        order_number: row.get("order_number"),
+        cancellation_id: row.get("cancellation_id"),
+        request_id: row.get("request_id"),
+        parameters: from_json("parameters", row.get("parameters"))?,
+        state: JobState::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown job state {state:?}")))?,
+        attempts: row.get("attempts"),
+        retry: RetryPolicy {
+            max_attempts: row.get("max_attempts"),
+            initial_backoff_ms: row.get::<i64, _>("initial_backoff_ms").max(0) as u64,
+            max_backoff_ms: row.get::<i64, _>("max_backoff_ms").max(0) as u64,
+        },
+        run_at_ms: row.get("run_at"),
+        erp_reference: row.get("erp_reference"),
+        last_error: row.get("last_error"),
+        created_at_ms: row.get("created_at"),
+        updated_at_ms: row.get("updated_at"),
+    })
+}
+
+/// A new queued job of `definition`, due now.
+pub(super) fn new_job(
+    definition: &JobDefinition,
+    order_number: &str,
+    cancellation_id: Option<&str>,
+    parameters: BTreeMap<String, String>,
+    now: i64,
+) -> Job {
+    Job {
+        id: uuid::Uuid::new_v4().to_string(),
+        definition: definition.name.clone(),
+        order_number: order_number.to_owned(),
+        cancellation_id: cancellation_id.map(str::to_owned),
+        // The ERP's idempotency key: one per job, the same for every attempt.
+        request_id: uuid::Uuid::new_v4().to_string(),
+        parameters,
+        state: JobState::Queued,
+        attempts: 0,
+        retry: definition.retry,
+        run_at_ms: now,
+        erp_reference: None,
+        last_error: None,
+        created_at_ms: now,
+        updated_at_ms: now,
+    }
+}
+
+/// Inserts a queued job of `definition` (inside the caller's transaction).
+pub(super) async fn insert_job(
+    conn: &mut SqliteConnection,
+    definition: &JobDefinition,
+    order_number: &str,
+    cancellation_id: Option<&str>,
+    parameters: BTreeMap<String, String>,
+    now: i64,
+) -> Result<Job, StoreError> {
+    let job = new_job(definition, order_number, cancellation_id, parameters, now);
+    sqlx::query(
+        "INSERT INTO jobs (id, definition, order_number, cancellation_id, request_id, parameters,
+             state, max_attempts, initial_backoff_ms, max_backoff_ms, run_at, created_at,
+             updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&job.id)
+    .bind(&job.definition)
+    .bind(&job.order_number)
+    .bind(&job.cancellation_id)
+    .bind(&job.request_id)
+    .bind(to_json(&job.parameters))
+    .bind(job.retry.max_attempts)
+    .bind(i64::try_from(job.retry.initial_backoff_ms).unwrap_or(i64::MAX))
+    .bind(i64::try_from(job.retry.max_backoff_ms).unwrap_or(i64::MAX))
+    .bind(now)
+    .bind(now)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(job)
+}
+
+/// The jobs of a cancellation, oldest first.
+pub(super) async fn jobs_of_cancellation(
+    conn: &mut SqliteConnection,
+    cancellation_id: &str,
+) -> Result<Vec<Job>, StoreError> {
+    sqlx::query(&format!(
+        "SELECT {JOB_COLUMNS} FROM jobs WHERE cancellation_id = ? ORDER BY created_at, definition"
+    ))
+    .bind(cancellation_id)
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(job_from_row)
+    .collect()
+}
+
+impl Store {
+    /// A job.
+    pub async fn job(&self, id: &str) -> Result<Option<Job>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?;
+        row.as_ref().map(job_from_row).transpose()
+    }
+
+    /// A job's attempts, first first.
+    pub async fn job_attempts(&self, id: &str) -> Result<Vec<JobAttempt>, StoreError> {
+        sqlx::query(
+            "SELECT number, worker, started_at, ended_at, outcome, message, erp_reference,
+                    plugin_version, log
+             FROM job_attempts WHERE job_id = ? ORDER BY number",
+        )
+        .bind(id)
+        .fetch_all(&self.reader)
+        .await?
+        .into_iter()
+        .map(|row| {
+            let log: Vec<AttemptLogLine> = from_json("attempt log", row.get("log"))?;
+            Ok(JobAttempt {
+                number: row.get("number"),
+                worker: row.get("worker"),
+                started_at_ms: row.get("started_at"),
+                ended_at_ms: row.get("ended_at"),
+                outcome: row.get("outcome"),
+                message: row.get("message"),
+                erp_reference: row.get("erp_reference"),
+                plugin_version: row.get("plugin_version"),
+                log,
+            })
+        })
+        .collect()
+    }
+
+    /// Jobs matching the filter, newest first.
+    pub async fn jobs(&self, filter: &JobFilter) -> Result<Vec<Job>, StoreError> {
+        let mut sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE 1 = 1");
+        if filter.state.is_some() {
+            sql.push_str(" AND state = ?");
+        }
+        if filter.order_number.is_some() {
+            sql.push_str(" AND order_number = ?");
+        }
+        sql.push_str(" ORDER BY created_at DESC, rowid DESC LIMIT ?");
+        let mut query = sqlx::query(&sql);
+        if let Some(state) = filter.state {
+            query = query.bind(state.as_str());
+        }
+        if let Some(order) = &filter.order_number {
+            query = query.bind(order);
+        }
+        query
+            .bind(filter.limit.max(1))
+            .fetch_all(&self.reader)
+            .await?
+            .iter()
+            .map(job_from_row)
+            .collect()
+    }
+
+    /// Number of jobs in each state (for metrics).
+    pub async fn job_counts(&self) -> Result<Vec<(JobState, i64)>, StoreError> {
+        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state")
+            .fetch_all(&self.reader)
+            .await?;
+        let counts: BTreeMap<String, i64> = rows
+            .into_iter()
+            .map(|row| (row.get("state"), row.get("n")))
+            .collect();
+        Ok(JobState::ALL
+            .into_iter()
+            .map(|s| (s, counts.get(s.as_str()).copied().unwrap_or(0)))
+            .collect())
+    }
+
+    /// Enqueues a manual run of a definition: it submits the newest
+    /// cancellation of the order named by the `OrderNumber` parameter again.
+    pub async fn run_job_definition(&self, name: &str, run: &ManualRun) -> Result<Job, RunError> {
+        let mut tx = self.write().await.map_err(RunError::Store)?;
+        let Some(row) = sqlx::query(
+            "SELECT name, job_type, connection, preprocessor, integration_processor,
+                    post_processor, parameters, max_attempts, initial_backoff_ms,
+                    max_backoff_ms, enabled
+             FROM job_definitions WHERE name = ?",
+        )
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
+            return Err(RunError::UnknownDefinition(name.to_owned()));
+        };
+        let parameters: Vec<super::JobParameter> = from_json("parameters", row.get("parameters"))?;
+        let definition = JobDefinition {
+            name: row.get("name"),
+            job_type: row.get("job_type"),
+            connection: row.get("connection"),
+            preprocessor: row.get("preprocessor"),
+            integration_processor: row.get("integration_processor"),
+            post_processor: row.get("post_processor"),
+            parameters: parameters.clone(),
+            retry: RetryPolicy {
+                max_attempts: row.get("max_attempts"),
+                initial_backoff_ms: row.get::<i64, _>("initial_backoff_ms").max(0) as u64,
+                max_backoff_ms: row.get::<i64, _>("max_backoff_ms").max(0) as u64,
+            },
+            enabled: row.get("enabled"),
+        };
+        let mut values: BTreeMap<String, String> = parameters
+            .iter()
+            .map(|p| (p.name.clone(), p.default_value.clone()))
+            .collect();
+        for (key, value) in &run.parameters {
+            if !parameters.iter().any(|p| &p.name == key) && key != "OrderNumber" {
+                return Err(RunError::InvalidParameter {
+                    name: key.clone(),
+                    message: format!("the job definition has no parameter {key:?}"),
+                });
+            }
+            values.insert(key.clone(), value.clone());
+        }
+        let order_number = values
+            .get("OrderNumber")
+            .filter(|v| !v.is_empty())
+            .cloned()
+            .ok_or_else(|| RunError::InvalidParameter {
+                name: "OrderNumber".to_owned(),
+                message: "required: the order whose cancellation to submit".to_owned(),
+            })?;
+        let cancellation: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM cancellations WHERE order_number = ?
+             ORDER BY created_at DESC, rowid DESC LIMIT 1",
+        )
+        .bind(&order_number)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(cancellation) = cancellation else {
+            return Err(RunError::InvalidParameter {
+                name: "OrderNumber".to_owned(),
+                message: format!("order {order_number:?} has no cancellation to submit"),
+            });
+        };
+        let job = insert_job(
+            &mut tx,
+            &definition,
+            &order_number,
+            Some(&cancellation),
+            values,
+            now_ms(),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(job)
+    }
+
+    /// Puts a failed job back in the queue with a full round of attempts.
+    pub async fn retry_job(&self, id: &str) -> Result<Job, RetryError> {
+        let mut tx = self.write().await.map_err(RetryError::Store)?;
+        let state: Option<String> = sqlx::query_scalar("SELECT state FROM jobs WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(state) = state else {
+            return Err(RetryError::NotFound(id.to_owned()));
+        };
+        let state = JobState::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown job state {state:?}")))?;
+        if state != JobState::Failed {
+            return Err(RetryError::NotFailed(state));
+        }
+        let now = now_ms();
+        let row = sqlx::query(&format!(
+            "UPDATE jobs SET state = 'queued', attempt_base = attempts, run_at = ?,
+                 updated_at = ?
+             WHERE id = ? RETURNING {JOB_COLUMNS}"
+        ))
+        .bind(now)
+        .bind(now)
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let job = job_from_row(&row)?;
+        tx.commit().await?;
+        Ok(job)
+    }
+
+    /// Claims up to `limit` due jobs for `worker` with a lease of `lease_ms`:
+    /// queued and retrying jobs whose time has come, and running jobs whose
+    /// lease expired (their worker died). Starts an attempt for each.
+    pub async fn claim_due_jobs(
+        &self,
+        worker: &str,
+        limit: u32,
+        lease_ms: i64,
+    ) -> Result<Vec<ClaimedJob>, StoreError> {
+        let now = now_ms();
+        let mut tx = self.write().await?;
+        let rows = sqlx::query(&format!(
+            "UPDATE jobs SET state = 'running', lease_owner = ?1, lease_expires_at = ?2,
+                 attempts = attempts + 1, updated_at = ?3
+             WHERE id IN (
+                 SELECT id FROM jobs
+                 WHERE (state IN ('queued', 'retrying') AND run_at <= ?3)
+                    OR (state = 'running' AND lease_expires_at <= ?3)
+                 ORDER BY run_at LIMIT ?4)
+             RETURNING {JOB_COLUMNS}"
+        ))
+        .bind(worker)
+        .bind(now + lease_ms)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut claimed = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let job = job_from_row(row)?;
+            let base: u32 = row.get("attempt_base");
+            // An attempt left open belonged to a worker that died holding
+            // the lease.
+            sqlx::query(
+                "UPDATE job_attempts SET ended_at = ?, outcome = 'lease-expired',
+                     message = 'the worker stopped before recording a result; the lease expired'
+                 WHERE job_id = ? AND ended_at IS NULL",
+            )
+            .bind(now)
+            .bind(&job.id)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO job_attempts (job_id, number, worker, started_at) VALUES (?, ?, ?, ?)",
+            )
+            .bind(&job.id)
+            .bind(job.attempts)
+            .bind(worker)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            claimed.push(ClaimedJob {
+                attempt: job.attempts,
+                attempt_in_round: job.attempts.saturating_sub(base),
+                job,
+            });
+        }
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    /// Records an attempt's result and moves the job on. False when the
+    /// worker no longer held the lease (another worker took the job up after
+    /// the lease expired); then nothing is recorded.
+    pub async fn finish_attempt(
+        &self,
+        claimed: &ClaimedJob,
+        worker: &str,
+        result: &AttemptResult,
+    ) -> Result<bool, StoreError> {
+        let now = now_ms();
+        let mut tx = self.write().await?;
+        let updated = sqlx::query(
+            "UPDATE jobs SET state = ?, run_at = ?, lease_owner = NULL, lease_expires_at = NULL,
+                 erp_reference = COALESCE(?, erp_reference), last_error = ?, updated_at = ?
+             WHERE id = ? AND lease_owner = ? AND state = 'running' AND attempts = ?",
+        )
+        .bind(result.next.as_str())
+        .bind(if result.next == JobState::Retrying {
+            result.retry_at_ms
+        } else {
+            now
+        })
+        .bind(&result.erp_reference)
+        .bind(if result.next == JobState::Succeeded {
+            None
+        } else {
+            Some(describe(result))
+        })
+        .bind(now)
+        .bind(&claimed.job.id)
+        .bind(worker)
+        .bind(claimed.attempt)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "UPDATE job_attempts SET ended_at = ?, outcome = ?, message = ?, erp_reference = ?,
+                 plugin_version = ?, log = ?
+             WHERE job_id = ? AND number = ?",
+        )
+        .bind(now)
+        .bind(&result.outcome)
+        .bind(&result.message)
+        .bind(&result.erp_reference)
+        .bind(&result.plugin_version)
+        .bind(to_json(&result.log))
+        .bind(&claimed.job.id)
+        .bind(claimed.attempt)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Gives back the leases of jobs a stopping worker could not finish:
+    /// they are due again at once, and the open attempt is marked released.
+    pub async fn release_jobs(&self, worker: &str) -> Result<u64, StoreError> {
+        let now = now_ms();
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "UPDATE job_attempts SET ended_at = ?, outcome = 'released',
+                 message = 'the host shut down before the attempt finished'
+             WHERE ended_at IS NULL AND job_id IN
+                 (SELECT id FROM jobs WHERE lease_owner = ? AND state = 'running')",
+        )
+        .bind(now)
+        .bind(worker)
+        .execute(&mut *tx)
+        .await?;
+        let released = sqlx::query(
+            "UPDATE jobs SET state = 'retrying', run_at = ?, lease_owner = NULL,
+                 lease_expires_at = NULL, updated_at = ?
+             WHERE lease_owner = ? AND state = 'running'",
+        )
+        .bind(now)
+        .bind(now)
+        .bind(worker)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(released)
+    }
+
+    /// The earliest time a queued or retrying job is due (for the workers'
+    /// sleep), if any.
+    pub async fn next_due_ms(&self) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT MIN(t) FROM (
+                SELECT MIN(run_at) AS t FROM jobs WHERE state IN ('queued', 'retrying')
+                UNION ALL
+                SELECT MIN(lease_expires_at) FROM jobs WHERE state = 'running')",
+        )
+        .fetch_one(&self.reader)
+        .await?)
+    }
+}
+
+fn describe(result: &AttemptResult) -> String {
+    match &result.message {
+        Some(message) => format!("{}: {message}", result.outcome),
+        None => result.outcome.clone(),
+    }
+}

@@ -1,0 +1,393 @@
+//! The plain records the store keeps besides the domain's orders and
+//! settings: connections, job definitions, API keys, jobs, cancellations.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// What an API key may do (API.md "Authentication and roles").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Everything.
+    Admin,
+    /// Customer service and integrations: orders, cancellations, jobs.
+    Service,
+    /// One customer's own orders.
+    Customer,
+}
+
+impl Role {
+    /// The role's name in the API and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Service => "service",
+            Role::Customer => "customer",
+        }
+    }
+
+    /// Parses a role name.
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "admin" => Some(Role::Admin),
+            "service" => Some(Role::Service),
+            "customer" => Some(Role::Customer),
+            _ => None,
+        }
+    }
+}
+
+/// A stored API key: only the SHA-256 of its token is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    /// Hex SHA-256 of the token.
+    pub token_sha256: String,
+    /// What it may do.
+    pub role: Role,
+    /// The customer a customer key is bound to.
+    pub customer_number: Option<String>,
+}
+
+/// An ERP connection: where the plugin sends the cancellation and with what.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Connection {
+    /// The connection's name, referenced by job definitions.
+    pub name: String,
+    /// The ERP's base URL.
+    pub base_url: String,
+    /// `host[:port]` entries the plugin may reach.
+    pub allowed_hosts: Vec<String>,
+    /// Plain settings, e.g. `businessCode`.
+    pub settings: BTreeMap<String, String>,
+    /// Secret values, e.g. API tokens. Never returned nor logged.
+    pub secrets: BTreeMap<String, String>,
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Secret values must never reach a log line.
+        f.debug_struct("Connection")
+            .field("name", &self.name)
+            .field("base_url", &self.base_url)
+            .field("allowed_hosts", &self.allowed_hosts)
+            .field("settings", &self.settings)
+            .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// One parameter of a job definition (the seeds' `OrderNumber`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobParameter {
+    /// Parameter name.
+    pub name: String,
+    /// Value type, e.g. `String`.
+    pub value_type: String,
+    /// Value used when a run does not give one.
+    pub default_value: String,
+    /// Label shown to an operator.
+    pub prompt: String,
+}
+
+/// How often and how fast a failing job is retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included.
+    pub max_attempts: u32,
+    /// Ceiling of the first backoff.
+    pub initial_backoff_ms: u64,
+    /// Largest ceiling of any backoff.
+    pub max_backoff_ms: u64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 8,
+            initial_backoff_ms: 1_000,
+            max_backoff_ms: 300_000,
+        }
+    }
+}
+
+/// An integration job definition (Optimizely / InsiteCommerce seeds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobDefinition {
+    /// Name, e.g. `OrderCancel`.
+    pub name: String,
+    /// `Execution`.
+    pub job_type: String,
+    /// Name of the ERP connection.
+    pub connection: String,
+    /// Optional preprocessor plugin.
+    pub preprocessor: Option<String>,
+    /// The plugin that talks to the ERP.
+    pub integration_processor: String,
+    /// Optional post-processor plugin.
+    pub post_processor: Option<String>,
+    /// Parameters with their defaults.
+    pub parameters: Vec<JobParameter>,
+    /// Retry policy.
+    pub retry: RetryPolicy,
+    /// Whether committed cancellations enqueue a job of this definition.
+    pub enabled: bool,
+}
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JobState {
+    /// Waiting for its first attempt.
+    Queued,
+    /// A worker holds its lease.
+    Running,
+    /// The ERP accepted it.
+    Succeeded,
+    /// Failed passingly; waiting for the next attempt.
+    Retrying,
+    /// Failed for good.
+    Failed,
+}
+
+impl JobState {
+    /// Every state, for metrics.
+    pub const ALL: [JobState; 5] = [
+        JobState::Queued,
+        JobState::Running,
+        JobState::Succeeded,
+        JobState::Retrying,
+        JobState::Failed,
+    ];
+
+    /// The state's name in the API and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Succeeded => "succeeded",
+            JobState::Retrying => "retrying",
+            JobState::Failed => "failed",
+        }
+    }
+
+    /// Parses a state name.
+    pub fn parse(s: &str) -> Option<JobState> {
+        JobState::ALL.into_iter().find(|state| state.as_str() == s)
+    }
+}
+
+/// A job of the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    /// Job id (UUID).
+    pub id: String,
+    /// The job definition's name.
+    pub definition: String,
+    /// The order it is about.
+    pub order_number: String,
+    /// The cancellation it submits.
+    pub cancellation_id: Option<String>,
+    /// Idempotency key for the ERP, stable across attempts.
+    pub request_id: String,
+    /// Parameter values.
+    pub parameters: BTreeMap<String, String>,
+    /// Current state.
+    pub state: JobState,
+    /// Attempts started so far.
+    pub attempts: u32,
+    /// The retry policy copied from the definition when the job was made.
+    pub retry: RetryPolicy,
+    /// When it is due next (ms since the epoch).
+    pub run_at_ms: i64,
+    /// The ERP's reference once accepted.
+    pub erp_reference: Option<String>,
+    /// The last failure's message.
+    pub last_error: Option<String>,
+    /// Creation time (ms).
+    pub created_at_ms: i64,
+    /// Last change (ms).
+    pub updated_at_ms: i64,
+}
+
+/// A plugin log line kept with an attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptLogLine {
+    /// `trace` … `error`, or `stdout` / `stderr`.
+    pub level: String,
+    /// The (redacted) message.
+    pub message: String,
+}
+
+/// One attempt of a job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobAttempt {
+    /// 1-based attempt number.
+    pub number: u32,
+    /// The worker that ran it.
+    pub worker: String,
+    /// Start (ms).
+    pub started_at_ms: i64,
+    /// End (ms); none while running or when its worker died.
+    pub ended_at_ms: Option<i64>,
+    /// `accepted`, `rejected`, `transient`, `misconfigured`, `trapped`,
+    /// `deadline-exceeded`, `memory-cap-exceeded`, `lease-expired`, …
+    pub outcome: Option<String>,
+    /// The outcome's message.
+    pub message: Option<String>,
+    /// ERP reference, when accepted.
+    pub erp_reference: Option<String>,
+    /// The plugin version that ran.
+    pub plugin_version: Option<String>,
+    /// Plugin log lines.
+    pub log: Vec<AttemptLogLine>,
+}
+
+/// A refund as recorded with a cancellation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundRecord {
+    /// Amount in minor units.
+    pub amount_minor: i64,
+    /// ISO 4217 code.
+    pub currency: String,
+    /// `original` or `bankAccount`.
+    pub to: String,
+}
+
+/// A released allocation as recorded with a cancellation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AllocationRecord {
+    /// The line it belonged to.
+    pub line_number: u32,
+    /// Warehouse.
+    pub warehouse: String,
+    /// Quantity.
+    pub quantity: u32,
+    /// `existing` or `expected`.
+    pub kind: String,
+}
+
+/// A warning recorded with a cancellation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WarningRecord {
+    /// Machine-readable code, e.g. `not-communicated-to-erp`.
+    pub code: String,
+    /// Human-readable text.
+    pub message: String,
+}
+
+/// Bank details for a refund.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BankDetailsRecord {
+    /// Account holder.
+    pub account_owner: String,
+    /// IBAN, electronic form.
+    pub iban: String,
+    /// BIC, when given.
+    pub bic: Option<String>,
+}
+
+impl fmt::Debug for BankDetailsRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BankDetailsRecord")
+            .field("account_owner", &"<redacted>")
+            .field("iban", &"<redacted>")
+            .field("bic", &self.bic)
+            .finish()
+    }
+}
+
+/// A cancelled line as the ERP sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CancelledLineRecord {
+    /// Position number.
+    pub line_number: u32,
+    /// SKU.
+    pub sku: String,
+    /// Whole quantity.
+    pub quantity: u32,
+    /// `product` or `discount`.
+    pub kind: String,
+    /// Net amount (minor units).
+    pub amount_minor: i64,
+    /// Tax (minor units).
+    pub tax_minor: i64,
+    /// Related-item parent.
+    pub parent_line: Option<u32>,
+    /// ERP line reference.
+    pub erp_line_ref: Option<String>,
+}
+
+/// Visitor tracking data of the order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrackingRecord {
+    /// `online` or `offline`.
+    pub channel: String,
+    /// Tracking session.
+    pub session: Option<String>,
+    /// Customer user id.
+    pub cuid: Option<String>,
+    /// Offline channel name.
+    pub offline_channel: Option<String>,
+}
+
+/// A committed cancellation, frozen at commit: what the API answers and what
+/// the integration processor is told.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CancellationRecord {
+    /// `internalRequestId`.
+    pub id: String,
+    /// The order.
+    pub order_number: String,
+    /// Commit time (ms).
+    pub created_at_ms: i64,
+    /// Whole order cancelled.
+    pub full: bool,
+    /// Cancelled line numbers, cascades included.
+    pub cancelled_lines: Vec<u32>,
+    /// The order's status after the cancellation.
+    pub order_status: String,
+    /// Authorised payment voided.
+    pub voided_minor: i64,
+    /// The refund, if any.
+    pub refund: Option<RefundRecord>,
+    /// Released allocations.
+    pub released_allocations: Vec<AllocationRecord>,
+    /// Whether a pending approval was cancelled.
+    pub approval_cancelled: bool,
+    /// Warnings for the caller.
+    pub warnings: Vec<WarningRecord>,
+    /// False when no enabled job definition existed at commit.
+    pub erp_configured: bool,
+    /// Reason code, e.g. `OUT_OF_STOCK`.
+    pub reason: String,
+    /// Cancellation date `YYYY-MM-DD`.
+    pub date: String,
+    /// Invoice reference.
+    pub invoice_reference: Option<String>,
+    /// Refund account.
+    pub bank_details: Option<BankDetailsRecord>,
+    /// WebSphere `forcedCancel`.
+    pub forced_cancel: bool,
+    /// WebSphere `forcedCancelWithRefund`.
+    pub forced_cancel_with_refund: bool,
+    /// Staff acting for this user.
+    pub for_user: Option<String>,
+    /// The ERP's order number.
+    pub erp_order_number: Option<String>,
+    /// Business code.
+    pub business_code: String,
+    /// Customer number.
+    pub customer_number: String,
+    /// Website.
+    pub website: String,
+    /// Order date `YYYY-MM-DD`.
+    pub order_date: String,
+    /// Currency.
+    pub currency: String,
+    /// Every line number of the order.
+    pub all_line_numbers: Vec<u32>,
+    /// The cancelled lines in detail.
+    pub lines: Vec<CancelledLineRecord>,
+    /// Tracking data.
+    pub tracking: Option<TrackingRecord>,
+}

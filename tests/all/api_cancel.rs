@@ -1,0 +1,391 @@
+//! Cancellations over HTTP: the committed answer, idempotent replays,
+//! concurrency, and durability across a restart.
+
+use std::sync::Arc;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tokio::task::JoinSet;
+
+use crate::service::{ADMIN, TestService, deposited_order, sample_order};
+
+/// A connection and an enabled `OrderCancel` definition (so cancellations
+/// enqueue a job).
+pub async fn configure_job(service: &TestService, base_url: &str, host: &str, retry: Value) {
+    let a = service
+        .call(
+            Method::PUT,
+            "/v1/admin/connections/erp",
+            Some(ADMIN),
+            Some(&json!({"baseUrl": base_url, "allowedHosts": [host],
+                         "settings": {"path": "/cancellations"},
+                         "secrets": {"hmacKey": "s3cret-hmac-key"}})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let a = service
+        .call(
+            Method::PUT,
+            "/v1/admin/job-definitions/OrderCancel",
+            Some(ADMIN),
+            Some(&json!({"jobType": "Execution", "connection": "erp",
+                         "integrationProcessor": "webhook",
+                         "parameters": [{"name": "OrderNumber", "valueType": "String", "defaultValue": "", "prompt": "Order Number"}],
+                         "retry": retry, "enabled": true})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_cancellation_without_job_definition_says_not_communicated() {
+    let service = TestService::start().await;
+    service.configure_insite().await;
+    service.put_order("SO-1", &sample_order("C-1")).await;
+    let customer = service.key("customer", Some("C-1")).await;
+
+    let a = service
+        .call(
+            Method::POST,
+            "/v1/orders/SO-1/cancellations",
+            Some(&customer),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    let id = a.body["internalRequestId"].as_str().expect("id").to_owned();
+    assert_eq!(
+        a.headers["location"].to_str().expect("location"),
+        format!("/v1/cancellations/{id}")
+    );
+    assert_eq!(a.body["full"], true);
+    assert_eq!(a.body["cancelledLines"], json!([1, 2, 3]));
+    assert_eq!(a.body["orderStatus"], "Cancelled");
+    assert_eq!(a.body["voidedMinor"], 23205);
+    assert_eq!(a.body["refund"], Value::Null);
+    assert_eq!(a.body["approvalCancelled"], true);
+    assert_eq!(a.body["cancellationReason"], "CUSTOMER_CANCELLATION");
+    assert_eq!(
+        a.body["releasedAllocations"],
+        json!([{"lineNumber": 1, "warehouse": "W1", "quantity": 2, "kind": "existing"},
+               {"lineNumber": 2, "warehouse": "W1", "quantity": 1, "kind": "expected"}])
+    );
+    assert_eq!(
+        a.body["erpSync"],
+        json!({"state": "not-configured", "jobs": []})
+    );
+    assert!(
+        a.body["warnings"]
+            .as_array()
+            .expect("warnings")
+            .iter()
+            .any(|w| w["code"] == "not-communicated-to-erp"),
+        "{}",
+        a.body
+    );
+
+    let order = service.order("SO-1").await;
+    assert_eq!(order["status"], "Cancelled");
+    assert!(
+        order["lines"]
+            .as_array()
+            .expect("lines")
+            .iter()
+            .all(|l| l["state"] == "cancelled")
+    );
+    assert!(
+        order["allocations"]
+            .as_array()
+            .expect("allocations")
+            .iter()
+            .all(|l| l["state"] == "released")
+    );
+    assert_eq!(order["payments"][0]["voidedMinor"], 23205);
+    assert_eq!(order["approval"]["state"], "cancelled");
+    assert_eq!(order["cancellations"], json!([id]));
+
+    // The customer may read their own cancellation; another customer may not.
+    let a = service
+        .call(
+            Method::GET,
+            &format!("/v1/cancellations/{id}"),
+            Some(&customer),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(a.body["internalRequestId"], id.as_str());
+    let other = service.key("customer", Some("C-2")).await;
+    let a = service
+        .call(
+            Method::GET,
+            &format!("/v1/cancellations/{id}"),
+            Some(&other),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    assert_eq!(a.code(), "cancellation-not-found");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forced_cancel_with_refund_to_a_bank_account_in_two_steps_adds_up() {
+    let service = TestService::start().await;
+    service.configure_insite().await;
+    service.put_order("SO-2", &deposited_order("C-1")).await;
+    let bank = json!({"accountOwner": "Max Mustermann", "iban": "DE89 3704 0044 0532 0130 00"});
+    let first = service
+        .cancel(
+            "SO-2",
+            &json!({"cancellationReason": "CUSTOMER_SERVICE", "forcedCancel": true,
+                    "forcedCancelWithRefund": true, "bankDetails": bank,
+                    "items": [{"orderItemReference": 2, "quantity": 3}]}),
+        )
+        .await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
+    assert_eq!(first.body["full"], false);
+    assert_eq!(
+        first.body["refund"],
+        json!({"amountMinor": 7140, "currency": "EUR", "to": "bankAccount"})
+    );
+    let second = service
+        .cancel(
+            "SO-2",
+            &json!({"cancellationReason": "CUSTOMER_SERVICE", "forcedCancel": true,
+                    "forcedCancelWithRefund": true}),
+        )
+        .await;
+    assert_eq!(second.status, StatusCode::CREATED, "{}", second.body);
+    assert_eq!(second.body["full"], true);
+    assert_eq!(second.body["refund"]["to"], "original");
+    let total = first.body["refund"]["amountMinor"].as_i64().unwrap_or(0)
+        + second.body["refund"]["amountMinor"].as_i64().unwrap_or(0);
+    assert_eq!(total, 42840);
+    let order = service.order("SO-2").await;
+    assert_eq!(order["payments"][0]["refundedMinor"], 42840);
+    assert_eq!(order["status"], "Cancelled");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_key_and_body_replays_the_first_answer() {
+    let service = TestService::start().await;
+    service.configure_insite().await;
+    service.put_order("SO-1", &sample_order("C-1")).await;
+    let body = json!({"cancellationReason": "OUT_OF_STOCK"});
+    let first = service
+        .send(
+            Method::POST,
+            "/v1/orders/SO-1/cancellations",
+            Some(ADMIN),
+            Some(&body),
+            &[("idempotency-key", "abc-1")],
+        )
+        .await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
+    // Same body with another key order and spacing: still the same request.
+    let again = service
+        .raw(
+            Method::POST,
+            "/v1/orders/SO-1/cancellations",
+            Some(ADMIN),
+            "application/json",
+            b"{ \"cancellationReason\" :\"OUT_OF_STOCK\" }".to_vec(),
+        )
+        .await;
+    // Without the key it is a new request, and the order is cancelled now.
+    assert_eq!(again.code(), "order-not-cancellable");
+    let replay = service
+        .send(
+            Method::POST,
+            "/v1/orders/SO-1/cancellations",
+            Some(ADMIN),
+            Some(&body),
+            &[("idempotency-key", "abc-1")],
+        )
+        .await;
+    assert_eq!(replay.status, StatusCode::CREATED);
+    assert_eq!(replay.body, first.body);
+    assert_eq!(replay.headers["idempotent-replayed"], "true");
+    assert_eq!(replay.headers["location"], first.headers["location"]);
+
+    // Keys are per caller: another key holder using "abc-1" is a new request.
+    let service_key = service.key("service", None).await;
+    let other = service
+        .send(
+            Method::POST,
+            "/v1/orders/SO-1/cancellations",
+            Some(&service_key),
+            Some(&body),
+            &[("idempotency-key", "abc-1")],
+        )
+        .await;
+    assert_eq!(other.code(), "order-not-cancellable", "{}", other.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_with_one_key_commit_once() {
+    let service = Arc::new(TestService::start().await);
+    service.configure_insite().await;
+    service.put_order("SO-1", &sample_order("C-1")).await;
+    let mut tasks = JoinSet::new();
+    for _ in 0..20 {
+        let service = Arc::clone(&service);
+        tasks.spawn(async move {
+            service
+                .send(
+                    Method::POST,
+                    "/v1/orders/SO-1/cancellations",
+                    Some(ADMIN),
+                    Some(&json!({"cancellationReason": "OUT_OF_STOCK"})),
+                    &[("idempotency-key", "same-key")],
+                )
+                .await
+        });
+    }
+    let mut ids = Vec::new();
+    while let Some(answer) = tasks.join_next().await {
+        let answer = answer.expect("task");
+        match answer.status {
+            StatusCode::CREATED => ids.push(answer.body["internalRequestId"].clone()),
+            StatusCode::CONFLICT => assert_eq!(answer.code(), "request-in-progress"),
+            other => panic!("unexpected {other}: {}", answer.body),
+        }
+    }
+    assert!(!ids.is_empty());
+    assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
+    let order = service.order("SO-1").await;
+    assert_eq!(order["cancellations"], json!([ids[0]]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_concurrent_cancellations_of_one_order_commit_exactly_one() {
+    let service = Arc::new(TestService::start().await);
+    service.configure_insite().await;
+    service.put_order("SO-2", &deposited_order("C-1")).await;
+    let mut tasks = JoinSet::new();
+    for i in 0..100 {
+        let service = Arc::clone(&service);
+        tasks.spawn(async move {
+            // Half ask for the whole order, half for line 2 only: they overlap.
+            let body = if i % 2 == 0 {
+                json!({"cancellationReason": "OUT_OF_STOCK", "forcedCancel": true, "forcedCancelWithRefund": true})
+            } else {
+                json!({"cancellationReason": "OUT_OF_STOCK", "forcedCancel": true, "forcedCancelWithRefund": true,
+                       "items": [{"orderItemReference": 2}]})
+            };
+            service.cancel("SO-2", &body).await
+        });
+    }
+    let mut refunded = 0;
+    let mut committed = Vec::new();
+    while let Some(answer) = tasks.join_next().await {
+        let answer = answer.expect("task");
+        match answer.status {
+            StatusCode::CREATED => {
+                refunded += answer.body["refund"]["amountMinor"].as_i64().unwrap_or(0);
+                committed.push(answer.body);
+            }
+            StatusCode::CONFLICT => assert!(
+                ["order-not-cancellable", "line-already-cancelled"].contains(&answer.code()),
+                "{}",
+                answer.body
+            ),
+            other => panic!("unexpected {other}: {}", answer.body),
+        }
+    }
+    // Either one full cancellation won, or line 2 went first and then one
+    // full cancellation took the rest; never more, never a double refund.
+    assert!(
+        (1..=2).contains(&committed.len()),
+        "{} committed",
+        committed.len()
+    );
+    let cancelled_lines: Vec<u64> = committed
+        .iter()
+        .flat_map(|c| c["cancelledLines"].as_array().cloned().unwrap_or_default())
+        .filter_map(|l| l.as_u64())
+        .collect();
+    let mut unique = cancelled_lines.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(
+        unique.len(),
+        cancelled_lines.len(),
+        "a line cancelled twice"
+    );
+    let order = service.order("SO-2").await;
+    assert_eq!(
+        order["payments"][0]["refundedMinor"].as_i64(),
+        Some(refunded)
+    );
+    assert!(refunded <= 42840);
+    assert_eq!(
+        order["cancellations"].as_array().map(Vec::len),
+        Some(committed.len())
+    );
+    if committed.iter().any(|c| c["full"] == true) {
+        assert_eq!(refunded, 42840);
+        assert_eq!(order["status"], "Cancelled");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_keeps_orders_cancellations_and_queued_jobs() {
+    let service = TestService::start_without_workers().await;
+    service.configure_insite().await;
+    // No workers run, so the job stays queued across the restart.
+    configure_job(
+        &service,
+        "http://127.0.0.1:9",
+        "127.0.0.1:9",
+        json!({"maxAttempts": 3, "initialBackoffMs": 10, "maxBackoffMs": 20}),
+    )
+    .await;
+    service.put_order("SO-1", &sample_order("C-1")).await;
+    let a = service
+        .cancel(
+            "SO-1",
+            &json!({"cancellationReason": "OUT_OF_STOCK", "items": [{"orderItemReference": 1}]}),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    assert_eq!(a.body["erpSync"]["state"], "queued");
+    assert_eq!(a.body["warnings"], json!([]));
+    let id = a.body["internalRequestId"].as_str().expect("id").to_owned();
+    let job = a.body["erpSync"]["jobs"][0]["id"]
+        .as_str()
+        .expect("job")
+        .to_owned();
+    let order_before = service.order("SO-1").await;
+
+    let service = service.restart().await;
+    assert_eq!(service.order("SO-1").await, order_before);
+    let c = service
+        .call(
+            Method::GET,
+            &format!("/v1/cancellations/{id}"),
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(c.status, StatusCode::OK);
+    assert_eq!(c.body["cancelledLines"], json!([1, 2, 3]));
+    assert_eq!(c.body["erpSync"]["jobs"][0]["id"], job.as_str());
+    let j = service
+        .call(
+            Method::GET,
+            &format!("/v1/admin/jobs/{job}"),
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(j.status, StatusCode::OK, "{}", j.body);
+    assert_eq!(j.body["parameters"]["OrderNumber"], "SO-1");
+    assert_eq!(j.body["state"], "queued");
+    // Settings and the connection survive too; secrets never come back.
+    let conn = service
+        .call(Method::GET, "/v1/admin/connections/erp", Some(ADMIN), None)
+        .await;
+    assert_eq!(conn.body["secrets"], json!(["hmacKey"]));
+    assert!(!conn.body.to_string().contains("s3cret-hmac-key"));
+}

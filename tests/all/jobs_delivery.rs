@@ -1,0 +1,374 @@
+//! Jobs delivered for real: the service's workers run the bundled `webhook`
+//! plugin in the plugin runtime against a loopback ERP.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use rescind_tests::erp_server::{ErpServer, Scripted};
+use serde_json::{Value, json};
+
+use crate::service::{ADMIN, TestService, sample_order};
+
+const SIGNING_KEY: &str = "test-signing-key-for-the-webhook";
+
+async fn configure(service: &TestService, erp: &ErpServer, max_attempts: u32) {
+    service.configure_insite().await;
+    let a = service
+        .call(
+            Method::PUT,
+            "/v1/admin/connections/erp",
+            Some(ADMIN),
+            Some(
+                &json!({"baseUrl": erp.url(""), "allowedHosts": [erp.authority()],
+                         "settings": {"path": "/hooks/cancel"},
+                         "secrets": {"signingKey": SIGNING_KEY}}),
+            ),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let a = service
+        .call(
+            Method::PUT,
+            "/v1/admin/job-definitions/OrderCancel",
+            Some(ADMIN),
+            Some(&json!({"jobType": "Execution", "connection": "erp",
+                         "integrationProcessor": "webhook",
+                         "parameters": [{"name": "OrderNumber", "valueType": "String", "defaultValue": "", "prompt": "Order Number"}],
+                         "retry": {"maxAttempts": max_attempts, "initialBackoffMs": 10, "maxBackoffMs": 20},
+                         "enabled": true})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+}
+
+/// Cancels SO-1 and returns (cancellation id, job id).
+async fn cancel(service: &TestService) -> (String, String) {
+    service.put_order("SO-1", &sample_order("C-1")).await;
+    let a = service
+        .cancel(
+            "SO-1",
+            &json!({"cancellationReason": "OUT_OF_STOCK", "invoiceReference": "IDE12345678901"}),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    assert_eq!(a.body["erpSync"]["state"], "queued");
+    (
+        a.body["internalRequestId"].as_str().expect("id").to_owned(),
+        a.body["erpSync"]["jobs"][0]["id"]
+            .as_str()
+            .expect("job")
+            .to_owned(),
+    )
+}
+
+/// Polls the job until it reaches a final state (bounded: 30 s).
+async fn settled_job(service: &TestService, job: &str) -> Value {
+    for _ in 0..600 {
+        let a = service
+            .call(
+                Method::GET,
+                &format!("/v1/admin/jobs/{job}"),
+                Some(ADMIN),
+                None,
+            )
+            .await;
+        if ["succeeded", "failed"].contains(&a.body["state"].as_str().unwrap_or("")) {
+            return a.body;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("job {job} did not settle");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancellation_reaches_the_erp_once_and_the_job_succeeds() {
+    let erp = ErpServer::start().await;
+    erp.script([Scripted::json(201, r#"{"id": "ERP-CXL-77"}"#)]);
+    let service = TestService::start().await;
+    configure(&service, &erp, 3).await;
+    let (id, job) = cancel(&service).await;
+
+    let settled = settled_job(&service, &job).await;
+    assert_eq!(settled["state"], "succeeded", "{settled}");
+    assert_eq!(settled["erpReference"], "ERP-CXL-77");
+    let history = settled["attemptHistory"].as_array().expect("history");
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0]["outcome"], "accepted");
+    assert!(
+        history[0]["pluginVersion"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("sha256:")
+    );
+
+    let requests = erp.requests();
+    assert_eq!(requests.len(), 1);
+    let request = &requests[0];
+    assert_eq!(request.method, Method::POST);
+    assert_eq!(request.path, "/hooks/cancel");
+    assert_eq!(
+        request.header("idempotency-key"),
+        settled["requestId"].as_str()
+    );
+    let body: Value = serde_json::from_slice(&request.body).expect("json body");
+    assert_eq!(body["orderNumber"], "SO-1");
+    assert_eq!(body["erpOrderNumber"], "ERP-1001");
+    assert_eq!(body["full"], true);
+    assert_eq!(body["cancellationReason"], "OUT_OF_STOCK");
+    assert_eq!(body["invoiceReference"], "IDE12345678901");
+    assert_eq!(body["allLineNumbers"], json!([1, 2, 3]));
+    assert_eq!(body["parameters"]["OrderNumber"], "SO-1");
+    // The secret is used to sign, never sent nor logged.
+    assert!(!String::from_utf8_lossy(&request.body).contains(SIGNING_KEY));
+    assert!(!settled.to_string().contains(SIGNING_KEY));
+
+    let c = service
+        .call(
+            Method::GET,
+            &format!("/v1/cancellations/{id}"),
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(c.body["erpSync"]["state"], "succeeded");
+    assert_eq!(c.body["erpSync"]["jobs"][0]["erpReference"], "ERP-CXL-77");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erp_answering_503_then_200_is_retried_and_succeeds() {
+    let erp = ErpServer::start().await;
+    erp.script([
+        Scripted::json(503, r#"{"message": "maintenance"}"#),
+        Scripted::json(200, r#"{"reference": "ERP-2"}"#),
+    ]);
+    let service = TestService::start().await;
+    configure(&service, &erp, 5).await;
+    let (_, job) = cancel(&service).await;
+    let settled = settled_job(&service, &job).await;
+    assert_eq!(settled["state"], "succeeded", "{settled}");
+    assert_eq!(settled["attempts"], 2);
+    assert_eq!(settled["erpReference"], "ERP-2");
+    let history = settled["attemptHistory"].as_array().expect("history");
+    assert_eq!(history[0]["outcome"], "transient");
+    assert_eq!(history[1]["outcome"], "accepted");
+    let requests = erp.requests();
+    assert_eq!(requests.len(), 2);
+    // The same idempotency key and body on both attempts.
+    assert_eq!(
+        requests[0].header("idempotency-key"),
+        requests[1].header("idempotency-key")
+    );
+    assert_eq!(requests[0].body, requests[1].body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejection_fails_the_job_at_once_with_the_erps_message() {
+    let erp = ErpServer::start().await;
+    erp.script([Scripted::json(
+        422,
+        r#"{"message": "order ERP-1001 is already invoiced"}"#,
+    )]);
+    let service = TestService::start().await;
+    configure(&service, &erp, 5).await;
+    let (id, job) = cancel(&service).await;
+    let settled = settled_job(&service, &job).await;
+    assert_eq!(settled["state"], "failed", "{settled}");
+    assert_eq!(settled["attempts"], 1);
+    assert!(
+        settled["lastError"]
+            .as_str()
+            .unwrap_or("")
+            .contains("order ERP-1001 is already invoiced"),
+        "{settled}"
+    );
+    assert_eq!(erp.requests().len(), 1);
+    let c = service
+        .call(
+            Method::GET,
+            &format!("/v1/cancellations/{id}"),
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(c.body["erpSync"]["state"], "failed");
+
+    // Retried by hand, it reaches the ERP again (which now accepts).
+    erp.script([Scripted::json(200, r#"{"id": "ERP-3"}"#)]);
+    let r = service
+        .call(
+            Method::POST,
+            &format!("/v1/admin/jobs/{job}/retry"),
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let settled = settled_job(&service, &job).await;
+    assert_eq!(settled["state"], "succeeded", "{settled}");
+    assert_eq!(erp.requests().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_whose_worker_died_is_resumed_after_its_lease_expires() {
+    let erp = ErpServer::start().await;
+    erp.script([Scripted::json(200, r#"{"id": "ERP-4"}"#)]);
+    let service = TestService::start_without_workers().await;
+    configure(&service, &erp, 3).await;
+    let (_, job) = cancel(&service).await;
+    // A worker claims the job and dies: its lease is over at once.
+    let claimed = service
+        .running
+        .as_ref()
+        .expect("running")
+        .state
+        .store
+        .claim_due_jobs("worker-that-died", 1, 0)
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 1);
+
+    // A host with workers takes it up.
+    let mut service = service;
+    service.workers = true;
+    let service = service.restart().await;
+    let settled = settled_job(&service, &job).await;
+    assert_eq!(settled["state"], "succeeded", "{settled}");
+    let history = settled["attemptHistory"].as_array().expect("history");
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[0]["worker"], "worker-that-died");
+    assert_eq!(history[0]["outcome"], "lease-expired");
+    assert_eq!(history[1]["outcome"], "accepted");
+    assert_ne!(history[1]["worker"], "worker-that-died");
+    assert_eq!(erp.requests().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_an_enabled_definition_nothing_is_sent() {
+    let erp = ErpServer::start().await;
+    let service = TestService::start().await;
+    configure(&service, &erp, 3).await;
+    let a = service
+        .call(
+            Method::PUT,
+            "/v1/admin/job-definitions/OrderCancel",
+            Some(ADMIN),
+            Some(&json!({"jobType": "Execution", "connection": "erp",
+                         "integrationProcessor": "webhook", "enabled": false})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK);
+    service.put_order("SO-1", &sample_order("C-1")).await;
+    let a = service
+        .cancel("SO-1", &json!({"cancellationReason": "OUT_OF_STOCK"}))
+        .await;
+    assert_eq!(a.body["erpSync"]["state"], "not-configured");
+    assert_eq!(a.body["warnings"][0]["code"], "not-communicated-to-erp");
+    // Readiness: the workers run.
+    let r = service.call(Method::GET, "/readyz", None, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(erp.requests().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_cancels_an_order_and_its_erp_receives_a_signed_request() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = rescind_host::service::ServiceConfig::new(
+        std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)),
+        dir.path(),
+    );
+    config.demo = true;
+    config.processors = Some(crate::service::processors());
+    let running = rescind_host::service::start(config)
+        .await
+        .expect("demo starts");
+    let token = running.admin_token.clone().expect("a demo admin token");
+    let base = format!("http://{}", running.addr);
+    let client = reqwest::Client::new();
+    let answer: Value = client
+        .post(format!("{base}/v1/orders/SO-1001/cancellations"))
+        .bearer_auth(&token)
+        .json(&json!({"cancellationReason": "OUT_OF_STOCK"}))
+        .send()
+        .await
+        .expect("cancel")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(answer["erpSync"]["state"], "queued", "{answer}");
+    let id = answer["internalRequestId"].as_str().expect("id");
+    let mut state = Value::Null;
+    for _ in 0..600 {
+        let c: Value = client
+            .get(format!("{base}/v1/cancellations/{id}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json");
+        state = c["erpSync"].clone();
+        if state["state"] == "succeeded" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(state["state"], "succeeded", "{state}");
+    let received: Value = client
+        .get(format!("{base}/demo/erp/requests"))
+        .send()
+        .await
+        .expect("ledger")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(received.as_array().map(Vec::len), Some(1), "{received}");
+    assert_eq!(received[0]["signatureValid"], true);
+    assert_eq!(received[0]["body"]["orderNumber"], "SO-1001");
+    assert_eq!(
+        state["jobs"][0]["erpReference"],
+        received[0]["erpReference"]
+    );
+    running
+        .shutdown(Duration::from_secs(5))
+        .await
+        .expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_gives_unfinished_attempts_back_to_the_queue() {
+    let erp = ErpServer::start().await;
+    // The ERP takes longer than the shutdown's grace period.
+    erp.script([Scripted::json(200, r#"{"id": "late"}"#).after(Duration::from_secs(8))]);
+    let service = TestService::start().await;
+    configure(&service, &erp, 3).await;
+    let (_, job) = cancel(&service).await;
+    for _ in 0..600 {
+        if !erp.requests().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(erp.requests().len(), 1, "the attempt is under way");
+
+    let mut service = service;
+    let running = service.running.take().expect("running");
+    running
+        .shutdown(Duration::from_millis(200))
+        .await
+        .expect("shutdown");
+    service.workers = false;
+    let service = service.restart().await;
+    let j = service
+        .call(
+            Method::GET,
+            &format!("/v1/admin/jobs/{job}"),
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(j.body["state"], "retrying", "{}", j.body);
+    let history = j.body["attemptHistory"].as_array().expect("history");
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0]["outcome"], "released");
+}

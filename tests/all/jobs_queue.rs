@@ -1,0 +1,274 @@
+//! The outbox queue itself, driven through the real store of a running
+//! service (no workers): claims, leases, attempts, retries, releases.
+
+use std::collections::BTreeSet;
+
+use reqwest::{Method, StatusCode};
+use rescind_host::store::{AttemptLogLine, AttemptResult, JobState, Store, now_ms};
+use serde_json::json;
+
+use crate::api_cancel::configure_job;
+use crate::service::{ADMIN, TestService, sample_order};
+
+async fn service_with_job() -> (TestService, String) {
+    // No workers: this test claims jobs itself.
+    let service = TestService::start_without_workers().await;
+    service.configure_insite().await;
+    configure_job(
+        &service,
+        "http://127.0.0.1:9",
+        "127.0.0.1:9",
+        json!({"maxAttempts": 2, "initialBackoffMs": 1, "maxBackoffMs": 1}),
+    )
+    .await;
+    service.put_order("SO-1", &sample_order("C-1")).await;
+    let a = service
+        .cancel("SO-1", &json!({"cancellationReason": "OUT_OF_STOCK"}))
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    let job = a.body["erpSync"]["jobs"][0]["id"]
+        .as_str()
+        .expect("job")
+        .to_owned();
+    (service, job)
+}
+
+fn store(service: &TestService) -> Store {
+    service
+        .running
+        .as_ref()
+        .expect("running")
+        .state
+        .store
+        .clone()
+}
+
+fn result(outcome: &str, next: JobState) -> AttemptResult {
+    AttemptResult {
+        outcome: outcome.to_owned(),
+        message: Some(format!("{outcome} for the test")),
+        erp_reference: (next == JobState::Succeeded).then(|| "ERP-REF-1".to_owned()),
+        plugin_version: Some("sha256:test".to_owned()),
+        log: vec![AttemptLogLine {
+            level: "info".to_owned(),
+            message: "posted".to_owned(),
+        }],
+        next,
+        retry_at_ms: now_ms(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_lease_is_taken_up_by_another_worker() {
+    let (service, job) = service_with_job().await;
+    let store = store(&service);
+
+    // Worker A claims with a lease that is over at once, and "dies".
+    let claimed = store
+        .claim_due_jobs("worker-a", 10, 0)
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].job.id, job);
+    assert_eq!(claimed[0].attempt, 1);
+    let request_id = claimed[0].job.request_id.clone();
+
+    // Worker B takes it up; the dead attempt is recorded as lease-expired.
+    let again = store
+        .claim_due_jobs("worker-b", 10, 60_000)
+        .await
+        .expect("claim");
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempt, 2);
+    assert_eq!(again[0].job.request_id, request_id, "request id is stable");
+    // A third worker finds nothing while B holds a live lease.
+    assert!(
+        store
+            .claim_due_jobs("worker-c", 10, 60_000)
+            .await
+            .expect("claim")
+            .is_empty()
+    );
+
+    // A late result from A is ignored; B's counts.
+    assert!(
+        !store
+            .finish_attempt(
+                &claimed[0],
+                "worker-a",
+                &result("accepted", JobState::Succeeded)
+            )
+            .await
+            .expect("finish")
+    );
+    assert!(
+        store
+            .finish_attempt(
+                &again[0],
+                "worker-b",
+                &result("accepted", JobState::Succeeded)
+            )
+            .await
+            .expect("finish")
+    );
+
+    let a = service
+        .call(
+            Method::GET,
+            &format!("/v1/admin/jobs/{job}"),
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(a.body["state"], "succeeded", "{}", a.body);
+    assert_eq!(a.body["erpReference"], "ERP-REF-1");
+    let history = a.body["attemptHistory"].as_array().expect("history");
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[0]["outcome"], "lease-expired");
+    assert_eq!(history[0]["worker"], "worker-a");
+    assert_eq!(history[1]["outcome"], "accepted");
+    assert_eq!(history[1]["worker"], "worker-b");
+    assert_eq!(history[1]["pluginVersion"], "sha256:test");
+    assert_eq!(
+        history[1]["log"],
+        json!([{"level": "info", "message": "posted"}])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_jobs_can_be_retried_and_listed_by_state() {
+    let (service, job) = service_with_job().await;
+    let store = store(&service);
+    let c = store.claim_due_jobs("w", 1, 60_000).await.expect("claim");
+    assert!(
+        store
+            .finish_attempt(&c[0], "w", &result("rejected", JobState::Failed))
+            .await
+            .expect("finish")
+    );
+
+    let a = service
+        .call(
+            Method::GET,
+            "/v1/admin/jobs?state=failed&orderNumber=SO-1",
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK);
+    let ids: BTreeSet<&str> = a
+        .body
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|j| j["id"].as_str())
+        .collect();
+    assert_eq!(ids, BTreeSet::from([job.as_str()]));
+    assert_eq!(a.body[0]["lastError"], "rejected: rejected for the test");
+    let a = service
+        .call(Method::GET, "/v1/admin/jobs?state=bogus", Some(ADMIN), None)
+        .await;
+    assert_eq!(a.code(), "validation-failed");
+    let a = service
+        .call(Method::GET, "/v1/admin/jobs?stat=failed", Some(ADMIN), None)
+        .await;
+    assert_eq!(a.code(), "validation-failed");
+
+    // The cancellation shows the failure.
+    let order = service.order("SO-1").await;
+    let cid = order["cancellations"][0].as_str().expect("id");
+    let c = service
+        .call(
+            Method::GET,
+            &format!("/v1/cancellations/{cid}"),
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(c.body["erpSync"]["state"], "failed");
+    assert_eq!(c.body["erpSync"]["jobs"][0]["attempts"], 1);
+
+    let r = service
+        .call(
+            Method::POST,
+            &format!("/v1/admin/jobs/{job}/retry"),
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["state"], "queued");
+    // A retried job has a full round again: two transient failures before
+    // it fails (maxAttempts 2), numbered on from the first round.
+    let c = store.claim_due_jobs("w", 1, 60_000).await.expect("claim");
+    assert_eq!((c[0].attempt, c[0].attempt_in_round), (2, 1));
+    let a = service
+        .call(
+            Method::POST,
+            &format!("/v1/admin/jobs/{job}/retry"),
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CONFLICT);
+    assert_eq!(a.code(), "job-not-retryable");
+    let a = service
+        .call(Method::POST, "/v1/admin/jobs/nope/retry", Some(ADMIN), None)
+        .await;
+    assert_eq!(a.code(), "job-not-found");
+
+    // Shutdown releases what a worker still holds.
+    assert_eq!(store.release_jobs("w").await.expect("release"), 1);
+    let j = store.job(&job).await.expect("job").expect("exists");
+    assert_eq!(j.state, JobState::Retrying);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manual_runs_submit_the_orders_newest_cancellation_again() {
+    let (service, _) = service_with_job().await;
+    let a = service
+        .call(
+            Method::POST,
+            "/v1/admin/job-definitions/OrderCancel/runs",
+            Some(ADMIN),
+            Some(&json!({"parameters": {"OrderNumber": "SO-1"}})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    assert_eq!(a.body["state"], "queued");
+    assert_eq!(a.body["parameters"]["OrderNumber"], "SO-1");
+    let order = service.order("SO-1").await;
+    assert_eq!(a.body["cancellationId"], order["cancellations"][0]);
+
+    for (body, field) in [
+        (json!({"parameters": {}}), "parameters.OrderNumber"),
+        (
+            json!({"parameters": {"OrderNumber": "NOPE"}}),
+            "parameters.OrderNumber",
+        ),
+        (
+            json!({"parameters": {"OrderNumber": "SO-1", "Colour": "red"}}),
+            "parameters.Colour",
+        ),
+    ] {
+        let a = service
+            .call(
+                Method::POST,
+                "/v1/admin/job-definitions/OrderCancel/runs",
+                Some(ADMIN),
+                Some(&body),
+            )
+            .await;
+        assert_eq!(a.code(), "validation-failed", "{}", a.body);
+        assert_eq!(a.body["errors"][0]["field"], field);
+    }
+    let a = service
+        .call(
+            Method::POST,
+            "/v1/admin/job-definitions/Nope/runs",
+            Some(ADMIN),
+            Some(&json!({})),
+        )
+        .await;
+    assert_eq!(a.code(), "job-definition-not-found");
+}

@@ -1,0 +1,293 @@
+//! Starts the real service (store, router, workers) on a real 127.0.0.1
+//! socket with a temporary data directory, and talks to it over HTTP.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use rescind_host::bundled::BUNDLED;
+use rescind_host::jobs::{IntegrationProcessors, PluginProcessors, WorkerConfig};
+use rescind_host::plugins::{CallLimits, PluginRuntime, RuntimeConfig};
+use rescind_host::service::{self, RunningService, ServiceConfig};
+use serde_json::{Value, json};
+
+/// The bootstrap admin token of every test service.
+pub const ADMIN: &str = "test-admin-token-0123456789";
+
+/// A running service under test.
+pub struct TestService {
+    /// The running service (taken on restart).
+    pub running: Option<RunningService>,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// HTTP client.
+    pub client: reqwest::Client,
+    /// Keeps the data directory alive.
+    pub dir: tempfile::TempDir,
+    /// Whether job workers run.
+    pub workers: bool,
+}
+
+/// An answer: status, headers and JSON body (`Value::Null` when empty or
+/// not JSON).
+pub struct Answer {
+    /// Status.
+    pub status: StatusCode,
+    /// Headers.
+    pub headers: reqwest::header::HeaderMap,
+    /// Body.
+    pub body: Value,
+}
+
+impl Answer {
+    /// The problem `code`, if the answer is a problem.
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or("")
+    }
+}
+
+/// The bundled plugins, loaded once per test binary (a debug host takes
+/// seconds to compile a component).
+pub fn processors() -> Arc<dyn IntegrationProcessors> {
+    static PROCESSORS: OnceLock<Arc<PluginProcessors>> = OnceLock::new();
+    let processors = PROCESSORS.get_or_init(|| {
+        let runtime = PluginRuntime::new(RuntimeConfig::default()).expect("plugin runtime");
+        Arc::new(
+            PluginProcessors::new(runtime, BUNDLED, CallLimits::default())
+                .expect("bundled plugins load"),
+        )
+    });
+    Arc::clone(processors) as Arc<dyn IntegrationProcessors>
+}
+
+fn config(dir: PathBuf, workers: bool) -> ServiceConfig {
+    let mut config = ServiceConfig::new(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), dir);
+    config.admin_token = Some(ADMIN.to_owned());
+    if workers {
+        config.workers = Some(WorkerConfig {
+            workers: 2,
+            lease: Duration::from_secs(60),
+            // Tests wait for jobs: look often.
+            poll_interval: Duration::from_millis(20),
+        });
+        config.processors = Some(processors());
+    } else {
+        config.workers = None;
+    }
+    config
+}
+
+impl TestService {
+    /// Starts a service with job workers on a fresh data directory.
+    pub async fn start() -> TestService {
+        Self::start_with(true).await
+    }
+
+    /// Starts a service without job workers: jobs stay queued.
+    pub async fn start_without_workers() -> TestService {
+        Self::start_with(false).await
+    }
+
+    async fn start_with(workers: bool) -> TestService {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let running = service::start(config(dir.path().to_owned(), workers))
+            .await
+            .expect("service starts");
+        TestService {
+            base: format!("http://{}", running.addr),
+            running: Some(running),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("client"),
+            dir,
+            workers,
+        }
+    }
+
+    /// Stops the service and starts a new one on the same data directory.
+    pub async fn restart(mut self) -> TestService {
+        if let Some(running) = self.running.take() {
+            running
+                .shutdown(Duration::from_secs(10))
+                .await
+                .expect("clean shutdown");
+        }
+        let running = service::start(config(self.dir.path().to_owned(), self.workers))
+            .await
+            .expect("service restarts");
+        self.base = format!("http://{}", running.addr);
+        self.running = Some(running);
+        self
+    }
+
+    /// Sends a request with an optional bearer token and JSON body.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> Answer {
+        self.send(method, path, token, body, &[]).await
+    }
+
+    /// Sends a request with extra headers.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.expect("request sent");
+        Self::answer(response).await
+    }
+
+    /// Sends raw bytes with a content type.
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        content_type: &str,
+        bytes: Vec<u8>,
+    ) -> Answer {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .header("content-type", content_type)
+            .body(bytes);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        Self::answer(request.send().await.expect("request sent")).await
+    }
+
+    async fn answer(response: reqwest::Response) -> Answer {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.expect("body");
+        Answer {
+            status,
+            headers,
+            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        }
+    }
+
+    /// Creates an API key and returns its token.
+    pub async fn key(&self, role: &str, customer: Option<&str>) -> String {
+        let mut body = json!({ "role": role });
+        if let Some(c) = customer {
+            body["customerNumber"] = json!(c);
+        }
+        let answer = self
+            .call(Method::POST, "/v1/admin/api-keys", Some(ADMIN), Some(&body))
+            .await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+        answer.body["token"].as_str().expect("token").to_owned()
+    }
+
+    /// Applies the insite preset and lets customers cancel on website `main`.
+    pub async fn configure_insite(&self) {
+        let a = self
+            .call(Method::POST, "/v1/admin/presets/insite", Some(ADMIN), None)
+            .await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+        let a = self
+            .call(
+                Method::PUT,
+                "/v1/admin/websites/main",
+                Some(ADMIN),
+                Some(&json!({ "allowCancellationRequest": true })),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    }
+
+    /// Stores an order.
+    pub async fn put_order(&self, number: &str, order: &Value) {
+        let a = self
+            .call(
+                Method::PUT,
+                &format!("/v1/orders/{number}"),
+                Some(ADMIN),
+                Some(order),
+            )
+            .await;
+        assert!(a.status.is_success(), "{}", a.body);
+    }
+
+    /// Reads an order.
+    pub async fn order(&self, number: &str) -> Value {
+        let a = self
+            .call(
+                Method::GET,
+                &format!("/v1/orders/{number}"),
+                Some(ADMIN),
+                None,
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+        a.body
+    }
+
+    /// Cancels as the admin.
+    pub async fn cancel(&self, number: &str, body: &Value) -> Answer {
+        self.call(
+            Method::POST,
+            &format!("/v1/orders/{number}/cancellations"),
+            Some(ADMIN),
+            Some(body),
+        )
+        .await
+    }
+}
+
+/// The API.md sample order: chair, warranty, discount; authorized card
+/// payment; existing and expected stock; a pending approval.
+pub fn sample_order(customer: &str) -> Value {
+    json!({
+        "businessCode": "B1", "customerNumber": customer, "website": "main",
+        "status": "Submitted", "orderDate": "2024-09-01", "currency": "EUR",
+        "erpOrderNumber": "ERP-1001",
+        "lines": [
+            {"lineNumber": 1, "sku": "CHAIR", "quantity": 2, "amountMinor": 20000, "taxMinor": 3800},
+            {"lineNumber": 2, "sku": "WARRANTY", "quantity": 1, "amountMinor": 1500, "taxMinor": 285, "parentLine": 1},
+            {"lineNumber": 3, "sku": "PROMO10", "quantity": 1, "amountMinor": -2000, "taxMinor": -380, "kind": "discount", "appliesTo": [1]}
+        ],
+        "payments": [{"id": "pay-1", "method": "card", "authorizedMinor": 23205, "depositedMinor": 0}],
+        "allocations": [
+            {"lineNumber": 1, "warehouse": "W1", "quantity": 2, "kind": "existing"},
+            {"lineNumber": 2, "warehouse": "W1", "quantity": 1, "kind": "expected"}
+        ],
+        "approval": {"state": "pending"},
+        "tracking": {"channel": "online", "session": "123|abc", "cuid": "09|Z0"}
+    })
+}
+
+/// A two-product order paid in full by a deposited (captured) payment.
+pub fn deposited_order(customer: &str) -> Value {
+    json!({
+        "businessCode": "B1", "customerNumber": customer, "website": "main",
+        "status": "Submitted", "orderDate": "2024-09-01", "currency": "EUR",
+        "lines": [
+            {"lineNumber": 1, "sku": "DESK", "quantity": 1, "amountMinor": 30000, "taxMinor": 5700},
+            {"lineNumber": 2, "sku": "LAMP", "quantity": 3, "amountMinor": 6000, "taxMinor": 1140}
+        ],
+        "payments": [{"id": "pay-9", "method": "card", "authorizedMinor": 42840, "depositedMinor": 42840}]
+    })
+}
