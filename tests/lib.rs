@@ -2,4 +2,5 @@
 //! what it receives, and plugin fixtures loaded once per test binary.
 
 pub mod erp_server;
+pub mod fakes;
 pub mod plugin_fixtures;

@@ -1,5 +1,9 @@
 //! Integration tests: one binary.
 
+mod adapter_aaas;
+mod adapter_figures;
+mod adapter_personalization;
+mod adapter_websphere;
 mod api_auth;
 mod api_cancel;
 mod api_errors;
