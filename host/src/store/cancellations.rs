@@ -2,7 +2,7 @@
 //! voids and refunds, allocation releases, approval, the idempotency record
 //! and the outbox jobs), and `Idempotency-Key` bookkeeping.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::config::{ConfigCache, config_snapshot};
 use super::jobs::{jobs_of_cancellation, new_job};
-use super::orders::{allocation_kind_str, approval_str, channel_str, format_date, load_order};
+use super::orders::{allocation_kind_str, approval_str, channel_str, format_date, load_orders};
 use super::{
     AllocationRecord, BankDetailsRecord, CancellationRecord, CancelledLineRecord, Job,
     RefundRecord, Store, StoreError, TrackingRecord, WarningRecord, from_json, now_ms, to_json,
@@ -289,9 +289,22 @@ async fn commit_group(writer: &SqlitePool, config: &ConfigCache, group: Vec<Pend
     let outcome = async {
         let mut conn = writer.acquire().await?;
         sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+        // Every order of the group in one read, under the write lock; each
+        // cancellation then plans against the order as the ones before it
+        // left it (kept up to date here as they commit their savepoints).
+        let mut numbers: Vec<&str> = group.iter().map(|p| p.order_number.as_str()).collect();
+        numbers.sort_unstable();
+        numbers.dedup();
+        let mut orders = match load_orders(&mut conn, &numbers).await {
+            Ok(orders) => orders,
+            Err(e) => {
+                let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                return Err(e);
+            }
+        };
         let mut results = Vec::with_capacity(group.len());
         for pending in &group {
-            match plan_and_write(&mut conn, config, pending).await {
+            match plan_and_write(&mut conn, config, &mut orders, pending).await {
                 Ok(result) => results.push(result),
                 Err(e) => {
                     // Rolling back to the savepoint failed: give up the group.
@@ -331,12 +344,11 @@ async fn commit_group(writer: &SqlitePool, config: &ConfigCache, group: Vec<Pend
 async fn plan_and_write(
     conn: &mut SqliteConnection,
     config: &ConfigCache,
+    orders: &mut HashMap<String, Order>,
     pending: &Pending,
 ) -> Result<Result<Committed, CancelError>, StoreError> {
-    let order = match load_order(&mut *conn, &pending.order_number).await {
-        Ok(Some(order)) => order,
-        Ok(None) => return Ok(Err(Refusal::OrderNotFound.into())),
-        Err(e) => return Ok(Err(e.into())),
+    let Some(order) = orders.get(&pending.order_number) else {
+        return Ok(Err(Refusal::OrderNotFound.into()));
     };
     let config = match config_snapshot(config, &mut *conn).await {
         Ok(config) => config,
@@ -349,7 +361,7 @@ async fn plan_and_write(
         .copied()
         .unwrap_or_default();
     let plan = match domain::plan_cancellation(
-        &order,
+        order,
         &config.settings,
         &website,
         &pending.actor,
@@ -359,9 +371,9 @@ async fn plan_and_write(
         Ok(plan) => plan,
         Err(refusal) => return Ok(Err(refusal.into())),
     };
-    let after = plan.apply(&order);
+    let after = plan.apply(order);
     let now = now_ms();
-    let record = cancellation_record(&order, &plan, now, !config.definitions.is_empty());
+    let record = cancellation_record(order, &plan, now, !config.definitions.is_empty());
     let jobs: Vec<Job> = config
         .definitions
         .iter()
@@ -379,8 +391,11 @@ async fn plan_and_write(
         .idempotency
         .as_ref()
         .map(|(scope, key)| (scope.as_str(), key.as_str()));
-    match write_cancellation(&mut *conn, &order, &after, &record, &jobs, idempotency).await {
-        Ok(()) => Ok(Ok(Committed { record, jobs })),
+    match write_cancellation(&mut *conn, order, &after, &record, &jobs, idempotency).await {
+        Ok(()) => {
+            orders.insert(after.number.clone(), after);
+            Ok(Ok(Committed { record, jobs }))
+        }
         Err(e) => {
             // Undo this cancellation's partial writes, keep the group's.
             sqlx::query("ROLLBACK TO cancellation; RELEASE cancellation")

@@ -227,7 +227,7 @@ const ORDER_SELECT: &str = "SELECT o.number, o.business_code, o.customer_number,
        FROM payments WHERE order_number = o.number) AS payments,
     (SELECT json_group_array(json_array(position, line_number, warehouse, quantity, kind, state))
        FROM allocations WHERE order_number = o.number) AS allocations
-    FROM orders o WHERE o.number = ?";
+    FROM orders o";
 
 type LineRow = (
     u32,
@@ -249,13 +249,31 @@ pub(super) async fn load_order(
     conn: &mut SqliteConnection,
     number: &str,
 ) -> Result<Option<Order>, StoreError> {
-    let Some(row) = sqlx::query(ORDER_SELECT)
+    sqlx::query(&format!("{ORDER_SELECT} WHERE o.number = ?"))
         .bind(number)
         .fetch_optional(&mut *conn)
         .await?
-    else {
-        return Ok(None);
-    };
+        .map(|row| order_from_row(&row))
+        .transpose()
+}
+
+/// Reads several orders in one statement (a commit group's), by number.
+pub(super) async fn load_orders(
+    conn: &mut SqliteConnection,
+    numbers: &[&str],
+) -> Result<std::collections::HashMap<String, Order>, StoreError> {
+    sqlx::query(&format!(
+        "{ORDER_SELECT} WHERE o.number IN (SELECT value FROM json_each(?))"
+    ))
+    .bind(to_json(&numbers))
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|row| order_from_row(row).map(|order| (order.number.clone(), order)))
+    .collect()
+}
+
+fn order_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Order, StoreError> {
     let currency: String = row.get("currency");
     let currency = Currency::parse(&currency).map_err(|_| corrupt("currency", &currency))?;
     let approval = match row.get::<Option<String>, _>("approval_state") {
@@ -359,7 +377,7 @@ pub(super) async fn load_order(
         });
     }
 
-    Ok(Some(Order {
+    Ok(Order {
         number: row.get("number"),
         business_code: row.get("business_code"),
         customer_number: row.get("customer_number"),
@@ -373,7 +391,7 @@ pub(super) async fn load_order(
         allocations,
         approval,
         tracking,
-    }))
+    })
 }
 
 /// The API and database name of an approval state.
