@@ -1,9 +1,10 @@
 //! `rescind serve --demo`: a fresh data directory filled with the insite
 //! preset, a website that lets customers cancel, a few realistic orders, an
-//! `OrderCancel` job definition bound to the bundled `webhook` plugin, and a
-//! demo ERP on 127.0.0.1 that checks each request's signature, records it
-//! and answers with a reference. `GET /demo/erp/requests` shows what the ERP
-//! received.
+//! `OrderCancel` job definition bound to the bundled `webhook` plugin, a
+//! `PersonalizationCancel` definition bound to the bundled `personalization`
+//! plugin (one cancellation fans out to both), and a demo ERP on 127.0.0.1
+//! that checks each webhook request's signature, records every request and
+//! answers with a reference. `GET /demo/erp/requests` shows what it received.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -37,6 +38,15 @@ pub const DEMO_CONNECTION: &str = "demo-erp";
 pub const DEMO_DEFINITION: &str = "OrderCancel";
 /// The plugin the demo definition runs.
 pub const DEMO_PROCESSOR: &str = "webhook";
+/// The demo connection to the personalization service (the same demo server).
+pub const DEMO_PERSONALIZATION_CONNECTION: &str = "demo-personalization";
+/// The demo job definition that tells the personalization service.
+pub const DEMO_PERSONALIZATION_DEFINITION: &str = "PersonalizationCancel";
+/// The plugin the personalization definition runs.
+pub const DEMO_PERSONALIZATION_PROCESSOR: &str = "personalization";
+/// Paths of the Optimizely Personalization API that the demo server accepts
+/// (online and offline order cancellation).
+const PERSONALIZATION_PATHS: [&str; 2] = ["/tracker/api/", "/smart-api/orders/offline/"];
 
 /// A request the demo ERP received.
 #[derive(Debug, Clone, Serialize)]
@@ -162,9 +172,8 @@ impl DemoErp {
                 )])),
             )
             .await?;
-        store
-            .put_job_definition(&JobDefinition {
-                name: DEMO_DEFINITION.to_owned(),
+        let order_cancel = JobDefinition {
+            name: DEMO_DEFINITION.to_owned(),
                 job_type: "Execution".to_owned(),
                 connection: DEMO_CONNECTION.to_owned(),
                 preprocessor: None,
@@ -182,6 +191,29 @@ impl DemoErp {
                     max_backoff_ms: 30_000,
                 },
                 enabled: true,
+        };
+        store.put_job_definition(&order_cancel).await?;
+        store
+            .put_connection(
+                DEMO_PERSONALIZATION_CONNECTION,
+                &format!("http://{host}"),
+                std::slice::from_ref(&host),
+                &BTreeMap::from([
+                    ("siteName".to_owned(), "demo-site".to_owned()),
+                    ("offlineChannel".to_owned(), "store".to_owned()),
+                ]),
+                Some(&BTreeMap::from([(
+                    "siteToken".to_owned(),
+                    crate::api::new_token(),
+                )])),
+            )
+            .await?;
+        store
+            .put_job_definition(&JobDefinition {
+                name: DEMO_PERSONALIZATION_DEFINITION.to_owned(),
+                connection: DEMO_PERSONALIZATION_CONNECTION.to_owned(),
+                integration_processor: DEMO_PERSONALIZATION_PROCESSOR.to_owned(),
+                ..order_cancel
             })
             .await?;
         for order in demo_orders() {
@@ -222,9 +254,14 @@ async fn receive(
                 .unwrap_or(false)
         });
     let idempotency_key = header("idempotency-key");
+    let personalization = PERSONALIZATION_PATHS
+        .iter()
+        .any(|prefix| uri.path().starts_with(prefix));
     let mut ledger = state.ledger.lock().unwrap_or_else(|p| p.into_inner());
     let sequence = ledger.requests.len() + 1;
     let (duplicate, reference) = match &idempotency_key {
+        // The personalization service signs nothing and answers no reference.
+        _ if personalization => (false, None),
         Some(key) if ledger.references.contains_key(key) => {
             (true, ledger.references.get(key).cloned())
         }
@@ -248,6 +285,7 @@ async fn receive(
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned())),
     });
     match reference {
+        _ if personalization => (StatusCode::OK, Json(json!({"status": "cancelled"}))),
         Some(reference) => (
             StatusCode::CREATED,
             Json(json!({"id": reference, "duplicate": duplicate})),

@@ -322,12 +322,32 @@ async fn the_demo_cancels_an_order_and_its_erp_receives_a_signed_request() {
         .json()
         .await
         .expect("json");
-    assert_eq!(received.as_array().map(Vec::len), Some(1), "{received}");
-    assert_eq!(received[0]["signatureValid"], true);
-    assert_eq!(received[0]["body"]["orderNumber"], "SO-1001");
-    assert_eq!(
-        state["jobs"][0]["erpReference"],
-        received[0]["erpReference"]
+    // One cancellation fans out to two job definitions: the ERP webhook and
+    // the personalization service (SO-1001 is an online order).
+    let received = received.as_array().expect("a list");
+    assert_eq!(received.len(), 2, "{received:?}");
+    let erp = received
+        .iter()
+        .find(|r| r["path"] == "/erp/cancellations")
+        .expect("the ERP got the webhook");
+    assert_eq!(erp["signatureValid"], true);
+    assert_eq!(erp["body"]["orderNumber"], "SO-1001");
+    let tracker = received
+        .iter()
+        .find(|r| r["path"] == "/tracker/api/v1_4/demo-site/order/cancel.pagex")
+        .expect("the personalization service got the online cancellation");
+    let form = tracker["body"].as_str().expect("a form body");
+    assert!(form.contains("orderNo=SO-1001"), "{form}");
+    let jobs = state["jobs"].as_array().expect("jobs");
+    assert_eq!(jobs.len(), 2, "{state}");
+    let webhook_job = jobs
+        .iter()
+        .find(|j| j["definition"] == "OrderCancel")
+        .expect("the OrderCancel job");
+    assert_eq!(webhook_job["erpReference"], erp["erpReference"]);
+    assert!(
+        jobs.iter().any(|j| j["definition"] == "PersonalizationCancel"),
+        "{state}"
     );
     running
         .shutdown(Duration::from_secs(5))
