@@ -174,23 +174,23 @@ impl DemoErp {
             .await?;
         let order_cancel = JobDefinition {
             name: DEMO_DEFINITION.to_owned(),
-                job_type: "Execution".to_owned(),
-                connection: DEMO_CONNECTION.to_owned(),
-                preprocessor: None,
-                integration_processor: DEMO_PROCESSOR.to_owned(),
-                post_processor: None,
-                parameters: vec![JobParameter {
-                    name: "OrderNumber".to_owned(),
-                    value_type: "String".to_owned(),
-                    default_value: String::new(),
-                    prompt: "Order Number".to_owned(),
-                }],
-                retry: RetryPolicy {
-                    max_attempts: 5,
-                    initial_backoff_ms: 500,
-                    max_backoff_ms: 30_000,
-                },
-                enabled: true,
+            job_type: "Execution".to_owned(),
+            connection: DEMO_CONNECTION.to_owned(),
+            preprocessor: None,
+            integration_processor: DEMO_PROCESSOR.to_owned(),
+            post_processor: None,
+            parameters: vec![JobParameter {
+                name: "OrderNumber".to_owned(),
+                value_type: "String".to_owned(),
+                default_value: String::new(),
+                prompt: "Order Number".to_owned(),
+            }],
+            retry: RetryPolicy {
+                max_attempts: 5,
+                initial_backoff_ms: 500,
+                max_backoff_ms: 30_000,
+            },
+            enabled: true,
         };
         store.put_job_definition(&order_cancel).await?;
         store

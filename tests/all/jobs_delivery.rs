@@ -346,7 +346,8 @@ async fn the_demo_cancels_an_order_and_its_erp_receives_a_signed_request() {
         .expect("the OrderCancel job");
     assert_eq!(webhook_job["erpReference"], erp["erpReference"]);
     assert!(
-        jobs.iter().any(|j| j["definition"] == "PersonalizationCancel"),
+        jobs.iter()
+            .any(|j| j["definition"] == "PersonalizationCancel"),
         "{state}"
     );
     running
