@@ -8,6 +8,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use std::sync::Mutex;
+
+use crate::plugins::registry::RegistryMetrics;
 use crate::store::JobState;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -20,6 +23,11 @@ struct HttpLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
     outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ActionLabels {
+    action: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -36,6 +44,13 @@ pub struct Metrics {
     jobs: Family<StateLabels, Gauge>,
     job_attempts: Family<OutcomeLabels, Counter>,
     plugin_call_seconds: Histogram,
+    plugin_uploads: Family<OutcomeLabels, Counter>,
+    plugin_switches: Family<ActionLabels, Counter>,
+    plugin_compilations: Counter,
+    plugin_folder_events: Family<OutcomeLabels, Counter>,
+    /// Serialises bringing the registry's counters over, so that two
+    /// scrapes at once do not both add the same increase.
+    plugin_sync: Mutex<()>,
 }
 
 impl Default for Metrics {
@@ -75,6 +90,32 @@ impl Metrics {
             "Wall time of integration processor calls",
             plugin_call_seconds.clone(),
         );
+        let plugin_uploads = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "plugin_uploads",
+            "Plugin uploads (API and watched folder) by outcome: accepted or refused",
+            plugin_uploads.clone(),
+        );
+        let plugin_switches = Family::<ActionLabels, Counter>::default();
+        registry.register(
+            "plugin_switches",
+            "Active plugin version switches by action: activated, rolled-back (by an operator), \
+             automatic-rollback (by an activation guard)",
+            plugin_switches.clone(),
+        );
+        let plugin_compilations = Counter::default();
+        registry.register(
+            "plugin_compilations",
+            "Plugin components compiled (a load from the on-disk cache does not count)",
+            plugin_compilations.clone(),
+        );
+        let plugin_folder_events = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "plugin_folder_events",
+            "What the plugins folder watch did with a file: loaded, already-stored, refused, \
+             unsettled",
+            plugin_folder_events.clone(),
+        );
         Metrics {
             registry,
             http_requests,
@@ -82,6 +123,11 @@ impl Metrics {
             jobs,
             job_attempts,
             plugin_call_seconds,
+            plugin_uploads,
+            plugin_switches,
+            plugin_compilations,
+            plugin_folder_events,
+            plugin_sync: Mutex::new(()),
         }
     }
 
@@ -124,6 +170,41 @@ impl Metrics {
                 })
                 .set(*count);
         }
+    }
+
+    /// Counts what the plugins folder watch did with a file.
+    pub fn plugin_folder_event(&self, outcome: &str) {
+        self.plugin_folder_events
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Brings the plugin registry's counters (kept by the registry since it
+    /// opened, as this host's metrics are) and the runtime's compilation
+    /// count over, before a scrape.
+    pub fn set_plugin_counters(&self, registry: &RegistryMetrics, compilations: u64) {
+        let _sync = self.plugin_sync.lock().unwrap_or_else(|e| e.into_inner());
+        let catch_up = |counter: &Counter, total: u64| {
+            counter.inc_by(total.saturating_sub(counter.get()));
+        };
+        let upload = |outcome: &str| {
+            self.plugin_uploads.get_or_create(&OutcomeLabels {
+                outcome: outcome.to_owned(),
+            })
+        };
+        let switch = |action: &str| {
+            self.plugin_switches.get_or_create(&ActionLabels {
+                action: action.to_owned(),
+            })
+        };
+        catch_up(&upload("accepted"), registry.uploads);
+        catch_up(&upload("refused"), registry.refused_uploads);
+        catch_up(&switch("activated"), registry.activations);
+        catch_up(&switch("rolled-back"), registry.rollbacks);
+        catch_up(&switch("automatic-rollback"), registry.automatic_rollbacks);
+        catch_up(&self.plugin_compilations, compilations);
     }
 
     /// The Prometheus text exposition.

@@ -15,6 +15,10 @@ use tokio::task::JoinHandle;
 use crate::api::{self, AppState};
 use crate::demo::DemoErp;
 use crate::jobs::{IntegrationProcessors, PluginProcessors, WorkerConfig, WorkerPool};
+use crate::plugins::registry::{
+    DirectoryStore, FolderEvent, FolderWatch, FolderWatchConfig, PluginRegistry, RegistryConfig,
+    TrustedKey,
+};
 use crate::plugins::{CallLimits, PluginRuntime, RuntimeConfig};
 use crate::store::{Durability, Store, StoreOptions};
 
@@ -31,8 +35,9 @@ pub struct ServiceConfig {
     pub durability: Durability,
     /// Job workers; `None` runs no workers (jobs stay queued).
     pub workers: Option<WorkerConfig>,
-    /// The integration processors the workers run.
-    pub processors: Option<Arc<dyn IntegrationProcessors>>,
+    /// The plugins: where they are kept, watched and cached, and whom the
+    /// host trusts.
+    pub plugins: PluginsConfig,
     /// Demo mode: seed an empty store with demo data and run the demo ERP.
     pub demo: bool,
 }
@@ -48,6 +53,7 @@ impl std::fmt::Debug for ServiceConfig {
             )
             .field("durability", &self.durability)
             .field("workers", &self.workers)
+            .field("plugins", &self.plugins)
             .field("demo", &self.demo)
             .finish_non_exhaustive()
     }
@@ -62,12 +68,56 @@ impl ServiceConfig {
             admin_token: None,
             durability: Durability::Normal,
             workers: Some(WorkerConfig::default()),
-            processors: None,
+            plugins: PluginsConfig::default(),
             demo: false,
         }
     }
 }
 
+/// Where the plugin registry keeps its versions and compiled code, which
+/// folder it watches, and what it accepts.
+#[derive(Debug, Clone)]
+pub struct PluginsConfig {
+    /// The watched folder: `NAME.wasm` dropped there is uploaded and
+    /// activated. `None`: `<data-dir>/plugins`.
+    pub watch_dir: Option<PathBuf>,
+    /// Whether to watch the folder at all.
+    pub watch: bool,
+    /// How the folder is watched.
+    pub watch_config: FolderWatchConfig,
+    /// Compiled-code cache. `None`: `<data-dir>/plugins/cache`.
+    pub cache_dir: Option<PathBuf>,
+    /// Upload limits and trusted signing keys.
+    pub registry: RegistryConfig,
+    /// Bounds of every plugin call.
+    pub limits: CallLimits,
+    /// Store the plugins bundled in the binary (webhook, aaas, websphere,
+    /// personalization) and activate each that has no operator-chosen
+    /// version.
+    pub install_bundled: bool,
+}
+
+impl Default for PluginsConfig {
+    fn default() -> Self {
+        PluginsConfig {
+            watch_dir: None,
+            watch: true,
+            watch_config: FolderWatchConfig::default(),
+            cache_dir: None,
+            registry: RegistryConfig::default(),
+            limits: CallLimits::default(),
+            install_bundled: true,
+        }
+    }
+}
+
+impl PluginsConfig {
+    /// Adds keys whose signature an upload must carry (any one of them).
+    pub fn trust(mut self, keys: impl IntoIterator<Item = TrustedKey>) -> Self {
+        self.registry.trusted_keys.extend(keys);
+        self
+    }
+}
 /// A running service.
 #[derive(Debug)]
 pub struct RunningService {
@@ -80,6 +130,10 @@ pub struct RunningService {
     pub admin_token: Option<String>,
     /// The demo ERP, in demo mode.
     pub demo_erp: Option<Arc<DemoErp>>,
+    /// The plugin registry.
+    pub plugins: PluginRegistry,
+    /// The folder watch, while it runs.
+    pub plugin_watch: Option<FolderWatch>,
     stop: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
     workers: Option<WorkerPool>,
@@ -97,7 +151,9 @@ pub async fn start(config: ServiceConfig) -> anyhow::Result<RunningService> {
         (None, true) => Some(api::new_token()),
         (None, false) => None,
     };
-    let state = AppState::new(store.clone(), admin_token.as_deref());
+    let plugins = open_plugins(&config.data_dir, &config.plugins).await?;
+    let mut state = AppState::new(store.clone(), admin_token.as_deref());
+    state.plugins = Some(plugins.clone());
     let demo_erp = if config.demo {
         let erp = Arc::new(DemoErp::start().await.context("starting the demo ERP")?);
         if store.order_count().await? == 0 {
@@ -107,24 +163,36 @@ pub async fn start(config: ServiceConfig) -> anyhow::Result<RunningService> {
     } else {
         None
     };
-    let processors = match (&config.workers, config.processors) {
-        (Some(_), None) => Some(bundled_processors(&config.data_dir)?),
-        (_, processors) => processors,
+    let plugin_watch = if config.plugins.watch {
+        let dir = config
+            .plugins
+            .watch_dir
+            .clone()
+            .unwrap_or_else(|| config.data_dir.join("plugins"));
+        let (watch, events) =
+            FolderWatch::start(plugins.clone(), &dir, config.plugins.watch_config.clone())
+                .context("watching the plugins folder")?;
+        tokio::spawn(count_folder_events(events, Arc::clone(&state.metrics)));
+        tracing::info!(dir = %dir.display(), "watching for NAME.wasm plugin files");
+        Some(watch)
+    } else {
+        None
     };
-    let workers = match (config.workers, processors) {
-        (Some(worker_config), Some(processors)) => {
-            let pool = WorkerPool::start(
-                store,
-                processors,
-                Arc::clone(&state.metrics),
-                Arc::clone(&state.job_wakeup),
-                worker_config,
-            );
-            state.readiness.set_workers_running(true);
-            Some(pool)
-        }
-        _ => None,
-    };
+    let workers = config.workers.map(|worker_config| {
+        let processors: Arc<dyn IntegrationProcessors> = Arc::new(PluginProcessors::new(
+            plugins.clone(),
+            config.plugins.limits,
+        ));
+        let pool = WorkerPool::start(
+            store,
+            processors,
+            Arc::clone(&state.metrics),
+            Arc::clone(&state.job_wakeup),
+            worker_config,
+        );
+        state.readiness.set_workers_running(true);
+        pool
+    });
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
@@ -148,27 +216,67 @@ pub async fn start(config: ServiceConfig) -> anyhow::Result<RunningService> {
         state,
         admin_token,
         demo_erp,
+        plugins,
+        plugin_watch,
         stop,
         server,
         workers,
     })
 }
 
-/// The plugin runtime with the plugins bundled in the binary, caching
-/// compiled code in the data directory so that a restart does not
-/// recompile.
-pub fn bundled_processors(
+/// Opens the plugin registry of a data directory: every stored version,
+/// each plugin's active one loaded (from the compile cache when it has it),
+/// and the plugins bundled in the binary installed.
+pub async fn open_plugins(
     data_dir: &std::path::Path,
-) -> anyhow::Result<Arc<dyn IntegrationProcessors>> {
+    config: &PluginsConfig,
+) -> anyhow::Result<PluginRegistry> {
+    let cache_dir = config
+        .cache_dir
+        .clone()
+        .unwrap_or_else(|| data_dir.join("plugins").join("cache"));
     let runtime = PluginRuntime::new(RuntimeConfig {
-        cache_dir: Some(data_dir.join("plugin-cache")),
+        cache_dir: Some(cache_dir),
         ..RuntimeConfig::default()
     })
     .context("starting the plugin runtime")?;
-    let processors = PluginProcessors::new(runtime, crate::bundled::BUNDLED, CallLimits::default())
-        .context("loading the bundled plugins")?;
-    tracing::info!(plugins = ?processors.names(), "integration processors loaded");
-    Ok(Arc::new(processors))
+    let store = DirectoryStore::open(data_dir.join("plugins").join("store"))
+        .context("opening the plugin store")?;
+    let registry = PluginRegistry::open(runtime, store, config.registry.clone())
+        .await
+        .context("opening the plugin registry")?;
+    if config.install_bundled {
+        for (name, bytes) in crate::bundled::BUNDLED {
+            let (info, active) = registry
+                .install_bundled(name, bytes.to_vec())
+                .await
+                .with_context(|| format!("installing the bundled plugin {name}"))?;
+            tracing::debug!(plugin = name, version = %info.version, active, "bundled plugin installed");
+        }
+    }
+    let active: Vec<String> = registry
+        .list()
+        .into_iter()
+        .filter_map(|p| Some(format!("{}@{}", p.name, p.active?)))
+        .collect();
+    tracing::info!(plugins = ?active, "integration processors ready");
+    Ok(registry)
+}
+
+/// Counts what the folder watch did, for `/metrics`.
+async fn count_folder_events(
+    mut events: tokio::sync::mpsc::Receiver<FolderEvent>,
+    metrics: Arc<crate::metrics::Metrics>,
+) {
+    while let Some(event) = events.recv().await {
+        let outcome = match event {
+            FolderEvent::Loaded { .. } => "loaded",
+            FolderEvent::AlreadyStored { .. } => "already-stored",
+            FolderEvent::Refused { .. } => "refused",
+            FolderEvent::Unsettled { .. } => "unsettled",
+        };
+        metrics.plugin_folder_event(outcome);
+    }
 }
 
 impl RunningService {
@@ -185,6 +293,7 @@ impl RunningService {
             Ok(joined) => joined.context("server task")?.context("server")?,
             Err(_) => tracing::warn!("requests still running after the grace period"),
         }
+        drop(self.plugin_watch);
         self.state.store.close().await;
         Ok(())
     }

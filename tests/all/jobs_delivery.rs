@@ -277,7 +277,7 @@ async fn the_demo_cancels_an_order_and_its_erp_receives_a_signed_request() {
         dir.path(),
     );
     config.demo = true;
-    config.processors = Some(crate::service::processors());
+    config.plugins = crate::service::plugins_config();
     let running = rescind_host::service::start(config)
         .await
         .expect("demo starts");

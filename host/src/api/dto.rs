@@ -1020,6 +1020,10 @@ impl JobDefinitionDto {
         }
         if self.integration_processor.trim().is_empty() {
             errors.push(FieldError::new("integrationProcessor", "must not be blank"));
+        } else if let Err(e) =
+            crate::plugins::registry::parse_reference(&self.integration_processor)
+        {
+            errors.push(FieldError::new("integrationProcessor", e.to_string()));
         }
         if self.preprocessor.is_some() {
             errors.push(FieldError::new(

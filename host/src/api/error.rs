@@ -13,6 +13,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::domain::{FieldError, Refusal};
+use crate::plugins::registry::RegistryError;
 use crate::store::{CancelError, RetryError, RunError, StoreError};
 
 /// Everything an API handler can answer with instead of success.
@@ -71,6 +72,9 @@ pub enum AppError {
     /// The path exists, the method does not.
     #[error("method not allowed for this resource")]
     MethodNotAllowed,
+    /// A part of the host this request needs is not running.
+    #[error("{0}")]
+    Unavailable(String),
     /// The store failed.
     #[error("internal error")]
     Store(#[from] StoreError),
@@ -121,6 +125,38 @@ impl From<RunError> for AppError {
                 AppError::Validation(vec![FieldError::new(format!("parameters.{name}"), message)])
             }
             RunError::Store(s) => AppError::Store(s),
+        }
+    }
+}
+
+impl From<RegistryError> for AppError {
+    fn from(e: RegistryError) -> Self {
+        let field = |name: &str| AppError::Validation(vec![FieldError::new(name, e.to_string())]);
+        match &e {
+            RegistryError::Invalid(crate::plugins::PluginError::InvalidName { .. }) => {
+                field("name")
+            }
+            RegistryError::SignatureMissing { .. }
+            | RegistryError::SignatureUnreadable { .. }
+            | RegistryError::SignatureNotTrusted { .. } => field("X-Plugin-Signature"),
+            // The upload's own fault: nothing was stored.
+            _ if e.is_refusal() => field("body"),
+            RegistryError::UnknownPlugin { .. } => AppError::NotFound {
+                code: "plugin-not-found",
+                detail: e.to_string(),
+            },
+            RegistryError::UnknownVersion { .. } | RegistryError::BadReference { .. } => {
+                field("version")
+            }
+            RegistryError::BadGuard { .. } | RegistryError::NothingToRollBackTo { .. } => {
+                field("guard")
+            }
+            RegistryError::NoActiveVersion { .. } => AppError::Conflict {
+                code: "no-active-version",
+                detail: e.to_string(),
+            },
+            RegistryError::CompilerBusy => AppError::Unavailable(e.to_string()),
+            _ => AppError::Internal(e.to_string()),
         }
     }
 }
@@ -183,6 +219,7 @@ impl AppError {
             AppError::RequestInProgress => (StatusCode::CONFLICT, "request-in-progress"),
             AppError::RouteNotFound => (StatusCode::NOT_FOUND, "not-found"),
             AppError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed"),
+            AppError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             AppError::Store(_) | AppError::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal-error")
             }

@@ -11,6 +11,7 @@ mod extract;
 mod jobs;
 mod ops;
 mod orders;
+mod plugins;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,8 +33,10 @@ pub use auth::{Auth, new_token, token_digest};
 pub use cancellations::request_digest;
 pub use error::{AppError, Problem, ProblemField};
 pub use extract::{BODY_LIMIT, Caller};
+pub use plugins::SIGNATURE_HEADER;
 
 use crate::metrics::Metrics;
+use crate::plugins::registry::PluginRegistry;
 use crate::store::Store;
 
 /// Whether the job workers are running (for `/readyz`).
@@ -67,6 +70,9 @@ pub struct AppState {
     pub job_wakeup: Arc<Notify>,
     /// Worker readiness.
     pub readiness: Readiness,
+    /// The plugin registry (`/v1/admin/plugins`); `None` in a host without
+    /// plugins, whose plugin endpoints answer 503.
+    pub plugins: Option<PluginRegistry>,
 }
 
 impl AppState {
@@ -78,6 +84,7 @@ impl AppState {
             metrics: Arc::new(Metrics::new()),
             job_wakeup: Arc::new(Notify::new()),
             readiness: Readiness::default(),
+            plugins: None,
         }
     }
 }
@@ -94,6 +101,7 @@ impl AppState {
         admin::get_website, admin::put_website, admin::get_connection, admin::put_connection,
         admin::get_job_definition, admin::put_job_definition,
         jobs::run_definition, jobs::list_jobs, jobs::get_job, jobs::retry_job,
+        plugins::put_plugin, plugins::list_plugins, plugins::get_plugin, plugins::activate_plugin,
         ops::healthz, ops::readyz, ops::metrics, ops::openapi,
     ),
     modifiers(&BearerAuth),
@@ -168,6 +176,18 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/admin/jobs", get(jobs::list_jobs))
         .route("/v1/admin/jobs/{id}", get(jobs::get_job))
         .route("/v1/admin/jobs/{id}/retry", post(jobs::retry_job))
+        .route("/v1/admin/plugins", get(plugins::list_plugins))
+        .route(
+            "/v1/admin/plugins/{name}",
+            // The handler reads the body with the registry's own limit.
+            put(plugins::put_plugin)
+                .layer(DefaultBodyLimit::disable())
+                .get(plugins::get_plugin),
+        )
+        .route(
+            "/v1/admin/plugins/{name}/activate",
+            post(plugins::activate_plugin),
+        )
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

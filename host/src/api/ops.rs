@@ -67,6 +67,11 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         Ok(counts) => state.metrics.set_jobs(&counts),
         Err(e) => tracing::warn!(error = %e, "cannot count jobs for metrics"),
     }
+    if let Some(plugins) = &state.plugins {
+        state
+            .metrics
+            .set_plugin_counters(&plugins.metrics(), plugins.runtime().compilations());
+    }
     let mut response = state.metrics.encode().into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

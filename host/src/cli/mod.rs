@@ -1,5 +1,7 @@
-//! The `rescind` command line: `serve` runs the host.
+//! The `rescind` command line: `serve` runs the host, `plugin push`
+//! uploads a plugin to a running one.
 
+pub mod plugin;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -21,6 +23,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the host: HTTP API, job workers and plugin runtime.
     Serve(ServeArgs),
+    /// Manage the plugins of a running host.
+    Plugin(plugin::PluginArgs),
 }
 
 impl Cli {
@@ -28,6 +32,7 @@ impl Cli {
     pub fn run(self) -> anyhow::Result<()> {
         match self.command {
             Command::Serve(args) => serve::run(args),
+            Command::Plugin(args) => plugin::run(args),
         }
     }
 }

@@ -10,6 +10,7 @@ use clap::Args;
 use tracing_subscriber::EnvFilter;
 
 use crate::jobs::WorkerConfig;
+use crate::plugins::registry::TrustedKey;
 use crate::service::{self, ServiceConfig};
 use crate::store::Durability;
 
@@ -39,6 +40,23 @@ pub struct ServeArgs {
     /// Job workers (0: none, jobs stay queued).
     #[arg(long, default_value_t = 2, env = "RESCIND_WORKERS")]
     pub workers: usize,
+    /// The watched plugins folder: `NAME.wasm` dropped there (with
+    /// `NAME.wasm.sig` beside it when signatures are required) is uploaded
+    /// and activated. Default: `<data-dir>/plugins`.
+    #[arg(long, env = "RESCIND_PLUGINS_DIR")]
+    pub plugins_dir: Option<PathBuf>,
+    /// Do not watch the plugins folder.
+    #[arg(long)]
+    pub no_plugins_watch: bool,
+    /// An ed25519 public key (32 bytes, base64 or hex) whose signature
+    /// uploads must carry; repeat for several keys. Without any, uploads
+    /// need no signature.
+    #[arg(
+        long = "trusted-key",
+        env = "RESCIND_TRUSTED_KEYS",
+        value_delimiter = ','
+    )]
+    pub trusted_keys: Vec<String>,
     /// Log lines as JSON instead of text.
     #[arg(long, env = "RESCIND_LOG_JSON")]
     pub log_json: bool,
@@ -77,6 +95,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .filter(|t| !t.is_empty());
     config.durability = args.durability;
     config.demo = args.demo;
+    config.plugins.watch_dir = args.plugins_dir.clone();
+    config.plugins.watch = !args.no_plugins_watch;
+    let keys = args
+        .trusted_keys
+        .iter()
+        .filter(|k| !k.trim().is_empty())
+        .map(|k| {
+            TrustedKey::parse(k).map_err(|reason| anyhow::anyhow!("--trusted-key {k}: {reason}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    config.plugins = config.plugins.trust(keys);
     config.workers = (args.workers > 0).then(|| WorkerConfig {
         workers: args.workers,
         ..WorkerConfig::default()

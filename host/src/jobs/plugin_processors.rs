@@ -1,63 +1,55 @@
-//! The workers' [`IntegrationProcessors`] backed by the plugin runtime:
-//! loaded components by name, each attempt a fresh sandboxed call.
+//! The workers' [`IntegrationProcessors`] backed by the plugin registry:
+//! plugins by name or pinned version, each attempt a fresh sandboxed call.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 
 use super::{Delivery, DeliveryOutcome, IntegrationProcessors, Submission};
+use crate::plugins::registry::{OutcomeEffect, PluginRegistry, RegistryError};
 use crate::plugins::{
     BankDetails, CallLimits, CallOutcome, Cancellation, CancellationReason, CancelledLine,
-    ConnectionContext, LineKind, Money, OrderChannel, Plugin, PluginError, PluginRuntime, Refund,
-    RefundDestination, Tracking,
+    ConnectionContext, LineKind, Money, OrderChannel, Refund, RefundDestination, Tracking,
 };
 use crate::store::{AttemptLogLine, CancellationRecord};
 
-/// Integration processors run by the plugin runtime.
+/// Integration processors run by the plugin runtime, resolved through the
+/// [`PluginRegistry`] at the start of every attempt: a job definition names
+/// a plugin (`aaas`: its active version) or pins one
+/// (`aaas@sha256:…`). The attempt holds the resolved version until it ends,
+/// so a swap meanwhile never changes the code under it; its outcome is
+/// reported back to the registry, whose activation guard may roll the
+/// version back and ask for failed jobs to be re-queued.
+#[derive(Debug, Clone)]
 pub struct PluginProcessors {
-    runtime: PluginRuntime,
-    plugins: HashMap<String, Arc<Plugin>>,
+    registry: PluginRegistry,
     limits: CallLimits,
 }
 
-impl std::fmt::Debug for PluginProcessors {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PluginProcessors")
-            .field("plugins", &self.plugins.keys().collect::<Vec<_>>())
-            .field("limits", &self.limits)
-            .finish_non_exhaustive()
+impl PluginProcessors {
+    /// Processors over `registry`, each call bounded by `limits`.
+    pub fn new(registry: PluginRegistry, limits: CallLimits) -> Self {
+        PluginProcessors { registry, limits }
+    }
+
+    /// The registry the processors are resolved in.
+    pub fn registry(&self) -> &PluginRegistry {
+        &self.registry
     }
 }
 
-impl PluginProcessors {
-    /// Loads each `(name, component bytes)` into the runtime.
-    pub fn new(
-        runtime: PluginRuntime,
-        components: &[(&str, &[u8])],
-        limits: CallLimits,
-    ) -> Result<Self, PluginError> {
-        let mut plugins = HashMap::new();
-        for (name, bytes) in components {
-            plugins.insert((*name).to_owned(), runtime.load(name, bytes)?);
-        }
-        Ok(PluginProcessors {
-            runtime,
-            plugins,
-            limits,
-        })
-    }
-
-    /// The runtime (for loading more plugins).
-    pub fn runtime(&self) -> &PluginRuntime {
-        &self.runtime
-    }
-
-    /// Names of the loaded processors.
-    pub fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.plugins.keys().cloned().collect();
-        names.sort();
-        names
+/// Whether an attempt's outcome counts against its plugin version in an
+/// activation guard: the plugin or its configuration failed. An ERP's
+/// rejection is a business answer, not the plugin's failure.
+fn counts_as_failure(outcome: &DeliveryOutcome) -> bool {
+    match outcome {
+        DeliveryOutcome::Accepted { .. }
+        | DeliveryOutcome::Rejected(_)
+        | DeliveryOutcome::UnknownProcessor(_) => false,
+        DeliveryOutcome::Transient(_)
+        | DeliveryOutcome::Misconfigured(_)
+        | DeliveryOutcome::Trapped(_)
+        | DeliveryOutcome::DeadlineExceeded(_)
+        | DeliveryOutcome::MemoryCapExceeded(_) => true,
     }
 }
 
@@ -68,13 +60,27 @@ impl IntegrationProcessors for PluginProcessors {
         submission: &'a Submission,
     ) -> Pin<Box<dyn Future<Output = Delivery> + Send + 'a>> {
         Box::pin(async move {
-            let Some(plugin) = self.plugins.get(processor) else {
-                return Delivery {
-                    outcome: DeliveryOutcome::UnknownProcessor(processor.to_owned()),
-                    log: Vec::new(),
-                    elapsed: std::time::Duration::ZERO,
-                    plugin_version: None,
-                };
+            let plugin = match self.registry.resolve(processor).await {
+                Ok(plugin) => plugin,
+                Err(error) => {
+                    let outcome = match error {
+                        RegistryError::UnknownPlugin { .. }
+                        | RegistryError::NoActiveVersion { .. }
+                        | RegistryError::UnknownVersion { .. } => {
+                            tracing::warn!(%error, "integration processor not available");
+                            DeliveryOutcome::UnknownProcessor(processor.to_owned())
+                        }
+                        RegistryError::BadReference { .. } => {
+                            DeliveryOutcome::Misconfigured(error.to_string())
+                        }
+                        // Reading the store or compiling a pinned version
+                        // may work on the next attempt.
+                        other => DeliveryOutcome::Transient(format!(
+                            "cannot load integration processor {processor:?}: {other}"
+                        )),
+                    };
+                    return Delivery::without_call(outcome);
+                }
             };
             let cancellation = wit_cancellation(submission);
             let connection = ConnectionContext {
@@ -86,6 +92,7 @@ impl IntegrationProcessors for PluginProcessors {
             let report = plugin
                 .submit(&cancellation, &connection, &self.limits)
                 .await;
+            let version = plugin.sha256().to_owned();
             Delivery {
                 outcome: match report.outcome {
                     CallOutcome::Accepted {
@@ -111,10 +118,51 @@ impl IntegrationProcessors for PluginProcessors {
                     })
                     .collect(),
                 elapsed: report.elapsed,
-                plugin_version: Some(format!("sha256:{}", plugin.sha256())),
+                plugin_version: Some(version),
             }
         })
     }
+
+    fn attempt_recorded<'a>(
+        &'a self,
+        processor: &'a str,
+        job_id: &'a str,
+        delivery: &'a Delivery,
+    ) -> Pin<Box<dyn Future<Output = Vec<String>> + Send + 'a>> {
+        Box::pin(async move {
+            let Some(version) = &delivery.plugin_version else {
+                return Vec::new();
+            };
+            let failed = counts_as_failure(&delivery.outcome);
+            match self
+                .registry
+                .record_outcome(plugin_name(processor), version, job_id, failed)
+                .await
+            {
+                Ok(OutcomeEffect::Counted) => Vec::new(),
+                Ok(OutcomeEffect::Requeue) => vec![job_id.to_owned()],
+                Ok(OutcomeEffect::RolledBack(rollback)) => {
+                    tracing::warn!(
+                        plugin = %rollback.plugin, from = %rollback.from, to = %rollback.to,
+                        jobs = rollback.failed_attempts.len(),
+                        "activation guard rolled the plugin back; re-queueing its failed jobs"
+                    );
+                    rollback.failed_attempts
+                }
+                Err(error) => {
+                    tracing::error!(%error, "cannot record the attempt's outcome with the plugin registry");
+                    Vec::new()
+                }
+            }
+        })
+    }
+}
+
+/// The plugin name of a reference: `aaas` of `aaas@sha256:…`.
+fn plugin_name(reference: &str) -> &str {
+    reference
+        .split_once('@')
+        .map_or(reference, |(name, _)| name)
 }
 
 /// The WIT record for one attempt of a cancellation's job.

@@ -21,6 +21,8 @@ use crate::store::{
 /// Everything an integration processor is given for one attempt.
 #[derive(Debug, Clone)]
 pub struct Submission {
+    /// The job this attempt belongs to.
+    pub job_id: String,
     /// The cancellation to tell the ERP about.
     pub cancellation: CancellationRecord,
     /// The ERP idempotency key: the job's request id, the same every attempt.
@@ -118,6 +120,18 @@ pub struct Delivery {
     pub plugin_version: Option<String>,
 }
 
+impl Delivery {
+    /// An attempt that ended before any plugin ran.
+    pub fn without_call(outcome: DeliveryOutcome) -> Self {
+        Delivery {
+            outcome,
+            log: Vec::new(),
+            elapsed: Duration::ZERO,
+            plugin_version: None,
+        }
+    }
+}
+
 /// The plugin runtime as the workers see it.
 pub trait IntegrationProcessors: Send + Sync + 'static {
     /// Runs integration processor `processor` on a submission.
@@ -126,6 +140,22 @@ pub trait IntegrationProcessors: Send + Sync + 'static {
         processor: &'a str,
         submission: &'a Submission,
     ) -> Pin<Box<dyn Future<Output = Delivery> + Send + 'a>>;
+
+    /// Told after an attempt of job `job_id` on `processor` was recorded in
+    /// the store. Answers the jobs to put back in the queue with a fresh
+    /// round of attempts (this one's among them, possibly): their failures
+    /// came from a plugin version that was rolled back. Called only once the
+    /// attempt is stored, so that every job it names is already `failed` or
+    /// `retrying`, never still running.
+    fn attempt_recorded<'a>(
+        &'a self,
+        processor: &'a str,
+        job_id: &'a str,
+        delivery: &'a Delivery,
+    ) -> Pin<Box<dyn Future<Output = Vec<String>> + Send + 'a>> {
+        let _ = (processor, job_id, delivery);
+        Box::pin(std::future::ready(Vec::new()))
+    }
 }
 
 /// Worker pool settings.
@@ -283,15 +313,14 @@ impl Worker {
     }
 
     async fn run_attempt(&self, claimed: &ClaimedJob) {
-        let delivery = match self.prepare(claimed).await {
-            Ok((processor, submission)) => self.processors.submit(&processor, &submission).await,
-            Err(outcome) => Delivery {
-                outcome,
-                log: Vec::new(),
-                elapsed: Duration::ZERO,
-                plugin_version: None,
-            },
+        let (processor, delivery) = match self.prepare(claimed).await {
+            Ok((processor, submission)) => {
+                let delivery = self.processors.submit(&processor, &submission).await;
+                (Some(processor), delivery)
+            }
+            Err(outcome) => (None, Delivery::without_call(outcome)),
         };
+        let recorded = delivery.clone();
         self.metrics
             .job_attempt(delivery.outcome.name(), delivery.elapsed.as_secs_f64());
         let result = self.decide(claimed, delivery);
@@ -300,6 +329,25 @@ impl Worker {
             Ok(true) => {}
             Ok(false) => tracing::warn!("lease lost before the result was recorded"),
             Err(e) => tracing::error!(error = %e, "cannot record the attempt"),
+        }
+        let Some(processor) = processor else {
+            return;
+        };
+        let requeue = self
+            .processors
+            .attempt_recorded(&processor, &claimed.job.id, &recorded)
+            .await;
+        if !requeue.is_empty() {
+            match self.store.requeue_jobs(&requeue).await {
+                Ok(n) => {
+                    tracing::info!(
+                        jobs = n,
+                        "re-queued jobs that failed on a rolled-back plugin"
+                    );
+                    self.wakeup.notify_waiters();
+                }
+                Err(e) => tracing::error!(error = %e, "cannot re-queue jobs after a rollback"),
+            }
         }
     }
 
@@ -340,6 +388,7 @@ impl Worker {
         Ok((
             definition.integration_processor,
             Submission {
+                job_id: job.id.clone(),
                 cancellation: cancellation.record,
                 request_id: job.request_id.clone(),
                 attempt: claimed.attempt,

@@ -408,6 +408,35 @@ impl Store {
         Ok(job)
     }
 
+    /// Puts jobs whose failures came from a plugin version that was rolled
+    /// back into the queue again, due now, with a fresh round of attempts
+    /// (the withdrawn version's failures do not count against them). Only
+    /// `retrying` and `failed` jobs move: a job that succeeded meanwhile, or
+    /// runs again, is left alone. Answers how many moved.
+    pub async fn requeue_jobs(&self, ids: &[String]) -> Result<u64, StoreError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let now = now_ms();
+        let mut tx = self.write().await?;
+        let mut moved = 0;
+        for id in ids {
+            moved += sqlx::query(
+                "UPDATE jobs SET state = 'queued', attempt_base = attempts, run_at = ?,
+                     updated_at = ?
+                 WHERE id = ? AND state IN ('retrying', 'failed')",
+            )
+            .bind(now)
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(moved)
+    }
+
     /// Claims up to `limit` due jobs for `worker` with a lease of `lease_ms`:
     /// queued and retrying jobs whose time has come, and running jobs whose
     /// lease expired (their worker died). Starts an attempt for each.

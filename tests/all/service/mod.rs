@@ -7,10 +7,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
-use rescind_host::bundled::BUNDLED;
-use rescind_host::jobs::{IntegrationProcessors, PluginProcessors, WorkerConfig};
-use rescind_host::plugins::{CallLimits, PluginRuntime, RuntimeConfig};
-use rescind_host::service::{self, RunningService, ServiceConfig};
+use rescind_host::jobs::WorkerConfig;
+use rescind_host::service::{self, PluginsConfig, RunningService, ServiceConfig};
 use serde_json::{Value, json};
 
 /// The bootstrap admin token of every test service.
@@ -28,6 +26,8 @@ pub struct TestService {
     pub dir: tempfile::TempDir,
     /// Whether job workers run.
     pub workers: bool,
+    /// The test's changes to the default configuration.
+    configure: Arc<dyn Fn(&mut ServiceConfig) + Send + Sync>,
 }
 
 /// An answer: status, headers and JSON body (`Value::Null` when empty or
@@ -48,23 +48,32 @@ impl Answer {
     }
 }
 
-/// The bundled plugins, loaded once per test binary (a debug host takes
-/// seconds to compile a component).
-pub fn processors() -> Arc<dyn IntegrationProcessors> {
-    static PROCESSORS: OnceLock<Arc<PluginProcessors>> = OnceLock::new();
-    let processors = PROCESSORS.get_or_init(|| {
-        let runtime = PluginRuntime::new(RuntimeConfig::default()).expect("plugin runtime");
-        Arc::new(
-            PluginProcessors::new(runtime, BUNDLED, CallLimits::default())
-                .expect("bundled plugins load"),
-        )
-    });
-    Arc::clone(processors) as Arc<dyn IntegrationProcessors>
+/// A compile cache shared by every service this test binary starts, so
+/// that each bundled plugin is compiled once (a debug host takes seconds
+/// per component) and every later start loads it from the cache.
+pub fn shared_plugin_cache() -> PathBuf {
+    static CACHE: OnceLock<tempfile::TempDir> = OnceLock::new();
+    CACHE
+        .get_or_init(|| tempfile::tempdir().expect("a temporary directory"))
+        .path()
+        .to_owned()
 }
 
-fn config(dir: PathBuf, workers: bool) -> ServiceConfig {
+/// The plugin settings of a test service: the shared compile cache, and no
+/// folder watch unless a test asks for one.
+pub fn plugins_config() -> PluginsConfig {
+    PluginsConfig {
+        cache_dir: Some(shared_plugin_cache()),
+        watch: false,
+        ..PluginsConfig::default()
+    }
+}
+
+/// The configuration of a test service on `dir`.
+pub fn config(dir: PathBuf, workers: bool) -> ServiceConfig {
     let mut config = ServiceConfig::new(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), dir);
     config.admin_token = Some(ADMIN.to_owned());
+    config.plugins = plugins_config();
     if workers {
         config.workers = Some(WorkerConfig {
             workers: 2,
@@ -72,7 +81,6 @@ fn config(dir: PathBuf, workers: bool) -> ServiceConfig {
             // Tests wait for jobs: look often.
             poll_interval: Duration::from_millis(20),
         });
-        config.processors = Some(processors());
     } else {
         config.workers = None;
     }
@@ -91,11 +99,22 @@ impl TestService {
     }
 
     async fn start_with(workers: bool) -> TestService {
+        Self::start_configured(workers, |_| {}).await
+    }
+
+    /// Starts a service on a fresh data directory with the test defaults
+    /// changed by `configure`; a restart keeps the changes.
+    pub async fn start_configured(
+        workers: bool,
+        configure: impl Fn(&mut ServiceConfig) + Send + Sync + 'static,
+    ) -> TestService {
         let dir = tempfile::tempdir().expect("temp dir");
-        let running = service::start(config(dir.path().to_owned(), workers))
-            .await
-            .expect("service starts");
+        let configure: Arc<dyn Fn(&mut ServiceConfig) + Send + Sync> = Arc::new(configure);
+        let mut first = config(dir.path().to_owned(), workers);
+        configure(&mut first);
+        let running = service::start(first).await.expect("service starts");
         TestService {
+            configure,
             base: format!("http://{}", running.addr),
             running: Some(running),
             client: reqwest::Client::builder()
@@ -115,9 +134,9 @@ impl TestService {
                 .await
                 .expect("clean shutdown");
         }
-        let running = service::start(config(self.dir.path().to_owned(), self.workers))
-            .await
-            .expect("service restarts");
+        let mut again = config(self.dir.path().to_owned(), self.workers);
+        (self.configure)(&mut again);
+        let running = service::start(again).await.expect("service restarts");
         self.base = format!("http://{}", running.addr);
         self.running = Some(running);
         self

@@ -95,6 +95,17 @@ impl Default for RegistryConfig {
     }
 }
 
+/// Recorded as the uploader of the plugins the host binary carries.
+pub const BUNDLED_BY: &str = "bundled";
+
+/// Where an upload's trust comes from.
+enum Trust<'a> {
+    /// The host checks the signature (when it has trusted keys).
+    Verify(Option<&'a [u8]>),
+    /// Carried by the host binary itself.
+    Bundled,
+}
+
 /// What recording an attempt's outcome asks of the job layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[must_use]
@@ -284,7 +295,7 @@ impl<S: PluginStore> PluginRegistry<S> {
         signature: Option<&[u8]>,
     ) -> Result<PluginVersionInfo, RegistryError> {
         let result = self
-            .try_upload(name, bytes, uploaded_by, activate, signature)
+            .try_upload(name, bytes, uploaded_by, activate, Trust::Verify(signature))
             .await;
         match &result {
             Ok(_) => {}
@@ -297,34 +308,69 @@ impl<S: PluginStore> PluginRegistry<S> {
         result
     }
 
+    /// Stores a plugin the host binary carries (it needs no signature and
+    /// is not held to the upload size limit: it is as trusted as the host
+    /// itself) and activates it when the plugin
+    /// has no active version, or when the active one is an earlier bundled
+    /// version. A version an operator activated stays active: a new host
+    /// binary does not undo their choice. Answers the version and whether
+    /// it is now active.
+    pub async fn install_bundled(
+        &self,
+        name: &str,
+        bytes: Vec<u8>,
+    ) -> Result<(PluginVersionInfo, bool), RegistryError> {
+        let activate = match self.get(name) {
+            None => true,
+            Some(summary) => match summary.active {
+                None => true,
+                Some(active) => summary
+                    .versions
+                    .iter()
+                    .any(|v| v.version == active && v.uploaded_by == BUNDLED_BY),
+            },
+        };
+        let info = self
+            .try_upload(name, bytes, BUNDLED_BY, activate, Trust::Bundled)
+            .await?;
+        let active = self.get(name).and_then(|s| s.active) == Some(info.version.clone());
+        Ok((info, active))
+    }
+
     async fn try_upload(
         &self,
         name: &str,
         bytes: Vec<u8>,
         uploaded_by: &str,
         activate: bool,
-        signature: Option<&[u8]>,
+        trust: Trust<'_>,
     ) -> Result<PluginVersionInfo, RegistryError> {
         crate::plugins::runtime::validate_name(name)?;
         let plugin = name.to_owned();
         let limit = self.inner.config.max_component_bytes;
-        if bytes.len() > limit {
+        // The binary's own plugins are not uploads: no upload limit.
+        if bytes.len() > limit && matches!(trust, Trust::Verify(_)) {
             return Err(RegistryError::TooLarge {
                 plugin,
                 size: bytes.len(),
                 limit,
             });
         }
-        let signed_by = signature::verify(&self.inner.config.trusted_keys, &bytes, signature)
-            .map_err(|problem| match problem {
-                signature::SignatureProblem::Missing => RegistryError::SignatureMissing { plugin },
-                signature::SignatureProblem::Unreadable => {
-                    RegistryError::SignatureUnreadable { plugin }
-                }
-                signature::SignatureProblem::NotByTrustedKey => {
-                    RegistryError::SignatureNotTrusted { plugin }
-                }
-            })?;
+        let signed_by = match trust {
+            Trust::Bundled => Ok(None),
+            Trust::Verify(signature) => {
+                signature::verify(&self.inner.config.trusted_keys, &bytes, signature)
+            }
+        }
+        .map_err(|problem| match problem {
+            signature::SignatureProblem::Missing => RegistryError::SignatureMissing { plugin },
+            signature::SignatureProblem::Unreadable => {
+                RegistryError::SignatureUnreadable { plugin }
+            }
+            signature::SignatureProblem::NotByTrustedKey => {
+                RegistryError::SignatureNotTrusted { plugin }
+            }
+        })?;
         let version = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
         if let Some(existing) = self.version_info(name, &version) {
             if activate {
@@ -428,20 +474,9 @@ impl<S: PluginStore> PluginRegistry<S> {
     /// `name@sha256:<hex>` (that version, pinned, loaded from the store and
     /// the compile cache if nobody holds it).
     pub async fn resolve(&self, reference: &str) -> Result<Arc<Plugin>, RegistryError> {
-        let bad = || RegistryError::BadReference {
-            reference: reference.to_owned(),
-        };
-        match reference.split_once('@') {
-            None => self.active(reference),
-            Some((name, version)) => {
-                let hex = version.strip_prefix("sha256:").ok_or_else(bad)?;
-                let well_formed = hex.len() == 64
-                    && hex
-                        .bytes()
-                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-                if !well_formed {
-                    return Err(bad());
-                }
+        match parse_reference(reference)? {
+            (name, None) => self.active(name),
+            (name, Some(version)) => {
                 self.known_version(name, version)?;
                 self.loaded_or_load(name, version).await
             }
@@ -811,6 +846,32 @@ impl<S: PluginStore> PluginRegistry<S> {
     fn metrics_mut(&self) -> std::sync::MutexGuard<'_, RegistryMetrics> {
         lock(&self.inner.metrics)
     }
+}
+
+/// Splits a job definition's plugin reference into the plugin's name and
+/// the pinned version: `aaas` → (`aaas`, none), `aaas@sha256:<64 hex>` →
+/// (`aaas`, `sha256:<64 hex>`). Anything else is
+/// [`RegistryError::BadReference`].
+pub fn parse_reference(reference: &str) -> Result<(&str, Option<&str>), RegistryError> {
+    let bad = || RegistryError::BadReference {
+        reference: reference.to_owned(),
+    };
+    let (name, version) = match reference.split_once('@') {
+        None => (reference, None),
+        Some((name, version)) => {
+            let hex = version.strip_prefix("sha256:").ok_or_else(bad)?;
+            let well_formed = hex.len() == 64
+                && hex
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            if !well_formed {
+                return Err(bad());
+            }
+            (name, Some(version))
+        }
+    };
+    crate::plugins::runtime::validate_name(name).map_err(|_| bad())?;
+    Ok((name, version))
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -1,0 +1,395 @@
+//! `/v1/admin/plugins`: upload a plugin version, list versions, activate
+//! one (with an optional guard). The registry does the work; these
+//! handlers read the request, authorise and shape the answer.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use time::format_description::well_known::Rfc3339;
+use utoipa::ToSchema;
+
+use super::AppState;
+use super::error::{AppError, Problem};
+use super::extract::{ApiJson, Caller};
+use crate::domain::FieldError;
+use crate::plugins::registry::{
+    AuditEntry, Guard, PluginRegistry, PluginSummary, PluginVersionInfo,
+};
+use crate::store::Role;
+
+const ADMIN: &[Role] = &[Role::Admin];
+
+/// The header carrying a detached ed25519 signature over the upload's
+/// bytes (base64), required when the host trusts signing keys.
+pub const SIGNATURE_HEADER: &str = "x-plugin-signature";
+
+/// One stored version of a plugin.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PluginVersionView {
+    /// The plugin's name.
+    pub name: String,
+    /// `sha256:<hex>` of the component's bytes.
+    pub version: String,
+    /// The world it implements: `integration-processor`.
+    pub world: String,
+    /// Whether it is the active version.
+    pub active: bool,
+    /// The WIT package it was built for, e.g. `rescind:erp@0.1.0`.
+    pub wit: String,
+    /// The rescind-guest SDK version that built it, if stamped.
+    pub sdk: Option<String>,
+    /// Size in bytes.
+    pub size: u64,
+    /// Validation and compilation time at upload, in milliseconds.
+    pub compile_millis: u64,
+    /// Position in the plugin's upload order, from 1.
+    pub sequence: u64,
+    /// Who uploaded it.
+    pub uploaded_by: String,
+    /// When (RFC 3339).
+    pub uploaded_at: String,
+    /// The trusted key whose signature it carried, if signatures are checked.
+    pub signed_by: Option<String>,
+    /// What the operator should know that did not prevent accepting it.
+    pub warnings: Vec<String>,
+}
+
+/// A guard watching a newly activated version.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GuardView {
+    /// The guarded version.
+    pub version: String,
+    /// The version it rolls back to.
+    pub previous: String,
+    /// How many attempts are observed.
+    pub observe_jobs: u32,
+    /// The largest share of failed attempts tolerated.
+    pub max_failure_rate: f64,
+    /// Attempts observed so far.
+    pub observed_attempts: u32,
+    /// Of which failed.
+    pub observed_failures: u32,
+}
+
+/// One switch of the active version.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditView {
+    /// When (RFC 3339).
+    pub at: String,
+    /// `activated`, `rolled-back`, `automatic-rollback`, `guard-passed` or
+    /// `guard-kept`.
+    pub action: String,
+    /// The version active before.
+    pub from: Option<String>,
+    /// The version active after.
+    pub to: String,
+    /// Who: the uploader, `guard`, `folder-watch`, `bundled`.
+    pub by: String,
+    /// Why, when the host decided by itself.
+    pub reason: Option<String>,
+}
+
+/// A plugin: its versions (oldest first), the active one, a guard in
+/// progress and its activation history.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PluginView {
+    /// The plugin's name.
+    pub name: String,
+    /// The active version, if any.
+    pub active: Option<String>,
+    /// Every stored version, oldest first.
+    pub versions: Vec<PluginVersionView>,
+    /// The guard watching the active version, if any.
+    pub guard: Option<GuardView>,
+    /// Activations and rollbacks, oldest first (the latest kept in memory).
+    pub history: Vec<AuditView>,
+}
+
+/// `POST /v1/admin/plugins/{name}/activate`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ActivateBody {
+    /// The version to activate (`sha256:…`); an older one is a rollback.
+    pub version: String,
+    /// Watch the new version's first attempts and roll back by itself if
+    /// they fail beyond the bound.
+    #[serde(default)]
+    pub guard: Option<GuardBody>,
+}
+
+/// An activation guard.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GuardBody {
+    /// How many attempts on the new version to observe (at least 1).
+    pub observe_jobs: u32,
+    /// The largest share of them that may fail (0.0 to 1.0).
+    pub max_failure_rate: f64,
+}
+
+fn version_view(info: &PluginVersionInfo, active: Option<&str>) -> PluginVersionView {
+    PluginVersionView {
+        name: info.name.clone(),
+        version: info.version.clone(),
+        world: info.world.clone(),
+        active: active == Some(info.version.as_str()),
+        wit: info.wit.clone(),
+        sdk: info.sdk.clone(),
+        size: info.size,
+        compile_millis: info.compile_time.as_millis() as u64,
+        sequence: info.sequence,
+        uploaded_by: info.uploaded_by.clone(),
+        uploaded_at: rfc3339(info.uploaded_at),
+        signed_by: info.signed_by.clone(),
+        warnings: info.warnings.clone(),
+    }
+}
+
+fn rfc3339(at: time::OffsetDateTime) -> String {
+    at.format(&Rfc3339).unwrap_or_default()
+}
+
+fn audit_view(entry: &AuditEntry) -> AuditView {
+    AuditView {
+        at: rfc3339(entry.at),
+        action: serde_json::to_value(entry.action)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default(),
+        from: entry.from.clone(),
+        to: entry.to.clone(),
+        by: entry.by.clone(),
+        reason: entry.reason.clone(),
+    }
+}
+
+fn plugin_view(summary: &PluginSummary, audit: &[AuditEntry]) -> PluginView {
+    let active = summary.active.as_deref();
+    PluginView {
+        name: summary.name.clone(),
+        active: summary.active.clone(),
+        versions: summary
+            .versions
+            .iter()
+            .map(|v| version_view(v, active))
+            .collect(),
+        guard: summary.guard.as_ref().map(|g| GuardView {
+            version: g.version.clone(),
+            previous: g.previous.clone(),
+            observe_jobs: g.guard.observe_jobs,
+            max_failure_rate: g.guard.max_failure_rate,
+            observed_attempts: g.observed.attempts,
+            observed_failures: g.observed.failures,
+        }),
+        history: audit
+            .iter()
+            .filter(|e| e.plugin == summary.name)
+            .map(audit_view)
+            .collect(),
+    }
+}
+
+fn registry(state: &AppState) -> Result<&PluginRegistry, AppError> {
+    state
+        .plugins
+        .as_ref()
+        .ok_or_else(|| AppError::Unavailable("this host runs without a plugin registry".to_owned()))
+}
+
+fn not_found(name: &str) -> AppError {
+    AppError::NotFound {
+        code: "plugin-not-found",
+        detail: format!("there is no plugin {name:?}"),
+    }
+}
+
+/// Who did it, as the registry records it: the role and the start of the
+/// key's digest (never the token).
+fn actor(caller: &Caller) -> String {
+    let id = caller.key_id.get(..12).unwrap_or(&caller.key_id);
+    format!("{} key {id}", caller.role.as_str())
+}
+
+/// Uploads a version of a plugin: the component's bytes as
+/// `application/wasm`. Validated (size, signature when the host trusts
+/// keys, a component of a supported world and SDK, compiled within the
+/// bound) before anything is stored; activated unless `?activate=false`.
+/// 201 for a new version, 200 when these bytes were already stored.
+#[utoipa::path(put, path = "/v1/admin/plugins/{name}", tag = "plugins",
+    params(
+        ("name" = String, Path, description = "Plugin name: 1 to 64 ASCII letters, digits, - or _"),
+        ("activate" = Option<bool>, Query, description = "Activate the version (default true)"),
+        ("X-Plugin-Signature" = Option<String>, Header, description = "Detached ed25519 signature over the bytes, base64"),
+    ),
+    request_body(content = Vec<u8>, content_type = "application/wasm"),
+    responses(
+        (status = 201, description = "Stored (and activated)", body = PluginVersionView),
+        (status = 200, description = "Already stored", body = PluginVersionView),
+        (status = 413, description = "Too large", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Refused: nothing stored", body = Problem, content_type = "application/problem+json"),
+        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn put_plugin(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<PluginVersionView>), AppError> {
+    caller.require(ADMIN)?;
+    let registry = registry(&state)?;
+    let Query(query) = query.map_err(|e| AppError::Malformed(e.body_text()))?;
+    let activate = match query.get("activate").map(String::as_str) {
+        None | Some("true") => true,
+        Some("false") => false,
+        Some(other) => {
+            return Err(AppError::Validation(vec![FieldError::new(
+                "activate",
+                format!("expected true or false, not {other:?}"),
+            )]));
+        }
+    };
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if essence != "application/wasm" && essence != "application/octet-stream" {
+        return Err(AppError::UnsupportedMediaType(format!(
+            "expected Content-Type: application/wasm, got {}",
+            if content_type.is_empty() {
+                "none"
+            } else {
+                content_type
+            }
+        )));
+    }
+    let limit = registry.config().max_component_bytes;
+    let bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|e| {
+            if std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+            {
+                AppError::PayloadTooLarge { limit }
+            } else {
+                AppError::Malformed(format!("cannot read the request body: {e}"))
+            }
+        })?
+        .to_vec();
+    let signature = headers.get(SIGNATURE_HEADER).map(|v| v.as_bytes().to_vec());
+    let version = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+    let existed = registry
+        .get(&name)
+        .is_some_and(|p| p.versions.iter().any(|v| v.version == version));
+    let info = registry
+        .upload(
+            &name,
+            bytes,
+            &actor(&caller),
+            activate,
+            signature.as_deref(),
+        )
+        .await?;
+    let active = registry.get(&name).and_then(|p| p.active);
+    let status = if existed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Json(version_view(&info, active.as_deref()))))
+}
+
+/// Every plugin with its versions and the active one.
+#[utoipa::path(get, path = "/v1/admin/plugins", tag = "plugins",
+    responses(
+        (status = 200, description = "Plugins", body = Vec<PluginView>),
+        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn list_plugins(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<PluginView>>, AppError> {
+    caller.require(ADMIN)?;
+    let registry = registry(&state)?;
+    let audit = registry.audit_log();
+    Ok(Json(
+        registry
+            .list()
+            .iter()
+            .map(|p| plugin_view(p, &audit))
+            .collect(),
+    ))
+}
+
+/// One plugin: versions, the active one, a guard in progress, history.
+#[utoipa::path(get, path = "/v1/admin/plugins/{name}", tag = "plugins",
+    params(("name" = String, Path, description = "Plugin name")),
+    responses(
+        (status = 200, description = "The plugin", body = PluginView),
+        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn get_plugin(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<PluginView>, AppError> {
+    caller.require(ADMIN)?;
+    let registry = registry(&state)?;
+    let summary = registry.get(&name).ok_or_else(|| not_found(&name))?;
+    Ok(Json(plugin_view(&summary, &registry.audit_log())))
+}
+
+/// Switches the active version atomically: attempts that started on the
+/// old version finish on it, later ones run the new one. Activating an
+/// older version is the rollback. With a `guard`, the host rolls back by
+/// itself if the new version's first attempts fail beyond the bound, and
+/// re-queues the jobs that failed on it.
+#[utoipa::path(post, path = "/v1/admin/plugins/{name}/activate", tag = "plugins",
+    params(("name" = String, Path, description = "Plugin name")),
+    request_body = ActivateBody,
+    responses(
+        (status = 200, description = "Activated", body = PluginView),
+        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn activate_plugin(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<ActivateBody>,
+) -> Result<Json<PluginView>, AppError> {
+    caller.require(ADMIN)?;
+    let registry = registry(&state)?;
+    if registry.get(&name).is_none() {
+        return Err(not_found(&name));
+    }
+    let guard = body.guard.map(|g| Guard {
+        observe_jobs: g.observe_jobs,
+        max_failure_rate: g.max_failure_rate,
+    });
+    registry
+        .activate(&name, &body.version, &actor(&caller), guard)
+        .await?;
+    let summary = registry.get(&name).ok_or_else(|| not_found(&name))?;
+    Ok(Json(plugin_view(&summary, &registry.audit_log())))
+}

@@ -1,0 +1,190 @@
+//! `rescind plugin push`: uploads a plugin component to a running host
+//! (`PUT /v1/admin/plugins/{name}`), showing the upload's progress, and
+//! says plainly what the host answered.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use futures_util::StreamExt;
+
+use crate::api::SIGNATURE_HEADER;
+
+/// `rescind plugin …`.
+#[derive(Debug, Args)]
+pub struct PluginArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: PluginCommand,
+}
+
+/// The plugin subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Upload a component (`.wasm`) to a running host and activate it.
+    Push(PushArgs),
+}
+
+/// Options of `rescind plugin push`.
+#[derive(Debug, Clone, Args)]
+pub struct PushArgs {
+    /// The plugin's name: job definitions name it as their
+    /// `integrationProcessor`.
+    pub name: String,
+    /// The component, e.g.
+    /// `target/wasm32-wasip2/plugin/my_plugin.wasm`.
+    pub file: PathBuf,
+    /// The host's base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8080", env = "RESCIND_HOST")]
+    pub host: String,
+    /// An admin token.
+    #[arg(long, env = "RESCIND_ADMIN_TOKEN", hide_env_values = true)]
+    pub token: String,
+    /// A detached ed25519 signature over the file (raw 64 bytes or base64),
+    /// for a host that only accepts signed plugins. Default: `FILE.sig`
+    /// when it exists.
+    #[arg(long)]
+    pub signature: Option<PathBuf>,
+    /// Store the version without activating it.
+    #[arg(long)]
+    pub no_activate: bool,
+    /// Do not print progress.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// What the host said about an accepted upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pushed {
+    /// `sha256:…`.
+    pub version: String,
+    /// Whether it is now the active version.
+    pub active: bool,
+    /// Whether the host already had these bytes.
+    pub already_stored: bool,
+}
+
+/// Runs a plugin subcommand.
+pub fn run(args: PluginArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    match args.command {
+        PluginCommand::Push(push_args) => {
+            let name = push_args.name.clone();
+            let pushed = runtime.block_on(push(&push_args))?;
+            let state = if pushed.active {
+                "active"
+            } else {
+                "stored, not active"
+            };
+            let stored = if pushed.already_stored {
+                " (the host already had these bytes)"
+            } else {
+                ""
+            };
+            println!("{name} {} {state}{stored}", pushed.version);
+            Ok(())
+        }
+    }
+}
+
+/// Uploads `args.file` as plugin `args.name`. An error carries the host's
+/// own explanation (the problem's `detail`).
+pub async fn push(args: &PushArgs) -> anyhow::Result<Pushed> {
+    let bytes = tokio::fs::read(&args.file)
+        .await
+        .with_context(|| format!("reading {}", args.file.display()))?;
+    let signature_file = args.signature.clone().or_else(|| {
+        let mut beside = args.file.clone().into_os_string();
+        beside.push(".sig");
+        let beside = PathBuf::from(beside);
+        beside.is_file().then_some(beside)
+    });
+    let signature = match &signature_file {
+        Some(path) => {
+            let raw = tokio::fs::read(path)
+                .await
+                .with_context(|| format!("reading the signature {}", path.display()))?;
+            Some(signature_header(&raw))
+        }
+        None => None,
+    };
+    let total = bytes.len();
+    let url = format!(
+        "{}/v1/admin/plugins/{}{}",
+        args.host.trim_end_matches('/'),
+        args.name,
+        if args.no_activate {
+            "?activate=false"
+        } else {
+            ""
+        }
+    );
+    let quiet = args.quiet;
+    let chunks: Vec<bytes::Bytes> = bytes::Bytes::from(bytes)
+        .chunks(64 * 1024)
+        .map(bytes::Bytes::copy_from_slice)
+        .collect();
+    let mut sent = 0usize;
+    let body = futures_util::stream::iter(chunks).map(move |chunk| {
+        sent += chunk.len();
+        if !quiet {
+            let mut err = std::io::stderr();
+            let _ = write!(
+                err,
+                "\ruploading: {:>3}% ({sent} of {total} bytes)",
+                sent * 100 / total.max(1)
+            );
+            if sent == total {
+                let _ = writeln!(err, " — validating and compiling on the host…");
+            }
+        }
+        Ok::<_, std::io::Error>(chunk)
+    });
+    let client = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .build()
+        .context("building the HTTP client")?;
+    let mut request = client
+        .put(&url)
+        .bearer_auth(&args.token)
+        .header(reqwest::header::CONTENT_TYPE, "application/wasm")
+        .header(reqwest::header::CONTENT_LENGTH, total)
+        .body(reqwest::Body::wrap_stream(body));
+    if let Some(signature) = signature {
+        request = request.header(SIGNATURE_HEADER, signature);
+    }
+    let response = request
+        .send()
+        .await
+        .with_context(|| format!("sending the plugin to {}", args.host))?;
+    let status = response.status();
+    let answer: serde_json::Value = response
+        .json()
+        .await
+        .with_context(|| format!("reading the host's answer (HTTP {status})"))?;
+    if !status.is_success() {
+        let detail = answer["detail"].as_str().unwrap_or("no detail");
+        let code = answer["code"].as_str().unwrap_or("unknown");
+        bail!("the host refused the plugin (HTTP {status}, {code}): {detail}");
+    }
+    Ok(Pushed {
+        version: answer["version"].as_str().unwrap_or_default().to_owned(),
+        active: answer["active"].as_bool().unwrap_or(false),
+        already_stored: status == reqwest::StatusCode::OK,
+    })
+}
+
+/// The header value for a signature file: base64 text as it is, raw bytes
+/// encoded.
+fn signature_header(raw: &[u8]) -> String {
+    use base64::Engine;
+    match std::str::from_utf8(raw) {
+        Ok(text) if raw.len() != 64 => text.trim().to_owned(),
+        _ => base64::engine::general_purpose::STANDARD.encode(raw),
+    }
+}

@@ -1,0 +1,377 @@
+//! Hot-loading through the running service's HTTP API: upload, activate,
+//! run jobs on the version in force, roll back; refusals that store
+//! nothing; a restart that keeps every version without compiling; the
+//! `rescind plugin push` command.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use ed25519_dalek::{Signer, SigningKey};
+use reqwest::{Method, StatusCode};
+use rescind_host::cli::plugin::{PushArgs, push};
+use rescind_host::plugins::registry::TrustedKey;
+use serde_json::Value;
+
+use crate::hotload_support::{
+    PLUGIN, activate, cancel_new_order, configure, echoing_erp, last_version, metric, plugin,
+    settled_job, upload, upload_with,
+};
+use crate::registry_support::{component, trivial, version_of, webhook};
+use crate::service::{ADMIN, TestService};
+
+fn versions(view: &Value) -> Vec<String> {
+    view["versions"]
+        .as_array()
+        .expect("versions")
+        .iter()
+        .map(|v| v["version"].as_str().expect("version").to_owned())
+        .collect()
+}
+
+fn actions(view: &Value) -> Vec<String> {
+    view["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .map(|h| h["action"].as_str().expect("action").to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_activate_run_a_new_version_and_roll_back_over_http() {
+    let erp = echoing_erp().await;
+    let service = TestService::start().await;
+    configure(&service, &erp, PLUGIN, 3).await;
+    let (v1, v2) = (version_of(&webhook()), version_of(&trivial()));
+
+    let a = upload(&service, PLUGIN, webhook(), true).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    assert_eq!(a.body["name"], PLUGIN);
+    assert_eq!(a.body["version"], v1.as_str());
+    assert_eq!(a.body["world"], "integration-processor");
+    assert_eq!(a.body["active"], true);
+    assert_eq!(a.body["wit"], "rescind:erp@0.1.0");
+    assert!(a.body["sdk"].is_string(), "{}", a.body);
+    assert_eq!(a.body["size"], webhook().len());
+    assert!(
+        a.body["uploadedBy"]
+            .as_str()
+            .unwrap()
+            .starts_with("admin key ")
+    );
+
+    // A job runs on the active version: the ERP receives the webhook.
+    let first = settled_job(&service, &cancel_new_order(&service, "SO-1").await).await;
+    assert_eq!(first["state"], "succeeded", "{first}");
+    assert_eq!(last_version(&first), v1);
+    assert_eq!(first["erpReference"], first["requestId"]);
+
+    // A second version, stored without activating: jobs stay on v1.
+    let a = upload(&service, PLUGIN, trivial(), false).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    assert_eq!(a.body["active"], false);
+    let second = settled_job(&service, &cancel_new_order(&service, "SO-2").await).await;
+    assert_eq!(last_version(&second), v1);
+
+    // Activated: the next job runs it, and the ERP hears nothing.
+    let a = activate(&service, PLUGIN, &v2, None).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(a.body["active"], v2.as_str());
+    let third = settled_job(&service, &cancel_new_order(&service, "SO-3").await).await;
+    assert_eq!(third["state"], "succeeded", "{third}");
+    assert_eq!(last_version(&third), v2);
+    assert_eq!(third["erpReference"], "trivial");
+    assert_eq!(erp.requests().len(), 2);
+
+    // Rolling back is activating the previous version.
+    let a = activate(&service, PLUGIN, &v1, None).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let fourth = settled_job(&service, &cancel_new_order(&service, "SO-4").await).await;
+    assert_eq!(last_version(&fourth), v1);
+    assert_eq!(fourth["erpReference"], fourth["requestId"]);
+    assert_eq!(erp.requests().len(), 3);
+
+    let view = plugin(&service, PLUGIN).await;
+    assert_eq!(view.status, StatusCode::OK, "{}", view.body);
+    assert_eq!(view.body["active"], v1.as_str());
+    assert_eq!(versions(&view.body), [v1.clone(), v2.clone()]);
+    assert_eq!(
+        actions(&view.body),
+        ["activated", "activated", "rolled-back"]
+    );
+    assert_eq!(view.body["versions"][0]["active"], true);
+    assert_eq!(view.body["versions"][1]["active"], false);
+
+    // The list has it beside the plugins bundled in the binary.
+    let list = service
+        .call(Method::GET, "/v1/admin/plugins", Some(ADMIN), None)
+        .await;
+    let names: Vec<&str> = list
+        .body
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&PLUGIN) && names.contains(&"webhook"),
+        "{names:?}"
+    );
+
+    // Every switch is a metric.
+    let switches = |action: &str| format!("rescind_plugin_switches_total{{action=\"{action}\"}}");
+    assert_eq!(metric(&service, &switches("rolled-back")).await, Some(1.0));
+    assert!(metric(&service, &switches("activated")).await >= Some(2.0));
+
+    // Activating an unknown version or plugin changes nothing.
+    let a = activate(&service, PLUGIN, &version_of(b"nothing"), None).await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.body);
+    assert_eq!(a.body["errors"][0]["field"], "version");
+    let a = activate(&service, "no-such-plugin", &v1, None).await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND, "{}", a.body);
+    assert_eq!(a.code(), "plugin-not-found");
+    assert_eq!(plugin(&service, PLUGIN).await.body["active"], v1.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_uploads_answer_why_and_store_nothing() {
+    let service = TestService::start_configured(false, |config| {
+        // Smaller than the webhook plugin, larger than the other bodies.
+        config.plugins.registry.max_component_bytes = 64 * 1024;
+    })
+    .await;
+    let core_module = b"\0asm\x01\0\0\0".to_vec();
+    let wrong_world = component(rescind_test_artifacts::WRONG_WORLD);
+    assert!(wrong_world.len() < 64 * 1024);
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("garbage", b"this is not webassembly".to_vec(), "not"),
+        ("a core module", core_module, "core"),
+        ("a component of another world", wrong_world, "world"),
+    ];
+    for (what, bytes, says) in cases {
+        let a = upload(&service, PLUGIN, bytes, true).await;
+        assert_eq!(
+            a.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{what}: {}",
+            a.body
+        );
+        assert_eq!(a.code(), "validation-failed", "{what}");
+        assert_eq!(a.body["errors"][0]["field"], "body", "{what}");
+        let detail = a.body["detail"].as_str().unwrap().to_lowercase();
+        assert!(detail.contains(says), "{what}: {detail}");
+    }
+    let a = upload(&service, PLUGIN, webhook(), true).await;
+    assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", a.body);
+    assert_eq!(a.code(), "payload-too-large");
+    let a = upload(&service, "not a name!", trivial(), true).await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.body);
+    assert_eq!(a.body["errors"][0]["field"], "name");
+    let a = service
+        .raw(
+            Method::PUT,
+            &format!("/v1/admin/plugins/{PLUGIN}"),
+            Some(ADMIN),
+            "application/json",
+            trivial(),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{}", a.body);
+    let service_key = service.key("service", None).await;
+    let a = service
+        .raw(
+            Method::PUT,
+            &format!("/v1/admin/plugins/{PLUGIN}"),
+            Some(&service_key),
+            "application/wasm",
+            trivial(),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.body);
+
+    // Nothing of any of them was kept.
+    let view = plugin(&service, PLUGIN).await;
+    assert_eq!(view.status, StatusCode::NOT_FOUND, "{}", view.body);
+    assert_eq!(view.code(), "plugin-not-found");
+    let refused = metric(
+        &service,
+        "rescind_plugin_uploads_total{outcome=\"refused\"}",
+    )
+    .await;
+    assert_eq!(refused, Some(4.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_with_trusted_keys_takes_only_uploads_signed_by_them() {
+    let trusted = SigningKey::from_bytes(&[7; 32]);
+    let stranger = SigningKey::from_bytes(&[9; 32]);
+    let public = STANDARD.encode(trusted.verifying_key().to_bytes());
+    let service = TestService::start_configured(false, move |config| {
+        let key = TrustedKey::parse(&public).expect("a public key");
+        config.plugins = config.plugins.clone().trust([key]);
+    })
+    .await;
+    let bytes = trivial();
+    let sign = |key: &SigningKey, bytes: &[u8]| STANDARD.encode(key.sign(bytes).to_bytes());
+    let mut altered = bytes.clone();
+    let last = altered.len() - 1;
+    altered[last] ^= 1;
+
+    let unsigned = upload(&service, PLUGIN, bytes.clone(), true).await;
+    let by_stranger = upload_with(
+        &service,
+        PLUGIN,
+        bytes.clone(),
+        true,
+        &[("x-plugin-signature", &sign(&stranger, &bytes))],
+    )
+    .await;
+    let altered_bytes = upload_with(
+        &service,
+        PLUGIN,
+        altered,
+        true,
+        &[("x-plugin-signature", &sign(&trusted, &bytes))],
+    )
+    .await;
+    let unreadable = upload_with(
+        &service,
+        PLUGIN,
+        bytes.clone(),
+        true,
+        &[("x-plugin-signature", "not a signature")],
+    )
+    .await;
+    for (what, a) in [
+        ("unsigned", &unsigned),
+        ("signed by another key", &by_stranger),
+        ("altered after signing", &altered_bytes),
+        ("unreadable signature", &unreadable),
+    ] {
+        assert_eq!(
+            a.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{what}: {}",
+            a.body
+        );
+        assert_eq!(a.body["errors"][0]["field"], "X-Plugin-Signature", "{what}");
+    }
+    assert_eq!(plugin(&service, PLUGIN).await.status, StatusCode::NOT_FOUND);
+
+    let signed = upload_with(
+        &service,
+        PLUGIN,
+        bytes.clone(),
+        true,
+        &[("x-plugin-signature", &sign(&trusted, &bytes))],
+    )
+    .await;
+    assert_eq!(signed.status, StatusCode::CREATED, "{}", signed.body);
+    assert_eq!(
+        signed.body["signedBy"],
+        STANDARD.encode(trusted.verifying_key().to_bytes())
+    );
+    // The bundled plugins are as trusted as the binary: installed unsigned.
+    assert_eq!(
+        plugin(&service, "webhook").await.body["versions"][0]["uploadedBy"],
+        "bundled"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_keeps_versions_and_the_active_choice_and_compiles_nothing() {
+    // Its own compile cache (in the data directory), and no bundled
+    // plugins, so that the compile counter speaks of these uploads only.
+    let service = TestService::start_configured(false, |config| {
+        config.plugins.cache_dir = None;
+        config.plugins.install_bundled = false;
+    })
+    .await;
+    let (v1, v2) = (version_of(&webhook()), version_of(&trivial()));
+    assert_eq!(
+        upload(&service, PLUGIN, webhook(), true).await.status,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        upload(&service, PLUGIN, trivial(), true).await.status,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        activate(&service, PLUGIN, &v1, None).await.status,
+        StatusCode::OK
+    );
+    let compiled = |s: &TestService| {
+        s.running
+            .as_ref()
+            .expect("running")
+            .plugins
+            .runtime()
+            .compilations()
+    };
+    assert_eq!(compiled(&service), 2);
+    let before = plugin(&service, PLUGIN).await.body;
+
+    let service = service.restart().await;
+    let after = plugin(&service, PLUGIN).await.body;
+    assert_eq!(after, before);
+    assert_eq!(after["active"], v1.as_str());
+    assert_eq!(versions(&after), [v1.clone(), v2.clone()]);
+    // The active version came from the on-disk cache.
+    assert_eq!(compiled(&service), 0);
+    assert_eq!(
+        metric(&service, "rescind_plugin_compilations_total").await,
+        Some(0.0)
+    );
+    // So does one activated later.
+    assert_eq!(
+        activate(&service, PLUGIN, &v2, None).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(compiled(&service), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_push_uploads_a_file_and_reports_the_hosts_refusal() {
+    let service = TestService::start_without_workers().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("erp.wasm");
+    std::fs::write(&file, trivial()).unwrap();
+    let args = PushArgs {
+        name: PLUGIN.to_owned(),
+        file: file.clone(),
+        host: service.base.clone(),
+        token: ADMIN.to_owned(),
+        signature: None,
+        no_activate: true,
+        quiet: true,
+    };
+    let pushed = push(&args).await.expect("pushed");
+    assert_eq!(pushed.version, version_of(&trivial()));
+    assert!(!pushed.active && !pushed.already_stored);
+    let again = push(&PushArgs {
+        no_activate: false,
+        ..args.clone()
+    })
+    .await
+    .expect("pushed again");
+    assert!(again.active && again.already_stored);
+    assert_eq!(
+        plugin(&service, PLUGIN).await.body["active"],
+        version_of(&trivial()).as_str()
+    );
+
+    std::fs::write(&file, b"not a component").unwrap();
+    let refused = push(&args).await.expect_err("refused");
+    let message = refused.to_string();
+    assert!(
+        message.contains("422") && message.contains("validation-failed"),
+        "{message}"
+    );
+    let wrong_token = push(&PushArgs {
+        token: "wrong".to_owned(),
+        ..args.clone()
+    })
+    .await
+    .expect_err("unauthenticated");
+    assert!(wrong_token.to_string().contains("401"), "{wrong_token}");
+    assert_eq!(versions(&plugin(&service, PLUGIN).await.body).len(), 1);
+}

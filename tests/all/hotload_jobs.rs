@@ -1,0 +1,277 @@
+//! Hot-loading while jobs flow through the service's workers: a guarded
+//! activation of a broken version rolls back by itself and the jobs it
+//! failed are delivered by the old version; twenty swaps under load lose
+//! and fail no job; a file dropped into the watched folder is loaded.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::hotload_support::{
+    PLUGIN, activate, cancel_new_order, configure, echoing_erp, last_version, metric, plugin,
+    settled_job, upload,
+};
+use crate::registry_support::{component, trivial, version_of, webhook};
+use crate::service::{ADMIN, TestService};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guard_rolls_a_broken_version_back_and_the_old_one_delivers_its_jobs() {
+    let erp = echoing_erp().await;
+    let service = TestService::start().await;
+    // One attempt per round: a job that fails on the broken version is
+    // `failed` at once, unless the rollback puts it back in the queue.
+    configure(&service, &erp, PLUGIN, 1).await;
+    let good = version_of(&webhook());
+    let broken_bytes = component(rescind_test_artifacts::PANICKER);
+    let broken = version_of(&broken_bytes);
+    assert_eq!(
+        upload(&service, PLUGIN, webhook(), true).await.status,
+        StatusCode::CREATED
+    );
+    let warm_up = settled_job(&service, &cancel_new_order(&service, "SO-0").await).await;
+    assert_eq!(warm_up["state"], "succeeded", "{warm_up}");
+
+    let a = upload(&service, PLUGIN, broken_bytes, false).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    let guard = json!({"observeJobs": 4, "maxFailureRate": 0.25});
+    let a = activate(&service, PLUGIN, &broken, Some(guard)).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(a.body["guard"]["version"], broken.as_str());
+    assert_eq!(a.body["guard"]["previous"], good.as_str());
+
+    let mut jobs = Vec::new();
+    for n in 1..=6 {
+        jobs.push(cancel_new_order(&service, &format!("SO-{n}")).await);
+    }
+    let mut failed_on_broken = 0;
+    for id in &jobs {
+        let settled = settled_job(&service, id).await;
+        assert_eq!(settled["state"], "succeeded", "{settled}");
+        assert_eq!(last_version(&settled), good, "{settled}");
+        assert_eq!(settled["erpReference"], settled["requestId"]);
+        for attempt in settled["attemptHistory"].as_array().unwrap() {
+            if attempt["pluginVersion"] == broken.as_str() {
+                assert_eq!(attempt["outcome"], "trapped", "{attempt}");
+                failed_on_broken += 1;
+            }
+        }
+    }
+    // The guard allowed one failure in four; the second rolled back.
+    assert!(
+        failed_on_broken >= 2,
+        "{failed_on_broken} attempts failed on the broken version"
+    );
+
+    let view = plugin(&service, PLUGIN).await.body;
+    assert_eq!(view["active"], good.as_str());
+    assert!(view["guard"].is_null(), "{view}");
+    let last = view["history"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["action"], "automatic-rollback", "{view}");
+    assert_eq!(last["by"], "guard");
+    assert_eq!(last["from"], broken.as_str());
+    assert_eq!(last["to"], good.as_str());
+    assert!(last["reason"].as_str().unwrap().contains("25%"), "{last}");
+    assert_eq!(
+        metric(
+            &service,
+            "rescind_plugin_switches_total{action=\"automatic-rollback\"}"
+        )
+        .await,
+        Some(1.0)
+    );
+    // Every job reached the ERP exactly once (the broken version never
+    // called it).
+    let keys: Vec<String> = erp
+        .requests()
+        .iter()
+        .filter_map(|r| r.header("idempotency-key").map(str::to_owned))
+        .collect();
+    assert_eq!(keys.len(), 7, "{keys:?}");
+    assert_eq!(keys.iter().collect::<HashSet<_>>().len(), 7);
+}
+
+/// Bounds of the swap test.
+const SWAPS: usize = 20;
+const JOBS_AFTER_EACH_SWAP: usize = 2;
+const MAX_ORDERS: usize = 400;
+const DEADLINE: Duration = Duration::from_secs(240);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_swaps_while_jobs_flow_fail_and_lose_no_job() {
+    let erp = Arc::new(echoing_erp().await);
+    let service = Arc::new(TestService::start().await);
+    configure(&service, &erp, PLUGIN, 3).await;
+    let (v1, v2) = (version_of(&webhook()), version_of(&trivial()));
+    assert_eq!(
+        upload(&service, PLUGIN, webhook(), true).await.status,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        upload(&service, PLUGIN, trivial(), false).await.status,
+        StatusCode::CREATED
+    );
+    let started = Instant::now();
+
+    // Cancellations flow continuously from a client of the API.
+    let stop = Arc::new(AtomicBool::new(false));
+    let created = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let producer = {
+        let (service, stop, created) = (
+            Arc::clone(&service),
+            Arc::clone(&stop),
+            Arc::clone(&created),
+        );
+        tokio::spawn(async move {
+            for n in 0..MAX_ORDERS {
+                if stop.load(Ordering::Relaxed) || started.elapsed() > DEADLINE {
+                    break;
+                }
+                let id = cancel_new_order(&service, &format!("SW-{n}")).await;
+                created.lock().unwrap().push(id);
+            }
+        })
+    };
+
+    for swap in 0..SWAPS {
+        let to = if swap % 2 == 0 { &v2 } else { &v1 };
+        let a = activate(&service, PLUGIN, to, None).await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+        // Let jobs run on this version before the next swap.
+        let seen = succeeded_jobs(&service).await;
+        loop {
+            let now = succeeded_jobs(&service).await;
+            if now >= seen + JOBS_AFTER_EACH_SWAP || started.elapsed() > DEADLINE {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    producer.await.expect("the producer ends");
+    assert!(
+        started.elapsed() < DEADLINE,
+        "the swaps did not finish in time"
+    );
+
+    let created = created.lock().unwrap().clone();
+    let mut settled_jobs = Vec::new();
+    for id in &created {
+        settled_jobs.push(settled_job(&service, id).await);
+    }
+    let (mut on_v1, mut on_v2) = (0, 0);
+    let received: HashSet<String> = erp
+        .requests()
+        .iter()
+        .filter_map(|r| r.header("idempotency-key").map(str::to_owned))
+        .collect();
+    for settled in &settled_jobs {
+        assert_eq!(settled["state"], "succeeded", "{settled}");
+        let attempts = settled["attemptHistory"].as_array().unwrap();
+        assert!(
+            attempts.iter().all(|a| a["outcome"] == "accepted"),
+            "no attempt may fail because of a swap: {settled}"
+        );
+        let request_id = settled["requestId"].as_str().unwrap();
+        let version = last_version(settled);
+        // What the ERP saw matches the version the attempt recorded.
+        if version == v1 {
+            on_v1 += 1;
+            assert_eq!(settled["erpReference"], request_id);
+            assert!(received.contains(request_id), "{settled}");
+        } else {
+            assert_eq!(version, v2, "{settled}");
+            on_v2 += 1;
+            assert_eq!(settled["erpReference"], "trivial");
+            assert!(!received.contains(request_id), "{settled}");
+        }
+    }
+    // No job lost: every cancellation's job is there and settled, and the
+    // jobs the service lists are exactly those.
+    let listed = service
+        .call(Method::GET, "/v1/admin/jobs?limit=1000", Some(ADMIN), None)
+        .await;
+    let listed: HashSet<&str> = listed
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, created.iter().map(String::as_str).collect());
+    assert!(on_v1 > 0 && on_v2 > 0, "v1 {on_v1}, v2 {on_v2}");
+    let history = plugin(&service, PLUGIN).await.body["history"]
+        .as_array()
+        .unwrap()
+        .len();
+    // The first activation, then the twenty swaps.
+    assert_eq!(history, 1 + SWAPS);
+}
+
+async fn succeeded_jobs(service: &TestService) -> usize {
+    let a = service
+        .call(
+            Method::GET,
+            "/v1/admin/jobs?state=succeeded&limit=1000",
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    a.body.as_array().map_or(0, Vec::len)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_dropped_into_the_watched_folder_is_loaded_and_a_half_written_one_is_not() {
+    let folder = tempfile::tempdir().unwrap();
+    let watched = folder.path().to_owned();
+    let service = TestService::start_configured(true, move |config| {
+        config.plugins.watch = true;
+        config.plugins.watch_dir = Some(watched.clone());
+        config.plugins.watch_config.debounce = Duration::from_millis(100);
+    })
+    .await;
+    let erp = echoing_erp().await;
+    configure(&service, &erp, PLUGIN, 3).await;
+
+    // Half of a component, as a copy in progress leaves it.
+    let bytes = webhook();
+    let file = folder.path().join(format!("{PLUGIN}.wasm"));
+    std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
+    let refused = "rescind_plugin_folder_events_total{outcome=\"refused\"}";
+    wait_until("the half-written file is looked at", || async {
+        metric(&service, refused).await >= Some(1.0)
+    })
+    .await;
+    assert_eq!(plugin(&service, PLUGIN).await.status, StatusCode::NOT_FOUND);
+
+    // The copy completes: loaded and activated.
+    std::fs::write(&file, &bytes).unwrap();
+    wait_until("the complete file is loaded", || async {
+        plugin(&service, PLUGIN).await.body["active"] == version_of(&bytes).as_str()
+    })
+    .await;
+    let view = plugin(&service, PLUGIN).await.body;
+    assert_eq!(view["versions"].as_array().unwrap().len(), 1, "{view}");
+    assert_eq!(view["versions"][0]["uploadedBy"], "folder-watch");
+    let done = settled_job(&service, &cancel_new_order(&service, "SO-W").await).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(last_version(&done), version_of(&bytes));
+}
+
+/// Polls `check` every 50 ms, for at most 30 s.
+async fn wait_until<F, Fut>(what: &str, check: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..600 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
