@@ -9,7 +9,7 @@ use ed25519_dalek::{Signer, SigningKey};
 use reqwest::{Method, StatusCode};
 use rescind_host::cli::plugin::{PushArgs, push};
 use rescind_host::plugins::registry::TrustedKey;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::hotload_support::{
     PLUGIN, activate, cancel_new_order, configure, echoing_erp, last_version, metric, plugin,
@@ -82,13 +82,43 @@ async fn upload_activate_run_a_new_version_and_roll_back_over_http() {
     assert_eq!(third["erpReference"], "trivial");
     assert_eq!(erp.requests().len(), 2);
 
+    // A definition may pin a version: it runs whatever is active.
+    let pin = |processor: String| {
+        json!({"jobType": "Execution", "connection": "erp", "integrationProcessor": processor,
+               "retry": {"maxAttempts": 3, "initialBackoffMs": 10, "maxBackoffMs": 20},
+               "enabled": true})
+    };
+    let put_definition = |body: Value| {
+        let service = &service;
+        async move {
+            service
+                .call(
+                    Method::PUT,
+                    "/v1/admin/job-definitions/OrderCancel",
+                    Some(ADMIN),
+                    Some(&body),
+                )
+                .await
+        }
+    };
+    let a = put_definition(pin(format!("{PLUGIN}@{v1}"))).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let pinned = settled_job(&service, &cancel_new_order(&service, "SO-P").await).await;
+    assert_eq!(last_version(&pinned), v1, "{pinned}");
+    let a = put_definition(pin(format!("{PLUGIN}@sha256:beef"))).await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.body);
+    assert_eq!(a.body["errors"][0]["field"], "integrationProcessor");
+    let a = put_definition(pin(PLUGIN.to_owned())).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(erp.requests().len(), 3);
+
     // Rolling back is activating the previous version.
     let a = activate(&service, PLUGIN, &v1, None).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
     let fourth = settled_job(&service, &cancel_new_order(&service, "SO-4").await).await;
     assert_eq!(last_version(&fourth), v1);
     assert_eq!(fourth["erpReference"], fourth["requestId"]);
-    assert_eq!(erp.requests().len(), 3);
+    assert_eq!(erp.requests().len(), 4);
 
     let view = plugin(&service, PLUGIN).await;
     assert_eq!(view.status, StatusCode::OK, "{}", view.body);
