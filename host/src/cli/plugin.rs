@@ -1,6 +1,7 @@
 //! `rescind plugin push`: uploads a plugin component to a running host
 //! (`PUT /v1/admin/plugins/{name}`), showing the upload's progress, and
-//! says plainly what the host answered.
+//! says plainly what the host answered. `rescind plugin test`: runs one
+//! locally against a mock ERP.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -10,7 +11,15 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use futures_util::StreamExt;
 
+pub use super::plugin_test::{ReceivedRequest, TestArgs, TestReport, sample_cancellation};
+use super::plugin_test::{print_report, test_plugin as run_test};
 use crate::api::SIGNATURE_HEADER;
+
+/// Runs a component once against the sample cancellation and a mock ERP;
+/// see [`TestArgs`].
+pub async fn test_plugin(args: &TestArgs) -> anyhow::Result<TestReport> {
+    run_test(args).await
+}
 
 /// `rescind plugin …`.
 #[derive(Debug, Args)]
@@ -25,6 +34,10 @@ pub struct PluginArgs {
 pub enum PluginCommand {
     /// Upload a component (`.wasm`) to a running host and activate it.
     Push(PushArgs),
+    /// Run a component once against a sample cancellation and a mock ERP
+    /// on loopback, in the sandbox job attempts get; print what the ERP
+    /// received, the plugin's log and the outcome.
+    Test(TestArgs),
 }
 
 /// Options of `rescind plugin push`.
@@ -68,7 +81,7 @@ pub struct Pushed {
 
 /// Runs a plugin subcommand.
 pub fn run(args: PluginArgs) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
@@ -88,6 +101,14 @@ pub fn run(args: PluginArgs) -> anyhow::Result<()> {
             };
             println!("{name} {} {state}{stored}", pushed.version);
             Ok(())
+        }
+        PluginCommand::Test(test_args) => {
+            let report = runtime.block_on(test_plugin(&test_args))?;
+            if print_report(&report) {
+                Ok(())
+            } else {
+                bail!("the plugin did not get the cancellation accepted")
+            }
         }
     }
 }
