@@ -8,6 +8,7 @@ mod api_auth;
 mod api_cancel;
 mod api_errors;
 mod api_ops;
+mod cli_plugin_new;
 mod cli_plugin_test;
 mod hotload_api;
 mod hotload_jobs;

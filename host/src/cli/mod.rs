@@ -2,6 +2,7 @@
 //! uploads a plugin to a running one.
 
 pub mod plugin;
+mod plugin_new;
 mod plugin_test;
 mod serve;
 

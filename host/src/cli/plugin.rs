@@ -11,6 +11,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use futures_util::StreamExt;
 
+pub use super::plugin_new::{NewArgs, new_plugin};
 pub use super::plugin_test::{ReceivedRequest, TestArgs, TestReport, sample_cancellation};
 use super::plugin_test::{print_report, test_plugin as run_test};
 use crate::api::SIGNATURE_HEADER;
@@ -38,6 +39,9 @@ pub enum PluginCommand {
     /// on loopback, in the sandbox job attempts get; print what the ERP
     /// received, the plugin's log and the outcome.
     Test(TestArgs),
+    /// Create a plugin crate: an integration processor with its tests,
+    /// ready to build, try and push.
+    New(NewArgs),
 }
 
 /// Options of `rescind plugin push`.
@@ -100,6 +104,19 @@ pub fn run(args: PluginArgs) -> anyhow::Result<()> {
                 ""
             };
             println!("{name} {} {state}{stored}", pushed.version);
+            Ok(())
+        }
+        PluginCommand::New(new_args) => {
+            let root = new_plugin(&new_args)?;
+            let lib = new_args.name.replace('-', "_");
+            println!(
+                "created {dir}\n\nnext:\n  cd {dir}\n  cargo test\n  \
+                 cargo build --target wasm32-wasip2 --profile plugin\n  \
+                 rescind plugin test target/wasm32-wasip2/plugin/{lib}.wasm --secret apiToken=t0k\n  \
+                 rescind plugin push {name} target/wasm32-wasip2/plugin/{lib}.wasm --token \"$TOKEN\"",
+                dir = root.display(),
+                name = new_args.name,
+            );
             Ok(())
         }
         PluginCommand::Test(test_args) => {
