@@ -9,7 +9,9 @@
 //! 2. Job latency (cancellation committed → job succeeded, from the job's
 //!    own timestamps) while the active version is swapped every
 //!    `RESCIND_BENCH_SWAP_MS` ms, against the same load without swaps, in
-//!    the same run.
+//!    the same run: `RESCIND_BENCH_RATE` cancellations per second (below
+//!    what the workers deliver, so that queueing does not hide the swap),
+//!    two rounds of each, alternating.
 //!
 //! The versions swapped behave identically: the webhook plugin, and the
 //! same component with one extra custom section (another version, the
@@ -303,6 +305,7 @@ async fn job_latencies(
     versions: &[String; 2],
     jobs: usize,
     clients: usize,
+    rate: f64,
     swap_every: Option<Duration>,
     phase: &str,
 ) -> (Vec<f64>, usize) {
@@ -327,6 +330,10 @@ async fn job_latencies(
             swaps
         })
     });
+    // An open, paced flow (job n is sent at n / rate), below what the
+    // workers can deliver, so that the latency is the job's own and not
+    // the queue's.
+    let start = tokio::time::Instant::now();
     let producers: Vec<_> = (0..clients)
         .map(|_| {
             let (host, next) = (Arc::clone(host), Arc::clone(&next));
@@ -338,9 +345,9 @@ async fn job_latencies(
                     if n >= jobs || started.elapsed() > PHASE_LIMIT {
                         return ids;
                     }
+                    tokio::time::sleep_until(start + Duration::from_secs_f64(n as f64 / rate))
+                        .await;
                     ids.push(host.cancel(&format!("{phase}-{n}")).await);
-                    // An open, steady flow rather than a burst.
-                    tokio::time::sleep(Duration::from_millis(5)).await;
                 }
             })
         })
@@ -381,12 +388,13 @@ async fn run() {
     let jobs: usize = env("RESCIND_BENCH_JOBS", 1000);
     let clients: usize = env("RESCIND_BENCH_CLIENTS", 4);
     let swap_ms: u64 = env("RESCIND_BENCH_SWAP_MS", 50);
+    let rate: f64 = env("RESCIND_BENCH_RATE", 100.0);
     let webhook = std::fs::read(rescind_test_artifacts::WEBHOOK).expect("the webhook component");
     let cache = tempfile::tempdir().expect("cache dir");
     let erp = erp().await;
     println!(
         "hotload: webhook plugin {} bytes; {samples} activation samples; {jobs} jobs per latency \
-         phase from {clients} clients; swap every {swap_ms} ms; {} CPUs",
+         phase from {clients} clients at {rate} jobs/s; swap every {swap_ms} ms; {} CPUs",
         webhook.len(),
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
@@ -425,17 +433,34 @@ async fn run() {
         .to_owned();
     let versions = [v1, v2];
     // Warm-up: connections, instance pool, SQLite pages.
-    job_latencies(&host, &versions, 50, clients, None, "warm").await;
-    let (steady, _) = job_latencies(&host, &versions, jobs, clients, None, "steady").await;
-    let (swapping, swaps) = job_latencies(
-        &host,
-        &versions,
-        jobs,
-        clients,
-        Some(Duration::from_millis(swap_ms)),
-        "swap",
-    )
-    .await;
+    job_latencies(&host, &versions, 100, clients, rate, None, "warm").await;
+    // Alternating phases, so that neither side gets the quieter moment.
+    let (mut steady, mut swapping, mut swaps) = (Vec::new(), Vec::new(), 0);
+    for round in 0..2 {
+        let (latencies, _) = job_latencies(
+            &host,
+            &versions,
+            jobs,
+            clients,
+            rate,
+            None,
+            &format!("steady{round}"),
+        )
+        .await;
+        steady.extend(latencies);
+        let (latencies, n) = job_latencies(
+            &host,
+            &versions,
+            jobs,
+            clients,
+            rate,
+            Some(Duration::from_millis(swap_ms)),
+            &format!("swap{round}"),
+        )
+        .await;
+        swapping.extend(latencies);
+        swaps += n;
+    }
     let (s50, s99, smax) = summary(steady.clone());
     let (w50, w99, wmax) = summary(swapping.clone());
     println!(
