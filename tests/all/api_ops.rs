@@ -31,15 +31,7 @@ async fn health_readiness_metrics_and_openapi() {
         .await;
     assert_eq!(a.code(), "order-not-cancellable");
 
-    let text = service
-        .client
-        .get(format!("{}/metrics", service.base))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let text = service.metrics_text().await;
     for needle in [
         "rescind_http_requests_total{method=\"POST\",route=\"/v1/orders/{orderNumber}/cancellations\",status=\"201\"} 1",
         "rescind_http_requests_total{method=\"POST\",route=\"/v1/orders/{orderNumber}/cancellations\",status=\"409\"} 1",

@@ -94,6 +94,17 @@ pub async fn plugin(service: &TestService, name: &str) -> Answer {
 /// The insite preset, connection `erp` to `erp`, and an `OrderCancel`
 /// definition running `processor`, retrying after 10–20 ms.
 pub async fn configure(service: &TestService, erp: &ErpServer, processor: &str, attempts: u32) {
+    configure_with_key(service, erp, processor, attempts, "hot-load-test-key").await;
+}
+
+/// [`configure`], with the webhook's signing key.
+pub async fn configure_with_key(
+    service: &TestService,
+    erp: &ErpServer,
+    processor: &str,
+    attempts: u32,
+    signing_key: &str,
+) {
     service.configure_insite().await;
     let a = service
         .call(
@@ -103,7 +114,7 @@ pub async fn configure(service: &TestService, erp: &ErpServer, processor: &str, 
             Some(
                 &json!({"baseUrl": erp.url(""), "allowedHosts": [erp.authority()],
                          "settings": {"path": "/hooks/cancel"},
-                         "secrets": {"signingKey": "hot-load-test-key"}}),
+                         "secrets": {"signingKey": signing_key}}),
             ),
         )
         .await;
@@ -115,6 +126,7 @@ pub async fn configure(service: &TestService, erp: &ErpServer, processor: &str, 
             Some(ADMIN),
             Some(&json!({"jobType": "Execution", "connection": "erp",
                          "integrationProcessor": processor,
+                         "parameters": [{"name": "OrderNumber", "valueType": "String", "defaultValue": "", "prompt": "Order Number"}],
                          "retry": {"maxAttempts": attempts, "initialBackoffMs": 10, "maxBackoffMs": 20},
                          "enabled": true})),
         )
@@ -173,15 +185,7 @@ pub fn last_version(job: &Value) -> String {
 
 /// The value of a Prometheus sample line starting with `prefix`.
 pub async fn metric(service: &TestService, prefix: &str) -> Option<f64> {
-    let text = service
-        .client
-        .get(format!("{}/metrics", service.base))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let text = service.metrics_text().await;
     text.lines()
         .find(|l| l.starts_with(prefix))
         .and_then(|l| l.rsplit(' ').next())

@@ -12,33 +12,8 @@ use crate::service::{ADMIN, TestService, sample_order};
 const SIGNING_KEY: &str = "test-signing-key-for-the-webhook";
 
 async fn configure(service: &TestService, erp: &ErpServer, max_attempts: u32) {
-    service.configure_insite().await;
-    let a = service
-        .call(
-            Method::PUT,
-            "/v1/admin/connections/erp",
-            Some(ADMIN),
-            Some(
-                &json!({"baseUrl": erp.url(""), "allowedHosts": [erp.authority()],
-                         "settings": {"path": "/hooks/cancel"},
-                         "secrets": {"signingKey": SIGNING_KEY}}),
-            ),
-        )
+    crate::hotload_support::configure_with_key(service, erp, "webhook", max_attempts, SIGNING_KEY)
         .await;
-    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
-    let a = service
-        .call(
-            Method::PUT,
-            "/v1/admin/job-definitions/OrderCancel",
-            Some(ADMIN),
-            Some(&json!({"jobType": "Execution", "connection": "erp",
-                         "integrationProcessor": "webhook",
-                         "parameters": [{"name": "OrderNumber", "valueType": "String", "defaultValue": "", "prompt": "Order Number"}],
-                         "retry": {"maxAttempts": max_attempts, "initialBackoffMs": 10, "maxBackoffMs": 20},
-                         "enabled": true})),
-        )
-        .await;
-    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
 }
 
 /// Cancels SO-1 and returns (cancellation id, job id).

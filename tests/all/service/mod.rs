@@ -207,6 +207,18 @@ impl TestService {
         }
     }
 
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics_text(&self) -> String {
+        self.client
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text")
+    }
+
     /// Creates an API key and returns its token.
     pub async fn key(&self, role: &str, customer: Option<&str>) -> String {
         let mut body = json!({ "role": role });
