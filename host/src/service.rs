@@ -118,6 +118,7 @@ impl PluginsConfig {
         self
     }
 }
+
 /// A running service.
 #[derive(Debug)]
 pub struct RunningService {
