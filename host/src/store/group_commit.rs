@@ -112,11 +112,7 @@ impl Batcher {
     pub(super) async fn stop(&self) {
         self.stopped.store(true, Ordering::SeqCst);
         let _ = self.queue.send(Work::Stop).await;
-        let thread = self
-            .thread
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(thread) = thread {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
@@ -272,7 +268,12 @@ impl Writer {
     /// The caller holds the write lock, so no configuration write can
     /// commit while it loads, and what it caches is current.
     fn config(&self) -> Result<Arc<ConfigSnapshot>, StoreError> {
-        if let Some(snapshot) = self.config.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+        if let Some(snapshot) = self
+            .config
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
             return Ok(snapshot);
         }
         let reader = self.reader.clone();
@@ -335,14 +336,7 @@ impl Writer {
         self.connection
             .prepare_cached("SAVEPOINT cancellation")?
             .execute([])?;
-        match write_cancellation(
-            &self.connection,
-            order,
-            &after,
-            &record,
-            &jobs,
-            idempotency,
-        ) {
+        match write_cancellation(&self.connection, order, &after, &record, &jobs, idempotency) {
             Ok(()) => {
                 self.connection
                     .prepare_cached("RELEASE cancellation")?
@@ -414,7 +408,12 @@ fn write_cancellation(
                 ])?;
         }
     }
-    for (position, (was, now)) in before.allocations.iter().zip(&after.allocations).enumerate() {
+    for (position, (was, now)) in before
+        .allocations
+        .iter()
+        .zip(&after.allocations)
+        .enumerate()
+    {
         if was.state != now.state && now.state == AllocationState::Released {
             connection
                 .prepare_cached(

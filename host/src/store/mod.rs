@@ -142,7 +142,11 @@ pub struct Store {
 const AUTOCHECKPOINT_PAGES: &str = "16384";
 
 /// How often the background checkpointer copies the WAL into the database.
-const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+/// Often, so that under a steady stream of cancellations little is left to
+/// copy when a commit crosses [`AUTOCHECKPOINT_PAGES`] and the cancellation
+/// writer checkpoints itself (a stall for every cancellation waiting). It
+/// also bounds what a power loss can take with `synchronous=NORMAL`.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
 /// How long a caller waits for SQLite's write lock held by another process
 /// (a second host on the same file) before the statement fails.

@@ -239,8 +239,10 @@ macro_rules! order_select {
 const ORDER_SELECT: &str = order_select!();
 
 /// A commit group's orders, by a JSON array of their numbers.
-pub(super) const LOAD_ORDERS: &str =
-    concat!(order_select!(), " WHERE o.number IN (SELECT value FROM json_each(?1))");
+pub(super) const LOAD_ORDERS: &str = concat!(
+    order_select!(),
+    " WHERE o.number IN (SELECT value FROM json_each(?1))"
+);
 
 type LineRow = (
     u32,
@@ -378,7 +380,8 @@ pub(super) fn order_from_row(row: &impl OrderRow) -> Result<Order, StoreError> {
         )
         .collect();
 
-    let mut allocation_rows: Vec<AllocationRow> = from_json("allocations", &row.required("allocations")?)?;
+    let mut allocation_rows: Vec<AllocationRow> =
+        from_json("allocations", &row.required("allocations")?)?;
     allocation_rows.sort_by_key(|a| a.0);
     let mut allocations = Vec::with_capacity(allocation_rows.len());
     for (_, line_number, warehouse, quantity, kind, state) in allocation_rows {
