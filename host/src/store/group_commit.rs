@@ -52,7 +52,8 @@ struct Pending {
 
 /// What the writer thread is sent.
 enum Work {
-    Cancel(Pending),
+    /// Boxed: the channel's slots stay small.
+    Cancel(Box<Pending>),
     /// Commit what has been taken, refuse the rest, close the connection.
     Stop,
 }
@@ -128,7 +129,7 @@ impl Batcher {
         }
         let (reply, answer) = oneshot::channel();
         self.queue
-            .send(Work::Cancel(Pending {
+            .send(Work::Cancel(Box::new(Pending {
                 order_number: command.order_number.to_owned(),
                 actor: command.actor.clone(),
                 request: command.request.clone(),
@@ -137,7 +138,7 @@ impl Batcher {
                     .idempotency
                     .map(|(scope, key)| (scope.to_owned(), key.to_owned())),
                 reply,
-            }))
+            })))
             .await
             .map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
@@ -188,12 +189,12 @@ impl Writer {
         while !stop {
             // Sleep until there is work, then take whatever else is waiting.
             match waiting.blocking_recv() {
-                Some(Work::Cancel(pending)) => group.push(pending),
+                Some(Work::Cancel(pending)) => group.push(*pending),
                 Some(Work::Stop) | None => break,
             }
             while group.len() < MAX_GROUP {
                 match waiting.try_recv() {
-                    Ok(Work::Cancel(pending)) => group.push(pending),
+                    Ok(Work::Cancel(pending)) => group.push(*pending),
                     Ok(Work::Stop) => {
                         stop = true;
                         break;
