@@ -26,8 +26,9 @@ pub(super) struct ConfigSnapshot {
 /// The shared cache of the configuration snapshot.
 pub(super) type ConfigCache = Arc<std::sync::Mutex<Option<Arc<ConfigSnapshot>>>>;
 
-/// The cached configuration, loaded on `conn` (which should hold the write
-/// lock) when the cache is empty.
+/// The cached configuration, loaded on `conn` when the cache is empty. The
+/// caller must hold SQLite's write lock (on `conn` or on the cancellation
+/// writer's connection) so that no configuration write commits meanwhile.
 pub(super) async fn config_snapshot(
     cache: &ConfigCache,
     conn: &mut SqliteConnection,

@@ -152,7 +152,8 @@ pub(super) fn new_job(
     now: i64,
 ) -> Job {
     Job {
-        id: uuid::Uuid::new_v4().to_string(),
+        // Time-ordered (v7): inserts land at the end of the id index.
+        id: uuid::Uuid::now_v7().to_string(),
         definition: definition.name.clone(),
         order_number: order_number.to_owned(),
         cancellation_id: cancellation_id.map(str::to_owned),

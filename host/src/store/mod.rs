@@ -2,10 +2,13 @@
 //! idempotency records and the job outbox.
 //!
 //! The embedded implementation is SQLite in the data directory (WAL, foreign
-//! keys on, migrations from `host/migrations/` applied at open). Writers are
-//! serialised through one connection that opens every transaction with
-//! `BEGIN IMMEDIATE`, so two overlapping cancellations can never both plan
-//! against the same order state; readers use a small pool of their own.
+//! keys on, migrations from `host/migrations/` applied at open). There are two
+//! writer connections: cancellations are committed in groups by a thread
+//! that owns a connection of its own ([`group_commit`]), every other write
+//! goes through sqlx's single writer connection. Both open every
+//! transaction with `BEGIN IMMEDIATE`, so SQLite's write lock serialises
+//! them and two overlapping cancellations can never both plan against the
+//! same order state; readers use a small pool of their own.
 //!
 //! Callers (the API and the job workers) only see [`Store`]'s methods and the
 //! plain record types in this module; SQL stays inside. A PostgreSQL
@@ -14,6 +17,7 @@
 
 mod cancellations;
 mod config;
+mod group_commit;
 mod jobs;
 mod keys;
 mod orders;
@@ -43,6 +47,9 @@ pub enum StoreError {
     /// The database could not be reached or a statement failed.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// A statement of the cancellation writer (its own connection) failed.
+    #[error("database error: {0}")]
+    Writer(#[from] rusqlite::Error),
     /// The schema migrations could not be applied.
     #[error("database migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
@@ -119,13 +126,14 @@ pub struct Store {
     writer: SqlitePool,
     reader: SqlitePool,
     /// Settings, websites and enabled job definitions, read by every
-    /// cancellation. Filled inside a write transaction and emptied by every
-    /// configuration write before it commits, so it never holds data older
-    /// than the last commit (all writes go through this store's single
-    /// writer).
+    /// cancellation. Filled while SQLite's write lock is held and emptied by
+    /// every configuration write before it commits, so it never holds data
+    /// older than the last commit (every write, on either writer
+    /// connection, takes that lock with `BEGIN IMMEDIATE`).
     config: config::ConfigCache,
-    /// Commits cancellations in groups (see [`cancellations`]).
-    cancellations: cancellations::Batcher,
+    /// Commits cancellations in groups on a thread of its own (see
+    /// [`group_commit`]).
+    cancellations: group_commit::Batcher,
     checkpointer: Arc<tokio::task::JoinHandle<()>>,
 }
 
@@ -134,7 +142,11 @@ pub struct Store {
 const AUTOCHECKPOINT_PAGES: &str = "16384";
 
 /// How often the background checkpointer copies the WAL into the database.
-const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+/// Often, so that under a steady stream of cancellations little is left to
+/// copy when a commit crosses [`AUTOCHECKPOINT_PAGES`] and the cancellation
+/// writer checkpoints itself (a stall for every cancellation waiting). It
+/// also bounds what a power loss can take with `synchronous=NORMAL`.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
 /// How long a caller waits for SQLite's write lock held by another process
 /// (a second host on the same file) before the statement fails.
@@ -190,7 +202,12 @@ impl Store {
             }
         });
         let config = config::ConfigCache::default();
-        let cancellations = cancellations::Batcher::start(writer.clone(), Arc::clone(&config));
+        let cancellations = group_commit::Batcher::start(
+            &path,
+            options.durability,
+            reader.clone(),
+            Arc::clone(&config),
+        )?;
         Ok(Store {
             writer,
             reader,
@@ -209,7 +226,7 @@ impl Store {
     /// Closes the pools, waiting for running statements.
     pub async fn close(&self) {
         self.checkpointer.abort();
-        self.cancellations.stop();
+        self.cancellations.stop().await;
         self.writer.close().await;
         self.reader.close().await;
     }

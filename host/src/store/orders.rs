@@ -217,7 +217,12 @@ pub(super) async fn write_order(
 
 /// One order row with its children aggregated as JSON, so that a whole
 /// order is read in one statement (this is on every cancellation's path).
-const ORDER_SELECT: &str = "SELECT o.number, o.business_code, o.customer_number, o.website,
+/// The order columns with lines, payments and allocations as JSON arrays, so
+/// that an order (or a group's orders) is one statement. A macro so that
+/// [`LOAD_ORDERS`] can be one constant string.
+macro_rules! order_select {
+    () => {
+        "SELECT o.number, o.business_code, o.customer_number, o.website,
     o.status, o.order_date, o.currency, o.erp_order_number, o.approval_state, o.tracking,
     (SELECT json_group_array(json_array(line_number, sku, quantity, amount_minor, tax_minor,
             parent_line, kind, applies_to, state, erp_line_ref))
@@ -227,7 +232,17 @@ const ORDER_SELECT: &str = "SELECT o.number, o.business_code, o.customer_number,
        FROM payments WHERE order_number = o.number) AS payments,
     (SELECT json_group_array(json_array(position, line_number, warehouse, quantity, kind, state))
        FROM allocations WHERE order_number = o.number) AS allocations
-    FROM orders o";
+    FROM orders o"
+    };
+}
+
+const ORDER_SELECT: &str = order_select!();
+
+/// A commit group's orders, by a JSON array of their numbers.
+pub(super) const LOAD_ORDERS: &str = concat!(
+    order_select!(),
+    " WHERE o.number IN (SELECT value FROM json_each(?1))"
+);
 
 type LineRow = (
     u32,
@@ -257,32 +272,41 @@ pub(super) async fn load_order(
         .transpose()
 }
 
-/// Reads several orders in one statement (a commit group's), by number.
-pub(super) async fn load_orders(
-    conn: &mut SqliteConnection,
-    numbers: &[&str],
-) -> Result<std::collections::HashMap<String, Order>, StoreError> {
-    sqlx::query(&format!(
-        "{ORDER_SELECT} WHERE o.number IN (SELECT value FROM json_each(?))"
-    ))
-    .bind(to_json(&numbers))
-    .fetch_all(&mut *conn)
-    .await?
-    .iter()
-    .map(|row| order_from_row(row).map(|order| (order.number.clone(), order)))
-    .collect()
+/// A row of [`ORDER_SELECT`], from whichever driver read it: the API's reads
+/// go through sqlx, the cancellation writer through its own connection.
+pub(super) trait OrderRow {
+    /// A text column that may be NULL.
+    fn text(&self, column: &str) -> Result<Option<String>, StoreError>;
+
+    /// A text column that must not be NULL.
+    fn required(&self, column: &str) -> Result<String, StoreError> {
+        self.text(column)?
+            .ok_or_else(|| StoreError::Corrupt(format!("order column {column} is NULL")))
+    }
 }
 
-fn order_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Order, StoreError> {
-    let currency: String = row.get("currency");
+impl OrderRow for sqlx::sqlite::SqliteRow {
+    fn text(&self, column: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.try_get(column)?)
+    }
+}
+
+impl OrderRow for rusqlite::Row<'_> {
+    fn text(&self, column: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.get(column)?)
+    }
+}
+
+pub(super) fn order_from_row(row: &impl OrderRow) -> Result<Order, StoreError> {
+    let currency = row.required("currency")?;
     let currency = Currency::parse(&currency).map_err(|_| corrupt("currency", &currency))?;
-    let approval = match row.get::<Option<String>, _>("approval_state") {
+    let approval = match row.text("approval_state")? {
         None => None,
         Some(state) => Some(Approval {
             state: parse_approval(&state).ok_or_else(|| corrupt("approval state", &state))?,
         }),
     };
-    let tracking = match row.get::<Option<String>, _>("tracking") {
+    let tracking = match row.text("tracking")? {
         None => None,
         Some(text) => {
             let record: super::TrackingRecord = from_json("tracking", &text)?;
@@ -299,7 +323,7 @@ fn order_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Order, StoreError> {
         }
     };
 
-    let mut line_rows: Vec<LineRow> = from_json("lines", row.get("lines"))?;
+    let mut line_rows: Vec<LineRow> = from_json("lines", &row.required("lines")?)?;
     line_rows.sort_by_key(|l| l.0);
     let mut lines = Vec::with_capacity(line_rows.len());
     for (
@@ -338,7 +362,7 @@ fn order_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Order, StoreError> {
         });
     }
 
-    let mut payment_rows: Vec<PaymentRow> = from_json("payments", row.get("payments"))?;
+    let mut payment_rows: Vec<PaymentRow> = from_json("payments", &row.required("payments")?)?;
     payment_rows.sort_by_key(|p| p.0);
     let payments = payment_rows
         .into_iter()
@@ -356,7 +380,8 @@ fn order_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Order, StoreError> {
         )
         .collect();
 
-    let mut allocation_rows: Vec<AllocationRow> = from_json("allocations", row.get("allocations"))?;
+    let mut allocation_rows: Vec<AllocationRow> =
+        from_json("allocations", &row.required("allocations")?)?;
     allocation_rows.sort_by_key(|a| a.0);
     let mut allocations = Vec::with_capacity(allocation_rows.len());
     for (_, line_number, warehouse, quantity, kind, state) in allocation_rows {
@@ -378,14 +403,14 @@ fn order_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Order, StoreError> {
     }
 
     Ok(Order {
-        number: row.get("number"),
-        business_code: row.get("business_code"),
-        customer_number: row.get("customer_number"),
-        website: row.get("website"),
-        status: row.get("status"),
-        order_date: parse_date(&row.get::<String, _>("order_date"))?,
+        number: row.required("number")?,
+        business_code: row.required("business_code")?,
+        customer_number: row.required("customer_number")?,
+        website: row.required("website")?,
+        status: row.required("status")?,
+        order_date: parse_date(&row.required("order_date")?)?,
         currency,
-        erp_order_number: row.get("erp_order_number"),
+        erp_order_number: row.text("erp_order_number")?,
         lines,
         payments,
         allocations,

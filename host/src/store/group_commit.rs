@@ -1,0 +1,469 @@
+//! Group commit of cancellations on a writer thread of their own.
+//!
+//! One thread owns a SQLite connection (rusqlite, the same bundled SQLite
+//! as sqlx's) and commits the cancellations waiting for it together, in a
+//! single `BEGIN IMMEDIATE` transaction, one savepoint each. Each is still
+//! planned against its order as the ones before it in the group left it,
+//! and a refused or failed one rolls back to its savepoint without touching
+//! the others. The whole group runs as plain function calls on that thread
+//! with prepared statements kept between groups: no trip to another thread
+//! per statement, which is what bounded throughput when the group went
+//! through sqlx (each statement a channel round trip and a wake-up of sqlx's
+//! connection thread). Alone, a cancellation is a group of one.
+//!
+//! The other writes of the store stay on sqlx's writer connection. Both
+//! connections open their transactions with `BEGIN IMMEDIATE`, so SQLite's
+//! write lock serialises them (the busy timeout waits for the other).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use rusqlite::{Connection, OpenFlags, params};
+use sqlx::sqlite::SqlitePool;
+use time::Date;
+use tokio::sync::{mpsc, oneshot};
+
+use super::cancellations::{CancelCommand, CancelError, Committed, cancellation_record};
+use super::config::{ConfigCache, ConfigSnapshot, config_snapshot};
+use super::jobs::new_job;
+use super::orders::{LOAD_ORDERS, approval_str, order_from_row};
+use super::{AUTOCHECKPOINT_PAGES, BUSY_TIMEOUT, Durability, Job, StoreError, now_ms, to_json};
+use crate::domain::{self, Actor, AllocationState, CancelRequest, LineState, Order, Refusal};
+
+/// Most cancellations committed in one transaction.
+const MAX_GROUP: usize = 64;
+
+/// Prepared statements kept by the writer's connection (the group's
+/// statements fit with room to spare).
+const STATEMENT_CACHE: usize = 32;
+
+/// A cancellation waiting for the writer.
+struct Pending {
+    order_number: String,
+    actor: Actor,
+    request: CancelRequest,
+    today: Date,
+    idempotency: Option<(String, String)>,
+    reply: oneshot::Sender<Result<Committed, CancelError>>,
+}
+
+/// What the writer thread is sent.
+enum Work {
+    /// Boxed: the channel's slots stay small.
+    Cancel(Box<Pending>),
+    /// Commit what has been taken, refuse the rest, close the connection.
+    Stop,
+}
+
+/// The handle on the writer thread. Cheap to clone; the thread ends when
+/// [`Batcher::stop`] is called or every clone is dropped.
+#[derive(Debug, Clone)]
+pub(super) struct Batcher {
+    queue: mpsc::Sender<Work>,
+    stopped: Arc<AtomicBool>,
+    thread: Arc<Mutex<Option<JoinHandle<()>>>>,
+}
+
+impl std::fmt::Debug for Work {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Work::Cancel(pending) => write!(f, "Cancel({})", pending.order_number),
+            Work::Stop => f.write_str("Stop"),
+        }
+    }
+}
+
+impl Batcher {
+    /// Opens the writer's connection to the (already migrated) database and
+    /// starts its thread. `reader` and the current Tokio runtime load the
+    /// configuration when its cache is empty.
+    pub(super) fn start(
+        path: &Path,
+        durability: Durability,
+        reader: SqlitePool,
+        config: ConfigCache,
+    ) -> Result<Batcher, StoreError> {
+        let connection = open(path, durability)?;
+        let runtime = tokio::runtime::Handle::current();
+        let (queue, waiting) = mpsc::channel::<Work>(4 * MAX_GROUP);
+        let stopped = Arc::new(AtomicBool::new(false));
+        let writer = Writer {
+            connection,
+            reader,
+            runtime,
+            config,
+        };
+        let thread = std::thread::Builder::new()
+            .name("rescind-cancel-writer".to_owned())
+            .spawn(move || writer.run(waiting))
+            .map_err(|e| StoreError::GroupCommit(format!("cannot start the writer thread: {e}")))?;
+        Ok(Batcher {
+            queue,
+            stopped,
+            thread: Arc::new(Mutex::new(Some(thread))),
+        })
+    }
+
+    /// Stops the thread after the group it is committing and waits for it
+    /// to close its connection. Cancellations still queued get
+    /// [`StoreError::Closed`].
+    pub(super) async fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        let _ = self.queue.send(Work::Stop).await;
+        let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(thread) = thread {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+
+    /// Queues a cancellation and waits for its group to commit.
+    pub(super) async fn submit(
+        &self,
+        command: CancelCommand<'_>,
+    ) -> Result<Committed, CancelError> {
+        if self.stopped.load(Ordering::SeqCst) {
+            return Err(StoreError::Closed.into());
+        }
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Work::Cancel(Box::new(Pending {
+                order_number: command.order_number.to_owned(),
+                actor: command.actor.clone(),
+                request: command.request.clone(),
+                today: command.today,
+                idempotency: command
+                    .idempotency
+                    .map(|(scope, key)| (scope.to_owned(), key.to_owned())),
+                reply,
+            })))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+/// The writer's connection, with the same settings as sqlx's connections
+/// (see `connect_options`): WAL (persistent, set when sqlx opened the
+/// database), foreign keys, busy timeout, `synchronous`, autocheckpoint.
+fn open(path: &Path, durability: Durability) -> Result<Connection, StoreError> {
+    let connection = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    connection.busy_timeout(BUSY_TIMEOUT)?;
+    let mode: String = connection.query_row("PRAGMA journal_mode", [], |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Corrupt(format!(
+            "the database is in journal mode {mode:?}, not WAL"
+        )));
+    }
+    connection.pragma_update(None, "foreign_keys", true)?;
+    connection.pragma_update(
+        None,
+        "synchronous",
+        match durability {
+            Durability::Normal => "NORMAL",
+            Durability::Full => "FULL",
+        },
+    )?;
+    connection.pragma_update(None, "wal_autocheckpoint", AUTOCHECKPOINT_PAGES)?;
+    connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(connection)
+}
+
+/// What the writer thread owns.
+struct Writer {
+    connection: Connection,
+    reader: SqlitePool,
+    runtime: tokio::runtime::Handle,
+    config: ConfigCache,
+}
+
+impl Writer {
+    fn run(mut self, mut waiting: mpsc::Receiver<Work>) {
+        let mut group = Vec::with_capacity(MAX_GROUP);
+        let mut stop = false;
+        while !stop {
+            // Sleep until there is work, then take whatever else is waiting.
+            match waiting.blocking_recv() {
+                Some(Work::Cancel(pending)) => group.push(*pending),
+                Some(Work::Stop) | None => break,
+            }
+            while group.len() < MAX_GROUP {
+                match waiting.try_recv() {
+                    Ok(Work::Cancel(pending)) => group.push(*pending),
+                    Ok(Work::Stop) => {
+                        stop = true;
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.commit_group(&mut group);
+        }
+        waiting.close();
+        // Dropping the replies answers the rest with `StoreError::Closed`.
+        while waiting.try_recv().is_ok() {}
+    }
+
+    /// Commits a group and answers each of its cancellations; empties
+    /// `group`.
+    fn commit_group(&mut self, group: &mut Vec<Pending>) {
+        match self.write_group(group) {
+            Ok(results) => {
+                for (pending, result) in group.drain(..).zip(results) {
+                    let _ = pending.reply.send(result);
+                }
+            }
+            Err(e) => {
+                if !self.connection.is_autocommit() {
+                    let _ = self.connection.execute_batch("ROLLBACK");
+                }
+                tracing::error!(error = %e, cancellations = group.len(), "group commit failed");
+                let message = e.to_string();
+                for pending in group.drain(..) {
+                    let _ = pending
+                        .reply
+                        .send(Err(StoreError::GroupCommit(message.clone()).into()));
+                }
+            }
+        }
+    }
+
+    /// The group's transaction. The outer error means none of it was
+    /// committed; the inner results are the cancellations' answers.
+    fn write_group(
+        &mut self,
+        group: &[Pending],
+    ) -> Result<Vec<Result<Committed, CancelError>>, StoreError> {
+        self.connection
+            .prepare_cached("BEGIN IMMEDIATE")?
+            .execute([])?;
+        // Under the write lock from here: the configuration and the orders
+        // read now stay true until the commit.
+        let config = self.config()?;
+        let mut numbers: Vec<&str> = group.iter().map(|p| p.order_number.as_str()).collect();
+        numbers.sort_unstable();
+        numbers.dedup();
+        let mut orders = HashMap::with_capacity(numbers.len());
+        {
+            let mut statement = self.connection.prepare_cached(LOAD_ORDERS)?;
+            let mut rows = statement.query([to_json(&numbers)])?;
+            while let Some(row) = rows.next()? {
+                let order = order_from_row(row)?;
+                orders.insert(order.number.clone(), order);
+            }
+        }
+        let mut results = Vec::with_capacity(group.len());
+        for pending in group {
+            results.push(self.plan_and_write(&config, &mut orders, pending)?);
+        }
+        self.connection.prepare_cached("COMMIT")?.execute([])?;
+        Ok(results)
+    }
+
+    /// The cached configuration; on a miss, loaded through the reader pool.
+    /// The caller holds the write lock, so no configuration write can
+    /// commit while it loads, and what it caches is current.
+    fn config(&self) -> Result<Arc<ConfigSnapshot>, StoreError> {
+        if let Some(snapshot) = self
+            .config
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
+            return Ok(snapshot);
+        }
+        let reader = self.reader.clone();
+        let cache = Arc::clone(&self.config);
+        self.runtime.block_on(async move {
+            let mut conn = reader.acquire().await?;
+            config_snapshot(&cache, &mut conn).await
+        })
+    }
+
+    /// Plans one cancellation and writes it under its own savepoint. The
+    /// outer error means the group's transaction is unusable; the inner
+    /// result is this cancellation's answer.
+    fn plan_and_write(
+        &mut self,
+        config: &ConfigSnapshot,
+        orders: &mut HashMap<String, Order>,
+        pending: &Pending,
+    ) -> Result<Result<Committed, CancelError>, StoreError> {
+        let Some(order) = orders.get(&pending.order_number) else {
+            return Ok(Err(Refusal::OrderNotFound.into()));
+        };
+        // An unconfigured website keeps the InsiteCommerce default: off.
+        let website = config
+            .websites
+            .get(&order.website)
+            .copied()
+            .unwrap_or_default();
+        let plan = match domain::plan_cancellation(
+            order,
+            &config.settings,
+            &website,
+            &pending.actor,
+            &pending.request,
+            pending.today,
+        ) {
+            Ok(plan) => plan,
+            Err(refusal) => return Ok(Err(refusal.into())),
+        };
+        let after = plan.apply(order);
+        let now = now_ms();
+        let record = cancellation_record(order, &plan, now, !config.definitions.is_empty());
+        let jobs: Vec<Job> = config
+            .definitions
+            .iter()
+            .map(|definition| {
+                let mut parameters: BTreeMap<String, String> = definition
+                    .parameters
+                    .iter()
+                    .map(|p| (p.name.clone(), p.default_value.clone()))
+                    .collect();
+                parameters.insert("OrderNumber".to_owned(), order.number.clone());
+                new_job(definition, &order.number, Some(&record.id), parameters, now)
+            })
+            .collect();
+        let idempotency = pending
+            .idempotency
+            .as_ref()
+            .map(|(scope, key)| (scope.as_str(), key.as_str()));
+        self.connection
+            .prepare_cached("SAVEPOINT cancellation")?
+            .execute([])?;
+        match write_cancellation(&self.connection, order, &after, &record, &jobs, idempotency) {
+            Ok(()) => {
+                self.connection
+                    .prepare_cached("RELEASE cancellation")?
+                    .execute([])?;
+                orders.insert(after.number.clone(), after);
+                Ok(Ok(Committed { record, jobs }))
+            }
+            Err(e) => {
+                // Undo this cancellation's partial writes, keep the group's.
+                self.connection
+                    .execute_batch("ROLLBACK TO cancellation; RELEASE cancellation")?;
+                Ok(Err(StoreError::from(e).into()))
+            }
+        }
+    }
+}
+
+/// Every write of a cancellation: the order's status and approval, its
+/// newly cancelled lines, payment voids and refunds, released allocations,
+/// the cancellation, its outbox jobs and the idempotency record. Positions
+/// line up because `apply` keeps the order's shape.
+fn write_cancellation(
+    connection: &Connection,
+    before: &Order,
+    after: &Order,
+    record: &super::CancellationRecord,
+    jobs: &[Job],
+    idempotency: Option<(&str, &str)>,
+) -> Result<(), rusqlite::Error> {
+    let number = after.number.as_str();
+    let now = record.created_at_ms;
+    connection
+        .prepare_cached(
+            "UPDATE orders SET status = ?1, approval_state = ?2, updated_at = ?3 WHERE number = ?4",
+        )?
+        .execute(params![
+            after.status,
+            after.approval.as_ref().map(|a| approval_str(&a.state)),
+            now,
+            number
+        ])?;
+    for line in &after.lines {
+        let newly_cancelled = line.state == LineState::Cancelled
+            && before
+                .lines
+                .iter()
+                .any(|l| l.number == line.number && l.state != LineState::Cancelled);
+        if newly_cancelled {
+            connection
+                .prepare_cached(
+                    "UPDATE order_lines SET state = 'cancelled'
+                      WHERE order_number = ?1 AND line_number = ?2",
+                )?
+                .execute(params![number, line.number])?;
+        }
+    }
+    for (position, (was, now)) in before.payments.iter().zip(&after.payments).enumerate() {
+        if was.voided_minor != now.voided_minor || was.refunded_minor != now.refunded_minor {
+            connection
+                .prepare_cached(
+                    "UPDATE payments SET voided_minor = ?1, refunded_minor = ?2
+                      WHERE order_number = ?3 AND position = ?4",
+                )?
+                .execute(params![
+                    now.voided_minor,
+                    now.refunded_minor,
+                    number,
+                    position as i64
+                ])?;
+        }
+    }
+    for (position, (was, now)) in before
+        .allocations
+        .iter()
+        .zip(&after.allocations)
+        .enumerate()
+    {
+        if was.state != now.state && now.state == AllocationState::Released {
+            connection
+                .prepare_cached(
+                    "UPDATE allocations SET state = 'released'
+                      WHERE order_number = ?1 AND position = ?2",
+                )?
+                .execute(params![number, position as i64])?;
+        }
+    }
+    connection
+        .prepare_cached(
+            "INSERT INTO cancellations (id, order_number, customer_number, record, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![
+            record.id,
+            number,
+            record.customer_number,
+            to_json(record),
+            now
+        ])?;
+    for job in jobs {
+        connection
+            .prepare_cached(
+                "INSERT INTO jobs (id, definition, order_number, cancellation_id, request_id,
+                                   parameters, state, max_attempts, initial_backoff_ms,
+                                   max_backoff_ms, run_at, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?8, ?9, ?10, ?10, ?10)",
+            )?
+            .execute(params![
+                job.id,
+                job.definition,
+                number,
+                record.id,
+                job.request_id,
+                to_json(&job.parameters),
+                job.retry.max_attempts,
+                i64::try_from(job.retry.initial_backoff_ms).unwrap_or(i64::MAX),
+                i64::try_from(job.retry.max_backoff_ms).unwrap_or(i64::MAX),
+                now
+            ])?;
+    }
+    if let Some((scope, key)) = idempotency {
+        connection
+            .prepare_cached(
+                "UPDATE idempotency_keys SET state = 'done', cancellation_id = ?1
+                  WHERE scope = ?2 AND key = ?3",
+            )?
+            .execute(params![record.id, scope, key])?;
+    }
+    Ok(())
+}
