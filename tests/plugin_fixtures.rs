@@ -4,10 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use rescind_host::plugins::{
-    BankDetails, Cancellation, CancellationReason, CancelledLine, LineKind, Money, OrderChannel,
-    Plugin, PluginRuntime, Refund, RefundDestination, RuntimeConfig, Tracking,
-};
+use rescind_host::plugins::{Cancellation, Plugin, PluginRuntime, RuntimeConfig};
 
 /// The runtime shared by the tests of this binary.
 pub fn runtime() -> &'static PluginRuntime {
@@ -36,76 +33,15 @@ pub fn plugin(name: &str, path: &str) -> Arc<Plugin> {
 }
 
 /// A full cancellation of order 1001: three lines (a product, its warranty,
-/// a discount), a refund to a bank account and online tracking data.
+/// a discount), a refund to a bank account and online tracking data. The
+/// host's sample (what `rescind plugin test` submits) under the order number
+/// these tests use, with an ERP line reference on the first line only.
 pub fn sample_cancellation() -> Cancellation {
-    let eur = |amount_minor| Money {
-        amount_minor,
-        currency: "EUR".into(),
-    };
-    Cancellation {
-        request_id: "6f1d2c3e-8a4b-4c5d-9e6f-0a1b2c3d4e5f".into(),
-        attempt: 1,
-        order_number: "1001".into(),
-        erp_order_number: Some("ERP-1001".into()),
-        business_code: "B1".into(),
-        customer_number: "C-1".into(),
-        website: "main".into(),
-        order_date: "2024-09-01".into(),
-        full: true,
-        lines: vec![
-            CancelledLine {
-                line_number: 1,
-                sku: "CHAIR".into(),
-                quantity: 2,
-                kind: LineKind::Product,
-                amount: eur(20000),
-                tax: eur(3800),
-                parent_line: None,
-                erp_line_ref: Some("ERP-1001-1".into()),
-            },
-            CancelledLine {
-                line_number: 2,
-                sku: "WARRANTY".into(),
-                quantity: 1,
-                kind: LineKind::Product,
-                amount: eur(1500),
-                tax: eur(285),
-                parent_line: Some(1),
-                erp_line_ref: None,
-            },
-            CancelledLine {
-                line_number: 3,
-                sku: "PROMO10".into(),
-                quantity: 1,
-                kind: LineKind::Discount,
-                amount: eur(-2000),
-                tax: eur(-380),
-                parent_line: None,
-                erp_line_ref: None,
-            },
-        ],
-        all_line_numbers: vec![1, 2, 3],
-        reason: CancellationReason::OutOfStock,
-        date: "2024-09-09".into(),
-        invoice_reference: Some("IDE12345678901".into()),
-        forced_cancel: true,
-        forced_cancel_with_refund: true,
-        refund: Some(Refund {
-            amount: eur(23205),
-            to: RefundDestination::BankAccount,
-        }),
-        bank_details: Some(BankDetails {
-            account_owner: "Max Mustermann".into(),
-            iban: "DE89370400440532013000".into(),
-            bic: Some("COBADEFFXXX".into()),
-        }),
-        for_user: None,
-        tracking: Some(Tracking {
-            channel: OrderChannel::Online,
-            session: Some("123|abc".into()),
-            cuid: Some("09|Z0".into()),
-            offline_channel: None,
-        }),
-        parameters: vec![("OrderNumber".into(), "1001".into())],
+    let mut cancellation = rescind_host::plugins::sample_cancellation();
+    cancellation.order_number = "1001".into();
+    for line in cancellation.lines.iter_mut().filter(|l| l.line_number != 1) {
+        line.erp_line_ref = None;
     }
+    cancellation.parameters = vec![("OrderNumber".into(), "1001".into())];
+    cancellation
 }

@@ -12,9 +12,10 @@ use clap::{Args, Subcommand};
 use futures_util::StreamExt;
 
 pub use super::plugin_new::{NewArgs, new_plugin};
-pub use super::plugin_test::{ReceivedRequest, TestArgs, TestReport, sample_cancellation};
+pub use super::plugin_test::{ReceivedRequest, TestArgs, TestReport};
 use super::plugin_test::{print_report, test_plugin as run_test};
 use crate::api::SIGNATURE_HEADER;
+pub use crate::plugins::sample_cancellation;
 
 /// Runs a component once against the sample cancellation and a mock ERP;
 /// see [`TestArgs`].

@@ -155,3 +155,62 @@ pub struct Cancellation {
     /// The job's parameters (e.g. `OrderNumber`), name and value.
     pub parameters: Vec<(String, String)>,
 }
+
+/// A full cancellation of a three-line order (a chair, its warranty, a
+/// discount) paid by card, refunded to a bank account, with tracking data:
+/// every field a plugin may read has a value.
+pub fn sample_cancellation() -> Cancellation {
+    let eur = |amount_minor| Money {
+        amount_minor,
+        currency: "EUR".to_owned(),
+    };
+    let line = |line_number, sku: &str, quantity, kind, amount, tax, parent_line| CancelledLine {
+        line_number,
+        sku: sku.to_owned(),
+        quantity,
+        kind,
+        amount: eur(amount),
+        tax: eur(tax),
+        parent_line,
+        erp_line_ref: Some(format!("ERP-1001-{line_number}")),
+    };
+    Cancellation {
+        request_id: "6f1d2c3e-8a4b-4c5d-9e6f-0a1b2c3d4e5f".to_owned(),
+        attempt: 1,
+        order_number: "SO-1001".to_owned(),
+        erp_order_number: Some("ERP-1001".to_owned()),
+        business_code: "B1".to_owned(),
+        customer_number: "C-1".to_owned(),
+        website: "main".to_owned(),
+        order_date: "2024-09-01".to_owned(),
+        full: true,
+        lines: vec![
+            line(1, "CHAIR", 2, LineKind::Product, 20000, 3800, None),
+            line(2, "WARRANTY", 1, LineKind::Product, 1500, 285, Some(1)),
+            line(3, "PROMO10", 1, LineKind::Discount, -2000, -380, None),
+        ],
+        all_line_numbers: vec![1, 2, 3],
+        reason: CancellationReason::OutOfStock,
+        date: "2024-09-09".to_owned(),
+        invoice_reference: Some("IDE12345678901".to_owned()),
+        forced_cancel: true,
+        forced_cancel_with_refund: true,
+        refund: Some(Refund {
+            amount: eur(23205),
+            to: RefundDestination::BankAccount,
+        }),
+        bank_details: Some(BankDetails {
+            account_owner: "Max Mustermann".to_owned(),
+            iban: "DE89370400440532013000".to_owned(),
+            bic: Some("COBADEFFXXX".to_owned()),
+        }),
+        for_user: None,
+        tracking: Some(Tracking {
+            channel: OrderChannel::Online,
+            session: Some("123|abc".to_owned()),
+            cuid: Some("09|Z0".to_owned()),
+            offline_channel: None,
+        }),
+        parameters: vec![("OrderNumber".to_owned(), "SO-1001".to_owned())],
+    }
+}

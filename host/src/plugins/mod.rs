@@ -44,7 +44,7 @@ mod stdio_impl;
 
 pub use cancellation::{
     BankDetails, Cancellation, CancellationReason, CancelledLine, LineKind, Money, OrderChannel,
-    Refund, RefundDestination, Tracking,
+    Refund, RefundDestination, Tracking, sample_cancellation,
 };
 pub use compat::{PROCESSOR_EXPORT, SDK_SECTION, SUPPORTED_WIT, SdkStamp};
 pub use config::{CallLimits, RuntimeConfig};
