@@ -329,6 +329,81 @@ async fn a_hundred_concurrent_cancellations_of_one_order_commit_exactly_one() {
     }
 }
 
+/// Cancellations are committed in groups; one whose writes fail (a trigger
+/// in the database stands in for a full disk) fails alone: those arriving
+/// with it commit, and nothing of the failed one remains.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancellation_whose_writes_fail_fails_alone() {
+    let service = Arc::new(TestService::start_without_workers().await);
+    service.configure_insite().await;
+    for i in 0..16 {
+        service
+            .put_order(&format!("SO-W{i}"), &sample_order("C-1"))
+            .await;
+    }
+    let database = rusqlite::Connection::open(service.dir.path().join("rescind.db"))
+        .expect("open the database");
+    database
+        .busy_timeout(std::time::Duration::from_secs(10))
+        .expect("busy timeout");
+    // Fails after the order, its lines, payment and allocations were written.
+    database
+        .execute_batch(
+            "CREATE TRIGGER fail_w7 BEFORE INSERT ON cancellations
+               WHEN NEW.order_number = 'SO-W7'
+             BEGIN SELECT RAISE(ABORT, 'the disk is full'); END;",
+        )
+        .expect("trigger");
+    let before = service.order("SO-W7").await;
+
+    let mut tasks = JoinSet::new();
+    for i in 0..16 {
+        let service = Arc::clone(&service);
+        tasks.spawn(async move {
+            let number = format!("SO-W{i}");
+            let answer = service
+                .cancel(&number, &json!({"cancellationReason": "OUT_OF_STOCK"}))
+                .await;
+            (number, answer)
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        let (number, answer) = joined.expect("task");
+        if number == "SO-W7" {
+            assert_eq!(
+                answer.status,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "{}",
+                answer.body
+            );
+        } else {
+            assert_eq!(
+                answer.status,
+                StatusCode::CREATED,
+                "{number}: {}",
+                answer.body
+            );
+            let order = service.order(&number).await;
+            assert_eq!(order["status"], "Cancelled", "{number}");
+            assert_eq!(order["cancellations"].as_array().map(Vec::len), Some(1));
+        }
+    }
+    assert_eq!(
+        service.order("SO-W7").await,
+        before,
+        "the failed cancellation left traces"
+    );
+
+    // Once the cause is gone the order can be cancelled.
+    database
+        .execute_batch("DROP TRIGGER fail_w7")
+        .expect("drop trigger");
+    let answer = service
+        .cancel("SO-W7", &json!({"cancellationReason": "OUT_OF_STOCK"}))
+        .await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_keeps_orders_cancellations_and_queued_jobs() {
     let service = TestService::start_without_workers().await;

@@ -2,14 +2,22 @@
 //!
 //! One thread owns a SQLite connection (rusqlite, the same bundled SQLite
 //! as sqlx's) and commits the cancellations waiting for it together, in a
-//! single `BEGIN IMMEDIATE` transaction, one savepoint each. Each is still
-//! planned against its order as the ones before it in the group left it,
-//! and a refused or failed one rolls back to its savepoint without touching
-//! the others. The whole group runs as plain function calls on that thread
-//! with prepared statements kept between groups: no trip to another thread
-//! per statement, which is what bounded throughput when the group went
-//! through sqlx (each statement a channel round trip and a wake-up of sqlx's
-//! connection thread). Alone, a cancellation is a group of one.
+//! single `BEGIN IMMEDIATE` transaction. Each is planned against its order
+//! as the ones before it in the group left it. The whole group runs as
+//! plain function calls on that thread with prepared statements kept
+//! between groups: no trip to another thread per statement, which is what
+//! bounded throughput when the group went through sqlx (each statement a
+//! channel round trip and a wake-up of sqlx's connection thread). Alone, a
+//! cancellation is a group of one.
+//!
+//! A refusal by the cancel rules writes nothing, so it needs no undo. A
+//! cancellation whose *writes* fail (an I/O error, a full disk, a
+//! constraint) aborts the group's transaction, and the group is committed
+//! again one cancellation per transaction, so that the failure stays with
+//! the one that caused it. The group does not use a savepoint per
+//! cancellation for this: a savepoint journals every page it touches to a
+//! statement journal, which spilled to a temporary file and was most of the
+//! writer's system calls (about nine in ten of its writes).
 //!
 //! The other writes of the store stay on sqlx's writer connection. Both
 //! connections open their transactions with `BEGIN IMMEDIATE`, so SQLite's
@@ -210,31 +218,62 @@ impl Writer {
     }
 
     /// Commits a group and answers each of its cancellations; empties
-    /// `group`.
+    /// `group`. When the group's transaction fails and it held more than
+    /// one cancellation, each is committed again on its own.
     fn commit_group(&mut self, group: &mut Vec<Pending>) {
-        match self.write_group(group) {
+        let failure = match self.write_group(group) {
             Ok(results) => {
                 for (pending, result) in group.drain(..).zip(results) {
                     let _ = pending.reply.send(result);
                 }
+                return;
             }
-            Err(e) => {
-                if !self.connection.is_autocommit() {
-                    let _ = self.connection.execute_batch("ROLLBACK");
-                }
-                tracing::error!(error = %e, cancellations = group.len(), "group commit failed");
-                let message = e.to_string();
-                for pending in group.drain(..) {
-                    let _ = pending
-                        .reply
-                        .send(Err(StoreError::GroupCommit(message.clone()).into()));
-                }
+            Err(e) => e,
+        };
+        self.roll_back();
+        if group.len() > 1 {
+            tracing::warn!(
+                error = %failure,
+                cancellations = group.len(),
+                "group commit failed; committing its cancellations one by one"
+            );
+            for pending in group.drain(..) {
+                let result = match self.write_group(std::slice::from_ref(&pending)) {
+                    Ok(mut results) => results.pop().unwrap_or_else(|| {
+                        Err(StoreError::GroupCommit("no answer for a cancellation".into()).into())
+                    }),
+                    Err(e) => {
+                        self.roll_back();
+                        tracing::error!(error = %e, order = %pending.order_number, "cancellation commit failed");
+                        Err(StoreError::GroupCommit(e.to_string()).into())
+                    }
+                };
+                let _ = pending.reply.send(result);
             }
+            return;
+        }
+        tracing::error!(error = %failure, "cancellation commit failed");
+        let message = failure.to_string();
+        for pending in group.drain(..) {
+            let _ = pending
+                .reply
+                .send(Err(StoreError::GroupCommit(message.clone()).into()));
+        }
+    }
+
+    /// Ends a failed transaction, if SQLite has not already.
+    fn roll_back(&mut self) {
+        if !self.connection.is_autocommit()
+            && let Err(e) = self.connection.execute_batch("ROLLBACK")
+        {
+            tracing::error!(error = %e, "rollback of a failed cancellation group failed");
         }
     }
 
     /// The group's transaction. The outer error means none of it was
-    /// committed; the inner results are the cancellations' answers.
+    /// committed (and the transaction may still be open: the caller rolls
+    /// back); the inner results are the cancellations' answers, refusals
+    /// by the cancel rules among them.
     fn write_group(
         &mut self,
         group: &[Pending],
@@ -285,9 +324,9 @@ impl Writer {
         })
     }
 
-    /// Plans one cancellation and writes it under its own savepoint. The
-    /// outer error means the group's transaction is unusable; the inner
-    /// result is this cancellation's answer.
+    /// Plans one cancellation and writes it. The outer error means the
+    /// group's transaction is unusable; the inner result is this
+    /// cancellation's answer (a refusal writes nothing).
     fn plan_and_write(
         &mut self,
         config: &ConfigSnapshot,
@@ -334,24 +373,9 @@ impl Writer {
             .idempotency
             .as_ref()
             .map(|(scope, key)| (scope.as_str(), key.as_str()));
-        self.connection
-            .prepare_cached("SAVEPOINT cancellation")?
-            .execute([])?;
-        match write_cancellation(&self.connection, order, &after, &record, &jobs, idempotency) {
-            Ok(()) => {
-                self.connection
-                    .prepare_cached("RELEASE cancellation")?
-                    .execute([])?;
-                orders.insert(after.number.clone(), after);
-                Ok(Ok(Committed { record, jobs }))
-            }
-            Err(e) => {
-                // Undo this cancellation's partial writes, keep the group's.
-                self.connection
-                    .execute_batch("ROLLBACK TO cancellation; RELEASE cancellation")?;
-                Ok(Err(StoreError::from(e).into()))
-            }
-        }
+        write_cancellation(&self.connection, order, &after, &record, &jobs, idempotency)?;
+        orders.insert(after.number.clone(), after);
+        Ok(Ok(Committed { record, jobs }))
     }
 }
 
