@@ -5,9 +5,15 @@
 //!
 //! ```sh
 //! cargo bench -p rescind-host --bench cancel_api            # defaults
-//! RESCIND_BENCH_CLIENTS=64 RESCIND_BENCH_REQUESTS=20000 \
+//! RESCIND_BENCH_CLIENTS=64 RESCIND_BENCH_REQUESTS=20000 RESCIND_BENCH_ROUNDS=3 \
 //!   RESCIND_BENCH_DURABILITY=full cargo bench -p rescind-host --bench cancel_api
 //! ```
+//!
+//! A run seeds the database once and then measures several rounds, each the
+//! floor and then the cancellations (of orders no earlier round touched), so
+//! that a passing disturbance on a shared machine shows as one odd round
+//! instead of deciding the result; the summary gives the median round and
+//! the range.
 //!
 //! Every run is bounded: a fixed number of requests per phase and a time
 //! limit, whichever comes first. Servers listen on 127.0.0.1 only.
@@ -175,6 +181,21 @@ async fn load(
     }
 }
 
+/// The median of some values (the upper one of the middle two).
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or_default()
+}
+
+/// Smallest and largest of some values.
+fn range(values: &[f64]) -> (f64, f64) {
+    values
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(*v), hi.max(*v))
+        })
+}
+
 fn report(name: &str, f: &Figures) {
     println!(
         "{name:<28} {:>8.0} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms  ({} ok, {} failed, {:.1} s)",
@@ -275,42 +296,81 @@ async fn run() {
     );
 
     let floor = floor_server().await;
-    let floor_figures = load(
-        clients,
-        requests,
-        StatusCode::CREATED,
-        Arc::new(move |i| {
-            (
-                format!("http://{floor}/v1/orders/BO-{i:06}/cancellations"),
-                json!({"cancellationReason": "OUT_OF_STOCK"}),
-            )
-        }),
-    )
-    .await;
-    report("HTTP floor (trivial axum)", &floor_figures);
-
     let addr = running.addr;
-    // Spread the cancelled orders over the whole table.
-    let stride = orders / requests.max(1);
-    let cancel_figures = load(
-        clients,
-        requests,
-        StatusCode::CREATED,
-        Arc::new(move |i| {
-            (
-                format!(
-                    "http://{addr}/v1/orders/BO-{:06}/cancellations",
-                    i * stride.max(1)
-                ),
-                json!({"cancellationReason": "OUT_OF_STOCK"}),
-            )
-        }),
-    )
-    .await;
-    report("committed cancellations", &cancel_figures);
+    // Spread each round's orders over the whole table; round r takes the
+    // orders r, r + stride, r + 2 stride, ...
+    let stride = (orders / requests.max(1)).max(1);
+    let rounds: usize = env::<usize>("RESCIND_BENCH_ROUNDS", 3).clamp(1, stride);
+    let mut floors = Vec::new();
+    let mut cancels = Vec::new();
+    for round in 0..rounds {
+        println!("round {} of {rounds}", round + 1);
+        let floor_figures = load(
+            clients,
+            requests,
+            StatusCode::CREATED,
+            Arc::new(move |i| {
+                (
+                    format!("http://{floor}/v1/orders/BO-{i:06}/cancellations"),
+                    json!({"cancellationReason": "OUT_OF_STOCK"}),
+                )
+            }),
+        )
+        .await;
+        report("  HTTP floor (trivial axum)", &floor_figures);
+        let cancel_figures = load(
+            clients,
+            requests,
+            StatusCode::CREATED,
+            Arc::new(move |i| {
+                (
+                    format!(
+                        "http://{addr}/v1/orders/BO-{:06}/cancellations",
+                        i * stride + round
+                    ),
+                    json!({"cancellationReason": "OUT_OF_STOCK"}),
+                )
+            }),
+        )
+        .await;
+        report("  committed cancellations", &cancel_figures);
+        println!(
+            "  ratio: cancellations reach {:.1} % of the HTTP floor's throughput",
+            100.0 * cancel_figures.per_second() / floor_figures.per_second()
+        );
+        floors.push(floor_figures);
+        cancels.push(cancel_figures);
+    }
+
+    let per_second: Vec<f64> = cancels.iter().map(Figures::per_second).collect();
+    let p50: Vec<f64> = cancels
+        .iter()
+        .map(|f| f.p50.as_secs_f64() * 1000.0)
+        .collect();
+    let p99: Vec<f64> = cancels
+        .iter()
+        .map(|f| f.p99.as_secs_f64() * 1000.0)
+        .collect();
+    let floor_per_second: Vec<f64> = floors.iter().map(Figures::per_second).collect();
+    let ratios: Vec<f64> = cancels
+        .iter()
+        .zip(&floors)
+        .map(|(c, f)| 100.0 * c.per_second() / f.per_second())
+        .collect();
+    let (lo, hi) = range(&per_second);
     println!(
-        "ratio: cancellations reach {:.1} % of the HTTP floor's throughput",
-        100.0 * cancel_figures.per_second() / floor_figures.per_second()
+        "median of {rounds} rounds: committed cancellations {:.0} req/s ({lo:.0}-{hi:.0})",
+        median(per_second.clone())
+    );
+    let (lo, hi) = range(&p50);
+    println!("  p50 {:.2} ms ({lo:.2}-{hi:.2})", median(p50.clone()));
+    let (lo, hi) = range(&p99);
+    println!("  p99 {:.2} ms ({lo:.2}-{hi:.2})", median(p99.clone()));
+    let (lo, hi) = range(&floor_per_second);
+    println!(
+        "  HTTP floor {:.0} req/s ({lo:.0}-{hi:.0}); cancellations reach {:.1} % of it",
+        median(floor_per_second.clone()),
+        median(ratios)
     );
     running
         .shutdown(Duration::from_secs(10))
