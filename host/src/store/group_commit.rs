@@ -12,9 +12,11 @@
 //!
 //! A refusal by the cancel rules writes nothing, so it needs no undo. A
 //! cancellation whose *writes* fail (an I/O error, a full disk, a
-//! constraint) aborts the group's transaction, and the group is committed
-//! again one cancellation per transaction, so that the failure stays with
-//! the one that caused it. The group does not use a savepoint per
+//! constraint) aborts the group's transaction; the others are committed
+//! again as a group without it, and it alone in a transaction of its own,
+//! so that the failure stays with the one that caused it. A failure of
+//! what the whole group shares (taking the write lock, reading the orders,
+//! the commit) fails the group. The group does not use a savepoint per
 //! cancellation for this: a savepoint journals every page it touches to a
 //! statement journal, which spilled to a temporary file and was most of the
 //! writer's system calls (about nine in ten of its writes).
@@ -182,6 +184,28 @@ fn open(path: &Path, durability: Durability) -> Result<Connection, StoreError> {
     Ok(connection)
 }
 
+/// Why a group's transaction failed (it is then rolled back).
+#[derive(Debug)]
+enum GroupError {
+    /// The writes of the cancellation at this position in the group.
+    Cancellation(usize, StoreError),
+    /// What the whole group shares: the write lock, the configuration,
+    /// reading the orders, the commit.
+    Group(StoreError),
+}
+
+impl From<StoreError> for GroupError {
+    fn from(e: StoreError) -> Self {
+        GroupError::Group(e)
+    }
+}
+
+impl From<rusqlite::Error> for GroupError {
+    fn from(e: rusqlite::Error) -> Self {
+        GroupError::Group(e.into())
+    }
+}
+
 /// What the writer thread owns.
 struct Writer {
     connection: Connection,
@@ -192,7 +216,7 @@ struct Writer {
 
 impl Writer {
     fn run(mut self, mut waiting: mpsc::Receiver<Work>) {
-        let mut group = Vec::with_capacity(MAX_GROUP);
+        let mut group: Vec<Pending> = Vec::with_capacity(MAX_GROUP);
         let mut stop = false;
         while !stop {
             // Sleep until there is work, then take whatever else is waiting.
@@ -210,54 +234,52 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            self.commit_group(&mut group);
+            self.commit_group(std::mem::take(&mut group));
         }
         waiting.close();
         // Dropping the replies answers the rest with `StoreError::Closed`.
         while waiting.try_recv().is_ok() {}
     }
 
-    /// Commits a group and answers each of its cancellations; empties
-    /// `group`. When the group's transaction fails and it held more than
-    /// one cancellation, each is committed again on its own.
-    fn commit_group(&mut self, group: &mut Vec<Pending>) {
-        let failure = match self.write_group(group) {
+    /// Commits a group and answers each of its cancellations. When one
+    /// cancellation's writes fail, the others are committed again as a
+    /// group without it and it alone (its own verdict, answered to it).
+    fn commit_group(&mut self, mut group: Vec<Pending>) {
+        match self.write_group(&group) {
             Ok(results) => {
-                for (pending, result) in group.drain(..).zip(results) {
+                for (pending, result) in group.into_iter().zip(results) {
                     let _ = pending.reply.send(result);
                 }
-                return;
             }
-            Err(e) => e,
-        };
-        self.roll_back();
-        if group.len() > 1 {
-            tracing::warn!(
-                error = %failure,
-                cancellations = group.len(),
-                "group commit failed; committing its cancellations one by one"
-            );
-            for pending in group.drain(..) {
-                let result = match self.write_group(std::slice::from_ref(&pending)) {
-                    Ok(mut results) => results.pop().unwrap_or_else(|| {
-                        Err(StoreError::GroupCommit("no answer for a cancellation".into()).into())
-                    }),
-                    Err(e) => {
-                        self.roll_back();
-                        tracing::error!(error = %e, order = %pending.order_number, "cancellation commit failed");
-                        Err(StoreError::GroupCommit(e.to_string()).into())
-                    }
-                };
-                let _ = pending.reply.send(result);
+            Err(GroupError::Cancellation(position, e)) if group.len() > 1 => {
+                self.roll_back();
+                tracing::warn!(
+                    error = %e,
+                    order = %group[position].order_number,
+                    cancellations = group.len(),
+                    "a cancellation's writes failed; committing the group without it"
+                );
+                let failed = group.remove(position);
+                self.commit_group(group);
+                self.commit_group(vec![failed]);
             }
-            return;
-        }
-        tracing::error!(error = %failure, "cancellation commit failed");
-        let message = failure.to_string();
-        for pending in group.drain(..) {
-            let _ = pending
-                .reply
-                .send(Err(StoreError::GroupCommit(message.clone()).into()));
+            Err(GroupError::Cancellation(_, e)) => {
+                self.roll_back();
+                tracing::error!(error = %e, "cancellation commit failed");
+                if let Some(pending) = group.pop() {
+                    let _ = pending.reply.send(Err(e.into()));
+                }
+            }
+            Err(GroupError::Group(e)) => {
+                self.roll_back();
+                tracing::error!(error = %e, cancellations = group.len(), "group commit failed");
+                let message = e.to_string();
+                for pending in group {
+                    let _ = pending
+                        .reply
+                        .send(Err(StoreError::GroupCommit(message.clone()).into()));
+                }
+            }
         }
     }
 
@@ -277,7 +299,7 @@ impl Writer {
     fn write_group(
         &mut self,
         group: &[Pending],
-    ) -> Result<Vec<Result<Committed, CancelError>>, StoreError> {
+    ) -> Result<Vec<Result<Committed, CancelError>>, GroupError> {
         self.connection
             .prepare_cached("BEGIN IMMEDIATE")?
             .execute([])?;
@@ -297,8 +319,11 @@ impl Writer {
             }
         }
         let mut results = Vec::with_capacity(group.len());
-        for pending in group {
-            results.push(self.plan_and_write(&config, &mut orders, pending)?);
+        for (position, pending) in group.iter().enumerate() {
+            let result = self
+                .plan_and_write(&config, &mut orders, pending)
+                .map_err(|e| GroupError::Cancellation(position, e))?;
+            results.push(result);
         }
         self.connection.prepare_cached("COMMIT")?.execute([])?;
         Ok(results)
