@@ -12,29 +12,15 @@ use crate::service::{ADMIN, TestService, deposited_order, sample_order};
 /// A connection and an enabled `OrderCancel` definition (so cancellations
 /// enqueue a job).
 pub async fn configure_job(service: &TestService, base_url: &str, host: &str, retry: Value) {
-    let a = service
-        .call(
-            Method::PUT,
-            "/v1/admin/connections/erp",
-            Some(ADMIN),
-            Some(&json!({"baseUrl": base_url, "allowedHosts": [host],
-                         "settings": {"path": "/cancellations"},
-                         "secrets": {"hmacKey": "s3cret-hmac-key"}})),
+    service
+        .configure_erp_job(
+            &json!({"baseUrl": base_url, "allowedHosts": [host],
+                    "settings": {"path": "/cancellations"},
+                    "secrets": {"hmacKey": "s3cret-hmac-key"}}),
+            "webhook",
+            retry,
         )
         .await;
-    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
-    let a = service
-        .call(
-            Method::PUT,
-            "/v1/admin/job-definitions/OrderCancel",
-            Some(ADMIN),
-            Some(&json!({"jobType": "Execution", "connection": "erp",
-                         "integrationProcessor": "webhook",
-                         "parameters": [{"name": "OrderNumber", "valueType": "String", "defaultValue": "", "prompt": "Order Number"}],
-                         "retry": retry, "enabled": true})),
-        )
-        .await;
-    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -106,32 +106,15 @@ pub async fn configure_with_key(
     signing_key: &str,
 ) {
     service.configure_insite().await;
-    let a = service
-        .call(
-            Method::PUT,
-            "/v1/admin/connections/erp",
-            Some(ADMIN),
-            Some(
-                &json!({"baseUrl": erp.url(""), "allowedHosts": [erp.authority()],
-                         "settings": {"path": "/hooks/cancel"},
-                         "secrets": {"signingKey": signing_key}}),
-            ),
+    service
+        .configure_erp_job(
+            &json!({"baseUrl": erp.url(""), "allowedHosts": [erp.authority()],
+                    "settings": {"path": "/hooks/cancel"},
+                    "secrets": {"signingKey": signing_key}}),
+            processor,
+            json!({"maxAttempts": attempts, "initialBackoffMs": 10, "maxBackoffMs": 20}),
         )
         .await;
-    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
-    let a = service
-        .call(
-            Method::PUT,
-            "/v1/admin/job-definitions/OrderCancel",
-            Some(ADMIN),
-            Some(&json!({"jobType": "Execution", "connection": "erp",
-                         "integrationProcessor": processor,
-                         "parameters": [{"name": "OrderNumber", "valueType": "String", "defaultValue": "", "prompt": "Order Number"}],
-                         "retry": {"maxAttempts": attempts, "initialBackoffMs": 10, "maxBackoffMs": 20},
-                         "enabled": true})),
-        )
-        .await;
-    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
 }
 
 /// Stores order `number` and cancels it; answers its job's id.

@@ -249,6 +249,32 @@ impl TestService {
         assert_eq!(a.status, StatusCode::OK, "{}", a.body);
     }
 
+    /// Connection `erp` (`connection` is its body) and an enabled
+    /// `OrderCancel` definition running `processor` with `retry`.
+    pub async fn configure_erp_job(&self, connection: &Value, processor: &str, retry: Value) {
+        let a = self
+            .call(
+                Method::PUT,
+                "/v1/admin/connections/erp",
+                Some(ADMIN),
+                Some(connection),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+        let a = self
+            .call(
+                Method::PUT,
+                "/v1/admin/job-definitions/OrderCancel",
+                Some(ADMIN),
+                Some(&json!({"jobType": "Execution", "connection": "erp",
+                             "integrationProcessor": processor,
+                             "parameters": [{"name": "OrderNumber", "valueType": "String", "defaultValue": "", "prompt": "Order Number"}],
+                             "retry": retry, "enabled": true})),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    }
+
     /// Stores an order.
     pub async fn put_order(&self, number: &str, order: &Value) {
         let a = self
