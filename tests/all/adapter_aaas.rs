@@ -10,8 +10,8 @@ use rescind_host::plugins::{
     Money, Plugin, Refund, RefundDestination,
 };
 use rescind_tests::erp_server::Scripted;
+use rescind_tests::fakes::ClosedPort;
 use rescind_tests::fakes::aaas::{AaasAuth, AaasFake};
-use rescind_tests::fakes::unreachable_connection;
 use rescind_tests::plugin_fixtures::{plugin, sample_cancellation};
 use serde_json::json;
 
@@ -105,6 +105,8 @@ async fn a_full_cancellation_lists_every_position_and_keeps_the_internal_request
         request.path,
         "/api/v1/businesses/B1/customers/C-1/orders/ERP-1001/cancellations"
     );
+    // The plugin logs what it sends and what AaaS answered, never the token.
+    assert!(!report.log.is_empty());
     assert!(
         report.log.iter().all(|line| !line.message.contains(TOKEN)),
         "{:?}",
@@ -362,9 +364,10 @@ async fn passing_failures_are_transient_and_a_retry_is_seen_once() {
 
 #[tokio::test]
 async fn refused_connections_and_timeouts_are_transient() {
+    let closed = ClosedPort::bind();
     let refused = ConnectionContext {
         secrets: BTreeMap::from([("apiToken".to_owned(), TOKEN.to_owned())]),
-        ..unreachable_connection()
+        ..closed.connection()
     };
     match submit(&sample_cancellation(), &refused).await {
         CallOutcome::Transient(message) => {

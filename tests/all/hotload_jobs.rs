@@ -5,11 +5,12 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;
+use tokio::sync::Semaphore;
 
 use crate::hotload_support::{
     PLUGIN, activate, cancel_new_order, configure, echoing_erp, last_version, metric, plugin,
@@ -94,11 +95,13 @@ async fn a_guard_rolls_a_broken_version_back_and_the_old_one_delivers_its_jobs()
     assert_eq!(keys.iter().collect::<HashSet<_>>().len(), 7);
 }
 
-/// Bounds of the swap test.
+/// Bounds of the swap test: switches, cancellations let go just before each
+/// switch (their jobs are in flight while the version changes) and just
+/// after it (their jobs must run on the new version), and producers.
 const SWAPS: usize = 20;
-const JOBS_AFTER_EACH_SWAP: usize = 2;
-const MAX_ORDERS: usize = 400;
-const DEADLINE: Duration = Duration::from_secs(240);
+const ACROSS_EACH_SWAP: usize = 2;
+const AFTER_EACH_SWAP: usize = 2;
+const PRODUCERS: usize = 2;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_swaps_while_jobs_flow_fail_and_lose_no_job() {
@@ -114,50 +117,73 @@ async fn twenty_swaps_while_jobs_flow_fail_and_lose_no_job() {
         upload(&service, PLUGIN, trivial(), false).await.status,
         StatusCode::CREATED
     );
-    let started = Instant::now();
 
-    // Cancellations flow continuously from a client of the API.
-    let stop = Arc::new(AtomicBool::new(false));
-    let created = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let producer = {
-        let (service, stop, created) = (
-            Arc::clone(&service),
-            Arc::clone(&stop),
-            Arc::clone(&created),
-        );
-        tokio::spawn(async move {
-            for n in 0..MAX_ORDERS {
-                if stop.load(Ordering::Relaxed) || started.elapsed() > DEADLINE {
-                    break;
+    // Cancellations come from clients of the API, one per permit: the swap
+    // loop hands the permits out, so how many jobs run around each switch
+    // is the test's choice, not the machine's speed. Each job is noted with
+    // the switch that was complete when its cancellation was sent.
+    let permits = Arc::new(Semaphore::new(0));
+    let switched = Arc::new(AtomicUsize::new(0));
+    let next_order = Arc::new(AtomicUsize::new(0));
+    let created = Arc::new(std::sync::Mutex::new(Vec::<(usize, String)>::new()));
+    let producers: Vec<_> = (0..PRODUCERS)
+        .map(|_| {
+            let (service, permits, switched, next_order, created) = (
+                Arc::clone(&service),
+                Arc::clone(&permits),
+                Arc::clone(&switched),
+                Arc::clone(&next_order),
+                Arc::clone(&created),
+            );
+            tokio::spawn(async move {
+                while let Ok(permit) = permits.acquire().await {
+                    permit.forget();
+                    let after = switched.load(Ordering::SeqCst);
+                    let n = next_order.fetch_add(1, Ordering::SeqCst);
+                    let id = cancel_new_order(&service, &format!("SW-{n}")).await;
+                    created.lock().unwrap().push((after, id));
                 }
-                let id = cancel_new_order(&service, &format!("SW-{n}")).await;
-                created.lock().unwrap().push(id);
-            }
+            })
         })
-    };
+        .collect();
 
-    for swap in 0..SWAPS {
-        let to = if swap % 2 == 0 { &v2 } else { &v1 };
+    let mut expected = 0;
+    for swap in 1..=SWAPS {
+        let to = if swap % 2 == 1 { &v2 } else { &v1 };
+        permits.add_permits(ACROSS_EACH_SWAP);
         let a = activate(&service, PLUGIN, to, None).await;
         assert_eq!(a.status, StatusCode::OK, "{}", a.body);
-        // Let jobs run on this version before the next swap.
-        let seen = succeeded_jobs(&service).await;
-        loop {
-            let now = succeeded_jobs(&service).await;
-            if now >= seen + JOBS_AFTER_EACH_SWAP || started.elapsed() > DEADLINE {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        switched.store(swap, Ordering::SeqCst);
+        permits.add_permits(AFTER_EACH_SWAP);
+        expected += ACROSS_EACH_SWAP + AFTER_EACH_SWAP;
+        // Every job so far settles before the next switch; those sent after
+        // this one ran the version it activated.
+        wait_until("the cancellations of this switch are sent", || async {
+            created.lock().unwrap().len() == expected
+        })
+        .await;
+        let jobs: Vec<(usize, String)> = created.lock().unwrap().clone();
+        for (after, id) in jobs.iter().filter(|(after, _)| *after == swap) {
+            let settled = settled_job(&service, id).await;
+            assert_eq!(
+                last_version(&settled),
+                *to,
+                "job sent after switch {after} ran another version: {settled}"
+            );
         }
     }
-    stop.store(true, Ordering::Relaxed);
-    producer.await.expect("the producer ends");
-    assert!(
-        started.elapsed() < DEADLINE,
-        "the swaps did not finish in time"
-    );
+    permits.close();
+    for producer in producers {
+        producer.await.expect("the producer ends");
+    }
 
-    let created = created.lock().unwrap().clone();
+    let created: Vec<String> = created
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, id)| id.clone())
+        .collect();
+    assert_eq!(created.len(), SWAPS * (ACROSS_EACH_SWAP + AFTER_EACH_SWAP));
     let mut settled_jobs = Vec::new();
     for id in &created {
         settled_jobs.push(settled_job(&service, id).await);
@@ -209,18 +235,6 @@ async fn twenty_swaps_while_jobs_flow_fail_and_lose_no_job() {
         .len();
     // The first activation, then the twenty swaps.
     assert_eq!(history, 1 + SWAPS);
-}
-
-async fn succeeded_jobs(service: &TestService) -> usize {
-    let a = service
-        .call(
-            Method::GET,
-            "/v1/admin/jobs?state=succeeded&limit=1000",
-            Some(ADMIN),
-            None,
-        )
-        .await;
-    a.body.as_array().map_or(0, Vec::len)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,13 +1,16 @@
-//! Swap under load: calls flow continuously through a loopback ERP while
-//! the active version is switched back and forth; no call fails, and each
-//! call's version matches what the ERP saw.
+//! Swap under load: calls flow through a loopback ERP while the active
+//! version is switched back and forth; no call fails, and each call's
+//! version matches what the ERP saw. The swap loop paces the callers (so many
+//! calls across and after each switch), so the verdict does not depend on
+//! how fast either side runs.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rescind_host::plugins::registry::RegistryConfig;
+use tokio::sync::Semaphore;
 
 use crate::registry_support::{
     Delivery, NAME, echoing_erp, open_registry, received_keys, run, shared_cache, trivial,
@@ -19,7 +22,12 @@ use crate::registry_support::{
 const SWAPS: usize = 20;
 const CALLS_AFTER_EACH_SWAP: usize = 3;
 const CALLERS: usize = 4;
-const MAX_CALLS: u32 = 5_000;
+/// Calls let go just before each switch, so that some are in flight while
+/// the active version changes.
+const CALLS_ACROSS_EACH_SWAP: usize = CALLERS;
+/// Calls one switch may take before its version shows up; only a registry
+/// that keeps handing out the old version reaches it.
+const MAX_CALLS_PER_SWAP: usize = 200;
 const DEADLINE: Duration = Duration::from_secs(120);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -38,21 +46,26 @@ async fn twenty_swaps_under_load_lose_no_call_and_each_call_runs_one_version() {
         .await
         .unwrap();
 
+    // The callers make one call per permit: the swap loop hands them out, so
+    // the number of calls per swap is what the test decides, whatever the
+    // speed of the machine.
+    let permits = Arc::new(Semaphore::new(0));
     let next_job = Arc::new(AtomicU32::new(1));
-    let stop = Arc::new(AtomicBool::new(false));
     // (job, version the attempt ran, what it did)
     let calls = Arc::new(Mutex::new(Vec::<(u32, String, Delivery)>::new()));
     let callers: Vec<_> = (0..CALLERS)
         .map(|_| {
             let (registry, erp) = (registry.clone(), Arc::clone(&erp));
-            let (next_job, stop, calls) =
-                (Arc::clone(&next_job), Arc::clone(&stop), Arc::clone(&calls));
+            let (permits, next_job, calls) = (
+                Arc::clone(&permits),
+                Arc::clone(&next_job),
+                Arc::clone(&calls),
+            );
             tokio::spawn(async move {
-                while !stop.load(Ordering::Relaxed) {
+                // A closed semaphore ends the caller.
+                while let Ok(permit) = permits.acquire().await {
+                    permit.forget();
                     let n = next_job.fetch_add(1, Ordering::Relaxed);
-                    if n > MAX_CALLS {
-                        break;
-                    }
                     let plugin = registry.active(NAME).expect("always an active version");
                     let delivery = run(&plugin, &erp, n).await;
                     calls
@@ -76,21 +89,29 @@ async fn twenty_swaps_under_load_lose_no_call_and_each_call_runs_one_version() {
     for swap in 0..SWAPS {
         let target = if swap % 2 == 0 { &v2 } else { &v1 };
         let before = ran_on(target);
+        permits.add_permits(CALLS_ACROSS_EACH_SWAP);
+        let mut granted = CALLS_ACROSS_EACH_SWAP;
         registry.activate(NAME, target, "ops", None).await.unwrap();
-        // Let calls run on the new version before switching again.
+        // Calls that pick the plugin after the switch run the new version;
+        // hand out more until enough have.
         while ran_on(target) < before + CALLS_AFTER_EACH_SWAP {
             assert!(
                 started.elapsed() < DEADLINE,
                 "calls stopped flowing after swap {swap}"
             );
-            assert!(
-                next_job.load(Ordering::Relaxed) <= MAX_CALLS,
-                "call budget spent at swap {swap}"
-            );
+            if permits.available_permits() == 0 {
+                assert!(
+                    granted < MAX_CALLS_PER_SWAP,
+                    "{granted} calls after swap {swap} and still not {CALLS_AFTER_EACH_SWAP} \
+                     on the version it activated"
+                );
+                permits.add_permits(1);
+                granted += 1;
+            }
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
     }
-    stop.store(true, Ordering::Relaxed);
+    permits.close();
     for caller in callers {
         caller.await.unwrap();
     }

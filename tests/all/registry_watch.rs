@@ -158,5 +158,6 @@ async fn with_trusted_keys_the_file_waits_for_its_signature() {
     )
     .unwrap();
     let version = loaded(&mut events, &file).await;
-    assert!(version.signed_by.is_some());
+    let trusted = TrustedKey::from_bytes(operator.verifying_key().as_bytes()).unwrap();
+    assert_eq!(version.signed_by, Some(trusted.id()));
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use hmac::{Hmac, Mac};
 use rescind_host::plugins::{CallLimits, CallOutcome, ConnectionContext, LogSource};
 use rescind_tests::erp_server::{ErpServer, Scripted};
+use rescind_tests::fakes::ClosedPort;
 use rescind_tests::plugin_fixtures::{plugin, sample_cancellation};
 use serde_json::json;
 use sha2::Sha256;
@@ -208,14 +209,10 @@ async fn an_erp_refusal_is_rejected_with_its_message() {
 
 #[tokio::test]
 async fn a_refused_connection_is_a_transient_failure() {
-    // A port that was just free: nothing listens there any more.
-    let closed = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap()
-    };
+    let closed = ClosedPort::bind();
     let connection = connection(
-        format!("http://{closed}/hooks/cancel"),
-        vec![closed.to_string()],
+        format!("http://{}/hooks/cancel", closed.authority()),
+        vec![closed.authority().to_owned()],
     );
 
     let report = webhook()

@@ -125,16 +125,41 @@ fn random_uuid() -> String {
     )
 }
 
-/// A connection to 127.0.0.1 on a port nobody listens on: the port was just
-/// free, and the listener that held it is closed. Requests to it are refused.
-pub fn unreachable_connection() -> rescind_host::plugins::ConnectionContext {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    let authority = listener.local_addr().expect("local address").to_string();
-    drop(listener);
-    rescind_host::plugins::ConnectionContext {
-        base_url: format!("http://{authority}"),
-        allowed_hosts: vec![authority],
-        ..Default::default()
+/// A port on 127.0.0.1 that is bound but never listened on: connections to
+/// it are refused, and no other test can take the port while this value
+/// lives (a port that was merely free a moment ago could be).
+#[derive(Debug)]
+pub struct ClosedPort {
+    _socket: tokio::net::TcpSocket,
+    authority: String,
+}
+
+impl ClosedPort {
+    /// Binds the port (not listening).
+    pub fn bind() -> ClosedPort {
+        let socket = tokio::net::TcpSocket::new_v4().expect("a TCP socket");
+        socket
+            .bind("127.0.0.1:0".parse().expect("an address"))
+            .expect("bind 127.0.0.1:0");
+        let authority = socket.local_addr().expect("local address").to_string();
+        ClosedPort {
+            _socket: socket,
+            authority,
+        }
+    }
+
+    /// `127.0.0.1:<port>`.
+    pub fn authority(&self) -> &str {
+        &self.authority
+    }
+
+    /// A connection whose base URL and only allowed host is this port.
+    pub fn connection(&self) -> rescind_host::plugins::ConnectionContext {
+        rescind_host::plugins::ConnectionContext {
+            base_url: format!("http://{}", self.authority),
+            allowed_hosts: vec![self.authority.clone()],
+            ..Default::default()
+        }
     }
 }
 
