@@ -272,3 +272,66 @@ async fn manual_runs_submit_the_orders_newest_cancellation_again() {
         .await;
     assert_eq!(a.code(), "job-definition-not-found");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_orders_jobs_are_claimed_in_the_order_their_cancellations_were_committed() {
+    let service = TestService::start_without_workers().await;
+    service.configure_insite().await;
+    configure_job(
+        &service,
+        "http://127.0.0.1:9",
+        "127.0.0.1:9",
+        json!({"maxAttempts": 3, "initialBackoffMs": 60000, "maxBackoffMs": 60000}),
+    )
+    .await;
+    let store = store(&service);
+    // Two partial cancellations of one order (line 2 alone, then line 1
+    // with the discount that goes with it), and one of another order.
+    service.put_order("SO-1", &sample_order("C-1")).await;
+    service.put_order("SO-2", &sample_order("C-2")).await;
+    let mut jobs = Vec::new();
+    for (order, line) in [("SO-1", 2), ("SO-1", 1), ("SO-2", 2)] {
+        let body = json!({"cancellationReason": "OUT_OF_STOCK",
+                          "items": [{"orderItemReference": line}]});
+        let a = service.cancel(order, &body).await;
+        assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+        jobs.push(a.body["erpSync"]["jobs"][0]["id"].as_str().unwrap().to_owned());
+    }
+    let ids = |claimed: &[rescind_host::store::ClaimedJob]| -> BTreeSet<String> {
+        claimed.iter().map(|c| c.job.id.clone()).collect()
+    };
+
+    // The second job of SO-1 waits for the first, even though it is due.
+    let claimed = store.claim_due_jobs("worker-a", 10, 60_000).await.unwrap();
+    assert_eq!(ids(&claimed), BTreeSet::from([jobs[0].clone(), jobs[2].clone()]));
+    // The first fails for now and waits a minute to retry: the second still
+    // waits, and an idle worker is not told it is due.
+    let other = claimed.iter().find(|c| c.job.id == jobs[2]).unwrap();
+    let done = result("accepted", JobState::Succeeded);
+    assert!(store.finish_attempt(other, "worker-a", &done).await.unwrap());
+    let first = claimed.iter().find(|c| c.job.id == jobs[0]).unwrap();
+    let retry_at = now_ms() + 60_000;
+    let retrying = AttemptResult {
+        retry_at_ms: retry_at,
+        ..result("transient", JobState::Retrying)
+    };
+    assert!(store.finish_attempt(first, "worker-a", &retrying).await.unwrap());
+    assert!(store.claim_due_jobs("worker-b", 10, 60_000).await.unwrap().is_empty());
+    assert_eq!(store.next_due_ms().await.unwrap(), Some(retry_at));
+
+    // Once the first has settled (here: failed for good), the second goes.
+    let job = store.job(&jobs[0]).await.unwrap().unwrap();
+    assert_eq!(job.state, JobState::Retrying);
+    let requeued = store.requeue_jobs(std::slice::from_ref(&jobs[0])).await.unwrap();
+    assert_eq!(requeued, 1);
+    let claimed = store.claim_due_jobs("worker-b", 10, 60_000).await.unwrap();
+    assert_eq!(ids(&claimed), BTreeSet::from([jobs[0].clone()]));
+    assert!(
+        store
+            .finish_attempt(&claimed[0], "worker-b", &result("rejected", JobState::Failed))
+            .await
+            .unwrap()
+    );
+    let claimed = store.claim_due_jobs("worker-b", 10, 60_000).await.unwrap();
+    assert_eq!(ids(&claimed), BTreeSet::from([jobs[1].clone()]));
+}

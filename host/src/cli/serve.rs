@@ -40,6 +40,11 @@ pub struct ServeArgs {
     /// Job workers (0: none, jobs stay queued).
     #[arg(long, default_value_t = 2, env = "RESCIND_WORKERS")]
     pub workers: usize,
+    /// How long a claimed job is held by its worker: when a host dies, its
+    /// jobs are taken up again this long after they were claimed. `60s`,
+    /// `5s`, `1500ms`; at least one second.
+    #[arg(long, default_value = "60s", env = "RESCIND_JOB_LEASE", value_parser = parse_job_lease)]
+    pub job_lease: Duration,
     /// The watched plugins folder: `NAME.wasm` dropped there (with
     /// `NAME.wasm.sig` beside it when signatures are required) is uploaded
     /// and activated. Default: `<data-dir>/plugins`.
@@ -108,6 +113,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.plugins = config.plugins.trust(keys);
     config.workers = (args.workers > 0).then(|| WorkerConfig {
         workers: args.workers,
+        lease: args.job_lease,
         ..WorkerConfig::default()
     });
     let running = service::start(config).await?;
@@ -135,6 +141,18 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     running.shutdown(GRACE).await
 }
 
+/// `--job-lease`: a duration such as `60s` or `1500ms`, at least a second.
+fn parse_job_lease(text: &str) -> Result<Duration, String> {
+    let lease = humantime::parse_duration(text)
+        .map_err(|e| format!("{e}: write a duration such as `60s` or `1500ms`"))?;
+    if lease < Duration::from_secs(1) {
+        return Err("a job lease shorter than one second would let workers take each other's \
+                    jobs: use at least `1s`"
+            .to_owned());
+    }
+    Ok(lease)
+}
+
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -153,5 +171,19 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {}
         _ = terminate => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_leases_table() {
+        assert_eq!(parse_job_lease("60s"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_job_lease("1500ms"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_job_lease("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_job_lease("500ms").unwrap_err().contains("at least `1s`"));
+        assert!(parse_job_lease("soon").unwrap_err().contains("such as `60s`"));
     }
 }

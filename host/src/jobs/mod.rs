@@ -12,6 +12,11 @@
 //! | rejected, misconfigured, unknown processor | `failed` at once |
 //! | transient, trap, deadline, memory cap | `retrying` after a backoff, `failed` after `maxAttempts` |
 //!
+//! Jobs of one definition for one order go out in the order their
+//! cancellations were committed: a job waits while an earlier one of the
+//! same order is queued, running or retrying (an ERP refuses a partial
+//! cancellation that arrives after the one that ended the order).
+//!
 //! A worker that dies leaves its job `running` with a lease; when the lease
 //! expires another worker takes the job up again (the open attempt is
 //! recorded as `lease-expired`). Delivery is at least once; the job's

@@ -114,6 +114,18 @@ impl From<sqlx::Error> for RetryError {
     }
 }
 
+/// Whether job `due` must wait: an earlier job of the same definition for
+/// the same order has not settled yet. Jobs of one order reach an ERP in the
+/// order their cancellations were committed (ids are time-ordered within a
+/// millisecond), so a partial cancellation is never delivered after the one
+/// that ended the order, which the ERP would refuse.
+const EARLIER_JOB_UNSETTLED: &str = "EXISTS (
+    SELECT 1 FROM jobs AS earlier
+    WHERE earlier.order_number = due.order_number
+      AND earlier.definition = due.definition
+      AND earlier.state IN ('queued', 'running', 'retrying')
+      AND (earlier.created_at, earlier.id) < (due.created_at, due.id))";
+
 const JOB_COLUMNS: &str = "id, definition, order_number, cancellation_id, request_id, parameters,
     state, attempts, attempt_base, max_attempts, initial_backoff_ms, max_backoff_ms, run_at,
     erp_reference, last_error, created_at, updated_at";
@@ -453,9 +465,10 @@ impl Store {
             "UPDATE jobs SET state = 'running', lease_owner = ?1, lease_expires_at = ?2,
                  attempts = attempts + 1, updated_at = ?3
              WHERE id IN (
-                 SELECT id FROM jobs
-                 WHERE (state IN ('queued', 'retrying') AND run_at <= ?3)
-                    OR (state = 'running' AND lease_expires_at <= ?3)
+                 SELECT id FROM jobs AS due
+                 WHERE ((state IN ('queued', 'retrying') AND run_at <= ?3)
+                        OR (state = 'running' AND lease_expires_at <= ?3))
+                   AND NOT {EARLIER_JOB_UNSETTLED}
                  ORDER BY run_at LIMIT ?4)
              RETURNING {JOB_COLUMNS}"
         ))
@@ -590,10 +603,13 @@ impl Store {
     /// sleep), if any.
     pub async fn next_due_ms(&self) -> Result<Option<i64>, StoreError> {
         Ok(sqlx::query_scalar(
-            "SELECT MIN(t) FROM (
-                SELECT MIN(run_at) AS t FROM jobs WHERE state IN ('queued', 'retrying')
-                UNION ALL
-                SELECT MIN(lease_expires_at) FROM jobs WHERE state = 'running')",
+            &format!(
+                "SELECT MIN(t) FROM (
+                    SELECT MIN(run_at) AS t FROM jobs AS due
+                    WHERE state IN ('queued', 'retrying') AND NOT {EARLIER_JOB_UNSETTLED}
+                    UNION ALL
+                    SELECT MIN(lease_expires_at) FROM jobs WHERE state = 'running')"
+            ),
         )
         .fetch_one(&self.reader)
         .await?)
