@@ -1,25 +1,49 @@
-//! Crash safety of the real binary: `rescind serve` is killed (`SIGKILL`)
-//! while cancellations stream in; after a restart on the same data
-//! directory every cancellation it had answered is there with its queued
-//! job, and every order is either wholly cancelled or untouched.
+//! The kill loop: the real `rescind serve` binary is killed (`SIGKILL`) at
+//! random moments while clients stream cancellations in and its workers
+//! deliver them through the bundled `aaas` plugin to a loopback fake of the
+//! AaaS API that deduplicates by `Idempotency-Key` — during commits, during
+//! job claims, during the plugin's ERP call, and just as the ERP answers —
+//! then restarted on the same data directory. Clients do what a real client
+//! of the API does when a request goes unanswered: send it again with the
+//! same `Idempotency-Key`.
+//!
+//! At the end every acknowledged cancellation is stored once with its job,
+//! every job succeeded, no order is half-cancelled, the money adds up to what
+//! the answers said, and the ERP applied each job's request exactly once
+//! (it may have seen duplicates, which it recognised).
+//!
+//! `RESCIND_KILLS` sets the number of kills (20 by default, what CI runs);
+//! `RESCIND_KILL_SEED` replays a run (every run prints its seed).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rescind_tests::fakes::aaas::{AaasAuth, AaasFake};
 use serde_json::{Value, json};
-use tokio::sync::Mutex;
+use tokio::sync::{Semaphore, watch};
 
-const ADMIN: &str = "kill-test-admin-token";
-/// Orders in the test; each is cancelled at most once.
-const ORDERS: usize = 300;
-/// Answered cancellations after which the process is killed.
-const KILL_AFTER: usize = 120;
+const ADMIN: &str = "kill-test-admin-token-0123456789abcdef";
+const AAAS_TOKEN: &str = "kill-test-aaas-token";
+/// Kills when `RESCIND_KILLS` is not set.
+const DEFAULT_KILLS: usize = 20;
+/// Orders let go per life of the process; each gets one full cancellation
+/// or two partial ones.
+const ORDERS_PER_LIFE: usize = 8;
 /// Concurrent clients, so that requests are in flight at the kill.
-const CLIENTS: usize = 16;
+const CLIENTS: usize = 6;
+/// How long the fake AaaS takes to answer: kills land during ERP calls.
+const ERP_DELAY: Duration = Duration::from_millis(15);
+/// Ceilings that keep a broken run finite; a working one stays far below.
+const START_CEILING: Duration = Duration::from_secs(120);
+const TRIGGER_CEILING: Duration = Duration::from_secs(20);
+const DRAIN_CEILING: Duration = Duration::from_secs(300);
 
 /// A running `rescind serve` and its base URL.
 struct Server {
@@ -28,18 +52,18 @@ struct Server {
 }
 
 impl Server {
-    /// Starts the binary on `dir` (no job workers: jobs stay queued) and
-    /// waits for the address it prints.
+    /// Starts the binary on `dir` and waits for the address it prints.
     fn start(dir: &Path) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_rescind"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--workers", "0"])
+            .args(["serve", "--listen", "127.0.0.1:0", "--no-plugins-watch"])
+            .args(["--workers", "2"])
             .arg("--data-dir")
             .arg(dir)
-            .arg("--no-plugins-watch")
             .env("RESCIND_ADMIN_TOKEN", ADMIN)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", "error")
+            .env("RUST_BACKTRACE", "0")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::inherit())
             .spawn()
             .expect("start rescind serve");
         let stdout = child.stdout.take().expect("stdout");
@@ -54,12 +78,12 @@ impl Server {
             }
         });
         let base = receiver
-            .recv_timeout(Duration::from_secs(120))
+            .recv_timeout(START_CEILING)
             .expect("rescind serve printed its address");
         Server { child, base }
     }
 
-    /// `SIGKILL`: no shutdown, no final checkpoint.
+    /// `SIGKILL`: no shutdown, no final checkpoint, no released leases.
     fn kill(mut self) {
         self.child.kill().expect("kill");
         self.child.wait().expect("wait");
@@ -73,15 +97,76 @@ impl Drop for Server {
     }
 }
 
+/// Order `n`: two independent product lines. Every third order is paid in
+/// full (captured), the others only authorised.
+fn order(n: usize) -> Value {
+    let (authorized, deposited) = if n % 3 == 0 {
+        (29750, 29750)
+    } else {
+        (29750, 0)
+    };
+    json!({
+        "businessCode": "B1", "customerNumber": format!("C-{n}"), "website": "main",
+        "status": "Submitted", "orderDate": "2024-09-01", "currency": "EUR",
+        "erpOrderNumber": format!("ERP-{n}"),
+        "lines": [
+            {"lineNumber": 1, "sku": "CHAIR", "quantity": 1, "amountMinor": 20000, "taxMinor": 3800},
+            {"lineNumber": 2, "sku": "LAMP", "quantity": 2, "amountMinor": 5000, "taxMinor": 950}
+        ],
+        "payments": [{"id": format!("pay-{n}"), "method": "card",
+                      "authorizedMinor": authorized, "depositedMinor": deposited}],
+        "allocations": [{"lineNumber": 1, "warehouse": "W1", "quantity": 1, "kind": "existing"},
+                        {"lineNumber": 2, "warehouse": "W1", "quantity": 2, "kind": "expected"}]
+    })
+}
+
+/// The cancellations of order `n`, in order: even orders are cancelled
+/// whole, odd ones line by line.
+fn cancellations_of(n: usize) -> Vec<Value> {
+    let mut body = json!({"cancellationReason": "CUSTOMER_SERVICE"});
+    if n % 3 == 0 {
+        body["forcedCancel"] = json!(true);
+        body["forcedCancelWithRefund"] = json!(true);
+    }
+    if n % 2 == 0 {
+        return vec![body];
+    }
+    [1, 2]
+        .into_iter()
+        .map(|line| {
+            let mut partial = body.clone();
+            partial["items"] = json!([{ "orderItemReference": line }]);
+            partial
+        })
+        .collect()
+}
+
+/// What a client got back for one cancellation.
+#[derive(Debug, Clone)]
+struct Answered {
+    order: usize,
+    id: String,
+    voided: i64,
+    refunded: i64,
+}
+
+/// Where the clients find the service: its base URL, `None` while it is
+/// down.
+type Address = watch::Receiver<Option<String>>;
+
 async fn call(
     client: &reqwest::Client,
     method: reqwest::Method,
     url: String,
-    body: Option<Value>,
+    body: Option<&Value>,
+    idempotency_key: Option<&str>,
 ) -> reqwest::Result<(u16, Value)> {
     let mut request = client.request(method, url).bearer_auth(ADMIN);
     if let Some(body) = body {
-        request = request.json(&body);
+        request = request.json(body);
+    }
+    if let Some(key) = idempotency_key {
+        request = request.header("Idempotency-Key", key);
     }
     let response = request.send().await?;
     let status = response.status().as_u16();
@@ -89,169 +174,370 @@ async fn call(
     Ok((status, body))
 }
 
-fn order(n: usize) -> Value {
-    json!({
-        "businessCode": "B1", "customerNumber": format!("C-{n}"), "website": "main",
-        "status": "Submitted", "orderDate": "2024-09-01", "currency": "EUR",
-        "erpOrderNumber": format!("ERP-{n}"),
-        "lines": [
-            {"lineNumber": 1, "sku": "CHAIR", "quantity": 1, "amountMinor": 20000, "taxMinor": 3800},
-            {"lineNumber": 2, "sku": "WARRANTY", "quantity": 1, "amountMinor": 1500, "taxMinor": 285, "parentLine": 1}
-        ],
-        "payments": [{"id": format!("pay-{n}"), "method": "card", "authorizedMinor": 25585, "depositedMinor": 0}],
-        "allocations": [{"lineNumber": 1, "warehouse": "W1", "quantity": 1, "kind": "existing"}]
-    })
+/// Sends one cancellation until it is answered, each time with the same
+/// `Idempotency-Key`, following the service across restarts.
+async fn cancel_until_answered(
+    client: &reqwest::Client,
+    address: &mut Address,
+    n: usize,
+    step: usize,
+    body: &Value,
+) -> Answered {
+    let key = format!("kill-{n}-{step}");
+    let deadline = Instant::now() + DRAIN_CEILING;
+    loop {
+        assert!(Instant::now() < deadline, "{key} never answered");
+        let Some(base) = address.borrow_and_update().clone() else {
+            let _ = tokio::time::timeout(Duration::from_secs(1), address.changed()).await;
+            continue;
+        };
+        let url = format!("{base}/v1/orders/KO-{n:04}/cancellations");
+        match call(client, reqwest::Method::POST, url, Some(body), Some(&key)).await {
+            Ok((201, answer)) => {
+                return Answered {
+                    order: n,
+                    id: answer["internalRequestId"]
+                        .as_str()
+                        .expect("an id")
+                        .to_owned(),
+                    voided: answer["voidedMinor"].as_i64().unwrap_or(0),
+                    refunded: answer["refund"]["amountMinor"].as_i64().unwrap_or(0),
+                };
+            }
+            // The first request is still being processed by this process.
+            Ok((409, answer)) if answer["code"] == "request-in-progress" => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Ok((status, answer)) => panic!("{key}: {status} {answer}"),
+            // The process is gone; the restarted one gets the same request.
+            Err(_) => {
+                let _ = tokio::time::timeout(Duration::from_secs(1), address.changed()).await;
+            }
+        }
+    }
+}
+
+/// How a life of the process ends.
+#[derive(Debug, Clone, Copy)]
+enum Trigger {
+    /// After this many more cancellations were answered.
+    Answers(usize),
+    /// Just as the ERP answers its n-th request of this life.
+    ErpAnswer(u64),
+    /// After this long.
+    Delay(Duration),
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_process_keeps_every_cancellation_it_answered() {
+async fn killed_at_random_moments_nothing_is_lost_or_applied_twice() {
+    let kills: usize = std::env::var("RESCIND_KILLS")
+        .ok()
+        .map(|k| k.parse().expect("RESCIND_KILLS is a number"))
+        .unwrap_or(DEFAULT_KILLS);
+    let seed: u64 = std::env::var("RESCIND_KILL_SEED")
+        .ok()
+        .map(|s| s.parse().expect("RESCIND_KILL_SEED is a number"))
+        .unwrap_or_else(|| rand::rng().random());
+    println!("kill loop: {kills} kills, RESCIND_KILL_SEED={seed}");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let started = Instant::now();
+
     let dir = tempfile::tempdir().expect("temp dir");
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
         .expect("client");
+    let erp = AaasFake::start(AaasAuth::Bearer(AAAS_TOKEN.to_owned())).await;
+    erp.set_answer_delay(ERP_DELAY);
+    let orders = ORDERS_PER_LIFE * (kills + 1);
+
+    // Set up the host once: configuration, the ERP connection, the job
+    // definition, and the orders (known to the ERP too).
     let server = Server::start(dir.path());
     let base = server.base.clone();
     let setup = [
+        (reqwest::Method::POST, "/v1/admin/presets/insite", None),
         (
-            reqwest::Method::POST,
-            "/v1/admin/presets/insite".to_owned(),
-            None,
+            reqwest::Method::PUT,
+            "/v1/admin/connections/erp",
+            Some(
+                json!({"baseUrl": erp.base_url(), "allowedHosts": [erp.authority()],
+                        "secrets": {"apiToken": AAAS_TOKEN}}),
+            ),
         ),
         (
             reqwest::Method::PUT,
-            "/v1/admin/websites/main".to_owned(),
-            Some(json!({"allowCancellationRequest": true})),
-        ),
-        (
-            reqwest::Method::PUT,
-            "/v1/admin/connections/erp".to_owned(),
-            Some(json!({"baseUrl": "http://127.0.0.1:9", "allowedHosts": ["127.0.0.1:9"]})),
-        ),
-        (
-            reqwest::Method::PUT,
-            "/v1/admin/job-definitions/OrderCancel".to_owned(),
+            "/v1/admin/job-definitions/OrderCancel",
             Some(json!({"jobType": "Execution", "connection": "erp",
-                        "integrationProcessor": "webhook",
-                        "parameters": [{"name": "OrderNumber", "valueType": "String", "defaultValue": "", "prompt": "Order Number"}],
+                        "integrationProcessor": "aaas",
+                        "parameters": [{"name": "OrderNumber", "valueType": "String",
+                                        "defaultValue": "", "prompt": "Order Number"}],
+                        "retry": {"maxAttempts": 50, "initialBackoffMs": 50,
+                                  "maxBackoffMs": 1000},
                         "enabled": true})),
         ),
     ];
     for (method, path, body) in setup {
-        let (status, answer) = call(&client, method, format!("{base}{path}"), body)
-            .await
-            .expect("setup call");
-        assert!((200..300).contains(&status), "{path}: {status} {answer}");
-    }
-    for n in 0..ORDERS {
         let (status, answer) = call(
             &client,
-            reqwest::Method::PUT,
-            format!("{base}/v1/orders/KO-{n:04}"),
-            Some(order(n)),
+            method,
+            format!("{base}{path}"),
+            body.as_ref(),
+            None,
         )
         .await
-        .expect("put order");
+        .expect("setup call");
+        assert!((200..300).contains(&status), "{path}: {status} {answer}");
+    }
+    for n in 0..orders {
+        let url = format!("{base}/v1/orders/KO-{n:04}");
+        let (status, answer) = call(&client, reqwest::Method::PUT, url, Some(&order(n)), None)
+            .await
+            .expect("put order");
         assert!((200..300).contains(&status), "{status} {answer}");
+        erp.add_order("B1", &format!("C-{n}"), &format!("ERP-{n}"), &[1, 2]);
     }
 
-    // Clients cancel orders one after another; the test kills the process
-    // once KILL_AFTER cancellations were answered, with others in flight.
-    let next = Arc::new(AtomicUsize::new(0));
-    let answered: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
-    let killed = Arc::new(tokio::sync::Notify::new());
+    // Clients take whole orders, one per permit: each life of the process
+    // lets ORDERS_PER_LIFE go, so the kills are spread over the stream
+    // whatever the speed of the machine.
+    let (address_tx, address) = watch::channel(Some(base));
+    let permits = Arc::new(Semaphore::new(0));
+    let next_order = Arc::new(AtomicUsize::new(0));
+    let answered = Arc::new(Mutex::new(Vec::<Answered>::new()));
     let mut clients = tokio::task::JoinSet::new();
     for _ in 0..CLIENTS {
-        let (client, base, next, answered, killed) = (
+        let (client, mut address, permits, next_order, answered) = (
             client.clone(),
-            base.clone(),
-            Arc::clone(&next),
+            address.clone(),
+            Arc::clone(&permits),
+            Arc::clone(&next_order),
             Arc::clone(&answered),
-            Arc::clone(&killed),
         );
         clients.spawn(async move {
-            loop {
-                let n = next.fetch_add(1, Ordering::SeqCst);
-                if n >= ORDERS {
+            while let Ok(permit) = permits.acquire().await {
+                permit.forget();
+                let n = next_order.fetch_add(1, Ordering::SeqCst);
+                if n >= orders {
                     break;
                 }
-                let number = format!("KO-{n:04}");
-                let url = format!("{base}/v1/orders/{number}/cancellations");
-                let body = Some(json!({"cancellationReason": "OUT_OF_STOCK"}));
-                match call(&client, reqwest::Method::POST, url, body).await {
-                    Ok((201, answer)) => {
-                        let id = answer["internalRequestId"].as_str().expect("id").to_owned();
-                        let mut answered = answered.lock().await;
-                        answered.push((number, id));
-                        if answered.len() == KILL_AFTER {
-                            killed.notify_one();
-                        }
-                    }
-                    Ok((status, answer)) => panic!("{number}: {status} {answer}"),
-                    // The process is gone: whatever was in flight has no answer.
-                    Err(_) => break,
+                for (step, body) in cancellations_of(n).iter().enumerate() {
+                    let a = cancel_until_answered(&client, &mut address, n, step, body).await;
+                    answered.lock().unwrap().push(a);
                 }
             }
         });
     }
-    tokio::time::timeout(Duration::from_secs(120), killed.notified())
+
+    let mut server = server;
+    let mut erp_answers = erp.created_answers();
+    let mut triggers: BTreeMap<&str, usize> = BTreeMap::new();
+    for _ in 0..kills {
+        let answered_before = answered.lock().unwrap().len();
+        let erp_before = *erp_answers.borrow_and_update();
+        permits.add_permits(ORDERS_PER_LIFE);
+        let jitter = Duration::from_millis(rng.random_range(0..4));
+        let trigger = match rng.random_range(0..3) {
+            0 => Trigger::Answers(rng.random_range(1..=ORDERS_PER_LIFE)),
+            1 => Trigger::ErpAnswer(rng.random_range(1..=3)),
+            _ => Trigger::Delay(Duration::from_millis(rng.random_range(0..400))),
+        };
+        let fired = tokio::time::timeout(TRIGGER_CEILING, async {
+            match trigger {
+                Trigger::Answers(k) => loop {
+                    if answered.lock().unwrap().len() >= answered_before + k {
+                        return "after answers";
+                    }
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                },
+                Trigger::ErpAnswer(k) => {
+                    let _ = erp_answers.wait_for(|n| *n >= erp_before + k).await;
+                    // The answer leaves the ERP after its delay: the kill
+                    // lands while the host reads it or records it.
+                    tokio::time::sleep(ERP_DELAY + jitter).await;
+                    "as the ERP answers"
+                }
+                Trigger::Delay(delay) => {
+                    tokio::time::sleep(delay).await;
+                    "after a delay"
+                }
+            }
+        })
         .await
-        .expect("enough cancellations answered before the kill");
-    server.kill();
-    tokio::time::timeout(Duration::from_secs(60), async {
-        while clients.join_next().await.is_some() {}
+        // Nothing to deliver in this life (every job already done): the
+        // kill still happens, it just lands while the host is idle.
+        .unwrap_or("idle");
+        *triggers.entry(fired).or_default() += 1;
+        address_tx.send_replace(None);
+        server.kill();
+        server = Server::start(dir.path());
+        address_tx.send_replace(Some(server.base.clone()));
+    }
+    // The last life: the rest of the stream, then every job delivered.
+    permits.add_permits(orders);
+    tokio::time::timeout(DRAIN_CEILING, async {
+        while let Some(joined) = clients.join_next().await {
+            joined.expect("a client panicked");
+        }
     })
     .await
-    .expect("clients stop once the process is gone");
-    let answered = answered.lock().await.clone();
-    assert!(answered.len() >= KILL_AFTER);
-
-    let server = Server::start(dir.path());
+    .expect("every cancellation answered");
     let base = server.base.clone();
-    for (number, id) in &answered {
-        let (status, cancellation) = call(
-            &client,
-            reqwest::Method::GET,
-            format!("{base}/v1/cancellations/{id}"),
-            None,
-        )
-        .await
-        .expect("get cancellation");
-        assert_eq!(status, 200, "answered cancellation {id} of {number} lost");
-        let jobs = &cancellation["erpSync"]["jobs"];
-        assert_eq!(jobs.as_array().map(Vec::len), Some(1), "{cancellation}");
-        assert_eq!(jobs[0]["state"], "queued", "{cancellation}");
-    }
-    // Every order is wholly cancelled (with exactly one cancellation) or
-    // untouched; the answered ones are cancelled.
-    let mut cancelled = 0;
-    for n in 0..ORDERS {
-        let number = format!("KO-{n:04}");
-        let (status, order) = call(
-            &client,
-            reqwest::Method::GET,
-            format!("{base}/v1/orders/{number}"),
-            None,
-        )
-        .await
-        .expect("get order");
-        assert_eq!(status, 200, "{order}");
-        let cancellations = order["cancellations"].as_array().map_or(0, Vec::len);
-        match order["status"].as_str() {
-            Some("Cancelled") => {
-                assert_eq!(cancellations, 1, "{number}: {order}");
-                cancelled += 1;
-            }
-            Some("Submitted") => {
-                assert_eq!(cancellations, 0, "{number}: {order}");
-                assert!(
-                    !answered.iter().any(|(answered, _)| *answered == number),
-                    "{number} was answered but is not cancelled"
-                );
-            }
-            other => panic!("{number}: status {other:?}"),
+    let answered = answered.lock().unwrap().clone();
+    let expected: usize = (0..orders).map(|n| cancellations_of(n).len()).sum();
+    assert_eq!(answered.len(), expected);
+
+    // Every job settles (a restarted host takes up its dead run's jobs).
+    let deadline = Instant::now() + DRAIN_CEILING;
+    loop {
+        let settled =
+            jobs_in(&client, &base, "succeeded").await + jobs_in(&client, &base, "failed").await;
+        if settled == expected {
+            break;
         }
+        assert!(
+            Instant::now() < deadline,
+            "{settled} of {expected} jobs settled"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert!(cancelled >= answered.len());
+    let mut jobs: Vec<Value> = Vec::with_capacity(expected);
+    for n in 0..orders {
+        let url = format!("{base}/v1/admin/jobs?orderNumber=KO-{n:04}");
+        let (status, listed) = call(&client, reqwest::Method::GET, url, None, None)
+            .await
+            .expect("list jobs");
+        assert_eq!(status, 200, "{listed}");
+        jobs.extend(listed.as_array().expect("a list").iter().cloned());
+    }
+    assert_eq!(jobs.len(), expected);
+
+    // Each acknowledged cancellation is stored once, with one job that
+    // succeeded; the job's ERP reference is what AaaS answered its request.
+    let accepted = erp.accepted();
+    let applied: BTreeMap<String, String> = accepted
+        .iter()
+        .map(|a| {
+            (
+                a.idempotency_key.clone().expect("every delivery has a key"),
+                a.internal_request_id.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        applied.len(),
+        accepted.len(),
+        "AaaS applied one request id twice"
+    );
+    let mut by_cancellation: BTreeMap<String, &Value> = BTreeMap::new();
+    for job in &jobs {
+        assert_eq!(job["state"], "succeeded", "{job}");
+        let request_id = job["requestId"].as_str().expect("request id");
+        assert_eq!(
+            applied.get(request_id).map(String::as_str),
+            job["erpReference"].as_str(),
+            "{job}"
+        );
+        let cancellation = job["cancellationId"].as_str().expect("cancellation id");
+        assert!(
+            by_cancellation
+                .insert(cancellation.to_owned(), job)
+                .is_none(),
+            "two jobs for cancellation {cancellation}"
+        );
+    }
+    assert_eq!(applied.len(), expected, "one applied request per job");
+    for a in &answered {
+        assert!(by_cancellation.contains_key(&a.id), "no job for {a:?}");
+    }
+
+    // Every order is wholly cancelled, here and at the ERP, by exactly the
+    // cancellations that were answered, and its money adds up.
+    for n in 0..orders {
+        let url = format!("{base}/v1/orders/KO-{n:04}");
+        let (status, order) = call(&client, reqwest::Method::GET, url, None, None)
+            .await
+            .expect("get order");
+        assert_eq!(status, 200, "{order}");
+        assert_eq!(order["status"], "Cancelled", "KO-{n:04}: {order}");
+        for line in order["lines"].as_array().expect("lines") {
+            assert_eq!(line["state"], "cancelled", "KO-{n:04}: {order}");
+        }
+        for allocation in order["allocations"].as_array().expect("allocations") {
+            assert_eq!(allocation["state"], "released", "KO-{n:04}: {order}");
+        }
+        let mine: Vec<&Answered> = answered.iter().filter(|a| a.order == n).collect();
+        let stored: BTreeSet<&str> = order["cancellations"]
+            .as_array()
+            .expect("cancellations")
+            .iter()
+            .map(|c| c.as_str().expect("an id"))
+            .collect();
+        let acknowledged: BTreeSet<&str> = mine.iter().map(|a| a.id.as_str()).collect();
+        assert_eq!(stored, acknowledged, "KO-{n:04}");
+        let payment = &order["payments"][0];
+        let voided: i64 = mine.iter().map(|a| a.voided).sum();
+        let refunded: i64 = mine.iter().map(|a| a.refunded).sum();
+        assert_eq!(payment["voidedMinor"].as_i64(), Some(voided), "KO-{n:04}");
+        assert_eq!(
+            payment["refundedMinor"].as_i64(),
+            Some(refunded),
+            "KO-{n:04}"
+        );
+        // Everything authorised is voided, or refunded when it was captured.
+        let (authorized, deposited) = (
+            payment["authorizedMinor"].as_i64().unwrap(),
+            payment["depositedMinor"].as_i64().unwrap(),
+        );
+        assert_eq!(voided, authorized - deposited, "KO-{n:04}");
+        assert_eq!(refunded, deposited, "KO-{n:04}");
+        assert_eq!(
+            erp.cancelled_positions("B1", &format!("C-{n}"), &format!("ERP-{n}")),
+            [1, 2],
+            "KO-{n:04} at the ERP"
+        );
+    }
+
+    let deliveries = erp.requests().len();
+    let interrupted: usize = {
+        let mut count = 0;
+        for job in &jobs {
+            let url = format!("{base}/v1/admin/jobs/{}", job["id"].as_str().unwrap());
+            let (_, job) = call(&client, reqwest::Method::GET, url, None, None)
+                .await
+                .expect("get job");
+            count += job["attemptHistory"].as_array().map_or(0, |a| {
+                a.iter().filter(|a| a["outcome"] == "interrupted").count()
+            });
+        }
+        count
+    };
+    println!(
+        "kill loop: {kills} kills ({triggers:?}), {expected} cancellations acknowledged and \
+         verified over {orders} orders, {} jobs applied once each at the ERP, {deliveries} \
+         deliveries received ({} duplicates recognised), {interrupted} attempts cut short \
+         by a kill, in {:.1} s",
+        applied.len(),
+        deliveries - applied.len(),
+        started.elapsed().as_secs_f64()
+    );
     server.kill();
+}
+
+/// The `rescind_jobs{state="…"}` gauge of the service's metrics.
+async fn jobs_in(client: &reqwest::Client, base: &str, state: &str) -> usize {
+    let text = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    let prefix = format!("rescind_jobs{{state=\"{state}\"}} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .map_or(0, |value| {
+            value.trim().parse::<f64>().expect("a number") as usize
+        })
 }

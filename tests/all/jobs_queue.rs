@@ -295,7 +295,12 @@ async fn an_orders_jobs_are_claimed_in_the_order_their_cancellations_were_commit
                           "items": [{"orderItemReference": line}]});
         let a = service.cancel(order, &body).await;
         assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
-        jobs.push(a.body["erpSync"]["jobs"][0]["id"].as_str().unwrap().to_owned());
+        jobs.push(
+            a.body["erpSync"]["jobs"][0]["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
     let ids = |claimed: &[rescind_host::store::ClaimedJob]| -> BTreeSet<String> {
         claimed.iter().map(|c| c.job.id.clone()).collect()
@@ -303,35 +308,127 @@ async fn an_orders_jobs_are_claimed_in_the_order_their_cancellations_were_commit
 
     // The second job of SO-1 waits for the first, even though it is due.
     let claimed = store.claim_due_jobs("worker-a", 10, 60_000).await.unwrap();
-    assert_eq!(ids(&claimed), BTreeSet::from([jobs[0].clone(), jobs[2].clone()]));
+    assert_eq!(
+        ids(&claimed),
+        BTreeSet::from([jobs[0].clone(), jobs[2].clone()])
+    );
     // The first fails for now and waits a minute to retry: the second still
     // waits, and an idle worker is not told it is due.
     let other = claimed.iter().find(|c| c.job.id == jobs[2]).unwrap();
     let done = result("accepted", JobState::Succeeded);
-    assert!(store.finish_attempt(other, "worker-a", &done).await.unwrap());
+    assert!(
+        store
+            .finish_attempt(other, "worker-a", &done)
+            .await
+            .unwrap()
+    );
     let first = claimed.iter().find(|c| c.job.id == jobs[0]).unwrap();
     let retry_at = now_ms() + 60_000;
     let retrying = AttemptResult {
         retry_at_ms: retry_at,
         ..result("transient", JobState::Retrying)
     };
-    assert!(store.finish_attempt(first, "worker-a", &retrying).await.unwrap());
-    assert!(store.claim_due_jobs("worker-b", 10, 60_000).await.unwrap().is_empty());
+    assert!(
+        store
+            .finish_attempt(first, "worker-a", &retrying)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .claim_due_jobs("worker-b", 10, 60_000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(store.next_due_ms().await.unwrap(), Some(retry_at));
 
     // Once the first has settled (here: failed for good), the second goes.
     let job = store.job(&jobs[0]).await.unwrap().unwrap();
     assert_eq!(job.state, JobState::Retrying);
-    let requeued = store.requeue_jobs(std::slice::from_ref(&jobs[0])).await.unwrap();
+    let requeued = store
+        .requeue_jobs(std::slice::from_ref(&jobs[0]))
+        .await
+        .unwrap();
     assert_eq!(requeued, 1);
     let claimed = store.claim_due_jobs("worker-b", 10, 60_000).await.unwrap();
     assert_eq!(ids(&claimed), BTreeSet::from([jobs[0].clone()]));
     assert!(
         store
-            .finish_attempt(&claimed[0], "worker-b", &result("rejected", JobState::Failed))
+            .finish_attempt(
+                &claimed[0],
+                "worker-b",
+                &result("rejected", JobState::Failed)
+            )
             .await
             .unwrap()
     );
     let claimed = store.claim_due_jobs("worker-b", 10, 60_000).await.unwrap();
     assert_eq!(ids(&claimed), BTreeSet::from([jobs[1].clone()]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_reopened_after_a_crash_takes_back_what_was_in_flight_and_a_second_process_is_refused()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let options = rescind_host::store::StoreOptions::new(dir.path());
+    let store = Store::open(&options).await.unwrap();
+    // A second process on the same data directory is refused, by name.
+    let error = Store::open(&options).await.unwrap_err();
+    assert!(
+        matches!(error, rescind_host::store::StoreError::DataDirInUse { .. }),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("another rescind process"),
+        "{error}"
+    );
+
+    // A request holds its key and a worker its job when the process dies.
+    let claim = store
+        .claim_idempotency_key("admin", "key-1", "digest")
+        .await
+        .unwrap();
+    assert_eq!(claim, rescind_host::store::IdempotencyClaim::Proceed);
+    let again = store
+        .claim_idempotency_key("admin", "key-1", "digest")
+        .await
+        .unwrap();
+    assert_eq!(again, rescind_host::store::IdempotencyClaim::InProgress);
+    store.close().await;
+
+    let store = Store::open(&options).await.unwrap();
+    let retried = store
+        .claim_idempotency_key("admin", "key-1", "digest")
+        .await
+        .unwrap();
+    assert_eq!(
+        retried,
+        rescind_host::store::IdempotencyClaim::Proceed,
+        "the client's retry goes ahead at once"
+    );
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_host_takes_up_the_jobs_its_previous_run_left_running_at_once() {
+    let (service, job) = service_with_job().await;
+    // A worker of this run claims the job for a minute, and the run ends
+    // before it records anything (as a killed process would).
+    let claimed = store(&service)
+        .claim_due_jobs("worker-of-a-dead-run", 10, 60_000)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    let service = service.restart().await;
+
+    let again = store(&service)
+        .claim_due_jobs("worker-b", 10, 60_000)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1, "due at once, not after the lease");
+    assert_eq!(again[0].job.id, job);
+    assert_eq!(again[0].attempt, 2);
+    let attempts = store(&service).job_attempts(&job).await.unwrap();
+    assert_eq!(attempts[0].outcome.as_deref(), Some("interrupted"));
 }

@@ -11,7 +11,9 @@
 //! answer for the same body and is refused (422) for another.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
@@ -97,16 +99,44 @@ struct Ledger {
 pub struct AaasFake {
     server: ErpServer,
     ledger: Arc<Mutex<Ledger>>,
+    delay_ms: Arc<AtomicU64>,
+    created: tokio::sync::watch::Receiver<u64>,
 }
 
 impl AaasFake {
     /// Starts the fake on 127.0.0.1, accepting only `auth`.
     pub async fn start(auth: AaasAuth) -> Self {
         let ledger = Arc::new(Mutex::new(Ledger::default()));
-        let api_ledger = Arc::clone(&ledger);
-        let server =
-            ErpServer::start_with(move |request| answer(request, &auth, &api_ledger)).await;
-        Self { server, ledger }
+        let delay_ms = Arc::new(AtomicU64::new(0));
+        let (created_tx, created) = tokio::sync::watch::channel(0);
+        let (api_ledger, api_delay) = (Arc::clone(&ledger), Arc::clone(&delay_ms));
+        let server = ErpServer::start_with(move |request| {
+            let answer = answer(request, &auth, &api_ledger);
+            if answer.status == 201 {
+                created_tx.send_modify(|n| *n += 1);
+            }
+            answer.after(Duration::from_millis(api_delay.load(Ordering::Relaxed)))
+        })
+        .await;
+        Self {
+            server,
+            ledger,
+            delay_ms,
+            created,
+        }
+    }
+
+    /// Answers every request that passes the checks this much later, as a
+    /// busy AaaS would (scripted answers keep their own delay).
+    pub fn set_answer_delay(&self, delay: Duration) {
+        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.delay_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Counts the `201 Created` answers decided so far (replays included);
+    /// each is sent after the answer delay.
+    pub fn created_answers(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.created.clone()
     }
 
     /// Makes an order known, as a Create Order request would have, with

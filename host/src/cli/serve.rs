@@ -146,9 +146,11 @@ fn parse_job_lease(text: &str) -> Result<Duration, String> {
     let lease = humantime::parse_duration(text)
         .map_err(|e| format!("{e}: write a duration such as `60s` or `1500ms`"))?;
     if lease < Duration::from_secs(1) {
-        return Err("a job lease shorter than one second would let workers take each other's \
+        return Err(
+            "a job lease shorter than one second would let workers take each other's \
                     jobs: use at least `1s`"
-            .to_owned());
+                .to_owned(),
+        );
     }
     Ok(lease)
 }
@@ -183,7 +185,15 @@ mod tests {
         assert_eq!(parse_job_lease("60s"), Ok(Duration::from_secs(60)));
         assert_eq!(parse_job_lease("1500ms"), Ok(Duration::from_millis(1500)));
         assert_eq!(parse_job_lease("2m"), Ok(Duration::from_secs(120)));
-        assert!(parse_job_lease("500ms").unwrap_err().contains("at least `1s`"));
-        assert!(parse_job_lease("soon").unwrap_err().contains("such as `60s`"));
+        assert!(
+            parse_job_lease("500ms")
+                .unwrap_err()
+                .contains("at least `1s`")
+        );
+        assert!(
+            parse_job_lease("soon")
+                .unwrap_err()
+                .contains("such as `60s`")
+        );
     }
 }

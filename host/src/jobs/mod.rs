@@ -19,8 +19,10 @@
 //!
 //! A worker that dies leaves its job `running` with a lease; when the lease
 //! expires another worker takes the job up again (the open attempt is
-//! recorded as `lease-expired`). Delivery is at least once; the job's
-//! `request_id`, the same for every attempt, lets the ERP drop duplicates.
+//! recorded as `lease-expired`); a host restarted on its SQLite store takes
+//! its own dead run's jobs up at once (`interrupted`). Delivery is at least
+//! once; the job's `request_id`, the same for every attempt, lets the ERP
+//! drop duplicates.
 
 pub mod backoff;
 mod plugin_processors;

@@ -602,15 +602,13 @@ impl Store {
     /// The earliest time a queued or retrying job is due (for the workers'
     /// sleep), if any.
     pub async fn next_due_ms(&self) -> Result<Option<i64>, StoreError> {
-        Ok(sqlx::query_scalar(
-            &format!(
-                "SELECT MIN(t) FROM (
+        Ok(sqlx::query_scalar(&format!(
+            "SELECT MIN(t) FROM (
                     SELECT MIN(run_at) AS t FROM jobs AS due
                     WHERE state IN ('queued', 'retrying') AND NOT {EARLIER_JOB_UNSETTLED}
                     UNION ALL
                     SELECT MIN(lease_expires_at) FROM jobs WHERE state = 'running')"
-            ),
-        )
+        ))
         .fetch_one(&self.reader)
         .await?)
     }

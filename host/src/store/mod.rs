@@ -71,6 +71,16 @@ pub enum StoreError {
         /// What the operating system said.
         source: std::io::Error,
     },
+    /// Another process has the data directory open.
+    #[error(
+        "another rescind process is using the data directory {path}: stop it first, or give \
+         this one a --data-dir of its own (two processes on one SQLite store would take \
+         over each other's jobs and idempotency keys)"
+    )]
+    DataDirInUse {
+        /// The directory.
+        path: PathBuf,
+    },
 }
 
 /// How hard SQLite works to keep a committed transaction across a power loss.
@@ -135,6 +145,8 @@ pub struct Store {
     /// [`group_commit`]).
     cancellations: group_commit::Batcher,
     checkpointer: Arc<tokio::task::JoinHandle<()>>,
+    /// This process's hold on the data directory, let go at [`Store::close`].
+    lock: Arc<std::sync::Mutex<Option<std::fs::File>>>,
 }
 
 /// WAL pages after which a commit checkpoints by itself; the background
@@ -160,6 +172,7 @@ impl Store {
             path: options.data_dir.clone(),
             source,
         })?;
+        let lock = lock_data_dir(&options.data_dir)?;
         let path = options.data_dir.join("rescind.db");
         let connect = connect_options(&path, options.durability);
         // Connections are only ever ours and local: no need to ping them
@@ -172,6 +185,7 @@ impl Store {
             .connect_with(connect.clone())
             .await?;
         sqlx::migrate!("./migrations").run(&writer).await?;
+        recover_after_restart(&writer).await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(options.readers.max(1))
             .test_before_acquire(false)
@@ -214,6 +228,7 @@ impl Store {
             config,
             cancellations,
             checkpointer: Arc::new(checkpointer),
+            lock: Arc::new(std::sync::Mutex::new(Some(lock))),
         })
     }
 
@@ -229,6 +244,8 @@ impl Store {
         self.cancellations.stop().await;
         self.writer.close().await;
         self.reader.close().await;
+        let mut lock = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        drop(lock.take());
     }
 
     /// Starts a write transaction that holds SQLite's write lock from its
@@ -236,6 +253,72 @@ impl Store {
     async fn write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
+}
+
+/// Takes `<data-dir>/rescind.lock` for this process: one process per
+/// SQLite store, which is what lets [`recover_after_restart`] treat what it
+/// finds in flight as left behind by a dead process.
+fn lock_data_dir(dir: &Path) -> Result<std::fs::File, StoreError> {
+    let path = dir.join("rescind.lock");
+    let file = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| StoreError::DataDir {
+            path: path.clone(),
+            source,
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::DataDirInUse {
+            path: dir.to_owned(),
+        }),
+        Err(std::fs::TryLockError::Error(source)) => Err(StoreError::DataDir { path, source }),
+    }
+}
+
+/// What a process that died (killed, power cut) left in flight, given back
+/// at start: no other process can be using this store (see
+/// [`lock_data_dir`]), so nobody will finish it. The `Idempotency-Key`s
+/// held by requests that never committed are let go (their clients' retries
+/// go ahead instead of waiting out the hold), and jobs whose attempt was cut
+/// short are due again at once (rather than after their lease), with the
+/// open attempt recorded as `interrupted`.
+async fn recover_after_restart(writer: &SqlitePool) -> Result<(), StoreError> {
+    let now = now_ms();
+    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+    let keys = sqlx::query("DELETE FROM idempotency_keys WHERE state = 'in-progress'")
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    sqlx::query(
+        "UPDATE job_attempts SET ended_at = ?, outcome = 'interrupted',
+             message = 'the host stopped before the attempt finished'
+         WHERE ended_at IS NULL AND job_id IN (SELECT id FROM jobs WHERE state = 'running')",
+    )
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    let jobs = sqlx::query(
+        "UPDATE jobs SET state = 'retrying', run_at = ?, lease_owner = NULL,
+             lease_expires_at = NULL, updated_at = ?
+         WHERE state = 'running'",
+    )
+    .bind(now)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    tx.commit().await?;
+    if keys + jobs > 0 {
+        tracing::info!(
+            idempotency_keys = keys,
+            jobs,
+            "took back what the previous run left in flight"
+        );
+    }
+    Ok(())
 }
 
 fn connect_options(path: &Path, durability: Durability) -> SqliteConnectOptions {

@@ -230,7 +230,8 @@ pub struct JobAttempt {
     /// End (ms); none while running or when its worker died.
     pub ended_at_ms: Option<i64>,
     /// `accepted`, `rejected`, `transient`, `misconfigured`, `trapped`,
-    /// `deadline-exceeded`, `memory-cap-exceeded`, `lease-expired`, …
+    /// `deadline-exceeded`, `memory-cap-exceeded`, `lease-expired`,
+    /// `interrupted`, `released`, …
     pub outcome: Option<String>,
     /// The outcome's message.
     pub message: Option<String>,
