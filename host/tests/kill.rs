@@ -100,7 +100,7 @@ impl Drop for Server {
 /// Order `n`: two independent product lines. Every third order is paid in
 /// full (captured), the others only authorised.
 fn order(n: usize) -> Value {
-    let (authorized, deposited) = if n % 3 == 0 {
+    let (authorized, deposited) = if n.is_multiple_of(3) {
         (29750, 29750)
     } else {
         (29750, 0)
@@ -124,11 +124,11 @@ fn order(n: usize) -> Value {
 /// whole, odd ones line by line.
 fn cancellations_of(n: usize) -> Vec<Value> {
     let mut body = json!({"cancellationReason": "CUSTOMER_SERVICE"});
-    if n % 3 == 0 {
+    if n.is_multiple_of(3) {
         body["forcedCancel"] = json!(true);
         body["forcedCancelWithRefund"] = json!(true);
     }
-    if n % 2 == 0 {
+    if n.is_multiple_of(2) {
         return vec![body];
     }
     [1, 2]
