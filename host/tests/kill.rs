@@ -255,40 +255,7 @@ async fn killed_at_random_moments_nothing_is_lost_or_applied_twice() {
     // definition, and the orders (known to the ERP too).
     let server = Server::start(dir.path());
     let base = server.base.clone();
-    let setup = [
-        (reqwest::Method::POST, "/v1/admin/presets/insite", None),
-        (
-            reqwest::Method::PUT,
-            "/v1/admin/connections/erp",
-            Some(
-                json!({"baseUrl": erp.base_url(), "allowedHosts": [erp.authority()],
-                        "secrets": {"apiToken": AAAS_TOKEN}}),
-            ),
-        ),
-        (
-            reqwest::Method::PUT,
-            "/v1/admin/job-definitions/OrderCancel",
-            Some(json!({"jobType": "Execution", "connection": "erp",
-                        "integrationProcessor": "aaas",
-                        "parameters": [{"name": "OrderNumber", "valueType": "String",
-                                        "defaultValue": "", "prompt": "Order Number"}],
-                        "retry": {"maxAttempts": 50, "initialBackoffMs": 50,
-                                  "maxBackoffMs": 1000},
-                        "enabled": true})),
-        ),
-    ];
-    for (method, path, body) in setup {
-        let (status, answer) = call(
-            &client,
-            method,
-            format!("{base}{path}"),
-            body.as_ref(),
-            None,
-        )
-        .await
-        .expect("setup call");
-        assert!((200..300).contains(&status), "{path}: {status} {answer}");
-    }
+    configure(&client, &base, &erp).await;
     for n in 0..orders {
         let url = format!("{base}/v1/orders/KO-{n:04}");
         let (status, answer) = call(&client, reqwest::Method::PUT, url, Some(&order(n)), None)
@@ -540,4 +507,293 @@ async fn jobs_in(client: &reqwest::Client, base: &str, state: &str) -> usize {
         .map_or(0, |value| {
             value.trim().parse::<f64>().expect("a number") as usize
         })
+}
+
+/// The insite preset, a connection to the fake AaaS and an `OrderCancel`
+/// definition on the bundled `aaas` plugin that retries quickly.
+async fn configure(client: &reqwest::Client, base: &str, erp: &AaasFake) {
+    let setup = [
+        (reqwest::Method::POST, "/v1/admin/presets/insite", None),
+        (
+            reqwest::Method::PUT,
+            "/v1/admin/connections/erp",
+            Some(
+                json!({"baseUrl": erp.base_url(), "allowedHosts": [erp.authority()],
+                        "secrets": {"apiToken": AAAS_TOKEN}}),
+            ),
+        ),
+        (
+            reqwest::Method::PUT,
+            "/v1/admin/job-definitions/OrderCancel",
+            Some(json!({"jobType": "Execution", "connection": "erp",
+                        "integrationProcessor": "aaas",
+                        "parameters": [{"name": "OrderNumber", "valueType": "String",
+                                        "defaultValue": "", "prompt": "Order Number"}],
+                        "retry": {"maxAttempts": 50, "initialBackoffMs": 50,
+                                  "maxBackoffMs": 1000},
+                        "enabled": true})),
+        ),
+    ];
+    for (method, path, body) in setup {
+        let (status, answer) = call(client, method, format!("{base}{path}"), body.as_ref(), None)
+            .await
+            .expect("setup call");
+        assert!((200..300).contains(&status), "{path}: {status} {answer}");
+    }
+}
+
+/// Polls `GET {base}{path}` until `done` holds of the answer.
+async fn wait_for(
+    client: &reqwest::Client,
+    base: &str,
+    path: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + DRAIN_CEILING;
+    loop {
+        let (status, answer) = call(
+            client,
+            reqwest::Method::GET,
+            format!("{base}{path}"),
+            None,
+            None,
+        )
+        .await
+        .expect("get");
+        if status == 200 && done(&answer) {
+            return answer;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{path} never got there: {answer}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The process dies after the ERP applied a request and before the host
+/// recorded the answer: the next attempt sends the same request id, the ERP
+/// recognises the duplicate, and the job records both attempts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_between_the_erps_answer_and_its_record_the_retry_is_a_recognised_duplicate() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client");
+    let erp = AaasFake::start(AaasAuth::Bearer(AAAS_TOKEN.to_owned())).await;
+    // AaaS applies the request, then holds its answer back.
+    erp.set_answer_delay(Duration::from_secs(60));
+    erp.add_order("B1", "C-1", "ERP-1", &[1, 2]);
+    let server = Server::start(dir.path());
+    configure(&client, &server.base, &erp).await;
+    let url = format!("{}/v1/orders/KO-0000", server.base);
+    let (status, answer) = call(&client, reqwest::Method::PUT, url, Some(&order(1)), None)
+        .await
+        .expect("put order");
+    assert!((200..300).contains(&status), "{answer}");
+    let url = format!("{}/v1/orders/KO-0000/cancellations", server.base);
+    let body = json!({"cancellationReason": "CUSTOMER_SERVICE"});
+    let (status, answer) = call(&client, reqwest::Method::POST, url, Some(&body), None)
+        .await
+        .expect("cancel");
+    assert_eq!(status, 201, "{answer}");
+    let job = answer["erpSync"]["jobs"][0]["id"]
+        .as_str()
+        .expect("a job")
+        .to_owned();
+
+    let mut applied = erp.created_answers();
+    tokio::time::timeout(TRIGGER_CEILING, applied.wait_for(|n| *n >= 1))
+        .await
+        .expect("the ERP received the request")
+        .expect("the fake runs");
+    server.kill();
+    assert_eq!(erp.accepted().len(), 1);
+
+    erp.set_answer_delay(Duration::ZERO);
+    let server = Server::start(dir.path());
+    let settled = wait_for(
+        &client,
+        &server.base,
+        &format!("/v1/admin/jobs/{job}"),
+        |job| job["state"] == "succeeded",
+    )
+    .await;
+    let accepted = erp.accepted();
+    assert_eq!(accepted.len(), 1, "applied once");
+    let request_id = settled["requestId"].as_str().expect("request id");
+    assert_eq!(accepted[0].idempotency_key.as_deref(), Some(request_id));
+    assert_eq!(
+        settled["erpReference"],
+        accepted[0].internal_request_id.as_str()
+    );
+    let sent: Vec<_> = erp
+        .requests()
+        .into_iter()
+        .filter(|r| r.header("idempotency-key") == Some(request_id))
+        .collect();
+    assert_eq!(sent.len(), 2, "the first delivery and its duplicate");
+    assert_eq!(sent[0].body, sent[1].body, "the same request both times");
+    let outcomes: Vec<&str> = settled["attemptHistory"]
+        .as_array()
+        .expect("attempts")
+        .iter()
+        .map(|a| a["outcome"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(outcomes, ["interrupted", "accepted"], "{settled}");
+    server.kill();
+}
+
+/// `SIGTERM` while cancellations stream in and jobs are delivered: the
+/// requests in flight are answered, the process exits cleanly within its
+/// grace period, and after a restart nothing is missing: a request that got
+/// no answer was not committed (its retry is not a replay), and every job is
+/// delivered once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_shutdown_under_load_answers_what_it_took_and_loses_nothing() {
+    const ORDERS: usize = 60;
+    const STOP_AFTER: usize = 20;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client");
+    let erp = AaasFake::start(AaasAuth::Bearer(AAAS_TOKEN.to_owned())).await;
+    erp.set_answer_delay(Duration::from_millis(100));
+    let mut server = Server::start(dir.path());
+    let base = server.base.clone();
+    configure(&client, &base, &erp).await;
+    for n in (0..ORDERS).map(authorised_only) {
+        let url = format!("{base}/v1/orders/KO-{n:04}");
+        let (status, answer) = call(&client, reqwest::Method::PUT, url, Some(&order(n)), None)
+            .await
+            .expect("put order");
+        assert!((200..300).contains(&status), "{answer}");
+        erp.add_order("B1", &format!("C-{n}"), &format!("ERP-{n}"), &[1, 2]);
+    }
+
+    let next = Arc::new(AtomicUsize::new(0));
+    let outcomes = Arc::new(Mutex::new(Vec::<(usize, Option<String>)>::new()));
+    let mut clients = tokio::task::JoinSet::new();
+    for _ in 0..CLIENTS {
+        let (client, base, next, outcomes) = (
+            client.clone(),
+            base.clone(),
+            Arc::clone(&next),
+            Arc::clone(&outcomes),
+        );
+        clients.spawn(async move {
+            loop {
+                let n = next.fetch_add(1, Ordering::SeqCst);
+                if n >= ORDERS {
+                    return;
+                }
+                let n = authorised_only(n);
+                let url = format!("{base}/v1/orders/KO-{n:04}/cancellations");
+                let body = json!({"cancellationReason": "CUSTOMER_SERVICE"});
+                let key = format!("graceful-{n}");
+                match call(&client, reqwest::Method::POST, url, Some(&body), Some(&key)).await {
+                    Ok((201, answer)) => {
+                        let id = answer["internalRequestId"].as_str().map(str::to_owned);
+                        outcomes.lock().unwrap().push((n, id));
+                    }
+                    Ok((status, answer)) => panic!("KO-{n:04}: {status} {answer}"),
+                    // Refused at the door: the service is going down.
+                    Err(_) => {
+                        outcomes.lock().unwrap().push((n, None));
+                        return;
+                    }
+                }
+            }
+        });
+    }
+    let deadline = Instant::now() + TRIGGER_CEILING;
+    while outcomes.lock().unwrap().len() < STOP_AFTER {
+        assert!(Instant::now() < deadline, "cancellations stopped flowing");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .expect("send SIGTERM");
+    assert!(status.success());
+    // The grace period is 10 s; the process must be gone well within this.
+    let exit = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(exit) = server.child.try_wait().expect("wait") {
+                return Some(exit);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    })
+    .await
+    .expect("waiter");
+    let exit = exit.expect("rescind serve exited after SIGTERM");
+    assert!(exit.success(), "exit status {exit}");
+    while let Some(joined) = clients.join_next().await {
+        joined.expect("a client panicked");
+    }
+
+    // Restarted: the unanswered requests were not committed.
+    let server = Server::start(dir.path());
+    let base = server.base.clone();
+    let outcomes = outcomes.lock().unwrap().clone();
+    let mut answered = 0;
+    for (n, id) in &outcomes {
+        let url = format!("{base}/v1/orders/KO-{n:04}/cancellations");
+        let body = json!({"cancellationReason": "CUSTOMER_SERVICE"});
+        let key = format!("graceful-{n}");
+        let response = client
+            .post(url)
+            .bearer_auth(ADMIN)
+            .header("Idempotency-Key", &key)
+            .json(&body)
+            .send()
+            .await
+            .expect("retry");
+        assert_eq!(response.status(), 201);
+        let replayed = response.headers().contains_key("idempotent-replayed");
+        let retried: Value = response.json().await.expect("json");
+        match id {
+            Some(id) => {
+                answered += 1;
+                assert!(replayed, "KO-{n:04} was answered: its retry replays");
+                assert_eq!(retried["internalRequestId"], id.as_str());
+            }
+            None => assert!(
+                !replayed,
+                "KO-{n:04} was committed but its client got no answer"
+            ),
+        }
+    }
+    assert!(answered >= STOP_AFTER);
+    // Every job is delivered, each applied once.
+    let expected = outcomes.len();
+    let deadline = Instant::now() + DRAIN_CEILING;
+    while jobs_in(&client, &base, "succeeded").await < expected {
+        assert!(
+            Instant::now() < deadline,
+            "jobs not delivered after the restart"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let keys: BTreeSet<String> = erp
+        .accepted()
+        .into_iter()
+        .filter_map(|a| a.idempotency_key)
+        .collect();
+    assert_eq!(keys.len(), expected);
+    assert_eq!(erp.accepted().len(), expected);
+    server.kill();
+}
+
+/// The `i`-th order number whose payment is only authorised (no forced
+/// cancel needed).
+fn authorised_only(i: usize) -> usize {
+    3 * i + 1
 }
