@@ -138,4 +138,64 @@ mod tests {
             RetryDecision::GiveUp
         );
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn policies() -> impl Strategy<Value = RetryPolicy> {
+            (
+                1u32..=100,
+                prop_oneof![0u64..=10_000, any::<u64>()],
+                prop_oneof![0u64..=1_000_000, any::<u64>()],
+            )
+                .prop_map(|(max_attempts, initial, max)| policy(max_attempts, initial, max))
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+            /// The ceiling never shrinks, at most doubles from one attempt
+            /// to the next, and stops at the cap (or the initial backoff
+            /// when the cap is below it), whatever the attempt number.
+            #[test]
+            fn ceilings_grow_monotonically_to_the_cap(p in policies(), attempt in 1u32..=10_000) {
+                let (now, next) = (ceiling(&p, attempt), ceiling(&p, attempt + 1));
+                let cap = Duration::from_millis(p.max_backoff_ms.max(p.initial_backoff_ms));
+                prop_assert!(now <= next);
+                prop_assert!(next <= now.saturating_mul(2));
+                prop_assert!(next <= cap);
+                prop_assert_eq!(ceiling(&p, 1), Duration::from_millis(p.initial_backoff_ms.min(cap.as_millis() as u64)));
+                prop_assert_eq!(ceiling(&p, 10_000), if p.initial_backoff_ms == 0 { Duration::ZERO } else { cap });
+            }
+
+            /// A delay lies within its jitter bounds (`[0, ceiling]`), grows
+            /// with the random fraction, and attempts run out exactly at
+            /// `maxAttempts`.
+            #[test]
+            fn delays_stay_within_their_jitter_bounds(
+                p in policies(),
+                attempt in prop_oneof![1u32..=200, 1u32..=u32::MAX],
+                low in 0.0f64..=1.0,
+                high in 0.0f64..=1.0,
+            ) {
+                let (low, high) = (low.min(high), low.max(high));
+                match (after_transient_failure(&p, attempt, low), after_transient_failure(&p, attempt, high)) {
+                    (RetryDecision::RetryAfter(a), RetryDecision::RetryAfter(b)) => {
+                        prop_assert!(attempt < p.max_attempts);
+                        prop_assert!(a <= b, "{a:?} > {b:?}");
+                        prop_assert!(b <= ceiling(&p, attempt));
+                        // The fraction is applied, give or take a rounding.
+                        let expected = ceiling(&p, attempt).as_secs_f64() * high;
+                        prop_assert!((b.as_secs_f64() - expected).abs() <= 1e-6 * expected.max(1.0));
+                    }
+                    (RetryDecision::GiveUp, RetryDecision::GiveUp) => {
+                        prop_assert!(attempt >= p.max_attempts);
+                    }
+                    other => prop_assert!(false, "the fraction changed the decision: {other:?}"),
+                }
+            }
+        }
+    }
 }
