@@ -105,14 +105,23 @@ impl ErpServer {
     pub async fn start_with(
         api: impl Fn(&RecordedRequest) -> Scripted + Send + Sync + 'static,
     ) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        Self::start_on(listener, api)
+    }
+
+    /// Starts like [`start_with`](Self::start_with) on a listener of the
+    /// caller's, e.g. one on the port an ERP was down on.
+    pub fn start_on(
+        listener: tokio::net::TcpListener,
+        api: impl Fn(&RecordedRequest) -> Scripted + Send + Sync + 'static,
+    ) -> Self {
         let recorder = Arc::new(Mutex::new(Recorder::default()));
         let api: Api = Arc::new(api);
         let app = Router::new()
             .fallback(answer)
             .with_state((Arc::clone(&recorder), api));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local address");
         let task = tokio::spawn(async move {
             axum::serve(listener, app).await.expect("serve");

@@ -14,6 +14,7 @@ mod hotload_api;
 mod hotload_jobs;
 mod hotload_support;
 mod jobs_delivery;
+mod jobs_outage;
 mod jobs_queue;
 mod plugin_cache;
 mod plugin_refusals;

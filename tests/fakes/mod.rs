@@ -130,7 +130,7 @@ fn random_uuid() -> String {
 /// lives (a port that was merely free a moment ago could be).
 #[derive(Debug)]
 pub struct ClosedPort {
-    _socket: tokio::net::TcpSocket,
+    socket: tokio::net::TcpSocket,
     authority: String,
 }
 
@@ -142,15 +142,18 @@ impl ClosedPort {
             .bind("127.0.0.1:0".parse().expect("an address"))
             .expect("bind 127.0.0.1:0");
         let authority = socket.local_addr().expect("local address").to_string();
-        ClosedPort {
-            _socket: socket,
-            authority,
-        }
+        ClosedPort { socket, authority }
     }
 
     /// `127.0.0.1:<port>`.
     pub fn authority(&self) -> &str {
         &self.authority
+    }
+
+    /// The ERP comes back: the port starts listening (no other socket can
+    /// have taken it meanwhile).
+    pub fn listen(self) -> tokio::net::TcpListener {
+        self.socket.listen(1024).expect("listen on the closed port")
     }
 
     /// A connection whose base URL and only allowed host is this port.
