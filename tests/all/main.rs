@@ -26,4 +26,5 @@ mod registry_support;
 mod registry_swap;
 mod registry_watch;
 mod service;
+mod store_unwritable;
 mod webhook;

@@ -75,12 +75,23 @@ pub enum AppError {
     /// A part of the host this request needs is not running.
     #[error("{0}")]
     Unavailable(String),
-    /// The store failed.
-    #[error("internal error")]
+    /// The store failed. When it could not write (disk full, read-only)
+    /// the answer is 503 `unavailable` and says so; other failures are an
+    /// opaque 500.
+    #[error("{}", store_detail(.0))]
     Store(#[from] StoreError),
     /// Something else failed inside.
     #[error("internal error")]
     Internal(String),
+}
+
+fn store_detail(e: &StoreError) -> &'static str {
+    if e.is_unwritable() {
+        "the service cannot store anything just now (its database cannot be written); \
+         nothing was changed: retry later"
+    } else {
+        "internal error"
+    }
 }
 
 impl From<Refusal> for AppError {
@@ -220,6 +231,9 @@ impl AppError {
             AppError::RouteNotFound => (StatusCode::NOT_FOUND, "not-found"),
             AppError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed"),
             AppError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            AppError::Store(e) if e.is_unwritable() => {
+                (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+            }
             AppError::Store(_) | AppError::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal-error")
             }
@@ -269,6 +283,9 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let problem = self.problem();
         match &self {
+            AppError::Store(e) if e.is_unwritable() => {
+                tracing::warn!(error = %e, "the database cannot be written")
+            }
             AppError::Store(e) => tracing::error!(error = %e, "store failed"),
             AppError::Internal(e) => tracing::error!(error = %e, "internal failure"),
             _ => tracing::debug!(code = %problem.code, "request refused"),
@@ -276,6 +293,11 @@ impl IntoResponse for AppError {
         let status =
             StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut response = (status, Json(problem)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),

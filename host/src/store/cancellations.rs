@@ -65,7 +65,7 @@ pub enum CancelError {
 
 impl From<sqlx::Error> for CancelError {
     fn from(e: sqlx::Error) -> Self {
-        CancelError::Store(StoreError::Database(e))
+        CancelError::Store(e.into())
     }
 }
 

@@ -274,10 +274,16 @@ impl Writer {
                 self.roll_back();
                 tracing::error!(error = %e, cancellations = group.len(), "group commit failed");
                 let message = e.to_string();
+                let unwritable = e.is_unwritable();
                 for pending in group {
-                    let _ = pending
-                        .reply
-                        .send(Err(StoreError::GroupCommit(message.clone()).into()));
+                    let error = if unwritable {
+                        StoreError::Unwritable {
+                            reason: message.clone(),
+                        }
+                    } else {
+                        StoreError::GroupCommit(message.clone())
+                    };
+                    let _ = pending.reply.send(Err(error.into()));
                 }
             }
         }

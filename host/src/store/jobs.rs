@@ -104,13 +104,13 @@ pub enum RunError {
 
 impl From<sqlx::Error> for RunError {
     fn from(e: sqlx::Error) -> Self {
-        RunError::Store(StoreError::Database(e))
+        RunError::Store(e.into())
     }
 }
 
 impl From<sqlx::Error> for RetryError {
     fn from(e: sqlx::Error) -> Self {
-        RetryError::Store(StoreError::Database(e))
+        RetryError::Store(e.into())
     }
 }
 

@@ -46,10 +46,18 @@ pub use records::*;
 pub enum StoreError {
     /// The database could not be reached or a statement failed.
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     /// A statement of the cancellation writer (its own connection) failed.
     #[error("database error: {0}")]
-    Writer(#[from] rusqlite::Error),
+    Writer(rusqlite::Error),
+    /// The database cannot be written just now: its disk is full, it was
+    /// made read-only, or the file system failed. Nothing was changed; the
+    /// same request may succeed once the operator has made room.
+    #[error("the database cannot be written ({reason}): nothing was changed")]
+    Unwritable {
+        /// What SQLite or the file system said.
+        reason: String,
+    },
     /// The schema migrations could not be applied.
     #[error("database migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
@@ -81,6 +89,56 @@ pub enum StoreError {
         /// The directory.
         path: PathBuf,
     },
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        let unwritable = match &e {
+            sqlx::Error::Database(db) => db
+                .code()
+                .and_then(|code| code.parse::<i32>().ok())
+                .is_some_and(|code| is_unwritable_code(code & 0xff)),
+            sqlx::Error::Io(_) => true,
+            _ => false,
+        };
+        if unwritable {
+            StoreError::Unwritable {
+                reason: e.to_string(),
+            }
+        } else {
+            StoreError::Database(e)
+        }
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        match &e {
+            rusqlite::Error::SqliteFailure(failure, _)
+                if is_unwritable_code(failure.extended_code & 0xff) =>
+            {
+                StoreError::Unwritable {
+                    reason: e.to_string(),
+                }
+            }
+            _ => StoreError::Writer(e),
+        }
+    }
+}
+
+/// SQLite's primary result codes for a database that cannot be written:
+/// `SQLITE_IOERR` (10), `SQLITE_FULL` (13), `SQLITE_CANTOPEN` (14),
+/// `SQLITE_READONLY` (8).
+fn is_unwritable_code(primary: i32) -> bool {
+    matches!(primary, 8 | 10 | 13 | 14)
+}
+
+impl StoreError {
+    /// Whether the failure is the database being unwritable (disk full,
+    /// read-only): the API answers 503 rather than 500.
+    pub fn is_unwritable(&self) -> bool {
+        matches!(self, StoreError::Unwritable { .. })
+    }
 }
 
 /// How hard SQLite works to keep a committed transaction across a power loss.
@@ -251,7 +309,17 @@ impl Store {
     /// Starts a write transaction that holds SQLite's write lock from its
     /// first statement, so whatever it reads stays true until it commits.
     async fn write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
-        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+        match self.writer.begin_with("BEGIN IMMEDIATE").await {
+            // SQLite rolls a transaction back by itself when the disk is
+            // full; sqlx then still counts it as open and refuses every
+            // later BEGIN on that connection. Start over on a fresh one.
+            Err(sqlx::Error::InvalidSavePointStatement) => {
+                tracing::warn!("replacing the writer connection after an aborted transaction");
+                self.writer.acquire().await?.close().await?;
+                Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+            }
+            begun => Ok(begun?),
+        }
     }
 }
 
