@@ -27,4 +27,5 @@ mod registry_support;
 mod registry_swap;
 mod registry_watch;
 mod service;
+mod store_refusals;
 mod webhook;
