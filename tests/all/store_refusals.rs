@@ -55,6 +55,23 @@ fn database(service: &TestService) -> Vec<(String, Vec<String>)> {
         .collect()
 }
 
+/// Fails with the tables that differ, their rows before and after.
+fn assert_unchanged(before: &[(String, Vec<String>)], after: &[(String, Vec<String>)], what: &str) {
+    let changed: Vec<String> = before
+        .iter()
+        .zip(after)
+        .filter(|(b, a)| b != a)
+        .map(|((table, rows_before), (_, rows_after))| {
+            format!("{table}:\n  before {rows_before:?}\n  after  {rows_after:?}")
+        })
+        .collect();
+    assert!(
+        changed.is_empty() && before.len() == after.len(),
+        "{what} changed the database:\n{}",
+        changed.join("\n")
+    );
+}
+
 fn jobs(database: &[(String, Vec<String>)]) -> usize {
     database
         .iter()
@@ -214,10 +231,10 @@ async fn a_refused_cancellation_writes_nothing_and_queues_no_job() {
                 )
                 .await;
             assert_eq!(answer.code(), code, "{order} {body}: {}", answer.body);
-            let after = database(&service);
-            assert_eq!(
-                after, before,
-                "{code} ({order}, {headers:?}) changed the database"
+            assert_unchanged(
+                &before,
+                &database(&service),
+                &format!("{code} ({order}, {headers:?})"),
             );
         }
     }
@@ -247,7 +264,7 @@ async fn a_refused_cancellation_writes_nothing_and_queues_no_job() {
         )
         .await;
     assert_eq!(a.code(), "idempotency-key-reused", "{}", a.body);
-    assert_eq!(database(&service), before);
+    assert_unchanged(&before, &database(&service), "idempotency-key-reused");
     let a = service
         .call(Method::GET, "/v1/orders/SO-1", Some(ADMIN), None)
         .await;
