@@ -1,4 +1,4 @@
-//! "A refused request changes nothing" (API.md), checked where something
+//! "A refused request changes nothing" (the API contract), checked where something
 //! could change: refused cancellations go through the real service and its
 //! store (idempotency claims, the group commit, the outbox), and the
 //! database file is compared before and after each, table by table. A job
