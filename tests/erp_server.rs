@@ -1,5 +1,16 @@
 //! A real HTTP server on 127.0.0.1 standing in for an ERP: it records every
 //! request and answers from a script.
+//!
+//! [`ErpServer::signed`] is the receiver of the `webhook` plugin: it checks
+//! each request's `X-Rescind-Signature` against the shared signing key, as
+//! the plugin's README tells a receiver to, and answers 401 when it does not
+//! match, before the script or the API: a job configured with a wrong or
+//! stale key fails instead of passing.
+//!
+//! A request body over [`MAX_BODY`] is answered 413 and is an error of the
+//! test: [`ErpServer::requests`] panics with it, and so does dropping the
+//! server, so that a body the server could not read is never taken for an
+//! empty one.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -14,7 +25,10 @@ use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
 
 /// The largest request body the server reads.
-const MAX_BODY: usize = 4 * 1024 * 1024;
+pub const MAX_BODY: usize = 4 * 1024 * 1024;
+
+/// The header carrying the webhook's signature.
+pub const SIGNATURE_HEADER: &str = "x-rescind-signature";
 
 /// One answer of the script.
 #[derive(Debug, Clone)]
@@ -82,6 +96,17 @@ type Api = Arc<dyn Fn(&RecordedRequest) -> Scripted + Send + Sync>;
 struct Recorder {
     requests: Vec<RecordedRequest>,
     script: VecDeque<Scripted>,
+    /// Why request bodies could not be read (over the limit, broken).
+    unreadable: Vec<String>,
+}
+
+/// What every request goes through before the script: the signature check
+/// of a signed server.
+#[derive(Clone)]
+struct Receiver {
+    recorder: Arc<Mutex<Recorder>>,
+    api: Api,
+    signing_key: Option<Arc<str>>,
 }
 
 /// The running server; stops when dropped.
@@ -105,10 +130,7 @@ impl ErpServer {
     pub async fn start_with(
         api: impl Fn(&RecordedRequest) -> Scripted + Send + Sync + 'static,
     ) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind 127.0.0.1:0");
-        Self::start_on(listener, api)
+        Self::serve(None, Arc::new(api), Self::bind().await)
     }
 
     /// Starts like [`start_with`](Self::start_with) on a listener of the
@@ -117,11 +139,44 @@ impl ErpServer {
         listener: tokio::net::TcpListener,
         api: impl Fn(&RecordedRequest) -> Scripted + Send + Sync + 'static,
     ) -> Self {
+        Self::serve(None, Arc::new(api), listener)
+    }
+
+    /// A receiver of the `webhook` plugin that shares `signing_key` with
+    /// it: a request whose `X-Rescind-Signature` is missing or is not the
+    /// HMAC-SHA256 of its body under that key gets `401` (recorded, the
+    /// script untouched); the others get the script's answers, then
+    /// `200 {}`.
+    pub async fn signed(signing_key: &str) -> Self {
+        Self::signed_with(signing_key, |_| Scripted::json(200, "{}")).await
+    }
+
+    /// [`signed`](Self::signed), with `api` answering the well-signed
+    /// requests the script does not.
+    pub async fn signed_with(
+        signing_key: &str,
+        api: impl Fn(&RecordedRequest) -> Scripted + Send + Sync + 'static,
+    ) -> Self {
+        Self::serve(
+            Some(Arc::from(signing_key)),
+            Arc::new(api),
+            Self::bind().await,
+        )
+    }
+
+    async fn bind() -> tokio::net::TcpListener {
+        tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0")
+    }
+
+    fn serve(signing_key: Option<Arc<str>>, api: Api, listener: tokio::net::TcpListener) -> Self {
         let recorder = Arc::new(Mutex::new(Recorder::default()));
-        let api: Api = Arc::new(api);
-        let app = Router::new()
-            .fallback(answer)
-            .with_state((Arc::clone(&recorder), api));
+        let app = Router::new().fallback(answer).with_state(Receiver {
+            recorder: Arc::clone(&recorder),
+            api,
+            signing_key,
+        });
         let addr = listener.local_addr().expect("local address");
         let task = tokio::spawn(async move {
             axum::serve(listener, app).await.expect("serve");
@@ -149,29 +204,77 @@ impl ErpServer {
     }
 
     /// Every request received so far.
+    ///
+    /// # Panics
+    /// When a request body could not be read (over [`MAX_BODY`]): the test
+    /// sent something the ERP never saw.
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        lock(&self.recorder).requests.clone()
+        let recorder = lock(&self.recorder);
+        assert!(
+            recorder.unreadable.is_empty(),
+            "the loopback ERP could not read request bodies: {:?}",
+            recorder.unreadable
+        );
+        recorder.requests.clone()
     }
 }
 
 impl Drop for ErpServer {
     fn drop(&mut self) {
         self.task.abort();
+        let unreadable = std::mem::take(&mut lock(&self.recorder).unreadable);
+        if !unreadable.is_empty() && !std::thread::panicking() {
+            panic!("the loopback ERP could not read request bodies: {unreadable:?}");
+        }
     }
+}
+
+/// Whether `request` carries `sha256=<hex HMAC-SHA256 of its body>` under
+/// `key` in `X-Rescind-Signature` (compared in constant time); the error
+/// says what is wrong.
+pub fn verify_signature(key: &[u8], request: &RecordedRequest) -> Result<(), String> {
+    use hmac::{Hmac, Mac};
+    let header = request
+        .header(SIGNATURE_HEADER)
+        .ok_or("no X-Rescind-Signature header")?;
+    let hex_signature = header
+        .strip_prefix("sha256=")
+        .ok_or("X-Rescind-Signature does not start with sha256=")?;
+    let signature =
+        hex::decode(hex_signature).map_err(|e| format!("X-Rescind-Signature is not hex: {e}"))?;
+    let mut mac =
+        Hmac::<sha2::Sha256>::new_from_slice(key).map_err(|e| format!("unusable key: {e}"))?;
+    mac.update(&request.body);
+    mac.verify_slice(&signature)
+        .map_err(|_| "X-Rescind-Signature does not match the body under the shared key".to_owned())
 }
 
 fn lock(recorder: &Mutex<Recorder>) -> MutexGuard<'_, Recorder> {
     recorder.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-async fn answer(
-    State((recorder, api)): State<(Arc<Mutex<Recorder>>, Api)>,
-    request: Request,
-) -> Response {
+async fn answer(State(receiver): State<Receiver>, request: Request) -> Response {
+    let Receiver {
+        recorder,
+        api,
+        signing_key,
+    } = receiver;
     let (parts, body) = request.into_parts();
-    let body = axum::body::to_bytes(body, MAX_BODY)
-        .await
-        .unwrap_or_default();
+    let body = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(body) => body,
+        Err(e) => {
+            let problem = format!(
+                "{} {}: the body could not be read (limit {MAX_BODY} bytes): {e}",
+                parts.method, parts.uri
+            );
+            lock(&recorder).unreadable.push(problem.clone());
+            return respond(Scripted::json(
+                413,
+                &serde_json::json!({ "message": problem }).to_string(),
+            ))
+            .await;
+        }
+    };
     let received = RecordedRequest {
         method: parts.method,
         path: parts
@@ -182,13 +285,29 @@ async fn answer(
         headers: parts.headers,
         body,
     };
+    let signature = signing_key
+        .as_deref()
+        .map(|key| verify_signature(key.as_bytes(), &received));
     let scripted = {
         let mut recorder = lock(&recorder);
         recorder.requests.push(received.clone());
-        recorder.script.pop_front()
+        match signature {
+            Some(Err(_)) => None,
+            _ => recorder.script.pop_front(),
+        }
     };
-    // Outside the lock: the API may take its own.
-    let scripted = scripted.unwrap_or_else(|| api(&received));
+    let scripted = match signature {
+        Some(Err(why)) => Scripted::json(
+            401,
+            &serde_json::json!({ "message": format!("signature refused: {why}") }).to_string(),
+        ),
+        // Outside the lock: the API may take its own.
+        _ => scripted.unwrap_or_else(|| api(&received)),
+    };
+    respond(scripted).await
+}
+
+async fn respond(scripted: Scripted) -> Response {
     tokio::time::sleep(scripted.delay).await;
     let mut response =
         Response::builder().status(StatusCode::from_u16(scripted.status).expect("valid status"));
@@ -198,4 +317,60 @@ async fn answer(
     response
         .body(Body::from(scripted.body))
         .expect("valid response")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signed_request(key: &str, body: &str) -> (String, String) {
+        use hmac::{Hmac, Mac};
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).expect("a key");
+        mac.update(body.as_bytes());
+        (
+            body.to_owned(),
+            format!("sha256={}", hex::encode(mac.finalize().into_bytes())),
+        )
+    }
+
+    async fn post(server: &ErpServer, body: String, signature: Option<&str>) -> u16 {
+        let mut request = reqwest::Client::new().post(server.url("/hooks")).body(body);
+        if let Some(signature) = signature {
+            request = request.header(SIGNATURE_HEADER, signature);
+        }
+        request.send().await.expect("sent").status().as_u16()
+    }
+
+    #[tokio::test]
+    async fn a_signed_server_answers_401_to_a_wrong_or_missing_signature_before_the_script() {
+        let server = ErpServer::signed("shared-key").await;
+        server.script([Scripted::json(201, r#"{"id": "scripted"}"#)]);
+        let (body, wrong) = signed_request("stale-key", r#"{"orderNumber":"1"}"#);
+        assert_eq!(post(&server, body.clone(), Some(&wrong)).await, 401);
+        assert_eq!(post(&server, body.clone(), None).await, 401);
+        let (_, tampered) = signed_request("shared-key", r#"{"orderNumber":"2"}"#);
+        assert_eq!(post(&server, body.clone(), Some(&tampered)).await, 401);
+        // The script was kept for the first well-signed request.
+        let (body, right) = signed_request("shared-key", &body);
+        assert_eq!(post(&server, body.clone(), Some(&right)).await, 201);
+        assert_eq!(post(&server, body, Some(&right)).await, 200);
+        assert_eq!(server.requests().len(), 5);
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_is_an_error_of_the_test() {
+        let server = ErpServer::start().await;
+        let status = post(&server, "x".repeat(MAX_BODY + 1), None).await;
+        assert_eq!(status, 413);
+        let looked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| server.requests()));
+        let message = looked.expect_err("requests() panics");
+        let message = message
+            .downcast_ref::<String>()
+            .cloned()
+            .unwrap_or_default();
+        assert!(message.contains("could not read"), "{message}");
+        // A test that never looks at the requests fails when the server goes.
+        let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(server)));
+        assert!(dropped.is_err(), "dropping the server panics too");
+    }
 }

@@ -28,7 +28,12 @@ pub struct Cancellation {
     /// The date the order was placed, `YYYY-MM-DD`.
     pub order_date: String,
     /// True when this cancellation leaves no active line: the whole order is
-    /// cancelled.
+    /// cancelled. That includes a cancellation of some lines that were the
+    /// last active ones (then [`lines`](Self::lines) lists only those). An
+    /// ERP whose API cancels whole orders must act only on a full
+    /// cancellation: reject the others with
+    /// [`SubmitError::rejected`](crate::SubmitError::rejected), and tell the
+    /// operator to bind the job definition with `"appliesTo": "full"`.
     pub full: bool,
     /// The lines cancelled by this cancellation, related lines and discounts
     /// included, in line-number order.

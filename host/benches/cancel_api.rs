@@ -33,7 +33,7 @@ use rescind_host::domain::{
 };
 use rescind_host::jobs::WorkerConfig;
 use rescind_host::service::{self, ServiceConfig};
-use rescind_host::store::{Durability, JobDefinition, JobParameter, RetryPolicy};
+use rescind_host::store::{AppliesTo, Durability, JobDefinition, JobParameter, RetryPolicy};
 use serde_json::{Value, json};
 
 const ADMIN: &str = "bench-admin-token";
@@ -281,6 +281,7 @@ async fn run() {
             }],
             retry: RetryPolicy::default(),
             enabled: true,
+            applies_to: AppliesTo::Any,
         })
         .await
         .expect("definition");

@@ -2,7 +2,9 @@
 //! preset, a website that lets customers cancel, a few realistic orders, an
 //! `OrderCancel` job definition bound to the bundled `webhook` plugin, a
 //! `PersonalizationCancel` definition bound to the bundled `personalization`
-//! plugin (one cancellation fans out to both), and a demo ERP on 127.0.0.1
+//! plugin with `appliesTo: full` (a cancellation that ends an order fans out
+//! to both; one that leaves lines active reaches the webhook only, since
+//! Optimizely cancels whole orders), and a demo ERP on 127.0.0.1
 //! that checks each webhook request's signature, records every request and
 //! answers with a reference. `GET /demo/erp/requests` shows what it received.
 
@@ -28,7 +30,7 @@ use crate::domain::{
     Allocation, AllocationKind, AllocationState, Approval, ApprovalState, Channel, Currency, Line,
     LineKind, LineState, Order, Payment, Preset, Tracking, WebsiteSettings,
 };
-use crate::store::{JobDefinition, JobParameter, RetryPolicy, Store, StoreError};
+use crate::store::{AppliesTo, JobDefinition, JobParameter, RetryPolicy, Store, StoreError};
 
 /// The website of the demo orders.
 pub const DEMO_WEBSITE: &str = "main";
@@ -191,6 +193,7 @@ impl DemoErp {
                 max_backoff_ms: 30_000,
             },
             enabled: true,
+            applies_to: AppliesTo::Any,
         };
         store.put_job_definition(&order_cancel).await?;
         store
@@ -213,6 +216,9 @@ impl DemoErp {
                 name: DEMO_PERSONALIZATION_DEFINITION.to_owned(),
                 connection: DEMO_PERSONALIZATION_CONNECTION.to_owned(),
                 integration_processor: DEMO_PERSONALIZATION_PROCESSOR.to_owned(),
+                // Optimizely cancels whole orders only: a cancellation of
+                // some lines must not reach it as the order's.
+                applies_to: AppliesTo::Full,
                 ..order_cancel
             })
             .await?;

@@ -20,7 +20,8 @@ fn personalization() -> Arc<Plugin> {
 
 async fn fake() -> PersonalizationFake {
     let fake = PersonalizationFake::start(SITE, SITE_TOKEN).await;
-    fake.add_offline_order("1001", "store");
+    fake.add_online_order("1001", &[1, 2, 3]);
+    fake.add_offline_order("1001", "store", &[1, 2, 3]);
     fake
 }
 
@@ -86,9 +87,10 @@ async fn an_online_order_is_reported_to_the_tracker() {
         request.header("content-type"),
         Some("application/x-www-form-urlencoded")
     );
-    // The offline order of the same number is untouched, and the site token
-    // never travels to the tracker.
-    assert!(fake.has_offline_order("1001"));
+    // The order and its lines are cancelled; the offline order of the same
+    // number is untouched, and the site token never travels to the tracker.
+    assert!(fake.online_order("1001").unwrap().is_cancelled());
+    assert!(fake.offline_order("1001").unwrap().is_untouched());
     assert!(
         request
             .headers
@@ -138,7 +140,7 @@ async fn an_offline_order_is_deleted_with_the_site_headers() {
 #[tokio::test]
 async fn the_connection_supplies_the_offline_channel_and_the_api_version() {
     let fake = fake().await;
-    fake.add_offline_order("2002", "phone");
+    fake.add_offline_order("2002", "phone", &[1]);
     let connection = connection(
         &fake,
         &[("offlineChannel", "phone"), ("apiVersion", "v1_3")],
@@ -280,4 +282,187 @@ async fn missing_configuration_is_named_and_nothing_is_sent() {
         other => panic!("expected a misconfiguration, got {other:?}"),
     }
     assert!(fake.requests().is_empty());
+}
+
+/// Line 1 alone of order 1001: the warranty and the discount stay active.
+fn first_line_only(cancellation: Cancellation) -> Cancellation {
+    Cancellation {
+        full: false,
+        lines: cancellation.lines[..1].to_vec(),
+        refund: None,
+        ..cancellation
+    }
+}
+
+#[tokio::test]
+async fn a_partial_cancellation_never_reaches_optimizely_and_the_one_that_ends_the_order_does() {
+    let fake = fake().await;
+    let connection = connection(&fake, &[]);
+    for whole in [sample_cancellation(), offline(Some("store"))] {
+        // Sent, either API would cancel all three lines: the plugin refuses.
+        let outcome = submit(&first_line_only(whole.clone()), &connection).await;
+        assert_eq!(
+            outcome,
+            CallOutcome::Rejected(
+                "Optimizely Personalization cancels whole orders; this partial cancellation was \
+                 not sent (order 1001, lines 1); bind the job definition with \"appliesTo\": \
+                 \"full\""
+                    .into()
+            )
+        );
+    }
+    assert!(fake.requests().is_empty());
+    assert!(fake.online_order("1001").unwrap().is_untouched());
+    assert!(fake.offline_order("1001").unwrap().is_untouched());
+
+    // The warranty and discount end the order: full, sent, cancelled whole.
+    for whole in [sample_cancellation(), offline(Some("store"))] {
+        let rest = Cancellation {
+            full: true,
+            lines: whole.lines[1..].to_vec(),
+            ..whole
+        };
+        assert!(submit(&rest, &connection).await.is_accepted());
+    }
+    assert_eq!(fake.requests().len(), 2);
+    assert!(fake.online_order("1001").unwrap().is_cancelled());
+    assert!(fake.offline_order("1001").unwrap().is_cancelled());
+}
+
+#[tokio::test]
+async fn a_deleted_offline_order_is_gone_for_a_second_delete() {
+    let fake = fake().await;
+    let connection = connection(&fake, &[]);
+    assert!(
+        submit(&offline(Some("store")), &connection)
+            .await
+            .is_accepted()
+    );
+    assert_eq!(
+        submit(&offline(Some("store")), &connection).await,
+        CallOutcome::Rejected(
+            "the ERP answered 404 Not Found: offline order 1001 not found in channel store".into()
+        )
+    );
+    assert_eq!(fake.deleted_offline(), ["1001"]);
+}
+
+#[tokio::test]
+async fn an_order_the_tracker_never_saw_is_not_found() {
+    // orderNo is rescind's order number, the one the storefront reported:
+    // another number (the ERP's, say) finds nothing.
+    let fake = fake().await;
+    let erp_number = Cancellation {
+        order_number: "ERP-1001".into(),
+        ..sample_cancellation()
+    };
+    assert_eq!(
+        submit(&erp_number, &connection(&fake, &[])).await,
+        CallOutcome::Rejected(
+            "the ERP answered 404 Not Found: no online order ERP-1001 on this site".into()
+        )
+    );
+    assert!(fake.online_cancellations().is_empty());
+}
+
+#[tokio::test]
+async fn the_fake_refuses_what_optimizely_refuses() {
+    let fake = fake().await;
+    let client = reqwest::Client::new();
+    let tracker = format!(
+        "{}/tracker/api/v1_4/{SITE}/order/cancel.pagex",
+        fake.base_url()
+    );
+    let form = |pairs: &[(&str, &str)]| {
+        form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish()
+    };
+    let online = [
+        (
+            form(&[
+                ("session", "s"),
+                ("cuid", "c"),
+                ("orderNo", "1001"),
+                ("lines", "1"),
+            ]),
+            400,
+            "unknown parameter lines",
+        ),
+        (
+            form(&[
+                ("session", "s"),
+                ("cuid", "c"),
+                ("orderNo", "1001"),
+                ("orderNo", "1002"),
+            ]),
+            400,
+            "parameter orderNo given twice",
+        ),
+        (
+            form(&[("session", "s"), ("orderNo", "1001")]),
+            400,
+            "missing parameter cuid",
+        ),
+    ];
+    for (body, status, message) in online {
+        let answer = client
+            .post(&tracker)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.clone())
+            .send()
+            .await
+            .expect("the fake answers");
+        assert_eq!(answer.status().as_u16(), status, "{body}");
+        let text = answer.text().await.expect("text");
+        assert!(text.contains(message), "{body}: {text}");
+    }
+
+    let offline = format!("{}/smart-api/orders/offline/1001", fake.base_url());
+    /// Headers of the DELETE, the status and a part of the message.
+    type Case<'a> = (&'a [(&'a str, &'a str)], u16, &'a str);
+    let cases: [Case<'_>; 4] = [
+        (
+            &[("site", SITE), ("channel", "store")],
+            400,
+            "missing header siteToken",
+        ),
+        (
+            &[("site", SITE), ("siteToken", "stale"), ("channel", "store")],
+            401,
+            "invalid site or siteToken",
+        ),
+        (
+            &[
+                ("site", SITE),
+                ("siteToken", SITE_TOKEN),
+                ("channel", "web"),
+            ],
+            400,
+            "unknown channel web",
+        ),
+        (
+            &[
+                ("site", SITE),
+                ("siteToken", SITE_TOKEN),
+                ("channel", "phone"),
+            ],
+            404,
+            "offline order 1001 not found in channel phone",
+        ),
+    ];
+    for (headers, status, message) in cases {
+        let mut request = client
+            .delete(&offline)
+            .header("content-type", "application/json");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let answer = request.send().await.expect("the fake answers");
+        assert_eq!(answer.status().as_u16(), status, "{headers:?}");
+        let text = answer.text().await.expect("text");
+        assert!(text.contains(message), "{headers:?}: {text}");
+    }
+    assert!(fake.online_order("1001").unwrap().is_untouched());
+    assert!(fake.offline_order("1001").unwrap().is_untouched());
 }

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use rescind_host::plugins::{CallLimits, CallOutcome, Cancellation, ConnectionContext, Plugin};
 use rescind_tests::erp_server::Scripted;
-use rescind_tests::fakes::websphere::{COMMAND_PATH, WcsOrder, WebSphereFake, parameters};
+use rescind_tests::fakes::websphere::{
+    COMMAND_PATH, STORE_ID, WcsOrder, WebSphereFake, parameters,
+};
 use rescind_tests::plugin_fixtures::{plugin, sample_cancellation};
 
 const SUCCESS_URL: &str = "/webapp/wcs/stores/servlet/OrderCancelledView";
@@ -58,7 +60,7 @@ fn for_customer() -> Cancellation {
 #[tokio::test]
 async fn a_query_get_cancels_the_order_and_the_redirect_is_the_success() {
     let fake = WebSphereFake::start().await;
-    fake.add_order("ERP-1001", 'M', false);
+    fake.add_order("ERP-1001", 'M', false, &[1, 2, 3]);
 
     let outcome = submit(&for_customer(), &connection(&fake, &[])).await;
 
@@ -75,7 +77,9 @@ async fn a_query_get_cancels_the_order_and_the_redirect_is_the_success() {
     assert_eq!(
         fake.order("ERP-1001"),
         Some(WcsOrder {
+            store_id: STORE_ID.into(),
             status: 'X',
+            items: BTreeMap::from([(1, 'X'), (2, 'X'), (3, 'X')]),
             deposited: false,
             refunded: false,
             cancelled_for: Some("buyer@example.com".into()),
@@ -106,7 +110,7 @@ async fn a_query_get_cancels_the_order_and_the_redirect_is_the_success() {
 #[tokio::test]
 async fn a_form_post_with_a_forced_refund_refunds_the_deposited_payment() {
     let fake = WebSphereFake::start().await;
-    fake.add_order("ERP-1001", 'B', true);
+    fake.add_order("ERP-1001", 'B', true, &[1, 2, 3]);
     let connection = connection(
         &fake,
         &[
@@ -148,8 +152,8 @@ async fn a_form_post_with_a_forced_refund_refunds_the_deposited_payment() {
 #[tokio::test]
 async fn the_commands_failures_are_rejections_with_its_message() {
     let fake = WebSphereFake::start().await;
-    fake.add_order("ERP-1001", 'M', true);
-    fake.add_order("ERP-SHIPPED", 'S', false);
+    fake.add_order("ERP-1001", 'M', true, &[1, 2, 3]);
+    fake.add_order("ERP-SHIPPED", 'S', false, &[1, 2, 3]);
     let connection = connection(&fake, &[]);
 
     // Deposited payment without forcedCancel: the error view, status 200.
@@ -190,7 +194,8 @@ async fn the_commands_failures_are_rejections_with_its_message() {
     assert_eq!(
         outcome,
         CallOutcome::Rejected(
-            "the ERP answered 400 Bad Request: The order WEB-77 does not exist.".into()
+            "the ERP answered 400 Bad Request: The order WEB-77 does not exist in store 10101."
+                .into()
         )
     );
 }
@@ -198,7 +203,7 @@ async fn the_commands_failures_are_rejections_with_its_message() {
 #[tokio::test]
 async fn credentials_when_the_store_requires_them() {
     let fake = WebSphereFake::start().await;
-    fake.add_order("ERP-1001", 'M', false);
+    fake.add_order("ERP-1001", 'M', false, &[1, 2, 3]);
     fake.require_credentials("csr-integration", "pa55");
 
     let without = submit(&for_customer(), &connection(&fake, &[])).await;
@@ -225,7 +230,7 @@ async fn credentials_when_the_store_requires_them() {
 #[tokio::test]
 async fn a_redirect_elsewhere_is_not_followed_and_not_a_success() {
     let fake = WebSphereFake::start().await;
-    fake.add_order("ERP-1001", 'M', false);
+    fake.add_order("ERP-1001", 'M', false, &[1, 2, 3]);
     let logon = format!(
         "http://{}/webapp/wcs/stores/servlet/LogonForm?storeId=10101",
         fake.authority()
@@ -247,7 +252,7 @@ async fn a_redirect_elsewhere_is_not_followed_and_not_a_success() {
 #[tokio::test]
 async fn server_trouble_is_transient() {
     let fake = WebSphereFake::start().await;
-    fake.add_order("ERP-1001", 'M', false);
+    fake.add_order("ERP-1001", 'M', false, &[1, 2, 3]);
     fake.script([
         Scripted::status(503),
         Scripted::status(502),
@@ -282,10 +287,153 @@ async fn missing_configuration_is_named_and_nothing_is_sent() {
             connection(&fake, &[("auth", "basic")]),
             "the connection has no secret `username`: add it to the connection's \"secrets\"",
         ),
+        (
+            ConnectionContext {
+                settings: BTreeMap::from([("successUrl".to_owned(), SUCCESS_URL.to_owned())]),
+                ..fake.connection()
+            },
+            "the connection has no setting `storeId`: add it to the connection's \"settings\"",
+        ),
     ];
     for (connection, expected) in cases {
         let outcome = submit(&for_customer(), &connection).await;
         assert_eq!(outcome, CallOutcome::Misconfigured(expected.into()));
     }
     assert!(fake.requests().is_empty());
+}
+
+/// Line 1 alone of order 1001: the warranty and the discount stay active.
+fn first_line_only() -> Cancellation {
+    let whole = for_customer();
+    Cancellation {
+        full: false,
+        lines: whole.lines[..1].to_vec(),
+        ..whole
+    }
+}
+
+#[tokio::test]
+async fn a_partial_cancellation_never_reaches_websphere_and_the_one_that_ends_the_order_does() {
+    let fake = WebSphereFake::start().await;
+    fake.add_order("ERP-1001", 'M', false, &[1, 2, 3]);
+    let connection = connection(&fake, &[]);
+
+    // Sent, OrderCancel would cancel all three items: the plugin refuses.
+    let outcome = submit(&first_line_only(), &connection).await;
+    assert_eq!(
+        outcome,
+        CallOutcome::Rejected(
+            "WebSphere's OrderCancel cancels whole orders; this partial cancellation was not \
+             sent (order ERP-1001, lines 1); bind the job definition with \"appliesTo\": \"full\""
+                .into()
+        )
+    );
+    assert!(fake.requests().is_empty());
+    assert!(fake.order("ERP-1001").unwrap().is_untouched());
+
+    // The warranty and discount end the order: full, sent, and WebSphere
+    // cancels the order with every item.
+    let whole = for_customer();
+    let rest = Cancellation {
+        full: true,
+        lines: whole.lines[1..].to_vec(),
+        ..whole
+    };
+    assert!(submit(&rest, &connection).await.is_accepted());
+    assert_eq!(fake.requests().len(), 1);
+    assert!(fake.order("ERP-1001").unwrap().is_cancelled());
+}
+
+#[tokio::test]
+async fn cancelling_a_cancelled_order_again_fails_as_the_command_does() {
+    // The seed: a status other than A, B, C, I, L, M, N, W fails the command;
+    // a cancelled order is X and stays in the database.
+    let fake = WebSphereFake::start().await;
+    fake.add_order("ERP-1001", 'M', false, &[1, 2, 3]);
+    let connection = connection(&fake, &[]);
+    assert!(submit(&for_customer(), &connection).await.is_accepted());
+    let again = submit(&for_customer(), &connection).await;
+    assert_eq!(
+        again,
+        CallOutcome::Rejected(
+            "WebSphere did not cancel order ERP-1001: The order ERP-1001 cannot be cancelled \
+             because its status is X. (_ERR_ORDER_NOT_CANCELLABLE)"
+                .into()
+        )
+    );
+    assert!(fake.order("ERP-1001").unwrap().is_cancelled());
+}
+
+/// What the fake answers a hand-written `OrderCancel` URL: the error
+/// document's message key and text, or the redirect.
+async fn command(fake: &WebSphereFake, query: &str) -> (u16, String) {
+    let answer = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+        .get(format!("{}{COMMAND_PATH}?{query}", fake.base_url()))
+        .send()
+        .await
+        .expect("the fake answers");
+    let status = answer.status().as_u16();
+    let body = answer.text().await.expect("text");
+    (status, body)
+}
+
+#[tokio::test]
+async fn the_fake_command_refuses_what_websphere_refuses() {
+    let fake = WebSphereFake::start().await;
+    fake.add_order("ERP-1001", 'M', false, &[1, 2]);
+    fake.add_order("ERP-2002", 'M', false, &[1]);
+    fake.add_store("20202");
+    fake.move_order("ERP-2002", "20202");
+    let cases = [
+        // A URL command runs in a store.
+        (
+            "orderId=ERP-1001&URL=%2Fdone",
+            "_ERR_CMD_MISSING_PARAM",
+            "The parameter storeId is missing.",
+        ),
+        (
+            "orderId=ERP-1001&storeId=99999&URL=%2Fdone",
+            "_ERR_CMD_INVALID_PARAM",
+            "The store 99999 does not exist.",
+        ),
+        // A parameter OrderCancel does not define: a misspelling would
+        // otherwise be ignored, e.g. a forced cancel that is not.
+        (
+            "orderId=ERP-1001&storeId=10101&forceCancel=true&URL=%2Fdone",
+            "_ERR_CMD_INVALID_PARAM",
+            "The parameter forceCancel is not a parameter of OrderCancel.",
+        ),
+        // OrderCancel names no order items.
+        (
+            "orderId=ERP-1001&storeId=10101&orderItemId=1&URL=%2Fdone",
+            "_ERR_CMD_INVALID_PARAM",
+            "The parameter orderItemId is not a parameter of OrderCancel.",
+        ),
+        (
+            "orderId=ERP-2002&storeId=10101&URL=%2Fdone",
+            "_ERR_ORDER_NOT_FOUND",
+            "The order ERP-2002 does not exist in store 10101.",
+        ),
+        (
+            "orderId=ERP-1001&storeId=10101",
+            "_ERR_CMD_MISSING_PARAM",
+            "The parameter URL is missing.",
+        ),
+    ];
+    for (query, key, message) in cases {
+        let (status, body) = command(&fake, query).await;
+        assert_eq!(status, 200, "{query}: {body}");
+        assert!(body.contains(key), "{query}: {body}");
+        assert!(body.contains(message), "{query}: {body}");
+    }
+    assert!(fake.order("ERP-1001").unwrap().is_untouched());
+    assert!(fake.order("ERP-2002").unwrap().is_untouched());
+
+    // The order's own store cancels it, every item with it.
+    let (status, _) = command(&fake, "orderId=ERP-2002&storeId=20202&URL=%2Fdone").await;
+    assert_eq!(status, 302);
+    assert!(fake.order("ERP-2002").unwrap().is_cancelled());
 }

@@ -7,20 +7,50 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
-use crate::service::{ADMIN, TestService, deposited_order, sample_order};
+use rescind_tests::erp_server::{ErpServer, Scripted};
 
-/// A connection and an enabled `OrderCancel` definition (so cancellations
-/// enqueue a job).
+use crate::service::{ADMIN, TestService, deposited_order, sample_order, webhook_connection};
+
+/// The webhook signing key of [`configure_job`]'s connection.
+pub const SIGNING_KEY: &str = "s3cret-signing-key";
+
+/// A webhook connection to `base_url` signing with [`SIGNING_KEY`] and an
+/// enabled `OrderCancel` definition (so cancellations enqueue a job).
+/// `a_configured_job_is_delivered_signed` runs it for real.
 pub async fn configure_job(service: &TestService, base_url: &str, host: &str, retry: Value) {
     service
         .configure_erp_job(
-            &json!({"baseUrl": base_url, "allowedHosts": [host],
-                    "settings": {"path": "/cancellations"},
-                    "secrets": {"hmacKey": "s3cret-hmac-key"}}),
+            &webhook_connection(base_url, host, SIGNING_KEY),
             "webhook",
             retry,
         )
         .await;
+}
+
+/// The fixture above is what the auth matrix and the queue tests use
+/// without workers; here its job runs against a receiver that checks the
+/// signature, so a secret under the wrong name (the plugin reads
+/// `signingKey`) or a wrong key fails this test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_job_is_delivered_signed() {
+    let erp = ErpServer::signed(SIGNING_KEY).await;
+    erp.script([Scripted::json(201, r#"{"id": "ERP-SIGNED"}"#)]);
+    let service = TestService::start().await;
+    service.configure_insite().await;
+    configure_job(
+        &service,
+        &erp.url(""),
+        &erp.authority(),
+        json!({"maxAttempts": 1, "initialBackoffMs": 1, "maxBackoffMs": 1}),
+    )
+    .await;
+    let job = crate::hotload_support::cancel_new_order(&service, "SO-1").await;
+    let settled = crate::hotload_support::settled_job(&service, &job).await;
+    assert_eq!(settled["state"], "succeeded", "{settled}");
+    assert_eq!(settled["erpReference"], "ERP-SIGNED");
+    let requests = erp.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].path, "/hooks/cancel");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -317,11 +347,33 @@ async fn a_hundred_concurrent_cancellations_of_one_order_commit_exactly_one() {
 
 /// Cancellations are committed in groups; one whose writes fail (a trigger
 /// in the database stands in for a full disk) fails alone: those arriving
-/// with it commit, and nothing of the failed one remains.
+/// with it commit with their jobs, and nothing of the failed one remains.
+/// Two job definitions are enabled and the failure strikes at the second
+/// one's outbox row, the last write of the cancellation: its first job, its
+/// cancellation, order, lines, payment and allocations were written by then
+/// and must all go.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancellation_whose_writes_fail_fails_alone() {
     let service = Arc::new(TestService::start_without_workers().await);
     service.configure_insite().await;
+    configure_job(
+        &service,
+        "http://127.0.0.1:9",
+        "127.0.0.1:9",
+        json!({"maxAttempts": 1, "initialBackoffMs": 1, "maxBackoffMs": 1}),
+    )
+    .await;
+    // Definitions make jobs in name order: AuditCancel's before OrderCancel's.
+    let a = service
+        .call(
+            Method::PUT,
+            "/v1/admin/job-definitions/AuditCancel",
+            Some(ADMIN),
+            Some(&json!({"jobType": "Execution", "connection": "erp",
+                         "integrationProcessor": "webhook"})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
     for i in 0..16 {
         service
             .put_order(&format!("SO-W{i}"), &sample_order("C-1"))
@@ -332,11 +384,10 @@ async fn a_cancellation_whose_writes_fail_fails_alone() {
     database
         .busy_timeout(std::time::Duration::from_secs(10))
         .expect("busy timeout");
-    // Fails after the order, its lines, payment and allocations were written.
     database
         .execute_batch(
-            "CREATE TRIGGER fail_w7 BEFORE INSERT ON cancellations
-               WHEN NEW.order_number = 'SO-W7'
+            "CREATE TRIGGER fail_w7 AFTER INSERT ON jobs
+               WHEN NEW.order_number = 'SO-W7' AND NEW.definition = 'OrderCancel'
              BEGIN SELECT RAISE(ABORT, 'the disk is full'); END;",
         )
         .expect("trigger");
@@ -362,25 +413,69 @@ async fn a_cancellation_whose_writes_fail_fails_alone() {
                 "{}",
                 answer.body
             );
-        } else {
-            assert_eq!(
-                answer.status,
-                StatusCode::CREATED,
-                "{number}: {}",
-                answer.body
-            );
-            let order = service.order(&number).await;
-            assert_eq!(order["status"], "Cancelled", "{number}");
-            assert_eq!(order["cancellations"].as_array().map(Vec::len), Some(1));
+            continue;
         }
+        assert_eq!(
+            answer.status,
+            StatusCode::CREATED,
+            "{number}: {}",
+            answer.body
+        );
+        let order = service.order(&number).await;
+        assert_eq!(order["status"], "Cancelled", "{number}");
+        assert_eq!(
+            order["cancellations"],
+            json!([answer.body["internalRequestId"]])
+        );
+        // Its two jobs, both of its cancellation.
+        let jobs = service
+            .call(
+                Method::GET,
+                &format!("/v1/admin/jobs?orderNumber={number}"),
+                Some(ADMIN),
+                None,
+            )
+            .await;
+        let mut made: Vec<(&str, &str)> = jobs
+            .body
+            .as_array()
+            .expect("jobs")
+            .iter()
+            .map(|j| {
+                (
+                    j["definition"].as_str().unwrap_or(""),
+                    j["cancellationId"].as_str().unwrap_or(""),
+                )
+            })
+            .collect();
+        made.sort_unstable();
+        let id = answer.body["internalRequestId"].as_str().unwrap_or("?");
+        assert_eq!(made, [("AuditCancel", id), ("OrderCancel", id)], "{number}");
     }
+    let orphans = service
+        .call(
+            Method::GET,
+            "/v1/admin/jobs?orderNumber=SO-W7",
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(orphans.body, json!([]), "a job of the failed cancellation");
     assert_eq!(
         service.order("SO-W7").await,
         before,
         "the failed cancellation left traces"
     );
+    let (cancellations, jobs): (i64, i64) = database
+        .query_row(
+            "SELECT (SELECT COUNT(*) FROM cancellations), (SELECT COUNT(*) FROM jobs)",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .expect("counts");
+    assert_eq!((cancellations, jobs), (15, 30));
 
-    // Once the cause is gone the order can be cancelled.
+    // Once the cause is gone the order can be cancelled, with both jobs.
     database
         .execute_batch("DROP TRIGGER fail_w7")
         .expect("drop trigger");
@@ -388,6 +483,10 @@ async fn a_cancellation_whose_writes_fail_fails_alone() {
         .cancel("SO-W7", &json!({"cancellationReason": "OUT_OF_STOCK"}))
         .await;
     assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+    assert_eq!(
+        answer.body["erpSync"]["jobs"].as_array().map(Vec::len),
+        Some(2)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -447,6 +546,6 @@ async fn a_restart_keeps_orders_cancellations_and_queued_jobs() {
     let conn = service
         .call(Method::GET, "/v1/admin/connections/erp", Some(ADMIN), None)
         .await;
-    assert_eq!(conn.body["secrets"], json!(["hmacKey"]));
-    assert!(!conn.body.to_string().contains("s3cret-hmac-key"));
+    assert_eq!(conn.body["secrets"], json!(["signingKey"]));
+    assert!(!conn.body.to_string().contains(SIGNING_KEY));
 }

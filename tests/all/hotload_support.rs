@@ -8,16 +8,21 @@ use reqwest::{Method, StatusCode};
 use rescind_tests::erp_server::{ErpServer, Scripted};
 use serde_json::{Value, json};
 
-use crate::service::{ADMIN, Answer, TestService, sample_order};
+use crate::service::{ADMIN, Answer, TestService, sample_order, webhook_connection};
 
 /// The plugin name the tests upload under.
 pub const PLUGIN: &str = "erp-plugin";
 
-/// A loopback ERP that accepts every webhook delivery and answers its
-/// `Idempotency-Key` as the reference: a job's reference then says that
-/// the ERP received that very request.
+/// The webhook signing key of [`configure`]'s connection, which
+/// [`echoing_erp`] checks.
+pub const SIGNING_KEY: &str = "hot-load-test-key";
+
+/// A loopback ERP that accepts every webhook delivery signed with
+/// [`SIGNING_KEY`] (401 otherwise) and answers its `Idempotency-Key` as the
+/// reference: a job's reference then says that the ERP received that very
+/// request.
 pub async fn echoing_erp() -> ErpServer {
-    ErpServer::start_with(|request| {
+    ErpServer::signed_with(SIGNING_KEY, |request| {
         let key = request.header("idempotency-key").unwrap_or_default();
         Scripted::json(201, &json!({ "id": key }).to_string())
     })
@@ -94,7 +99,7 @@ pub async fn plugin(service: &TestService, name: &str) -> Answer {
 /// The insite preset, connection `erp` to `erp`, and an `OrderCancel`
 /// definition running `processor`, retrying after 10–20 ms.
 pub async fn configure(service: &TestService, erp: &ErpServer, processor: &str, attempts: u32) {
-    configure_with_key(service, erp, processor, attempts, "hot-load-test-key").await;
+    configure_with_key(service, erp, processor, attempts, SIGNING_KEY).await;
 }
 
 /// [`configure`], with the webhook's signing key.
@@ -108,9 +113,7 @@ pub async fn configure_with_key(
     service.configure_insite().await;
     service
         .configure_erp_job(
-            &json!({"baseUrl": erp.url(""), "allowedHosts": [erp.authority()],
-                    "settings": {"path": "/hooks/cancel"},
-                    "secrets": {"signingKey": signing_key}}),
+            &webhook_connection(&erp.url(""), &erp.authority(), signing_key),
             processor,
             json!({"maxAttempts": attempts, "initialBackoffMs": 10, "maxBackoffMs": 20}),
         )

@@ -57,7 +57,7 @@ async fn settled_job(service: &TestService, job: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancellation_reaches_the_erp_once_and_the_job_succeeds() {
-    let erp = ErpServer::start().await;
+    let erp = ErpServer::signed(SIGNING_KEY).await;
     erp.script([Scripted::json(201, r#"{"id": "ERP-CXL-77"}"#)]);
     let service = TestService::start().await;
     configure(&service, &erp, 3).await;
@@ -111,7 +111,7 @@ async fn a_cancellation_reaches_the_erp_once_and_the_job_succeeds() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_erp_answering_503_then_200_is_retried_and_succeeds() {
-    let erp = ErpServer::start().await;
+    let erp = ErpServer::signed(SIGNING_KEY).await;
     erp.script([
         Scripted::json(503, r#"{"message": "maintenance"}"#),
         Scripted::json(200, r#"{"reference": "ERP-2"}"#),
@@ -138,7 +138,7 @@ async fn an_erp_answering_503_then_200_is_retried_and_succeeds() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rejection_fails_the_job_at_once_with_the_erps_message() {
-    let erp = ErpServer::start().await;
+    let erp = ErpServer::signed(SIGNING_KEY).await;
     erp.script([Scripted::json(
         422,
         r#"{"message": "order ERP-1001 is already invoiced"}"#,
@@ -184,25 +184,50 @@ async fn a_rejection_fails_the_job_at_once_with_the_erps_message() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_job_whose_worker_died_is_resumed_after_its_lease_expires() {
-    let erp = ErpServer::start().await;
+async fn a_job_signed_with_a_stale_key_is_refused_by_the_erp_and_fails() {
+    let erp = ErpServer::signed(SIGNING_KEY).await;
+    erp.script([Scripted::json(
+        201,
+        r#"{"id": "never-for-a-bad-signature"}"#,
+    )]);
+    let service = TestService::start().await;
+    crate::hotload_support::configure_with_key(&service, &erp, "webhook", 3, "a-stale-key").await;
+    let (_, job) = cancel(&service).await;
+    let settled = settled_job(&service, &job).await;
+    // 401 is a rejection: failed at once, not retried.
+    assert_eq!(settled["state"], "failed", "{settled}");
+    assert_eq!(settled["attempts"], 1);
+    assert!(
+        settled["lastError"]
+            .as_str()
+            .unwrap_or("")
+            .contains("signature refused"),
+        "{settled}"
+    );
+    assert_eq!(erp.requests().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_whose_host_died_is_resumed_at_once_when_it_restarts() {
+    let erp = ErpServer::signed(SIGNING_KEY).await;
     erp.script([Scripted::json(200, r#"{"id": "ERP-4"}"#)]);
     let service = TestService::start_without_workers().await;
     configure(&service, &erp, 3).await;
     let (_, job) = cancel(&service).await;
-    // A worker claims the job and dies: its lease is over at once.
+    // A worker claims the job for a minute and its host dies.
     let claimed = service
         .running
         .as_ref()
         .expect("running")
         .state
         .store
-        .claim_due_jobs("worker-that-died", 1, 0)
+        .claim_due_jobs("worker-that-died", 1, 60_000)
         .await
         .expect("claim");
     assert_eq!(claimed.len(), 1);
 
-    // A host with workers takes it up.
+    // The restarted host takes it up without waiting for the lease (a
+    // lease that expires while the host runs is `jobs_queue`'s case).
     let mut service = service;
     service.workers = true;
     let service = service.restart().await;
@@ -211,7 +236,7 @@ async fn a_job_whose_worker_died_is_resumed_after_its_lease_expires() {
     let history = settled["attemptHistory"].as_array().expect("history");
     assert_eq!(history.len(), 2);
     assert_eq!(history[0]["worker"], "worker-that-died");
-    assert_eq!(history[0]["outcome"], "lease-expired");
+    assert_eq!(history[0]["outcome"], "interrupted");
     assert_eq!(history[1]["outcome"], "accepted");
     assert_ne!(history[1]["worker"], "worker-that-died");
     assert_eq!(erp.requests().len(), 1);
@@ -219,7 +244,7 @@ async fn a_job_whose_worker_died_is_resumed_after_its_lease_expires() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_an_enabled_definition_nothing_is_sent() {
-    let erp = ErpServer::start().await;
+    let erp = ErpServer::signed(SIGNING_KEY).await;
     let service = TestService::start().await;
     configure(&service, &erp, 3).await;
     let a = service
@@ -331,9 +356,140 @@ async fn the_demo_cancels_an_order_and_its_erp_receives_a_signed_request() {
         .expect("shutdown");
 }
 
+/// `rescind serve --demo` on a fresh data directory: the running service,
+/// its admin token, base URL and a client.
+async fn start_demo() -> (
+    rescind_host::service::RunningService,
+    String,
+    String,
+    reqwest::Client,
+    tempfile::TempDir,
+) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = rescind_host::service::ServiceConfig::new(
+        std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)),
+        dir.path(),
+    );
+    config.demo = true;
+    config.plugins = crate::service::plugins_config();
+    let running = rescind_host::service::start(config)
+        .await
+        .expect("demo starts");
+    let token = running.admin_token.clone().expect("a demo admin token");
+    let base = format!("http://{}", running.addr);
+    (running, token, base, reqwest::Client::new(), dir)
+}
+
+/// Polls the cancellation until every job of it settled (bounded: 30 s);
+/// answers its `erpSync`.
+async fn settled_erp_sync(client: &reqwest::Client, base: &str, token: &str, id: &str) -> Value {
+    let mut sync = Value::Null;
+    for _ in 0..600 {
+        let c: Value = client
+            .get(format!("{base}/v1/cancellations/{id}"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json");
+        sync = c["erpSync"].clone();
+        if ["succeeded", "failed"].contains(&sync["state"].as_str().unwrap_or("")) {
+            return sync;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the jobs of cancellation {id} did not settle: {sync}");
+}
+
+/// The requests the demo's personalization service received.
+async fn tracker_requests(client: &reqwest::Client, base: &str) -> Vec<Value> {
+    let received: Value = client
+        .get(format!("{base}/demo/erp/requests"))
+        .send()
+        .await
+        .expect("ledger")
+        .json()
+        .await
+        .expect("json");
+    received
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter(|r| {
+            let path = r["path"].as_str().unwrap_or("");
+            path.starts_with("/tracker/") || path.starts_with("/smart-api/")
+        })
+        .cloned()
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_tells_the_personalization_service_only_of_the_cancellation_that_ends_an_order() {
+    let (running, token, base, client, _dir) = start_demo().await;
+    let cancel = |body: Value| {
+        let (client, base, token) = (client.clone(), base.clone(), token.clone());
+        async move {
+            let answer: Value = client
+                .post(format!("{base}/v1/orders/SO-1003/cancellations"))
+                .bearer_auth(&token)
+                .json(&body)
+                .send()
+                .await
+                .expect("cancel")
+                .json()
+                .await
+                .expect("json");
+            answer
+        }
+    };
+
+    // SO-1003 has two independent lines: cancelling one is partial, and
+    // Optimizely, which cancels whole orders, must not hear of it.
+    let first = cancel(json!({"items": [{"orderItemReference": 1}],
+                              "cancellationReason": "CUSTOMER_SERVICE"}))
+    .await;
+    assert_eq!(first["full"], false, "{first}");
+    assert_eq!(first["cancelledLines"], json!([1]));
+    let jobs = first["erpSync"]["jobs"].as_array().expect("jobs");
+    assert_eq!(jobs.len(), 1, "{first}");
+    assert_eq!(jobs[0]["definition"], "OrderCancel");
+    assert_eq!(first["warnings"], json!([]));
+    let id = first["internalRequestId"].as_str().expect("id");
+    let sync = settled_erp_sync(&client, &base, &token, id).await;
+    assert_eq!(sync["state"], "succeeded", "{sync}");
+    assert_eq!(tracker_requests(&client, &base).await, Vec::<Value>::new());
+
+    // The rest ends the order: both definitions apply, and the offline
+    // order is deleted at Optimizely once.
+    let rest = cancel(json!({"cancellationReason": "CUSTOMER_SERVICE"})).await;
+    assert_eq!(rest["full"], true, "{rest}");
+    assert_eq!(rest["cancelledLines"], json!([2]));
+    let id = rest["internalRequestId"].as_str().expect("id");
+    let sync = settled_erp_sync(&client, &base, &token, id).await;
+    assert_eq!(sync["state"], "succeeded", "{sync}");
+    let mut definitions: Vec<&str> = sync["jobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .filter_map(|j| j["definition"].as_str())
+        .collect();
+    definitions.sort_unstable();
+    assert_eq!(definitions, ["OrderCancel", "PersonalizationCancel"]);
+    let tracker = tracker_requests(&client, &base).await;
+    assert_eq!(tracker.len(), 1, "{tracker:?}");
+    assert_eq!(tracker[0]["method"], "DELETE");
+    assert_eq!(tracker[0]["path"], "/smart-api/orders/offline/SO-1003");
+    running
+        .shutdown(Duration::from_secs(5))
+        .await
+        .expect("shutdown");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_gives_unfinished_attempts_back_to_the_queue() {
-    let erp = ErpServer::start().await;
+    let erp = ErpServer::signed(SIGNING_KEY).await;
     // The ERP takes longer than the shutdown's grace period.
     erp.script([Scripted::json(200, r#"{"id": "late"}"#).after(Duration::from_secs(8))]);
     let service = TestService::start().await;

@@ -64,11 +64,14 @@ pub fn trivial() -> Vec<u8> {
     component(rescind_test_artifacts::TRIVIAL)
 }
 
-/// A loopback ERP that accepts every webhook delivery and answers its
-/// `Idempotency-Key` as the reference, so a call's reference tells which
-/// request the ERP received.
+/// The webhook signing key of [`connection`], which [`echoing_erp`] checks.
+pub const SIGNING_KEY: &str = "k";
+
+/// A loopback ERP that accepts every webhook delivery signed with
+/// [`SIGNING_KEY`] (401 otherwise) and answers its `Idempotency-Key` as the
+/// reference, so a call's reference tells which request the ERP received.
 pub async fn echoing_erp() -> ErpServer {
-    ErpServer::start_with(|request| {
+    ErpServer::signed_with(SIGNING_KEY, |request| {
         let key = request.header("idempotency-key").unwrap_or_default();
         Scripted::json(201, &serde_json::json!({ "id": key }).to_string())
     })
@@ -81,7 +84,7 @@ pub fn connection(erp: &ErpServer) -> ConnectionContext {
         base_url: erp.url("/hooks/cancel"),
         allowed_hosts: vec![erp.authority()],
         settings: BTreeMap::new(),
-        secrets: BTreeMap::from([("signingKey".to_owned(), "k".to_owned())]),
+        secrets: BTreeMap::from([("signingKey".to_owned(), SIGNING_KEY.to_owned())]),
     }
 }
 

@@ -1,18 +1,25 @@
-//! A fake of Optimizely Personalization's order cancellation.
+//! A fake of Optimizely Personalization's order cancellation. It keeps the
+//! orders the storefront reported (their lines and whether they are
+//! cancelled); both APIs cancel a whole order, lines included.
 //!
 //! - Online: `POST /tracker/api/{apiVersion}/{siteName}/order/cancel.pagex`
 //!   with `session`, `cuid` and `orderNo`, in the query or in an
 //!   `application/x-www-form-urlencoded` body (the documentation allows
 //!   both). The version must be one the tracker serves and the site the
-//!   fake's; every parameter is required. Answers 200 and records the
-//!   cancellation.
+//!   fake's; every parameter is required, given once, and no other is
+//!   accepted. The order must be an online order the site knows (added with
+//!   [`PersonalizationFake::add_online_order`]): Optimizely is told of
+//!   orders "when a visitor creates an online order and then cancels it".
+//!   Answers 200 and marks the order and its lines cancelled; repeating it
+//!   answers 200 again and changes nothing (the tracker records events).
 //! - Offline: `DELETE /smart-api/orders/offline/{orderNo}` with the headers
 //!   `site`, `siteToken`, `channel` and `Content-Type: application/json`.
 //!   The site and token must be the fake's, the channel one it knows, and the
 //!   order one created (with [`PersonalizationFake::add_offline_order`]) in
 //!   that channel: "the siteName, channel and siteToken values should be the
-//!   same as those used to create the order". Answers 204 and forgets the
-//!   order; an unknown order is 404.
+//!   same as those used to create the order". Answers 204 and deletes the
+//!   order (kept here as cancelled, so tests can look at it); a deleted or
+//!   unknown order is 404.
 //!
 //! Error answers are JSON `{"status": …, "message": …}`.
 
@@ -30,6 +37,9 @@ pub const API_VERSIONS: [&str; 2] = ["v1_3", "v1_4"];
 /// The offline channels the fake knows.
 pub const CHANNELS: [&str; 2] = ["store", "phone"];
 
+/// The parameters of the online cancellation; any other is refused.
+pub const ONLINE_PARAMETERS: [&str; 3] = ["session", "cuid", "orderNo"];
+
 /// An online cancellation the tracker recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OnlineCancellation {
@@ -43,12 +53,46 @@ pub struct OnlineCancellation {
     pub order_no: String,
 }
 
+/// Where an order was placed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placed {
+    /// During a tracked visitor session.
+    Online,
+    /// In this offline channel (`store`, `phone`).
+    Offline(String),
+}
+
+/// An order as Optimizely keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackedOrder {
+    /// Where it was placed.
+    pub placed: Placed,
+    /// Its lines by rescind line number: `true` once cancelled.
+    pub lines: BTreeMap<u32, bool>,
+    /// Whether the order is cancelled (counted no more as a sale).
+    pub cancelled: bool,
+}
+
+impl TrackedOrder {
+    /// Whether nothing of the order is cancelled.
+    pub fn is_untouched(&self) -> bool {
+        !self.cancelled && self.lines.values().all(|cancelled| !cancelled)
+    }
+
+    /// Whether the order and all its lines are cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled && self.lines.values().all(|cancelled| *cancelled)
+    }
+}
+
 #[derive(Debug)]
 struct Site {
     name: String,
     token: String,
-    /// Offline orders by number, with the channel they were created in.
-    offline_orders: BTreeMap<String, String>,
+    /// Online orders (the tracker's) and offline orders (the smart API's)
+    /// are separate: the same number may be in both.
+    online: BTreeMap<String, TrackedOrder>,
+    offline: BTreeMap<String, TrackedOrder>,
     online_cancellations: Vec<OnlineCancellation>,
     deleted_offline: Vec<String>,
 }
@@ -65,7 +109,8 @@ impl PersonalizationFake {
         let site = Arc::new(Mutex::new(Site {
             name: site_name.into(),
             token: site_token.into(),
-            offline_orders: BTreeMap::new(),
+            online: BTreeMap::new(),
+            offline: BTreeMap::new(),
             online_cancellations: Vec::new(),
             deleted_offline: Vec::new(),
         }));
@@ -74,16 +119,46 @@ impl PersonalizationFake {
         Self { server, site }
     }
 
-    /// Records an offline order created in `channel`.
-    pub fn add_offline_order(&self, order_no: &str, channel: &str) {
-        lock(&self.site)
-            .offline_orders
-            .insert(order_no.into(), channel.into());
+    /// Records an online order with these lines, as the storefront's
+    /// tracking reported it.
+    pub fn add_online_order(&self, order_no: &str, lines: &[u32]) {
+        self.add(order_no, Placed::Online, lines);
     }
 
-    /// Whether the offline order is still known (not cancelled).
+    /// Records an offline order created in `channel` with these lines.
+    pub fn add_offline_order(&self, order_no: &str, channel: &str, lines: &[u32]) {
+        self.add(order_no, Placed::Offline(channel.into()), lines);
+    }
+
+    fn add(&self, order_no: &str, placed: Placed, lines: &[u32]) {
+        let order = TrackedOrder {
+            lines: lines.iter().map(|&line| (line, false)).collect(),
+            cancelled: false,
+            placed,
+        };
+        let mut site = lock(&self.site);
+        let orders = match order.placed {
+            Placed::Online => &mut site.online,
+            Placed::Offline(_) => &mut site.offline,
+        };
+        orders.insert(order_no.into(), order);
+    }
+
+    /// The online order as Optimizely keeps it now.
+    pub fn online_order(&self, order_no: &str) -> Option<TrackedOrder> {
+        lock(&self.site).online.get(order_no).cloned()
+    }
+
+    /// The offline order as Optimizely keeps it now (cancelled once
+    /// deleted).
+    pub fn offline_order(&self, order_no: &str) -> Option<TrackedOrder> {
+        lock(&self.site).offline.get(order_no).cloned()
+    }
+
+    /// Whether the offline order is still known (not deleted).
     pub fn has_offline_order(&self, order_no: &str) -> bool {
-        lock(&self.site).offline_orders.contains_key(order_no)
+        self.offline_order(order_no)
+            .is_some_and(|order| !order.cancelled)
     }
 
     /// The offline orders cancelled so far, in order.
@@ -124,6 +199,14 @@ impl PersonalizationFake {
             allowed_hosts: vec![self.authority()],
             ..ConnectionContext::default()
         }
+    }
+}
+
+/// Marks the order and every line cancelled.
+fn cancel_whole(order: &mut TrackedOrder) {
+    order.cancelled = true;
+    for cancelled in order.lines.values_mut() {
+        *cancelled = true;
     }
 }
 
@@ -187,11 +270,19 @@ fn cancel_online(
         }
         parameters.extend(form_urlencoded::parse(&request.body).into_owned());
     }
+    let mut given = BTreeMap::new();
+    for (name, value) in parameters {
+        if !ONLINE_PARAMETERS.contains(&name.as_str()) {
+            return Err(json_error(400, &format!("unknown parameter {name}")));
+        }
+        if given.insert(name.clone(), value).is_some() {
+            return Err(json_error(400, &format!("parameter {name} given twice")));
+        }
+    }
     let parameter = |name: &str| {
-        parameters
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.clone())
+        given
+            .get(name)
+            .cloned()
             .filter(|value| !value.is_empty())
             .ok_or_else(|| json_error(400, &format!("missing parameter {name}")))
     };
@@ -201,6 +292,13 @@ fn cancel_online(
         cuid: parameter("cuid")?,
         order_no: parameter("orderNo")?,
     };
+    let order = site.online.get_mut(&cancellation.order_no).ok_or_else(|| {
+        json_error(
+            404,
+            &format!("no online order {} on this site", cancellation.order_no),
+        )
+    })?;
+    cancel_whole(order);
     site.online_cancellations.push(cancellation);
     Ok(Scripted::status(200))
 }
@@ -250,16 +348,18 @@ fn delete_offline(
             ),
         ));
     }
-    match site.offline_orders.get(&order_no) {
-        Some(created_in) if created_in == channel => {}
-        _ => {
-            return Err(json_error(
+    // A deleted order is gone: deleting it again finds nothing.
+    let order = site
+        .offline
+        .get_mut(&order_no)
+        .filter(|order| order.placed == Placed::Offline(channel.to_owned()) && !order.cancelled)
+        .ok_or_else(|| {
+            json_error(
                 404,
                 &format!("offline order {order_no} not found in channel {channel}"),
-            ));
-        }
-    }
-    site.offline_orders.remove(&order_no);
+            )
+        })?;
+    cancel_whole(order);
     site.deleted_offline.push(order_no);
     Ok(Scripted::status(204))
 }

@@ -3,13 +3,18 @@
 //!
 //! Parameters come from the query (`GET`) or, for a `POST`, from an
 //! `application/x-www-form-urlencoded` body as well. The command checks them
-//! as the documentation describes: `orderId` and `URL` required, `storeId`
-//! a known store, `langId` a number, one of `forUser` / `forUserId`,
-//! `forcedCancel` and `forcedCancelWithRefund` booleans with the refund
-//! needing the forced cancel; the order must exist with a status of A, B, C,
-//! I, L, M, N or W, and deposited payment needs `forcedCancel=true`. Then the
-//! order's status becomes `X` (never deleted), the payment is refunded when
-//! asked, and the answer is `302` to `URL`.
+//! as the documentation describes: `orderId`, `URL` and `storeId` required
+//! (a URL command runs in a store; the order must belong to it), `langId` a
+//! number, one of `forUser` / `forUserId`, `forcedCancel` and
+//! `forcedCancelWithRefund` booleans with the refund needing the forced
+//! cancel, and no parameter the command does not define (a misspelt one
+//! would otherwise be ignored silently). The order must exist with a status
+//! of A, B, C, I, L, M, N or W, and deposited payment needs
+//! `forcedCancel=true`. Then the order's status and every one of its order
+//! items become `X` (never deleted: a second `OrderCancel` of it fails, its
+//! status no longer being cancellable), the payment is refunded when asked,
+//! and the answer is `302` to `URL`. `OrderCancel` has no parameter naming
+//! order items: it always cancels every item.
 //!
 //! A failing command renders the store's error view: WebSphere's JSON error
 //! document inside its `/* … */` guard, with status 200 by default (as a
@@ -34,17 +39,49 @@ pub const COMMAND_PATH: &str = "/webapp/wcs/stores/servlet/OrderCancel";
 /// documentation, which lists `W` too).
 pub const CANCELLABLE: &str = "ABCILMNW";
 
+/// The parameters `OrderCancel` defines; any other is refused.
+pub const PARAMETERS: [&str; 8] = [
+    "langId",
+    "forUser",
+    "forUserId",
+    "URL",
+    "storeId",
+    "orderId",
+    "forcedCancel",
+    "forcedCancelWithRefund",
+];
+
+/// The store the fake's orders belong to unless said otherwise.
+pub const STORE_ID: &str = "10101";
+
 /// An order as WebSphere keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WcsOrder {
+    /// The store it belongs to.
+    pub store_id: String,
     /// The order status, e.g. `M`; `X` once cancelled.
     pub status: char,
+    /// Its order items by rescind line number, with each item's status
+    /// (`X` once cancelled).
+    pub items: BTreeMap<u32, char>,
     /// Whether the order has deposited payment.
     pub deposited: bool,
     /// Whether the cancellation refunded the deposited payment.
     pub refunded: bool,
     /// The `forUser` / `forUserId` of the cancellation, as given.
     pub cancelled_for: Option<String>,
+}
+
+impl WcsOrder {
+    /// Whether the order and every item are cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        self.status == 'X' && self.items.values().all(|status| *status == 'X')
+    }
+
+    /// Whether nothing of the order is cancelled.
+    pub fn is_untouched(&self) -> bool {
+        self.status != 'X' && self.items.values().all(|status| *status != 'X')
+    }
 }
 
 #[derive(Debug)]
@@ -62,12 +99,12 @@ pub struct WebSphereFake {
 }
 
 impl WebSphereFake {
-    /// Starts the fake on 127.0.0.1 with store `10101`, no orders, no
+    /// Starts the fake on 127.0.0.1 with store [`STORE_ID`], no orders, no
     /// credentials required, and errors answered with status 200.
     pub async fn start() -> Self {
         let store = Arc::new(Mutex::new(Store {
             orders: BTreeMap::new(),
-            stores: vec!["10101".into()],
+            stores: vec![STORE_ID.into()],
             credentials: None,
             error_status: 200,
         }));
@@ -86,17 +123,34 @@ impl WebSphereFake {
         lock(&self.store).error_status = status;
     }
 
-    /// Adds an order with `status`, with or without deposited payment.
-    pub fn add_order(&self, order_id: &str, status: char, deposited: bool) {
+    /// Adds an order of store [`STORE_ID`] with `status`, with or without
+    /// deposited payment, and an order item per line number of `lines`, each
+    /// with the order's status.
+    pub fn add_order(&self, order_id: &str, status: char, deposited: bool, lines: &[u32]) {
         lock(&self.store).orders.insert(
             order_id.into(),
             WcsOrder {
+                store_id: STORE_ID.into(),
                 status,
+                items: lines.iter().map(|&line| (line, status)).collect(),
                 deposited,
                 refunded: false,
                 cancelled_for: None,
             },
         );
+    }
+
+    /// Adds another store the command knows (its orders are added with
+    /// [`add_order`](Self::add_order) and moved with `move_order`).
+    pub fn add_store(&self, store_id: &str) {
+        lock(&self.store).stores.push(store_id.into());
+    }
+
+    /// Moves an order to another store.
+    pub fn move_order(&self, order_id: &str, store_id: &str) {
+        if let Some(order) = lock(&self.store).orders.get_mut(order_id) {
+            order.store_id = store_id.into();
+        }
     }
 
     /// The order as WebSphere keeps it now.
@@ -201,6 +255,11 @@ fn run_command(
     }
     let mut given = BTreeMap::new();
     for (name, value) in parameters(request) {
+        if !PARAMETERS.contains(&name.as_str()) {
+            return Err(bad(format!(
+                "The parameter {name} is not a parameter of OrderCancel."
+            )));
+        }
         if given.insert(name.clone(), value).is_some() {
             return Err(bad(format!(
                 "The parameter {name} is given more than once."
@@ -224,9 +283,8 @@ fn run_command(
 
     let order_id = required("orderId")?.to_owned();
     let url = required("URL")?.to_owned();
-    if let Some(store_id) = get("storeId")
-        && !store.stores.iter().any(|known| known == store_id)
-    {
+    let store_id = required("storeId")?.to_owned();
+    if !store.stores.contains(&store_id) {
         return Err(bad(format!("The store {store_id} does not exist.")));
     }
     if let Some(lang_id) = get("langId")
@@ -253,10 +311,14 @@ fn run_command(
         ));
     }
 
-    let order = store.orders.get_mut(&order_id).ok_or((
-        "_ERR_ORDER_NOT_FOUND",
-        format!("The order {order_id} does not exist."),
-    ))?;
+    let order = store
+        .orders
+        .get_mut(&order_id)
+        .filter(|order| order.store_id == store_id)
+        .ok_or((
+            "_ERR_ORDER_NOT_FOUND",
+            format!("The order {order_id} does not exist in store {store_id}."),
+        ))?;
     if !CANCELLABLE.contains(order.status) {
         return Err((
             "_ERR_ORDER_NOT_CANCELLABLE",
@@ -274,7 +336,11 @@ fn run_command(
             ),
         ));
     }
+    // The whole order: OrderCancel names no order items.
     order.status = 'X';
+    for status in order.items.values_mut() {
+        *status = 'X';
+    }
     order.refunded = order.deposited && refund;
     order.cancelled_for = for_user;
     Ok(url)

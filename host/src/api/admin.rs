@@ -20,7 +20,9 @@ const ADMIN: &[Role] = &[Role::Admin];
 
 /// Creates an API key; its token is shown only in this answer.
 #[utoipa::path(post, path = "/v1/admin/api-keys", tag = "admin",
-    request_body = ApiKeyBody,
+    request_body(content = ApiKeyBody, example = json!(
+        {"role": "customer", "customerNumber": "C-1"}
+    )),
     responses(
         (status = 201, description = "Created", body = ApiKeyView),
         (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
@@ -108,7 +110,9 @@ pub async fn get_status_mappings(
 
 /// Replaces the order status mappings.
 #[utoipa::path(put, path = "/v1/admin/status-mappings", tag = "admin",
-    request_body = Vec<StatusMappingDto>,
+    request_body(content = Vec<StatusMappingDto>, example = json!(
+        [{"erpCode": "A", "status": "A", "allowCancellation": true}]
+    )),
     responses(
         (status = 200, description = "Mappings", body = Vec<StatusMappingDto>),
         (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
@@ -151,7 +155,9 @@ pub async fn get_settings(
 
 /// Replaces the cancel settings.
 #[utoipa::path(put, path = "/v1/admin/settings", tag = "admin",
-    request_body = SettingsDto,
+    request_body(content = SettingsDto, example = json!(
+        {"cancellableOrderStatuses": ["Submitted"], "cancelledStatus": "Cancelled"}
+    )),
     responses(
         (status = 200, description = "Settings", body = SettingsDto),
         (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
@@ -203,7 +209,7 @@ pub async fn apply_preset(
 
 /// A website's settings.
 #[utoipa::path(get, path = "/v1/admin/websites/{website}", tag = "admin",
-    params(("website" = String, Path, description = "Website name")),
+    params(("website" = String, Path, description = "Website name", example = "main")),
     responses(
         (status = 200, description = "Settings", body = WebsiteDto),
         (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
@@ -232,8 +238,8 @@ pub async fn get_website(
 
 /// Creates or replaces a website's settings.
 #[utoipa::path(put, path = "/v1/admin/websites/{website}", tag = "admin",
-    params(("website" = String, Path, description = "Website name")),
-    request_body = WebsiteDto,
+    params(("website" = String, Path, description = "Website name", example = "main")),
+    request_body(content = WebsiteDto, example = json!({"allowCancellationRequest": true})),
     responses(
         (status = 200, description = "Settings", body = WebsiteDto),
         (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
@@ -260,7 +266,7 @@ pub async fn put_website(
 
 /// An ERP connection; secrets are shown by name only.
 #[utoipa::path(get, path = "/v1/admin/connections/{name}", tag = "admin",
-    params(("name" = String, Path, description = "Connection name")),
+    params(("name" = String, Path, description = "Connection name", example = "erp")),
     responses(
         (status = 200, description = "Connection", body = ConnectionView),
         (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
@@ -286,8 +292,11 @@ pub async fn get_connection(
 /// Creates or replaces an ERP connection. Secrets are write-only; leaving
 /// `secrets` out keeps the stored ones.
 #[utoipa::path(put, path = "/v1/admin/connections/{name}", tag = "admin",
-    params(("name" = String, Path, description = "Connection name")),
-    request_body = ConnectionBody,
+    params(("name" = String, Path, description = "Connection name", example = "erp")),
+    request_body(content = ConnectionBody, example = json!(
+        {"baseUrl": "http://127.0.0.1:9000", "allowedHosts": ["127.0.0.1:9000"],
+         "settings": {"businessCode": "B1"}, "secrets": {"siteToken": "…"}}
+    )),
     responses(
         (status = 200, description = "Connection", body = ConnectionView),
         (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
@@ -321,7 +330,7 @@ pub async fn put_connection(
 
 /// A job definition.
 #[utoipa::path(get, path = "/v1/admin/job-definitions/{name}", tag = "admin",
-    params(("name" = String, Path, description = "Job definition name")),
+    params(("name" = String, Path, description = "Job definition name", example = "OrderCancel")),
     responses(
         (status = 200, description = "Definition", body = JobDefinitionDto),
         (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
@@ -347,8 +356,25 @@ pub async fn get_job_definition(
 
 /// Creates or replaces a job definition.
 #[utoipa::path(put, path = "/v1/admin/job-definitions/{name}", tag = "admin",
-    params(("name" = String, Path, description = "Job definition name")),
-    request_body = JobDefinitionDto,
+    params(("name" = String, Path, description = "Job definition name", example = "OrderCancel")),
+    request_body(content = JobDefinitionDto, examples(
+        ("everyCancellation" = (
+            summary = "An ERP told of every cancellation, full or partial",
+            value = json!(
+                {"jobType": "Execution", "connection": "erp", "preprocessor": null,
+                 "integrationProcessor": "aaas", "postProcessor": null,
+                 "parameters": [{"name": "OrderNumber", "valueType": "String", "defaultValue": "", "prompt": "Order Number"}],
+                 "retry": {"maxAttempts": 8, "initialBackoffMs": 1000, "maxBackoffMs": 300000},
+                 "enabled": true}
+            ))),
+        ("wholeOrdersOnly" = (
+            summary = "An ERP whose API cancels whole orders: told only when a cancellation ends the order",
+            value = json!(
+                {"jobType": "Execution", "connection": "erp", "integrationProcessor": "websphere",
+                 "appliesTo": "full",
+                 "parameters": [{"name": "OrderNumber", "valueType": "String", "defaultValue": "", "prompt": "Order Number"}]}
+            ))),
+    )),
     responses(
         (status = 200, description = "Definition", body = JobDefinitionDto),
         (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),

@@ -21,10 +21,17 @@ const MAX_KEY_LEN: usize = 255;
 /// Cancels an order or some of its lines.
 #[utoipa::path(post, path = "/v1/orders/{orderNumber}/cancellations", tag = "cancellations",
     params(
-        ("orderNumber" = String, Path, description = "Order number"),
+        ("orderNumber" = String, Path, description = "Order number", example = "SO-1001"),
         ("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for the same body"),
     ),
-    request_body = CancelBody,
+    request_body(content = CancelBody, example = json!(
+        { "items": [{"orderItemReference": 1, "quantity": 2}],
+          "cancellationReason": "OUT_OF_STOCK", "cancellationDate": "2024-09-09",
+          "invoiceReference": "IDE12345678901",
+          "bankDetails": {"accountOwner": "Max Mustermann", "iban": "DE89370400440532013000", "bic": "COBADEFFXXX"},
+          "forcedCancel": false, "forcedCancelWithRefund": false,
+          "forUser": "buyer@example.com" }
+    )),
     responses(
         (status = 201, description = "Committed", body = CancellationView),
         (status = "4XX", description = "Refused; nothing changed", body = Problem, content_type = "application/problem+json"),

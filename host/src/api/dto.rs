@@ -15,8 +15,8 @@ use crate::domain::{
     Payment, Tracking,
 };
 use crate::store::{
-    CancellationRecord, Committed, Connection, Job, JobAttempt, JobDefinition, JobParameter,
-    JobState, RetryPolicy,
+    AppliesTo, CancellationRecord, Committed, Connection, Job, JobAttempt, JobDefinition,
+    JobParameter, JobState, RetryPolicy,
 };
 
 /// Formats store milliseconds as RFC 3339.
@@ -595,7 +595,18 @@ pub struct ReleasedAllocationView {
 /// A warning.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WarningView {
-    /// Code, e.g. `not-communicated-to-erp`.
+    /// A stable code:
+    /// - `not-refunded`: captured money of the cancelled share stays
+    ///   captured (`forcedCancel` without `forcedCancelWithRefund`);
+    /// - `refund-not-needed`: a refund was asked for, but everything was
+    ///   voided from open authorizations;
+    /// - `not-communicated-to-erp`: no ERP will hear of this cancellation:
+    ///   no job definition is enabled, or none of the enabled ones applies
+    ///   to a full cancellation (all have `appliesTo: "partial"`);
+    /// - `partial-not-communicated-to-erp`: this partial cancellation
+    ///   reaches no ERP because every enabled job definition has
+    ///   `appliesTo: "full"` (its ERP cancels whole orders only); those ERPs
+    ///   hear of the order when a cancellation ends it.
     pub code: String,
     /// Text.
     pub message: String,
@@ -622,9 +633,12 @@ pub struct CancellationJobView {
 /// Where telling the ERP stands.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErpSyncView {
-    /// `not-configured`, `queued`, `running`, `retrying`, `succeeded`, `failed`.
+    /// `not-configured` (no job: no enabled job definition applies to this
+    /// cancellation, and `warnings` says why), `queued`, `running`,
+    /// `retrying`, `succeeded`, `failed`.
     pub state: String,
-    /// The jobs.
+    /// The jobs: one per enabled job definition that applies to this
+    /// cancellation (see a definition's `appliesTo`).
     pub jobs: Vec<CancellationJobView>,
 }
 
@@ -990,10 +1004,35 @@ pub struct JobDefinitionDto {
     /// Enabled.
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// Which cancellations make a job of this definition (checked by
+    /// [`JobDefinitionDto::into_definition`], so that an unknown value is a
+    /// `validation-failed` naming the field).
+    #[serde(default)]
+    #[schema(schema_with = applies_to_schema)]
+    pub applies_to: Option<String>,
 }
 
 fn yes() -> bool {
     true
+}
+
+/// `appliesTo`: a string with the values of [`AppliesTo`].
+fn applies_to_schema() -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(AppliesTo::ALL.map(AppliesTo::as_str)))
+        .default(Some(serde_json::json!(AppliesTo::default().as_str())))
+        .description(Some(
+            "Which cancellations make a job of this definition: `any` (default) every one; \
+             `full` only a cancellation that leaves no active line (the whole order, or the \
+             partial cancellation of its last active lines); `partial` only one that leaves \
+             some line active. Bind an integration processor whose ERP cancels whole orders \
+             only (websphere, personalization) with `full`. A cancellation the definition does \
+             not apply to makes no job of it; a manual run whose order's newest cancellation it \
+             does not apply to is refused. Any other value is `validation-failed`.",
+        ))
+        .build()
 }
 
 /// Largest backoff ceiling accepted: one day.
@@ -1051,6 +1090,16 @@ impl JobDefinitionDto {
                 ));
             }
         }
+        let applies_to = match self.applies_to.as_deref() {
+            None => AppliesTo::default(),
+            Some(raw) => AppliesTo::parse(raw).unwrap_or_else(|| {
+                errors.push(FieldError::new(
+                    "appliesTo",
+                    format!("{raw:?} is not one of \"any\", \"full\", \"partial\""),
+                ));
+                AppliesTo::default()
+            }),
+        };
         let retry = match self.retry {
             None => RetryPolicy::default(),
             Some(r) => {
@@ -1098,6 +1147,7 @@ impl JobDefinitionDto {
                 .collect(),
             retry,
             enabled: self.enabled,
+            applies_to,
         })
     }
 }
@@ -1127,6 +1177,7 @@ impl From<&JobDefinition> for JobDefinitionDto {
                 max_backoff_ms: d.retry.max_backoff_ms,
             }),
             enabled: d.enabled,
+            applies_to: Some(d.applies_to.as_str().to_owned()),
         }
     }
 }

@@ -29,8 +29,8 @@ fn job_not_found(id: &str) -> AppError {
 /// Runs a job definition by hand: submits the newest cancellation of the
 /// order named by the `OrderNumber` parameter again.
 #[utoipa::path(post, path = "/v1/admin/job-definitions/{name}/runs", tag = "jobs",
-    params(("name" = String, Path, description = "Job definition name")),
-    request_body = RunBody,
+    params(("name" = String, Path, description = "Job definition name", example = "OrderCancel")),
+    request_body(content = RunBody, example = json!({"parameters": {"OrderNumber": "SO-1001"}})),
     responses(
         (status = 201, description = "Job enqueued", body = JobView),
         (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),

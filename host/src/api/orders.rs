@@ -15,8 +15,22 @@ const STAFF: &[Role] = &[Role::Admin, Role::Service];
 
 /// Creates or replaces an order known to the host.
 #[utoipa::path(put, path = "/v1/orders/{orderNumber}", tag = "orders",
-    params(("orderNumber" = String, Path, description = "Order number")),
-    request_body = OrderBody,
+    params(("orderNumber" = String, Path, description = "Order number", example = "SO-1001")),
+    request_body(content = OrderBody, example = json!(
+        { "businessCode": "B1", "customerNumber": "C-1", "website": "main",
+          "status": "Submitted", "orderDate": "2024-09-01", "currency": "EUR",
+          "erpOrderNumber": "ERP-1001",
+          "lines": [
+            {"lineNumber": 1, "sku": "CHAIR", "quantity": 2, "amountMinor": 20000, "taxMinor": 3800},
+            {"lineNumber": 2, "sku": "WARRANTY", "quantity": 1, "amountMinor": 1500, "taxMinor": 285, "parentLine": 1},
+            {"lineNumber": 3, "sku": "PROMO10", "quantity": 1, "amountMinor": -2000, "taxMinor": -380, "kind": "discount", "appliesTo": [1]}
+          ],
+          "payments": [{"id": "pay-1", "method": "card", "authorizedMinor": 23205, "depositedMinor": 0}],
+          "allocations": [{"lineNumber": 1, "warehouse": "W1", "quantity": 2, "kind": "existing"},
+                          {"lineNumber": 2, "warehouse": "W1", "quantity": 1, "kind": "expected"}],
+          "approval": {"state": "pending"},
+          "tracking": {"channel": "online", "session": "123|abc", "cuid": "09|Z0"} }
+    )),
     responses(
         (status = 201, description = "Created", body = OrderView),
         (status = 200, description = "Replaced", body = OrderView),
@@ -43,7 +57,7 @@ pub async fn put_order(
 /// An order with line, allocation, payment and approval states and its
 /// cancellations.
 #[utoipa::path(get, path = "/v1/orders/{orderNumber}", tag = "orders",
-    params(("orderNumber" = String, Path, description = "Order number")),
+    params(("orderNumber" = String, Path, description = "Order number", example = "SO-1001")),
     responses(
         (status = 200, description = "The order", body = OrderView),
         (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
@@ -66,8 +80,8 @@ pub async fn get_order(
 
 /// The ERP reports a new status of the order.
 #[utoipa::path(post, path = "/v1/orders/{orderNumber}/status", tag = "orders",
-    params(("orderNumber" = String, Path, description = "Order number")),
-    request_body = StatusBody,
+    params(("orderNumber" = String, Path, description = "Order number", example = "SO-1001")),
+    request_body(content = StatusBody, example = json!({"status": "Shipped"})),
     responses(
         (status = 200, description = "Status recorded", body = OrderView),
         (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),

@@ -12,15 +12,24 @@ use super::jobs::jobs_of_cancellation;
 use super::orders::{allocation_kind_str, channel_str, format_date};
 use super::{
     AllocationRecord, BankDetailsRecord, CancellationRecord, CancelledLineRecord, Job,
-    RefundRecord, Store, StoreError, TrackingRecord, WarningRecord, from_json, now_ms,
+    JobDefinition, RefundRecord, Store, StoreError, TrackingRecord, WarningRecord, from_json,
+    now_ms,
 };
 use crate::domain::{
     Actor, CancelRequest, CancellationPlan, LineKind, Order, RefundDestination, Refusal,
 };
 
 /// The warning code of a cancellation that no job definition will tell
-/// the ERP about (API.md).
+/// an ERP about: none is enabled, or none of the enabled ones applies to a
+/// cancellation of this kind (a full one, when every definition applies to
+/// partial ones only).
 pub const NOT_COMMUNICATED_TO_ERP: &str = "not-communicated-to-erp";
+
+/// The warning code of a partial cancellation that reaches no ERP because
+/// every enabled job definition applies to full cancellations only (the
+/// ERPs behind them cancel whole orders): they hear of the order when a
+/// cancellation ends it.
+pub const PARTIAL_NOT_COMMUNICATED_TO_ERP: &str = "partial-not-communicated-to-erp";
 
 /// How long a first request holds its `Idempotency-Key` before a retry may
 /// take it over (a crashed host must not block the key forever).
@@ -209,12 +218,15 @@ impl Store {
     }
 }
 
-/// The cancellation's record as it is stored and answered.
+/// The cancellation's record as it is stored and answered. `enabled` are
+/// the enabled job definitions, `jobs_made` how many of them apply to this
+/// cancellation and made a job.
 pub(super) fn cancellation_record(
     order: &Order,
     plan: &CancellationPlan,
     now: i64,
-    erp_configured: bool,
+    enabled: &[JobDefinition],
+    jobs_made: usize,
 ) -> CancellationRecord {
     let mut warnings: Vec<WarningRecord> = plan
         .warnings
@@ -224,14 +236,7 @@ pub(super) fn cancellation_record(
             message: w.message.clone(),
         })
         .collect();
-    if !erp_configured {
-        warnings.push(WarningRecord {
-            code: NOT_COMMUNICATED_TO_ERP.to_owned(),
-            message: "no enabled job definition: this cancellation was committed here but \
-                      not communicated to the ERP"
-                .to_owned(),
-        });
-    }
+    warnings.extend(unsent_warning(plan.full, enabled, jobs_made));
     let lines = order
         .lines
         .iter()
@@ -283,7 +288,7 @@ pub(super) fn cancellation_record(
             .collect(),
         approval_cancelled: plan.approval_cancelled,
         warnings,
-        erp_configured,
+        erp_configured: jobs_made > 0,
         reason: plan.reason.code().to_owned(),
         date: format_date(plan.date),
         invoice_reference: plan.invoice_reference.clone(),
@@ -309,5 +314,105 @@ pub(super) fn cancellation_record(
             cuid: t.cuid.clone(),
             offline_channel: t.offline_channel.clone(),
         }),
+    }
+}
+
+/// The warning of a cancellation that made no job, saying why no ERP will
+/// hear of it; `None` when a job was made.
+fn unsent_warning(
+    full: bool,
+    enabled: &[JobDefinition],
+    jobs_made: usize,
+) -> Option<WarningRecord> {
+    if jobs_made > 0 {
+        return None;
+    }
+    let names = || {
+        enabled
+            .iter()
+            .map(|d| d.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let (code, message) = if enabled.is_empty() {
+        (
+            NOT_COMMUNICATED_TO_ERP,
+            "no enabled job definition: this cancellation was committed here but not \
+             communicated to the ERP"
+                .to_owned(),
+        )
+    } else if full {
+        (
+            NOT_COMMUNICATED_TO_ERP,
+            format!(
+                "no enabled job definition applies to full cancellations ({} apply to partial \
+                 ones only): this cancellation was committed here but not communicated to the ERP",
+                names()
+            ),
+        )
+    } else {
+        (
+            PARTIAL_NOT_COMMUNICATED_TO_ERP,
+            format!(
+                "every enabled job definition ({}) applies to full cancellations only: this \
+                 partial cancellation was committed here but not communicated to any ERP, which \
+                 hears of the order when a cancellation ends it",
+                names()
+            ),
+        )
+    };
+    Some(WarningRecord {
+        code: code.to_owned(),
+        message,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{AppliesTo, RetryPolicy};
+
+    fn definition(name: &str, applies_to: AppliesTo) -> JobDefinition {
+        JobDefinition {
+            name: name.to_owned(),
+            job_type: "Execution".to_owned(),
+            connection: "erp".to_owned(),
+            preprocessor: None,
+            integration_processor: "webhook".to_owned(),
+            post_processor: None,
+            parameters: Vec::new(),
+            retry: RetryPolicy::default(),
+            enabled: true,
+            applies_to,
+        }
+    }
+
+    #[test]
+    fn a_cancellation_that_made_no_job_says_why() {
+        let full_only = [definition("OrderCancel", AppliesTo::Full)];
+        let partial_only = [definition("LineCancel", AppliesTo::Partial)];
+        // (full, enabled definitions, jobs made, expected warning code)
+        let table: [(bool, &[JobDefinition], usize, Option<&str>); 6] = [
+            (true, &[], 0, Some(NOT_COMMUNICATED_TO_ERP)),
+            (false, &[], 0, Some(NOT_COMMUNICATED_TO_ERP)),
+            (false, &full_only, 0, Some(PARTIAL_NOT_COMMUNICATED_TO_ERP)),
+            (true, &partial_only, 0, Some(NOT_COMMUNICATED_TO_ERP)),
+            (true, &full_only, 1, None),
+            (false, &partial_only, 1, None),
+        ];
+        for (full, enabled, jobs_made, expected) in table {
+            let warning = unsent_warning(full, enabled, jobs_made);
+            assert_eq!(
+                warning.as_ref().map(|w| w.code.as_str()),
+                expected,
+                "full {full}, {} enabled, {jobs_made} made",
+                enabled.len()
+            );
+            if let Some(warning) = warning {
+                for d in enabled {
+                    assert!(warning.message.contains(&d.name), "{}", warning.message);
+                }
+            }
+        }
     }
 }

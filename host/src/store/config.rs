@@ -7,8 +7,8 @@ use std::sync::Arc;
 use sqlx::{Row, SqliteConnection};
 
 use super::{
-    Connection, JobDefinition, JobParameter, RetryPolicy, Store, StoreError, from_json, now_ms,
-    to_json,
+    AppliesTo, Connection, JobDefinition, JobParameter, RetryPolicy, Store, StoreError, from_json,
+    now_ms, to_json,
 };
 use crate::domain::{Settings, StatusMapping, WebsiteSettings};
 
@@ -213,8 +213,8 @@ impl Store {
         sqlx::query(
             "INSERT INTO job_definitions (name, job_type, connection, preprocessor,
                  integration_processor, post_processor, parameters, max_attempts,
-                 initial_backoff_ms, max_backoff_ms, enabled, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                 initial_backoff_ms, max_backoff_ms, enabled, applies_to, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (name) DO UPDATE SET job_type = excluded.job_type,
                 connection = excluded.connection, preprocessor = excluded.preprocessor,
                 integration_processor = excluded.integration_processor,
@@ -222,7 +222,7 @@ impl Store {
                 max_attempts = excluded.max_attempts,
                 initial_backoff_ms = excluded.initial_backoff_ms,
                 max_backoff_ms = excluded.max_backoff_ms, enabled = excluded.enabled,
-                updated_at = excluded.updated_at",
+                applies_to = excluded.applies_to, updated_at = excluded.updated_at",
         )
         .bind(&definition.name)
         .bind(&definition.job_type)
@@ -235,6 +235,7 @@ impl Store {
         .bind(clamp_ms(definition.retry.initial_backoff_ms))
         .bind(clamp_ms(definition.retry.max_backoff_ms))
         .bind(definition.enabled)
+        .bind(definition.applies_to.as_str())
         .bind(now_ms())
         .execute(&mut *tx)
         .await?;
@@ -248,12 +249,22 @@ fn clamp_ms(ms: u64) -> i64 {
     i64::try_from(ms).unwrap_or(i64::MAX)
 }
 
-const DEFINITION_SELECT: &str = "SELECT name, job_type, connection, preprocessor,
+pub(super) const DEFINITION_SELECT: &str = "SELECT name, job_type, connection, preprocessor,
     integration_processor, post_processor, parameters, max_attempts, initial_backoff_ms,
-    max_backoff_ms, enabled FROM job_definitions";
+    max_backoff_ms, enabled, applies_to FROM job_definitions";
 
-fn definition_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<JobDefinition, StoreError> {
+/// A job definition read back; an `applies_to` the code does not know is
+/// corrupt data, never a silent `any`.
+pub(super) fn definition_from_row(
+    row: &sqlx::sqlite::SqliteRow,
+) -> Result<JobDefinition, StoreError> {
     let parameters: Vec<JobParameter> = from_json("parameters", row.get("parameters"))?;
+    let applies_to: String = row.get("applies_to");
+    let applies_to = AppliesTo::parse(&applies_to).ok_or_else(|| {
+        StoreError::Corrupt(format!(
+            "job definition applies to {applies_to:?}, not any, full or partial"
+        ))
+    })?;
     Ok(JobDefinition {
         name: row.get("name"),
         job_type: row.get("job_type"),
@@ -268,6 +279,7 @@ fn definition_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<JobDefinition, S
             max_backoff_ms: row.get::<i64, _>("max_backoff_ms").max(0) as u64,
         },
         enabled: row.get("enabled"),
+        applies_to,
     })
 }
 

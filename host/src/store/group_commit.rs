@@ -40,7 +40,9 @@ use super::cancellations::{CancelCommand, CancelError, Committed, cancellation_r
 use super::config::{ConfigCache, ConfigSnapshot, config_snapshot};
 use super::jobs::new_job;
 use super::orders::{LOAD_ORDERS, approval_str, order_from_row};
-use super::{AUTOCHECKPOINT_PAGES, BUSY_TIMEOUT, Durability, Job, StoreError, now_ms, to_json};
+use super::{
+    AUTOCHECKPOINT_PAGES, BUSY_TIMEOUT, Durability, Job, JobDefinition, StoreError, now_ms, to_json,
+};
 use crate::domain::{self, Actor, AllocationState, CancelRequest, LineState, Order, Refusal};
 
 /// Most cancellations committed in one transaction.
@@ -386,10 +388,16 @@ impl Writer {
         };
         let after = plan.apply(order);
         let now = now_ms();
-        let record = cancellation_record(order, &plan, now, !config.definitions.is_empty());
-        let jobs: Vec<Job> = config
+        // Only the definitions that apply to this cancellation make a job:
+        // a partial one never reaches a whole-order ERP bound as "full".
+        let applicable: Vec<&JobDefinition> = config
             .definitions
             .iter()
+            .filter(|definition| definition.applies_to.applies(plan.full))
+            .collect();
+        let record = cancellation_record(order, &plan, now, &config.definitions, applicable.len());
+        let jobs: Vec<Job> = applicable
+            .into_iter()
             .map(|definition| {
                 let mut parameters: BTreeMap<String, String> = definition
                     .parameters

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 
+use super::config::{DEFINITION_SELECT, definition_from_row};
 use super::{
     AttemptLogLine, Job, JobAttempt, JobDefinition, JobState, RetryPolicy, Store, StoreError,
     from_json, now_ms, to_json,
@@ -315,34 +316,15 @@ impl Store {
     /// cancellation of the order named by the `OrderNumber` parameter again.
     pub async fn run_job_definition(&self, name: &str, run: &ManualRun) -> Result<Job, RunError> {
         let mut tx = self.write().await.map_err(RunError::Store)?;
-        let Some(row) = sqlx::query(
-            "SELECT name, job_type, connection, preprocessor, integration_processor,
-                    post_processor, parameters, max_attempts, initial_backoff_ms,
-                    max_backoff_ms, enabled
-             FROM job_definitions WHERE name = ?",
-        )
-        .bind(name)
-        .fetch_optional(&mut *tx)
-        .await?
+        let Some(row) = sqlx::query(&format!("{DEFINITION_SELECT} WHERE name = ?"))
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?
         else {
             return Err(RunError::UnknownDefinition(name.to_owned()));
         };
-        let parameters: Vec<super::JobParameter> = from_json("parameters", row.get("parameters"))?;
-        let definition = JobDefinition {
-            name: row.get("name"),
-            job_type: row.get("job_type"),
-            connection: row.get("connection"),
-            preprocessor: row.get("preprocessor"),
-            integration_processor: row.get("integration_processor"),
-            post_processor: row.get("post_processor"),
-            parameters: parameters.clone(),
-            retry: RetryPolicy {
-                max_attempts: row.get("max_attempts"),
-                initial_backoff_ms: row.get::<i64, _>("initial_backoff_ms").max(0) as u64,
-                max_backoff_ms: row.get::<i64, _>("max_backoff_ms").max(0) as u64,
-            },
-            enabled: row.get("enabled"),
-        };
+        let definition = definition_from_row(&row)?;
+        let parameters = definition.parameters.clone();
         let mut values: BTreeMap<String, String> = parameters
             .iter()
             .map(|p| (p.name.clone(), p.default_value.clone()))
@@ -364,19 +346,32 @@ impl Store {
                 name: "OrderNumber".to_owned(),
                 message: "required: the order whose cancellation to submit".to_owned(),
             })?;
-        let cancellation: Option<String> = sqlx::query_scalar(
-            "SELECT id FROM cancellations WHERE order_number = ?
+        let newest: Option<String> = sqlx::query_scalar(
+            "SELECT record FROM cancellations WHERE order_number = ?
              ORDER BY created_at DESC, rowid DESC LIMIT 1",
         )
         .bind(&order_number)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some(cancellation) = cancellation else {
+        let Some(newest) = newest else {
             return Err(RunError::InvalidParameter {
                 name: "OrderNumber".to_owned(),
                 message: format!("order {order_number:?} has no cancellation to submit"),
             });
         };
+        let newest: super::CancellationRecord = from_json("cancellation", &newest)?;
+        if !definition.applies_to.applies(newest.full) {
+            return Err(RunError::InvalidParameter {
+                name: "OrderNumber".to_owned(),
+                message: format!(
+                    "the newest cancellation of order {order_number:?} is {}, and job definition \
+                     {name:?} applies to {} cancellations only",
+                    if newest.full { "full" } else { "partial" },
+                    definition.applies_to.as_str()
+                ),
+            });
+        }
+        let cancellation = newest.id;
         let job = insert_job(
             &mut tx,
             &definition,

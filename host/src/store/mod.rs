@@ -34,6 +34,7 @@ use sqlx::sqlite::{
 
 pub use cancellations::{
     CancelCommand, CancelError, Committed, IdempotencyClaim, NOT_COMMUNICATED_TO_ERP,
+    PARTIAL_NOT_COMMUNICATED_TO_ERP,
 };
 pub use jobs::{AttemptResult, ClaimedJob, JobFilter, ManualRun, RetryError, RunError};
 pub use orders::{PutOrder, format_date};

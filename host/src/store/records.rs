@@ -132,6 +132,59 @@ pub struct JobDefinition {
     pub retry: RetryPolicy,
     /// Whether committed cancellations enqueue a job of this definition.
     pub enabled: bool,
+    /// Which cancellations enqueue a job of it: all, only those that end
+    /// the order, or only those that leave lines active.
+    pub applies_to: AppliesTo,
+}
+
+/// Which cancellations a job definition tells its ERP about. An ERP API
+/// that can only cancel whole orders (WebSphere's `OrderCancel`,
+/// Optimizely's order cancellation) is bound with [`AppliesTo::Full`], so
+/// that a cancellation of some lines is not sent to it as the cancellation
+/// of the order.
+///
+/// "Full" is the plan's `full`: the cancellation leaves no active line,
+/// however it was asked for. The partial cancellation that cancels an
+/// order's last active lines is full, so a full-only definition hears of
+/// every order that ends cancelled, once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum AppliesTo {
+    /// Every cancellation (the default).
+    #[default]
+    Any,
+    /// Only cancellations that leave no active line.
+    Full,
+    /// Only cancellations that leave some line active.
+    Partial,
+}
+
+impl AppliesTo {
+    /// Every value, in the order the API lists them.
+    pub const ALL: [AppliesTo; 3] = [AppliesTo::Any, AppliesTo::Full, AppliesTo::Partial];
+
+    /// The value's name in the API and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppliesTo::Any => "any",
+            AppliesTo::Full => "full",
+            AppliesTo::Partial => "partial",
+        }
+    }
+
+    /// Parses a name; `None` for anything else (names are exact, lower case).
+    pub fn parse(s: &str) -> Option<AppliesTo> {
+        AppliesTo::ALL.into_iter().find(|value| value.as_str() == s)
+    }
+
+    /// Whether a cancellation gets a job of a definition with this value;
+    /// `full` is whether it leaves no active line.
+    pub fn applies(self, full: bool) -> bool {
+        match self {
+            AppliesTo::Any => true,
+            AppliesTo::Full => full,
+            AppliesTo::Partial => !full,
+        }
+    }
 }
 
 /// Where a job is in its life.
@@ -357,7 +410,8 @@ pub struct CancellationRecord {
     pub approval_cancelled: bool,
     /// Warnings for the caller.
     pub warnings: Vec<WarningRecord>,
-    /// False when no enabled job definition existed at commit.
+    /// False when the cancellation made no job: no enabled job definition
+    /// existed at commit, or none applied to it.
     pub erp_configured: bool,
     /// Reason code, e.g. `OUT_OF_STOCK`.
     pub reason: String,
@@ -391,4 +445,38 @@ pub struct CancellationRecord {
     pub lines: Vec<CancelledLineRecord>,
     /// Tracking data.
     pub tracking: Option<TrackingRecord>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn applies_to_decides_which_cancellations_make_a_job() {
+        // (value, full cancellation gets a job, partial cancellation gets a job)
+        let table = [
+            (AppliesTo::Any, true, true),
+            (AppliesTo::Full, true, false),
+            (AppliesTo::Partial, false, true),
+        ];
+        for (value, full, partial) in table {
+            assert_eq!(
+                value.applies(true),
+                full,
+                "{value:?} on a full cancellation"
+            );
+            assert_eq!(value.applies(false), partial, "{value:?} on a partial one");
+        }
+    }
+
+    #[test]
+    fn applies_to_names_round_trip_and_nothing_else_parses() {
+        for value in AppliesTo::ALL {
+            assert_eq!(AppliesTo::parse(value.as_str()), Some(value));
+        }
+        for wrong in ["", "Any", "FULL", "all", "partial ", "whole"] {
+            assert_eq!(AppliesTo::parse(wrong), None, "{wrong:?}");
+        }
+        assert_eq!(AppliesTo::default(), AppliesTo::Any);
+    }
 }

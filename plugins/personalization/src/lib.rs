@@ -28,6 +28,7 @@ pub struct Personalization;
 
 impl IntegrationProcessor for Personalization {
     fn submit_cancellation(cancellation: &Cancellation) -> Result<Ack, SubmitError> {
+        refuse_partial(cancellation)?;
         let site_name = config::required_setting(SITE_NAME_SETTING)?;
         let Some(tracking) = &cancellation.tracking else {
             return Err(untracked(cancellation, "carries no tracking data"));
@@ -40,6 +41,36 @@ impl IntegrationProcessor for Personalization {
 }
 
 rescind_guest::register_integration_processor!(Personalization);
+
+/// Both of Optimizely's APIs cancel a whole order (the online form names
+/// only `orderNo`; the offline call deletes the order). A cancellation that
+/// leaves lines active must not reach them, or Optimizely would stop counting
+/// what the customer keeps. It is rejected (permanent: no retry could make
+/// it sendable) before anything is read or sent; bind the job definition
+/// with `"appliesTo": "full"` so that such cancellations make no job. The
+/// cancellation that ends the order is `full`, whichever lines it names,
+/// and is sent.
+pub fn refuse_partial(cancellation: &Cancellation) -> Result<(), SubmitError> {
+    if cancellation.full {
+        return Ok(());
+    }
+    let lines: Vec<String> = cancellation
+        .cancelled_line_numbers()
+        .iter()
+        .map(u32::to_string)
+        .collect();
+    log::warn!(
+        "order {} keeps active lines after this cancellation (lines {}): not sent",
+        cancellation.order_number,
+        lines.join(", ")
+    );
+    Err(SubmitError::rejected(format!(
+        "Optimizely Personalization cancels whole orders; this partial cancellation was not sent \
+         (order {}, lines {}); bind the job definition with \"appliesTo\": \"full\"",
+        cancellation.order_number,
+        lines.join(", ")
+    )))
+}
 
 /// `POST …/tracker/api/{apiVersion}/{siteName}/order/cancel.pagex` with the
 /// visitor's session, cuid and the order number as a form.

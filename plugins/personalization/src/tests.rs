@@ -245,3 +245,65 @@ fn the_site_token_never_reaches_the_log() {
     );
     assert!(logs.iter().all(|line| !line.message.contains("token123")));
 }
+
+/// Line 1 of order 1001 (the chair) alone: its warranty and discount stay
+/// active, so the order goes on.
+fn first_line_only(cancellation: Cancellation) -> Cancellation {
+    Cancellation {
+        full: false,
+        lines: cancellation.lines[..1].to_vec(),
+        refund: None,
+        ..cancellation
+    }
+}
+
+#[test]
+fn a_partial_cancellation_is_rejected_before_anything_is_read_or_sent() {
+    // Both APIs cancel the whole order: sent, the customer's kept lines
+    // would stop counting as a sale.
+    for cancellation in [sample_cancellation(), offline(Some("store"))] {
+        for erp in [optimizely(), Connection::new(BASE)] {
+            let error = erp
+                .submit::<Personalization>(&first_line_only(cancellation.clone()))
+                .unwrap_err();
+            assert_eq!(
+                error,
+                SubmitError::Rejected(
+                    "Optimizely Personalization cancels whole orders; this partial cancellation \
+                     was not sent (order 1001, lines 1); bind the job definition with \
+                     \"appliesTo\": \"full\""
+                        .into()
+                )
+            );
+            assert!(erp.requests().is_empty());
+        }
+    }
+}
+
+#[test]
+fn the_cancellation_that_ends_the_order_is_sent_whatever_lines_it_names() {
+    // The chair went before; its warranty and discount now end the order.
+    let cases = [
+        (
+            sample_cancellation(),
+            Method::Post,
+            "/tracker/api/v1_4/mysite/order/cancel.pagex",
+        ),
+        (
+            offline(Some("store")),
+            Method::Delete,
+            "/smart-api/orders/offline/1001",
+        ),
+    ];
+    for (cancellation, method, path) in cases {
+        let last = Cancellation {
+            full: true,
+            lines: cancellation.lines[1..].to_vec(),
+            ..cancellation
+        };
+        let erp = optimizely();
+        erp.submit::<Personalization>(&last).unwrap();
+        let request = only_request(&erp);
+        assert_eq!((request.method, request.path()), (method, path));
+    }
+}

@@ -10,7 +10,9 @@ pub const COMMAND_PATH: &str = "/webapp/wcs/stores/servlet/OrderCancel";
 /// redirects once the order is cancelled. Required by the command.
 pub const SUCCESS_URL_SETTING: &str = "successUrl";
 
-/// The optional setting sent as `storeId`.
+/// The setting sent as `storeId`: the store the orders belong to.
+/// Required: WebSphere runs a URL command in the context of a store and
+/// refuses one without it.
 pub const STORE_ID_SETTING: &str = "storeId";
 
 /// The optional setting sent as `langId`.
@@ -39,6 +41,7 @@ pub struct WebSphere;
 
 impl IntegrationProcessor for WebSphere {
     fn submit_cancellation(cancellation: &Cancellation) -> Result<Ack, SubmitError> {
+        refuse_partial(cancellation)?;
         let style = config::setting_one_of(PARAMETER_STYLE_SETTING, &["query", "form"], "query")?;
         let for_user_parameter = config::setting_one_of(
             FOR_USER_PARAMETER_SETTING,
@@ -46,6 +49,7 @@ impl IntegrationProcessor for WebSphere {
             "forUser",
         )?;
         let success_url = config::required_setting(SUCCESS_URL_SETTING)?;
+        let store_id = config::required_setting(STORE_ID_SETTING)?;
         let credentials =
             match config::setting_one_of(AUTH_SETTING, &["none", "basic"], "none")?.as_str() {
                 "basic" => Some((
@@ -58,7 +62,7 @@ impl IntegrationProcessor for WebSphere {
             cancellation,
             &success_url,
             &for_user_parameter,
-            config::setting(STORE_ID_SETTING),
+            &store_id,
             config::setting(LANG_ID_SETTING),
         );
         let order_id = order_id(cancellation);
@@ -94,6 +98,35 @@ impl IntegrationProcessor for WebSphere {
 
 rescind_guest::register_integration_processor!(WebSphere);
 
+/// `OrderCancel` has no way to name order items: it cancels the whole order.
+/// A cancellation that leaves lines active must not reach it, or WebSphere
+/// would cancel what the customer keeps. It is rejected (permanent: no
+/// retry could make it sendable) before anything is read or sent; bind the
+/// job definition with `"appliesTo": "full"` so that such cancellations make
+/// no job. The cancellation that ends the order is `full`, whichever lines
+/// it names, and is sent.
+pub fn refuse_partial(cancellation: &Cancellation) -> Result<(), SubmitError> {
+    if cancellation.full {
+        return Ok(());
+    }
+    let lines: Vec<String> = cancellation
+        .cancelled_line_numbers()
+        .iter()
+        .map(u32::to_string)
+        .collect();
+    log::warn!(
+        "order {} keeps active lines after this cancellation (lines {}): not sent",
+        cancellation.order_number,
+        lines.join(", ")
+    );
+    Err(SubmitError::rejected(format!(
+        "WebSphere's OrderCancel cancels whole orders; this partial cancellation was not sent \
+         (order {}, lines {}); bind the job definition with \"appliesTo\": \"full\"",
+        order_id(cancellation),
+        lines.join(", ")
+    )))
+}
+
 /// The order as WebSphere knows it: the ERP's order number when the order
 /// has one, else rescind's.
 pub fn order_id(cancellation: &Cancellation) -> &str {
@@ -112,16 +145,18 @@ pub fn parameters(
     cancellation: &Cancellation,
     success_url: &str,
     for_user_parameter: &str,
-    store_id: Option<String>,
+    store_id: &str,
     lang_id: Option<String>,
 ) -> Vec<(String, String)> {
-    let mut parameters = vec![("orderId".to_owned(), order_id(cancellation).to_owned())];
+    let mut parameters = vec![
+        ("orderId".to_owned(), order_id(cancellation).to_owned()),
+        ("storeId".to_owned(), store_id.trim().to_owned()),
+    ];
     let mut optional = |name: &str, value: Option<String>| {
         if let Some(value) = value.filter(|value| !value.trim().is_empty()) {
             parameters.push((name.to_owned(), value.trim().to_owned()));
         }
     };
-    optional("storeId", store_id);
     optional("langId", lang_id);
     optional(for_user_parameter, cancellation.for_user.clone());
     if cancellation.forced_cancel {

@@ -107,6 +107,7 @@ fn for_user_id_and_the_order_number_fallback() {
     };
     let erp = Connection::new(BASE)
         .setting(SUCCESS_URL_SETTING, "https://shop.example.com/done")
+        .setting(STORE_ID_SETTING, " 10202 ")
         .setting(FOR_USER_PARAMETER_SETTING, "forUserId")
         .respond_with(Response::new(302).with_header("Location", "https://shop.example.com/done"));
     erp.submit::<WebSphere>(&cancellation).unwrap();
@@ -114,6 +115,7 @@ fn for_user_id_and_the_order_number_fallback() {
         only_request(&erp).query(),
         pairs(&[
             ("orderId", "1001"),
+            ("storeId", "10202"),
             ("forUserId", "4711"),
             ("URL", "https://shop.example.com/done"),
         ])
@@ -260,8 +262,19 @@ fn missing_or_wrong_configuration_names_what_to_fix_and_sends_nothing() {
             "setting `parameterStyle` of the connection is `json`; expected one of `query`, `form`",
         ),
         (
+            Connection::new(BASE).setting(SUCCESS_URL_SETTING, SUCCESS),
+            "the connection has no setting `storeId`: add it to the connection's \"settings\"",
+        ),
+        (
             Connection::new(BASE)
                 .setting(SUCCESS_URL_SETTING, SUCCESS)
+                .setting(STORE_ID_SETTING, " "),
+            "setting `storeId` of the connection is empty: set it in the connection's \"settings\"",
+        ),
+        (
+            Connection::new(BASE)
+                .setting(SUCCESS_URL_SETTING, SUCCESS)
+                .setting(STORE_ID_SETTING, "10101")
                 .setting(AUTH_SETTING, "basic")
                 .secret(PASSWORD_SECRET, "pw"),
             "the connection has no secret `username`: add it to the connection's \"secrets\"",
@@ -279,6 +292,60 @@ fn missing_or_wrong_configuration_names_what_to_fix_and_sends_nothing() {
         assert_eq!(error, SubmitError::Misconfigured(expected.into()));
         assert!(erp.requests().is_empty());
     }
+}
+
+/// Line 1 of order 1001 (the chair) alone: its warranty and discount stay
+/// active, so the order goes on.
+fn first_line_only() -> Cancellation {
+    let whole = for_customer();
+    Cancellation {
+        full: false,
+        lines: whole.lines[..1].to_vec(),
+        refund: None,
+        ..whole
+    }
+}
+
+#[test]
+fn a_partial_cancellation_is_rejected_before_anything_is_read_or_sent() {
+    // OrderCancel names no order items: sent, it would cancel the whole order.
+    for erp in [wcs(), Connection::new(BASE)] {
+        let error = erp.submit::<WebSphere>(&first_line_only()).unwrap_err();
+        assert_eq!(
+            error,
+            SubmitError::Rejected(
+                "WebSphere's OrderCancel cancels whole orders; this partial cancellation was not \
+                 sent (order ERP-1001, lines 1); bind the job definition with \"appliesTo\": \"full\""
+                    .into()
+            )
+        );
+        assert!(erp.requests().is_empty());
+    }
+}
+
+#[test]
+fn the_cancellation_that_ends_the_order_is_sent_whatever_lines_it_names() {
+    // The chair went before; cancelling its warranty and discount now leaves
+    // no active line, so this cancellation is full and WebSphere cancels the
+    // order.
+    let whole = for_customer();
+    let last = Cancellation {
+        full: true,
+        lines: whole.lines[1..].to_vec(),
+        ..whole
+    };
+    let erp = wcs();
+    erp.submit::<WebSphere>(&last).unwrap();
+    assert_eq!(
+        only_request(&erp).query(),
+        pairs(&[
+            ("orderId", "ERP-1001"),
+            ("storeId", "10101"),
+            ("langId", "-1"),
+            ("forUser", "buyer@example.com"),
+            ("URL", SUCCESS),
+        ])
+    );
 }
 
 #[test]

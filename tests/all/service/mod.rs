@@ -314,6 +314,15 @@ impl TestService {
     }
 }
 
+/// The body of a connection for the `webhook` plugin: it posts to
+/// `base_url` + `/hooks/cancel` and signs with `signing_key`, under the
+/// secret name the plugin reads (`signingKey`).
+pub fn webhook_connection(base_url: &str, host: &str, signing_key: &str) -> Value {
+    json!({"baseUrl": base_url, "allowedHosts": [host],
+           "settings": {"path": "/hooks/cancel"},
+           "secrets": {"signingKey": signing_key}})
+}
+
 /// The API.md sample order: chair, warranty, discount; authorized card
 /// payment; existing and expected stock; a pending approval.
 pub fn sample_order(customer: &str) -> Value {

@@ -943,10 +943,13 @@ fn cancelled_lines_but_submitted() -> Order {
     order
 }
 
+/// Each case is refused with its code. That a refusal changes nothing is
+/// not checkable here (`plan_cancellation` borrows the order immutably); the
+/// store-level test `tests/all/store_refusals.rs` sends refused requests
+/// through the real store and compares the database before and after.
 #[test]
 fn every_refusal_table() {
     for case in refusal_cases() {
-        let before = case.order.clone();
         let got = plan_cancellation(
             &case.order,
             &case.settings,
@@ -956,11 +959,6 @@ fn every_refusal_table() {
             TODAY,
         );
         assert_eq!(got, Err(case.expected.clone()), "{}", case.name);
-        assert_eq!(
-            case.order, before,
-            "{}: a refusal changes nothing",
-            case.name
-        );
     }
 }
 
