@@ -75,6 +75,22 @@ pub enum AppError {
     /// A part of the host this request needs is not running.
     #[error("{0}")]
     Unavailable(String),
+    /// The request's URI is longer than the API reads.
+    #[error("the request URI is longer than {limit} bytes")]
+    UriTooLong {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// A refusal from a layer below the handlers (a path that does not
+    /// decode, a header limit) that answered in its own format; carried
+    /// over into a problem by its status.
+    #[error("{detail}")]
+    Rejected {
+        /// The status the layer answered with.
+        status: StatusCode,
+        /// What it said, cut short.
+        detail: String,
+    },
     /// The store failed. When it could not write (disk full, read-only)
     /// the answer is 503 `unavailable` and says so; other failures are an
     /// opaque 500.
@@ -231,6 +247,8 @@ impl AppError {
             AppError::RouteNotFound => (StatusCode::NOT_FOUND, "not-found"),
             AppError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed"),
             AppError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            AppError::UriTooLong { .. } => (StatusCode::URI_TOO_LONG, "uri-too-long"),
+            AppError::Rejected { status, .. } => (*status, code_of_status(*status)),
             AppError::Store(e) if e.is_unwritable() => {
                 (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
             }
@@ -269,6 +287,25 @@ impl AppError {
             order_status,
             errors,
         }
+    }
+}
+
+/// The code of a refusal known only by its status (see
+/// [`AppError::Rejected`]).
+fn code_of_status(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::BAD_REQUEST => "malformed-request",
+        StatusCode::UNAUTHORIZED => "unauthenticated",
+        StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::NOT_FOUND => "not-found",
+        StatusCode::METHOD_NOT_ALLOWED => "method-not-allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload-too-large",
+        StatusCode::URI_TOO_LONG => "uri-too-long",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported-media-type",
+        StatusCode::UNPROCESSABLE_ENTITY => "validation-failed",
+        StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+        status if status.is_client_error() => "malformed-request",
+        _ => "internal-error",
     }
 }
 

@@ -21,7 +21,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::HeaderName;
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use tokio::sync::Notify;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -208,6 +208,7 @@ pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
     routes
         .fallback(|| async { AppError::RouteNotFound })
         .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })
+        .layer(middleware::from_fn(problems_only))
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
@@ -231,6 +232,65 @@ pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The longest request URI (path and query) the API reads. Longer ones are
+/// `414 uri-too-long`; beyond 64 KiB the HTTP parser itself refuses them
+/// (with an empty 414) before the API sees them.
+pub const URI_LIMIT: usize = 8 * 1024;
+
+/// How much of a lower layer's own refusal text is kept as the problem's
+/// detail.
+const REJECTION_DETAIL_BYTES: usize = 512;
+
+/// Makes every refusal a problem document with a documented code: refuses
+/// overlong URIs, and turns what a layer below the handlers answered in
+/// its own format (axum's extractors answer `text/plain`, e.g. for a path
+/// that is not UTF-8) into the problem of its status.
+async fn problems_only(request: Request, next: Next) -> Response {
+    let uri_length = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |p| p.as_str().len());
+    if uri_length > URI_LIMIT {
+        return AppError::UriTooLong { limit: URI_LIMIT }.into_response();
+    }
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|t| t.as_bytes().starts_with(b"application/problem+json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return response;
+    }
+    let body = axum::body::to_bytes(response.into_body(), REJECTION_DETAIL_BYTES * 4)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&body);
+    let mut detail: String = text.trim().chars().take(REJECTION_DETAIL_BYTES).collect();
+    if detail.is_empty() {
+        detail = status.canonical_reason().unwrap_or("refused").to_owned();
+    }
+    AppError::Rejected { status, detail }.into_response()
+}
+
+/// The `method` label of the request metrics: the standard methods by
+/// name, anything else as `other`, so that callers cannot mint series.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
 /// Counts the request by route template and status, and logs it.
 async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let route = request
@@ -238,11 +298,11 @@ async fn track(State(state): State<AppState>, request: Request, next: Next) -> R
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method());
     let started = Instant::now();
     let response = next.run(request).await;
     let status = response.status().as_u16();
-    state.metrics.http_request(&method, &route, status);
+    state.metrics.http_request(method, &route, status);
     tracing::info!(
         %method,
         %route,

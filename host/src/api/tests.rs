@@ -710,3 +710,70 @@ async fn internal_error() {
         .await;
     insta::assert_json_snapshot!("problem-internal-error", answer);
 }
+
+#[tokio::test]
+async fn a_path_that_does_not_decode_is_a_malformed_request() {
+    // axum's own extractor answers this in text/plain; the API's answer is
+    // the problem of its status.
+    let api = Api::new().await;
+    let answer = api
+        .problem(
+            400,
+            "malformed-request",
+            (Method::GET, "/v1/orders/%ff%fe", Some(ADMIN)),
+            &[],
+            None,
+        )
+        .await;
+    insta::assert_json_snapshot!("problem-malformed-request-path", answer);
+}
+
+#[tokio::test]
+async fn uri_too_long() {
+    let api = Api::new().await;
+    let path = format!("/v1/orders/{}", "x".repeat(super::URI_LIMIT));
+    let answer = api
+        .problem(
+            414,
+            "uri-too-long",
+            (Method::GET, &path, Some(ADMIN)),
+            &[],
+            None,
+        )
+        .await;
+    insta::assert_json_snapshot!("problem-uri-too-long", answer);
+    // At the limit, the request is read (and the order does not exist).
+    let at_limit = format!("/v1/orders/{}", "x".repeat(super::URI_LIMIT - 11));
+    api.problem(
+        404,
+        "order-not-found",
+        (Method::GET, &at_limit, Some(ADMIN)),
+        &[],
+        None,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn methods_outside_the_standard_ones_share_one_metrics_label() {
+    let api = Api::new().await;
+    for n in 0..50 {
+        let method = Method::from_bytes(format!("BREW{n}").as_bytes()).expect("a method");
+        let (status, content_type, _) = api.send(method, "/healthz", None, &[], None).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(content_type, "application/problem+json");
+    }
+    let (_, _, _) = api.send(Method::GET, "/healthz", None, &[], None).await;
+    let metrics = api.state.metrics.encode();
+    let series: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("rescind_http_requests_total{"))
+        .collect();
+    assert!(series.iter().all(|l| !l.contains("BREW")), "{series:#?}");
+    assert!(
+        series
+            .iter()
+            .any(|l| l.contains("method=\"other\"") && l.ends_with(" 50")),
+        "{series:#?}"
+    );
+}
