@@ -243,8 +243,8 @@ const REJECTION_DETAIL_BYTES: usize = 512;
 
 /// Makes every refusal a problem document with a documented code: refuses
 /// overlong URIs, and turns what a layer below the handlers answered in
-/// its own format (axum's extractors answer `text/plain`, e.g. for a path
-/// that is not UTF-8) into the problem of its status.
+/// its own, non-JSON format (axum's extractors answer `text/plain`, e.g.
+/// for a path that is not UTF-8) into the problem of its status.
 async fn problems_only(request: Request, next: Next) -> Response {
     let uri_length = request
         .uri()
@@ -255,11 +255,15 @@ async fn problems_only(request: Request, next: Next) -> Response {
     }
     let response = next.run(request).await;
     let status = response.status();
-    let is_problem = response
+    // JSON answers are the API's own (problems, and `/readyz`'s report).
+    let is_json = response
         .headers()
         .get(axum::http::header::CONTENT_TYPE)
-        .is_some_and(|t| t.as_bytes().starts_with(b"application/problem+json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        .and_then(|t| t.to_str().ok())
+        .is_some_and(|t| {
+            t.starts_with("application/json") || t.starts_with("application/problem+json")
+        });
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
         return response;
     }
     let body = axum::body::to_bytes(response.into_body(), REJECTION_DETAIL_BYTES * 4)
