@@ -16,7 +16,7 @@ use serde_json::json;
 use crate::service::{ADMIN, Answer, TestService, sample_order};
 
 /// The tmpfs's size: room for the store, little more.
-const SIZE: &str = "8m";
+const SIZE: &str = "32m";
 /// Orders stored before the disk fills up.
 const PRESTORED: usize = 300;
 /// Orders tried once the disk is full before giving up on seeing it.

@@ -12,7 +12,7 @@ use super::dto::{
     SettingsDto, StatusMappingDto, WebsiteDto,
 };
 use super::error::{AppError, Problem};
-use super::extract::{ApiJson, Caller};
+use super::extract::{ApiJson, ApiJsonList, Caller};
 use crate::domain::{FieldError, Preset, Settings, StatusMapping, WebsiteSettings};
 use crate::store::{ApiKey, Role};
 
@@ -121,7 +121,7 @@ pub async fn get_status_mappings(
 pub async fn put_status_mappings(
     State(state): State<AppState>,
     caller: Caller,
-    ApiJson(body): ApiJson<Vec<StatusMappingDto>>,
+    ApiJsonList(body): ApiJsonList<StatusMappingDto>,
 ) -> Result<Json<Vec<StatusMappingDto>>, AppError> {
     caller.require(ADMIN)?;
     let mut settings = state.store.settings().await?;

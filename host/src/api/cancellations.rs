@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use super::AppState;
 use super::dto::{CancelBody, CancellationView};
 use super::error::{AppError, Problem};
-use super::extract::{Caller, OptionalJsonBody, parse_json};
+use super::extract::{Caller, OptionalJsonBody, parse_json, parse_json_object};
 use crate::domain::{CancelRequest, FieldError};
 use crate::store::{CancelCommand, Committed, IdempotencyClaim, Role};
 
@@ -74,7 +74,7 @@ async fn cancel(
     headers: &HeaderMap,
     bytes: &[u8],
 ) -> Result<(Committed, bool), AppError> {
-    let body: CancelBody = parse_json(bytes)?;
+    let body: CancelBody = parse_json_object(bytes)?;
     let key = idempotency_key(headers)?;
     let request = CancelRequest::from(body);
     let actor = caller.actor();

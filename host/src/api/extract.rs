@@ -17,10 +17,15 @@ use crate::store::Role;
 /// Largest request body accepted (API.md `payload-too-large`).
 pub const BODY_LIMIT: usize = 1024 * 1024;
 
-/// A JSON body: `Content-Type: application/json` (or `…+json`) required;
-/// bad JSON, wrong types and unknown fields are `malformed-request`.
+/// A JSON object body: `Content-Type: application/json` (or `…+json`)
+/// required; bad JSON, another kind of JSON value, wrong types and unknown
+/// fields are `malformed-request`.
 #[derive(Debug)]
 pub struct ApiJson<T>(pub T);
+
+/// A JSON array body, each element a `T`; otherwise as [`ApiJson`].
+#[derive(Debug)]
+pub struct ApiJsonList<T>(pub Vec<T>);
 
 /// The raw body of a JSON request, for handlers that also need its bytes
 /// (idempotency digests). An empty body is allowed and reads as `{}`.
@@ -54,6 +59,20 @@ async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Ap
         })
 }
 
+/// Parses a body that must be a JSON object. (serde would also read a
+/// struct from an array, field by field in order: `[]` would pass as `{}`.)
+pub fn parse_json_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        // Not JSON at all says so; JSON of another kind is told what it
+        // must be.
+        parse_json::<serde::de::IgnoredAny>(bytes)?;
+        return Err(AppError::Malformed(
+            "the body must be a JSON object ({…})".to_owned(),
+        ));
+    }
+    parse_json(bytes)
+}
+
 /// Parses JSON, naming the place of the problem.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
     serde_json::from_slice(bytes).map_err(|e| {
@@ -85,7 +104,31 @@ where
             )));
         }
         let bytes = body_bytes(req, state).await?;
-        Ok(ApiJson(parse_json(&bytes)?))
+        Ok(ApiJson(parse_json_object(&bytes)?))
+    }
+}
+
+impl<S, T> FromRequest<S> for ApiJsonList<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        if !is_json(content_type.as_deref()) {
+            return Err(AppError::UnsupportedMediaType(format!(
+                "expected Content-Type: application/json, got {}",
+                content_type.as_deref().unwrap_or("none")
+            )));
+        }
+        let bytes = body_bytes(req, state).await?;
+        Ok(ApiJsonList(parse_json(&bytes)?))
     }
 }
 

@@ -777,3 +777,75 @@ async fn methods_outside_the_standard_ones_share_one_metrics_label() {
         "{series:#?}"
     );
 }
+
+#[tokio::test]
+async fn identifiers_and_quantities_are_bounded_and_nothing_is_stored_beyond_them() {
+    let api = Api::new().await;
+    let long = "x".repeat(crate::domain::MAX_IDENTIFIER_CHARS + 1);
+    let mut long_website = order(0);
+    long_website["website"] = json!("w".repeat(5_000));
+    let mut zero_quantity = order(0);
+    zero_quantity["lines"][0]["quantity"] = json!(0);
+    let mut control = order(0);
+    control["customerNumber"] = json!("C-1\u{0}");
+    let cases = [
+        (format!("/v1/orders/{long}"), order(0), "number"),
+        ("/v1/orders/SO-9".to_owned(), long_website, "website"),
+        (
+            "/v1/orders/SO-9".to_owned(),
+            zero_quantity,
+            "lines[0].quantity",
+        ),
+        ("/v1/orders/SO-9".to_owned(), control, "customerNumber"),
+    ];
+    for (path, body, field) in cases {
+        let answer = api
+            .problem(
+                422,
+                "validation-failed",
+                (Method::PUT, &path, Some(ADMIN)),
+                &[],
+                Some(Body::from(body.to_string())),
+            )
+            .await;
+        assert_eq!(answer["errors"][0]["field"], field, "{answer}");
+        let (status, _, _) = api.send(Method::GET, &path, Some(ADMIN), &[], None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path} was stored");
+    }
+}
+
+#[tokio::test]
+async fn a_body_must_be_a_json_object() {
+    let api = Api::new().await;
+    for body in ["[]", "[\"OUT_OF_STOCK\"]", "null", "17"] {
+        let answer = api
+            .problem(
+                400,
+                "malformed-request",
+                (Method::POST, "/v1/orders/SO-1/cancellations", Some(ADMIN)),
+                &[],
+                Some(Body::from(body)),
+            )
+            .await;
+        assert!(
+            answer["detail"].as_str().unwrap().contains("JSON object"),
+            "{body}: {answer}"
+        );
+        let answer = api
+            .problem(
+                400,
+                "malformed-request",
+                (Method::PUT, "/v1/admin/websites/main", Some(ADMIN)),
+                &[],
+                Some(Body::from(body)),
+            )
+            .await;
+        assert!(
+            answer["detail"].as_str().unwrap().contains("JSON object"),
+            "{body}: {answer}"
+        );
+    }
+    // The order is untouched by the refused cancellations.
+    let order = api.ok(Method::GET, "/v1/orders/SO-1", None).await;
+    assert_eq!(order["status"], "Submitted");
+}

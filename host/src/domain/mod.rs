@@ -167,6 +167,7 @@ mod authority;
 mod bank;
 mod cancellability;
 mod date;
+mod identifier;
 mod inventory;
 mod lines;
 mod money;
@@ -186,6 +187,9 @@ pub use authority::Actor;
 pub use bank::{BankDetails, BankDetailsInput, SEPA_IBAN_COUNTRIES, is_sepa_country};
 pub use cancellability::{Preset, Settings, StatusMapping, WebsiteSettings};
 pub use date::parse_date;
+pub use identifier::{
+    MAX_ALLOCATIONS, MAX_IDENTIFIER_CHARS, MAX_LINES, MAX_PAYMENTS, identifier_problem,
+};
 pub use inventory::{Allocation, AllocationKind, AllocationState};
 pub use lines::ItemRef;
 pub use money::{Currency, InvalidCurrency, split_largest_remainder};

@@ -5,6 +5,7 @@ use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::approval::Approval;
+use super::identifier::{MAX_ALLOCATIONS, MAX_LINES, MAX_PAYMENTS, identifier_problem};
 use super::inventory::{Allocation, AllocationState};
 use super::money::Currency;
 use super::payment::{LineValue, Payment, line_values};
@@ -214,12 +215,24 @@ impl Order {
             ("status", Some(&self.status)),
             ("erpOrderNumber", self.erp_order_number.as_ref()),
         ] {
-            if value.is_some_and(|v| v.trim().is_empty()) {
-                errors.push(FieldError::new(field, "must not be blank"));
+            if let Some(problem) = value.and_then(|v| identifier_problem(v)) {
+                errors.push(FieldError::new(field, problem));
             }
         }
         if self.lines.is_empty() {
             errors.push(FieldError::new("lines", "an order has at least one line"));
+        }
+        for (field, count, max) in [
+            ("lines", self.lines.len(), MAX_LINES),
+            ("payments", self.payments.len(), MAX_PAYMENTS),
+            ("allocations", self.allocations.len(), MAX_ALLOCATIONS),
+        ] {
+            if count > max {
+                errors.push(FieldError::new(
+                    field,
+                    format!("an order has at most {max} {field}; this one has {count}"),
+                ));
+            }
         }
     }
 
@@ -241,15 +254,16 @@ impl Order {
                     format!("line number {} is used more than once", line.number),
                 ));
             }
-            if line.sku.trim().is_empty() {
-                errors.push(FieldError::new(at("sku"), "must not be blank"));
+            if line.quantity == 0 {
+                errors.push(FieldError::new(at("quantity"), "must be at least 1"));
             }
-            if line
-                .erp_line_ref
-                .as_ref()
-                .is_some_and(|v| v.trim().is_empty())
-            {
-                errors.push(FieldError::new(at("erpLineRef"), "must not be blank"));
+            for (field, value) in [
+                ("sku", Some(&line.sku)),
+                ("erpLineRef", line.erp_line_ref.as_ref()),
+            ] {
+                if let Some(problem) = value.and_then(|v| identifier_problem(v)) {
+                    errors.push(FieldError::new(at(field), problem));
+                }
             }
             // A discount reduces, a product adds: the sign says which.
             let (wrong_sign, rule): (fn(i64) -> bool, &str) = if line.is_discount() {
@@ -368,8 +382,11 @@ impl Order {
                 }
                 Some(_) => {}
             }
-            if allocation.warehouse.trim().is_empty() {
-                errors.push(FieldError::new(at("warehouse"), "must not be blank"));
+            if let Some(problem) = identifier_problem(&allocation.warehouse) {
+                errors.push(FieldError::new(at("warehouse"), problem));
+            }
+            if allocation.quantity == 0 {
+                errors.push(FieldError::new(at("quantity"), "must be at least 1"));
             }
         }
     }
@@ -428,16 +445,16 @@ impl Order {
         let mut amounts_ok = true;
         for (index, payment) in self.payments.iter().enumerate() {
             let at = |field: &str| format!("payments[{index}].{field}");
-            if payment.id.trim().is_empty() {
-                errors.push(FieldError::new(at("id"), "must not be blank"));
+            if let Some(problem) = identifier_problem(&payment.id) {
+                errors.push(FieldError::new(at("id"), problem));
             } else if !ids.insert(payment.id.as_str()) {
                 errors.push(FieldError::new(
                     at("id"),
                     format!("payment id {:?} is used more than once", payment.id),
                 ));
             }
-            if payment.method.trim().is_empty() {
-                errors.push(FieldError::new(at("method"), "must not be blank"));
+            if let Some(problem) = identifier_problem(&payment.method) {
+                errors.push(FieldError::new(at("method"), problem));
             }
             let amounts = [
                 ("authorizedMinor", payment.authorized_minor),
