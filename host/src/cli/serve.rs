@@ -57,6 +57,17 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub trusted_keys: Vec<String>,
+    /// Pin a host name to an address for plugins' outbound requests, like
+    /// curl's `--resolve` (repeatable; `erp.customer.test=10.0.0.5`). The
+    /// address still passes the connection's egress checks: a private one
+    /// needs `allowPrivateNetwork` or the address in `allowedHosts`.
+    #[arg(
+        long = "resolve",
+        env = "RESCIND_RESOLVE",
+        value_delimiter = ',',
+        value_name = "NAME=IP"
+    )]
+    pub resolve: Vec<String>,
     /// Log lines as JSON instead of text.
     #[arg(long, env = "RESCIND_LOG_JSON")]
     pub log_json: bool,
@@ -106,6 +117,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     config.plugins = config.plugins.trust(keys);
+    for flag in args.resolve.iter().filter(|f| !f.trim().is_empty()) {
+        config
+            .plugins
+            .resolve
+            .add_flag(flag)
+            .map_err(|reason| anyhow::anyhow!("--resolve {reason}"))?;
+    }
     config.workers = (args.workers > 0).then(|| WorkerConfig {
         workers: args.workers,
         ..WorkerConfig::default()
