@@ -183,10 +183,8 @@ async fn a_job_whose_erp_name_resolves_to_loopback_fails_misconfigured_and_sends
     assert_eq!(history[0]["outcome"], "misconfigured");
     assert_eq!(
         settled["lastError"].as_str().unwrap_or_default(),
-        format!(
-            "egress refused: erp.customer.test resolved to 127.0.0.1 (loopback); list the \
-             address or set allowPrivateNetwork on connection \"erp\""
-        )
+        "misconfigured: egress refused: erp.customer.test resolved to 127.0.0.1 (loopback); \
+         list the address or set allowPrivateNetwork on connection \"erp\""
     );
     assert!(
         erp.requests().is_empty(),

@@ -422,14 +422,28 @@ impl Exchange {
                 reason @ (rustls::Error::InvalidCertificate(_)
                 | rustls::Error::NoCertificatesPresented),
             ) => {
+                let connection = self.policy.connection();
+                let fix = match reason {
+                    rustls::Error::InvalidCertificate(
+                        rustls::CertificateError::NotValidForName
+                        | rustls::CertificateError::NotValidForNameContext { .. },
+                    ) => "reach the ERP by a name its certificate carries".to_owned(),
+                    rustls::Error::InvalidCertificate(
+                        rustls::CertificateError::Expired
+                        | rustls::CertificateError::ExpiredContext { .. }
+                        | rustls::CertificateError::NotValidYet
+                        | rustls::CertificateError::NotValidYetContext { .. },
+                    ) => "the ERP's certificate must be renewed".to_owned(),
+                    _ => format!(
+                        "if the ERP's certificate comes from a private CA, put that CA in \
+                         caCertificates on connection \"{connection}\""
+                    ),
+                };
                 self.verdict.record(
                     &self.log,
                     &format!(
-                        "TLS certificate of {} not accepted ({reason}); if the ERP's \
-                         certificate comes from a private CA, put that CA in caCertificates \
-                         on connection \"{}\"",
-                        self.destination,
-                        self.policy.connection()
+                        "TLS certificate of {} not accepted ({reason}); {fix}",
+                        self.destination
                     ),
                 );
                 Error::TlsCertificateError

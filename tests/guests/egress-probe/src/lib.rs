@@ -13,8 +13,10 @@
 //!   after its requests, to show that the host's verdict wins.
 //!
 //! Each request's result is logged as one line `probe <n> <json>`, with
-//! `{"url", "status", "bodyBytes", "bodyError", "error"}` (errors are the
-//! wasi:http error codes, debug-printed), and the whole list is the
+//! `{"url", "status", "location", "bodyBytes", "bodyError", "error"}`
+//! (errors are the wasi:http error codes' names, e.g. `HttpRequestDenied`,
+//! or the host's text when a body stream fails without a code), and the
+//! whole list is the
 //! `Ack.message` (reference `egress-probe`).
 
 use rescind_guest::{Ack, Cancellation, IntegrationProcessor, SubmitError, config, log};
@@ -132,12 +134,12 @@ mod wasi {
         }
         let future = match outgoing_handler::handle(outgoing, None) {
             Ok(future) => future,
-            Err(code) => return json!({"url": url, "error": format!("{code:?}")}),
+            Err(code) => return json!({"url": url, "error": name(&code)}),
         };
         let response = loop {
             match future.get() {
                 Some(Ok(Ok(response))) => break response,
-                Some(Ok(Err(code))) => return json!({"url": url, "error": format!("{code:?}")}),
+                Some(Ok(Err(code))) => return json!({"url": url, "error": name(&code)}),
                 Some(Err(())) => return json!({"url": url, "error": "response taken twice"}),
                 None => future.subscribe().block(),
             }
@@ -157,6 +159,15 @@ mod wasi {
                "bodyBytes": read, "bodyError": body_error})
     }
 
+    /// The error code as the WIT names its case, e.g. `HttpRequestDenied`.
+    fn name(code: &wasip2::http::types::ErrorCode) -> String {
+        let debug = format!("{code:?}");
+        debug
+            .strip_prefix("ErrorCode::")
+            .unwrap_or(&debug)
+            .to_owned()
+    }
+
     /// Reads and discards the body, counting its bytes.
     fn read_all(body: &IncomingBody) -> (u64, Option<String>) {
         let Ok(stream) = body.stream() else {
@@ -169,7 +180,7 @@ mod wasi {
                 Err(StreamError::Closed) => return (read, None),
                 Err(StreamError::LastOperationFailed(e)) => {
                     let code = http_error_code(&e)
-                        .map(|c| format!("{c:?}"))
+                        .map(|c| name(&c))
                         .unwrap_or_else(|| e.to_debug_string());
                     return (read, Some(code));
                 }
