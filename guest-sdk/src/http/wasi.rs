@@ -172,8 +172,16 @@ fn read_body(incoming: &IncomingBody, host: &str) -> Result<Vec<u8>, Error> {
 
 fn stream_code(error: StreamError) -> ErrorCode {
     match error {
-        StreamError::LastOperationFailed(io) => http_error_code(&io)
-            .unwrap_or_else(|| ErrorCode::InternalError(Some(io.to_debug_string()))),
+        StreamError::LastOperationFailed(io) => http_error_code(&io).unwrap_or_else(|| {
+            // The host (wasmtime-wasi-http 48) hands a failed body stream's
+            // reason over as text only; its body limit is one we act on.
+            let text = io.to_debug_string();
+            if text.contains("response body size exceeds limit") {
+                ErrorCode::HttpResponseBodySize(None)
+            } else {
+                ErrorCode::InternalError(Some(text))
+            }
+        }),
         StreamError::Closed => ErrorCode::ConnectionTerminated,
     }
 }
