@@ -656,3 +656,37 @@ async fn a_private_ca_is_trusted_only_when_the_connection_names_it() {
     );
     assert!(results(&report).is_empty());
 }
+
+#[tokio::test]
+async fn a_plugin_built_with_the_sdk_sees_the_body_limit_as_a_limit() {
+    let erp = RawErp::start(RawAnswer::body(
+        1024 * 1024 * 1024,
+        64 * 1024,
+        Duration::ZERO,
+    ))
+    .await;
+    let webhook =
+        rescind_tests::plugin_fixtures::plugin("webhook", rescind_test_artifacts::WEBHOOK);
+    let report = webhook
+        .submit(
+            &sample_cancellation(),
+            &ConnectionContext {
+                name: "erp".into(),
+                base_url: format!("http://{}", erp.authority()),
+                allowed_hosts: vec![erp.authority()],
+                secrets: BTreeMap::from([("signingKey".to_owned(), "k".to_owned())]),
+                ..ConnectionContext::default()
+            },
+            &CallLimits::default(),
+        )
+        .await;
+    match &report.outcome {
+        CallOutcome::Rejected(message) => assert!(
+            message.contains("the answer's body exceeds the host's limit")
+                && message.contains("retrying would not change it"),
+            "{message}"
+        ),
+        other => panic!("expected a rejection naming the limit, got {other:?}"),
+    }
+    wait_until("the ERP to see the hang-up", || erp.hangups() == 1).await;
+}
