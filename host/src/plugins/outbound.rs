@@ -924,7 +924,15 @@ mod tests {
     fn addresses_table() {
         // (entries, allowPrivateNetwork, authority, resolved, verdict)
         // verdict: Ok(()) or the refusal's kind
-        let cases: &[(&[&str], bool, &str, &[&str], &str)] = &[
+        /// (entries, allowPrivateNetwork, authority, resolved, verdict)
+        type Case = (
+            &'static [&'static str],
+            bool,
+            &'static str,
+            &'static [&'static str],
+            &'static str,
+        );
+        let cases: &[Case] = &[
             (
                 &["erp.example.com"],
                 false,
