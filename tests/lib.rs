@@ -4,3 +4,4 @@
 pub mod erp_server;
 pub mod fakes;
 pub mod plugin_fixtures;
+pub mod raw_erp;

@@ -9,6 +9,9 @@
 //! | other 4xx | rejected, with the API's own error text |
 //! | connection refused or reset, DNS or TLS failure, timeout, broken answer | transient |
 //! | host not in the connection's `allowedHosts` | misconfigured, naming the host |
+//! | host resolves to a refused address (loopback, private, metadata) | misconfigured |
+//! | TLS certificate not trusted | misconfigured: add the CA to `caCertificates` |
+//! | a host limit (requests per call, header or body size) | rejected: retrying would not change it |
 //! | malformed URL or header | misconfigured |
 //! | 2xx whose body is not the expected JSON | rejected: retrying will not change it |
 
@@ -72,6 +75,12 @@ impl From<Error> for SubmitError {
             Error::Denied { host } => SubmitError::Misconfigured(format!(
                 "the connection does not allow requests to `{host}`: add \"{host}\" to the connection's allowedHosts"
             )),
+            Error::AddressRefused { .. } | Error::Certificate { .. } => {
+                SubmitError::Misconfigured(error.to_string())
+            }
+            Error::Limit { .. } => {
+                SubmitError::Rejected(format!("{error}: retrying would not change it"))
+            }
             Error::InvalidRequest(_) => SubmitError::Misconfigured(format!(
                 "{error}; check the connection's baseUrl and settings"
             )),
@@ -334,6 +343,36 @@ mod tests {
             "{error}"
         );
         assert!(error.message().contains("baseUrl"), "{error}");
+    }
+
+    #[test]
+    fn host_refusals_and_limits_are_not_retried() {
+        let host = || "erp.example.com:443".to_owned();
+        for (error, expected) in [
+            (Error::AddressRefused { host: host() }, "misconfigured"),
+            (Error::Certificate { host: host() }, "misconfigured"),
+            (
+                Error::Limit {
+                    host: host(),
+                    detail: "the host's limit of outgoing requests per call was reached".into(),
+                },
+                "rejected",
+            ),
+        ] {
+            let mapped = SubmitError::from(error.clone());
+            assert_eq!(kind(&mapped), expected, "{error}");
+            assert!(mapped.message().contains("erp.example.com:443"), "{mapped}");
+        }
+        let certificate = SubmitError::from(Error::Certificate { host: host() });
+        assert!(
+            certificate.message().contains("caCertificates"),
+            "{certificate}"
+        );
+        let address = SubmitError::from(Error::AddressRefused { host: host() });
+        assert!(
+            address.message().contains("allowPrivateNetwork"),
+            "{address}"
+        );
     }
 
     #[test]

@@ -257,11 +257,16 @@ async fn run() {
         .expect("settings");
     store
         .put_connection(
-            "erp",
-            "http://127.0.0.1:9",
-            &["127.0.0.1:9".to_owned()],
-            &Default::default(),
-            None,
+            &rescind_host::store::Connection {
+                name: "erp".to_owned(),
+                base_url: "http://127.0.0.1:9".to_owned(),
+                allowed_hosts: vec!["127.0.0.1:9".to_owned()],
+                allow_private_network: false,
+                ca_certificates: None,
+                settings: Default::default(),
+                secrets: Default::default(),
+            },
+            false,
         )
         .await
         .expect("connection");

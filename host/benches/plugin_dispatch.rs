@@ -2,8 +2,13 @@
 //! component through rescind's runtime, against the floor: the same
 //! component through the smallest wasmtime host that can call it (no WASI,
 //! unknown imports trap, pooling allocator, `InstancePre`, a fresh `Store`
-//! per call), in the same run. Also: cold compile of the webhook plugin and
-//! its load from the on-disk cache.
+//! per call), in the same run. Also: the `webhook` plugin delivering to a
+//! loopback ERP (a new TCP connection per call, through the host's outbound
+//! gate: allow-list, resolved-address check, its own HTTP client), and cold
+//! compile of the webhook plugin and its load from the on-disk cache.
+//!
+//! The contenders use only what every version of the runtime offers, so the
+//! same file builds against an earlier commit for a before/after ratio.
 //!
 //! Criterion reports means and medians; the p99 comes from a bounded loop of
 //! [`SAMPLE_CALLS`] timed calls per contender, printed at the end.
@@ -114,6 +119,8 @@ fn floor_pre(engine: &Engine, bytes: &[u8]) -> wasmtime::component::InstancePre<
 struct Contenders {
     tokio: tokio::runtime::Runtime,
     ours: std::sync::Arc<Plugin>,
+    webhook: std::sync::Arc<Plugin>,
+    erp: ConnectionContext,
     floor_async: floor_async::IntegrationProcessorPre<()>,
     floor_sync: floor_sync::IntegrationProcessorPre<()>,
     floor_engine: Engine,
@@ -140,9 +147,16 @@ impl Contenders {
             .enable_all()
             .build()
             .expect("tokio");
+        let webhook_bytes = std::fs::read(rescind_test_artifacts::WEBHOOK).expect("webhook");
+        let webhook = runtime
+            .load("webhook", &webhook_bytes)
+            .expect("load webhook");
+        let erp = tokio.block_on(loopback_erp());
         Self {
             tokio,
             ours,
+            webhook,
+            erp,
             floor_async,
             floor_sync,
             floor_engine,
@@ -159,6 +173,20 @@ impl Contenders {
         let report = self.tokio.block_on(self.ours.submit(
             &self.ours_input,
             &self.connection,
+            &self.limits,
+        ));
+        assert!(
+            matches!(report.outcome, CallOutcome::Accepted { .. }),
+            "{:?}",
+            report.outcome
+        );
+        black_box(report);
+    }
+
+    fn webhook(&self) {
+        let report = self.tokio.block_on(self.webhook.submit(
+            &self.ours_input,
+            &self.erp,
             &self.limits,
         ));
         assert!(
@@ -199,6 +227,24 @@ impl Contenders {
             .expect("call");
         assert!(answer.is_ok());
         black_box(&answer);
+    }
+}
+
+/// An ERP on 127.0.0.1 answering every request `200 {}`, served on the
+/// calling runtime; the connection the webhook plugin needs to reach it.
+async fn loopback_erp() -> ConnectionContext {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let app = axum::Router::new().fallback(|| async { axum::Json(serde_json::json!({})) });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    ConnectionContext {
+        base_url: format!("http://{addr}"),
+        allowed_hosts: vec![addr.to_string()],
+        settings: [("path".to_owned(), "/hooks/cancel".to_owned())].into(),
+        secrets: [("signingKey".to_owned(), "bench-key".to_owned())].into(),
+        ..ConnectionContext::default()
     }
 }
 
@@ -293,11 +339,17 @@ fn dispatch(c: &mut Criterion) {
     group.bench_function("floor_async", |b| b.iter(|| contenders.floor_async()));
     group.bench_function("floor_sync", |b| b.iter(|| contenders.floor_sync()));
     group.finish();
+    let mut group = c.benchmark_group("erp_call");
+    group.bench_function("webhook_loopback", |b| b.iter(|| contenders.webhook()));
+    group.finish();
 
-    let figures = percentiles(&[&|| contenders.ours(), &|| contenders.floor_async(), &|| {
-        contenders.floor_sync()
-    }]);
-    let (ours, floor_async, floor_sync) = (figures[0], figures[1], figures[2]);
+    let figures = percentiles(&[
+        &|| contenders.ours(),
+        &|| contenders.floor_async(),
+        &|| contenders.floor_sync(),
+        &|| contenders.webhook(),
+    ]);
+    let (ours, floor_async, floor_sync, webhook) = (figures[0], figures[1], figures[2], figures[3]);
     println!(
         "\ninstantiate + call + drop of `trivial`, {SAMPLE_CALLS} timed calls each (interleaved):"
     );
@@ -315,9 +367,14 @@ fn dispatch(c: &mut Criterion) {
         micros(ours.1) / micros(floor_async.1)
     );
     println!(
-        "ratio rescind / floor (sync):  median {:.2}x, p99 {:.2}x\n",
+        "ratio rescind / floor (sync):  median {:.2}x, p99 {:.2}x",
         micros(ours.0) / micros(floor_sync.0),
         micros(ours.1) / micros(floor_sync.1)
+    );
+    println!(
+        "webhook -> loopback ERP (new TCP connection per call): median {:.1} µs, p99 {:.1} µs\n",
+        micros(webhook.0),
+        micros(webhook.1)
     );
 }
 

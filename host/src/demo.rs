@@ -30,7 +30,9 @@ use crate::domain::{
     Allocation, AllocationKind, AllocationState, Approval, ApprovalState, Channel, Currency, Line,
     LineKind, LineState, Order, Payment, Preset, Tracking, WebsiteSettings,
 };
-use crate::store::{AppliesTo, JobDefinition, JobParameter, RetryPolicy, Store, StoreError};
+use crate::store::{
+    AppliesTo, Connection, JobDefinition, JobParameter, RetryPolicy, Store, StoreError,
+};
 
 /// The website of the demo orders.
 pub const DEMO_WEBSITE: &str = "main";
@@ -164,14 +166,19 @@ impl DemoErp {
         let host = self.addr.to_string();
         store
             .put_connection(
-                DEMO_CONNECTION,
-                &format!("http://{host}"),
-                std::slice::from_ref(&host),
-                &BTreeMap::from([("path".to_owned(), "/erp/cancellations".to_owned())]),
-                Some(&BTreeMap::from([(
-                    "signingKey".to_owned(),
-                    self.signing_key.clone(),
-                )])),
+                &Connection {
+                    name: DEMO_CONNECTION.to_owned(),
+                    base_url: format!("http://{host}"),
+                    allowed_hosts: vec![host.clone()],
+                    allow_private_network: false,
+                    ca_certificates: None,
+                    settings: BTreeMap::from([(
+                        "path".to_owned(),
+                        "/erp/cancellations".to_owned(),
+                    )]),
+                    secrets: BTreeMap::from([("signingKey".to_owned(), self.signing_key.clone())]),
+                },
+                false,
             )
             .await?;
         let order_cancel = JobDefinition {
@@ -198,17 +205,19 @@ impl DemoErp {
         store.put_job_definition(&order_cancel).await?;
         store
             .put_connection(
-                DEMO_PERSONALIZATION_CONNECTION,
-                &format!("http://{host}"),
-                std::slice::from_ref(&host),
-                &BTreeMap::from([
-                    ("siteName".to_owned(), "demo-site".to_owned()),
-                    ("offlineChannel".to_owned(), "store".to_owned()),
-                ]),
-                Some(&BTreeMap::from([(
-                    "siteToken".to_owned(),
-                    crate::api::new_token(),
-                )])),
+                &Connection {
+                    name: DEMO_PERSONALIZATION_CONNECTION.to_owned(),
+                    base_url: format!("http://{host}"),
+                    allowed_hosts: vec![host.clone()],
+                    allow_private_network: false,
+                    ca_certificates: None,
+                    settings: BTreeMap::from([
+                        ("siteName".to_owned(), "demo-site".to_owned()),
+                        ("offlineChannel".to_owned(), "store".to_owned()),
+                    ]),
+                    secrets: BTreeMap::from([("siteToken".to_owned(), crate::api::new_token())]),
+                },
+                false,
             )
             .await?;
         store

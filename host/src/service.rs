@@ -19,7 +19,7 @@ use crate::plugins::registry::{
     DirectoryStore, FolderEvent, FolderWatch, FolderWatchConfig, PluginRegistry, RegistryConfig,
     TrustedKey,
 };
-use crate::plugins::{CallLimits, PluginRuntime, RuntimeConfig};
+use crate::plugins::{CallLimits, PluginRuntime, ResolveOverrides, RuntimeConfig};
 use crate::store::{Durability, Store, StoreOptions};
 
 /// Everything `start` needs.
@@ -95,6 +95,9 @@ pub struct PluginsConfig {
     /// personalization) and activate each that has no operator-chosen
     /// version.
     pub install_bundled: bool,
+    /// Host names pinned to addresses for plugins' outbound requests
+    /// (`rescind serve --resolve NAME=IP`).
+    pub resolve: ResolveOverrides,
 }
 
 impl Default for PluginsConfig {
@@ -107,6 +110,7 @@ impl Default for PluginsConfig {
             registry: RegistryConfig::default(),
             limits: CallLimits::default(),
             install_bundled: true,
+            resolve: ResolveOverrides::default(),
         }
     }
 }
@@ -238,6 +242,7 @@ pub async fn open_plugins(
         .unwrap_or_else(|| data_dir.join("plugins").join("cache"));
     let runtime = PluginRuntime::new(RuntimeConfig {
         cache_dir: Some(cache_dir),
+        resolve: config.resolve.clone(),
         ..RuntimeConfig::default()
     })
     .context("starting the plugin runtime")?;

@@ -97,7 +97,7 @@ async fn connection_secrets_are_write_only() {
     // Bad URL and host entries are refused with every field named.
     let mut bad = put(None);
     bad["baseUrl"] = json!("ftp://erp");
-    bad["allowedHosts"] = json!(["https://erp.example.com/"]);
+    bad["allowedHosts"] = json!(["https://erp.example.com/api"]);
     let a = service
         .call(
             Method::PUT,

@@ -11,6 +11,8 @@ mod api_errors;
 mod api_ops;
 mod cli_plugin_new;
 mod cli_plugin_test;
+mod egress;
+mod egress_service;
 mod hotload_api;
 mod hotload_jobs;
 mod hotload_support;

@@ -81,10 +81,12 @@ pub async fn echoing_erp() -> ErpServer {
 /// The connection the webhook needs to reach `erp`.
 pub fn connection(erp: &ErpServer) -> ConnectionContext {
     ConnectionContext {
+        name: "erp".to_owned(),
         base_url: erp.url("/hooks/cancel"),
         allowed_hosts: vec![erp.authority()],
         settings: BTreeMap::new(),
         secrets: BTreeMap::from([("signingKey".to_owned(), SIGNING_KEY.to_owned())]),
+        ..ConnectionContext::default()
     }
 }
 

@@ -19,10 +19,12 @@ fn webhook() -> std::sync::Arc<rescind_host::plugins::Plugin> {
 
 fn connection(base_url: String, allowed_hosts: Vec<String>) -> ConnectionContext {
     ConnectionContext {
+        name: "erp".to_owned(),
         base_url,
         allowed_hosts,
         settings: BTreeMap::new(),
         secrets: BTreeMap::from([("signingKey".to_owned(), SIGNING_KEY.to_owned())]),
+        ..ConnectionContext::default()
     }
 }
 
@@ -152,7 +154,8 @@ async fn a_host_outside_allowed_hosts_is_denied_and_logged() {
     }
     assert!(erp.requests().is_empty(), "the request must not go out");
     let denial = format!(
-        "outbound request to http://{} denied: not in the connection's allowedHosts",
+        "egress refused: http://{} is not in the allowedHosts of connection \"erp\"; add it \
+         there if the plugin should reach it",
         erp.authority()
     );
     assert!(

@@ -37,9 +37,13 @@ pub use url::encode_path_segment;
 pub(crate) use url::{authority_of, parse as parse_url};
 
 /// The largest answer body the client reads. Larger answers fail with
-/// [`Error::Protocol`]: an ERP acknowledgement is small, and the host caps a
-/// plugin's memory.
+/// [`Error::Limit`]: an ERP acknowledgement is small, and the host reads at
+/// most this many response body bytes per call anyway.
 pub const MAX_RESPONSE_BODY: usize = 8 * 1024 * 1024;
+
+/// The host's default bound on outgoing requests per call: later requests
+/// fail with [`Error::Limit`] before anything is sent.
+pub const MAX_REQUESTS_PER_CALL: u32 = 16;
 
 /// The user agent sent unless the plugin sets its own `User-Agent` header.
 pub const USER_AGENT: &str = concat!("rescind-guest/", env!("CARGO_PKG_VERSION"));
@@ -102,13 +106,46 @@ pub enum Error {
     #[error("invalid request: {0}")]
     InvalidRequest(String),
     /// The host refused to let the request out because the ERP connection's
-    /// `allowedHosts` does not list `host`.
+    /// `allowedHosts` does not list `host` (or lists it for https only and
+    /// the URL is plain http). Nothing was sent.
     #[error(
         "the connection does not allow requests to `{host}`: add it to the connection's allowedHosts"
     )]
     Denied {
         /// `host` or `host:port`, as the request named it.
         host: String,
+    },
+    /// The host refused to connect because `host` resolves to an address
+    /// the connection does not open: loopback, a private network, a cloud
+    /// metadata endpoint. Nothing was sent.
+    #[error(
+        "`{host}` resolves to an address the connection does not allow (loopback, private \
+         network or cloud metadata): list the address in allowedHosts or set \
+         allowPrivateNetwork on the connection"
+    )]
+    AddressRefused {
+        /// `host` or `host:port`, as the request named it.
+        host: String,
+    },
+    /// The ERP's TLS certificate is not trusted for this connection (an
+    /// unknown issuer, another name, expired). Nothing was sent.
+    #[error(
+        "the TLS certificate of `{host}` was not accepted: if the ERP uses a private CA, \
+         put it in the connection's caCertificates"
+    )]
+    Certificate {
+        /// `host` or `host:port`.
+        host: String,
+    },
+    /// A bound of the host was reached: outgoing requests per call, request
+    /// or response header size, response body bytes per call (see the SDK
+    /// README). The same request would hit it again.
+    #[error("{detail} (request to `{host}`)")]
+    Limit {
+        /// `host` or `host:port`.
+        host: String,
+        /// Which limit, and its value.
+        detail: String,
     },
     /// The ERP could not be reached or the connection broke: name resolution,
     /// connection refused or reset, TLS failure.

@@ -310,15 +310,10 @@ pub async fn put_connection(
 ) -> Result<Json<ConnectionView>, AppError> {
     caller.require(ADMIN)?;
     body.validate().map_err(AppError::Validation)?;
+    let keep_secrets = body.secrets.is_none();
     state
         .store
-        .put_connection(
-            &name,
-            &body.base_url,
-            &body.allowed_hosts,
-            &body.settings,
-            body.secrets.as_ref(),
-        )
+        .put_connection(&body.into_connection(&name), keep_secrets)
         .await?;
     let connection = state
         .store

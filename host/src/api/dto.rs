@@ -14,6 +14,7 @@ use crate::domain::{
     CancelRequest, Channel, Currency, FieldError, ItemRef, Line, LineKind, LineState, Order,
     Payment, Tracking,
 };
+use crate::plugins;
 use crate::store::{
     AppliesTo, CancellationRecord, Committed, Connection, Job, JobAttempt, JobDefinition,
     JobParameter, JobState, RetryPolicy,
@@ -846,10 +847,28 @@ pub struct WebsiteDto {
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ConnectionBody {
-    /// ERP base URL.
+    /// ERP base URL (`http://` or `https://`), without credentials: those
+    /// go in `secrets`.
     pub base_url: String,
-    /// Hosts the plugin may reach, `host[:port]`.
+    /// What the plugin may reach: `host`, `host:port` or
+    /// `scheme://host[:port]` (`*.` may start a host). Without a scheme an
+    /// entry means https, except a loopback IP literal (`127.0.0.1:9000`),
+    /// which also allows plain http. Refused: `*`, port 0, user info, a
+    /// path, cloud metadata endpoints (169.254.169.254,
+    /// `metadata.google.internal`, …), unspecified, multicast and broadcast
+    /// addresses.
     pub allowed_hosts: Vec<String>,
+    /// Whether the allowed host names may resolve to loopback, private,
+    /// link-local or carrier-grade NAT addresses (an ERP behind the company
+    /// firewall). Without it, such an address is reached only when listed in
+    /// `allowedHosts` as an IP. Cloud metadata addresses stay unreachable.
+    #[serde(default)]
+    pub allow_private_network: bool,
+    /// Certificate authorities (PEM, one or more) the plugin's TLS trusts
+    /// for this connection besides the public web roots, for an ERP whose
+    /// certificate comes from a private CA.
+    #[serde(default)]
+    pub ca_certificates: Option<String>,
     /// Plain settings.
     #[serde(default)]
     pub settings: BTreeMap<String, String>,
@@ -863,6 +882,8 @@ impl std::fmt::Debug for ConnectionBody {
         f.debug_struct("ConnectionBody")
             .field("base_url", &self.base_url)
             .field("allowed_hosts", &self.allowed_hosts)
+            .field("allow_private_network", &self.allow_private_network)
+            .field("ca_certificates", &self.ca_certificates.is_some())
             .field("settings", &self.settings)
             .field(
                 "secrets",
@@ -873,30 +894,25 @@ impl std::fmt::Debug for ConnectionBody {
 }
 
 impl ConnectionBody {
-    /// Checks the fields.
+    /// Checks the fields with the parsers the plugin runtime enforces, so
+    /// that a connection the API accepts is one the runtime can use.
     pub fn validate(&self) -> Result<(), Vec<FieldError>> {
         let mut errors = Vec::new();
-        let rest = self
-            .base_url
-            .strip_prefix("http://")
-            .or_else(|| self.base_url.strip_prefix("https://"));
-        match rest {
-            None => errors.push(FieldError::new(
-                "baseUrl",
-                "must start with http:// or https://",
-            )),
-            Some(rest) if rest.split('/').next().unwrap_or("").is_empty() => {
-                errors.push(FieldError::new("baseUrl", "has no host"))
-            }
-            Some(_) => {}
+        if let Err(error) = plugins::check_base_url(&self.base_url) {
+            errors.push(FieldError::new("baseUrl", error.to_string()));
         }
-        for (i, host) in self.allowed_hosts.iter().enumerate() {
-            if host.trim().is_empty() || host.contains('/') || host.contains(char::is_whitespace) {
+        if let Err(refused) = plugins::AllowedHosts::parse_each(&self.allowed_hosts) {
+            for (i, error) in refused {
                 errors.push(FieldError::new(
                     format!("allowedHosts[{i}]"),
-                    "expected host or host:port, without scheme or path",
+                    error.to_string(),
                 ));
             }
+        }
+        if let Some(pem) = &self.ca_certificates
+            && let Err(error) = plugins::parse_ca_certificates(pem)
+        {
+            errors.push(FieldError::new("caCertificates", error.to_string()));
         }
         for key in self
             .settings
@@ -913,6 +929,19 @@ impl ConnectionBody {
             Err(errors)
         }
     }
+
+    /// The connection to store under `name` (secrets as sent, or none).
+    pub fn into_connection(self, name: &str) -> Connection {
+        Connection {
+            name: name.to_owned(),
+            base_url: self.base_url,
+            allowed_hosts: self.allowed_hosts,
+            allow_private_network: self.allow_private_network,
+            ca_certificates: self.ca_certificates,
+            settings: self.settings,
+            secrets: self.secrets.unwrap_or_default(),
+        }
+    }
 }
 
 /// A connection as the API shows it: secret names only.
@@ -925,6 +954,10 @@ pub struct ConnectionView {
     pub base_url: String,
     /// Allowed hosts.
     pub allowed_hosts: Vec<String>,
+    /// Whether allowed names may resolve into private networks.
+    pub allow_private_network: bool,
+    /// Extra certificate authorities (PEM), if any.
+    pub ca_certificates: Option<String>,
     /// Plain settings.
     pub settings: BTreeMap<String, String>,
     /// The names of the stored secrets (never their values).
@@ -937,6 +970,8 @@ impl From<&Connection> for ConnectionView {
             name: c.name.clone(),
             base_url: c.base_url.clone(),
             allowed_hosts: c.allowed_hosts.clone(),
+            allow_private_network: c.allow_private_network,
+            ca_certificates: c.ca_certificates.clone(),
             settings: c.settings.clone(),
             secrets: c.secrets.keys().cloned().collect(),
         }

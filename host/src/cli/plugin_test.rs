@@ -184,10 +184,12 @@ pub async fn test_plugin(args: &TestArgs) -> anyhow::Result<TestReport> {
         cancellation.refund = None;
     }
     let connection = ConnectionContext {
+        name: "mock-erp".to_owned(),
         base_url: format!("http://{addr}"),
         allowed_hosts: vec![addr.to_string()],
         settings: args.settings.iter().cloned().collect::<BTreeMap<_, _>>(),
         secrets: args.secrets.iter().cloned().collect::<BTreeMap<_, _>>(),
+        ..ConnectionContext::default()
     };
     let report = plugin
         .submit(&cancellation, &connection, &CallLimits::default())

@@ -10,6 +10,7 @@ use clap::Args;
 use tracing_subscriber::EnvFilter;
 
 use crate::jobs::WorkerConfig;
+use crate::plugins::ResolveOverrides;
 use crate::plugins::registry::TrustedKey;
 use crate::service::{self, ServiceConfig};
 use crate::store::Durability;
@@ -62,6 +63,17 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub trusted_keys: Vec<String>,
+    /// Pin a host name to an address for plugins' outbound requests, like
+    /// curl's `--resolve` (repeatable; `erp.customer.test=10.0.0.5`). The
+    /// address still passes the connection's egress checks: a private one
+    /// needs `allowPrivateNetwork` or the address in `allowedHosts`.
+    #[arg(
+        long = "resolve",
+        env = "RESCIND_RESOLVE",
+        value_delimiter = ',',
+        value_name = "NAME=IP"
+    )]
+    pub resolve: Vec<String>,
     /// Log lines as JSON instead of text.
     #[arg(long, env = "RESCIND_LOG_JSON")]
     pub log_json: bool,
@@ -111,6 +123,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     config.plugins = config.plugins.trust(keys);
+    config.plugins.resolve = resolve_overrides(&args.resolve)?;
     config.workers = (args.workers > 0).then(|| WorkerConfig {
         workers: args.workers,
         lease: args.job_lease,
@@ -155,6 +168,17 @@ fn parse_job_lease(text: &str) -> Result<Duration, String> {
     Ok(lease)
 }
 
+/// The names pinned with `--resolve NAME=IP`.
+fn resolve_overrides(flags: &[String]) -> anyhow::Result<ResolveOverrides> {
+    let mut overrides = ResolveOverrides::default();
+    for flag in flags.iter().filter(|f| !f.trim().is_empty()) {
+        overrides
+            .add_flag(flag)
+            .map_err(|reason| anyhow::anyhow!("--resolve {reason}"))?;
+    }
+    Ok(overrides)
+}
+
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -179,6 +203,40 @@ async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    #[test]
+    fn resolve_flags_pin_names() {
+        let cli = Cli::try_parse_from([
+            "serve",
+            "--resolve",
+            "erp.customer.test=10.0.0.5",
+            "--resolve",
+            "erp.customer.test=10.0.0.6,other.test=::1",
+        ])
+        .expect("flags parse");
+        let overrides = resolve_overrides(&cli.serve.resolve).expect("valid flags");
+        assert_eq!(
+            overrides.get("erp.customer.test").map(<[_]>::len),
+            Some(2),
+            "{overrides:?}"
+        );
+        assert!(overrides.get("other.test").is_some());
+
+        let error = resolve_overrides(&["erp.customer.test=localhost".to_owned()]).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("--resolve `erp.customer.test=localhost`"),
+            "{error}"
+        );
+    }
 
     #[test]
     fn job_leases_table() {

@@ -84,8 +84,11 @@ impl IntegrationProcessors for PluginProcessors {
             };
             let cancellation = wit_cancellation(submission);
             let connection = ConnectionContext {
+                name: submission.connection.name.clone(),
                 base_url: submission.connection.base_url.clone(),
                 allowed_hosts: submission.connection.allowed_hosts.clone(),
+                allow_private_network: submission.connection.allow_private_network,
+                ca_certificates: submission.connection.ca_certificates.clone(),
                 settings: submission.connection.settings.clone(),
                 secrets: submission.connection.secrets.clone(),
             };

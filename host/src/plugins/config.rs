@@ -1,5 +1,7 @@
 //! How the runtime is set up (once per process) and what bounds each call.
 
+use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -25,6 +27,10 @@ pub struct RuntimeConfig {
     pub first_byte_timeout: Duration,
     /// Outbound HTTP: the longest pause between two chunks of a response.
     pub between_bytes_timeout: Duration,
+    /// Host names answered without asking the system resolver, like curl's
+    /// `--resolve` (`rescind serve --resolve NAME=IP`). The addresses pass
+    /// the same egress checks as resolved ones.
+    pub resolve: ResolveOverrides,
 }
 
 impl Default for RuntimeConfig {
@@ -37,6 +43,7 @@ impl Default for RuntimeConfig {
             connect_timeout: Duration::from_secs(5),
             first_byte_timeout: Duration::from_secs(10),
             between_bytes_timeout: Duration::from_secs(10),
+            resolve: ResolveOverrides::default(),
         }
     }
 }
@@ -60,6 +67,25 @@ pub struct CallLimits {
     pub log_bytes: usize,
     /// A longer line is cut to this many bytes. Default 1 KiB.
     pub log_line_bytes: usize,
+    /// Outgoing HTTP requests the call may make; later ones fail with
+    /// `connection-limit-reached` before anything is sent. Default 16.
+    pub outbound_requests: u32,
+    /// Bytes of one outgoing request's header section: every field's name
+    /// and value plus 4 bytes (`: ` and CRLF) each. A larger one fails with
+    /// `HTTP-request-header-section-size` before anything is sent. Default
+    /// 64 KiB.
+    pub request_header_bytes: usize,
+    /// Bytes of one response's head as received (status line, header
+    /// fields, the blank line). A larger one fails the request with
+    /// `HTTP-response-header-section-size`. Default 64 KiB.
+    pub response_header_bytes: usize,
+    /// Header fields of one response; more fail the request like an
+    /// oversized head. Default 100.
+    pub response_header_fields: usize,
+    /// Response body bytes the call may read, all its requests together,
+    /// counted as they stream in: the body that crosses it fails with
+    /// `HTTP-response-body-size`. Default 8 MiB.
+    pub response_body_bytes: u64,
 }
 
 impl Default for CallLimits {
@@ -70,6 +96,97 @@ impl Default for CallLimits {
             log_lines: 200,
             log_bytes: 32 * 1024,
             log_line_bytes: 1024,
+            outbound_requests: 16,
+            request_header_bytes: 64 * 1024,
+            response_header_bytes: 64 * 1024,
+            response_header_fields: 100,
+            response_body_bytes: 8 * MIB,
+        }
+    }
+}
+
+/// Host names pinned to addresses, like curl's `--resolve`: an operator
+/// pins an ERP's name (`erp.customer.test=10.0.0.5`), a test points a name
+/// at loopback. Names are compared case-insensitively, without a trailing
+/// dot.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResolveOverrides {
+    names: BTreeMap<String, Vec<IpAddr>>,
+}
+
+impl ResolveOverrides {
+    /// Adds `address` to what `name` resolves to.
+    pub fn insert(&mut self, name: &str, address: IpAddr) {
+        let addresses = self.names.entry(normalize(name)).or_default();
+        if !addresses.contains(&address) {
+            addresses.push(address);
+        }
+    }
+
+    /// Parses `NAME=IP` (the `--resolve` flag) and adds it.
+    pub fn add_flag(&mut self, flag: &str) -> Result<(), String> {
+        let (name, address) = flag
+            .split_once('=')
+            .ok_or_else(|| format!("`{flag}` is not NAME=IP (e.g. erp.customer.test=10.0.0.5)"))?;
+        let name = name.trim();
+        if name.is_empty() || name.contains([':', '/', '@', ' ']) {
+            return Err(format!("`{flag}`: `{name}` is not a host name"));
+        }
+        let address = address
+            .trim()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .map_err(|_| format!("`{flag}`: `{address}` is not an IP address"))?;
+        self.insert(name, address);
+        Ok(())
+    }
+
+    /// The addresses `name` is pinned to, if it is.
+    pub fn get(&self, name: &str) -> Option<&[IpAddr]> {
+        self.names.get(&normalize(name)).map(Vec::as_slice)
+    }
+
+    /// Whether no name is pinned.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+}
+
+fn normalize(name: &str) -> String {
+    name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolve_flags_table() {
+        let mut overrides = ResolveOverrides::default();
+        overrides.add_flag("erp.customer.test=127.0.0.1").unwrap();
+        overrides.add_flag("ERP.customer.test.=::1").unwrap();
+        overrides.add_flag("v6.test=[fd00::5]").unwrap();
+        assert_eq!(
+            overrides.get("erp.customer.test").unwrap(),
+            [
+                "127.0.0.1".parse::<IpAddr>().unwrap(),
+                "::1".parse().unwrap()
+            ]
+        );
+        assert_eq!(
+            overrides.get("V6.test").unwrap(),
+            ["fd00::5".parse::<IpAddr>().unwrap()]
+        );
+        assert_eq!(overrides.get("other.test"), None);
+        for bad in [
+            "erp.test",
+            "erp.test=",
+            "=127.0.0.1",
+            "erp.test=localhost",
+            "a:1=127.0.0.1",
+        ] {
+            assert!(overrides.add_flag(bad).is_err(), "{bad}");
         }
     }
 }

@@ -230,6 +230,11 @@ impl LogBook {
         self.store(source, level, &text);
     }
 
+    /// `text` with the connection's secrets redacted, as a line would be.
+    pub fn redacted(&self, text: &str) -> String {
+        self.redactor.redact(text).into_owned()
+    }
+
     /// Feeds bytes the guest wrote to stdout or stderr; complete lines are
     /// stored, the rest waits for its newline (or [`Self::finish`]).
     pub fn output(&mut self, source: LogSource, mut bytes: &[u8]) {

@@ -18,11 +18,13 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Layout: policy in small pure modules (`compat`, `outbound`, `log`), one
+//! Layout: policy in small pure modules (`compat`, `outbound` with
+//! `address`, `trust`, `log`), one
 //! `*_impl.rs` per host-side interface (`host_impl` for `rescind:erp/host`,
 //! `outbound_impl` for the wasi:http send hook, `stdio_impl` for captured
 //! output), generated bindings in `bindings`.
 
+mod address;
 mod bindings;
 mod cache;
 mod call;
@@ -41,17 +43,23 @@ mod plugin;
 pub mod registry;
 mod runtime;
 mod stdio_impl;
+mod trust;
 
+pub use address::{AddressClass, METADATA_ADDRESSES, METADATA_NAMES};
 pub use cancellation::{
     BankDetails, Cancellation, CancellationReason, CancelledLine, LineKind, Money, OrderChannel,
     Refund, RefundDestination, Tracking, sample_cancellation,
 };
 pub use compat::{PROCESSOR_EXPORT, SDK_SECTION, SUPPORTED_WIT, SdkStamp};
-pub use config::{CallLimits, RuntimeConfig};
+pub use config::{CallLimits, ResolveOverrides, RuntimeConfig};
 pub use connection::ConnectionContext;
 pub use error::PluginError;
 pub use log::{LogLevel, LogLine, LogSource, REDACTED};
-pub use outbound::{AllowedHostError, AllowedHosts};
+pub use outbound::{
+    AllowedHostError, AllowedHosts, BaseUrlError, Destination, DestinationHost, EgressPolicy,
+    EgressRefusal, check_base_url,
+};
 pub use outcome::{CallOutcome, CallReport};
 pub use plugin::Plugin;
 pub use runtime::PluginRuntime;
+pub use trust::{CaCertificatesError, MAX_CA_CERTIFICATES, parse_ca_certificates};

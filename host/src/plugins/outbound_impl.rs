@@ -1,19 +1,47 @@
-//! The gate on outbound HTTP: every wasi:http request passes
-//! [`WasiHttpHooks::send_request`] here, is checked against the connection's
-//! allow-list (`outbound.rs`) and, if allowed, is sent with timeouts that
-//! never outlast the call's deadline.
+//! The gate on outbound HTTP: every wasi:http request a plugin makes passes
+//! [`WasiHttpHooks::send_request`] here, and this is the only code that
+//! sends one.
+//!
+//! Each request is counted and measured against the call's limits, checked
+//! against the connection's egress policy (`outbound.rs`) by name, then its
+//! host is resolved **once** and every address checked; the TCP connection
+//! goes to a checked address (no second lookup, so no window for DNS
+//! rebinding), TLS verifies the certificate against the *name* with the web
+//! PKI roots plus the connection's own CAs, and hyper speaks HTTP/1.1 over
+//! it with head-size limits. The response body is counted as it streams,
+//! under the between-bytes timeout and the call's deadline.
+//!
+//! Redirects are never followed: a 3xx goes back to the plugin as it came.
+//!
+//! A refused destination or a TLS certificate the connection does not trust
+//! is recorded in the call's [`EgressVerdict`]: the attempt then ends
+//! `misconfigured` with that message, whatever the plugin answered.
 
-use std::sync::Arc;
+use std::future::{Future, poll_fn};
+use std::net::{IpAddr, SocketAddr};
+use std::pin::{Pin, pin};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use http_body_util::BodyExt;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use rustls::ClientConfig;
+use rustls::crypto::CryptoProvider;
+use rustls_pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
+use crate::plugins::config::{CallLimits, ResolveOverrides};
 use crate::plugins::log::{CallLog, LogLevel, LogSource};
-use crate::plugins::outbound::AllowedHosts;
+use crate::plugins::outbound::{Destination, DestinationHost, EgressPolicy, EgressRefusal};
 
-/// How much of a denied request's body is read (and thrown away) before the
-/// denial is returned.
+/// How much of a refused request's body is read (and thrown away) before
+/// the refusal is returned.
 const DENIED_BODY_DRAIN_BYTES: usize = 1024 * 1024;
 
 /// The runtime's default outbound timeouts (`RuntimeConfig`).
@@ -24,25 +52,98 @@ pub(crate) struct OutboundTimeouts {
     pub between_bytes: Duration,
 }
 
+/// What every call of a runtime shares for sending: pinned names and the
+/// TLS set-up trusting the public web roots.
+pub(crate) struct Network {
+    resolve: ResolveOverrides,
+    provider: Arc<CryptoProvider>,
+    web_roots: Arc<ClientConfig>,
+}
+
+impl Network {
+    pub fn new(resolve: ResolveOverrides) -> Result<Self, rustls::Error> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let web_roots = Arc::new(client_config(&provider, &[])?);
+        Ok(Self {
+            resolve,
+            provider,
+            web_roots,
+        })
+    }
+
+    /// The TLS set-up of a connection: the web roots, plus its own CAs.
+    fn tls_config(
+        &self,
+        extra_roots: &[CertificateDer<'static>],
+    ) -> Result<Arc<ClientConfig>, Error> {
+        if extra_roots.is_empty() {
+            return Ok(Arc::clone(&self.web_roots));
+        }
+        client_config(&self.provider, extra_roots)
+            .map(Arc::new)
+            .map_err(|e| Error::InternalError(Some(format!("TLS set-up: {e}"))))
+    }
+}
+
+fn client_config(
+    provider: &Arc<CryptoProvider>,
+    extra_roots: &[CertificateDer<'static>],
+) -> Result<ClientConfig, rustls::Error> {
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    for certificate in extra_roots {
+        roots.add(certificate.clone())?;
+    }
+    Ok(ClientConfig::builder_with_provider(Arc::clone(provider))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+/// The host's decision about a call's egress: the first refused request or
+/// untrusted certificate, which overrides the plugin's own answer.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct EgressVerdict(Arc<Mutex<Option<String>>>);
+
+impl EgressVerdict {
+    /// Logs `message` as a runtime warning and keeps it, redacted, unless an
+    /// earlier one was kept.
+    fn record(&self, log: &CallLog, message: &str) {
+        let redacted = log.with(|book| {
+            book.line(LogSource::Runtime, LogLevel::Warn, message);
+            book.redacted(message)
+        });
+        let mut verdict = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        verdict.get_or_insert(redacted);
+    }
+
+    /// The kept message, if any.
+    pub fn take(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
 /// The outbound-request hook of one call.
 pub(crate) struct OutboundGate {
-    pub allowed: Arc<AllowedHosts>,
+    pub policy: Arc<EgressPolicy>,
+    /// The connection's own CAs (`caCertificates`).
+    pub extra_roots: Arc<[CertificateDer<'static>]>,
+    pub network: Arc<Network>,
     pub log: CallLog,
     pub deadline: Instant,
     pub timeouts: OutboundTimeouts,
+    pub limits: CallLimits,
+    pub verdict: EgressVerdict,
+    /// Requests made so far.
+    pub requests: u32,
+    /// Response body bytes read so far, all requests together.
+    pub body_bytes: Arc<AtomicU64>,
 }
 
-type ResponseFuture = Box<
-    dyn Future<
-            Output = Result<
-                (
-                    http::Response<WasiBody>,
-                    Box<dyn Future<Output = Result<(), Error>> + Send>,
-                ),
-                Error,
-            >,
-        > + Send,
->;
+type ResponseIo = Box<dyn Future<Output = Result<(), Error>> + Send>;
+type ResponseFuture =
+    Box<dyn Future<Output = Result<(http::Response<WasiBody>, ResponseIo), Error>> + Send>;
 
 impl WasiHttpHooks for OutboundGate {
     fn send_request(
@@ -51,59 +152,459 @@ impl WasiHttpHooks for OutboundGate {
         options: Option<RequestOptions>,
         _request_errors: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> ResponseFuture {
+        self.requests = self.requests.saturating_add(1);
+        let limit = self.limits.outbound_requests;
+        if self.requests > limit {
+            if self.requests == limit.saturating_add(1) {
+                self.warn(&format!(
+                    "outbound request {} refused: a call may make at most {limit} requests \
+                     (limit: outbound requests per call); later ones are refused too",
+                    self.requests
+                ));
+            }
+            return deny(request, Error::ConnectionLimitReached);
+        }
+
+        let header_bytes = header_section_bytes(request.headers());
+        let limit = self.limits.request_header_bytes;
+        if header_bytes > limit {
+            self.warn(&format!(
+                "outbound request refused: its headers take {header_bytes} bytes, more than \
+                 the {limit} bytes a request may send (limit: request header bytes)"
+            ));
+            return deny(
+                request,
+                Error::HttpRequestHeaderSectionSize(Some(saturating_u32(header_bytes))),
+            );
+        }
+
         let uri = request.uri();
         let scheme = uri.scheme_str().unwrap_or_default();
         let authority = uri.authority().map(|a| a.as_str()).unwrap_or_default();
-        if !self.allowed.permits(scheme, authority) {
-            let target = format!("{scheme}://{authority}");
+        let destination = match self.policy.check_request(scheme, authority) {
+            Ok(destination) => destination,
+            Err(refusal) => {
+                self.verdict.record(&self.log, &refusal.to_string());
+                return deny(request, Error::HttpRequestDenied);
+            }
+        };
+
+        let remaining = self.deadline.saturating_duration_since(Instant::now());
+        let exchange = Exchange {
+            destination,
+            policy: Arc::clone(&self.policy),
+            network: Arc::clone(&self.network),
+            extra_roots: Arc::clone(&self.extra_roots),
+            log: self.log.clone(),
+            verdict: self.verdict.clone(),
+            deadline: self.deadline,
+            timeouts: bounded_timeouts(options.unwrap_or_default(), self.timeouts, remaining),
+            limits: self.limits,
+            body_bytes: Arc::clone(&self.body_bytes),
+        };
+        Box::new(exchange.send(request))
+    }
+}
+
+impl OutboundGate {
+    fn warn(&self, message: &str) {
+        self.log
+            .with(|book| book.line(LogSource::Runtime, LogLevel::Warn, message));
+    }
+}
+
+/// Refuses a request before anything went out.
+fn deny(request: http::Request<WasiBody>, error: Error) -> ResponseFuture {
+    Box::new(async move {
+        // The guest writes the body after handing over the request; reading
+        // it first lets the guest see the refusal rather than a reset
+        // connection.
+        drain(request.into_body()).await;
+        Err(error)
+    })
+}
+
+/// One request on its way out, after the name checks passed.
+struct Exchange {
+    destination: Destination,
+    policy: Arc<EgressPolicy>,
+    network: Arc<Network>,
+    extra_roots: Arc<[CertificateDer<'static>]>,
+    log: CallLog,
+    verdict: EgressVerdict,
+    deadline: Instant,
+    timeouts: OutboundTimeouts,
+    limits: CallLimits,
+    body_bytes: Arc<AtomicU64>,
+}
+
+trait Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Stream for T {}
+
+impl Exchange {
+    async fn send(
+        self,
+        mut request: http::Request<WasiBody>,
+    ) -> Result<(http::Response<WasiBody>, ResponseIo), Error> {
+        // Resolving and connecting (TLS included) share the connect timeout.
+        let connect_by = tokio::time::Instant::now() + self.timeouts.connect;
+        let addresses = match tokio::time::timeout_at(connect_by, self.resolve()).await {
+            Ok(Ok(addresses)) => addresses,
+            Ok(Err(error)) => return Err(error),
+            Err(_) => return Err(Error::DnsTimeout),
+        };
+        if let Err(refusal) = self.policy.check_addresses(&self.destination, &addresses) {
+            self.refuse(&refusal);
+            drain(request.into_body()).await;
+            return Err(Error::DestinationIpProhibited);
+        }
+        let stream = tokio::time::timeout_at(connect_by, self.connect(&addresses))
+            .await
+            .map_err(|_| Error::ConnectionTimeout)??;
+        let (mut sender, connection) = tokio::time::timeout_at(connect_by, async {
+            hyper::client::conn::http1::Builder::new()
+                .max_headers(self.limits.response_header_fields)
+                .max_header_size(self.limits.response_header_bytes)
+                .max_buf_size((2 * self.limits.response_header_bytes).max(8192))
+                .handshake::<_, WasiBody>(TokioIo::new(stream))
+                .await
+        })
+        .await
+        .map_err(|_| Error::ConnectionTimeout)??;
+
+        // The request line carries only the path: scheme and authority are
+        // for proxies (the Host header names the destination).
+        let path = request
+            .uri()
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_owned();
+        *request.uri_mut() = http::Uri::builder()
+            .path_and_query(path)
+            .build()
+            .map_err(|_| Error::HttpRequestUriInvalid)?;
+
+        let first_byte = self.timeouts.first_byte;
+        let mut connection = Some(connection);
+        let mut response = pin!(async {
+            match tokio::time::timeout(first_byte, sender.send_request(request)).await {
+                Err(_) => Err(Error::ConnectionReadTimeout),
+                Ok(result) => result.map_err(|e| self.response_error(e)),
+            }
+        });
+        // Wait for the response while driving the connection's I/O.
+        let response = poll_fn(|cx| match response.as_mut().poll(cx) {
+            Poll::Ready(result) => Poll::Ready(result),
+            Poll::Pending => {
+                let Some(io) = connection.as_mut() else {
+                    return Poll::Pending;
+                };
+                let done = ready!(Pin::new(io).poll(cx));
+                connection = None;
+                match done {
+                    Ok(()) => response.as_mut().poll(cx),
+                    Err(error) => Poll::Ready(Err(self.response_error(error))),
+                }
+            }
+        })
+        .await?;
+
+        let timer = Box::pin(tokio::time::sleep_until(self.next_byte_deadline()));
+        let body = MeteredBody {
+            incoming: None,
+            destination: self.destination.to_string(),
+            read: Arc::clone(&self.body_bytes),
+            limit: self.limits.response_body_bytes,
+            between_bytes: self.timeouts.between_bytes,
+            deadline: tokio::time::Instant::from_std(self.deadline),
+            timer,
+            log: self.log.clone(),
+        };
+        let response = response.map(|incoming| {
+            MeteredBody {
+                incoming: Some(incoming),
+                ..body
+            }
+            .boxed_unsync()
+        });
+        let io: ResponseIo = Box::new(async move {
+            match connection {
+                None => Ok(()),
+                Some(connection) => connection.await.map_err(|error| {
+                    if error.is_timeout() {
+                        Error::HttpResponseTimeout
+                    } else {
+                        Error::Hyper(error)
+                    }
+                }),
+            }
+        });
+        Ok((response, io))
+    }
+
+    /// The destination's addresses: an IP literal is itself, a pinned name
+    /// its pinned addresses, any other name what the system resolver says.
+    async fn resolve(&self) -> Result<Vec<IpAddr>, Error> {
+        let name = match self.destination.host() {
+            DestinationHost::Ip(ip) => return Ok(vec![*ip]),
+            DestinationHost::Name(name) => name,
+        };
+        if let Some(pinned) = self.network.resolve.get(name) {
+            return Ok(pinned.to_vec());
+        }
+        let dns_error = |detail: String| Error::DnsError {
+            rcode: Some(detail),
+            info_code: None,
+        };
+        let found = tokio::net::lookup_host((name.as_str(), self.destination.port()))
+            .await
+            .map_err(|e| dns_error(format!("{name}: {e}")))?;
+        let mut addresses: Vec<IpAddr> = Vec::new();
+        for address in found {
+            if !addresses.contains(&address.ip()) {
+                addresses.push(address.ip());
+            }
+        }
+        if addresses.is_empty() {
+            return Err(dns_error(format!("{name} has no address")));
+        }
+        Ok(addresses)
+    }
+
+    /// A TCP connection to the first checked address that answers, then
+    /// TLS for https.
+    async fn connect(&self, addresses: &[IpAddr]) -> Result<Box<dyn Stream>, Error> {
+        let port = self.destination.port();
+        let mut last_error = None;
+        let mut tcp = None;
+        for &address in addresses {
+            match TcpStream::connect(SocketAddr::new(address, port)).await {
+                Ok(stream) => {
+                    tcp = Some(stream);
+                    break;
+                }
+                Err(error) => last_error = Some(error),
+            }
+        }
+        let tcp = match (tcp, last_error) {
+            (Some(tcp), _) => tcp,
+            (None, Some(error)) => return Err(connect_error(error)),
+            (None, None) => return Err(Error::DestinationNotFound),
+        };
+        let _ = tcp.set_nodelay(true);
+        if !self.destination.is_https() {
+            return Ok(Box::new(tcp));
+        }
+        let config = self.network.tls_config(&self.extra_roots)?;
+        let server_name = match self.destination.host() {
+            DestinationHost::Ip(ip) => ServerName::IpAddress((*ip).into()),
+            DestinationHost::Name(name) => {
+                ServerName::try_from(name.clone()).map_err(|_| Error::HttpRequestUriInvalid)?
+            }
+        };
+        match tokio_rustls::TlsConnector::from(config)
+            .connect(server_name, tcp)
+            .await
+        {
+            Ok(tls) => Ok(Box::new(tls)),
+            Err(error) => Err(self.tls_error(&error)),
+        }
+    }
+
+    /// Sorts a TLS failure: a certificate the connection does not trust is
+    /// the operator's to fix (the verdict), anything else may pass.
+    fn tls_error(&self, error: &std::io::Error) -> Error {
+        let rustls_error = error
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+        match rustls_error {
+            Some(
+                reason @ (rustls::Error::InvalidCertificate(_)
+                | rustls::Error::NoCertificatesPresented),
+            ) => {
+                let connection = self.policy.connection();
+                let fix = match reason {
+                    rustls::Error::InvalidCertificate(
+                        rustls::CertificateError::NotValidForName
+                        | rustls::CertificateError::NotValidForNameContext { .. },
+                    ) => "reach the ERP by a name its certificate carries".to_owned(),
+                    rustls::Error::InvalidCertificate(
+                        rustls::CertificateError::Expired
+                        | rustls::CertificateError::ExpiredContext { .. }
+                        | rustls::CertificateError::NotValidYet
+                        | rustls::CertificateError::NotValidYetContext { .. },
+                    ) => "the ERP's certificate must be renewed".to_owned(),
+                    _ => format!(
+                        "if the ERP's certificate comes from a private CA, put that CA in \
+                         caCertificates on connection \"{connection}\""
+                    ),
+                };
+                self.verdict.record(
+                    &self.log,
+                    &format!(
+                        "TLS certificate of {} not accepted ({reason}); {fix}",
+                        self.destination
+                    ),
+                );
+                Error::TlsCertificateError
+            }
+            Some(rustls::Error::AlertReceived(alert)) => Error::TlsAlertReceived {
+                alert_id: Some(u8::from(*alert)),
+                alert_message: Some(format!("{alert:?}")),
+            },
+            _ => Error::TlsProtocolError,
+        }
+    }
+
+    fn response_error(&self, error: hyper::Error) -> Error {
+        if error.is_parse_too_large() {
+            let (bytes, fields) = (
+                self.limits.response_header_bytes,
+                self.limits.response_header_fields,
+            );
             self.log.with(|book| {
                 book.line(
                     LogSource::Runtime,
                     LogLevel::Warn,
                     &format!(
-                        "outbound request to {target} denied: not in the connection's allowedHosts"
+                        "response from {} refused: its head is larger than {bytes} bytes or \
+                         {fields} header fields (limit: response header bytes and fields)",
+                        self.destination
                     ),
                 )
             });
-            return Box::new(async move {
-                // The guest writes the body after handing over the request;
-                // reading it first lets the guest see the denial rather than
-                // a reset connection.
-                drain(request.into_body()).await;
-                Err(Error::HttpRequestDenied)
-            });
+            return Error::HttpResponseHeaderSectionSize(Some(saturating_u32(bytes)));
         }
-
-        let options = bounded_options(
-            options.unwrap_or_default(),
-            self.timeouts,
-            self.deadline.saturating_duration_since(Instant::now()),
-        );
-        Box::new(async move {
-            let (response, io) =
-                wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
-            Ok((
-                response.map(BodyExt::boxed_unsync),
-                Box::new(io) as Box<dyn Future<Output = Result<(), Error>> + Send>,
-            ))
-        })
+        if error.is_timeout() {
+            return Error::HttpResponseTimeout;
+        }
+        Error::Hyper(error)
     }
+
+    fn refuse(&self, refusal: &EgressRefusal) {
+        self.verdict.record(&self.log, &refusal.to_string());
+    }
+
+    fn next_byte_deadline(&self) -> tokio::time::Instant {
+        let next = Instant::now() + self.timeouts.between_bytes;
+        tokio::time::Instant::from_std(next.min(self.deadline))
+    }
+}
+
+fn connect_error(error: std::io::Error) -> Error {
+    use std::io::ErrorKind;
+    match error.kind() {
+        ErrorKind::ConnectionRefused => Error::ConnectionRefused,
+        ErrorKind::TimedOut => Error::ConnectionTimeout,
+        ErrorKind::HostUnreachable | ErrorKind::NetworkUnreachable => Error::DestinationUnavailable,
+        _ => Error::Connect(error),
+    }
+}
+
+/// A response body counted against the call's byte limit as it streams,
+/// under the between-bytes timeout and the call's deadline.
+struct MeteredBody {
+    /// `None` only while the response is being put together.
+    incoming: Option<Incoming>,
+    destination: String,
+    read: Arc<AtomicU64>,
+    limit: u64,
+    between_bytes: Duration,
+    deadline: tokio::time::Instant,
+    timer: Pin<Box<tokio::time::Sleep>>,
+    log: CallLog,
+}
+
+impl Body for MeteredBody {
+    type Data = Bytes;
+    type Error = Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        let this = &mut *self;
+        let Some(incoming) = this.incoming.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match Pin::new(incoming).poll_frame(cx) {
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(if error.is_timeout() {
+                Error::HttpResponseTimeout
+            } else {
+                Error::Hyper(error)
+            }))),
+            Poll::Ready(Some(Ok(frame))) => {
+                let len = frame.data_ref().map_or(0, |d| d.len() as u64);
+                let total = this.read.fetch_add(len, Ordering::Relaxed) + len;
+                if total > this.limit {
+                    // Nothing more is read: the connection closes with the
+                    // body.
+                    this.incoming = None;
+                    let limit = this.limit;
+                    this.log.with(|book| {
+                        book.line(
+                            LogSource::Runtime,
+                            LogLevel::Warn,
+                            &format!(
+                                "response body from {} cut: a call may read at most {limit} \
+                                 bytes of response bodies (limit: response body bytes)",
+                                this.destination
+                            ),
+                        )
+                    });
+                    return Poll::Ready(Some(Err(Error::HttpResponseBodySize(Some(limit)))));
+                }
+                let next = tokio::time::Instant::now() + this.between_bytes;
+                this.timer.as_mut().reset(next.min(this.deadline));
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Pending => {
+                ready!(this.timer.as_mut().poll(cx));
+                this.incoming = None;
+                Poll::Ready(Some(Err(Error::ConnectionReadTimeout)))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.incoming.as_ref().is_none_or(Body::is_end_stream)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.incoming
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
+    }
+}
+
+/// A request's header section as it goes on the wire: each field's name and
+/// value plus `: ` and CRLF.
+fn header_section_bytes(headers: &http::HeaderMap) -> usize {
+    headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum()
+}
+
+fn saturating_u32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// The guest's timeouts (if it set any) or the runtime's, each cut to what
 /// is left of the call's deadline.
-fn bounded_options(
+fn bounded_timeouts(
     guest: RequestOptions,
     defaults: OutboundTimeouts,
     remaining: Duration,
-) -> RequestOptions {
+) -> OutboundTimeouts {
     let bound = |asked: Option<Duration>, default: Duration| {
-        Some(asked.unwrap_or(default).min(default).min(remaining))
+        asked.unwrap_or(default).min(default).min(remaining)
     };
-    RequestOptions {
-        connect_timeout: bound(guest.connect_timeout, defaults.connect),
-        first_byte_timeout: bound(guest.first_byte_timeout, defaults.first_byte),
-        between_bytes_timeout: bound(guest.between_bytes_timeout, defaults.between_bytes),
+    OutboundTimeouts {
+        connect: bound(guest.connect_timeout, defaults.connect),
+        first_byte: bound(guest.first_byte_timeout, defaults.first_byte),
+        between_bytes: bound(guest.between_bytes_timeout, defaults.between_bytes),
     }
 }
 
@@ -128,29 +629,58 @@ mod tests {
         between_bytes: Duration::from_secs(10),
     };
 
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
     #[test]
     fn timeouts_never_outlast_the_deadline_or_the_defaults() {
-        let secs = Duration::from_secs;
         let guest = RequestOptions {
             connect_timeout: Some(secs(1)),
             first_byte_timeout: Some(secs(600)),
             between_bytes_timeout: None,
         };
+        let bounded = bounded_timeouts(guest, DEFAULTS, secs(60));
         assert_eq!(
-            bounded_options(guest, DEFAULTS, secs(60)),
-            RequestOptions {
-                connect_timeout: Some(secs(1)),
-                first_byte_timeout: Some(secs(10)),
-                between_bytes_timeout: Some(secs(10)),
-            }
+            (bounded.connect, bounded.first_byte, bounded.between_bytes),
+            (secs(1), secs(10), secs(10))
         );
+        let bounded = bounded_timeouts(RequestOptions::default(), DEFAULTS, secs(2));
         assert_eq!(
-            bounded_options(RequestOptions::default(), DEFAULTS, secs(2)),
-            RequestOptions {
-                connect_timeout: Some(secs(2)),
-                first_byte_timeout: Some(secs(2)),
-                between_bytes_timeout: Some(secs(2)),
-            }
+            (bounded.connect, bounded.first_byte, bounded.between_bytes),
+            (secs(2), secs(2), secs(2))
         );
+    }
+
+    #[test]
+    fn header_bytes_count_names_values_and_separators() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("host", "erp:1".parse().unwrap());
+        headers.append("x-a", "1".parse().unwrap());
+        headers.append("x-a", "22".parse().unwrap());
+        assert_eq!(
+            header_section_bytes(&headers),
+            (4 + 5 + 4) + (3 + 1 + 4) + (3 + 2 + 4)
+        );
+    }
+
+    #[test]
+    fn the_verdict_keeps_the_first_refusal_redacted() {
+        let log = CallLog::new(
+            crate::plugins::log::LogBounds {
+                max_lines: 10,
+                max_bytes: 1000,
+                max_line_bytes: 200,
+            },
+            crate::plugins::log::Redactor::new(["s3cret".to_owned()]),
+        );
+        let verdict = EgressVerdict::default();
+        verdict.record(&log, "egress refused: s3cret.evil.example is not listed");
+        verdict.record(&log, "egress refused: second");
+        assert_eq!(
+            verdict.take().as_deref(),
+            Some("egress refused: [redacted].evil.example is not listed")
+        );
+        assert_eq!(log.with(|book| book.finish()).len(), 2);
     }
 }

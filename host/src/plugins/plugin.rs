@@ -15,11 +15,12 @@ use crate::plugins::compat::SdkStamp;
 use crate::plugins::config::CallLimits;
 use crate::plugins::connection::ConnectionContext;
 use crate::plugins::log::{CallLog, LogBounds, Redactor};
-use crate::plugins::outbound::AllowedHosts;
-use crate::plugins::outbound_impl::{OutboundGate, OutboundTimeouts};
+use crate::plugins::outbound::{AllowedHosts, EgressPolicy};
+use crate::plugins::outbound_impl::{EgressVerdict, OutboundGate, OutboundTimeouts};
 use crate::plugins::outcome::{CallOutcome, CallReport};
 use crate::plugins::runtime::Shared;
 use crate::plugins::stdio_impl::CapturedOutput;
+use crate::plugins::trust::parse_ca_certificates;
 
 /// A validated, compiled and pre-instantiated integration processor. Each
 /// [`Plugin::submit`] runs on a fresh instance.
@@ -131,9 +132,22 @@ impl Plugin {
         started: Instant,
     ) -> CallOutcome {
         let allowed = match AllowedHosts::parse(&connection.allowed_hosts) {
-            Ok(allowed) => Arc::new(allowed),
+            Ok(allowed) => allowed,
             Err(err) => return CallOutcome::Misconfigured(err.to_string()),
         };
+        let policy = Arc::new(EgressPolicy::new(
+            connection.name.as_str(),
+            allowed,
+            connection.allow_private_network,
+        ));
+        let extra_roots: Arc<[_]> = match connection.ca_certificates.as_deref() {
+            None => Arc::new([]),
+            Some(pem) => match parse_ca_certificates(pem) {
+                Ok(certificates) => certificates.into(),
+                Err(err) => return CallOutcome::Misconfigured(err.to_string()),
+            },
+        };
+        let verdict = EgressVerdict::default();
         // The semaphore is never closed, so acquiring cannot fail.
         let Ok(_slot) = self.shared.slots.acquire().await else {
             return CallOutcome::Transient("the plugin runtime is shutting down".into());
@@ -147,7 +161,9 @@ impl Plugin {
             http: WasiHttpCtx::new(),
             table: Default::default(),
             outbound: OutboundGate {
-                allowed,
+                policy,
+                extra_roots,
+                network: Arc::clone(&self.shared.network),
                 log: log.clone(),
                 deadline,
                 timeouts: OutboundTimeouts {
@@ -155,6 +171,10 @@ impl Plugin {
                     first_byte: config.first_byte_timeout,
                     between_bytes: config.between_bytes_timeout,
                 },
+                limits: *limits,
+                verdict: verdict.clone(),
+                requests: 0,
+                body_bytes: Default::default(),
             },
             connection: connection.clone(),
             log: log.clone(),
@@ -200,6 +220,12 @@ impl Plugin {
             started,
             stderr_tail: log.with(|book| book.stderr_tail().map(str::to_owned).collect()),
         };
+        // A refused destination or an untrusted certificate is the host's
+        // call, not the plugin's: whatever it answered (a retryable failure
+        // would only repeat the refusal), the connection needs fixing.
+        if let Some(refusal) = verdict.take() {
+            return CallOutcome::Misconfigured(refusal);
+        }
         match answer {
             Err(_elapsed) => CallOutcome::DeadlineExceeded(limits.deadline),
             Ok(Ok(Ok(ack))) => CallOutcome::Accepted {

@@ -15,6 +15,7 @@ use crate::plugins::config::RuntimeConfig;
 use crate::plugins::engine::{EpochTicker, build_engine, engine_fingerprint};
 use crate::plugins::error::PluginError;
 use crate::plugins::host_impl::ErpHost;
+use crate::plugins::outbound_impl::Network;
 use crate::plugins::plugin::Plugin;
 
 /// What every plugin and call of one runtime share.
@@ -25,6 +26,8 @@ pub(crate) struct Shared {
     /// One permit per instance slot of the pool: a call waits for a slot
     /// rather than failing when the pool is full.
     pub slots: tokio::sync::Semaphore,
+    /// Pinned names and the TLS roots of outbound requests.
+    pub network: Arc<Network>,
     cache: Option<CompiledCache>,
     compilations: AtomicU64,
     /// Kept alive as long as any plugin can still run.
@@ -78,12 +81,15 @@ impl PluginRuntime {
             ),
             None => None,
         };
+        let network = Network::new(config.resolve.clone())
+            .map_err(|e| runtime_error(format!("cannot set up TLS for outbound requests: {e}")))?;
         let ticker = EpochTicker::start(engine.clone(), config.epoch_tick)
             .map_err(|e| runtime_error(format!("cannot start the epoch ticker: {e}")))?;
 
         Ok(Self {
             shared: Arc::new(Shared {
                 slots: tokio::sync::Semaphore::new(config.max_concurrent_calls.max(1) as usize),
+                network: Arc::new(network),
                 engine,
                 config,
                 linker,

@@ -1,7 +1,7 @@
 //! Configuration: cancel settings and status mappings, websites, ERP
 //! connections and job definitions.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use sqlx::{Row, SqliteConnection};
@@ -141,7 +141,9 @@ impl Store {
     /// only show the secrets' names).
     pub async fn connection(&self, name: &str) -> Result<Option<Connection>, StoreError> {
         let row = sqlx::query(
-            "SELECT name, base_url, allowed_hosts, settings, secrets FROM connections WHERE name = ?",
+            "SELECT name, base_url, allowed_hosts, allow_private_network, ca_certificates,
+                    settings, secrets
+             FROM connections WHERE name = ?",
         )
         .bind(name)
         .fetch_optional(&self.reader)
@@ -151,6 +153,8 @@ impl Store {
                 name: row.get("name"),
                 base_url: row.get("base_url"),
                 allowed_hosts: from_json("allowedHosts", row.get("allowed_hosts"))?,
+                allow_private_network: row.get("allow_private_network"),
+                ca_certificates: row.get("ca_certificates"),
                 settings: from_json("settings", row.get("settings"))?,
                 secrets: from_json("secrets", row.get("secrets"))?,
             })
@@ -158,37 +162,40 @@ impl Store {
         .transpose()
     }
 
-    /// Creates or replaces a connection. `secrets: None` keeps the stored
-    /// secrets (they are write-only, so a client cannot send them back).
+    /// Creates or replaces a connection. With `keep_secrets`, the stored
+    /// secrets stay and `connection.secrets` is ignored (secrets are
+    /// write-only, so a client cannot send them back).
     pub async fn put_connection(
         &self,
-        name: &str,
-        base_url: &str,
-        allowed_hosts: &[String],
-        settings: &BTreeMap<String, String>,
-        secrets: Option<&BTreeMap<String, String>>,
+        connection: &Connection,
+        keep_secrets: bool,
     ) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
-        let kept: Option<String> =
+        let kept: Option<String> = if keep_secrets {
             sqlx::query_scalar("SELECT secrets FROM connections WHERE name = ?")
-                .bind(name)
+                .bind(&connection.name)
                 .fetch_optional(&mut *tx)
-                .await?;
-        let secrets = match secrets {
-            Some(secrets) => to_json(secrets),
-            None => kept.unwrap_or_else(|| "{}".to_owned()),
+                .await?
+        } else {
+            None
         };
+        let secrets = kept.unwrap_or_else(|| to_json(&connection.secrets));
         sqlx::query(
-            "INSERT INTO connections (name, base_url, allowed_hosts, settings, secrets, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?)
+            "INSERT INTO connections (name, base_url, allowed_hosts, allow_private_network,
+                 ca_certificates, settings, secrets, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (name) DO UPDATE SET base_url = excluded.base_url,
-                allowed_hosts = excluded.allowed_hosts, settings = excluded.settings,
+                allowed_hosts = excluded.allowed_hosts,
+                allow_private_network = excluded.allow_private_network,
+                ca_certificates = excluded.ca_certificates, settings = excluded.settings,
                 secrets = excluded.secrets, updated_at = excluded.updated_at",
         )
-        .bind(name)
-        .bind(base_url)
-        .bind(to_json(&allowed_hosts))
-        .bind(to_json(settings))
+        .bind(&connection.name)
+        .bind(&connection.base_url)
+        .bind(to_json(&connection.allowed_hosts))
+        .bind(connection.allow_private_network)
+        .bind(&connection.ca_certificates)
+        .bind(to_json(&connection.settings))
         .bind(secrets)
         .bind(now_ms())
         .execute(&mut *tx)

@@ -56,8 +56,12 @@ pub struct Connection {
     pub name: String,
     /// The ERP's base URL.
     pub base_url: String,
-    /// `host[:port]` entries the plugin may reach.
+    /// The `allowedHosts` entries the plugin may reach.
     pub allowed_hosts: Vec<String>,
+    /// Whether allowed names may resolve into private networks.
+    pub allow_private_network: bool,
+    /// Extra certificate authorities its TLS trusts (PEM).
+    pub ca_certificates: Option<String>,
     /// Plain settings, e.g. `businessCode`.
     pub settings: BTreeMap<String, String>,
     /// Secret values, e.g. API tokens. Never returned nor logged.
@@ -71,6 +75,8 @@ impl fmt::Debug for Connection {
             .field("name", &self.name)
             .field("base_url", &self.base_url)
             .field("allowed_hosts", &self.allowed_hosts)
+            .field("allow_private_network", &self.allow_private_network)
+            .field("ca_certificates", &self.ca_certificates.is_some())
             .field("settings", &self.settings)
             .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
             .finish()

@@ -118,6 +118,7 @@ mod tests {
             names,
             [
                 "alloc-bomb",
+                "egress-probe",
                 "looper",
                 "noisy",
                 "old-sdk",
