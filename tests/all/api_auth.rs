@@ -328,3 +328,28 @@ async fn customer_keys_are_bound_to_their_customer() {
     assert_eq!(a.status, StatusCode::NOT_FOUND);
     assert_eq!(a.code(), "order-not-found");
 }
+
+/// A refusal sent before the body was read (the role is checked first) still
+/// reaches a client that is sending a large body: the service reads the
+/// rest and throws it away rather than resetting the connection under the
+/// client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_before_the_body_is_read_reaches_a_client_sending_a_large_body() {
+    let service = TestService::start_without_workers().await;
+    let service_key = service.key("service", None).await;
+    let body = vec![b'x'; 4 * 1024 * 1024];
+    for round in 0..10 {
+        let response = service
+            .client
+            .put(format!("{}/v1/admin/plugins/some-plugin", service.base))
+            .bearer_auth(&service_key)
+            .header("content-type", "application/wasm")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: the answer was lost: {e:?}"));
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "round {round}");
+        let problem: serde_json::Value = response.json().await.expect("a problem");
+        assert_eq!(problem["code"], "forbidden");
+    }
+}

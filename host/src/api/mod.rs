@@ -5,6 +5,7 @@
 mod admin;
 mod auth;
 mod cancellations;
+mod drain;
 pub mod dto;
 mod error;
 mod extract;
@@ -31,6 +32,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 pub use auth::{Auth, new_token, token_digest};
 pub use cancellations::request_digest;
+pub use drain::{DRAIN_BYTES, DRAIN_TIME};
 pub use error::{AppError, Problem, ProblemField};
 pub use extract::{BODY_LIMIT, Caller};
 pub use plugins::SIGNATURE_HEADER;
@@ -208,6 +210,7 @@ pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
     routes
         .fallback(|| async { AppError::RouteNotFound })
         .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })
+        .layer(middleware::from_fn(drain::drain_refused_bodies))
         .layer(middleware::from_fn(problems_only))
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
