@@ -8,6 +8,7 @@ mod api_auth;
 mod api_cancel;
 mod api_contract;
 mod api_errors;
+mod api_fuzz;
 mod api_ops;
 mod cli_plugin_new;
 mod cli_plugin_test;
