@@ -227,3 +227,24 @@ fn event_file(event: &FolderEvent) -> std::path::PathBuf {
         other => panic!("unexpected event {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_file_whose_name_has_capitals_is_refused_with_the_name_to_use() {
+    let data = tempfile::tempdir().unwrap();
+    let registry =
+        open_registry(data.path(), Some(shared_cache()), RegistryConfig::default()).await;
+    let folder = data.path().join("plugins/incoming");
+    let (_watch, mut events) = FolderWatch::start(registry.clone(), &folder, quick()).unwrap();
+    let file = folder.join("Erp.wasm");
+
+    std::fs::write(&file, trivial()).unwrap();
+
+    match next_event_for(&mut events, &file).await {
+        FolderEvent::Refused { reason, .. } => assert!(
+            reason.contains("plugin names are lowercase: use `erp`"),
+            "{reason}"
+        ),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(registry.list().is_empty());
+}

@@ -1000,8 +1000,8 @@ fn yes() -> bool {
 const MAX_BACKOFF_MS: u64 = 86_400_000;
 
 impl JobDefinitionDto {
-    /// Maps the body to a definition, checking fields (the connection's
-    /// existence is checked by the handler).
+    /// Maps the body to a definition, checking fields (whether the
+    /// connection and the plugin exist is checked by the handler).
     pub fn into_definition(self, name: &str) -> Result<JobDefinition, Vec<FieldError>> {
         let mut errors = Vec::new();
         if let Some(n) = &self.name
