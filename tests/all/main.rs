@@ -13,6 +13,7 @@ mod cli_plugin_test;
 mod hotload_api;
 mod hotload_jobs;
 mod hotload_support;
+mod hostile_runtime;
 mod jobs_delivery;
 mod jobs_queue;
 mod plugin_cache;

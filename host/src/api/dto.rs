@@ -613,9 +613,12 @@ pub struct CancellationJobView {
     pub state: String,
     /// Attempts started.
     pub attempts: u32,
-    /// The ERP's reference once accepted.
+    /// The ERP's reference once accepted, as the plugin returned it: at
+    /// most 4 KiB (longer is cut with a marker), the connection's secrets
+    /// redacted.
     pub erp_reference: Option<String>,
-    /// Last failure.
+    /// Last failure; what the plugin said in it is bounded and redacted
+    /// like `erpReference`.
     pub last_error: Option<String>,
 }
 
@@ -1163,9 +1166,10 @@ pub struct AttemptView {
     pub ended_at: Option<String>,
     /// Outcome.
     pub outcome: Option<String>,
-    /// Message.
+    /// Message: the plugin's own text is at most 4 KiB (longer is cut with
+    /// a marker), the connection's secrets redacted.
     pub message: Option<String>,
-    /// ERP reference.
+    /// ERP reference, bounded and redacted like `message`.
     pub erp_reference: Option<String>,
     /// Plugin version.
     pub plugin_version: Option<String>,
@@ -1220,9 +1224,12 @@ pub struct JobView {
     pub max_attempts: u32,
     /// When it is due (queued or retrying).
     pub next_run_at: Option<String>,
-    /// ERP reference.
+    /// The ERP's reference once accepted, as the plugin returned it: at
+    /// most 4 KiB (longer is cut with a marker), the connection's secrets
+    /// redacted.
     pub erp_reference: Option<String>,
-    /// Last failure.
+    /// Last failure; what the plugin said in it is bounded and redacted
+    /// like `erpReference`.
     pub last_error: Option<String>,
     /// Creation.
     pub created_at: String,

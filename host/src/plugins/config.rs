@@ -43,6 +43,14 @@ impl Default for RuntimeConfig {
 
 const MIB: u64 = 1024 * 1024;
 
+/// Elements a plugin's table may grow to (`table.grow`): growing past it
+/// traps with "table limit exceeded". The pool's own bound.
+pub const MAX_TABLE_ELEMENTS: usize = 20_000;
+
+/// The WebAssembly stack a call may use, in bytes: deeper recursion traps
+/// with "call stack exhausted".
+pub const MAX_WASM_STACK_BYTES: usize = 512 * 1024;
+
 /// The bounds of one plugin call. Every outbound timeout is further cut to
 /// what is left of the deadline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +68,10 @@ pub struct CallLimits {
     pub log_bytes: usize,
     /// A longer line is cut to this many bytes. Default 1 KiB.
     pub log_line_bytes: usize,
+    /// WASI resources (streams, pollables, HTTP requests, header fields, …)
+    /// the plugin may hold at once; creating one more traps with
+    /// "resource limit exceeded". Default 1,024.
+    pub resources: usize,
 }
 
 impl Default for CallLimits {
@@ -70,6 +82,7 @@ impl Default for CallLimits {
             log_lines: 200,
             log_bytes: 32 * 1024,
             log_line_bytes: 1024,
+            resources: 1024,
         }
     }
 }

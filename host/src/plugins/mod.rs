@@ -40,6 +40,7 @@ mod outbound_impl;
 mod outcome;
 mod plugin;
 pub mod registry;
+mod returned_text;
 mod runtime;
 mod stdio_impl;
 
@@ -48,7 +49,7 @@ pub use cancellation::{
     Refund, RefundDestination, Tracking, sample_cancellation,
 };
 pub use compat::{PROCESSOR_EXPORT, SDK_SECTION, SUPPORTED_WIT, SdkStamp};
-pub use config::{CallLimits, RuntimeConfig};
+pub use config::{CallLimits, MAX_TABLE_ELEMENTS, MAX_WASM_STACK_BYTES, RuntimeConfig};
 pub use connection::ConnectionContext;
 pub use error::PluginError;
 pub use log::{LogLevel, LogLine, LogSource, REDACTED};
@@ -56,4 +57,5 @@ pub use name::{MAX_PLUGIN_NAME_BYTES, validate_plugin_name};
 pub use outbound::{AllowedHostError, AllowedHosts};
 pub use outcome::{CallOutcome, CallReport};
 pub use plugin::Plugin;
+pub use returned_text::{MAX_RETURNED_TEXT_BYTES, cut_marker};
 pub use runtime::PluginRuntime;

@@ -118,11 +118,13 @@ mod tests {
             names,
             [
                 "alloc-bomb",
+                "hostile",
                 "looper",
                 "noisy",
                 "old-sdk",
                 "panicker",
                 "sandbox-probe",
+                "table-grower",
                 "trivial",
                 "wrong-world"
             ]
