@@ -15,6 +15,7 @@ mod hotload_jobs;
 mod hotload_support;
 mod hostile_runtime;
 mod jobs_delivery;
+mod jobs_lease;
 mod jobs_queue;
 mod plugin_cache;
 mod plugin_refusals;

@@ -12,9 +12,13 @@
 //! | rejected, misconfigured, unknown processor | `failed` at once |
 //! | transient, trap, deadline, memory cap | `retrying` after a backoff, `failed` after `maxAttempts` |
 //!
+//! A running attempt renews its job's lease every third of the lease's
+//! length (a heartbeat), so that a slow attempt is never run twice at once.
 //! A worker that dies leaves its job `running` with a lease; when the lease
 //! expires another worker takes the job up again (the open attempt is
-//! recorded as `lease-expired`). Delivery is at least once; the job's
+//! recorded as `lease-expired`). A worker that finds its lease lost stops
+//! its attempt and records nothing: its outcome neither moves the job nor
+//! counts toward an activation guard. Delivery is at least once; the job's
 //! `request_id`, the same for every attempt, lets the ERP drop duplicates.
 
 pub mod backoff;
