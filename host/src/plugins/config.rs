@@ -9,6 +9,13 @@ pub struct RuntimeConfig {
     /// How many calls may run at once; further calls wait for a free slot.
     /// The instance pool is sized for this many plugin instances.
     pub max_concurrent_calls: u32,
+    /// How many threads run plugin code: the most cores that plugins can
+    /// keep busy at once, however many calls run. Calls share these
+    /// threads, taking turns every epoch tick; on Linux they run at a lower
+    /// priority (nice 10) than the rest of the host. Default: one less than
+    /// the machine's cores (at least one), so that plugins busy until their
+    /// deadline always leave a core to the HTTP API and the store.
+    pub plugin_threads: usize,
     /// The largest memory cap a call may ask for, in bytes. Every linear
     /// memory slot of the pool is this big; a call's own
     /// [`CallLimits::memory_bytes`] is clamped to it.
@@ -31,6 +38,7 @@ impl Default for RuntimeConfig {
     fn default() -> Self {
         Self {
             max_concurrent_calls: 16,
+            plugin_threads: default_plugin_threads(),
             max_memory_bytes: 256 * MIB,
             cache_dir: None,
             epoch_tick: Duration::from_millis(10),
@@ -42,6 +50,11 @@ impl Default for RuntimeConfig {
 }
 
 const MIB: u64 = 1024 * 1024;
+
+/// One less than the cores this process may use, at least one.
+fn default_plugin_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |cores| cores.get().saturating_sub(1).max(1))
+}
 
 /// Elements a plugin's table may grow to (`table.grow`): growing past it
 /// traps with "table limit exceeded". The pool's own bound.

@@ -32,6 +32,7 @@ mod config;
 mod connection;
 mod engine;
 mod error;
+mod executor;
 mod host_impl;
 mod log;
 mod name;

@@ -115,11 +115,23 @@ impl Plugin {
             connection: connection.clone(),
             limits: *limits,
         };
-        call.report(started).await
+        // On the runtime's plugin threads, never on the caller's: a plugin
+        // busy until its deadline must not hold a thread of the API.
+        match self.shared.executor.run(call.report(started)).await {
+            Ok(report) => report,
+            Err(failed) => CallReport {
+                outcome: CallOutcome::Transient(format!(
+                    "the call of plugin `{}` failed inside the host: {failed}",
+                    self.name
+                )),
+                log: Vec::new(),
+                elapsed: started.elapsed(),
+            },
+        }
     }
 }
 
-/// One call, owning all it needs.
+/// One call, owning all it needs so that it can run on the plugin threads.
 struct Call {
     plugin: String,
     pre: IntegrationProcessorPre<CallState>,

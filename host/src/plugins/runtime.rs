@@ -14,6 +14,7 @@ use crate::plugins::compat::{self, PROCESSOR_EXPORT, Refusal};
 use crate::plugins::config::RuntimeConfig;
 use crate::plugins::engine::{EpochTicker, build_engine, engine_fingerprint};
 use crate::plugins::error::PluginError;
+use crate::plugins::executor::PluginExecutor;
 use crate::plugins::host_impl::ErpHost;
 use crate::plugins::name::validate_plugin_name;
 use crate::plugins::plugin::Plugin;
@@ -26,6 +27,8 @@ pub(crate) struct Shared {
     /// One permit per instance slot of the pool: a call waits for a slot
     /// rather than failing when the pool is full.
     pub slots: tokio::sync::Semaphore,
+    /// The threads plugin calls run on.
+    pub executor: PluginExecutor,
     cache: Option<CompiledCache>,
     compilations: AtomicU64,
     /// Kept alive as long as any plugin can still run.
@@ -35,7 +38,8 @@ pub(crate) struct Shared {
 /// Loads integration-processor plugins and runs them in a sandbox.
 ///
 /// One per process: it owns the wasmtime engine (pooling allocator, epoch
-/// interruption) and the thread that advances its epochs. Cheap to clone.
+/// interruption), the thread that advances its epochs and the threads that
+/// run plugin calls ([`RuntimeConfig::plugin_threads`]). Cheap to clone.
 #[derive(Clone)]
 pub struct PluginRuntime {
     shared: Arc<Shared>,
@@ -81,10 +85,13 @@ impl PluginRuntime {
         };
         let ticker = EpochTicker::start(engine.clone(), config.epoch_tick)
             .map_err(|e| runtime_error(format!("cannot start the epoch ticker: {e}")))?;
+        let executor = PluginExecutor::start(config.plugin_threads)
+            .map_err(|e| runtime_error(format!("cannot start the plugin threads: {e}")))?;
 
         Ok(Self {
             shared: Arc::new(Shared {
                 slots: tokio::sync::Semaphore::new(config.max_concurrent_calls.max(1) as usize),
+                executor,
                 engine,
                 config,
                 linker,
