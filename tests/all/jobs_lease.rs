@@ -77,8 +77,9 @@ async fn an_attempt_longer_than_the_lease_keeps_its_job_and_is_the_only_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_attempt_whose_lease_was_lost_does_not_count_toward_the_guard() {
-    // One worker, so that attempts run one after the other.
-    let service = service(1, Duration::from_secs(60), Duration::from_secs(3)).await;
+    // One worker, so that attempts run one after the other; each runs for
+    // 5 s, the time the test has to take the first one's lease.
+    let service = service(1, Duration::from_secs(60), Duration::from_secs(5)).await;
     let v1 = upload_component(&service, rescind_test_artifacts::TRIVIAL, true).await;
     let looper = upload_component(&service, rescind_test_artifacts::LOOPER, false).await;
     let a = activate(
