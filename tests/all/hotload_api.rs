@@ -40,7 +40,6 @@ fn actions(view: &Value) -> Vec<String> {
 async fn upload_activate_run_a_new_version_and_roll_back_over_http() {
     let erp = echoing_erp().await;
     let service = TestService::start().await;
-    configure(&service, &erp, PLUGIN, 3).await;
     let (v1, v2) = (version_of(&webhook()), version_of(&trivial()));
 
     let a = upload(&service, PLUGIN, webhook(), true).await;
@@ -58,6 +57,8 @@ async fn upload_activate_run_a_new_version_and_roll_back_over_http() {
             .unwrap()
             .starts_with("admin key ")
     );
+    // Once the plugin exists, a job definition may name it.
+    configure(&service, &erp, PLUGIN, 3).await;
 
     // A job runs on the active version: the ERP receives the webhook.
     let first = settled_job(&service, &cancel_new_order(&service, "SO-1").await).await;
