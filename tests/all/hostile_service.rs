@@ -33,6 +33,18 @@ async fn define(
     component: &str,
     settings: Value,
 ) {
+    define_with_attempts(service, definition, name, component, settings, 1).await;
+}
+
+/// [`define`] with `attempts` attempts per job, 10–20 ms apart.
+async fn define_with_attempts(
+    service: &TestService,
+    definition: &str,
+    name: &str,
+    component: &str,
+    settings: Value,
+    attempts: u32,
+) {
     let bytes = std::fs::read(component).expect("the component");
     let a = upload(service, name, bytes, true).await;
     assert!(a.status.is_success(), "{}", a.body);
@@ -57,7 +69,7 @@ async fn define(
             Some(&json!({"jobType": "Execution", "connection": connection,
                          "integrationProcessor": name,
                          "parameters": [{"name": "OrderNumber", "valueType": "String", "defaultValue": "", "prompt": "Order Number"}],
-                         "retry": {"maxAttempts": 1, "initialBackoffMs": 10, "maxBackoffMs": 20},
+                         "retry": {"maxAttempts": attempts, "initialBackoffMs": 10, "maxBackoffMs": 20},
                          "enabled": false})),
         )
         .await;
@@ -92,15 +104,15 @@ async fn run(service: &TestService, definition: &str, number: &str) -> String {
     a.body["id"].as_str().expect("a job id").to_owned()
 }
 
-/// Polls until job `id` is in `state` (bounded: 60 s).
-async fn wait_for_state(service: &TestService, id: &str, state: &str) {
+/// Polls until job `id` made its first attempt (bounded: 60 s).
+async fn wait_for_first_attempt(service: &TestService, id: &str) {
     for _ in 0..1200 {
-        if job(service, id).await["state"] == state {
+        if job(service, id).await["attempts"].as_u64() >= Some(1) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("job {id} was not {state} within 60 s");
+    panic!("job {id} made no attempt within 60 s");
 }
 
 /// What must hold while an attack runs: `/healthz` answers, a normal
@@ -115,18 +127,19 @@ async fn service_keeps_serving(service: &TestService, order: &str) {
     assert_eq!(delivered["erpReference"], "harmless", "{delivered}");
 }
 
-/// Sets up the attack and the harmless `Deliver` definition, starts the
-/// attack as a job, checks the service serves while it runs, and answers
-/// the attack's settled job and the highest resident memory seen.
+/// Sets up the attack (a job of `attempts` attempts) and the harmless
+/// `Deliver` definition, starts the attack, checks the service serves while
+/// it runs, and answers the attack's settled job.
 async fn attack_through_a_job(
     limits: CallLimits,
     name: &str,
     component: &str,
+    attempts: u32,
     still_running_after: bool,
 ) -> Value {
     let service = service_with(limits).await;
     service.configure_insite().await;
-    define(&service, "Attack", name, component, json!({})).await;
+    define_with_attempts(&service, "Attack", name, component, json!({}), attempts).await;
     define(
         &service,
         "Deliver",
@@ -139,7 +152,7 @@ async fn attack_through_a_job(
 
     let sampler = RssSampler::start();
     let attack = run(&service, "Attack", "SO-A").await;
-    wait_for_state(&service, &attack, "running").await;
+    wait_for_first_attempt(&service, &attack).await;
     service_keeps_serving(&service, "SO-B").await;
     if still_running_after {
         // All of that happened during the attack, not after it.
@@ -168,7 +181,7 @@ async fn an_endless_loop_as_a_job_ends_at_its_deadline_while_the_service_serves(
         ..CallLimits::default()
     };
     let settled =
-        attack_through_a_job(limits, "looper", rescind_test_artifacts::LOOPER, true).await;
+        attack_through_a_job(limits, "looper", rescind_test_artifacts::LOOPER, 1, true).await;
 
     assert_eq!(settled["state"], "failed", "{settled}");
     assert_eq!(
@@ -180,15 +193,26 @@ async fn an_endless_loop_as_a_job_ends_at_its_deadline_while_the_service_serves(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_growth_as_a_job_ends_at_the_memory_cap_while_the_service_serves() {
+    // Each attempt is over in a blink: twenty of them in a row keep the
+    // attack going while the service is checked.
     let settled = attack_through_a_job(
         CallLimits::default(),
         "alloc-bomb",
         rescind_test_artifacts::ALLOC_BOMB,
+        20,
         false,
     )
     .await;
 
     assert_eq!(settled["state"], "failed", "{settled}");
+    let attempts = settled["attemptHistory"].as_array().unwrap();
+    assert_eq!(attempts.len(), 20, "{settled}");
+    assert!(
+        attempts
+            .iter()
+            .all(|a| a["outcome"] == "memory-cap-exceeded"),
+        "{settled}"
+    );
     assert_eq!(
         settled["lastError"],
         "memory-cap-exceeded: the plugin tried to use more than its memory cap of 67108864 bytes"
