@@ -171,23 +171,24 @@ async fn a_file_is_looked_at_once_per_change_not_again_because_it_was_read() {
     let (_watch, mut events) = FolderWatch::start(registry.clone(), &folder, quick()).unwrap();
 
     // One file that is stored, then one that is refused, then an unrelated
-    // file changed twice; every event is kept from the first one on. The
-    // watch handles paths in the order the debouncer emits them, and the
-    // debouncer emits a path no later than any path that changed after it:
-    // a look that the reading of a file caused would come before the event
-    // of the next file's change, and so before the unrelated file's second
-    // event.
+    // file changed twice, each change one rename into place (a single
+    // event, however slowly the machine writes); every event is kept from
+    // the first one on. The watch handles paths in the order the debouncer
+    // emits them, and the debouncer emits a path no later than any path
+    // that changed after it: a look that the reading of a file caused would
+    // come before the event of the next file's change, and so before the
+    // unrelated file's second event.
     let stored = folder.join(format!("{NAME}.wasm"));
     let refused = folder.join("junk.wasm");
     let unrelated = folder.join("other.wasm");
     let mut seen = Vec::new();
-    std::fs::write(&stored, trivial()).unwrap();
+    drop_in(&stored, &trivial());
     events_until(&mut events, &stored, &mut seen).await;
-    std::fs::write(&refused, b"not a component").unwrap();
+    drop_in(&refused, b"not a component");
     events_until(&mut events, &refused, &mut seen).await;
-    std::fs::write(&unrelated, b"first").unwrap();
+    drop_in(&unrelated, b"first");
     events_until(&mut events, &unrelated, &mut seen).await;
-    std::fs::write(&unrelated, b"second").unwrap();
+    drop_in(&unrelated, b"second");
     events_until(&mut events, &unrelated, &mut seen).await;
 
     let about = |file: &Path| seen.iter().filter(|e| event_file(e) == file).count();
@@ -196,6 +197,15 @@ async fn a_file_is_looked_at_once_per_change_not_again_because_it_was_read() {
     assert_eq!(about(&refused), 1, "{seen:?}");
     assert_eq!(about(&unrelated), 2, "{seen:?}");
     assert_eq!(registry.audit_log().len(), 1);
+}
+
+/// Writes `bytes` to `file` in one step: into a hidden file beside it
+/// (which the watch ignores), renamed into place.
+fn drop_in(file: &Path, bytes: &[u8]) {
+    let name = file.file_name().unwrap().to_str().unwrap();
+    let hidden = file.with_file_name(format!(".{name}.part"));
+    std::fs::write(&hidden, bytes).unwrap();
+    std::fs::rename(&hidden, file).unwrap();
 }
 
 /// Receives events (at most 30 s each) into `seen` up to the first about
