@@ -40,7 +40,6 @@ fn actions(view: &Value) -> Vec<String> {
 async fn upload_activate_run_a_new_version_and_roll_back_over_http() {
     let erp = echoing_erp().await;
     let service = TestService::start().await;
-    configure(&service, &erp, PLUGIN, 3).await;
     let (v1, v2) = (version_of(&webhook()), version_of(&trivial()));
 
     let a = upload(&service, PLUGIN, webhook(), true).await;
@@ -58,6 +57,8 @@ async fn upload_activate_run_a_new_version_and_roll_back_over_http() {
             .unwrap()
             .starts_with("admin key ")
     );
+    // Once the plugin exists, a job definition may name it.
+    configure(&service, &erp, PLUGIN, 3).await;
 
     // A job runs on the active version: the ERP receives the webhook.
     let first = settled_job(&service, &cancel_new_order(&service, "SO-1").await).await;
@@ -404,4 +405,130 @@ async fn plugin_push_uploads_a_file_and_reports_the_hosts_refusal() {
     .expect_err("unauthenticated");
     assert!(wrong_token.to_string().contains("401"), "{wrong_token}");
     assert_eq!(versions(&plugin(&service, PLUGIN).await.body).len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_names_are_lowercase_everywhere() {
+    let service = TestService::start_without_workers().await;
+
+    // An upload under a name with capitals is refused, saying which name
+    // to use, and stores nothing.
+    let a = upload(&service, "Webhook", trivial(), true).await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.body);
+    assert_eq!(a.code(), "validation-failed");
+    assert_eq!(a.body["errors"][0]["field"], "name");
+    let message = a.body["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("plugin names are lowercase: use `webhook`"),
+        "{message}"
+    );
+    let view = plugin(&service, "Webhook").await;
+    assert_eq!(view.status, StatusCode::NOT_FOUND, "{}", view.body);
+    // The bundled `webhook` is untouched: still one version.
+    assert_eq!(versions(&plugin(&service, "webhook").await.body).len(), 1);
+
+    // A job definition naming it with capitals is refused the same way.
+    let a = put_definition(&service, "erp", "Webhook").await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.body);
+    assert_eq!(a.body["errors"][0]["field"], "integrationProcessor");
+    let message = a.body["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("use `webhook`"), "{message}");
+}
+
+/// `PUT /v1/admin/job-definitions/OrderCancel` on `connection` running
+/// `processor`.
+async fn put_definition(
+    service: &TestService,
+    connection: &str,
+    processor: &str,
+) -> crate::service::Answer {
+    service
+        .call(
+            Method::PUT,
+            "/v1/admin/job-definitions/OrderCancel",
+            Some(ADMIN),
+            Some(&json!({"jobType": "Execution", "connection": connection,
+                         "integrationProcessor": processor, "enabled": true})),
+        )
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_definition_must_name_a_plugin_that_exists_as_it_must_a_connection() {
+    let service = TestService::start_without_workers().await;
+    let a = service
+        .call(
+            Method::PUT,
+            "/v1/admin/connections/erp",
+            Some(ADMIN),
+            Some(&json!({"baseUrl": "http://127.0.0.1:9", "allowedHosts": ["127.0.0.1:9"]})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let webhook_version = plugin(&service, "webhook").await.body["active"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let unknown_version = format!("sha256:{}", "0".repeat(64));
+
+    let cases = [
+        // (connection, processor, field refused, what its message says)
+        (
+            "erp",
+            "nosuch".to_owned(),
+            "integrationProcessor",
+            "there is no plugin `nosuch`",
+        ),
+        (
+            "nowhere",
+            "webhook".to_owned(),
+            "connection",
+            "no connection named \"nowhere\"",
+        ),
+        (
+            "erp",
+            format!("webhook@{unknown_version}"),
+            "integrationProcessor",
+            "plugin `webhook` has no version",
+        ),
+    ];
+    for (connection, processor, field, says) in cases {
+        let a = put_definition(&service, connection, &processor).await;
+        assert_eq!(
+            a.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{processor}: {}",
+            a.body
+        );
+        assert_eq!(a.code(), "validation-failed");
+        assert_eq!(a.body["errors"][0]["field"], field, "{}", a.body);
+        let message = a.body["errors"][0]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{message}");
+    }
+    // Both unknown: both named, in one answer.
+    let a = put_definition(&service, "nowhere", "nosuch").await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.body);
+    let fields: Vec<&str> = a.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["field"].as_str())
+        .collect();
+    assert_eq!(fields, ["connection", "integrationProcessor"]);
+    // Nothing was stored.
+    let a = service
+        .call(
+            Method::GET,
+            "/v1/admin/job-definitions/OrderCancel",
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND, "{}", a.body);
+
+    // What exists is accepted: by name, and pinned to a stored version.
+    for processor in ["webhook".to_owned(), format!("webhook@{webhook_version}")] {
+        let a = put_definition(&service, "erp", &processor).await;
+        assert_eq!(a.status, StatusCode::OK, "{processor}: {}", a.body);
+    }
 }

@@ -9,11 +9,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
 use crate::hotload_support::{
-    PLUGIN, activate, cancel_new_order, configure, echoing_erp, last_version, metric, plugin,
+    PLUGIN, activate, cancel_new_order, configure, echoing_erp, job, last_version, metric, plugin,
     settled_job, upload,
 };
 use crate::registry_support::{component, trivial, version_of, webhook};
@@ -23,9 +23,6 @@ use crate::service::{ADMIN, TestService};
 async fn a_guard_rolls_a_broken_version_back_and_the_old_one_delivers_its_jobs() {
     let erp = echoing_erp().await;
     let service = TestService::start().await;
-    // One attempt per round: a job that fails on the broken version is
-    // `failed` at once, unless the rollback puts it back in the queue.
-    configure(&service, &erp, PLUGIN, 1).await;
     let good = version_of(&webhook());
     let broken_bytes = component(rescind_test_artifacts::PANICKER);
     let broken = version_of(&broken_bytes);
@@ -33,6 +30,9 @@ async fn a_guard_rolls_a_broken_version_back_and_the_old_one_delivers_its_jobs()
         upload(&service, PLUGIN, webhook(), true).await.status,
         StatusCode::CREATED
     );
+    // One attempt per round: a job that fails on the broken version is
+    // `failed` at once, unless the rollback puts it back in the queue.
+    configure(&service, &erp, PLUGIN, 1).await;
     let warm_up = settled_job(&service, &cancel_new_order(&service, "SO-0").await).await;
     assert_eq!(warm_up["state"], "succeeded", "{warm_up}");
 
@@ -50,8 +50,9 @@ async fn a_guard_rolls_a_broken_version_back_and_the_old_one_delivers_its_jobs()
     }
     let mut failed_on_broken = 0;
     for id in &jobs {
-        let settled = settled_job(&service, id).await;
-        assert_eq!(settled["state"], "succeeded", "{settled}");
+        // A job that failed on the broken version is `failed` until the
+        // rollback puts it back in the queue: wait for it to succeed.
+        let settled = succeeded_job(&service, id).await;
         assert_eq!(last_version(&settled), good, "{settled}");
         assert_eq!(settled["erpReference"], settled["requestId"]);
         for attempt in settled["attemptHistory"].as_array().unwrap() {
@@ -95,6 +96,20 @@ async fn a_guard_rolls_a_broken_version_back_and_the_old_one_delivers_its_jobs()
     assert_eq!(keys.iter().collect::<HashSet<_>>().len(), 7);
 }
 
+/// Polls until the job succeeded (bounded: 60 s; a job still not
+/// succeeded then fails the test, showing it).
+async fn succeeded_job(service: &TestService, id: &str) -> Value {
+    let mut view = job(service, id).await;
+    for _ in 0..1200 {
+        if view["state"] == "succeeded" {
+            return view;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        view = job(service, id).await;
+    }
+    panic!("job {id} did not succeed within 60 s: {view}");
+}
+
 /// Bounds of the swap test: switches, cancellations let go just before each
 /// switch (their jobs are in flight while the version changes) and just
 /// after it (their jobs must run on the new version), and producers.
@@ -107,7 +122,6 @@ const PRODUCERS: usize = 2;
 async fn twenty_swaps_while_jobs_flow_fail_and_lose_no_job() {
     let erp = Arc::new(echoing_erp().await);
     let service = Arc::new(TestService::start().await);
-    configure(&service, &erp, PLUGIN, 3).await;
     let (v1, v2) = (version_of(&webhook()), version_of(&trivial()));
     assert_eq!(
         upload(&service, PLUGIN, webhook(), true).await.status,
@@ -117,6 +131,7 @@ async fn twenty_swaps_while_jobs_flow_fail_and_lose_no_job() {
         upload(&service, PLUGIN, trivial(), false).await.status,
         StatusCode::CREATED
     );
+    configure(&service, &erp, PLUGIN, 3).await;
 
     // Cancellations come from clients of the API, one per permit: the swap
     // loop hands the permits out, so how many jobs run around each switch
@@ -248,7 +263,6 @@ async fn a_file_dropped_into_the_watched_folder_is_loaded_and_a_half_written_one
     })
     .await;
     let erp = echoing_erp().await;
-    configure(&service, &erp, PLUGIN, 3).await;
 
     // Half of a component, as a copy in progress leaves it.
     let bytes = webhook();
@@ -270,6 +284,8 @@ async fn a_file_dropped_into_the_watched_folder_is_loaded_and_a_half_written_one
     let view = plugin(&service, PLUGIN).await.body;
     assert_eq!(view["versions"].as_array().unwrap().len(), 1, "{view}");
     assert_eq!(view["versions"][0]["uploadedBy"], "folder-watch");
+    // A job definition may name it now that it exists.
+    configure(&service, &erp, PLUGIN, 3).await;
     let done = settled_job(&service, &cancel_new_order(&service, "SO-W").await).await;
     assert_eq!(done["state"], "succeeded", "{done}");
     assert_eq!(last_version(&done), version_of(&bytes));

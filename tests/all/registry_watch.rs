@@ -161,3 +161,100 @@ async fn with_trusted_keys_the_file_waits_for_its_signature() {
     let trusted = TrustedKey::from_bytes(operator.verifying_key().as_bytes()).unwrap();
     assert_eq!(version.signed_by, Some(trusted.id()));
 }
+
+#[tokio::test]
+async fn a_file_is_looked_at_once_per_change_not_again_because_it_was_read() {
+    let data = tempfile::tempdir().unwrap();
+    let registry =
+        open_registry(data.path(), Some(shared_cache()), RegistryConfig::default()).await;
+    let folder = data.path().join("plugins/incoming");
+    let (_watch, mut events) = FolderWatch::start(registry.clone(), &folder, quick()).unwrap();
+
+    // One file that is stored, then one that is refused, then an unrelated
+    // file changed twice, each change one rename into place (a single
+    // event, however slowly the machine writes); every event is kept from
+    // the first one on. The watch handles paths in the order the debouncer
+    // emits them, and the debouncer emits a path no later than any path
+    // that changed after it: a look that the reading of a file caused would
+    // come before the event of the next file's change, and so before the
+    // unrelated file's second event.
+    let stored = folder.join(format!("{NAME}.wasm"));
+    let refused = folder.join("junk.wasm");
+    let unrelated = folder.join("other.wasm");
+    let mut seen = Vec::new();
+    drop_in(&stored, &trivial());
+    events_until(&mut events, &stored, &mut seen).await;
+    drop_in(&refused, b"not a component");
+    events_until(&mut events, &refused, &mut seen).await;
+    drop_in(&unrelated, b"first");
+    events_until(&mut events, &unrelated, &mut seen).await;
+    drop_in(&unrelated, b"second");
+    events_until(&mut events, &unrelated, &mut seen).await;
+
+    let about = |file: &Path| seen.iter().filter(|e| event_file(e) == file).count();
+    assert!(matches!(seen[0], FolderEvent::Loaded { .. }), "{seen:?}");
+    assert_eq!(about(&stored), 1, "{seen:?}");
+    assert_eq!(about(&refused), 1, "{seen:?}");
+    assert_eq!(about(&unrelated), 2, "{seen:?}");
+    assert_eq!(registry.audit_log().len(), 1);
+}
+
+/// Writes `bytes` to `file` in one step: into a hidden file beside it
+/// (which the watch ignores), renamed into place.
+fn drop_in(file: &Path, bytes: &[u8]) {
+    let name = file.file_name().unwrap().to_str().unwrap();
+    let hidden = file.with_file_name(format!(".{name}.part"));
+    std::fs::write(&hidden, bytes).unwrap();
+    std::fs::rename(&hidden, file).unwrap();
+}
+
+/// Receives events (at most 30 s each) into `seen` up to the first about
+/// `file`.
+async fn events_until(
+    events: &mut Receiver<FolderEvent>,
+    file: &Path,
+    seen: &mut Vec<FolderEvent>,
+) {
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(30), events.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no event about {} within 30 s", file.display()))
+            .expect("the watch runs");
+        let done = event_file(&event) == file;
+        seen.push(event);
+        if done {
+            return;
+        }
+    }
+}
+
+fn event_file(event: &FolderEvent) -> std::path::PathBuf {
+    match event {
+        FolderEvent::Loaded { file, .. }
+        | FolderEvent::AlreadyStored { file, .. }
+        | FolderEvent::Refused { file, .. }
+        | FolderEvent::Unsettled { file } => file.clone(),
+        other => panic!("unexpected event {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_file_whose_name_has_capitals_is_refused_with_the_name_to_use() {
+    let data = tempfile::tempdir().unwrap();
+    let registry =
+        open_registry(data.path(), Some(shared_cache()), RegistryConfig::default()).await;
+    let folder = data.path().join("plugins/incoming");
+    let (_watch, mut events) = FolderWatch::start(registry.clone(), &folder, quick()).unwrap();
+    let file = folder.join("Erp.wasm");
+
+    std::fs::write(&file, trivial()).unwrap();
+
+    match next_event_for(&mut events, &file).await {
+        FolderEvent::Refused { reason, .. } => assert!(
+            reason.contains("plugin names are lowercase: use `erp`"),
+            "{reason}"
+        ),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(registry.list().is_empty());
+}

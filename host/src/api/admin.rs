@@ -350,6 +350,10 @@ pub async fn get_job_definition(
 }
 
 /// Creates or replaces a job definition.
+///
+/// The connection and the integration processor it names must exist: an unknown connection, a plugin without an
+/// active version, or a pinned `name@sha256:…` that is not a stored version
+/// is 422 `validation-failed` naming the field. Plugin names are lowercase.
 #[utoipa::path(put, path = "/v1/admin/job-definitions/{name}", tag = "admin",
     params(("name" = String, Path, description = "Job definition name", example = "OrderCancel")),
     request_body(content = JobDefinitionDto, examples(
@@ -383,22 +387,14 @@ pub async fn put_job_definition(
 ) -> Result<Json<JobDefinitionDto>, AppError> {
     caller.require(ADMIN)?;
     let connection = body.connection.clone();
-    let mut errors = match body.into_definition(&name) {
-        Ok(definition) => {
-            if state.store.connection(&connection).await?.is_none() {
-                vec![FieldError::new(
-                    "connection",
-                    format!("no connection named {connection:?}: create it first"),
-                )]
-            } else {
-                state.store.put_job_definition(&definition).await?;
-                return Ok(Json(JobDefinitionDto::from(&definition)));
-            }
-        }
-        Err(errors) => errors,
+    let processor = body.integration_processor.clone();
+    let (definition, mut errors) = match body.into_definition(&name) {
+        Ok(definition) => (Some(definition), Vec::new()),
+        Err(errors) => (None, errors),
     };
-    if !connection.trim().is_empty()
-        && !errors.iter().any(|e| e.field == "connection")
+    // What the definition names must exist, checked the same way for the
+    // connection and the plugin (each only when its field is well formed).
+    if !errors.iter().any(|e| e.field == "connection")
         && state.store.connection(&connection).await?.is_none()
     {
         errors.push(FieldError::new(
@@ -406,5 +402,17 @@ pub async fn put_job_definition(
             format!("no connection named {connection:?}: create it first"),
         ));
     }
-    Err(AppError::Validation(errors))
+    if let Some(registry) = &state.plugins
+        && !errors.iter().any(|e| e.field == "integrationProcessor")
+        && let Err(error) = registry.check_reference(&processor)
+    {
+        errors.push(FieldError::new("integrationProcessor", error.to_string()));
+    }
+    match definition {
+        Some(definition) if errors.is_empty() => {
+            state.store.put_job_definition(&definition).await?;
+            Ok(Json(JobDefinitionDto::from(&definition)))
+        }
+        _ => Err(AppError::Validation(errors)),
+    }
 }

@@ -625,9 +625,12 @@ pub struct CancellationJobView {
     pub state: String,
     /// Attempts started.
     pub attempts: u32,
-    /// The ERP's reference once accepted.
+    /// The ERP's reference once accepted, as the plugin returned it: at
+    /// most 4 KiB (longer is cut with a marker), the connection's secrets
+    /// redacted.
     pub erp_reference: Option<String>,
-    /// Last failure.
+    /// Last failure; what the plugin said in it is bounded and redacted
+    /// like `erpReference`.
     pub last_error: Option<String>,
 }
 
@@ -1074,8 +1077,8 @@ fn applies_to_schema() -> utoipa::openapi::Object {
 const MAX_BACKOFF_MS: u64 = 86_400_000;
 
 impl JobDefinitionDto {
-    /// Maps the body to a definition, checking fields (the connection's
-    /// existence is checked by the handler).
+    /// Maps the body to a definition, checking fields (whether the
+    /// connection and the plugin exist is checked by the handler).
     pub fn into_definition(self, name: &str) -> Result<JobDefinition, Vec<FieldError>> {
         let mut errors = Vec::new();
         if let Some(n) = &self.name
@@ -1249,9 +1252,10 @@ pub struct AttemptView {
     pub ended_at: Option<String>,
     /// Outcome.
     pub outcome: Option<String>,
-    /// Message.
+    /// Message: the plugin's own text is at most 4 KiB (longer is cut with
+    /// a marker), the connection's secrets redacted.
     pub message: Option<String>,
-    /// ERP reference.
+    /// ERP reference, bounded and redacted like `message`.
     pub erp_reference: Option<String>,
     /// Plugin version.
     pub plugin_version: Option<String>,
@@ -1306,9 +1310,12 @@ pub struct JobView {
     pub max_attempts: u32,
     /// When it is due (queued or retrying).
     pub next_run_at: Option<String>,
-    /// ERP reference.
+    /// The ERP's reference once accepted, as the plugin returned it: at
+    /// most 4 KiB (longer is cut with a marker), the connection's secrets
+    /// redacted.
     pub erp_reference: Option<String>,
-    /// Last failure.
+    /// Last failure; what the plugin said in it is bounded and redacted
+    /// like `erpReference`.
     pub last_error: Option<String>,
     /// Creation.
     pub created_at: String,

@@ -131,18 +131,15 @@ pub async fn test_plugin(args: &TestArgs) -> anyhow::Result<TestReport> {
         ..RuntimeConfig::default()
     })
     .context("starting the plugin runtime")?;
+    // The file's name when it makes a plugin name (`My_Erp.wasm` runs as
+    // `my_erp`), else `plugin`: the name only labels the run.
     let name = args
         .file
         .file_stem()
         .and_then(|s| s.to_str())
-        .filter(|s| {
-            !s.is_empty()
-                && s.len() <= 64
-                && s.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
-        .unwrap_or("plugin")
-        .to_owned();
+        .map(str::to_ascii_lowercase)
+        .filter(|s| crate::plugins::validate_plugin_name(s).is_ok())
+        .unwrap_or_else(|| "plugin".to_owned());
     let plugin = {
         let runtime = runtime.clone();
         tokio::task::spawn_blocking(move || runtime.load(&name, &bytes))

@@ -17,10 +17,14 @@
 //! same order is queued, running or retrying (an ERP refuses a partial
 //! cancellation that arrives after the one that ended the order).
 //!
+//! A running attempt renews its job's lease every third of the lease's
+//! length (a heartbeat), so that a slow attempt is never run twice at once.
 //! A worker that dies leaves its job `running` with a lease; when the lease
 //! expires another worker takes the job up again (the open attempt is
 //! recorded as `lease-expired`); a host restarted on its SQLite store takes
-//! its own dead run's jobs up at once (`interrupted`). Delivery is at least
+//! its own dead run's jobs up at once (`interrupted`). A worker that finds
+//! its lease lost stops its attempt and records nothing: its outcome neither
+//! moves the job nor counts toward an activation guard. Delivery is at least
 //! once; the job's `request_id`, the same for every attempt, lets the ERP
 //! drop duplicates.
 

@@ -163,7 +163,10 @@ pub trait IntegrationProcessors: Send + Sync + 'static {
 pub struct WorkerConfig {
     /// Number of workers (each runs one attempt at a time).
     pub workers: usize,
-    /// How long a claim holds a job; must exceed the plugin deadline.
+    /// How long a claim holds a job without news from its worker. A running
+    /// attempt renews it every third of this, so an attempt may outlast it
+    /// (waiting for a plugin slot, loading the plugin); a worker that died
+    /// stops renewing, and its job is taken up once the lease expires.
     pub lease: Duration,
     /// How often an idle worker looks for due jobs (it is also woken when
     /// jobs are enqueued).
@@ -313,12 +316,27 @@ impl Worker {
     }
 
     async fn run_attempt(&self, claimed: &ClaimedJob) {
-        let (processor, delivery) = match self.prepare(claimed).await {
-            Ok((processor, submission)) => {
-                let delivery = self.processors.submit(&processor, &submission).await;
-                (Some(processor), delivery)
+        // Waiting for an instance slot and loading the plugin come before
+        // the plugin's deadline starts: the heartbeat keeps the lease for as
+        // long as the attempt is alive, whatever that takes.
+        let attempt = async {
+            match self.prepare(claimed).await {
+                Ok((processor, submission)) => {
+                    let delivery = self.processors.submit(&processor, &submission).await;
+                    (Some(processor), delivery)
+                }
+                Err(outcome) => (None, Delivery::without_call(outcome)),
             }
-            Err(outcome) => (None, Delivery::without_call(outcome)),
+        };
+        let (processor, delivery) = tokio::select! {
+            done = attempt => done,
+            () = self.keep_lease(claimed) => {
+                // Another worker may run the job now: stop this attempt
+                // rather than deliver twice at once; its outcome is not ours
+                // to record.
+                tracing::warn!("lease lost while the attempt ran; attempt stopped");
+                return;
+            }
         };
         let recorded = delivery.clone();
         self.metrics
@@ -327,9 +345,17 @@ impl Worker {
         tracing::info!(outcome = %result.outcome, next = result.next.as_str(), "attempt finished");
         match self.store.finish_attempt(claimed, &self.id, &result).await {
             Ok(true) => {}
-            Ok(false) => tracing::warn!("lease lost before the result was recorded"),
-            Err(e) => tracing::error!(error = %e, "cannot record the attempt"),
+            Ok(false) => {
+                tracing::warn!("lease lost before the result was recorded");
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot record the attempt");
+                return;
+            }
         }
+        // Only an outcome that was recorded counts toward an activation
+        // guard: a lost lease means another attempt's outcome will.
         let Some(processor) = processor else {
             return;
         };
@@ -347,6 +373,23 @@ impl Worker {
                     self.wakeup.notify_waiters();
                 }
                 Err(e) => tracing::error!(error = %e, "cannot re-queue jobs after a rollback"),
+            }
+        }
+    }
+
+    /// Renews the job's lease every third of its length while the attempt
+    /// runs; returns only when the lease is lost. A failed renewal (the
+    /// store busy or down) is tried again at the next beat: the lease still
+    /// has two thirds to run.
+    async fn keep_lease(&self, claimed: &ClaimedJob) {
+        let lease_ms = i64::try_from(self.config.lease.as_millis()).unwrap_or(i64::MAX);
+        let beat = self.config.lease / 3;
+        loop {
+            tokio::time::sleep(beat).await;
+            match self.store.renew_lease(claimed, &self.id, lease_ms).await {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(e) => tracing::error!(error = %e, "cannot renew the job's lease"),
             }
         }
     }

@@ -3,19 +3,17 @@
 
 use std::time::{Duration, Instant};
 
-use wasmtime::component::ResourceTable;
+use wasmtime::component::{ResourceTable, ResourceTableError};
 use wasmtime::{ResourceLimiter, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use crate::plugins::config::{MAX_TABLE_ELEMENTS, MAX_WASM_STACK_BYTES};
 use crate::plugins::connection::ConnectionContext;
 use crate::plugins::host_impl::ErpHostView;
 use crate::plugins::log::CallLog;
 use crate::plugins::outbound_impl::OutboundGate;
 use crate::plugins::outcome::CallOutcome;
-
-/// Table elements one table may grow to (the pool's own bound).
-const MAX_TABLE_ELEMENTS: usize = 20_000;
 
 /// The `T` of a call's `Store<T>`: everything the guest's imports reach.
 pub(crate) struct CallState {
@@ -97,14 +95,30 @@ impl ResourceLimiter for MemoryCap {
         Ok(true)
     }
 
+    /// Growing a table past [`MAX_TABLE_ELEMENTS`] traps rather than
+    /// failing quietly (`table.grow` answering -1), so that the outcome names
+    /// the limit.
     fn table_growing(
         &mut self,
         _current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= MAX_TABLE_ELEMENTS)
+        if desired > MAX_TABLE_ELEMENTS {
+            return Err(wasmtime::Error::new(TableLimitExceeded { desired }));
+        }
+        Ok(true)
     }
+}
+
+/// Why a `table.grow` trapped.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "table limit exceeded: the plugin grew a table to {desired} elements, more than the \
+     {MAX_TABLE_ELEMENTS} a plugin may have"
+)]
+pub(crate) struct TableLimitExceeded {
+    desired: usize,
 }
 
 /// What stopped a call that did not return normally.
@@ -115,6 +129,8 @@ pub(crate) struct Failure<'a> {
     pub deadline: Duration,
     pub started: Instant,
     pub stderr_tail: Vec<String>,
+    /// The call's [`crate::plugins::CallLimits::resources`].
+    pub resource_limit: usize,
 }
 
 /// Tells a deadline, a memory overrun and a plain trap apart.
@@ -128,9 +144,28 @@ pub(crate) fn classify(failure: Failure<'_>) -> CallOutcome {
     if failure.memory_cap_hit || mentions_allocation_failure(&failure.stderr_tail) {
         return CallOutcome::MemoryCapExceeded(failure.memory_cap);
     }
+    if let Some(table) = failure.error.downcast_ref::<TableLimitExceeded>() {
+        return CallOutcome::Trapped(table.to_string());
+    }
+    if let Some(ResourceTableError::Full) = failure.error.downcast_ref::<ResourceTableError>() {
+        return CallOutcome::Trapped(format!(
+            "resource limit exceeded: the plugin held more than {} WASI resources at once \
+             (streams, pollables, HTTP requests and fields); drop the ones it no longer needs",
+            failure.resource_limit
+        ));
+    }
+    if trap == Some(&Trap::StackOverflow) {
+        return CallOutcome::Trapped(format!(
+            "call stack exhausted: the plugin recursed deeper than its {} KiB of WebAssembly \
+             stack allow",
+            MAX_WASM_STACK_BYTES / 1024
+        ));
+    }
     let what = match trap {
         Some(trap) => trap.to_string(),
-        None => first_line(&failure.error.to_string()).to_owned(),
+        // wasmtime wraps what a host function failed with in a backtrace
+        // ("error while executing at wasm backtrace: …"): say the cause.
+        None => first_line(&failure.error.root_cause().to_string()).to_owned(),
     };
     match panic_message(&failure.stderr_tail) {
         Some(panic) => CallOutcome::Trapped(format!("{panic} ({what})")),
@@ -225,8 +260,70 @@ mod tests {
             deadline: Duration::from_secs(10),
             started: Instant::now(),
             stderr_tail: Vec::new(),
+            resource_limit: 8,
         });
         assert_eq!(outcome, CallOutcome::MemoryCapExceeded(64));
+    }
+
+    fn trapped_with(error: wasmtime::Error) -> CallOutcome {
+        classify(Failure {
+            error: &error,
+            memory_cap_hit: false,
+            memory_cap: 64,
+            deadline: Duration::from_secs(10),
+            started: Instant::now(),
+            stderr_tail: Vec::new(),
+            resource_limit: 1024,
+        })
+    }
+
+    #[test]
+    fn each_limit_is_named_in_the_trap() {
+        for (error, says) in [
+            (
+                wasmtime::Error::new(Trap::StackOverflow),
+                "call stack exhausted: the plugin recursed deeper than its 512 KiB",
+            ),
+            (
+                wasmtime::Error::new(TableLimitExceeded { desired: 20_001 }),
+                "table limit exceeded: the plugin grew a table to 20001 elements, more than \
+                 the 20000",
+            ),
+            (
+                wasmtime::Error::new(ResourceTableError::Full),
+                "resource limit exceeded: the plugin held more than 1024 WASI resources",
+            ),
+            (
+                wasmtime::Error::new(TableLimitExceeded { desired: 30_000 })
+                    .context("error while executing at wasm backtrace"),
+                "table limit exceeded",
+            ),
+        ] {
+            match trapped_with(error) {
+                CallOutcome::Trapped(message) => assert!(message.starts_with(says), "{message}"),
+                other => panic!("expected a trap, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_host_error_is_told_by_its_cause_not_its_backtrace() {
+        let error = wasmtime::Error::msg("stream closed by the host")
+            .context("error while executing at wasm backtrace:\n    0: 0x1 - <unknown>");
+        assert_eq!(
+            trapped_with(error),
+            CallOutcome::Trapped("stream closed by the host".into())
+        );
+    }
+
+    #[test]
+    fn growing_a_table_past_the_limit_traps() {
+        let mut cap = MemoryCap::new(100);
+        assert!(cap.table_growing(0, MAX_TABLE_ELEMENTS, None).unwrap());
+        let error = cap
+            .table_growing(MAX_TABLE_ELEMENTS, MAX_TABLE_ELEMENTS + 1, None)
+            .unwrap_err();
+        assert!(error.downcast_ref::<TableLimitExceeded>().is_some());
     }
 
     #[test]
@@ -239,6 +336,7 @@ mod tests {
             deadline: Duration::from_millis(300),
             started: Instant::now(),
             stderr_tail: Vec::new(),
+            resource_limit: 8,
         });
         assert_eq!(
             outcome,

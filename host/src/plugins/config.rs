@@ -11,6 +11,13 @@ pub struct RuntimeConfig {
     /// How many calls may run at once; further calls wait for a free slot.
     /// The instance pool is sized for this many plugin instances.
     pub max_concurrent_calls: u32,
+    /// How many threads run plugin code: the most cores that plugins can
+    /// keep busy at once, however many calls run. Calls share these
+    /// threads, taking turns every epoch tick; on Linux they run at a lower
+    /// priority (nice 10) than the rest of the host. Default: one less than
+    /// the machine's cores (at least one), so that plugins busy until their
+    /// deadline always leave a core to the HTTP API and the store.
+    pub plugin_threads: usize,
     /// The largest memory cap a call may ask for, in bytes. Every linear
     /// memory slot of the pool is this big; a call's own
     /// [`CallLimits::memory_bytes`] is clamped to it.
@@ -37,6 +44,7 @@ impl Default for RuntimeConfig {
     fn default() -> Self {
         Self {
             max_concurrent_calls: 16,
+            plugin_threads: default_plugin_threads(),
             max_memory_bytes: 256 * MIB,
             cache_dir: None,
             epoch_tick: Duration::from_millis(10),
@@ -49,6 +57,19 @@ impl Default for RuntimeConfig {
 }
 
 const MIB: u64 = 1024 * 1024;
+
+/// One less than the cores this process may use, at least one.
+fn default_plugin_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |cores| cores.get().saturating_sub(1).max(1))
+}
+
+/// Elements a plugin's table may grow to (`table.grow`): growing past it
+/// traps with "table limit exceeded". The pool's own bound.
+pub const MAX_TABLE_ELEMENTS: usize = 20_000;
+
+/// The WebAssembly stack a call may use, in bytes: deeper recursion traps
+/// with "call stack exhausted".
+pub const MAX_WASM_STACK_BYTES: usize = 512 * 1024;
 
 /// The bounds of one plugin call. Every outbound timeout is further cut to
 /// what is left of the deadline.
@@ -86,6 +107,10 @@ pub struct CallLimits {
     /// counted as they stream in: the body that crosses it fails with
     /// `HTTP-response-body-size`. Default 8 MiB.
     pub response_body_bytes: u64,
+    /// WASI resources (streams, pollables, HTTP requests, header fields, …)
+    /// the plugin may hold at once; creating one more traps with
+    /// "resource limit exceeded". Default 1,024.
+    pub resources: usize,
 }
 
 impl Default for CallLimits {
@@ -101,6 +126,7 @@ impl Default for CallLimits {
             response_header_bytes: 64 * 1024,
             response_header_fields: 100,
             response_body_bytes: 8 * MIB,
+            resources: 1024,
         }
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
 
-use crate::plugins::config::RuntimeConfig;
+use crate::plugins::config::{MAX_TABLE_ELEMENTS, MAX_WASM_STACK_BYTES, RuntimeConfig};
 
 /// Core instances one component may hold: a Rust `wasm32-wasip2` component
 /// has its main module plus a few adapter shims.
@@ -36,12 +36,16 @@ pub(crate) fn build_engine(config: &RuntimeConfig) -> wasmtime::Result<Engine> {
         .total_tables(slots * TABLES_PER_COMPONENT)
         .max_tables_per_component(TABLES_PER_COMPONENT)
         .total_stacks(slots)
+        .table_elements(MAX_TABLE_ELEMENTS)
         .max_memory_size(max_memory);
 
     let mut wasm = Config::new();
     wasm.strategy(wasmtime::Strategy::Cranelift)
         .cranelift_opt_level(OptLevel::Speed)
         .epoch_interruption(true)
+        // The guard against deep recursion; the fiber's stack (wasmtime's
+        // default 2 MiB) leaves room above it for host calls.
+        .max_wasm_stack(MAX_WASM_STACK_BYTES)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     Engine::new(&wasm)
 }

@@ -9,12 +9,15 @@ use crate::plugins::compat::SUPPORTED_WIT;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PluginError {
-    /// The plugin name is empty, too long or has characters other than ASCII
-    /// letters, digits, `-` and `_`.
-    #[error("`{name}` is not a valid plugin name: use 1 to 64 ASCII letters, digits, `-` or `_`")]
+    /// The plugin name is empty, too long or has characters other than
+    /// lowercase ASCII letters, digits, `-` and `_`
+    /// ([`crate::plugins::validate_plugin_name`]).
+    #[error("`{name}` is not a valid plugin name: {hint}")]
     InvalidName {
         /// The refused name.
         name: String,
+        /// What to write instead.
+        hint: String,
     },
 
     /// The bytes are not WebAssembly at all.

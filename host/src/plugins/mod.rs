@@ -34,13 +34,16 @@ mod config;
 mod connection;
 mod engine;
 mod error;
+mod executor;
 mod host_impl;
 mod log;
+mod name;
 mod outbound;
 mod outbound_impl;
 mod outcome;
 mod plugin;
 pub mod registry;
+mod returned_text;
 mod runtime;
 mod stdio_impl;
 mod trust;
@@ -51,15 +54,19 @@ pub use cancellation::{
     Refund, RefundDestination, Tracking, sample_cancellation,
 };
 pub use compat::{PROCESSOR_EXPORT, SDK_SECTION, SUPPORTED_WIT, SdkStamp};
-pub use config::{CallLimits, ResolveOverrides, RuntimeConfig};
+pub use config::{
+    CallLimits, MAX_TABLE_ELEMENTS, MAX_WASM_STACK_BYTES, ResolveOverrides, RuntimeConfig,
+};
 pub use connection::ConnectionContext;
 pub use error::PluginError;
 pub use log::{LogLevel, LogLine, LogSource, REDACTED};
+pub use name::{MAX_PLUGIN_NAME_BYTES, validate_plugin_name};
 pub use outbound::{
     AllowedHostError, AllowedHosts, BaseUrlError, Destination, DestinationHost, EgressPolicy,
     EgressRefusal, check_base_url,
 };
 pub use outcome::{CallOutcome, CallReport};
 pub use plugin::Plugin;
+pub use returned_text::{MAX_RETURNED_TEXT_BYTES, cut_marker};
 pub use runtime::PluginRuntime;
 pub use trust::{CaCertificatesError, MAX_CA_CERTIFICATES, parse_ca_certificates};

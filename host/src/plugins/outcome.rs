@@ -20,7 +20,9 @@ pub struct CallReport {
 /// What happened when the plugin was asked to submit a cancellation.
 ///
 /// The first four are the plugin's own answer (`result<ack, submit-error>`);
-/// the rest are the runtime stopping a plugin that misbehaved.
+/// the rest are the runtime stopping a plugin that misbehaved. Every text in
+/// it is at most [`crate::plugins::MAX_RETURNED_TEXT_BYTES`] long (cut with a
+/// marker) and has the connection's secrets redacted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CallOutcome {
@@ -64,6 +66,25 @@ impl CallOutcome {
     /// Whether the ERP accepted the cancellation.
     pub fn is_accepted(&self) -> bool {
         matches!(self, Self::Accepted { .. })
+    }
+
+    /// The outcome with `f` applied to every text in it (how the runtime
+    /// bounds and redacts what a plugin returns).
+    pub(crate) fn map_text(self, f: impl Fn(String) -> String) -> Self {
+        match self {
+            Self::Accepted {
+                erp_reference,
+                message,
+            } => Self::Accepted {
+                erp_reference: erp_reference.map(&f),
+                message: message.map(&f),
+            },
+            Self::Rejected(m) => Self::Rejected(f(m)),
+            Self::Transient(m) => Self::Transient(f(m)),
+            Self::Misconfigured(m) => Self::Misconfigured(f(m)),
+            Self::Trapped(m) => Self::Trapped(f(m)),
+            other @ (Self::DeadlineExceeded(_) | Self::MemoryCapExceeded(_)) => other,
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use wasmtime::component::ResourceTable;
 use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi_http::WasiHttpCtx;
@@ -18,6 +19,7 @@ use crate::plugins::log::{CallLog, LogBounds, Redactor};
 use crate::plugins::outbound::{AllowedHosts, EgressPolicy};
 use crate::plugins::outbound_impl::{EgressVerdict, OutboundGate, OutboundTimeouts};
 use crate::plugins::outcome::{CallOutcome, CallReport};
+use crate::plugins::returned_text::bound_returned_text;
 use crate::plugins::runtime::Shared;
 use crate::plugins::stdio_impl::CapturedOutput;
 use crate::plugins::trust::parse_ca_certificates;
@@ -97,7 +99,8 @@ impl Plugin {
 
     /// Asks the plugin to tell the ERP about a cancellation, on a fresh
     /// instance, within `limits`. Never fails: every way a call can end is a
-    /// [`CallOutcome`].
+    /// [`CallOutcome`]. Text the plugin returns is redacted and bounded like
+    /// its log (see [`crate::plugins::MAX_RETURNED_TEXT_BYTES`]).
     pub async fn submit(
         &self,
         cancellation: &Cancellation,
@@ -105,17 +108,56 @@ impl Plugin {
         limits: &CallLimits,
     ) -> CallReport {
         let started = Instant::now();
+        let call = Call {
+            plugin: self.name.clone(),
+            pre: self.pre.clone(),
+            shared: Arc::clone(&self.shared),
+            cancellation: cancellation.clone(),
+            connection: connection.clone(),
+            limits: *limits,
+        };
+        // On the runtime's plugin threads, never on the caller's: a plugin
+        // busy until its deadline must not hold a thread of the API.
+        match self.shared.executor.run(call.report(started)).await {
+            Ok(report) => report,
+            Err(failed) => CallReport {
+                outcome: CallOutcome::Transient(format!(
+                    "the call of plugin `{}` failed inside the host: {failed}",
+                    self.name
+                )),
+                log: Vec::new(),
+                elapsed: started.elapsed(),
+            },
+        }
+    }
+}
+
+/// One call, owning all it needs so that it can run on the plugin threads.
+struct Call {
+    plugin: String,
+    pre: IntegrationProcessorPre<CallState>,
+    shared: Arc<Shared>,
+    cancellation: Cancellation,
+    connection: ConnectionContext,
+    limits: CallLimits,
+}
+
+impl Call {
+    async fn report(self, started: Instant) -> CallReport {
+        let redactor = Redactor::new(self.connection.secrets.values().cloned());
+        let limits = &self.limits;
         let log = CallLog::new(
             LogBounds {
                 max_lines: limits.log_lines,
                 max_bytes: limits.log_bytes,
                 max_line_bytes: limits.log_line_bytes.max(16),
             },
-            Redactor::new(connection.secrets.values().cloned()),
+            redactor.clone(),
         );
         let outcome = self
-            .run(cancellation, connection, limits, &log, started)
-            .await;
+            .run(&log, started)
+            .await
+            .map_text(|text| bound_returned_text(&text, &redactor));
         CallReport {
             outcome,
             log: log.with(|book| book.finish()),
@@ -123,14 +165,9 @@ impl Plugin {
         }
     }
 
-    async fn run(
-        &self,
-        cancellation: &Cancellation,
-        connection: &ConnectionContext,
-        limits: &CallLimits,
-        log: &CallLog,
-        started: Instant,
-    ) -> CallOutcome {
+    async fn run(&self, log: &CallLog, started: Instant) -> CallOutcome {
+        let (cancellation, connection, limits) =
+            (&self.cancellation, &self.connection, &self.limits);
         let allowed = match AllowedHosts::parse(&connection.allowed_hosts) {
             Ok(allowed) => allowed,
             Err(err) => return CallOutcome::Misconfigured(err.to_string()),
@@ -159,7 +196,7 @@ impl Plugin {
         let state = CallState {
             wasi: sandbox(log),
             http: WasiHttpCtx::new(),
-            table: Default::default(),
+            table: resource_table(limits.resources),
             outbound: OutboundGate {
                 policy,
                 extra_roots,
@@ -219,6 +256,7 @@ impl Plugin {
             deadline: limits.deadline,
             started,
             stderr_tail: log.with(|book| book.stderr_tail().map(str::to_owned).collect()),
+            resource_limit: limits.resources,
         };
         // A refused destination or an untrusted certificate is the host's
         // call, not the plugin's: whatever it answered (a retryable failure
@@ -241,11 +279,18 @@ impl Plugin {
                 @ (CallOutcome::MemoryCapExceeded(_) | CallOutcome::DeadlineExceeded(_)) => outcome,
                 _ => CallOutcome::Transient(format!(
                     "plugin `{}` could not be instantiated: {error:#}",
-                    self.name
+                    self.plugin
                 )),
             },
         }
     }
+}
+
+/// The table of a call's WASI resources, holding at most `limit` at once.
+fn resource_table(limit: usize) -> ResourceTable {
+    let mut table = ResourceTable::new();
+    table.set_max_capacity(limit);
+    table
 }
 
 /// WASI for one call: no preopened directories, no environment, no

@@ -14,7 +14,9 @@ use crate::plugins::compat::{self, PROCESSOR_EXPORT, Refusal};
 use crate::plugins::config::RuntimeConfig;
 use crate::plugins::engine::{EpochTicker, build_engine, engine_fingerprint};
 use crate::plugins::error::PluginError;
+use crate::plugins::executor::PluginExecutor;
 use crate::plugins::host_impl::ErpHost;
+use crate::plugins::name::validate_plugin_name;
 use crate::plugins::outbound_impl::Network;
 use crate::plugins::plugin::Plugin;
 
@@ -28,6 +30,8 @@ pub(crate) struct Shared {
     pub slots: tokio::sync::Semaphore,
     /// Pinned names and the TLS roots of outbound requests.
     pub network: Arc<Network>,
+    /// The threads plugin calls run on.
+    pub executor: PluginExecutor,
     cache: Option<CompiledCache>,
     compilations: AtomicU64,
     /// Kept alive as long as any plugin can still run.
@@ -37,7 +41,8 @@ pub(crate) struct Shared {
 /// Loads integration-processor plugins and runs them in a sandbox.
 ///
 /// One per process: it owns the wasmtime engine (pooling allocator, epoch
-/// interruption) and the thread that advances its epochs. Cheap to clone.
+/// interruption), the thread that advances its epochs and the threads that
+/// run plugin calls ([`RuntimeConfig::plugin_threads`]). Cheap to clone.
 #[derive(Clone)]
 pub struct PluginRuntime {
     shared: Arc<Shared>,
@@ -85,11 +90,14 @@ impl PluginRuntime {
             .map_err(|e| runtime_error(format!("cannot set up TLS for outbound requests: {e}")))?;
         let ticker = EpochTicker::start(engine.clone(), config.epoch_tick)
             .map_err(|e| runtime_error(format!("cannot start the epoch ticker: {e}")))?;
+        let executor = PluginExecutor::start(config.plugin_threads)
+            .map_err(|e| runtime_error(format!("cannot start the plugin threads: {e}")))?;
 
         Ok(Self {
             shared: Arc::new(Shared {
                 slots: tokio::sync::Semaphore::new(config.max_concurrent_calls.max(1) as usize),
                 network: Arc::new(network),
+                executor,
                 engine,
                 config,
                 linker,
@@ -118,7 +126,7 @@ impl PluginRuntime {
     /// seconds in a debug one) and blocks the thread: from async code call it
     /// inside `tokio::task::spawn_blocking`.
     pub fn load(&self, name: &str, bytes: &[u8]) -> Result<Arc<Plugin>, PluginError> {
-        validate_name(name)?;
+        validate_plugin_name(name)?;
         let plugin = name.to_owned();
         let inspection = compat::inspect(bytes).map_err(|refusal| refused(&plugin, refusal))?;
 
@@ -188,21 +196,6 @@ impl PluginRuntime {
     }
 }
 
-pub(crate) fn validate_name(name: &str) -> Result<(), PluginError> {
-    let valid = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if valid {
-        Ok(())
-    } else {
-        Err(PluginError::InvalidName {
-            name: name.to_owned(),
-        })
-    }
-}
-
 fn refused(plugin: &str, refusal: Refusal) -> PluginError {
     let plugin = plugin.to_owned();
     match refusal {
@@ -234,20 +227,6 @@ fn first_quoted(message: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names_table() {
-        for (name, ok) in [
-            ("webhook", true),
-            ("aaas-v2_test", true),
-            ("", false),
-            ("has space", false),
-            ("../etc", false),
-            (&"x".repeat(65), false),
-        ] {
-            assert_eq!(validate_name(name).is_ok(), ok, "{name:?}");
-        }
-    }
 
     #[test]
     fn the_unsatisfied_import_is_named() {

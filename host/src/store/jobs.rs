@@ -507,6 +507,34 @@ impl Store {
         Ok(claimed)
     }
 
+    /// Extends the lease on a claimed job to `lease_ms` from now, if
+    /// `worker` still holds it for this attempt: the heartbeat of a running
+    /// attempt, so that a slow one is never taken up by a second worker.
+    /// False when the lease is lost (another worker took the job up after it
+    /// expired, or the job is no longer running); then nothing changes.
+    pub async fn renew_lease(
+        &self,
+        claimed: &ClaimedJob,
+        worker: &str,
+        lease_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let now = now_ms();
+        let mut tx = self.write().await?;
+        let renewed = sqlx::query(
+            "UPDATE jobs SET lease_expires_at = ?
+             WHERE id = ? AND lease_owner = ? AND state = 'running' AND attempts = ?",
+        )
+        .bind(now.saturating_add(lease_ms))
+        .bind(&claimed.job.id)
+        .bind(worker)
+        .bind(claimed.attempt)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(renewed == 1)
+    }
+
     /// Records an attempt's result and moves the job on. False when the
     /// worker no longer held the lease (another worker took the job up after
     /// the lease expired); then nothing is recorded.

@@ -119,11 +119,13 @@ mod tests {
             [
                 "alloc-bomb",
                 "egress-probe",
+                "hostile",
                 "looper",
                 "noisy",
                 "old-sdk",
                 "panicker",
                 "sandbox-probe",
+                "table-grower",
                 "trivial",
                 "wrong-world"
             ]

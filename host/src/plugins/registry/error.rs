@@ -121,10 +121,12 @@ pub enum RegistryError {
     },
 
     /// A plugin reference is neither `name` nor `name@sha256:<64 hex>`.
-    #[error("`{reference}` does not name a plugin: write `name` or `name@sha256:<64 hex digits>`")]
+    #[error("`{reference}` does not name a plugin: {reason}")]
     BadReference {
         /// The reference given.
         reference: String,
+        /// What to write instead.
+        reason: String,
     },
 
     /// The guard's numbers are out of range.

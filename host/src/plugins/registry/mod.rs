@@ -53,7 +53,7 @@ use time::OffsetDateTime;
 use tokio::sync::{MutexGuard, Semaphore};
 
 use crate::plugins::compat::SUPPORTED_WIT;
-use crate::plugins::{Plugin, PluginRuntime};
+use crate::plugins::{Plugin, PluginError, PluginRuntime};
 
 pub use error::RegistryError;
 pub use guard::{Guard, Tally, Verdict, judge};
@@ -345,7 +345,7 @@ impl<S: PluginStore> PluginRegistry<S> {
         activate: bool,
         trust: Trust<'_>,
     ) -> Result<PluginVersionInfo, RegistryError> {
-        crate::plugins::runtime::validate_name(name)?;
+        crate::plugins::validate_plugin_name(name)?;
         let plugin = name.to_owned();
         let limit = self.inner.config.max_component_bytes;
         // The binary's own plugins are not uploads: no upload limit.
@@ -480,6 +480,16 @@ impl<S: PluginStore> PluginRegistry<S> {
                 self.known_version(name, version)?;
                 self.loaded_or_load(name, version).await
             }
+        }
+    }
+
+    /// Checks, without loading anything, that a job definition's plugin
+    /// reference names something that can run now: `name` a plugin with an
+    /// active version, `name@sha256:<hex>` a stored version of it.
+    pub fn check_reference(&self, reference: &str) -> Result<(), RegistryError> {
+        match parse_reference(reference)? {
+            (name, None) => self.active(name).map(drop),
+            (name, Some(version)) => self.known_version(name, version).map(drop),
         }
     }
 
@@ -853,25 +863,32 @@ impl<S: PluginStore> PluginRegistry<S> {
 /// (`aaas`, `sha256:<64 hex>`). Anything else is
 /// [`RegistryError::BadReference`].
 pub fn parse_reference(reference: &str) -> Result<(&str, Option<&str>), RegistryError> {
-    let bad = || RegistryError::BadReference {
+    let bad = |reason: String| RegistryError::BadReference {
         reference: reference.to_owned(),
+        reason,
     };
+    let shape = || "write `name` or `name@sha256:<64 hex digits>`".to_owned();
     let (name, version) = match reference.split_once('@') {
         None => (reference, None),
         Some((name, version)) => {
-            let hex = version.strip_prefix("sha256:").ok_or_else(bad)?;
+            let hex = version
+                .strip_prefix("sha256:")
+                .ok_or_else(|| bad(shape()))?;
             let well_formed = hex.len() == 64
                 && hex
                     .bytes()
                     .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
             if !well_formed {
-                return Err(bad());
+                return Err(bad(shape()));
             }
             (name, Some(version))
         }
     };
-    crate::plugins::runtime::validate_name(name).map_err(|_| bad())?;
-    Ok((name, version))
+    match crate::plugins::validate_plugin_name(name) {
+        Ok(()) => Ok((name, version)),
+        Err(PluginError::InvalidName { hint, .. }) => Err(bad(hint)),
+        Err(_) => Err(bad(shape())),
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -889,5 +906,35 @@ fn summary(name: &str, state: &PluginState) -> PluginSummary {
             guard: watch.guard,
             observed: watch.tally,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_table() {
+        let pinned = format!("aaas@sha256:{}", "ab".repeat(32));
+        assert_eq!(parse_reference("aaas").unwrap(), ("aaas", None));
+        assert_eq!(
+            parse_reference(&pinned).unwrap(),
+            ("aaas", Some(&pinned["aaas@".len()..]))
+        );
+        for (reference, says) in [
+            ("Aaas", "plugin names are lowercase: use `aaas`"),
+            (
+                "aaas@sha256:beef",
+                "write `name` or `name@sha256:<64 hex digits>`",
+            ),
+            ("aaas@1.0", "write `name` or `name@sha256:<64 hex digits>`"),
+            ("", "lowercase ASCII letters"),
+        ] {
+            let error = parse_reference(reference).unwrap_err().to_string();
+            assert!(error.contains(says), "{reference:?}: {error}");
+        }
+        let upper_pin = format!("AAAS@sha256:{}", "ab".repeat(32));
+        let error = parse_reference(&upper_pin).unwrap_err().to_string();
+        assert!(error.contains("use `aaas`"), "{error}");
     }
 }

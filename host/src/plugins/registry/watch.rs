@@ -11,12 +11,19 @@
 //! Files already stored under their name are not uploaded again, so a
 //! restart does not undo a rollback done through the API. Names starting
 //! with `.` are ignored: write `.NAME.wasm` and rename it for an atomic drop.
+//!
+//! A file is looked at once per change. Reading it is not a change: the
+//! watcher drops the open and read events that the look itself causes
+//! (inotify reports them), or every look would trigger the next.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use notify_debouncer_mini::notify::{RecommendedWatcher, RecursiveMode};
-use notify_debouncer_mini::{DebounceEventResult, Debouncer, new_debouncer};
+use notify_debouncer_mini::notify::event::{AccessKind, AccessMode};
+use notify_debouncer_mini::notify::{
+    self, Event, EventHandler, EventKind, RecommendedWatcher, RecursiveMode, Watcher, WatcherKind,
+};
+use notify_debouncer_mini::{DebounceEventResult, Debouncer, new_debouncer_opt};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
@@ -103,7 +110,7 @@ pub enum WatchError {
 /// A running watch of one folder; stops when dropped.
 pub struct FolderWatch {
     dir: PathBuf,
-    _debouncer: Debouncer<RecommendedWatcher>,
+    _debouncer: Debouncer<ChangesOnly>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -142,19 +149,18 @@ impl FolderWatch {
         };
         let (changed, mut changes) = mpsc::unbounded_channel::<PathBuf>();
         let from_watcher = changed.clone();
-        let mut debouncer =
-            new_debouncer(
-                config.debounce,
-                move |result: DebounceEventResult| match result {
-                    Ok(events) => {
-                        for event in events {
-                            let _ = from_watcher.send(event.path);
-                        }
+        let mut debouncer = new_debouncer_opt::<_, ChangesOnly>(
+            notify_debouncer_mini::Config::default().with_timeout(config.debounce),
+            move |result: DebounceEventResult| match result {
+                Ok(events) => {
+                    for event in events {
+                        let _ = from_watcher.send(event.path);
                     }
-                    Err(error) => tracing::warn!("plugins folder watch: {error}"),
-                },
-            )
-            .map_err(watch_error)?;
+                }
+                Err(error) => tracing::warn!("plugins folder watch: {error}"),
+            },
+        )
+        .map_err(watch_error)?;
         debouncer
             .watcher()
             .watch(&dir, RecursiveMode::NonRecursive)
@@ -204,6 +210,44 @@ impl FolderWatch {
     /// The watched folder.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+}
+
+/// The platform's watcher, passing on changes only: opening, reading and
+/// closing a file without writing it are dropped.
+struct ChangesOnly(RecommendedWatcher);
+
+impl Watcher for ChangesOnly {
+    fn new<F: EventHandler>(mut handler: F, config: notify::Config) -> notify::Result<Self> {
+        let changes = move |event: notify::Result<Event>| {
+            if !event.as_ref().is_ok_and(|event| is_read_only(&event.kind)) {
+                handler.handle_event(event);
+            }
+        };
+        RecommendedWatcher::new(changes, config).map(Self)
+    }
+
+    fn watch(&mut self, path: &Path, recursive_mode: RecursiveMode) -> notify::Result<()> {
+        self.0.watch(path, recursive_mode)
+    }
+
+    fn unwatch(&mut self, path: &Path) -> notify::Result<()> {
+        self.0.unwatch(path)
+    }
+
+    fn kind() -> WatcherKind {
+        RecommendedWatcher::kind()
+    }
+}
+
+/// Whether an event only says that a file was accessed: opened, read, or
+/// closed without writing. Closing after writing is a change (the end of
+/// a copy).
+fn is_read_only(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => false,
+        EventKind::Access(_) => true,
+        _ => false,
     }
 }
 
@@ -289,6 +333,25 @@ async fn stat(file: &Path) -> Option<(u64, Option<SystemTime>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_are_not_changes() {
+        use notify::event::{CreateKind, DataChange, ModifyKind};
+        for (kind, read_only) in [
+            (EventKind::Access(AccessKind::Open(AccessMode::Any)), true),
+            (EventKind::Access(AccessKind::Read), true),
+            (EventKind::Access(AccessKind::Close(AccessMode::Read)), true),
+            (
+                EventKind::Access(AccessKind::Close(AccessMode::Write)),
+                false,
+            ),
+            (EventKind::Create(CreateKind::File), false),
+            (EventKind::Modify(ModifyKind::Data(DataChange::Any)), false),
+            (EventKind::Remove(notify::event::RemoveKind::File), false),
+        ] {
+            assert_eq!(is_read_only(&kind), read_only, "{kind:?}");
+        }
+    }
 
     #[test]
     fn which_files_are_plugins() {

@@ -1,0 +1,313 @@
+//! The hostile-plugin matrix through the running service: an attacking
+//! plugin runs as a job, and while it runs `/healthz` answers, a normal
+//! cancellation commits, and another job delivered beside it succeeds. The
+//! attack's job ends with a clear outcome and message, the process's
+//! resident memory stays under [`RSS_BOUND_BYTES`], and what a plugin
+//! returns reaches the API bounded and with the connection's secrets
+//! redacted.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use rescind_host::plugins::{CallLimits, MAX_RETURNED_TEXT_BYTES};
+use rescind_tests::rss::{RSS_BOUND_BYTES, RssSampler};
+use serde_json::{Value, json};
+
+use crate::hotload_support::{job, settled_job, upload};
+use crate::service::{ADMIN, TestService, sample_order};
+
+const TOKEN: &str = "tok-service-9a8b7c6d5e";
+
+/// A service with two workers and plugin calls bounded by `limits`.
+async fn service_with(limits: CallLimits) -> TestService {
+    TestService::start_configured(true, move |config| config.plugins.limits = limits).await
+}
+
+/// Uploads `component` as plugin `name` and defines job `definition`
+/// running it on a connection of its own with `settings`: disabled, so that
+/// it runs only when asked (a manual run), one attempt.
+async fn define(
+    service: &TestService,
+    definition: &str,
+    name: &str,
+    component: &str,
+    settings: Value,
+) {
+    define_with_attempts(service, definition, name, component, settings, 1).await;
+}
+
+/// [`define`] with `attempts` attempts per job, 10–20 ms apart.
+async fn define_with_attempts(
+    service: &TestService,
+    definition: &str,
+    name: &str,
+    component: &str,
+    settings: Value,
+    attempts: u32,
+) {
+    let bytes = std::fs::read(component).expect("the component");
+    let a = upload(service, name, bytes, true).await;
+    assert!(a.status.is_success(), "{}", a.body);
+    let connection = format!("{definition}-erp");
+    let a = service
+        .call(
+            Method::PUT,
+            &format!("/v1/admin/connections/{connection}"),
+            Some(ADMIN),
+            Some(
+                &json!({"baseUrl": "http://127.0.0.1:9", "allowedHosts": ["127.0.0.1:9"],
+                         "settings": settings, "secrets": {"apiToken": TOKEN}}),
+            ),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let a = service
+        .call(
+            Method::PUT,
+            &format!("/v1/admin/job-definitions/{definition}"),
+            Some(ADMIN),
+            Some(&json!({"jobType": "Execution", "connection": connection,
+                         "integrationProcessor": name,
+                         "parameters": [{"name": "OrderNumber", "valueType": "String", "defaultValue": "", "prompt": "Order Number"}],
+                         "retry": {"maxAttempts": attempts, "initialBackoffMs": 10, "maxBackoffMs": 20},
+                         "enabled": false})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+}
+
+/// Stores order `number`, cancels it (committed at once: every definition
+/// is disabled) and answers the cancellation's id.
+async fn cancelled_order(service: &TestService, number: &str) -> String {
+    service.put_order(number, &sample_order("C-1")).await;
+    let a = service
+        .cancel(number, &json!({"cancellationReason": "OUT_OF_STOCK"}))
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    a.body["internalRequestId"]
+        .as_str()
+        .expect("an id")
+        .to_owned()
+}
+
+/// Runs `definition` for order `number` by hand; answers the job's id.
+async fn run(service: &TestService, definition: &str, number: &str) -> String {
+    let a = service
+        .call(
+            Method::POST,
+            &format!("/v1/admin/job-definitions/{definition}/runs"),
+            Some(ADMIN),
+            Some(&json!({"parameters": {"OrderNumber": number}})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    a.body["id"].as_str().expect("a job id").to_owned()
+}
+
+/// Polls until job `id` made its first attempt (bounded: 60 s).
+async fn wait_for_first_attempt(service: &TestService, id: &str) {
+    for _ in 0..1200 {
+        if job(service, id).await["attempts"].as_u64() >= Some(1) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("job {id} made no attempt within 60 s");
+}
+
+/// What must hold while an attack runs: `/healthz` answers, a normal
+/// cancellation commits, and a job of the harmless `Deliver` definition
+/// succeeds.
+async fn service_keeps_serving(service: &TestService, order: &str) {
+    let health = service.call(Method::GET, "/healthz", None, None).await;
+    assert_eq!(health.status, StatusCode::OK, "{}", health.body);
+    cancelled_order(service, order).await;
+    let delivered = settled_job(service, &run(service, "Deliver", order).await).await;
+    assert_eq!(delivered["state"], "succeeded", "{delivered}");
+    assert_eq!(delivered["erpReference"], "harmless", "{delivered}");
+}
+
+/// Sets up the attack (a job of `attempts` attempts) and the harmless
+/// `Deliver` definition, starts the attack, checks the service serves while
+/// it runs, and answers the attack's settled job.
+async fn attack_through_a_job(
+    limits: CallLimits,
+    name: &str,
+    component: &str,
+    attempts: u32,
+    still_running_after: bool,
+) -> Value {
+    let service = service_with(limits).await;
+    service.configure_insite().await;
+    define_with_attempts(&service, "Attack", name, component, json!({}), attempts).await;
+    define(
+        &service,
+        "Deliver",
+        "hostile",
+        rescind_test_artifacts::HOSTILE,
+        json!({}),
+    )
+    .await;
+    cancelled_order(&service, "SO-A").await;
+
+    let sampler = RssSampler::start();
+    let attack = run(&service, "Attack", "SO-A").await;
+    wait_for_first_attempt(&service, &attack).await;
+    service_keeps_serving(&service, "SO-B").await;
+    if still_running_after {
+        // All of that happened during the attack, not after it.
+        assert_eq!(job(&service, &attack).await["state"], "running");
+    }
+    let settled = settled_job(&service, &attack).await;
+    let highest = sampler.stop();
+    // Shown with `--nocapture`: the figures of SECURITY.md.
+    println!(
+        "{name} as a job: highest resident memory {} MiB",
+        highest / (1024 * 1024)
+    );
+    assert!(
+        highest < RSS_BOUND_BYTES,
+        "resident memory reached {highest} bytes during the attack"
+    );
+    // And after it, too.
+    service_keeps_serving(&service, "SO-C").await;
+    settled
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_loop_as_a_job_ends_at_its_deadline_while_the_service_serves() {
+    let limits = CallLimits {
+        deadline: Duration::from_secs(10),
+        ..CallLimits::default()
+    };
+    let settled =
+        attack_through_a_job(limits, "looper", rescind_test_artifacts::LOOPER, 1, true).await;
+
+    assert_eq!(settled["state"], "failed", "{settled}");
+    assert_eq!(
+        settled["lastError"],
+        "deadline-exceeded: the plugin ran past its deadline of 10s"
+    );
+    assert_eq!(settled["attemptHistory"][0]["outcome"], "deadline-exceeded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_growth_as_a_job_ends_at_the_memory_cap_while_the_service_serves() {
+    // Each attempt is over in a blink: twenty of them in a row keep the
+    // attack going while the service is checked.
+    let settled = attack_through_a_job(
+        CallLimits::default(),
+        "alloc-bomb",
+        rescind_test_artifacts::ALLOC_BOMB,
+        20,
+        false,
+    )
+    .await;
+
+    assert_eq!(settled["state"], "failed", "{settled}");
+    let attempts = settled["attemptHistory"].as_array().unwrap();
+    assert_eq!(attempts.len(), 20, "{settled}");
+    assert!(
+        attempts
+            .iter()
+            .all(|a| a["outcome"] == "memory-cap-exceeded"),
+        "{settled}"
+    );
+    assert_eq!(
+        settled["lastError"],
+        "memory-cap-exceeded: the plugin tried to use more than its memory cap of 67108864 bytes"
+    );
+    assert_eq!(
+        settled["attemptHistory"][0]["outcome"],
+        "memory-cap-exceeded"
+    );
+}
+
+/// Everything the API shows about a cancellation and its job, as text.
+async fn shown(service: &TestService, cancellation: &str, job_id: &str) -> String {
+    let view = service
+        .call(
+            Method::GET,
+            &format!("/v1/cancellations/{cancellation}"),
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(view.status, StatusCode::OK, "{}", view.body);
+    let jobs = service
+        .call(Method::GET, "/v1/admin/jobs", Some(ADMIN), None)
+        .await;
+    format!(
+        "{}\n{}\n{}",
+        view.body,
+        job(service, job_id).await,
+        jobs.body
+    )
+}
+
+#[tokio::test]
+async fn a_secret_in_what_a_plugin_returns_is_never_shown() {
+    let service = service_with(CallLimits::default()).await;
+    service.configure_insite().await;
+    for (definition, reply) in [("Accepts", "accepted"), ("Rejects", "rejected")] {
+        define(
+            &service,
+            definition,
+            "hostile",
+            rescind_test_artifacts::HOSTILE,
+            json!({"attack": "echo-secret", "reply": reply}),
+        )
+        .await;
+    }
+    let cancellation = cancelled_order(&service, "SO-S").await;
+
+    let accepted = settled_job(&service, &run(&service, "Accepts", "SO-S").await).await;
+    assert_eq!(accepted["state"], "succeeded", "{accepted}");
+    assert_eq!(accepted["erpReference"], "ref-[redacted]");
+    let rejected = settled_job(&service, &run(&service, "Rejects", "SO-S").await).await;
+    assert_eq!(rejected["state"], "failed", "{rejected}");
+    assert_eq!(
+        rejected["lastError"],
+        "rejected: the ERP answered 401 for token [redacted]"
+    );
+
+    for job_id in [&accepted["id"], &rejected["id"]] {
+        let text = shown(&service, &cancellation, job_id.as_str().unwrap()).await;
+        assert!(!text.contains(TOKEN), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn a_five_megabyte_answer_is_shown_as_four_kibibytes() {
+    let service = service_with(CallLimits::default()).await;
+    service.configure_insite().await;
+    define(
+        &service,
+        "Big",
+        "hostile",
+        rescind_test_artifacts::HOSTILE,
+        json!({"attack": "big-reply"}),
+    )
+    .await;
+    let cancellation = cancelled_order(&service, "SO-L").await;
+
+    let settled = settled_job(&service, &run(&service, "Big", "SO-L").await).await;
+
+    assert_eq!(settled["state"], "succeeded", "{settled}");
+    let reference = settled["erpReference"].as_str().unwrap();
+    assert!(
+        reference.len() <= MAX_RETURNED_TEXT_BYTES,
+        "{}",
+        reference.len()
+    );
+    assert!(reference.ends_with("… [cut: 5000000 bytes returned, 4096 kept]"));
+    let message = settled["attemptHistory"][0]["message"].as_str().unwrap();
+    assert!(
+        message.len() <= MAX_RETURNED_TEXT_BYTES,
+        "{}",
+        message.len()
+    );
+    // The whole admin view of the job stays small.
+    let text = shown(&service, &cancellation, settled["id"].as_str().unwrap()).await;
+    assert!(text.len() < 64 * 1024, "{} bytes shown", text.len());
+}

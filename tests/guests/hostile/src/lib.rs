@@ -1,0 +1,158 @@
+//! Test guest `hostile`: one plugin for the rows of the hostile-plugin
+//! matrix that need no special build. The connection setting `attack` says
+//! what it does:
+//!
+//! | `attack` | what the plugin does |
+//! |---|---|
+//! | `recursion` | recurses until the call stack runs out |
+//! | `log-flood` | writes [`FLOOD_LINES`] host log lines and as many stdout lines, then accepts (reference `flooded`) |
+//! | `big-reply` | accepts with an ERP reference and a message of [`BIG_REPLY_BYTES`] each |
+//! | `big-rejection` | rejects with a message of [`BIG_REPLY_BYTES`] |
+//! | `echo-secret` | puts the secret `apiToken` into the answer the setting `reply` names: `accepted` (reference and message), `rejected`, `transient`, `misconfigured` or `panic` |
+//! | `resources` | creates WASI pollables and never drops them, `count` of them (setting; default [`MAX_RESOURCES_TRIED`]); if none is refused, accepts with the reference `holding <count> resources` |
+//!
+//! Without `attack` it accepts at once (reference `harmless`).
+
+use rescind_guest::{Ack, Cancellation, IntegrationProcessor, SubmitError, config, log};
+
+/// Lines `log-flood` writes to the host log, and again to stdout.
+pub const FLOOD_LINES: usize = 1_000_000;
+/// The size of each text `big-reply` and `big-rejection` return: 5 MB.
+pub const BIG_REPLY_BYTES: usize = 5_000_000;
+/// How many resources `resources` creates at most.
+pub const MAX_RESOURCES_TRIED: usize = 1_000_000;
+
+/// Does whatever the connection's `attack` setting says.
+pub struct Hostile;
+
+impl IntegrationProcessor for Hostile {
+    fn submit_cancellation(_cancellation: &Cancellation) -> Result<Ack, SubmitError> {
+        match config::setting("attack").as_deref() {
+            None => Ok(Ack::with_reference("harmless")),
+            Some("recursion") => {
+                // Read at run time so the depth cannot be folded away.
+                let depth = config::parse_setting::<u64>("depth")?.unwrap_or(u64::MAX);
+                Ok(Ack::with_reference(format!("recursed: {}", recurse(depth))))
+            }
+            Some("log-flood") => {
+                for line in 0..FLOOD_LINES {
+                    log::info!("flood line {line}");
+                }
+                for line in 0..FLOOD_LINES {
+                    println!("stdout flood line {line}");
+                }
+                Ok(Ack::with_reference("flooded"))
+            }
+            Some("big-reply") => {
+                Ok(Ack::with_reference(big("reference")).with_message(big("message")))
+            }
+            Some("big-rejection") => Err(SubmitError::rejected(big("rejection"))),
+            Some("echo-secret") => echo_secret(),
+            Some("resources") => {
+                let count = config::parse_setting::<usize>("count")?.unwrap_or(MAX_RESOURCES_TRIED);
+                let held = hold_resources(count);
+                Ok(Ack::with_reference(format!("holding {held} resources")))
+            }
+            Some(other) => Err(SubmitError::misconfigured(format!(
+                "unknown attack {other:?}"
+            ))),
+        }
+    }
+}
+
+rescind_guest::register_integration_processor!(Hostile);
+
+/// A text of [`BIG_REPLY_BYTES`] that starts with `what`.
+pub fn big(what: &str) -> String {
+    let mut text = format!("{what}:");
+    text.extend(std::iter::repeat_n('x', BIG_REPLY_BYTES - text.len()));
+    text
+}
+
+/// Recursion that the optimiser cannot turn into a loop (the work after the
+/// call is not an accumulation it knows).
+pub fn recurse(depth: u64) -> u64 {
+    if depth == 0 {
+        return 1;
+    }
+    recurse(depth - 1).wrapping_mul(31).rotate_left(3) ^ depth
+}
+
+fn echo_secret() -> Result<Ack, SubmitError> {
+    let secret = config::required_secret("apiToken")?;
+    let said = format!("the ERP answered 401 for token {secret}");
+    match config::setting_or("reply", "accepted").as_str() {
+        "accepted" => Ok(Ack::with_reference(format!("ref-{secret}")).with_message(said)),
+        "rejected" => Err(SubmitError::rejected(said)),
+        "transient" => Err(SubmitError::transient(said)),
+        "misconfigured" => Err(SubmitError::misconfigured(said)),
+        "panic" => panic!("{said}"),
+        other => Err(SubmitError::misconfigured(format!(
+            "unknown reply {other:?}"
+        ))),
+    }
+}
+
+/// Creates up to `at_most` pollables without dropping any; answers how many
+/// it holds if the host never refused one.
+#[cfg(target_arch = "wasm32")]
+fn hold_resources(at_most: usize) -> usize {
+    for held in 0..at_most {
+        let pollable = wasip2::clocks::monotonic_clock::subscribe_duration(1_000_000_000);
+        std::mem::forget(pollable);
+        if held % 100_000 == 0 {
+            log::info!("holding {held} resources");
+        }
+    }
+    at_most
+}
+
+/// Natively there is no WASI table to fill.
+#[cfg(not(target_arch = "wasm32"))]
+fn hold_resources(_at_most: usize) -> usize {
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rescind_guest::testing::{Connection, sample_cancellation};
+
+    fn attack(name: &str) -> Connection {
+        Connection::new("http://127.0.0.1:9")
+            .setting("attack", name)
+            .secret("apiToken", "tok-1")
+    }
+
+    #[test]
+    fn big_texts_are_five_megabytes() {
+        let ack = attack("big-reply")
+            .submit::<Hostile>(&sample_cancellation())
+            .unwrap();
+        assert_eq!(ack.erp_reference.unwrap().len(), BIG_REPLY_BYTES);
+        assert_eq!(ack.message.unwrap().len(), BIG_REPLY_BYTES);
+    }
+
+    #[test]
+    fn every_reply_carries_the_secret() {
+        for reply in ["accepted", "rejected", "transient", "misconfigured"] {
+            let result = attack("echo-secret")
+                .setting("reply", reply)
+                .submit::<Hostile>(&sample_cancellation());
+            let text = match result {
+                Ok(ack) => ack.message.unwrap(),
+                Err(error) => error.message().to_owned(),
+            };
+            assert!(text.contains("tok-1"), "{reply}: {text}");
+        }
+    }
+
+    #[test]
+    fn a_shallow_recursion_returns() {
+        let ack = attack("recursion")
+            .setting("depth", "10")
+            .submit::<Hostile>(&sample_cancellation())
+            .unwrap();
+        assert!(ack.erp_reference.unwrap().starts_with("recursed: "));
+    }
+}

@@ -1,0 +1,77 @@
+//! The resident memory of this process, read from `/proc/self/status`, and a
+//! sampler that records its highest value while an attack runs.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// The bound the hostile-plugin tests hold the host to: resident memory of
+/// the whole test process (the host, its tests and every plugin instance
+/// running at the time) stays below 1 GiB.
+pub const RSS_BOUND_BYTES: u64 = 1024 * 1024 * 1024;
+
+/// `VmRSS` of this process, in bytes.
+pub fn resident_bytes() -> u64 {
+    status_field("VmRSS:")
+}
+
+/// `VmHWM` (the highest resident size so far) of this process, in bytes.
+pub fn peak_resident_bytes() -> u64 {
+    status_field("VmHWM:")
+}
+
+fn status_field(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix(field))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/self/status"));
+    kib * 1024
+}
+
+/// Samples [`resident_bytes`] every 5 ms on a thread of its own until
+/// stopped.
+pub struct RssSampler {
+    stop: Arc<AtomicBool>,
+    highest: Arc<AtomicU64>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl RssSampler {
+    /// Starts sampling.
+    pub fn start() -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let highest = Arc::new(AtomicU64::new(resident_bytes()));
+        let thread = {
+            let (stop, highest) = (Arc::clone(&stop), Arc::clone(&highest));
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    highest.fetch_max(resident_bytes(), Ordering::Relaxed);
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            })
+        };
+        Self {
+            stop,
+            highest,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops sampling and answers the highest resident size seen.
+    pub fn stop(mut self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            thread.join().expect("the sampler ends");
+        }
+        self.highest.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for RssSampler {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
