@@ -110,6 +110,15 @@ fn guest_sdk_files(root: &Path) -> Result<String, BuildError> {
     }
     code.push_str("];\n\n/// The version of the SDK in [`SDK_FILES`].\n");
     let _ = writeln!(code, "pub const VENDORED_SDK_VERSION: &str = {version:?};");
+    let lock = root.join("Cargo.lock");
+    let _ = writeln!(
+        code,
+        "\n/// The workspace's `Cargo.lock`: the dependency versions the SDK was\n\
+         /// tested with, a new plugin crate's starting point (cargo drops what\n\
+         /// the crate does not use).\n\
+         pub const WORKSPACE_LOCK: &str = include_str!({:?});",
+        lock.to_str().expect("source paths are UTF-8")
+    );
     Ok(code)
 }
 

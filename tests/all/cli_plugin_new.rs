@@ -31,8 +31,11 @@ pub fn components_dir() -> PathBuf {
 }
 
 /// A fresh folder for scaffolds at a fixed place under the shared target
-/// directory: cargo keys a path crate's build by its location, so a fixed
-/// place reuses the last run's work instead of piling up copies.
+/// directory, so that each run reuses the last one's work. (Cargo keys a
+/// workspace's own crate by its name and its path inside the workspace, not
+/// by where the workspace is: two scaffolds of one name would share, and
+/// confuse, their build state; the plugin guide's test scaffolds
+/// `acme-erp`, this one `initech-erp`.)
 pub fn scaffold_dir(test: &str) -> PathBuf {
     let dir = components_dir().join("scaffolds").join(test);
     if dir.exists() {
@@ -40,16 +43,6 @@ pub fn scaffold_dir(test: &str) -> PathBuf {
     }
     std::fs::create_dir_all(&dir).expect("scaffold folder");
     dir
-}
-
-/// The workspace's lock, so that the scaffold builds offline with the
-/// dependency versions already compiled.
-pub fn copy_workspace_lock(root: &Path) {
-    std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.lock"),
-        root.join("Cargo.lock"),
-    )
-    .expect("Cargo.lock copied");
 }
 
 /// Runs cargo in `dir` with the shared target directory, offline.
@@ -103,13 +96,14 @@ fn login_then(answer: &str) -> String {
 async fn a_new_plugin_goes_from_scaffold_to_a_delivered_cancellation() {
     let dir = scaffold_dir("plugin-new");
     let args = NewArgs {
-        name: "acme-erp".to_owned(),
+        name: "initech-erp".to_owned(),
         dir: dir.clone(),
         sdk: None,
     };
     let root = new_plugin(&args).expect("created");
-    assert_eq!(root, dir.join("acme-erp"));
-    copy_workspace_lock(&root);
+    assert_eq!(root, dir.join("initech-erp"));
+    // The scaffold's Cargo.lock holds the workspace's versions: the build
+    // works offline and reuses what the workspace compiled.
     let built = root.clone();
     tokio::task::spawn_blocking(move || {
         cargo(&built, &["test", "--quiet"]);
@@ -127,7 +121,7 @@ async fn a_new_plugin_goes_from_scaffold_to_a_delivered_cancellation() {
     })
     .await
     .expect("built");
-    let component = components_dir().join("wasm32-wasip2/plugin/acme_erp.wasm");
+    let component = components_dir().join("wasm32-wasip2/plugin/initech_erp.wasm");
 
     // The scaffold's own script, and a cancellation of our own.
     let mut cancellation: serde_json::Value = serde_json::from_str(&sample_json()).unwrap();
@@ -227,7 +221,7 @@ async fn a_new_plugin_goes_from_scaffold_to_a_delivered_cancellation() {
     // Pushed to a running host, it delivers a real cancellation.
     let service = TestService::start().await;
     let push_args = |token: &str| PushArgs {
-        name: "acme-erp".to_owned(),
+        name: "initech-erp".to_owned(),
         file: component.clone(),
         host: service.base.clone(),
         token: token.to_owned(),
@@ -247,7 +241,12 @@ async fn a_new_plugin_goes_from_scaffold_to_a_delivered_cancellation() {
         assert!(error.contains("nothing was uploaded"), "{error}");
     }
     let none = service
-        .call(Method::GET, "/v1/admin/plugins/acme-erp", Some(ADMIN), None)
+        .call(
+            Method::GET,
+            "/v1/admin/plugins/initech-erp",
+            Some(ADMIN),
+            None,
+        )
         .await;
     assert_eq!(none.status, StatusCode::NOT_FOUND, "{}", none.body);
     let pushed = push(&push_args(ADMIN)).await.expect("pushed");
@@ -259,7 +258,7 @@ async fn a_new_plugin_goes_from_scaffold_to_a_delivered_cancellation() {
                 {"request": {"method": "POST", "path": "/login"},
                  "headers": {"Set-Cookie": "SID=live-1; Path=/"}},
                 {"request": {"method": "POST", "path": "/cancellations", "headers": {"cookie": "SID=live-1"}},
-                 "status": 201, "body": {"id": "ACME-77"}}
+                 "status": 201, "body": {"id": "INITECH-77"}}
             ]}"#,
         )
         .unwrap(),
@@ -273,13 +272,13 @@ async fn a_new_plugin_goes_from_scaffold_to_a_delivered_cancellation() {
                     "allowedHosts": [erp.addr().to_string()],
                     "settings": {"loginPath": "/login"},
                     "secrets": {"username": "rescind", "password": "s3cret"}}),
-            "acme-erp",
+            "initech-erp",
             json!({"maxAttempts": 2, "initialBackoffMs": 10, "maxBackoffMs": 20}),
         )
         .await;
     let job = settled_job(&service, &cancel_new_order(&service, "SO-77").await).await;
     assert_eq!(job["state"], "succeeded", "{job}");
-    assert_eq!(job["erpReference"], "ACME-77", "{job}");
+    assert_eq!(job["erpReference"], "INITECH-77", "{job}");
     let received = erp.received();
     let paths: Vec<&str> = received.iter().map(|r| r.path.as_str()).collect();
     assert_eq!(paths, ["/login", "/cancellations"]);

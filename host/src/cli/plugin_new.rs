@@ -113,6 +113,9 @@ pub fn new_plugin(args: &NewArgs) -> anyhow::Result<PathBuf> {
         (".gitignore".to_owned(), "/target\n".to_owned()),
     ];
     if vendored {
+        // The versions the vendored SDK was tested with; cargo trims it to
+        // what the crate uses on its first build.
+        files.push(("Cargo.lock".to_owned(), vendored::WORKSPACE_LOCK.to_owned()));
         files.extend(
             vendored::SDK_FILES
                 .iter()
@@ -360,7 +363,8 @@ const LOGIN_CANCEL_SCRIPT: &str = r#"{
 const SDK_SOURCE_VENDORED: &str = "\
 The guest SDK (rescind-guest {sdk_version}) and its WIT package are copied in
 `vendor/rescind/`, so that this crate builds on any machine and in CI without
-a rescind checkout. **Commit the folder**: it is the team's pin of the SDK.
+a rescind checkout, and `Cargo.lock` starts from the dependency versions the
+SDK was tested with. **Commit both**: they are the team's pin of the SDK.
 The SDK version is stamped into the component, and the host refuses one
 built for a WIT version it does not serve.
 
@@ -521,7 +525,10 @@ mod tests {
         );
         assert!(!by_path.join("vendor").exists());
         let readme = std::fs::read_to_string(vendored.join("README.md")).unwrap();
-        assert!(readme.contains("**Commit the folder**"), "{readme}");
+        assert!(readme.contains("**Commit both**"), "{readme}");
+        let lock = std::fs::read_to_string(vendored.join("Cargo.lock")).unwrap();
+        assert!(lock.contains("name = \"wit-bindgen\""), "{lock}");
+        assert!(!by_path.join("Cargo.lock").exists());
         for placeholder in ["{name}", "{lib}", "{sdk_"] {
             assert!(!readme.contains(placeholder), "{readme}");
         }

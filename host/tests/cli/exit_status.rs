@@ -1,5 +1,4 @@
-//! The `rescind` binary as a plugin author's shell and CI see it: exit
-//! statuses, what goes to stdout and stderr, and no backtrace for an
+//! Exit statuses, what goes to stdout and stderr, and no backtrace for an
 //! ordinary outcome or error even with `RUST_BACKTRACE=1` set (as it is in
 //! many CI environments).
 
