@@ -126,7 +126,9 @@ pub fn run(args: PluginArgs) -> Exit {
                     "created {dir}\n\nnext:\n  cd {dir}\n  cargo test\n  \
                      cargo build --target wasm32-wasip2 --profile plugin\n  \
                      rescind plugin test target/wasm32-wasip2/plugin/{lib}.wasm --secret apiToken=t0k\n  \
-                     rescind plugin push {name} target/wasm32-wasip2/plugin/{lib}.wasm --token \"$TOKEN\"",
+                     rescind plugin test target/wasm32-wasip2/plugin/{lib}.wasm --script scripts/login-cancel.json \\\n      \
+                     --setting loginPath=/login --secret username=u --secret password=p --expect accepted\n  \
+                     rescind plugin push {name} target/wasm32-wasip2/plugin/{lib}.wasm --host http://127.0.0.1:8080 --token \"$TOKEN\"",
                     dir = root.display(),
                     name = new_args.name,
                 );
