@@ -369,8 +369,8 @@ The SDK version is stamped into the component, and the host refuses one
 built for a WIT version it does not serve.
 
 To move to another SDK version, replace the folder with the copy a newer
-`rescind` writes (`rescind plugin new {name} --dir /tmp/fresh`, then copy
-`/tmp/fresh/{name}/vendor/rescind` over `vendor/rescind`), run the tests and
+`rescind` writes (`rescind plugin new {name} --dir ../fresh`, then copy
+`../fresh/{name}/vendor/rescind` over `vendor/rescind`), run the tests and
 commit. A team that can reach rescind's repository can instead depend on it
 by git, pinned to a tag or commit, and delete `vendor/`:
 
@@ -433,14 +433,14 @@ mod tests {
     fn relative_paths_table() {
         for (from, to, expected) in [
             (
-                "/work/plugins/acme",
-                "/work/rescind/guest-sdk",
+                "/src/plugins/acme",
+                "/src/rescind/guest-sdk",
                 Some("../../rescind/guest-sdk"),
             ),
-            ("/work/acme", "/work/acme/vendor/sdk", Some("vendor/sdk")),
+            ("/src/acme", "/src/acme/vendor/sdk", Some("vendor/sdk")),
             ("/a/b/c", "/a/b/c", Some(".")),
             (
-                "/tmp/x/acme",
+                "/var/x/acme",
                 "/home/me/rescind/guest-sdk",
                 Some("../../../home/me/rescind/guest-sdk"),
             ),
