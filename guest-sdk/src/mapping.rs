@@ -6,7 +6,7 @@
 //! | 2xx | accepted |
 //! | 408, 429, 5xx | transient: retried |
 //! | 3xx (redirects are not followed) | misconfigured: the URL is probably wrong |
-//! | other 4xx | rejected, with the API's own error text |
+//! | other 4xx | rejected, with the API's own error text ([`Response::error_text`], or a plugin's own extractor) |
 //! | connection refused or reset, DNS or TLS failure, timeout, broken answer | transient |
 //! | host not in the connection's `allowedHosts` | misconfigured, naming the host |
 //! | host resolves to a refused address (loopback, private, metadata) | misconfigured |
@@ -23,16 +23,32 @@ const MAX_ERROR_TEXT: usize = 500;
 
 impl SubmitError {
     /// Classifies an answer that is not a success, carrying the API's own
-    /// error text: 408, 429 and 5xx are transient, other 4xx are rejected,
-    /// redirects are misconfigured.
+    /// error text ([`Response::error_text`]): 408, 429 and 5xx are transient,
+    /// other 4xx are rejected, redirects are misconfigured.
     ///
     /// For a 2xx answer this still returns a (rejected) error saying the
     /// answer was a success; call it only for failures, or use
     /// [`Response::error_for_status`].
     pub fn from_response(response: &Response) -> SubmitError {
+        SubmitError::from_response_with(response, |_| None)
+    }
+
+    /// [`from_response`](SubmitError::from_response) with the error text
+    /// taken by `extract` when it finds one, else by
+    /// [`Response::error_text`]: for an ERP whose error documents have a
+    /// shape of their own. The status alone picks the outcome either way,
+    /// and the text is trimmed and bounded the same.
+    pub fn from_response_with(
+        response: &Response,
+        extract: impl FnOnce(&Response) -> Option<String>,
+    ) -> SubmitError {
         let status = response.status;
         let summary = format!("the ERP answered {}", status_line(status));
-        let with_text = || match error_text(response) {
+        let text = extract(response)
+            .map(|text| excerpt(&text, MAX_ERROR_TEXT))
+            .filter(|text| !text.is_empty())
+            .or_else(|| response.error_text());
+        let with_text = || match &text {
             Some(text) => format!("{summary}: {text}"),
             None => summary.clone(),
         };
@@ -61,11 +77,57 @@ impl Response {
     /// [`SubmitError`] ([`SubmitError::from_response`]), so that
     /// `request.send()?.error_for_status()?` is all most plugins need.
     pub fn error_for_status(self) -> Result<Response, SubmitError> {
+        self.error_for_status_with(|_| None)
+    }
+
+    /// [`error_for_status`](Response::error_for_status) with an error text
+    /// extractor of the plugin's own, tried before the SDK's
+    /// ([`SubmitError::from_response_with`]):
+    ///
+    /// ```
+    /// use rescind_guest::http::Response;
+    ///
+    /// /// This ERP answers `{"result": {"status": "ERR", "text": "…"}}`.
+    /// fn erp_error(response: &Response) -> Option<String> {
+    ///     let document: serde_json::Value = response.json().ok()?;
+    ///     Some(document["result"]["text"].as_str()?.to_owned())
+    /// }
+    ///
+    /// let answer = Response::new(409)
+    ///     .with_json(&serde_json::json!({"result": {"status": "ERR", "text": "order 1001 is shipped"}}));
+    /// let error = answer.error_for_status_with(erp_error).unwrap_err();
+    /// assert_eq!(error.message(), "the ERP answered 409 Conflict: order 1001 is shipped");
+    /// ```
+    pub fn error_for_status_with(
+        self,
+        extract: impl FnOnce(&Response) -> Option<String>,
+    ) -> Result<Response, SubmitError> {
         if self.is_success() {
             Ok(self)
         } else {
-            Err(SubmitError::from_response(&self))
+            Err(SubmitError::from_response_with(&self, extract))
         }
+    }
+
+    /// The API's own words about a failure, as the shared mapping quotes
+    /// them: the text of the first error shape the body matches, else the
+    /// plain text (an HTML page's title), whitespace collapsed and cut at
+    /// 500 characters. `None` for an empty body.
+    ///
+    /// | shape | example | text |
+    /// |---|---|---|
+    /// | OData (v2 and v4) | `{"error": {"code": "SY/530", "message": {"lang": "en", "value": "Order is delivered"}}}` | `Order is delivered` |
+    /// | nested `error.message` | `{"error": {"code": 7, "message": "unknown order"}}` | `unknown order` |
+    /// | `message` | `{"message": "IBAN invalid"}` | `IBAN invalid` |
+    /// | WebSphere Commerce `errorMessage` | `{"errors": [{"errorKey": "_ERR_STATUS", "errorMessage": "order status is S"}]}` | `order status is S` |
+    /// | `error` string, OAuth `error_description` | `{"error": "invalid_grant", "error_description": "expired"}` | `invalid_grant: expired` |
+    /// | RFC 9457 problem | `{"title": "Bad Request", "detail": "date in the future"}` | `date in the future` (`title` without `detail`) |
+    /// | a list of messages | `{"message": ["iban must be an IBAN", "date is required"]}` | `iban must be an IBAN; date is required` |
+    /// | `errors[]` (JSON:API, GraphQL, lists of the above) | `{"errors": [{"detail": "a"}, "b"]}` | `a; b` |
+    /// | a JSON string or list | `"order locked"`, `[{"message": "x"}]` | `order locked`, `x` |
+    /// | anything else | `{"code": 17}` | the body itself |
+    pub fn error_text(&self) -> Option<String> {
+        error_text(self)
     }
 }
 
@@ -128,10 +190,8 @@ fn status_line(status: u16) -> String {
     format!("{status} {reason}")
 }
 
-/// The API's own words about the failure: a JSON `message`, `errorMessage`,
-/// `error`, `detail`, `title` or `errors[]` field, else the plain text (or an HTML
-/// page's title), trimmed and bounded. `None` for an empty body.
-pub(crate) fn error_text(response: &Response) -> Option<String> {
+/// See [`Response::error_text`].
+fn error_text(response: &Response) -> Option<String> {
     let text = response.text();
     let text = text.trim();
     if text.is_empty() {
@@ -150,9 +210,29 @@ pub(crate) fn error_text(response: &Response) -> Option<String> {
     Some(excerpt(text, MAX_ERROR_TEXT))
 }
 
+/// The error text of a JSON error document, by the shapes listed on
+/// [`Response::error_text`].
 fn json_error_text(json: &serde_json::Value) -> Option<String> {
-    let object = json.as_object()?;
-    // `errorMessage`: WebSphere Commerce's error documents, among others.
+    use serde_json::Value;
+
+    let text_of = |value: &Value| match value {
+        Value::String(text) if !text.trim().is_empty() => Some(text.trim().to_owned()),
+        _ => None,
+    };
+    let object = match json {
+        Value::String(_) => return text_of(json),
+        Value::Array(items) => return joined(items),
+        Value::Object(object) => object,
+        _ => return None,
+    };
+    // OAuth 2.0 (RFC 6749 §5.2): the code, then what it means.
+    if let (Some(code), Some(description)) = (
+        object.get("error").and_then(text_of),
+        object.get("error_description").and_then(text_of),
+    ) {
+        return Some(format!("{code}: {description}"));
+    }
+    // RFC 9457 puts the occurrence in `detail` and the kind in `title`.
     for key in [
         "message",
         "errorMessage",
@@ -162,27 +242,35 @@ fn json_error_text(json: &serde_json::Value) -> Option<String> {
         "error_description",
     ] {
         match object.get(key) {
-            Some(serde_json::Value::String(text)) if !text.trim().is_empty() => {
-                return Some(text.trim().to_owned());
+            Some(value @ Value::String(_)) => {
+                if let Some(text) = text_of(value) {
+                    return Some(text);
+                }
             }
-            // {"error": {"message": "..."}} and the like
-            Some(nested @ serde_json::Value::Object(_)) => {
-                if let Some(text) = json_error_text(nested) {
+            Some(value @ Value::Object(nested)) => {
+                // OData v2: "message": {"lang": "en", "value": "…"}
+                if let Some(text) = nested.get("value").and_then(text_of) {
+                    return Some(text);
+                }
+                if let Some(text) = json_error_text(value) {
+                    return Some(text);
+                }
+            }
+            // NestJS and others: "message": ["iban must be an IBAN", …]
+            Some(Value::Array(items)) => {
+                if let Some(text) = joined(items) {
                     return Some(text);
                 }
             }
             _ => {}
         }
     }
-    let errors = object.get("errors")?.as_array()?;
-    let texts: Vec<String> = errors
-        .iter()
-        .filter_map(|error| match error {
-            serde_json::Value::String(text) => Some(text.trim().to_owned()),
-            other => json_error_text(other),
-        })
-        .filter(|text| !text.is_empty())
-        .collect();
+    joined(object.get("errors")?.as_array()?)
+}
+
+/// The texts of a list of errors (strings or documents), joined by `; `.
+fn joined(items: &[serde_json::Value]) -> Option<String> {
+    let texts: Vec<String> = items.iter().filter_map(json_error_text).collect();
     (!texts.is_empty()).then(|| texts.join("; "))
 }
 
@@ -277,6 +365,37 @@ mod tests {
                 "a; b",
             ),
             (json!({"unrelated": 1}), r#"{"unrelated":1}"#),
+            // OData v2 (SAP Gateway) and v4
+            (
+                json!({"error": {"code": "SY/530", "message": {"lang": "en", "value": "Order 4711 is already delivered"},
+                                 "innererror": {"transactionid": "0A1B"}}}),
+                "Order 4711 is already delivered",
+            ),
+            (
+                json!({"error": {"code": "501", "message": "Unsupported functionality", "target": "query"}}),
+                "Unsupported functionality",
+            ),
+            // WebSphere Commerce REST
+            (
+                json!({"errors": [{"errorKey": "_ERR_ORDER_STATUS", "errorParameters": ["S"],
+                                   "errorMessage": "The order status S does not allow cancellation.", "errorCode": "CMN1000E"}]}),
+                "The order status S does not allow cancellation.",
+            ),
+            // OAuth 2.0
+            (
+                json!({"error": "invalid_grant", "error_description": "the session expired"}),
+                "invalid_grant: the session expired",
+            ),
+            (
+                json!({"statusCode": 400, "message": ["iban must be an IBAN", "date is required"], "error": "Bad Request"}),
+                "iban must be an IBAN; date is required",
+            ),
+            (json!("order is locked"), "order is locked"),
+            (json!([{"message": "x", "errorCode": "E1"}]), "x"),
+            (
+                json!({"message": "  ", "detail": "blank message skipped"}),
+                "blank message skipped",
+            ),
         ];
         for (body, expected) in cases {
             let response = Response::new(422).with_json(&body);
@@ -317,6 +436,69 @@ mod tests {
         assert_eq!(
             SubmitError::from_response(&odd).message(),
             "the ERP answered 418: teapot"
+        );
+    }
+
+    #[test]
+    fn a_plugins_own_extractor_comes_first_and_the_status_still_decides() {
+        // SOAP faults: a shape the SDK does not know.
+        let fault = |response: &Response| {
+            let text = response.text();
+            let start = text.find("<faultstring>")? + "<faultstring>".len();
+            let end = start + text[start..].find("</faultstring>")?;
+            Some(text[start..end].to_owned())
+        };
+        let soap = |status| {
+            Response::new(status).with_body(
+                "<soap:Envelope><soap:Body><soap:Fault><faultcode>soap:Client</faultcode>\
+                 <faultstring>Order 1001\n is locked</faultstring></soap:Fault></soap:Body></soap:Envelope>",
+            )
+        };
+        assert_eq!(
+            soap(422).error_for_status_with(fault).unwrap_err(),
+            SubmitError::Rejected(
+                "the ERP answered 422 Unprocessable Content: Order 1001 is locked".into()
+            )
+        );
+        assert_eq!(
+            SubmitError::from_response_with(&soap(503), fault),
+            SubmitError::Transient(
+                "the ERP answered 503 Service Unavailable: Order 1001 is locked".into()
+            )
+        );
+        // Without it, the SDK sees markup without a title.
+        assert_eq!(
+            soap(422).error_for_status().unwrap_err(),
+            SubmitError::Rejected("the ERP answered 422 Unprocessable Content".into())
+        );
+        // Nothing found, or only blanks: the SDK's own extraction.
+        let plain = Response::new(400).with_json(&json!({"message": "bad iban"}));
+        assert_eq!(
+            plain
+                .clone()
+                .error_for_status_with(|_| None)
+                .unwrap_err()
+                .message(),
+            "the ERP answered 400 Bad Request: bad iban"
+        );
+        assert_eq!(
+            plain
+                .clone()
+                .error_for_status_with(|_| Some(" \n ".into()))
+                .unwrap_err()
+                .message(),
+            "the ERP answered 400 Bad Request: bad iban"
+        );
+        // A success passes, whatever the extractor would say.
+        let ok = Response::new(201).error_for_status_with(|_| panic!("not called for a success"));
+        assert_eq!(ok.map(|r| r.status), Ok(201));
+        // The plugin's text is bounded like the SDK's.
+        let long = plain
+            .error_for_status_with(|_| Some("y".repeat(5000)))
+            .unwrap_err();
+        assert!(
+            long.message().chars().count() < MAX_ERROR_TEXT + 60,
+            "{long}"
         );
     }
 

@@ -271,7 +271,7 @@ pub struct LogLine {
 }
 
 /// A realistic cancellation to start tests from: the whole of order `1001`
-/// (a chair, its warranty and a discount, API.md's example order), cancelled
+/// (a chair, its warranty and a discount: the example order of `docs/api.md`), cancelled
 /// out of stock with a refund to an alternative bank account, attempt 1.
 pub fn sample_cancellation() -> Cancellation {
     let eur = |amount| Money::new(amount, "EUR");

@@ -1,7 +1,9 @@
 //! The `rescind` binary.
 
+use std::process::ExitCode;
+
 use clap::Parser;
 
-fn main() -> anyhow::Result<()> {
-    rescind_host::cli::Cli::parse().run()
+fn main() -> ExitCode {
+    rescind_host::cli::Cli::parse().run().into()
 }

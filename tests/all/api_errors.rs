@@ -1,4 +1,4 @@
-//! Every error code of API.md, reached over HTTP, each a problem+json
+//! Every error code of docs/api.md, reached over HTTP, each a problem+json
 //! answer; a refused request changes nothing.
 
 use reqwest::{Method, StatusCode};

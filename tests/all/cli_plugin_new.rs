@@ -1,16 +1,28 @@
-//! `rescind plugin new`: the crate it writes passes its own tests, builds
-//! as a component this host loads, and gets a cancellation accepted by
-//! `rescind plugin test`'s mock ERP: the path a new plugin author follows.
+//! `rescind plugin new` to a job that succeeded, the path a new plugin
+//! author follows: the crate it writes (with its own copy of the SDK) passes
+//! its tests, builds as a component, passes `rescind plugin test` against a
+//! scripted ERP that wants a login first (accepted, and the exit statuses of
+//! a refusal and an outage), is pushed to a running host, and delivers a
+//! real cancellation.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use rescind_host::cli::plugin::{NewArgs, TestArgs, new_plugin, test_plugin};
+use clap::Parser as _;
+use reqwest::{Method, StatusCode};
+use rescind_host::cli::plugin::{
+    NewArgs, PushArgs, Script, ScriptedErp, TestArgs, new_plugin, push, sample_json, test_plugin,
+};
+use rescind_host::cli::{Cli, Exit};
 use rescind_host::plugins::CallOutcome;
+use serde_json::json;
+
+use crate::hotload_support::{cancel_new_order, settled_job};
+use crate::service::{ADMIN, TestService};
 
 /// Where the test guests are built: the nested builds below share its
 /// compiled dependencies.
-fn components_dir() -> PathBuf {
+pub fn components_dir() -> PathBuf {
     Path::new(rescind_test_artifacts::WEBHOOK)
         .ancestors()
         .nth(3)
@@ -18,7 +30,23 @@ fn components_dir() -> PathBuf {
         .to_owned()
 }
 
-fn cargo(dir: &Path, args: &[&str]) {
+/// A fresh folder for scaffolds at a fixed place under the shared target
+/// directory, so that each run reuses the last one's work. (Cargo keys a
+/// workspace's own crate by its name and its path inside the workspace, not
+/// by where the workspace is: two scaffolds of one name would share, and
+/// confuse, their build state; the plugin guide's test scaffolds
+/// `acme-erp`, this one `initech-erp`.)
+pub fn scaffold_dir(test: &str) -> PathBuf {
+    let dir = components_dir().join("scaffolds").join(test);
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).expect("last run's scaffold removed");
+    }
+    std::fs::create_dir_all(&dir).expect("scaffold folder");
+    dir
+}
+
+/// Runs cargo in `dir` with the shared target directory, offline.
+pub fn cargo(dir: &Path, args: &[&str]) {
     let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     command
         .current_dir(dir)
@@ -35,60 +63,231 @@ fn cargo(dir: &Path, args: &[&str]) {
     );
 }
 
+/// `rescind plugin test …` as the command line runs it, on a thread of its
+/// own (the command starts its own async runtime).
+async fn plugin_test(arguments: Vec<String>) -> Exit {
+    tokio::task::spawn_blocking(move || {
+        let mut line = vec!["rescind".to_owned(), "plugin".to_owned(), "test".to_owned()];
+        line.extend(arguments);
+        Cli::try_parse_from(line).expect("valid arguments").run()
+    })
+    .await
+    .expect("ran")
+}
+
+fn text(path: &Path) -> String {
+    path.to_str().expect("UTF-8 path").to_owned()
+}
+
+/// An ERP that wants a login: the login answers a session cookie, the
+/// cancellation `answer` (when the cookie came back).
+fn login_then(answer: &str) -> String {
+    format!(
+        r#"{{"steps": [
+            {{"request": {{"method": "POST", "path": "/login"}},
+              "headers": {{"Set-Cookie": ["SID=s3ss10n; Path=/; HttpOnly", "theme=dark; Path=/account"]}}}},
+            {{"request": {{"method": "POST", "path": "/cancellations", "headers": {{"cookie": "SID=s3ss10n"}}}},
+              {answer}}}
+        ]}}"#
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_new_plugin_crate_tests_builds_and_is_accepted_by_the_mock_erp() {
-    let dir = tempfile::tempdir().unwrap();
+async fn a_new_plugin_goes_from_scaffold_to_a_delivered_cancellation() {
+    let dir = scaffold_dir("plugin-new");
     let args = NewArgs {
-        name: "acme-erp".to_owned(),
-        dir: dir.path().to_owned(),
+        name: "initech-erp".to_owned(),
+        dir: dir.clone(),
         sdk: None,
     };
     let root = new_plugin(&args).expect("created");
-    assert_eq!(root, dir.path().join("acme-erp"));
-    // The workspace's lock: the same dependency versions, already compiled.
-    std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.lock"),
-        root.join("Cargo.lock"),
-    )
-    .unwrap();
-
-    cargo(&root, &["test", "--quiet"]);
-    cargo(
-        &root,
-        &[
-            "build",
-            "--quiet",
-            "--target",
-            "wasm32-wasip2",
-            "--profile",
-            "plugin",
-        ],
-    );
-    let component = components_dir().join("wasm32-wasip2/plugin/acme_erp.wasm");
-    let report = test_plugin(&TestArgs {
-        file: component,
-        settings: Vec::new(),
-        secrets: vec![("apiToken".to_owned(), "t0k".to_owned())],
-        erp_status: 201,
-        erp_body: r#"{"id":"ACME-1"}"#.to_owned(),
-        lines: Vec::new(),
+    assert_eq!(root, dir.join("initech-erp"));
+    // The scaffold's Cargo.lock holds the workspace's versions: the build
+    // works offline and reuses what the workspace compiled.
+    let built = root.clone();
+    tokio::task::spawn_blocking(move || {
+        cargo(&built, &["test", "--quiet"]);
+        cargo(
+            &built,
+            &[
+                "build",
+                "--quiet",
+                "--target",
+                "wasm32-wasip2",
+                "--profile",
+                "plugin",
+            ],
+        );
     })
     .await
-    .expect("the host loads it");
-    match &report.outcome {
-        CallOutcome::Accepted { erp_reference, .. } => {
-            assert_eq!(erp_reference.as_deref(), Some("ACME-1"));
+    .expect("built");
+    let component = components_dir().join("wasm32-wasip2/plugin/initech_erp.wasm");
+
+    // The scaffold's own script, and a cancellation of our own.
+    let mut cancellation: serde_json::Value = serde_json::from_str(&sample_json()).unwrap();
+    cancellation["order-number"] = "WEB-9".into();
+    cancellation["erp-order-number"] = "ERP-9".into();
+    let cancellation_file = root.join("cancellation.json");
+    std::fs::write(&cancellation_file, cancellation.to_string()).unwrap();
+    let session = [
+        "--setting",
+        "loginPath=/login",
+        "--secret",
+        "username=rescind",
+        "--secret",
+        "password=s3cret",
+    ]
+    .map(str::to_owned);
+    let run = |script: &Path, expect: Option<&str>| {
+        let mut line = vec![
+            text(&component),
+            "--script".to_owned(),
+            text(script),
+            "--cancellation".to_owned(),
+            text(&cancellation_file),
+        ];
+        line.extend(session.iter().cloned());
+        if let Some(expect) = expect {
+            line.extend(["--expect".to_owned(), expect.to_owned()]);
         }
-        other => panic!("expected accepted, got {other:?}"),
-    }
-    let request = &report.requests[0];
-    assert_eq!(request.path, "/cancellations");
-    assert!(
-        request
-            .headers
-            .iter()
-            .any(|(n, v)| n == "authorization" && v == "Bearer t0k")
+        plugin_test(line)
+    };
+    let scaffold_script = root.join("scripts/login-cancel.json");
+    assert_eq!(run(&scaffold_script, Some("accepted")).await, Exit::SUCCESS);
+
+    // What that run did, in detail.
+    let report = test_plugin(&TestArgs {
+        file: Some(component.clone()),
+        script: Some(scaffold_script),
+        cancellation: Some(cancellation_file.clone()),
+        settings: vec![("loginPath".into(), "/login".into())],
+        secrets: vec![
+            ("username".into(), "rescind".into()),
+            ("password".into(), "s3cret".into()),
+        ],
+        ..TestArgs::default()
+    })
+    .await
+    .expect("runs");
+    assert_eq!(
+        report.outcome,
+        CallOutcome::Accepted {
+            erp_reference: Some("ERP-CANCEL-1".into()),
+            message: None
+        }
     );
+    assert_eq!(report.requests.len(), 2, "{}", report.render());
+    let cancel: serde_json::Value = serde_json::from_str(&report.requests[1].body).unwrap();
+    assert_eq!(cancel["orderNumber"], "WEB-9");
+    assert_eq!(cancel["erpOrderNumber"], "ERP-9");
+    assert!(report.off_script().is_empty(), "{}", report.render());
+
+    // A refusal in OData's shape, and an outage: each exits 0 only when
+    // expected.
+    let refused = root.join("refused.json");
+    std::fs::write(
+        &refused,
+        login_then(
+            r#""status": 422, "body": {"error": {"code": "SO/12", "message": {"lang": "en", "value": "order ERP-9 is shipped"}}}"#,
+        ),
+    )
+    .unwrap();
+    let down = root.join("down.json");
+    std::fs::write(&down, login_then(r#""status": 503, "body": "maintenance""#)).unwrap();
+    assert_eq!(run(&refused, Some("rejected")).await, Exit::SUCCESS);
+    assert_eq!(run(&refused, None).await, Exit::FAILURE);
+    assert_eq!(run(&refused, Some("transient")).await, Exit::FAILURE);
+    assert_eq!(run(&down, Some("transient")).await, Exit::SUCCESS);
+    assert_eq!(run(&down, Some("accepted")).await, Exit::FAILURE);
+    let report = test_plugin(&TestArgs {
+        file: Some(component.clone()),
+        script: Some(refused),
+        settings: vec![("loginPath".into(), "/login".into())],
+        secrets: vec![
+            ("username".into(), "rescind".into()),
+            ("password".into(), "s3cret".into()),
+        ],
+        ..TestArgs::default()
+    })
+    .await
+    .expect("runs");
+    assert_eq!(
+        report.outcome,
+        CallOutcome::Rejected(
+            "the ERP answered 422 Unprocessable Content: order ERP-9 is shipped".into()
+        )
+    );
+
+    // Pushed to a running host, it delivers a real cancellation.
+    let service = TestService::start().await;
+    let push_args = |token: &str| PushArgs {
+        name: "initech-erp".to_owned(),
+        file: component.clone(),
+        host: service.base.clone(),
+        token: token.to_owned(),
+        signature: None,
+        no_activate: false,
+        quiet: true,
+    };
+    let service_key = service.key("service", None).await;
+    for (token, expected) in [
+        ("not-a-token", "the host refused the token (HTTP 401"),
+        (service_key.as_str(), "may not upload plugins (HTTP 403"),
+        ("  ", "the admin token is empty"),
+    ] {
+        let error = push(&push_args(token)).await.expect_err("refused");
+        let error = format!("{error:#}");
+        assert!(error.contains(expected), "{error}");
+        assert!(error.contains("nothing was uploaded"), "{error}");
+    }
+    let none = service
+        .call(
+            Method::GET,
+            "/v1/admin/plugins/initech-erp",
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(none.status, StatusCode::NOT_FOUND, "{}", none.body);
+    let pushed = push(&push_args(ADMIN)).await.expect("pushed");
+    assert!(pushed.active);
+
+    let erp = ScriptedErp::start(
+        Script::parse(
+            r#"{"routes": [
+                {"request": {"method": "POST", "path": "/login"},
+                 "headers": {"Set-Cookie": "SID=live-1; Path=/"}},
+                {"request": {"method": "POST", "path": "/cancellations", "headers": {"cookie": "SID=live-1"}},
+                 "status": 201, "body": {"id": "INITECH-77"}}
+            ]}"#,
+        )
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    service.configure_insite().await;
+    service
+        .configure_erp_job(
+            &json!({"baseUrl": format!("http://{}", erp.addr()),
+                    "allowedHosts": [erp.addr().to_string()],
+                    "settings": {"loginPath": "/login"},
+                    "secrets": {"username": "rescind", "password": "s3cret"}}),
+            "initech-erp",
+            json!({"maxAttempts": 2, "initialBackoffMs": 10, "maxBackoffMs": 20}),
+        )
+        .await;
+    let job = settled_job(&service, &cancel_new_order(&service, "SO-77").await).await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert_eq!(job["erpReference"], "INITECH-77", "{job}");
+    let received = erp.received();
+    let paths: Vec<&str> = received.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(paths, ["/login", "/cancellations"]);
+    assert!(
+        received.iter().all(|r| r.off_script.is_none()),
+        "{received:?}"
+    );
+    let body: serde_json::Value = serde_json::from_str(&received[1].body).unwrap();
+    assert_eq!(body["orderNumber"], "SO-77");
 
     // Never over an existing crate, never a name cargo would refuse.
     let again = new_plugin(&args).expect_err("exists");

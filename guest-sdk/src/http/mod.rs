@@ -28,10 +28,12 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+mod cookie;
 mod url;
 #[cfg(target_arch = "wasm32")]
 mod wasi;
 
+pub use cookie::CookieJar;
 pub use url::encode_path_segment;
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) use url::{authority_of, parse as parse_url};
@@ -428,8 +430,30 @@ impl Response {
     }
 
     /// The first value of header `name` (compared case-insensitively).
+    /// A header the ERP sends several times, such as `Set-Cookie`, has more:
+    /// see [`header_all`](Response::header_all).
     pub fn header(&self, name: &str) -> Option<&str> {
         find_header(&self.headers, name)
+    }
+
+    /// Every value of header `name` (compared case-insensitively), in the
+    /// order received: each `Set-Cookie` of a login answer, say. (For
+    /// cookies, [`CookieJar`] does the bookkeeping.)
+    ///
+    /// ```
+    /// use rescind_guest::http::Response;
+    ///
+    /// let login = Response::new(200)
+    ///     .with_header("Set-Cookie", "SID=abc; Path=/")
+    ///     .with_header("Set-Cookie", "lang=en");
+    /// let cookies: Vec<&str> = login.header_all("set-cookie").collect();
+    /// assert_eq!(cookies, ["SID=abc; Path=/", "lang=en"]);
+    /// ```
+    pub fn header_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
     }
 
     /// True for a 2xx status.
@@ -569,6 +593,7 @@ mod tests {
             .with_json(&json!({"id": "E-1"}));
         assert_eq!(response.header("x-request-id"), Some("abc"));
         assert_eq!(response.header("Content-Type"), Some("application/json"));
+        assert_eq!(response.header_all("nothing").count(), 0);
         assert!(response.is_success());
         let value: serde_json::Value = response.json().unwrap();
         assert_eq!(value["id"], "E-1");

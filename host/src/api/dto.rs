@@ -1,4 +1,4 @@
-//! The JSON shapes of API.md and their mapping to and from the domain and
+//! The JSON shapes of docs/api.md and their mapping to and from the domain and
 //! store types. Request bodies deny unknown fields, so that a typo such as
 //! `forcedCancle` is an error instead of a silently ignored flag.
 

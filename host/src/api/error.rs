@@ -1,5 +1,5 @@
 //! The one mapping from everything a handler can refuse or fail with to an
-//! RFC 9457 `application/problem+json` answer with the API.md `code`.
+//! RFC 9457 `application/problem+json` answer with the docs/api.md `code`.
 //!
 //! Error policy of the HTTP layer: handlers return `Result<_, AppError>`;
 //! domain refusals keep their own code and status; store and internal
@@ -201,7 +201,7 @@ pub struct Problem {
     pub status: u16,
     /// What went wrong with this request.
     pub detail: String,
-    /// The API.md error code.
+    /// The docs/api.md error code.
     pub code: String,
     /// For `order-not-cancellable`: the order's status.
     #[serde(skip_serializing_if = "Option::is_none")]

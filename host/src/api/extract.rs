@@ -14,7 +14,7 @@ use super::error::AppError;
 use crate::domain::Actor;
 use crate::store::Role;
 
-/// Largest request body accepted (API.md `payload-too-large`).
+/// Largest request body accepted (docs/api.md `payload-too-large`).
 pub const BODY_LIMIT: usize = 1024 * 1024;
 
 /// A JSON object body: `Content-Type: application/json` (or `…+json`)

@@ -1,4 +1,4 @@
-//! The HTTP API of `API.md`: routes, the one error mapping, extractors and
+//! The HTTP API (`docs/api.md`): routes, the one error mapping, extractors and
 //! the JSON shapes. Handlers are thin: they authorise, map DTOs to domain
 //! types, call the store and map the answer back.
 
@@ -94,7 +94,7 @@ impl AppState {
 /// The OpenAPI document of the API.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "rescind", description = "The HTTP API of rescind, an order-cancellation host.
+    info(title = "rescind", description = "The HTTP API of rescind, an order-cancellation host. Its reference, with every route, field and error code and examples, is `docs/api.md` in rescind's repository; this document is its machine-readable twin.
 
 Every error is `application/problem+json` (RFC 9457) with `type`, `title`, `status`, `detail` and a stable `code`.
 

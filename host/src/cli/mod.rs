@@ -1,5 +1,6 @@
-//! The `rescind` command line: `serve` runs the host, `plugin push`
-//! uploads a plugin to a running one.
+//! The `rescind` command line: `serve` runs the host; `plugin new`, `plugin
+//! test` and `plugin push` take a plugin from an empty folder to a running
+//! host.
 
 pub mod plugin;
 mod plugin_new;
@@ -25,15 +26,52 @@ pub struct Cli {
 pub enum Command {
     /// Run the host: HTTP API, job workers and plugin runtime.
     Serve(ServeArgs),
-    /// Manage the plugins of a running host.
+    /// Create, try and upload plugins.
     Plugin(plugin::PluginArgs),
 }
 
+/// How a command ended: the process's exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exit(u8);
+
+impl Exit {
+    /// 0: done; for `plugin test`, the expected outcome.
+    pub const SUCCESS: Exit = Exit(0);
+    /// 1: failed; for `plugin test`, another outcome than expected, or
+    /// requests off the script.
+    pub const FAILURE: Exit = Exit(1);
+    /// 2: could not run: unusable input (a file that is not a component, a
+    /// bad script) or, from clap, bad arguments.
+    pub const UNUSABLE: Exit = Exit(2);
+
+    /// The numeric status.
+    pub fn code(self) -> u8 {
+        self.0
+    }
+}
+
+impl From<Exit> for std::process::ExitCode {
+    fn from(exit: Exit) -> Self {
+        std::process::ExitCode::from(exit.0)
+    }
+}
+
+/// Prints `error` as one line of causes (`error: reading x: not found`),
+/// never with a backtrace, and answers `exit`.
+pub(crate) fn report_error(error: &anyhow::Error, exit: Exit) -> Exit {
+    eprintln!("error: {error:#}");
+    exit
+}
+
 impl Cli {
-    /// Runs the parsed command to completion.
-    pub fn run(self) -> anyhow::Result<()> {
+    /// Runs the parsed command to completion. Errors are printed to stderr;
+    /// the answer is the exit status.
+    pub fn run(self) -> Exit {
         match self.command {
-            Command::Serve(args) => serve::run(args),
+            Command::Serve(args) => match serve::run(args) {
+                Ok(()) => Exit::SUCCESS,
+                Err(error) => report_error(&error, Exit::FAILURE),
+            },
             Command::Plugin(args) => plugin::run(args),
         }
     }

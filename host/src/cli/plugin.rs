@@ -1,7 +1,7 @@
 //! `rescind plugin push`: uploads a plugin component to a running host
 //! (`PUT /v1/admin/plugins/{name}`), showing the upload's progress, and
 //! says plainly what the host answered. `rescind plugin test`: runs one
-//! locally against a mock ERP.
+//! locally against a mock ERP. `rescind plugin new`: scaffolds a crate.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -12,13 +12,18 @@ use clap::{Args, Subcommand};
 use futures_util::StreamExt;
 
 pub use super::plugin_new::{NewArgs, new_plugin};
-pub use super::plugin_test::{ReceivedRequest, TestArgs, TestReport};
-use super::plugin_test::{print_report, test_plugin as run_test};
+use super::plugin_test::test_plugin as run_test;
+pub use super::plugin_test::{
+    Expect, MAX_ANSWER_DELAY, MAX_INPUT_FILE_BYTES, MAX_SCRIPT_ANSWERS, ReceivedRequest,
+    RequestPattern, Script, ScriptMode, ScriptedAnswer, ScriptedErp, TestArgs, TestReport,
+    parse_cancellation, sample_json,
+};
+use super::{Exit, report_error};
 use crate::api::SIGNATURE_HEADER;
 pub use crate::plugins::sample_cancellation;
 
-/// Runs a component once against the sample cancellation and a mock ERP;
-/// see [`TestArgs`].
+/// Runs a component once against a cancellation and a mock ERP; see
+/// [`TestArgs`].
 pub async fn test_plugin(args: &TestArgs) -> anyhow::Result<TestReport> {
     run_test(args).await
 }
@@ -84,48 +89,72 @@ pub struct Pushed {
     pub already_stored: bool,
 }
 
-/// Runs a plugin subcommand.
-pub fn run(args: PluginArgs) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+/// Runs a plugin subcommand; errors are printed, the answer is the exit
+/// status. `plugin test` exits 0 on the expected outcome, 1 on another (or
+/// on requests off the script), 2 when it could not run the plugin.
+pub fn run(args: PluginArgs) -> Exit {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("starting the async runtime")?;
+        .context("starting the async runtime")
+    {
+        Ok(runtime) => runtime,
+        Err(error) => return report_error(&error, Exit::FAILURE),
+    };
     match args.command {
-        PluginCommand::Push(push_args) => {
-            let name = push_args.name.clone();
-            let pushed = runtime.block_on(push(&push_args))?;
-            let state = if pushed.active {
-                "active"
-            } else {
-                "stored, not active"
-            };
-            let stored = if pushed.already_stored {
-                " (the host already had these bytes)"
-            } else {
-                ""
-            };
-            println!("{name} {} {state}{stored}", pushed.version);
-            Ok(())
-        }
-        PluginCommand::New(new_args) => {
-            let root = new_plugin(&new_args)?;
-            let lib = new_args.name.replace('-', "_");
-            println!(
-                "created {dir}\n\nnext:\n  cd {dir}\n  cargo test\n  \
-                 cargo build --target wasm32-wasip2 --profile plugin\n  \
-                 rescind plugin test target/wasm32-wasip2/plugin/{lib}.wasm --secret apiToken=t0k\n  \
-                 rescind plugin push {name} target/wasm32-wasip2/plugin/{lib}.wasm --token \"$TOKEN\"",
-                dir = root.display(),
-                name = new_args.name,
-            );
-            Ok(())
-        }
+        PluginCommand::Push(push_args) => match runtime.block_on(push(&push_args)) {
+            Ok(pushed) => {
+                let state = if pushed.active {
+                    "active"
+                } else {
+                    "stored, not active"
+                };
+                let stored = if pushed.already_stored {
+                    " (the host already had these bytes)"
+                } else {
+                    ""
+                };
+                println!("{} {} {state}{stored}", push_args.name, pushed.version);
+                Exit::SUCCESS
+            }
+            Err(error) => report_error(&error, Exit::FAILURE),
+        },
+        PluginCommand::New(new_args) => match new_plugin(&new_args) {
+            Ok(root) => {
+                let lib = new_args.name.replace('-', "_");
+                println!(
+                    "created {dir}\n\nnext:\n  cd {dir}\n  cargo test\n  \
+                     cargo build --target wasm32-wasip2 --profile plugin\n  \
+                     rescind plugin test target/wasm32-wasip2/plugin/{lib}.wasm --secret apiToken=t0k\n  \
+                     rescind plugin test target/wasm32-wasip2/plugin/{lib}.wasm --script scripts/login-cancel.json \\\n      \
+                     --setting loginPath=/login --secret username=u --secret password=p --expect accepted\n  \
+                     rescind plugin push {name} target/wasm32-wasip2/plugin/{lib}.wasm --host http://127.0.0.1:8080 --token \"$TOKEN\"",
+                    dir = root.display(),
+                    name = new_args.name,
+                );
+                Exit::SUCCESS
+            }
+            Err(error) => report_error(&error, Exit::FAILURE),
+        },
         PluginCommand::Test(test_args) => {
-            let report = runtime.block_on(test_plugin(&test_args))?;
-            if print_report(&report) {
-                Ok(())
-            } else {
-                bail!("the plugin did not get the cancellation accepted")
+            if test_args.print_sample {
+                println!("{}", sample_json());
+                return Exit::SUCCESS;
+            }
+            let report = match runtime.block_on(test_plugin(&test_args)) {
+                Ok(report) => report,
+                Err(error) => return report_error(&error, Exit::UNUSABLE),
+            };
+            print!("{}", report.render());
+            match report.verdict(test_args.expect) {
+                Ok(verdict) => {
+                    println!("{verdict}");
+                    Exit::SUCCESS
+                }
+                Err(verdict) => {
+                    println!("{verdict}");
+                    Exit::FAILURE
+                }
             }
         }
     }
@@ -188,6 +217,7 @@ pub async fn push(args: &PushArgs) -> anyhow::Result<Pushed> {
         .connect_timeout(Duration::from_secs(10))
         .build()
         .context("building the HTTP client")?;
+    check_token(&client, &args.host, &args.token).await?;
     let mut request = client
         .put(&url)
         .bearer_auth(&args.token)
@@ -216,6 +246,45 @@ pub async fn push(args: &PushArgs) -> anyhow::Result<Pushed> {
         active: answer["active"].as_bool().unwrap_or(false),
         already_stored: status == reqwest::StatusCode::OK,
     })
+}
+
+/// Asks the host something cheap that needs an admin token (`GET
+/// /v1/admin/plugins`), so that a wrong token is refused before megabytes
+/// are sent.
+async fn check_token(client: &reqwest::Client, host: &str, token: &str) -> anyhow::Result<()> {
+    if token.trim().is_empty() {
+        bail!(
+            "the admin token is empty: pass --token or set RESCIND_ADMIN_TOKEN; nothing was uploaded"
+        );
+    }
+    let url = format!("{}/v1/admin/plugins", host.trim_end_matches('/'));
+    let response = client
+        .get(&url)
+        .bearer_auth(token)
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await
+        .with_context(|| format!("reaching the host at {host}"))?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let answer: serde_json::Value = response.json().await.unwrap_or_default();
+    let detail = answer["detail"].as_str().unwrap_or("no detail");
+    match status {
+        reqwest::StatusCode::UNAUTHORIZED => bail!(
+            "the host refused the token (HTTP 401 unauthenticated: {detail}); nothing was uploaded: \
+             use the host's RESCIND_ADMIN_TOKEN or an admin API key"
+        ),
+        reqwest::StatusCode::FORBIDDEN => bail!(
+            "the token's role may not upload plugins (HTTP 403 forbidden: {detail}); nothing was \
+             uploaded: plugins need an admin token"
+        ),
+        other => bail!(
+            "the host answered HTTP {other} to GET /v1/admin/plugins ({detail}); nothing was \
+             uploaded: is {host} a rescind host?"
+        ),
+    }
 }
 
 /// The header value for a signature file: base64 text as it is, raw bytes

@@ -156,7 +156,7 @@ mod tests {
     #[test]
     fn iban_table() {
         // SPEC §2.4: "IBAN checked by country length and ISO 13616 mod-97";
-        // AaaS seed sample IBAN DE51100100501234567890, API.md's DE89370400440532013000.
+        // AaaS seed sample IBAN DE51100100501234567890, docs/api.md's DE89370400440532013000.
         use IbanProblem::*;
         let cases: &[(&str, Result<&str, IbanProblem>)] = &[
             ("DE51100100501234567890", Ok("DE51100100501234567890")),

@@ -64,7 +64,7 @@ pub fn allocation(line: u32, quantity: u32, kind: AllocationKind) -> Allocation 
     }
 }
 
-/// The order of `API.md`'s `PUT /v1/orders` example: a chair, its warranty
+/// The order of `docs/api.md`'s `PUT /v1/orders` example: a chair, its warranty
 /// and a discount on the chair, paid by an authorized card, total 23205.
 pub fn api_order() -> Order {
     Order {

@@ -8,8 +8,8 @@
 //! refusal changes nothing: nothing is changed until a plan is applied.
 //!
 //! This page is the rulebook. Every rule names the seed it comes from (the
-//! source documents of `SPEC.md` §2); where the seeds leave a choice open, the
-//! choice is marked **Choice**.
+//! commerce platforms' documentation the rules were taken from); where the
+//! seeds leave a choice open, the choice is marked **Choice**.
 //!
 //! # When an order may be cancelled (`cancellability.rs`)
 //! - The order's `status` is the ERP's code. The [`StatusMapping`] with that
@@ -133,7 +133,7 @@
 //! 2. the stored data: an inconsistent order or settings is
 //!    `validation-failed` with fields prefixed `order.` / `settings.`;
 //! 3. the order's state: `order-not-cancellable`;
-//! 4. the request, field by field in `API.md`'s order: `items`, then
+//! 4. the request, field by field in `docs/api.md`'s order: `items`, then
 //!    `cancellationReason`, `cancellationDate`, `invoiceReference`,
 //!    `bankDetails` (`validation-failed`, `invalid-iban`, `bic-required`,
 //!    `invalid-bic`), `forcedCancelWithRefund` without `forcedCancel`, and

@@ -2,7 +2,7 @@
 //! largest-remainder split that shares a discount among its lines.
 //!
 //! Amounts are `i64` counts of the currency's minor unit (cents for EUR), as in
-//! `API.md`. No floating point anywhere: a cancellation must refund exactly
+//! `docs/api.md`. No floating point anywhere: a cancellation must refund exactly
 //! what was paid for the cancelled lines (SPEC §2.4).
 
 use std::fmt;
@@ -147,7 +147,7 @@ mod tests {
 
     #[test]
     fn currency_codes_are_three_upper_case_letters() {
-        // API.md: "Amounts are integers in minor units" with an ISO 4217 currency (SPEC §2.4).
+        // docs/api.md: "Amounts are integers in minor units" with an ISO 4217 currency (SPEC §2.4).
         for ok in ["EUR", "USD", "CHF"] {
             assert_eq!(Currency::parse(ok).unwrap().as_str(), ok);
         }

@@ -547,7 +547,7 @@ mod tests {
 
     #[test]
     fn structural_problems_are_named_by_field() {
-        // API.md PUT /v1/orders: lineNumber, parentLine, kind/appliesTo; SPEC §2.3 cascade rules
+        // docs/api.md PUT /v1/orders: lineNumber, parentLine, kind/appliesTo; SPEC §2.3 cascade rules
         // rely on these.
         type Breakage = fn(&mut Order);
         let cases: Vec<(&str, Breakage, &[&str])> = vec![

@@ -170,7 +170,7 @@ pub fn plan_cancellation(
         .map_err(|errors| prefixed("settings", errors))?;
     // 3. The order's state.
     ensure_cancellable(order, settings)?;
-    // 4. The request, field by field in API.md's order.
+    // 4. The request, field by field in docs/api.md's order.
     let selection = select_lines(order, request.items.as_deref())?;
     let reason = resolve_reason(actor, request.reason.as_deref())?;
     let date = resolve_date(request.date.as_deref(), order.order_date, today)?;

@@ -1,4 +1,4 @@
-//! Why a cancellation is refused: exactly one `API.md` error code per variant.
+//! Why a cancellation is refused: exactly one `docs/api.md` error code per variant.
 //!
 //! A refusal is the domain's whole answer to a request it will not carry out:
 //! nothing has been changed when one is returned (`plan_cancellation` is pure,
@@ -86,7 +86,7 @@ impl fmt::Display for IbanProblem {
 }
 
 /// Why the domain refuses a cancellation request. Each variant is exactly one
-/// error code of `API.md`; see [`Refusal::code`] and [`Refusal::status`].
+/// error code of `docs/api.md`; see [`Refusal::code`] and [`Refusal::status`].
 ///
 /// When several refusals apply, the one checked first wins; the order of the
 /// checks is listed in the [rulebook](super).
@@ -212,7 +212,7 @@ impl Refusal {
         }
     }
 
-    /// The `code` of the problem+json answer, as listed in `API.md`.
+    /// The `code` of the problem+json answer, as listed in `docs/api.md`.
     pub fn code(&self) -> &'static str {
         match self {
             Refusal::OrderNotFound => "order-not-found",
@@ -236,7 +236,7 @@ impl Refusal {
         }
     }
 
-    /// The HTTP status of the answer, as listed in `API.md`.
+    /// The HTTP status of the answer, as listed in `docs/api.md`.
     pub fn status(&self) -> u16 {
         match self {
             Refusal::OrderNotFound => 404,

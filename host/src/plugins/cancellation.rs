@@ -4,10 +4,19 @@
 //! (see the WIT file for the meaning of each) so that callers never touch
 //! generated bindings. The job worker builds a [`Cancellation`] from the
 //! domain's cancellation plan; the runtime converts it at the WIT boundary.
+//!
+//! In JSON (`rescind plugin test --cancellation FILE`, `--print-sample`) they
+//! keep the WIT's shape: field and case names exactly as in the WIT file
+//! (`request-id`, `out-of-stock`), an `option` as `null` or left out, a
+//! `tuple` as a two-element array. Unknown fields are refused, so that a typo
+//! does not pass silently.
+
+use serde::{Deserialize, Serialize};
 
 /// Why the order (or some of its lines) was cancelled: the four reasons of
 /// the Accounting-as-a-Service Cancel Order API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum CancellationReason {
     /// Items are unavailable in the warehouse (`OUT_OF_STOCK`).
     OutOfStock,
@@ -20,7 +29,8 @@ pub enum CancellationReason {
 }
 
 /// An amount in the currency's minor units, with its ISO 4217 code.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct Money {
     /// Amount in minor units (cents for EUR); negative for discounts.
     pub amount_minor: i64,
@@ -29,7 +39,8 @@ pub struct Money {
 }
 
 /// Whether an order line is a product (or service) or a discount.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum LineKind {
     /// A product, service or related item (warranty, installation).
     Product,
@@ -38,7 +49,8 @@ pub enum LineKind {
 }
 
 /// One cancelled order line.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct CancelledLine {
     /// The line's position number in the original order.
     pub line_number: u32,
@@ -59,7 +71,8 @@ pub struct CancelledLine {
 }
 
 /// Where a refund goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum RefundDestination {
     /// Back to the original payment method.
     OriginalPaymentMethod,
@@ -68,7 +81,8 @@ pub enum RefundDestination {
 }
 
 /// A refund triggered by the cancellation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct Refund {
     /// The amount refunded.
     pub amount: Money,
@@ -77,7 +91,8 @@ pub struct Refund {
 }
 
 /// An alternative refund account (already validated by the host).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct BankDetails {
     /// The account holder's name.
     pub account_owner: String,
@@ -88,7 +103,8 @@ pub struct BankDetails {
 }
 
 /// How the order was placed, for the personalization service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum OrderChannel {
     /// Placed on the website during a visitor session.
     Online,
@@ -97,7 +113,8 @@ pub enum OrderChannel {
 }
 
 /// Visitor tracking data stored with the order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct Tracking {
     /// Online or offline order.
     pub channel: OrderChannel,
@@ -110,7 +127,8 @@ pub struct Tracking {
 }
 
 /// Everything a plugin needs to tell the ERP about one cancellation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct Cancellation {
     /// Stable across attempts of the same job: the ERP's idempotency key.
     pub request_id: String,
@@ -212,5 +230,128 @@ pub fn sample_cancellation() -> Cancellation {
             offline_channel: None,
         }),
         parameters: vec![("OrderNumber".to_owned(), "SO-1001".to_owned())],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    const WIT: &str = include_str!("../../../wit/v0.1.0/rescind-erp.wit");
+
+    /// The field names of `record name { … }` in the WIT file, in order.
+    fn wit_items(kind: &str, name: &str) -> Vec<String> {
+        let start = WIT
+            .find(&format!("{kind} {name} {{"))
+            .unwrap_or_else(|| panic!("{kind} {name} is in the WIT"));
+        let body = &WIT[start..];
+        let body = &body[body.find('{').unwrap() + 1..body.find('}').unwrap()];
+        body.lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty() && !line.starts_with("//"))
+            .map(|line| line.split([':', ',']).next().unwrap().trim().to_owned())
+            .collect()
+    }
+
+    fn keys(value: &Value) -> Vec<String> {
+        value.as_object().unwrap().keys().cloned().collect()
+    }
+
+    fn sorted(mut names: Vec<String>) -> Vec<String> {
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn json_has_the_wits_field_and_case_names() {
+        let sample = serde_json::to_value(sample_cancellation()).unwrap();
+        let line = &sample["lines"][0];
+        let refund = &sample["refund"];
+        for (record, value) in [
+            ("cancellation", &sample),
+            ("cancelled-line", line),
+            ("money", &line["amount"]),
+            ("refund", refund),
+            ("bank-details", &sample["bank-details"]),
+            ("tracking", &sample["tracking"]),
+        ] {
+            assert_eq!(
+                sorted(keys(value)),
+                sorted(wit_items("record", record)),
+                "{record}"
+            );
+        }
+        let names = |values: &[Value]| -> Vec<String> {
+            values
+                .iter()
+                .map(|v| v.as_str().unwrap().to_owned())
+                .collect()
+        };
+        use CancellationReason as R;
+        let reasons = [
+            R::OutOfStock,
+            R::CustomerCancellation,
+            R::NoPayment,
+            R::CustomerService,
+        ]
+        .map(|r| serde_json::to_value(r).unwrap());
+        assert_eq!(names(&reasons), wit_items("enum", "cancellation-reason"));
+        let kinds =
+            [LineKind::Product, LineKind::Discount].map(|k| serde_json::to_value(k).unwrap());
+        assert_eq!(names(&kinds), wit_items("enum", "line-kind"));
+        let destinations = [
+            RefundDestination::OriginalPaymentMethod,
+            RefundDestination::BankAccount,
+        ]
+        .map(|d| serde_json::to_value(d).unwrap());
+        assert_eq!(
+            names(&destinations),
+            wit_items("enum", "refund-destination")
+        );
+        let channels =
+            [OrderChannel::Online, OrderChannel::Offline].map(|c| serde_json::to_value(c).unwrap());
+        assert_eq!(names(&channels), wit_items("enum", "order-channel"));
+        assert_eq!(
+            sample["parameters"],
+            serde_json::json!([["OrderNumber", "SO-1001"]])
+        );
+    }
+
+    #[test]
+    fn json_round_trips_and_refuses_what_is_not_a_cancellation() {
+        let sample = sample_cancellation();
+        let text = serde_json::to_string_pretty(&sample).unwrap();
+        assert_eq!(serde_json::from_str::<Cancellation>(&text).unwrap(), sample);
+
+        // An option may be left out.
+        let mut value = serde_json::to_value(&sample).unwrap();
+        value.as_object_mut().unwrap().remove("tracking");
+        let parsed: Cancellation = serde_json::from_value(value.clone()).unwrap();
+        assert_eq!(parsed.tracking, None);
+
+        for (change, expected) in [
+            (
+                ("order-numbr", Value::from("1")),
+                "unknown field `order-numbr`",
+            ),
+            (
+                ("reason", Value::from("OUT_OF_STOCK")),
+                "unknown variant `OUT_OF_STOCK`",
+            ),
+            (("attempt", Value::from(-1)), "invalid value"),
+        ] {
+            let mut bad = value.clone();
+            bad[change.0] = change.1;
+            let error = serde_json::from_value::<Cancellation>(bad).unwrap_err();
+            assert!(error.to_string().contains(expected), "{error}");
+        }
+        let mut missing = value;
+        missing.as_object_mut().unwrap().remove("request-id");
+        let error = serde_json::from_value::<Cancellation>(missing).unwrap_err();
+        assert!(
+            error.to_string().contains("missing field `request-id`"),
+            "{error}"
+        );
     }
 }

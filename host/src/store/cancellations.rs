@@ -165,7 +165,7 @@ impl Store {
     }
 
     /// Lets go of a claimed key whose request was refused or failed, so that
-    /// nothing of it remains (API.md: a refused request changes nothing).
+    /// nothing of it remains (docs/api.md: a refused request changes nothing).
     pub async fn release_idempotency_key(&self, scope: &str, key: &str) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
         sqlx::query(

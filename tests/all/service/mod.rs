@@ -323,7 +323,7 @@ pub fn webhook_connection(base_url: &str, host: &str, signing_key: &str) -> Valu
            "secrets": {"signingKey": signing_key}})
 }
 
-/// The API.md sample order: chair, warranty, discount; authorized card
+/// The docs/api.md sample order: chair, warranty, discount; authorized card
 /// payment; existing and expected stock; a pending approval.
 pub fn sample_order(customer: &str) -> Value {
     json!({

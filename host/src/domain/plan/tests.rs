@@ -964,7 +964,7 @@ fn every_refusal_table() {
 
 #[test]
 fn every_refusal_variant_and_api_code_is_reached() {
-    // API.md: every error code the domain can produce must be reachable.
+    // docs/api.md: every error code the domain can produce must be reachable.
     let reached: std::collections::BTreeSet<&str> =
         refusal_cases().iter().map(|c| c.expected.code()).collect();
     let domain_codes = [
@@ -992,7 +992,7 @@ fn every_refusal_variant_and_api_code_is_reached() {
 
 #[test]
 fn codes_and_statuses_match_api_md() {
-    // API.md error table.
+    // docs/api.md error table.
     let table: &[(Refusal, &str, u16)] = &[
         (Refusal::OrderNotFound, "order-not-found", 404),
         (Refusal::Forbidden, "forbidden", 403),
@@ -1093,7 +1093,7 @@ fn codes_and_statuses_match_api_md() {
 #[test]
 fn which_refusal_wins() {
     // The documented order of checks: actor, stored data, order state, request fields in
-    // API.md order, payments.
+    // docs/api.md order, payments.
     let cases: Vec<(&str, Case)> = vec![
         (
             "other customer beats forUser and a bad reason",
