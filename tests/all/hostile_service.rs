@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use rescind_host::plugins::{CallLimits, MAX_RETURNED_TEXT_BYTES};
+use rescind_tests::raw_erp::{RawAnswer, RawErp};
 use rescind_tests::rss::{RSS_BOUND_BYTES, RssSampler};
 use serde_json::{Value, json};
 
@@ -140,25 +141,39 @@ async fn attack_through_a_job(
     let service = service_with(limits).await;
     service.configure_insite().await;
     define_with_attempts(&service, "Attack", name, component, json!({}), attempts).await;
+    watch_the_attack(&service, name, || async { still_running_after }).await
+}
+
+/// Defines the harmless `Deliver` definition beside an `Attack` definition
+/// already in place, runs `Attack` for a cancelled order, checks the service
+/// serves while it runs (and, when `still_running` answers true once that
+/// check is over, that the attack's job is still running then), checks the
+/// process's resident memory stayed under the bound, and answers the
+/// attack's settled job.
+async fn watch_the_attack<F, Fut>(service: &TestService, name: &str, still_running: F) -> Value
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
     define(
-        &service,
+        service,
         "Deliver",
         "hostile",
         rescind_test_artifacts::HOSTILE,
         json!({}),
     )
     .await;
-    cancelled_order(&service, "SO-A").await;
+    cancelled_order(service, "SO-A").await;
 
     let sampler = RssSampler::start();
-    let attack = run(&service, "Attack", "SO-A").await;
-    wait_for_first_attempt(&service, &attack).await;
-    service_keeps_serving(&service, "SO-B").await;
-    if still_running_after {
+    let attack = run(service, "Attack", "SO-A").await;
+    wait_for_first_attempt(service, &attack).await;
+    service_keeps_serving(service, "SO-B").await;
+    if still_running().await {
         // All of that happened during the attack, not after it.
-        assert_eq!(job(&service, &attack).await["state"], "running");
+        assert_eq!(job(service, &attack).await["state"], "running");
     }
-    let settled = settled_job(&service, &attack).await;
+    let settled = settled_job(service, &attack).await;
     let highest = sampler.stop();
     // Shown with `--nocapture`: the figures of SECURITY.md.
     println!(
@@ -170,8 +185,38 @@ async fn attack_through_a_job(
         "resident memory reached {highest} bytes during the attack"
     );
     // And after it, too.
-    service_keeps_serving(&service, "SO-C").await;
+    service_keeps_serving(service, "SO-C").await;
     settled
+}
+
+/// Defines `Attack` as the bundled webhook plugin delivering to `erp` (a
+/// loopback ERP listed by its address), `attempts` attempts per job.
+async fn define_webhook_attack(service: &TestService, erp: &RawErp, attempts: u32) {
+    let base = format!("http://{}", erp.authority());
+    let a = service
+        .call(
+            Method::PUT,
+            "/v1/admin/connections/attack-erp",
+            Some(ADMIN),
+            Some(&json!({"baseUrl": base, "allowedHosts": [base],
+                         "settings": {"path": "/cancel"},
+                         "secrets": {"signingKey": TOKEN}})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let a = service
+        .call(
+            Method::PUT,
+            "/v1/admin/job-definitions/Attack",
+            Some(ADMIN),
+            Some(&json!({"jobType": "Execution", "connection": "attack-erp",
+                         "integrationProcessor": "webhook",
+                         "parameters": [{"name": "OrderNumber", "valueType": "String", "defaultValue": "", "prompt": "Order Number"}],
+                         "retry": {"maxAttempts": attempts, "initialBackoffMs": 10, "maxBackoffMs": 20},
+                         "enabled": false})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -310,4 +355,91 @@ async fn a_five_megabyte_answer_is_shown_as_four_kibibytes() {
     // The whole admin view of the job stays small.
     let text = shown(&service, &cancellation, settled["id"].as_str().unwrap()).await;
     assert!(text.len() < 64 * 1024, "{} bytes shown", text.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gibibyte_erp_answer_as_a_job_is_cut_at_the_body_limit_while_the_service_serves() {
+    const GIB: u64 = 1024 * 1024 * 1024;
+    let limit = CallLimits::default().response_body_bytes;
+    // The ERP answers with a gibibyte in 64 KiB writes 50 ms apart: the
+    // host reaches the 8 MiB limit after about six seconds, long enough
+    // for the service to be checked while the body streams in.
+    let erp = RawErp::start(RawAnswer::body(GIB, 64 * 1024, Duration::from_millis(50))).await;
+    let service = service_with(CallLimits::default()).await;
+    service.configure_insite().await;
+    define_webhook_attack(&service, &erp, 3).await;
+
+    let settled = watch_the_attack(&service, "a 1 GiB ERP answer", || async {
+        assert_eq!(erp.hangups(), 0, "the body was cut before the check ended");
+        true
+    })
+    .await;
+
+    assert_eq!(settled["state"], "failed", "{settled}");
+    let attempts = settled["attemptHistory"].as_array().unwrap();
+    assert_eq!(
+        attempts.len(),
+        1,
+        "a host limit is a rejection, not retried: {settled}"
+    );
+    assert_eq!(
+        settled["lastError"],
+        format!(
+            "rejected: the answer's body exceeds the host's limit of response body bytes per call \
+             (request to `{}`): retrying would not change it",
+            erp.authority()
+        )
+    );
+    assert!(
+        attempts[0]["log"].to_string().contains(&format!(
+            "a call may read at most {limit} bytes of response bodies (limit: response body bytes)"
+        )),
+        "the attempt's log names the limit: {settled}"
+    );
+    // The host hung up once the limit was crossed: the ERP wrote the limit
+    // plus what the socket buffers hold, never the gibibyte.
+    assert_eq!(erp.connections(), 1);
+    assert!(
+        erp.written() < limit + 32 * 1024 * 1024,
+        "the ERP wrote {} bytes",
+        erp.written()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickling_erp_as_a_job_ends_at_the_deadline_while_the_service_serves() {
+    // One byte every 100 ms: never long enough between bytes to time out,
+    // but the megabyte it announces would take a day.
+    let erp = RawErp::start(RawAnswer::body(1024 * 1024, 1, Duration::from_millis(100))).await;
+    let deadline = Duration::from_secs(10);
+    let service = service_with(CallLimits {
+        deadline,
+        ..CallLimits::default()
+    })
+    .await;
+    service.configure_insite().await;
+    define_webhook_attack(&service, &erp, 1).await;
+
+    // The ERP has not hung up while the service was checked: the attack
+    // was going on all along.
+    let settled = watch_the_attack(&service, "a trickling ERP", || async {
+        assert_eq!(erp.hangups(), 0, "the trickle ended before the check");
+        true
+    })
+    .await;
+
+    assert_eq!(settled["state"], "failed", "{settled}");
+    assert_eq!(
+        settled["lastError"],
+        "deadline-exceeded: the plugin ran past its deadline of 10s"
+    );
+    assert_eq!(settled["attemptHistory"][0]["outcome"], "deadline-exceeded");
+    // The host hung up on the ERP at the deadline.
+    for _ in 0..600 {
+        if erp.hangups() == 1 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the ERP saw no hang-up within 30 s of the deadline");
 }
