@@ -243,6 +243,59 @@ async fn a_job_whose_host_died_is_resumed_at_once_when_it_restarts() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_cancellation_with_an_unknown_reason_is_never_sent_as_another_reason() {
+    let erp = ErpServer::signed(SIGNING_KEY).await;
+    let service = TestService::start_without_workers().await;
+    configure(&service, &erp, 3).await;
+    let (cancellation, job) = cancel(&service).await;
+    // Someone edits the database by hand: the reason is one no ERP knows.
+    let db = rusqlite::Connection::open(service.dir.path().join("rescind.db")).expect("open");
+    let changed = db
+        .execute(
+            "UPDATE cancellations SET record = json_set(record, '$.reason', 'OUT_OF_STOCKS') \
+             WHERE id = ?1",
+            [&cancellation],
+        )
+        .expect("edit");
+    assert_eq!(changed, 1);
+    drop(db);
+
+    let mut service = service;
+    service.workers = true;
+    let service = service.restart().await;
+    let settled = settled_job(&service, &job).await;
+    assert_eq!(settled["state"], "failed", "{settled}");
+    let history = settled["attemptHistory"].as_array().expect("history");
+    assert_eq!(history.len(), 1, "not retried: {settled}");
+    assert_eq!(history[0]["outcome"], "misconfigured");
+    let error = settled["lastError"].as_str().expect("an error");
+    assert!(
+        error.contains("unknown cancellation reason \"OUT_OF_STOCKS\""),
+        "{error}"
+    );
+    assert!(
+        erp.requests().is_empty(),
+        "the ERP was told: {:?}",
+        erp.requests()
+    );
+    // The API does not answer a guess either.
+    let view = service
+        .call(
+            Method::GET,
+            &format!("/v1/cancellations/{cancellation}"),
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(
+        view.status,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "{}",
+        view.body
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_an_enabled_definition_nothing_is_sent() {
     let erp = ErpServer::signed(SIGNING_KEY).await;
     let service = TestService::start().await;

@@ -736,7 +736,7 @@ impl CancellationView {
             refund: record.refund.as_ref().map(|r| RefundView {
                 amount_minor: r.amount_minor,
                 currency: r.currency.clone(),
-                to: r.to.clone(),
+                to: r.to.as_str().to_owned(),
             }),
             released_allocations: record
                 .released_allocations
@@ -745,7 +745,7 @@ impl CancellationView {
                     line_number: a.line_number,
                     warehouse: a.warehouse.clone(),
                     quantity: a.quantity,
-                    kind: a.kind.clone(),
+                    kind: crate::store::StoredName::name(a.kind).to_owned(),
                 })
                 .collect(),
             approval_cancelled: record.approval_cancelled,
@@ -771,7 +771,7 @@ impl CancellationView {
                     message: w.message.clone(),
                 })
                 .collect(),
-            cancellation_reason: record.reason.clone(),
+            cancellation_reason: record.reason.code().to_owned(),
             cancellation_date: record.date.clone(),
             created_at: timestamp(record.created_at_ms),
         }

@@ -5,12 +5,13 @@ use std::future::Future;
 use std::pin::Pin;
 
 use super::{Delivery, DeliveryOutcome, IntegrationProcessors, Submission};
+use crate::domain;
 use crate::plugins::registry::{OutcomeEffect, PluginRegistry, RegistryError};
 use crate::plugins::{
     BankDetails, CallLimits, CallOutcome, Cancellation, CancellationReason, CancelledLine,
     ConnectionContext, LineKind, Money, OrderChannel, Refund, RefundDestination, Tracking,
 };
-use crate::store::{AttemptLogLine, CancellationRecord};
+use crate::store::{AttemptLogLine, CancellationRecord, CancelledLineKind};
 
 /// Integration processors run by the plugin runtime, resolved through the
 /// [`PluginRegistry`] at the start of every attempt: a job definition names
@@ -192,10 +193,9 @@ fn wit_cancellation(submission: &Submission) -> Cancellation {
                 line_number: l.line_number,
                 sku: l.sku.clone(),
                 quantity: l.quantity,
-                kind: if l.kind == "discount" {
-                    LineKind::Discount
-                } else {
-                    LineKind::Product
+                kind: match l.kind {
+                    CancelledLineKind::Product => LineKind::Product,
+                    CancelledLineKind::Discount => LineKind::Discount,
                 },
                 amount: money(l.amount_minor),
                 tax: money(l.tax_minor),
@@ -204,11 +204,13 @@ fn wit_cancellation(submission: &Submission) -> Cancellation {
             })
             .collect(),
         all_line_numbers: c.all_line_numbers.clone(),
-        reason: match c.reason.as_str() {
-            "OUT_OF_STOCK" => CancellationReason::OutOfStock,
-            "NO_PAYMENT" => CancellationReason::NoPayment,
-            "CUSTOMER_SERVICE" => CancellationReason::CustomerService,
-            _ => CancellationReason::CustomerCancellation,
+        reason: match c.reason {
+            domain::CancellationReason::OutOfStock => CancellationReason::OutOfStock,
+            domain::CancellationReason::CustomerCancellation => {
+                CancellationReason::CustomerCancellation
+            }
+            domain::CancellationReason::NoPayment => CancellationReason::NoPayment,
+            domain::CancellationReason::CustomerService => CancellationReason::CustomerService,
         },
         date: c.date.clone(),
         invoice_reference: c.invoice_reference.clone(),
@@ -219,10 +221,9 @@ fn wit_cancellation(submission: &Submission) -> Cancellation {
                 amount_minor: r.amount_minor,
                 currency: r.currency.clone(),
             },
-            to: if r.to == "bankAccount" {
-                RefundDestination::BankAccount
-            } else {
-                RefundDestination::OriginalPaymentMethod
+            to: match r.to {
+                domain::RefundDestination::Original => RefundDestination::OriginalPaymentMethod,
+                domain::RefundDestination::BankAccount => RefundDestination::BankAccount,
             },
         }),
         bank_details: c.bank_details.as_ref().map(|b| BankDetails {
@@ -232,10 +233,9 @@ fn wit_cancellation(submission: &Submission) -> Cancellation {
         }),
         for_user: c.for_user.clone(),
         tracking: c.tracking.as_ref().map(|t| Tracking {
-            channel: if t.channel == "offline" {
-                OrderChannel::Offline
-            } else {
-                OrderChannel::Online
+            channel: match t.channel {
+                domain::Channel::Online => OrderChannel::Online,
+                domain::Channel::Offline => OrderChannel::Offline,
             },
             session: t.session.clone(),
             cuid: t.cuid.clone(),

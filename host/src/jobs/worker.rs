@@ -397,8 +397,15 @@ impl Worker {
     /// Loads what the attempt needs; a missing piece fails the job at once.
     async fn prepare(&self, claimed: &ClaimedJob) -> Result<(String, Submission), DeliveryOutcome> {
         let job = &claimed.job;
-        let store_failed =
-            |e: crate::store::StoreError| DeliveryOutcome::Transient(format!("store: {e}"));
+        // Reading the store may work on the next attempt; a record it
+        // cannot decode never will, and must not reach an ERP as something
+        // else.
+        let store_failed = |e: crate::store::StoreError| match e {
+            crate::store::StoreError::Corrupt(_) => {
+                DeliveryOutcome::Misconfigured(format!("the stored job cannot be read: {e}"))
+            }
+            e => DeliveryOutcome::Transient(format!("store: {e}")),
+        };
         let definition = self
             .store
             .job_definition(&job.definition)

@@ -9,15 +9,13 @@ use sqlx::Row;
 use time::Date;
 
 use super::jobs::jobs_of_cancellation;
-use super::orders::{allocation_kind_str, channel_str, format_date};
+use super::orders::format_date;
 use super::{
-    AllocationRecord, BankDetailsRecord, CancellationRecord, CancelledLineRecord, Job,
-    JobDefinition, RefundRecord, Store, StoreError, TrackingRecord, WarningRecord, from_json,
-    now_ms,
+    AllocationRecord, BankDetailsRecord, CancellationRecord, CancelledLineKind,
+    CancelledLineRecord, Job, JobDefinition, RefundRecord, Store, StoreError, TrackingRecord,
+    WarningRecord, from_json, now_ms,
 };
-use crate::domain::{
-    Actor, CancelRequest, CancellationPlan, LineKind, Order, RefundDestination, Refusal,
-};
+use crate::domain::{Actor, CancelRequest, CancellationPlan, LineKind, Order, Refusal};
 
 /// The warning code of a cancellation that no job definition will tell
 /// an ERP about: none is enabled, or none of the enabled ones applies to a
@@ -246,10 +244,9 @@ pub(super) fn cancellation_record(
             sku: l.sku.clone(),
             quantity: l.quantity,
             kind: match l.kind {
-                LineKind::Product => "product",
-                LineKind::Discount { .. } => "discount",
-            }
-            .to_owned(),
+                LineKind::Product => CancelledLineKind::Product,
+                LineKind::Discount { .. } => CancelledLineKind::Discount,
+            },
             amount_minor: l.amount_minor,
             tax_minor: l.tax_minor,
             parent_line: l.parent_line,
@@ -270,11 +267,7 @@ pub(super) fn cancellation_record(
         refund: plan.refund.as_ref().map(|r| RefundRecord {
             amount_minor: r.amount_minor,
             currency: r.currency.as_str().to_owned(),
-            to: match r.to {
-                RefundDestination::Original => "original",
-                RefundDestination::BankAccount => "bankAccount",
-            }
-            .to_owned(),
+            to: r.to,
         }),
         released_allocations: plan
             .released_allocations
@@ -283,13 +276,13 @@ pub(super) fn cancellation_record(
                 line_number: a.line_number,
                 warehouse: a.warehouse.clone(),
                 quantity: a.quantity,
-                kind: allocation_kind_str(&a.kind).to_owned(),
+                kind: a.kind,
             })
             .collect(),
         approval_cancelled: plan.approval_cancelled,
         warnings,
         erp_configured: jobs_made > 0,
-        reason: plan.reason.code().to_owned(),
+        reason: plan.reason,
         date: format_date(plan.date),
         invoice_reference: plan.invoice_reference.clone(),
         bank_details: plan.bank_details.as_ref().map(|b| BankDetailsRecord {
@@ -309,7 +302,7 @@ pub(super) fn cancellation_record(
         all_line_numbers: order.lines.iter().map(|l| l.number).collect(),
         lines,
         tracking: order.tracking.as_ref().map(|t| TrackingRecord {
-            channel: channel_str(&t.channel).to_owned(),
+            channel: t.channel,
             session: t.session.clone(),
             cuid: t.cuid.clone(),
             offline_channel: t.offline_channel.clone(),

@@ -6,8 +6,8 @@ use time::macros::format_description;
 
 use super::{Store, StoreError, from_json, now_ms, to_json};
 use crate::domain::{
-    Allocation, AllocationKind, AllocationState, Approval, ApprovalState, Channel, Currency, Line,
-    LineKind, LineState, Order, Payment, Tracking,
+    Allocation, AllocationKind, AllocationState, Approval, ApprovalState, Currency, Line, LineKind,
+    LineState, Order, Payment, Tracking,
 };
 
 /// Whether `put_order` created the order or replaced one.
@@ -113,7 +113,7 @@ pub(super) async fn write_order(
 ) -> Result<(), StoreError> {
     let tracking = order.tracking.as_ref().map(|t| {
         to_json(&super::TrackingRecord {
-            channel: channel_str(&t.channel).to_owned(),
+            channel: t.channel,
             session: t.session.clone(),
             cuid: t.cuid.clone(),
             offline_channel: t.offline_channel.clone(),
@@ -311,11 +311,7 @@ pub(super) fn order_from_row(row: &impl OrderRow) -> Result<Order, StoreError> {
         Some(text) => {
             let record: super::TrackingRecord = from_json("tracking", &text)?;
             Some(Tracking {
-                channel: match record.channel.as_str() {
-                    "online" => Channel::Online,
-                    "offline" => Channel::Offline,
-                    other => return Err(corrupt("channel", other)),
-                },
+                channel: record.channel,
                 session: record.session,
                 cuid: record.cuid,
                 offline_channel: record.offline_channel,
@@ -445,13 +441,5 @@ pub(crate) fn allocation_kind_str(kind: &AllocationKind) -> &'static str {
     match kind {
         AllocationKind::Existing => "existing",
         AllocationKind::Expected => "expected",
-    }
-}
-
-/// The API and database name of a channel.
-pub(crate) fn channel_str(channel: &Channel) -> &'static str {
-    match channel {
-        Channel::Online => "online",
-        Channel::Offline => "offline",
     }
 }

@@ -6,6 +6,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::{AllocationKind, CancellationReason, Channel, RefundDestination};
+
 /// What an API key may do (docs/api.md "Authentication and roles").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
@@ -309,8 +311,9 @@ pub struct RefundRecord {
     pub amount_minor: i64,
     /// ISO 4217 code.
     pub currency: String,
-    /// `original` or `bankAccount`.
-    pub to: String,
+    /// Where it goes: stored as `original` or `bankAccount`.
+    #[serde(with = "stored_name")]
+    pub to: RefundDestination,
 }
 
 /// A released allocation as recorded with a cancellation.
@@ -322,8 +325,9 @@ pub struct AllocationRecord {
     pub warehouse: String,
     /// Quantity.
     pub quantity: u32,
-    /// `existing` or `expected`.
-    pub kind: String,
+    /// Stock on hand or expected: stored as `existing` or `expected`.
+    #[serde(with = "stored_name")]
+    pub kind: AllocationKind,
 }
 
 /// A warning recorded with a cancellation.
@@ -356,6 +360,98 @@ impl fmt::Debug for BankDetailsRecord {
     }
 }
 
+/// What a cancelled line sells, as the ERP is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CancelledLineKind {
+    /// Goods or a service.
+    Product,
+    /// A reduction of other lines.
+    Discount,
+}
+
+/// A value the store keeps by its name: written as the API spells it and
+/// read back strictly, so that a name the code does not know is a corrupt
+/// record, never a default that would reach an ERP as something else.
+pub(crate) trait StoredName: Copy + 'static {
+    /// What the value is, for the error: `cancellation reason`.
+    const WHAT: &'static str;
+    /// Every value.
+    const ALL: &'static [Self];
+    /// Its stored name.
+    fn name(self) -> &'static str;
+}
+
+impl StoredName for CancellationReason {
+    const WHAT: &'static str = "cancellation reason";
+    const ALL: &'static [Self] = &CancellationReason::ALL;
+    fn name(self) -> &'static str {
+        self.code()
+    }
+}
+
+impl StoredName for RefundDestination {
+    const WHAT: &'static str = "refund destination";
+    const ALL: &'static [Self] = &[RefundDestination::Original, RefundDestination::BankAccount];
+    fn name(self) -> &'static str {
+        self.as_str()
+    }
+}
+
+impl StoredName for AllocationKind {
+    const WHAT: &'static str = "allocation kind";
+    const ALL: &'static [Self] = &[AllocationKind::Existing, AllocationKind::Expected];
+    fn name(self) -> &'static str {
+        match self {
+            AllocationKind::Existing => "existing",
+            AllocationKind::Expected => "expected",
+        }
+    }
+}
+
+impl StoredName for Channel {
+    const WHAT: &'static str = "order channel";
+    const ALL: &'static [Self] = &[Channel::Online, Channel::Offline];
+    fn name(self) -> &'static str {
+        match self {
+            Channel::Online => "online",
+            Channel::Offline => "offline",
+        }
+    }
+}
+
+impl StoredName for CancelledLineKind {
+    const WHAT: &'static str = "line kind";
+    const ALL: &'static [Self] = &[CancelledLineKind::Product, CancelledLineKind::Discount];
+    fn name(self) -> &'static str {
+        match self {
+            CancelledLineKind::Product => "product",
+            CancelledLineKind::Discount => "discount",
+        }
+    }
+}
+
+/// The value of `name`, or `None` when no value is called that.
+pub(crate) fn from_stored_name<T: StoredName>(name: &str) -> Option<T> {
+    T::ALL.iter().copied().find(|v| v.name() == name)
+}
+
+/// `#[serde(with = "stored_name")]` for a [`StoredName`] field.
+mod stored_name {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::StoredName;
+
+    pub fn serialize<S: Serializer, T: StoredName>(value: &T, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(value.name())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>, T: StoredName>(d: D) -> Result<T, D::Error> {
+        let name = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        super::from_stored_name(&name)
+            .ok_or_else(|| serde::de::Error::custom(format_args!("unknown {} {name:?}", T::WHAT)))
+    }
+}
+
 /// A cancelled line as the ERP sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CancelledLineRecord {
@@ -365,8 +461,9 @@ pub struct CancelledLineRecord {
     pub sku: String,
     /// Whole quantity.
     pub quantity: u32,
-    /// `product` or `discount`.
-    pub kind: String,
+    /// What the line sells: stored as `product` or `discount`.
+    #[serde(with = "stored_name")]
+    pub kind: CancelledLineKind,
     /// Net amount (minor units).
     pub amount_minor: i64,
     /// Tax (minor units).
@@ -380,8 +477,9 @@ pub struct CancelledLineRecord {
 /// Visitor tracking data of the order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TrackingRecord {
-    /// `online` or `offline`.
-    pub channel: String,
+    /// Where the order was placed: stored as `online` or `offline`.
+    #[serde(with = "stored_name")]
+    pub channel: Channel,
     /// Tracking session.
     pub session: Option<String>,
     /// Customer user id.
@@ -419,8 +517,9 @@ pub struct CancellationRecord {
     /// False when the cancellation made no job: no enabled job definition
     /// existed at commit, or none applied to it.
     pub erp_configured: bool,
-    /// Reason code, e.g. `OUT_OF_STOCK`.
-    pub reason: String,
+    /// The reason: stored as its code, e.g. `OUT_OF_STOCK`.
+    #[serde(with = "stored_name")]
+    pub reason: CancellationReason,
     /// Cancellation date `YYYY-MM-DD`.
     pub date: String,
     /// Invoice reference.
@@ -456,6 +555,60 @@ pub struct CancellationRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every value of `T` is written under its own name and read back as
+    /// itself; a name that differs in any way is an error naming it.
+    fn round_trips<T: StoredName + PartialEq + fmt::Debug>() {
+        let names: Vec<&str> = T::ALL.iter().map(|v| v.name()).collect();
+        for (i, value) in T::ALL.iter().enumerate() {
+            assert_eq!(from_stored_name::<T>(value.name()), Some(*value));
+            assert!(!names[..i].contains(&value.name()), "{value:?} named twice");
+            for wrong in [
+                value.name().to_uppercase(),
+                value.name().to_lowercase(),
+                format!("{} ", value.name()),
+                format!("{}s", value.name()),
+            ] {
+                if wrong != value.name() && !names.contains(&wrong.as_str()) {
+                    assert_eq!(from_stored_name::<T>(&wrong), None, "{wrong:?}");
+                }
+            }
+        }
+        assert_eq!(from_stored_name::<T>(""), None);
+    }
+
+    #[test]
+    fn stored_names_round_trip_and_nothing_else_is_read() {
+        round_trips::<CancellationReason>();
+        round_trips::<RefundDestination>();
+        round_trips::<AllocationKind>();
+        round_trips::<Channel>();
+        round_trips::<CancelledLineKind>();
+    }
+
+    #[test]
+    fn a_record_with_an_unknown_name_is_refused_with_the_name() {
+        let record = TrackingRecord {
+            channel: Channel::Offline,
+            session: None,
+            cuid: None,
+            offline_channel: Some("store".into()),
+        };
+        let text = serde_json::to_string(&record).unwrap();
+        assert!(text.contains(r#""channel":"offline""#), "{text}");
+        assert_eq!(
+            serde_json::from_str::<TrackingRecord>(&text).unwrap(),
+            record
+        );
+        let wrong = text.replace(r#""offline""#, r#""Offline""#);
+        let error = serde_json::from_str::<TrackingRecord>(&wrong).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains(r#"unknown order channel "Offline""#),
+            "{error}"
+        );
+    }
 
     #[test]
     fn applies_to_decides_which_cancellations_make_a_job() {
