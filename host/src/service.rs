@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 
 use crate::api::{self, AppState};
 use crate::demo::DemoErp;
-use crate::jobs::{IntegrationProcessors, PluginProcessors, WorkerConfig, WorkerPool};
+use crate::jobs::{PluginProcessors, WorkerConfig, WorkerPool};
 use crate::plugins::registry::{
     DirectoryStore, FolderEvent, FolderWatch, FolderWatchConfig, PluginRegistry, RegistryConfig,
     TrustedKey,
@@ -184,7 +184,7 @@ pub async fn start(config: ServiceConfig) -> anyhow::Result<RunningService> {
         None
     };
     let workers = config.workers.map(|worker_config| {
-        let processors: Arc<dyn IntegrationProcessors> = Arc::new(PluginProcessors::new(
+        let processors = Arc::new(PluginProcessors::new(
             plugins.clone(),
             config.plugins.limits,
         ));

@@ -2,8 +2,8 @@
 //! definition's integration processor, record every attempt, and retry
 //! passing failures with exponential backoff and full jitter.
 //!
-//! The worker knows nothing of wasmtime: it hands a [`Submission`] to an
-//! [`IntegrationProcessors`] implementation (the plugin runtime) and gets a
+//! The worker knows nothing of wasmtime: it hands a [`Submission`] to the
+//! [`PluginProcessors`] (the plugin registry and runtime) and gets a
 //! [`Delivery`] back. What happens next is policy:
 //!
 //! | outcome | job |
@@ -34,6 +34,4 @@ mod worker;
 
 pub use plugin_processors::PluginProcessors;
 
-pub use worker::{
-    Delivery, DeliveryOutcome, IntegrationProcessors, Submission, WorkerConfig, WorkerPool,
-};
+pub use worker::{Delivery, DeliveryOutcome, Submission, WorkerConfig, WorkerPool};

@@ -1,12 +1,9 @@
-//! The workers' [`IntegrationProcessors`] backed by the plugin registry:
+//! The workers' integration processors, backed by the plugin registry:
 //! plugins by name or pinned version, each attempt a fresh sandboxed call.
 
-use std::future::Future;
-use std::pin::Pin;
-
-use super::{Delivery, DeliveryOutcome, IntegrationProcessors, Submission};
+use super::{Delivery, DeliveryOutcome, Submission};
 use crate::domain;
-use crate::plugins::registry::{OutcomeEffect, PluginRegistry, RegistryError};
+use crate::plugins::registry::{OutcomeEffect, PluginRegistry, RegistryError, parse_reference};
 use crate::plugins::{
     BankDetails, CallLimits, CallOutcome, Cancellation, CancellationReason, CancelledLine,
     ConnectionContext, LineKind, Money, OrderChannel, Refund, RefundDestination, Tracking,
@@ -43,130 +40,114 @@ impl PluginProcessors {
 /// rejection is a business answer, not the plugin's failure.
 fn counts_as_failure(outcome: &DeliveryOutcome) -> bool {
     match outcome {
-        DeliveryOutcome::Accepted { .. }
-        | DeliveryOutcome::Rejected(_)
+        DeliveryOutcome::Call(CallOutcome::Accepted { .. } | CallOutcome::Rejected(_))
         | DeliveryOutcome::UnknownProcessor(_) => false,
-        DeliveryOutcome::Transient(_)
-        | DeliveryOutcome::Misconfigured(_)
-        | DeliveryOutcome::Trapped(_)
-        | DeliveryOutcome::DeadlineExceeded(_)
-        | DeliveryOutcome::MemoryCapExceeded(_) => true,
+        DeliveryOutcome::Call(
+            CallOutcome::Transient(_)
+            | CallOutcome::Misconfigured(_)
+            | CallOutcome::Trapped(_)
+            | CallOutcome::DeadlineExceeded(_)
+            | CallOutcome::MemoryCapExceeded(_),
+        ) => true,
     }
 }
 
-impl IntegrationProcessors for PluginProcessors {
-    fn submit<'a>(
-        &'a self,
-        processor: &'a str,
-        submission: &'a Submission,
-    ) -> Pin<Box<dyn Future<Output = Delivery> + Send + 'a>> {
-        Box::pin(async move {
-            let plugin = match self.registry.resolve(processor).await {
-                Ok(plugin) => plugin,
-                Err(error) => {
-                    let outcome = match error {
-                        RegistryError::UnknownPlugin { .. }
-                        | RegistryError::NoActiveVersion { .. }
-                        | RegistryError::UnknownVersion { .. } => {
-                            tracing::warn!(%error, "integration processor not available");
-                            DeliveryOutcome::UnknownProcessor(processor.to_owned())
-                        }
-                        RegistryError::BadReference { .. } => {
-                            DeliveryOutcome::Misconfigured(error.to_string())
-                        }
-                        // Reading the store or compiling a pinned version
-                        // may work on the next attempt.
-                        other => DeliveryOutcome::Transient(format!(
-                            "cannot load integration processor {processor:?}: {other}"
-                        )),
-                    };
-                    return Delivery::without_call(outcome);
-                }
-            };
-            let cancellation = wit_cancellation(submission);
-            let connection = ConnectionContext {
-                name: submission.connection.name.clone(),
-                base_url: submission.connection.base_url.clone(),
-                allowed_hosts: submission.connection.allowed_hosts.clone(),
-                allow_private_network: submission.connection.allow_private_network,
-                ca_certificates: submission.connection.ca_certificates.clone(),
-                settings: submission.connection.settings.clone(),
-                secrets: submission.connection.secrets.clone(),
-            };
-            let report = plugin
-                .submit(&cancellation, &connection, &self.limits)
-                .await;
-            let version = plugin.sha256().to_owned();
-            Delivery {
-                outcome: match report.outcome {
-                    CallOutcome::Accepted {
-                        erp_reference,
-                        message,
-                    } => DeliveryOutcome::Accepted {
-                        erp_reference,
-                        message,
-                    },
-                    CallOutcome::Rejected(m) => DeliveryOutcome::Rejected(m),
-                    CallOutcome::Transient(m) => DeliveryOutcome::Transient(m),
-                    CallOutcome::Misconfigured(m) => DeliveryOutcome::Misconfigured(m),
-                    CallOutcome::Trapped(m) => DeliveryOutcome::Trapped(m),
-                    CallOutcome::DeadlineExceeded(d) => DeliveryOutcome::DeadlineExceeded(d),
-                    CallOutcome::MemoryCapExceeded(b) => DeliveryOutcome::MemoryCapExceeded(b),
-                },
-                log: report
-                    .log
-                    .into_iter()
-                    .map(|line| AttemptLogLine {
-                        level: line.level.as_str().to_owned(),
-                        message: format!("[{}] {}", line.source.as_str(), line.message),
-                    })
-                    .collect(),
-                elapsed: report.elapsed,
-                plugin_version: Some(version),
+impl PluginProcessors {
+    /// Runs integration processor `processor` (a plugin name or a pinned
+    /// `name@sha256:…`) on a submission.
+    pub async fn submit(&self, processor: &str, submission: &Submission) -> Delivery {
+        let plugin = match self.registry.resolve(processor).await {
+            Ok(plugin) => plugin,
+            Err(error) => {
+                let outcome = match error {
+                    RegistryError::UnknownPlugin { .. }
+                    | RegistryError::NoActiveVersion { .. }
+                    | RegistryError::UnknownVersion { .. } => {
+                        tracing::warn!(%error, "integration processor not available");
+                        DeliveryOutcome::UnknownProcessor(processor.to_owned())
+                    }
+                    RegistryError::BadReference { .. } => {
+                        CallOutcome::Misconfigured(error.to_string()).into()
+                    }
+                    // Reading the store or compiling a pinned version may
+                    // work on the next attempt.
+                    other => CallOutcome::Transient(format!(
+                        "cannot load integration processor {processor:?}: {other}"
+                    ))
+                    .into(),
+                };
+                return Delivery::without_call(outcome);
             }
-        })
+        };
+        let cancellation = wit_cancellation(submission);
+        let connection = ConnectionContext {
+            name: submission.connection.name.clone(),
+            base_url: submission.connection.base_url.clone(),
+            allowed_hosts: submission.connection.allowed_hosts.clone(),
+            allow_private_network: submission.connection.allow_private_network,
+            ca_certificates: submission.connection.ca_certificates.clone(),
+            settings: submission.connection.settings.clone(),
+            secrets: submission.connection.secrets.clone(),
+        };
+        let report = plugin
+            .submit(&cancellation, &connection, &self.limits)
+            .await;
+        Delivery {
+            outcome: report.outcome.into(),
+            log: report
+                .log
+                .into_iter()
+                .map(|line| AttemptLogLine {
+                    level: line.level.as_str().to_owned(),
+                    message: format!("[{}] {}", line.source.as_str(), line.message),
+                })
+                .collect(),
+            elapsed: report.elapsed,
+            plugin_version: Some(plugin.sha256().to_owned()),
+        }
     }
 
-    fn attempt_recorded<'a>(
-        &'a self,
-        processor: &'a str,
-        job_id: &'a str,
-        delivery: &'a Delivery,
-    ) -> Pin<Box<dyn Future<Output = Vec<String>> + Send + 'a>> {
-        Box::pin(async move {
-            let Some(version) = &delivery.plugin_version else {
-                return Vec::new();
-            };
-            let failed = counts_as_failure(&delivery.outcome);
-            match self
-                .registry
-                .record_outcome(plugin_name(processor), version, job_id, failed)
-                .await
-            {
-                Ok(OutcomeEffect::Counted) => Vec::new(),
-                Ok(OutcomeEffect::Requeue) => vec![job_id.to_owned()],
-                Ok(OutcomeEffect::RolledBack(rollback)) => {
-                    tracing::warn!(
-                        plugin = %rollback.plugin, from = %rollback.from, to = %rollback.to,
-                        jobs = rollback.failed_attempts.len(),
-                        "activation guard rolled the plugin back; re-queueing its failed jobs"
-                    );
-                    rollback.failed_attempts
-                }
-                Err(error) => {
-                    tracing::error!(%error, "cannot record the attempt's outcome with the plugin registry");
-                    Vec::new()
-                }
+    /// Told after an attempt of job `job_id` on `processor` was recorded in
+    /// the store. Answers the jobs to put back in the queue with a fresh
+    /// round of attempts (this one's among them, possibly): their failures
+    /// came from a plugin version that the activation guard rolled back.
+    /// Called only once the attempt is stored, so that every job it names
+    /// is already `failed` or `retrying`, never still running.
+    pub async fn attempt_recorded(
+        &self,
+        processor: &str,
+        job_id: &str,
+        delivery: &Delivery,
+    ) -> Vec<String> {
+        let Some(version) = &delivery.plugin_version else {
+            return Vec::new();
+        };
+        // A plugin ran, so the reference resolved: it parses.
+        let Ok((name, _)) = parse_reference(processor) else {
+            return Vec::new();
+        };
+        let failed = counts_as_failure(&delivery.outcome);
+        match self
+            .registry
+            .record_outcome(name, version, job_id, failed)
+            .await
+        {
+            Ok(OutcomeEffect::Counted) => Vec::new(),
+            Ok(OutcomeEffect::Requeue) => vec![job_id.to_owned()],
+            Ok(OutcomeEffect::RolledBack(rollback)) => {
+                tracing::warn!(
+                    plugin = %rollback.plugin, from = %rollback.from, to = %rollback.to,
+                    jobs = rollback.failed_attempts.len(),
+                    "activation guard rolled the plugin back; re-queueing its failed jobs"
+                );
+                rollback.failed_attempts
             }
-        })
+            Err(error) => {
+                tracing::error!(%error, "cannot record the attempt's outcome with the plugin registry");
+                Vec::new()
+            }
+        }
     }
-}
-
-/// The plugin name of a reference: `aaas` of `aaas@sha256:…`.
-fn plugin_name(reference: &str) -> &str {
-    reference
-        .split_once('@')
-        .map_or(reference, |(name, _)| name)
 }
 
 /// The WIT record for one attempt of a cancellation's job.

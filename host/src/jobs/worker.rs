@@ -1,8 +1,6 @@
 //! The worker pool and one attempt of a job.
 
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,8 +9,10 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
+use super::PluginProcessors;
 use super::backoff::{RetryDecision, after_transient_failure};
 use crate::metrics::Metrics;
+use crate::plugins::CallOutcome;
 use crate::store::{
     AttemptLogLine, AttemptResult, CancellationRecord, ClaimedJob, Connection, JobState, Store,
     now_ms,
@@ -35,29 +35,15 @@ pub struct Submission {
     pub connection: Connection,
 }
 
-/// How an attempt ended, as the plugin runtime reports it.
+/// How an attempt ended: the plugin call's own outcome, or no call at all
+/// because the job names no plugin that can run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeliveryOutcome {
-    /// The ERP accepted the cancellation.
-    Accepted {
-        /// The ERP's reference.
-        erp_reference: Option<String>,
-        /// A message worth keeping.
-        message: Option<String>,
-    },
-    /// The ERP refused for good.
-    Rejected(String),
-    /// A passing failure.
-    Transient(String),
-    /// The connection lacks something; the message says what.
-    Misconfigured(String),
-    /// The plugin trapped.
-    Trapped(String),
-    /// The plugin ran past its deadline.
-    DeadlineExceeded(Duration),
-    /// The plugin tried to use more memory than allowed (bytes).
-    MemoryCapExceeded(u64),
-    /// No plugin of that name is loaded.
+    /// The plugin ran (or the attempt ended before it could, with the
+    /// outcome a call would have had: a misconfiguration, a store failure
+    /// worth retrying).
+    Call(CallOutcome),
+    /// No plugin of that name is loaded, or it has no active version.
     UnknownProcessor(String),
 }
 
@@ -65,30 +51,34 @@ impl DeliveryOutcome {
     /// The outcome's name as recorded with the attempt.
     pub fn name(&self) -> &'static str {
         match self {
-            DeliveryOutcome::Accepted { .. } => "accepted",
-            DeliveryOutcome::Rejected(_) => "rejected",
-            DeliveryOutcome::Transient(_) => "transient",
-            DeliveryOutcome::Misconfigured(_) => "misconfigured",
-            DeliveryOutcome::Trapped(_) => "trapped",
-            DeliveryOutcome::DeadlineExceeded(_) => "deadline-exceeded",
-            DeliveryOutcome::MemoryCapExceeded(_) => "memory-cap-exceeded",
+            DeliveryOutcome::Call(outcome) => match outcome {
+                CallOutcome::Accepted { .. } => "accepted",
+                CallOutcome::Rejected(_) => "rejected",
+                CallOutcome::Transient(_) => "transient",
+                CallOutcome::Misconfigured(_) => "misconfigured",
+                CallOutcome::Trapped(_) => "trapped",
+                CallOutcome::DeadlineExceeded(_) => "deadline-exceeded",
+                CallOutcome::MemoryCapExceeded(_) => "memory-cap-exceeded",
+            },
             DeliveryOutcome::UnknownProcessor(_) => "unknown-processor",
         }
     }
 
     fn message(&self) -> Option<String> {
         match self {
-            DeliveryOutcome::Accepted { message, .. } => message.clone(),
-            DeliveryOutcome::Rejected(m)
-            | DeliveryOutcome::Transient(m)
-            | DeliveryOutcome::Misconfigured(m)
-            | DeliveryOutcome::Trapped(m) => Some(m.clone()),
-            DeliveryOutcome::DeadlineExceeded(d) => {
-                Some(format!("the plugin ran past its deadline of {d:?}"))
-            }
-            DeliveryOutcome::MemoryCapExceeded(bytes) => Some(format!(
-                "the plugin tried to use more than its memory cap of {bytes} bytes"
-            )),
+            DeliveryOutcome::Call(outcome) => match outcome {
+                CallOutcome::Accepted { message, .. } => message.clone(),
+                CallOutcome::Rejected(m)
+                | CallOutcome::Transient(m)
+                | CallOutcome::Misconfigured(m)
+                | CallOutcome::Trapped(m) => Some(m.clone()),
+                CallOutcome::DeadlineExceeded(d) => {
+                    Some(format!("the plugin ran past its deadline of {d:?}"))
+                }
+                CallOutcome::MemoryCapExceeded(bytes) => Some(format!(
+                    "the plugin tried to use more than its memory cap of {bytes} bytes"
+                )),
+            },
             DeliveryOutcome::UnknownProcessor(name) => {
                 Some(format!("no integration processor named {name:?} is loaded"))
             }
@@ -97,13 +87,23 @@ impl DeliveryOutcome {
 
     /// Whether another attempt may succeed.
     fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            DeliveryOutcome::Transient(_)
-                | DeliveryOutcome::Trapped(_)
-                | DeliveryOutcome::DeadlineExceeded(_)
-                | DeliveryOutcome::MemoryCapExceeded(_)
-        )
+        matches!(self, DeliveryOutcome::Call(outcome) if outcome.is_retryable())
+    }
+
+    /// The ERP's reference, when it accepted.
+    fn erp_reference(&self) -> Option<String> {
+        match self {
+            DeliveryOutcome::Call(CallOutcome::Accepted { erp_reference, .. }) => {
+                erp_reference.clone()
+            }
+            _ => None,
+        }
+    }
+}
+
+impl From<CallOutcome> for DeliveryOutcome {
+    fn from(outcome: CallOutcome) -> Self {
+        DeliveryOutcome::Call(outcome)
     }
 }
 
@@ -129,32 +129,6 @@ impl Delivery {
             elapsed: Duration::ZERO,
             plugin_version: None,
         }
-    }
-}
-
-/// The plugin runtime as the workers see it.
-pub trait IntegrationProcessors: Send + Sync + 'static {
-    /// Runs integration processor `processor` on a submission.
-    fn submit<'a>(
-        &'a self,
-        processor: &'a str,
-        submission: &'a Submission,
-    ) -> Pin<Box<dyn Future<Output = Delivery> + Send + 'a>>;
-
-    /// Told after an attempt of job `job_id` on `processor` was recorded in
-    /// the store. Answers the jobs to put back in the queue with a fresh
-    /// round of attempts (this one's among them, possibly): their failures
-    /// came from a plugin version that was rolled back. Called only once the
-    /// attempt is stored, so that every job it names is already `failed` or
-    /// `retrying`, never still running.
-    fn attempt_recorded<'a>(
-        &'a self,
-        processor: &'a str,
-        job_id: &'a str,
-        delivery: &'a Delivery,
-    ) -> Pin<Box<dyn Future<Output = Vec<String>> + Send + 'a>> {
-        let _ = (processor, job_id, delivery);
-        Box::pin(std::future::ready(Vec::new()))
     }
 }
 
@@ -195,7 +169,7 @@ pub struct WorkerPool {
 struct Worker {
     id: String,
     store: Store,
-    processors: Arc<dyn IntegrationProcessors>,
+    processors: Arc<PluginProcessors>,
     metrics: Arc<Metrics>,
     wakeup: Arc<Notify>,
     config: WorkerConfig,
@@ -205,7 +179,7 @@ impl WorkerPool {
     /// Starts `config.workers` workers.
     pub fn start(
         store: Store,
-        processors: Arc<dyn IntegrationProcessors>,
+        processors: Arc<PluginProcessors>,
         metrics: Arc<Metrics>,
         wakeup: Arc<Notify>,
         config: WorkerConfig,
@@ -400,11 +374,13 @@ impl Worker {
         // Reading the store may work on the next attempt; a record it
         // cannot decode never will, and must not reach an ERP as something
         // else.
-        let store_failed = |e: crate::store::StoreError| match e {
-            crate::store::StoreError::Corrupt(_) => {
-                DeliveryOutcome::Misconfigured(format!("the stored job cannot be read: {e}"))
+        let store_failed = |e: crate::store::StoreError| -> DeliveryOutcome {
+            match e {
+                crate::store::StoreError::Corrupt(_) => {
+                    CallOutcome::Misconfigured(format!("the stored job cannot be read: {e}")).into()
+                }
+                e => CallOutcome::Transient(format!("store: {e}")).into(),
             }
-            e => DeliveryOutcome::Transient(format!("store: {e}")),
         };
         let definition = self
             .store
@@ -412,10 +388,10 @@ impl Worker {
             .await
             .map_err(store_failed)?
             .ok_or_else(|| {
-                DeliveryOutcome::Misconfigured(format!(
+                DeliveryOutcome::from(CallOutcome::Misconfigured(format!(
                     "job definition {:?} no longer exists",
                     job.definition
-                ))
+                )))
             })?;
         let connection = self
             .store
@@ -423,17 +399,19 @@ impl Worker {
             .await
             .map_err(store_failed)?
             .ok_or_else(|| {
-                DeliveryOutcome::Misconfigured(format!(
+                DeliveryOutcome::from(CallOutcome::Misconfigured(format!(
                     "connection {:?} of job definition {:?} does not exist",
                     definition.connection, definition.name
-                ))
+                )))
             })?;
         let cancellation = match &job.cancellation_id {
             Some(id) => self.store.cancellation(id).await.map_err(store_failed)?,
             None => None,
         }
         .ok_or_else(|| {
-            DeliveryOutcome::Misconfigured("the job names no committed cancellation".to_owned())
+            DeliveryOutcome::from(CallOutcome::Misconfigured(
+                "the job names no committed cancellation".to_owned(),
+            ))
         })?;
         Ok((
             definition.integration_processor,
@@ -452,7 +430,7 @@ impl Worker {
         let outcome = delivery.outcome;
         let mut retry_at_ms = now_ms();
         let next = match &outcome {
-            DeliveryOutcome::Accepted { .. } => JobState::Succeeded,
+            DeliveryOutcome::Call(CallOutcome::Accepted { .. }) => JobState::Succeeded,
             o if o.is_transient() => {
                 let jitter: f64 = rand::rng().random();
                 match after_transient_failure(&claimed.job.retry, claimed.attempt_in_round, jitter)
@@ -469,10 +447,7 @@ impl Worker {
         AttemptResult {
             outcome: outcome.name().to_owned(),
             message: outcome.message(),
-            erp_reference: match &outcome {
-                DeliveryOutcome::Accepted { erp_reference, .. } => erp_reference.clone(),
-                _ => None,
-            },
+            erp_reference: outcome.erp_reference(),
             plugin_version: delivery.plugin_version,
             log: delivery.log,
             next,
