@@ -26,31 +26,75 @@ pub(super) struct ConfigSnapshot {
 /// The shared cache of the configuration snapshot.
 pub(super) type ConfigCache = Arc<std::sync::Mutex<Option<Arc<ConfigSnapshot>>>>;
 
-/// The cached configuration, loaded on `conn` when the cache is empty. The
-/// caller must hold SQLite's write lock (on `conn` or on the cancellation
-/// writer's connection) so that no configuration write commits meanwhile.
-pub(super) async fn config_snapshot(
+/// The cached configuration, loaded on the cancellation writer's own
+/// connection when the cache is empty. The writer holds SQLite's write
+/// lock (its transaction began `IMMEDIATE`), so no configuration write
+/// commits meanwhile and what it caches is current; it reads in its own
+/// transaction, so the snapshot is the one its writes see.
+pub(super) fn config_snapshot(
     cache: &ConfigCache,
-    conn: &mut SqliteConnection,
-) -> Result<Arc<ConfigSnapshot>, StoreError> {
+    conn: &rusqlite::Connection,
+) -> Result<Arc<ConfigSnapshot>, rusqlite::Error> {
     if let Some(snapshot) = cache.lock().unwrap_or_else(|p| p.into_inner()).clone() {
         return Ok(snapshot);
     }
-    let settings = load_settings(&mut *conn).await?;
-    let websites = sqlx::query("SELECT name, allow_cancellation_request FROM websites")
-        .fetch_all(&mut *conn)
-        .await?
-        .into_iter()
-        .map(|row| {
-            (
-                row.get::<String, _>("name"),
+    let corrupt = |e: StoreError| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    };
+    let (cancellable_statuses, cancelled_status): (String, String) = conn
+        .prepare_cached("SELECT cancellable_statuses, cancelled_status FROM settings WHERE id = 1")?
+        .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+    let status_mappings = conn
+        .prepare_cached(
+            "SELECT erp_code, status, allow_cancellation FROM status_mappings ORDER BY position",
+        )?
+        .query_map([], |row| {
+            Ok(StatusMapping {
+                erp_code: row.get(0)?,
+                status: row.get(1)?,
+                allow_cancellation: row.get(2)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let settings = Settings {
+        status_mappings,
+        cancellable_statuses: from_json("cancellableStatuses", &cancellable_statuses)
+            .map_err(corrupt)?,
+        cancelled_status,
+    };
+    let websites = conn
+        .prepare_cached("SELECT name, allow_cancellation_request FROM websites")?
+        .query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
                 WebsiteSettings {
-                    allow_cancellation_request: row.get("allow_cancellation_request"),
+                    allow_cancellation_request: row.get(1)?,
                 },
-            )
-        })
-        .collect();
-    let definitions = enabled_definitions(&mut *conn).await?;
+            ))
+        })?
+        .collect::<Result<HashMap<_, _>, _>>()?;
+    let definitions = conn
+        .prepare_cached(&format!(
+            "{DEFINITION_SELECT} WHERE enabled = 1 ORDER BY name"
+        ))?
+        .query_map([], |row| {
+            Ok(DefinitionFields {
+                name: row.get("name")?,
+                job_type: row.get("job_type")?,
+                connection: row.get("connection")?,
+                preprocessor: row.get("preprocessor")?,
+                integration_processor: row.get("integration_processor")?,
+                post_processor: row.get("post_processor")?,
+                parameters: row.get("parameters")?,
+                max_attempts: row.get("max_attempts")?,
+                initial_backoff_ms: row.get("initial_backoff_ms")?,
+                max_backoff_ms: row.get("max_backoff_ms")?,
+                enabled: row.get("enabled")?,
+                applies_to: row.get("applies_to")?,
+            })
+        })?
+        .map(|fields| fields.and_then(|f| f.into_definition().map_err(corrupt)))
+        .collect::<Result<Vec<_>, _>>()?;
     let snapshot = Arc::new(ConfigSnapshot {
         settings,
         websites,
@@ -260,48 +304,71 @@ pub(super) const DEFINITION_SELECT: &str = "SELECT name, job_type, connection, p
     integration_processor, post_processor, parameters, max_attempts, initial_backoff_ms,
     max_backoff_ms, enabled, applies_to FROM job_definitions";
 
-/// A job definition read back; an `applies_to` the code does not know is
-/// corrupt data, never a silent `any`.
+/// A job definition's columns as read, from either driver.
+struct DefinitionFields {
+    name: String,
+    job_type: String,
+    connection: String,
+    preprocessor: Option<String>,
+    integration_processor: String,
+    post_processor: Option<String>,
+    parameters: String,
+    max_attempts: u32,
+    initial_backoff_ms: i64,
+    max_backoff_ms: i64,
+    enabled: bool,
+    applies_to: String,
+}
+
+impl DefinitionFields {
+    /// The definition; an `applies_to` the code does not know is corrupt
+    /// data, never a silent `any`.
+    fn into_definition(self) -> Result<JobDefinition, StoreError> {
+        let parameters: Vec<JobParameter> = from_json("parameters", &self.parameters)?;
+        let applies_to = AppliesTo::parse(&self.applies_to).ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "job definition applies to {:?}, not any, full or partial",
+                self.applies_to
+            ))
+        })?;
+        Ok(JobDefinition {
+            name: self.name,
+            job_type: self.job_type,
+            connection: self.connection,
+            preprocessor: self.preprocessor,
+            integration_processor: self.integration_processor,
+            post_processor: self.post_processor,
+            parameters,
+            retry: RetryPolicy {
+                max_attempts: self.max_attempts,
+                initial_backoff_ms: self.initial_backoff_ms.max(0) as u64,
+                max_backoff_ms: self.max_backoff_ms.max(0) as u64,
+            },
+            enabled: self.enabled,
+            applies_to,
+        })
+    }
+}
+
+/// A job definition read back through the reader pool.
 pub(super) fn definition_from_row(
     row: &sqlx::sqlite::SqliteRow,
 ) -> Result<JobDefinition, StoreError> {
-    let parameters: Vec<JobParameter> = from_json("parameters", row.get("parameters"))?;
-    let applies_to: String = row.get("applies_to");
-    let applies_to = AppliesTo::parse(&applies_to).ok_or_else(|| {
-        StoreError::Corrupt(format!(
-            "job definition applies to {applies_to:?}, not any, full or partial"
-        ))
-    })?;
-    Ok(JobDefinition {
+    DefinitionFields {
         name: row.get("name"),
         job_type: row.get("job_type"),
         connection: row.get("connection"),
         preprocessor: row.get("preprocessor"),
         integration_processor: row.get("integration_processor"),
         post_processor: row.get("post_processor"),
-        parameters,
-        retry: RetryPolicy {
-            max_attempts: row.get("max_attempts"),
-            initial_backoff_ms: row.get::<i64, _>("initial_backoff_ms").max(0) as u64,
-            max_backoff_ms: row.get::<i64, _>("max_backoff_ms").max(0) as u64,
-        },
+        parameters: row.get("parameters"),
+        max_attempts: row.get("max_attempts"),
+        initial_backoff_ms: row.get("initial_backoff_ms"),
+        max_backoff_ms: row.get("max_backoff_ms"),
         enabled: row.get("enabled"),
-        applies_to,
-    })
-}
-
-/// The enabled job definitions, by name.
-pub(super) async fn enabled_definitions(
-    conn: &mut SqliteConnection,
-) -> Result<Vec<JobDefinition>, StoreError> {
-    sqlx::query(&format!(
-        "{DEFINITION_SELECT} WHERE enabled = 1 ORDER BY name"
-    ))
-    .fetch_all(&mut *conn)
-    .await?
-    .iter()
-    .map(definition_from_row)
-    .collect()
+        applies_to: row.get("applies_to"),
+    }
+    .into_definition()
 }
 
 /// Reads the settings row and the mappings.

@@ -32,7 +32,6 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use rusqlite::{Connection, OpenFlags, params};
-use sqlx::sqlite::SqlitePool;
 use time::Date;
 use tokio::sync::{mpsc, oneshot};
 
@@ -90,24 +89,17 @@ impl std::fmt::Debug for Work {
 
 impl Batcher {
     /// Opens the writer's connection to the (already migrated) database and
-    /// starts its thread. `reader` and the current Tokio runtime load the
-    /// configuration when its cache is empty.
+    /// starts its thread. The writer fills `config` on its own connection
+    /// when the cache is empty.
     pub(super) fn start(
         path: &Path,
         durability: Durability,
-        reader: SqlitePool,
         config: ConfigCache,
     ) -> Result<Batcher, StoreError> {
         let connection = open(path, durability)?;
-        let runtime = tokio::runtime::Handle::current();
         let (queue, waiting) = mpsc::channel::<Work>(4 * MAX_GROUP);
         let stopped = Arc::new(AtomicBool::new(false));
-        let writer = Writer {
-            connection,
-            reader,
-            runtime,
-            config,
-        };
+        let writer = Writer { connection, config };
         let thread = std::thread::Builder::new()
             .name("rescind-cancel-writer".to_owned())
             .spawn(move || writer.run(waiting))
@@ -211,8 +203,6 @@ impl From<rusqlite::Error> for GroupError {
 /// What the writer thread owns.
 struct Writer {
     connection: Connection,
-    reader: SqlitePool,
-    runtime: tokio::runtime::Handle,
     config: ConfigCache,
 }
 
@@ -337,24 +327,10 @@ impl Writer {
         Ok(results)
     }
 
-    /// The cached configuration; on a miss, loaded through the reader pool.
-    /// The caller holds the write lock, so no configuration write can
-    /// commit while it loads, and what it caches is current.
-    fn config(&self) -> Result<Arc<ConfigSnapshot>, StoreError> {
-        if let Some(snapshot) = self
-            .config
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-        {
-            return Ok(snapshot);
-        }
-        let reader = self.reader.clone();
-        let cache = Arc::clone(&self.config);
-        self.runtime.block_on(async move {
-            let mut conn = reader.acquire().await?;
-            config_snapshot(&cache, &mut conn).await
-        })
+    /// The cached configuration; on a miss, read on the writer's own
+    /// connection inside its transaction.
+    fn config(&self) -> Result<Arc<ConfigSnapshot>, rusqlite::Error> {
+        config_snapshot(&self.config, &self.connection)
     }
 
     /// Plans one cancellation and writes it. The outer error means the

@@ -275,12 +275,8 @@ impl Store {
             }
         });
         let config = config::ConfigCache::default();
-        let cancellations = group_commit::Batcher::start(
-            &path,
-            options.durability,
-            reader.clone(),
-            Arc::clone(&config),
-        )?;
+        let cancellations =
+            group_commit::Batcher::start(&path, options.durability, Arc::clone(&config))?;
         Ok(Store {
             writer,
             reader,
