@@ -405,7 +405,11 @@ impl Worker {
                 )))
             })?;
         let cancellation = match &job.cancellation_id {
-            Some(id) => self.store.cancellation(id).await.map_err(store_failed)?,
+            Some(id) => self
+                .store
+                .cancellation_record(id)
+                .await
+                .map_err(store_failed)?,
             None => None,
         }
         .ok_or_else(|| {
@@ -417,7 +421,7 @@ impl Worker {
             definition.integration_processor,
             Submission {
                 job_id: job.id.clone(),
-                cancellation: cancellation.record,
+                cancellation,
                 request_id: job.request_id.clone(),
                 attempt: claimed.attempt,
                 parameters: job.parameters.clone(),

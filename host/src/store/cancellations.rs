@@ -200,6 +200,20 @@ impl Store {
         Ok(Some(Committed { record, jobs }))
     }
 
+    /// The cancellation `id` as it was committed, without its jobs (what an
+    /// attempt submits).
+    pub async fn cancellation_record(
+        &self,
+        id: &str,
+    ) -> Result<Option<CancellationRecord>, StoreError> {
+        let text: Option<String> =
+            sqlx::query_scalar("SELECT record FROM cancellations WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.reader)
+                .await?;
+        text.map(|t| from_json("cancellation", &t)).transpose()
+    }
+
     /// The newest cancellation of an order (what a manual job run submits).
     pub async fn latest_cancellation_of(
         &self,
