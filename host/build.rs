@@ -6,14 +6,13 @@
 //! ```
 //!
 //! so that the `rescind` binary carries them for `rescind serve --demo`. The
-//! building is shared with the test artifacts (`tests/artifacts/wasm_build.rs`).
+//! building (`wasm_build.rs`) is shared with the test artifacts.
 //!
 //! It also writes `$OUT_DIR/guest_sdk_files.rs`: the guest SDK's sources and
 //! the WIT package, which `rescind plugin new` copies into a new plugin crate
 //! so that the crate builds anywhere, with a manifest that names every
 //! dependency itself instead of inheriting from this workspace.
 
-#[path = "../tests/artifacts/wasm_build.rs"]
 mod wasm_build;
 
 use std::fmt::Write as _;

@@ -3,6 +3,7 @@
 mod adapter_aaas;
 mod adapter_figures;
 mod adapter_personalization;
+mod adapter_webhook;
 mod adapter_websphere;
 mod api_auth;
 mod api_cancel;
@@ -36,4 +37,3 @@ mod registry_watch;
 mod service;
 mod store_refusals;
 mod store_unwritable;
-mod webhook;

@@ -1,7 +1,7 @@
 //! Compiles every plugin and test guest to a component and writes their paths
-//! into `$OUT_DIR/components.rs` (see `wasm_build.rs`).
+//! into `$OUT_DIR/components.rs` (see `host/wasm_build.rs`).
 
-#[path = "wasm_build.rs"]
+#[path = "../../host/wasm_build.rs"]
 mod wasm_build;
 
 use std::fmt::Write as _;

@@ -194,10 +194,10 @@ pub use inventory::{Allocation, AllocationKind, AllocationState};
 pub use lines::ItemRef;
 pub use money::{Currency, InvalidCurrency, split_largest_remainder};
 pub use order::{Channel, Line, LineKind, LineState, Order, Tracking};
-pub use payment::{LineValue, Payment, line_values};
+pub use payment::{LineValue, Payment, PaymentAction, line_values};
 pub use plan::{
-    CancelRequest, CancellationPlan, PaymentAction, Refund, RefundDestination,
-    WARNING_NOT_REFUNDED, WARNING_REFUND_NOT_NEEDED, Warning, plan_cancellation,
+    CancelRequest, CancellationPlan, Refund, RefundDestination, WARNING_NOT_REFUNDED,
+    WARNING_REFUND_NOT_NEEDED, Warning, plan_cancellation,
 };
 pub use reason::CancellationReason;
 pub use refusal::{DateProblem, FieldError, IbanProblem, Refusal};

@@ -36,8 +36,18 @@ use std::collections::BTreeMap;
 
 use super::money::{self, split_largest_remainder};
 use super::order::{Line, LineKind, Order};
-use super::plan::PaymentAction;
 use super::refusal::Refusal;
+
+/// What one payment gives back.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PaymentAction {
+    /// The payment's id.
+    pub payment_id: String,
+    /// What is voided of its open authorization.
+    pub void_minor: i64,
+    /// What is refunded of its deposit.
+    pub refund_minor: i64,
+}
 
 /// A payment that pays for the order, with what has happened to it so far.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -17,7 +17,7 @@ use super::inventory::{Allocation, AllocationState, released_allocations};
 use super::lines::{ItemRef, select_lines};
 use super::money::{self, Currency};
 use super::order::{LineState, Order};
-use super::payment::{has_deposited_payment, line_values, settle};
+use super::payment::{PaymentAction, has_deposited_payment, line_values, settle};
 use super::reason::{CancellationReason, resolve_reason};
 use super::refusal::{FieldError, Refusal};
 
@@ -42,17 +42,6 @@ pub struct CancelRequest {
     pub forced_cancel_with_refund: bool,
     /// The user on whose behalf staff act (WebSphere `forUser`).
     pub for_user: Option<String>,
-}
-
-/// What one payment gives back.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct PaymentAction {
-    /// The payment's id.
-    pub payment_id: String,
-    /// What is voided of its open authorization.
-    pub void_minor: i64,
-    /// What is refunded of its deposit.
-    pub refund_minor: i64,
 }
 
 /// Where a refund goes.

@@ -1,8 +1,9 @@
 //! Builds rescind's guest crates (`plugins/*`, `tests/guests/*`) into
 //! `wasm32-wasip2` components with a nested `cargo build`, the way wasmtime's
-//! test-programs are built. Shared by `tests/artifacts/build.rs` and
-//! `host/build.rs` (through `#[path]`), so both produce the same components in
-//! the same place.
+//! test-programs are built. The product's build script (`host/build.rs`)
+//! uses it for the bundled example plugins; the test artifacts' build script
+//! (`tests/artifacts/build.rs`) includes it (through `#[path]`) for the test
+//! guests too, so both produce the same components in the same place.
 //!
 //! The nested build uses its own target directory, `<target>/wasm-components`,
 //! beside the outer one: the outer cargo holds the lock on its own directory
