@@ -114,7 +114,7 @@ A committed cancellation (`201`) may carry `warnings`, each with a stable `code`
         plugins::put_plugin, plugins::list_plugins, plugins::get_plugin, plugins::activate_plugin,
         ops::healthz, ops::readyz, ops::metrics, ops::openapi,
     ),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &RefusalsDocumented),
 )]
 pub struct ApiDoc;
 
@@ -127,6 +127,43 @@ impl utoipa::Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+    }
+}
+
+/// Every operation that needs a bearer token may be refused before its
+/// handler runs (`401` without a valid token, `403` for the wrong role, and
+/// the other refusals of the middleware): its document says so, with the
+/// problem shape, even where the operation lists no refusal of its own.
+struct RefusalsDocumented;
+
+impl utoipa::Modify for RefusalsDocumented {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+        let refused = ResponseBuilder::new()
+            .description("Refused")
+            .content(
+                "application/problem+json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Problem")))
+                    .build(),
+            )
+            .build();
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let secured = operation.security.as_ref().is_some_and(|s| !s.is_empty());
+                let responses = &mut operation.responses.responses;
+                if secured && !responses.contains_key("4XX") {
+                    responses.insert("4XX".to_owned(), RefOr::T(refused.clone()));
+                }
+            }
+        }
     }
 }
 
