@@ -45,6 +45,10 @@ async fn failed(service: &TestService, job: &str) {
     assert_eq!(settled["state"], "failed", "{settled}");
 }
 
+/// An admin write: method, route template, path, body, caller's token, and
+/// words its audit summary must have.
+type Write<'a> = (Method, &'a str, String, Option<Value>, &'a str, &'a str);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_admin_write_is_in_the_audit_log_with_who_what_and_the_request_id() {
     let service = TestService::start().await;
@@ -88,8 +92,7 @@ async fn every_admin_write_is_in_the_audit_log_with_who_what_and_the_request_id(
         hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&webhook))
     );
 
-    // (method, template, path, body, caller, words the summary has)
-    let writes: Vec<(Method, &str, String, Option<Value>, &str, &str)> = vec![
+    let writes: Vec<Write<'_>> = vec![
         (
             Method::POST,
             "/v1/admin/api-keys",
