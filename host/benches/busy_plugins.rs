@@ -27,7 +27,7 @@ use rescind_host::plugins::CallLimits;
 use rescind_host::service::{self, PluginsConfig, RunningService, ServiceConfig};
 use serde_json::{Value, json};
 
-const ADMIN: &str = "bench-admin-token";
+const ADMIN: &str = "bench-admin-token-0123456789abcdef0123";
 /// The longest the requests of one phase may take; a phase that reaches it
 /// reports the requests it made.
 const PHASE_LIMIT: Duration = Duration::from_secs(90);

@@ -36,7 +36,7 @@ use rescind_host::service::{self, ServiceConfig};
 use rescind_host::store::{AppliesTo, Durability, JobDefinition, JobParameter, RetryPolicy};
 use serde_json::{Value, json};
 
-const ADMIN: &str = "bench-admin-token";
+const ADMIN: &str = "bench-admin-token-0123456789abcdef0123";
 /// The longest any phase may run.
 const PHASE_LIMIT: Duration = Duration::from_secs(120);
 

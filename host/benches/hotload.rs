@@ -41,7 +41,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-const ADMIN: &str = "bench-admin-token";
+const ADMIN: &str = "bench-admin-token-0123456789abcdef0123";
 const PLUGIN: &str = "erp";
 /// The longest any phase may run.
 const PHASE_LIMIT: Duration = Duration::from_secs(180);

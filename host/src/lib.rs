@@ -14,6 +14,7 @@ pub mod cli;
 pub mod demo;
 pub mod domain;
 pub mod jobs;
+pub mod keys;
 pub mod metrics;
 pub mod plugins;
 pub mod service;

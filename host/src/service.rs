@@ -144,8 +144,13 @@ pub struct RunningService {
     workers: Option<WorkerPool>,
 }
 
-/// Opens the store, binds the listener and serves the API.
+/// Opens the store, binds the listener and serves the API. A bootstrap
+/// admin token shorter than [`crate::keys::MIN_ADMIN_TOKEN_CHARS`] is
+/// refused before anything is opened.
 pub async fn start(config: ServiceConfig) -> anyhow::Result<RunningService> {
+    if let Some(token) = &config.admin_token {
+        crate::keys::check_admin_token(token)?;
+    }
     let mut options = StoreOptions::new(&config.data_dir);
     options.durability = config.durability;
     let store = Store::open(&options)

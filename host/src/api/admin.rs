@@ -1,27 +1,28 @@
 //! `/v1/admin`: API keys, status mappings, settings, presets, websites,
-//! connections, job definitions.
+//! connections, job definitions. Who may call them is the route table's
+//! business (`routes.rs`); each write attaches an audit note.
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::Response;
 
 use super::AppState;
-use super::auth::{new_token, token_digest};
 use super::dto::{
-    ApiKeyBody, ApiKeyView, ConnectionBody, ConnectionView, JobDefinitionDto, PresetView,
-    SettingsDto, StatusMappingDto, WebsiteDto,
+    ApiKeyBody, ApiKeySummaryView, ApiKeyView, ConnectionBody, ConnectionView, JobDefinitionDto,
+    PresetView, SettingsDto, StatusMappingDto, WebsiteDto, timestamp,
 };
 use super::error::{AppError, Problem};
 use super::extract::{ApiJson, ApiJsonList, Caller};
+use super::routes::noted;
 use crate::domain::{FieldError, Preset, Settings, StatusMapping, WebsiteSettings};
-use crate::store::{ApiKey, Role};
-
-const ADMIN: &[Role] = &[Role::Admin];
+use crate::keys::{self, CreatedKey, KeyRequest};
+use crate::store::now_ms;
 
 /// Creates an API key; its token is shown only in this answer.
 #[utoipa::path(post, path = "/v1/admin/api-keys", tag = "admin",
     request_body(content = ApiKeyBody, example = json!(
-        {"role": "customer", "customerNumber": "C-1"}
+        {"name": "storefront", "role": "customer", "customerNumber": "C-1", "expiresAt": null}
     )),
     responses(
         (status = 201, description = "Created", body = ApiKeyView),
@@ -32,49 +33,111 @@ pub async fn create_api_key(
     State(state): State<AppState>,
     caller: Caller,
     ApiJson(body): ApiJson<ApiKeyBody>,
-) -> Result<(StatusCode, Json<ApiKeyView>), AppError> {
-    caller.require(ADMIN)?;
-    let mut errors = Vec::new();
-    let role = Role::parse(&body.role);
-    if role.is_none() {
-        errors.push(FieldError::new(
-            "role",
-            "expected \"admin\", \"service\" or \"customer\"",
-        ));
+) -> Result<Response, AppError> {
+    let new = KeyRequest {
+        name: body.name,
+        role: body.role,
+        customer_number: body.customer_number,
+        expires_at: body.expires_at,
     }
-    let customer_number = body.customer_number.filter(|c| !c.trim().is_empty());
-    match (role, &customer_number) {
-        (Some(Role::Customer), None) => errors.push(FieldError::new(
-            "customerNumber",
-            "a customer key needs the customer number it is bound to",
-        )),
-        (Some(Role::Admin | Role::Service), Some(_)) => errors.push(FieldError::new(
-            "customerNumber",
-            "only customer keys are bound to a customer",
-        )),
-        _ => {}
-    }
-    let Some(role) = role.filter(|_| errors.is_empty()) else {
-        return Err(AppError::Validation(errors));
-    };
-    let token = new_token();
-    state
-        .store
-        .put_api_key(&ApiKey {
-            token_sha256: token_digest(&token),
-            role,
-            customer_number: customer_number.clone(),
-        })
-        .await?;
-    tracing::info!(role = role.as_str(), "API key created");
-    Ok((
-        StatusCode::CREATED,
-        Json(ApiKeyView {
-            token,
-            role: role.as_str().to_owned(),
-            customer_number,
-        }),
+    .validate(now_ms())
+    .map_err(AppError::Validation)?;
+    let CreatedKey { key, token } = keys::create_key(&state.store, new, &caller.who).await?;
+    let note = format!("created {}", keys::describe(&key));
+    tracing::info!(key = %key.id, role = key.role.as_str(), "API key created");
+    Ok(noted(
+        note,
+        (
+            StatusCode::CREATED,
+            Json(ApiKeyView {
+                id: key.id,
+                name: key.name,
+                token,
+                role: key.role.as_str().to_owned(),
+                customer_number: key.customer_number,
+                expires_at: key.expires_at_ms.map(timestamp),
+            }),
+        ),
     ))
+}
+
+/// Every API key, oldest first: never the token, a short prefix of it.
+#[utoipa::path(get, path = "/v1/admin/api-keys", tag = "admin",
+    responses(
+        (status = 200, description = "Keys", body = Vec<ApiKeySummaryView>),
+        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn list_api_keys(
+    State(state): State<AppState>,
+) -> Result<Json<Vec<ApiKeySummaryView>>, AppError> {
+    let keys = state.store.api_keys().await?;
+    Ok(Json(keys.iter().map(ApiKeySummaryView::from).collect()))
+}
+
+/// Revokes an API key: the next request with its token is `401`.
+#[utoipa::path(delete, path = "/v1/admin/api-keys/{id}", tag = "admin",
+    params(("id" = String, Path, description = "The key's id")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn revoke_api_key(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let key = state
+        .store
+        .delete_api_key(&id)
+        .await?
+        .ok_or_else(|| AppError::NotFound {
+            code: "api-key-not-found",
+            detail: format!("no API key with id {id:?} (revoked already, or never made)"),
+        })?;
+    tracing::info!(key = %key.id, "API key revoked");
+    Ok(noted(
+        format!("revoked {}", keys::describe(&key)),
+        StatusCode::NO_CONTENT,
+    ))
+}
+
+/// A list of names for an audit note: at most `MAX` of them.
+fn listed<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
+    const MAX: usize = 20;
+    let names: Vec<&str> = names.into_iter().collect();
+    let mut text = names
+        .iter()
+        .take(MAX)
+        .map(|n| format!("{n:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > MAX {
+        text.push_str(&format!(" and {} more", names.len() - MAX));
+    }
+    format!("[{text}]")
+}
+
+fn listed_mappings(mappings: &[StatusMapping]) -> String {
+    listed(
+        mappings
+            .iter()
+            .map(|m| {
+                format!(
+                    "{} → {}{}",
+                    m.erp_code,
+                    m.status,
+                    if m.allow_cancellation {
+                        ", cancellable"
+                    } else {
+                        ""
+                    }
+                )
+            })
+            .collect::<Vec<_>>()
+            .iter()
+            .map(String::as_str),
+    )
 }
 
 fn mappings_view(settings: &Settings) -> Vec<StatusMappingDto> {
@@ -102,9 +165,7 @@ fn settings_view(settings: &Settings) -> SettingsDto {
     security(("bearer" = [])))]
 pub async fn get_status_mappings(
     State(state): State<AppState>,
-    caller: Caller,
 ) -> Result<Json<Vec<StatusMappingDto>>, AppError> {
-    caller.require(ADMIN)?;
     Ok(Json(mappings_view(&state.store.settings().await?)))
 }
 
@@ -120,10 +181,8 @@ pub async fn get_status_mappings(
     security(("bearer" = [])))]
 pub async fn put_status_mappings(
     State(state): State<AppState>,
-    caller: Caller,
     ApiJsonList(body): ApiJsonList<StatusMappingDto>,
-) -> Result<Json<Vec<StatusMappingDto>>, AppError> {
-    caller.require(ADMIN)?;
+) -> Result<Response, AppError> {
     let mut settings = state.store.settings().await?;
     settings.status_mappings = body
         .into_iter()
@@ -138,18 +197,18 @@ pub async fn put_status_mappings(
         .store
         .put_status_mappings(&settings.status_mappings)
         .await?;
-    Ok(Json(mappings_view(&settings)))
+    let note = format!(
+        "replaced the status mappings: {} (erpCode → status, cancellable)",
+        listed_mappings(&settings.status_mappings)
+    );
+    Ok(noted(note, Json(mappings_view(&settings))))
 }
 
 /// The cancel settings.
 #[utoipa::path(get, path = "/v1/admin/settings", tag = "admin",
     responses((status = 200, description = "Settings", body = SettingsDto)),
     security(("bearer" = [])))]
-pub async fn get_settings(
-    State(state): State<AppState>,
-    caller: Caller,
-) -> Result<Json<SettingsDto>, AppError> {
-    caller.require(ADMIN)?;
+pub async fn get_settings(State(state): State<AppState>) -> Result<Json<SettingsDto>, AppError> {
     Ok(Json(settings_view(&state.store.settings().await?)))
 }
 
@@ -165,10 +224,8 @@ pub async fn get_settings(
     security(("bearer" = [])))]
 pub async fn put_settings(
     State(state): State<AppState>,
-    caller: Caller,
     ApiJson(body): ApiJson<SettingsDto>,
-) -> Result<Json<SettingsDto>, AppError> {
-    caller.require(ADMIN)?;
+) -> Result<Response, AppError> {
     let mut settings = state.store.settings().await?;
     settings.cancellable_statuses = body.cancellable_order_statuses;
     settings.cancelled_status = body.cancelled_status;
@@ -177,7 +234,12 @@ pub async fn put_settings(
         .store
         .put_cancel_settings(&settings.cancellable_statuses, &settings.cancelled_status)
         .await?;
-    Ok(Json(settings_view(&settings)))
+    let note = format!(
+        "settings: cancellableOrderStatuses {}, cancelledStatus {:?}",
+        listed(settings.cancellable_statuses.iter().map(String::as_str)),
+        settings.cancelled_status
+    );
+    Ok(noted(note, Json(settings_view(&settings))))
 }
 
 /// Applies a preset of mappings and settings (`insite` or `websphere`).
@@ -190,21 +252,22 @@ pub async fn put_settings(
     security(("bearer" = [])))]
 pub async fn apply_preset(
     State(state): State<AppState>,
-    caller: Caller,
     Path(name): Path<String>,
-) -> Result<Json<PresetView>, AppError> {
-    caller.require(ADMIN)?;
+) -> Result<Response, AppError> {
     let preset = Preset::parse(&name).ok_or_else(|| AppError::NotFound {
         code: "preset-not-found",
         detail: format!("no preset {name:?}: use insite or websphere"),
     })?;
     let settings = preset.settings();
     state.store.put_settings(&settings).await?;
-    Ok(Json(PresetView {
-        preset: name,
-        status_mappings: mappings_view(&settings),
-        settings: settings_view(&settings),
-    }))
+    Ok(noted(
+        format!("applied the preset {name:?} (status mappings and settings replaced)"),
+        Json(PresetView {
+            preset: name,
+            status_mappings: mappings_view(&settings),
+            settings: settings_view(&settings),
+        }),
+    ))
 }
 
 /// A website's settings.
@@ -217,10 +280,8 @@ pub async fn apply_preset(
     security(("bearer" = [])))]
 pub async fn get_website(
     State(state): State<AppState>,
-    caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Json<WebsiteDto>, AppError> {
-    caller.require(ADMIN)?;
     let website = state
         .store
         .website(&name)
@@ -247,11 +308,9 @@ pub async fn get_website(
     security(("bearer" = [])))]
 pub async fn put_website(
     State(state): State<AppState>,
-    caller: Caller,
     Path(name): Path<String>,
     ApiJson(body): ApiJson<WebsiteDto>,
-) -> Result<Json<WebsiteDto>, AppError> {
-    caller.require(ADMIN)?;
+) -> Result<Response, AppError> {
     state
         .store
         .put_website(
@@ -261,7 +320,13 @@ pub async fn put_website(
             },
         )
         .await?;
-    Ok(Json(body))
+    Ok(noted(
+        format!(
+            "website {name:?}: allowCancellationRequest {}",
+            body.allow_cancellation_request
+        ),
+        Json(body),
+    ))
 }
 
 /// An ERP connection; secrets are shown by name only.
@@ -274,10 +339,8 @@ pub async fn put_website(
     security(("bearer" = [])))]
 pub async fn get_connection(
     State(state): State<AppState>,
-    caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Json<ConnectionView>, AppError> {
-    caller.require(ADMIN)?;
     let connection = state
         .store
         .connection(&name)
@@ -304,11 +367,9 @@ pub async fn get_connection(
     security(("bearer" = [])))]
 pub async fn put_connection(
     State(state): State<AppState>,
-    caller: Caller,
     Path(name): Path<String>,
     ApiJson(body): ApiJson<ConnectionBody>,
-) -> Result<Json<ConnectionView>, AppError> {
-    caller.require(ADMIN)?;
+) -> Result<Response, AppError> {
     body.validate().map_err(AppError::Validation)?;
     let keep_secrets = body.secrets.is_none();
     state
@@ -320,7 +381,28 @@ pub async fn put_connection(
         .connection(&name)
         .await?
         .ok_or_else(|| AppError::Internal("connection vanished after writing".to_owned()))?;
-    Ok(Json(ConnectionView::from(&connection)))
+    // Names only: setting values may be anything, secret values never show.
+    let note = format!(
+        "connection {name:?}: allowedHosts {}, allowPrivateNetwork {}, caCertificates {}, \
+         settings {}, secrets {}",
+        listed(connection.allowed_hosts.iter().map(String::as_str)),
+        connection.allow_private_network,
+        if connection.ca_certificates.is_some() {
+            "set"
+        } else {
+            "none"
+        },
+        listed(connection.settings.keys().map(String::as_str)),
+        if keep_secrets {
+            "kept".to_owned()
+        } else {
+            format!(
+                "replaced: {}",
+                listed(connection.secrets.keys().map(String::as_str))
+            )
+        },
+    );
+    Ok(noted(note, Json(ConnectionView::from(&connection))))
 }
 
 /// A job definition.
@@ -333,10 +415,8 @@ pub async fn put_connection(
     security(("bearer" = [])))]
 pub async fn get_job_definition(
     State(state): State<AppState>,
-    caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Json<JobDefinitionDto>, AppError> {
-    caller.require(ADMIN)?;
     let definition =
         state
             .store
@@ -381,11 +461,9 @@ pub async fn get_job_definition(
     security(("bearer" = [])))]
 pub async fn put_job_definition(
     State(state): State<AppState>,
-    caller: Caller,
     Path(name): Path<String>,
     ApiJson(body): ApiJson<JobDefinitionDto>,
-) -> Result<Json<JobDefinitionDto>, AppError> {
-    caller.require(ADMIN)?;
+) -> Result<Response, AppError> {
     let connection = body.connection.clone();
     let processor = body.integration_processor.clone();
     let (definition, mut errors) = match body.into_definition(&name) {
@@ -411,7 +489,16 @@ pub async fn put_job_definition(
     match definition {
         Some(definition) if errors.is_empty() => {
             state.store.put_job_definition(&definition).await?;
-            Ok(Json(JobDefinitionDto::from(&definition)))
+            let note = format!(
+                "job definition {name:?}: connection {:?}, integrationProcessor {:?}, \
+                 enabled {}, appliesTo {}, maxAttempts {}",
+                definition.connection,
+                definition.integration_processor,
+                definition.enabled,
+                definition.applies_to.as_str(),
+                definition.retry.max_attempts,
+            );
+            Ok(noted(note, Json(JobDefinitionDto::from(&definition))))
         }
         _ => Err(AppError::Validation(errors)),
     }

@@ -1,50 +1,66 @@
 //! Bearer-token authentication. Tokens are never stored: the store keeps a
-//! SHA-256 of each, and the first admin token comes from the environment
-//! (`RESCIND_ADMIN_TOKEN`) or the config file and lives only in memory as a
-//! digest.
+//! SHA-256 of each key's token, and the bootstrap admin token
+//! (`RESCIND_ADMIN_TOKEN`) lives only in memory, as a digest.
+//!
+//! **No cache of keys.** Every request reads its key from the store (one
+//! indexed read on the reader pool), so that deleting a key refuses the very
+//! next request with it, on this process and on any other that shares the
+//! database. A process-local cache would keep a revoked key working on the
+//! replicas that did not see the revocation.
+//!
+//! **Last use.** A key's `lastUsedAt` is written at most once per
+//! [`LAST_USED_INTERVAL`], not on every request: the write happens only when
+//! the stored value is older than that, and the update itself is
+//! conditional, so replicas racing on one key write it once.
 
-use std::collections::HashMap;
-use std::sync::RwLock;
-
-use rand::RngCore;
-use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use std::time::Duration;
 
 use super::error::AppError;
 use super::extract::Caller;
-use crate::store::{ApiKey, Role, Store};
+use crate::keys::token_digest;
+use crate::store::{AuditActor, Role, Store, now_ms};
+
+/// How stale a key's recorded last use may get before a request with it
+/// writes the new time.
+pub const LAST_USED_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The clock authentication reads (Unix milliseconds); the store's clock
+/// unless a test sets another.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
 /// Authenticates bearer tokens.
-#[derive(Debug, Default)]
 pub struct Auth {
     admin_token_sha256: Option<String>,
-    /// Keys already looked up. Keys are never deleted through the API, so a
-    /// positive answer stays true; unknown tokens are not cached (so a
-    /// flood of bad tokens cannot grow it).
-    known: RwLock<HashMap<String, Caller>>,
+    clock: Clock,
 }
 
-/// Hex SHA-256 of a token.
-pub fn token_digest(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
-}
-
-/// A new random token: `rsk_` and 64 hex digits (256 bits).
-pub fn new_token() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    format!("rsk_{}", hex::encode(bytes))
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field("admin_token", &self.admin_token_sha256.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Auth {
-    /// Authentication with an optional bootstrap admin token.
+    /// Authentication with an optional bootstrap admin token. Its length is
+    /// checked where the service starts ([`crate::keys::check_admin_token`]).
     pub fn new(admin_token: Option<&str>) -> Self {
         Auth {
             admin_token_sha256: admin_token.filter(|t| !t.is_empty()).map(token_digest),
-            known: RwLock::default(),
+            clock: Arc::new(now_ms),
         }
     }
 
-    /// The caller a token belongs to, if any.
+    /// The same, reading time from `clock` (expiry and last use).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The caller a token belongs to; `None` for an unknown, revoked or
+    /// expired one.
     pub async fn authenticate(
         &self,
         store: &Store,
@@ -55,34 +71,36 @@ impl Auth {
             return Ok(Some(Caller {
                 role: Role::Admin,
                 customer_number: None,
-                key_id: digest,
+                idempotency_scope: digest,
+                who: AuditActor::AdminToken,
             }));
         }
-        if let Some(caller) = self
-            .known
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .get(&digest)
-        {
-            return Ok(Some(caller.clone()));
-        }
-        let Some(ApiKey {
-            role,
-            customer_number,
-            ..
-        }) = store.api_key(&digest).await?
-        else {
+        let Some(key) = store.api_key_by_digest(&digest).await? else {
             return Ok(None);
         };
-        let caller = Caller {
-            role,
-            customer_number,
-            key_id: digest.clone(),
-        };
-        self.known
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .insert(digest, caller.clone());
-        Ok(Some(caller))
+        let now = (self.clock)();
+        if key.is_expired(now) {
+            return Ok(None);
+        }
+        let interval = i64::try_from(LAST_USED_INTERVAL.as_millis()).unwrap_or(i64::MAX);
+        if key
+            .last_used_at_ms
+            .is_none_or(|last| now.saturating_sub(last) >= interval)
+        {
+            // Bookkeeping: a database that cannot be written just now must
+            // not refuse a read that needs no write.
+            if let Err(error) = store.touch_api_key(&key.id, now, interval).await {
+                tracing::warn!(%error, key = %key.id, "cannot record the key's last use");
+            }
+        }
+        Ok(Some(Caller {
+            role: key.role,
+            customer_number: key.customer_number,
+            idempotency_scope: digest,
+            who: AuditActor::ApiKey {
+                id: key.id,
+                name: key.name,
+            },
+        }))
     }
 }

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use super::AppState;
-use super::dto::{CancelBody, CancellationView};
+use super::dto::{CancelBody, CancellationView, JobDetail};
 use super::error::{AppError, Problem};
 use super::extract::{Caller, OptionalJsonBody, parse_json, parse_json_object};
 use crate::domain::{CancelRequest, FieldError};
@@ -52,7 +52,7 @@ pub async fn create_cancellation(
     };
     state.metrics.cancellation(outcome);
     let (committed, replayed) = result?;
-    let view = CancellationView::new(&committed, replayed);
+    let view = CancellationView::new(&committed, replayed, job_detail(&caller));
     let mut response = (StatusCode::CREATED, Json(view)).into_response();
     if let Ok(location) =
         HeaderValue::from_str(&format!("/v1/cancellations/{}", committed.record.id))
@@ -83,7 +83,7 @@ async fn cancel(
         let digest = request_digest(order_number, bytes)?;
         match state
             .store
-            .claim_idempotency_key(&caller.key_id, key, &digest)
+            .claim_idempotency_key(&caller.idempotency_scope, key, &digest)
             .await?
         {
             IdempotencyClaim::Proceed => {}
@@ -111,7 +111,7 @@ async fn cancel(
             actor: &actor,
             request: &request,
             today: OffsetDateTime::now_utc().date(),
-            idempotency: key.map(|k| (caller.key_id.as_str(), k)),
+            idempotency: key.map(|k| (caller.idempotency_scope.as_str(), k)),
         })
         .await;
     match result {
@@ -125,7 +125,7 @@ async fn cancel(
             if let Some(key) = key
                 && let Err(release) = state
                     .store
-                    .release_idempotency_key(&caller.key_id, key)
+                    .release_idempotency_key(&caller.idempotency_scope, key)
                     .await
             {
                 tracing::error!(error = %release, "could not release an idempotency key");
@@ -188,5 +188,17 @@ pub async fn get_cancellation(
     {
         return Err(not_found());
     }
-    Ok(Json(CancellationView::new(&committed, false)))
+    Ok(Json(CancellationView::new(
+        &committed,
+        false,
+        job_detail(&caller),
+    )))
+}
+
+/// What a caller sees of a cancellation's jobs: customers their state only.
+fn job_detail(caller: &Caller) -> JobDetail {
+    match caller.role {
+        Role::Customer => JobDetail::StateOnly,
+        Role::Admin | Role::Service => JobDetail::Full,
+    }
 }

@@ -16,8 +16,8 @@ use crate::domain::{
 };
 use crate::plugins;
 use crate::store::{
-    AppliesTo, CancellationRecord, Committed, Connection, Job, JobAttempt, JobDefinition,
-    JobParameter, JobState, RetryPolicy,
+    ApiKey, AppliesTo, AuditActor, AuditLogEntry, CancellationRecord, Committed, Connection, Job,
+    JobAttempt, JobDefinition, JobParameter, JobState, RetryPolicy,
 };
 
 /// Formats store milliseconds as RFC 3339.
@@ -613,7 +613,10 @@ pub struct WarningView {
     pub message: String,
 }
 
-/// A job as a cancellation shows it.
+/// A job as a cancellation shows it. A customer-role caller sees each
+/// job's `definition` and `state` only: `attempts`, `erpReference` and
+/// `lastError` are `null` for it (what a plugin or an ERP wrote is for
+/// staff).
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CancellationJobView {
@@ -623,15 +626,25 @@ pub struct CancellationJobView {
     pub definition: String,
     /// `queued`, `running`, `succeeded`, `retrying`, `failed`.
     pub state: String,
-    /// Attempts started.
-    pub attempts: u32,
+    /// Attempts started; `null` for a customer.
+    pub attempts: Option<u32>,
     /// The ERP's reference once accepted, as the plugin returned it: at
     /// most 4 KiB (longer is cut with a marker), the connection's secrets
-    /// redacted.
+    /// redacted; `null` for a customer.
     pub erp_reference: Option<String>,
     /// Last failure; what the plugin said in it is bounded and redacted
-    /// like `erpReference`.
+    /// like `erpReference`; `null` for a customer.
     pub last_error: Option<String>,
+}
+
+/// How much of a cancellation's jobs a caller sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobDetail {
+    /// Everything (staff: admin and service keys).
+    Full,
+    /// Definition and state only (customers): nothing a plugin or an ERP
+    /// wrote.
+    StateOnly,
 }
 
 /// Where telling the ERP stands.
@@ -706,8 +719,8 @@ fn erp_state(record: &CancellationRecord, jobs: &[Job]) -> &'static str {
 impl CancellationView {
     /// Renders a cancellation with its jobs. `as_committed` shows the jobs
     /// as they were at commit (queued), for idempotent replays of the first
-    /// answer.
-    pub fn new(committed: &Committed, as_committed: bool) -> Self {
+    /// answer. `detail` is what the caller may see of the jobs.
+    pub fn new(committed: &Committed, as_committed: bool, detail: JobDetail) -> Self {
         let record = &committed.record;
         let jobs: Vec<Job> = committed
             .jobs
@@ -757,9 +770,12 @@ impl CancellationView {
                         id: j.id.clone(),
                         definition: j.definition.clone(),
                         state: j.state.as_str().to_owned(),
-                        attempts: j.attempts,
-                        erp_reference: j.erp_reference.clone(),
-                        last_error: j.last_error.clone(),
+                        attempts: (detail == JobDetail::Full).then_some(j.attempts),
+                        erp_reference: j
+                            .erp_reference
+                            .clone()
+                            .filter(|_| detail == JobDetail::Full),
+                        last_error: j.last_error.clone().filter(|_| detail == JobDetail::Full),
                     })
                     .collect(),
             },
@@ -784,24 +800,130 @@ impl CancellationView {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ApiKeyBody {
+    /// What to call the key (`storefront`, `ci`): 1 to 100 characters.
+    /// Required; names need not be unique (a rotated key may keep its name).
+    #[serde(default)]
+    #[schema(required = true, nullable = false)]
+    pub name: Option<String>,
     /// `admin`, `service` or `customer`.
     pub role: String,
     /// Required for customer keys, refused for others.
     #[serde(default)]
     pub customer_number: Option<String>,
+    /// RFC 3339 time from which the key is refused (`401`); `null` or
+    /// absent: never.
+    #[serde(default)]
+    pub expires_at: Option<String>,
 }
 
 /// A new API key; the token is shown only here.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiKeyView {
-    /// The bearer token.
+    /// The key's id (what `DELETE /v1/admin/api-keys/{id}` takes).
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// The bearer token: shown once, never again.
     pub token: String,
     /// Role.
     pub role: String,
-    /// Bound customer.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Bound customer (customer keys), else `null`.
     pub customer_number: Option<String>,
+    /// When it stops working (RFC 3339), or `null`.
+    pub expires_at: Option<String>,
+}
+
+/// A key as `GET /v1/admin/api-keys` lists it: never its token.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeySummaryView {
+    /// The key's id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Role.
+    pub role: String,
+    /// Bound customer (customer keys), else `null`.
+    pub customer_number: Option<String>,
+    /// The token's first characters, to recognise it (`rsk_3f2a…`); `null`
+    /// for keys made before prefixes were kept.
+    pub token_prefix: Option<String>,
+    /// Who created it: `admin token`, `key "NAME" (ID)` or `command line`.
+    pub created_by: String,
+    /// When (RFC 3339).
+    pub created_at: String,
+    /// When it last authenticated a request, to within a minute (RFC
+    /// 3339), or `null` if never.
+    pub last_used_at: Option<String>,
+    /// When it stops working (RFC 3339), or `null`.
+    pub expires_at: Option<String>,
+}
+
+impl From<&ApiKey> for ApiKeySummaryView {
+    fn from(key: &ApiKey) -> Self {
+        ApiKeySummaryView {
+            id: key.id.clone(),
+            name: key.name.clone(),
+            role: key.role.as_str().to_owned(),
+            customer_number: key.customer_number.clone(),
+            token_prefix: key.token_prefix.as_deref().map(crate::keys::shown_prefix),
+            created_by: key.created_by.clone(),
+            created_at: timestamp(key.created_at_ms),
+            last_used_at: key.last_used_at_ms.map(timestamp),
+            expires_at: key.expires_at_ms.map(timestamp),
+        }
+    }
+}
+
+/// One admin write of the audit log.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEntryView {
+    /// The entry's position in the log; pass the last one of a page as
+    /// `before` for the next page.
+    pub id: i64,
+    /// When (RFC 3339).
+    pub at: String,
+    /// `admin-token`, `api-key` or `command-line`.
+    pub actor: String,
+    /// The API key's id, for `api-key`.
+    pub key_id: Option<String>,
+    /// The API key's name at the time, for `api-key`.
+    pub key_name: Option<String>,
+    /// The HTTP method (`CLI` for the command line).
+    pub method: String,
+    /// The request's path (no query), or the command.
+    pub path: String,
+    /// The answer's status (`0` for the command line).
+    pub status: u16,
+    /// What changed, in a few words; never a secret.
+    pub summary: String,
+    /// The request's `x-request-id`, to find it in the logs.
+    pub request_id: Option<String>,
+}
+
+impl From<&AuditLogEntry> for AuditEntryView {
+    fn from(entry: &AuditLogEntry) -> Self {
+        let write = &entry.write;
+        let (actor, key_id, key_name) = match &write.actor {
+            AuditActor::AdminToken => ("admin-token", None, None),
+            AuditActor::ApiKey { id, name } => ("api-key", Some(id.clone()), Some(name.clone())),
+            AuditActor::CommandLine => ("command-line", None, None),
+        };
+        AuditEntryView {
+            id: entry.id,
+            at: timestamp(entry.at_ms),
+            actor: actor.to_owned(),
+            key_id,
+            key_name,
+            method: write.method.clone(),
+            path: write.path.clone(),
+            status: write.status,
+            summary: write.summary.clone(),
+            request_id: write.request_id.clone(),
+        }
+    }
 }
 
 /// A status mapping.

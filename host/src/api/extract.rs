@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use super::AppState;
 use super::error::AppError;
 use crate::domain::Actor;
-use crate::store::Role;
+use crate::store::{AuditActor, Role};
 
 /// Largest request body accepted (docs/api.md `payload-too-large`).
 pub const BODY_LIMIT: usize = 1024 * 1024;
@@ -158,7 +158,8 @@ where
     }
 }
 
-/// The authenticated caller.
+/// The authenticated caller, as the route guard (`routes.rs`) found it
+/// before the handler ran.
 #[derive(Debug, Clone)]
 pub struct Caller {
     /// Role.
@@ -166,7 +167,9 @@ pub struct Caller {
     /// Bound customer of a customer key.
     pub customer_number: Option<String>,
     /// Hex SHA-256 of the token: scopes idempotency keys per caller.
-    pub key_id: String,
+    pub idempotency_scope: String,
+    /// Who it is, as the audit log and the plugin registry record it.
+    pub who: AuditActor,
 }
 
 impl Caller {
@@ -181,26 +184,9 @@ impl Caller {
         }
     }
 
-    /// Refuses unless the caller has one of `roles`.
-    pub fn require(&self, roles: &[Role]) -> Result<(), AppError> {
-        if roles.contains(&self.role) {
-            Ok(())
-        } else {
-            Err(AppError::Forbidden(format!(
-                "the {} role may not do this",
-                self.role.as_str()
-            )))
-        }
-    }
-}
-
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = AppError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    /// Authenticates a request's bearer token: `unauthenticated` when there
+    /// is none, or it is unknown, revoked or expired.
+    pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, AppError> {
         let token = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -212,7 +198,23 @@ impl FromRequestParts<AppState> for Caller {
             .filter(|t| !t.is_empty())
             .ok_or(AppError::Unauthenticated)?;
         let key = state.auth.authenticate(&state.store, token).await?;
-        let caller = key.ok_or(AppError::Unauthenticated)?;
-        Ok(caller)
+        key.ok_or(AppError::Unauthenticated)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = AppError;
+
+    /// The caller the route guard authenticated. A route whose table entry
+    /// is public has none: a handler of such a route asking for one is a
+    /// bug of the route table.
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
+            AppError::Internal(format!(
+                "{} {} asks for a caller but its route is public",
+                parts.method,
+                parts.uri.path()
+            ))
+        })
     }
 }

@@ -3,6 +3,7 @@
 //! types, call the store and map the answer back.
 
 mod admin;
+mod audit;
 mod auth;
 mod cancellations;
 mod drain;
@@ -13,29 +14,37 @@ mod jobs;
 mod ops;
 mod orders;
 mod plugins;
+mod routes;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use axum::Extension;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::HeaderName;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
 use tokio::sync::Notify;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-pub use auth::{Auth, new_token, token_digest};
+pub use auth::{Auth, Clock, LAST_USED_INTERVAL};
 pub use cancellations::request_digest;
 pub use drain::{DRAIN_BYTES, DRAIN_TIME};
 pub use error::{AppError, Problem, ProblemField};
 pub use extract::{BODY_LIMIT, Caller};
 pub use plugins::SIGNATURE_HEADER;
+pub use routes::{
+    ADMIN, ANY_ROLE, Access, AuditNote, MAX_AUDIT_SUMMARY_CHARS, RouteInfo, STAFF, noted,
+    route_list, routes,
+};
+
+// Where they were before the `keys` module held them.
+pub use crate::keys::{new_token, token_digest};
 
 use crate::metrics::Metrics;
 use crate::plugins::registry::PluginRegistry;
@@ -106,7 +115,8 @@ A committed cancellation (`201`) may carry `warnings`, each with a stable `code`
     paths(
         orders::put_order, orders::get_order, orders::report_status,
         cancellations::create_cancellation, cancellations::get_cancellation,
-        admin::create_api_key, admin::get_status_mappings, admin::put_status_mappings,
+        admin::create_api_key, admin::list_api_keys, admin::revoke_api_key, audit::list_audit,
+        admin::get_status_mappings, admin::put_status_mappings,
         admin::get_settings, admin::put_settings, admin::apply_preset,
         admin::get_website, admin::put_website, admin::get_connection, admin::put_connection,
         admin::get_job_definition, admin::put_job_definition,
@@ -114,9 +124,54 @@ A committed cancellation (`201`) may carry `warnings`, each with a stable `code`
         plugins::put_plugin, plugins::list_plugins, plugins::get_plugin, plugins::activate_plugin,
         ops::healthz, ops::readyz, ops::metrics, ops::openapi,
     ),
-    modifiers(&BearerAuth, &RefusalsDocumented),
+    modifiers(&BearerAuth, &RouteRoles, &RefusalsDocumented),
 )]
 pub struct ApiDoc;
+
+/// Writes each route's roles, from the route table, into its operation:
+/// a sentence of its description and `x-rescind-roles`.
+struct RouteRoles;
+
+impl utoipa::Modify for RouteRoles {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use axum::http::Method;
+        for route in route_list() {
+            let Access::Roles(roles) = route.access else {
+                continue;
+            };
+            let Some(item) = openapi.paths.paths.get_mut(route.path) else {
+                continue;
+            };
+            let operation = match route.method {
+                Method::GET => item.get.as_mut(),
+                Method::PUT => item.put.as_mut(),
+                Method::POST => item.post.as_mut(),
+                Method::DELETE => item.delete.as_mut(),
+                _ => None,
+            };
+            let Some(operation) = operation else {
+                continue;
+            };
+            let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+            let sentence = format!(
+                "Roles: {}. The role is checked before the body is read.",
+                names
+                    .iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            operation.description = Some(match operation.description.take() {
+                Some(text) if !text.is_empty() => format!("{text}\n\n{sentence}"),
+                _ => sentence,
+            });
+            operation
+                .extensions
+                .get_or_insert_with(Default::default)
+                .insert("x-rescind-roles".to_owned(), serde_json::json!(names));
+        }
+    }
+}
 
 struct BearerAuth;
 
@@ -175,72 +230,6 @@ pub fn router(state: AppState) -> Router {
     with_middleware(routes(), state)
 }
 
-/// The API's routes, without middleware (to merge more routes into).
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/v1/orders/{orderNumber}",
-            put(orders::put_order).get(orders::get_order),
-        )
-        .route(
-            "/v1/orders/{orderNumber}/status",
-            post(orders::report_status),
-        )
-        .route(
-            "/v1/orders/{orderNumber}/cancellations",
-            post(cancellations::create_cancellation),
-        )
-        .route(
-            "/v1/cancellations/{internalRequestId}",
-            get(cancellations::get_cancellation),
-        )
-        .route("/v1/admin/api-keys", post(admin::create_api_key))
-        .route(
-            "/v1/admin/status-mappings",
-            get(admin::get_status_mappings).put(admin::put_status_mappings),
-        )
-        .route(
-            "/v1/admin/settings",
-            get(admin::get_settings).put(admin::put_settings),
-        )
-        .route("/v1/admin/presets/{preset}", post(admin::apply_preset))
-        .route(
-            "/v1/admin/websites/{website}",
-            get(admin::get_website).put(admin::put_website),
-        )
-        .route(
-            "/v1/admin/connections/{name}",
-            get(admin::get_connection).put(admin::put_connection),
-        )
-        .route(
-            "/v1/admin/job-definitions/{name}",
-            get(admin::get_job_definition).put(admin::put_job_definition),
-        )
-        .route(
-            "/v1/admin/job-definitions/{name}/runs",
-            post(jobs::run_definition),
-        )
-        .route("/v1/admin/jobs", get(jobs::list_jobs))
-        .route("/v1/admin/jobs/{id}", get(jobs::get_job))
-        .route("/v1/admin/jobs/{id}/retry", post(jobs::retry_job))
-        .route("/v1/admin/plugins", get(plugins::list_plugins))
-        .route(
-            "/v1/admin/plugins/{name}",
-            // The handler reads the body with the registry's own limit.
-            put(plugins::put_plugin)
-                .layer(DefaultBodyLimit::disable())
-                .get(plugins::get_plugin),
-        )
-        .route(
-            "/v1/admin/plugins/{name}/activate",
-            post(plugins::activate_plugin),
-        )
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
-        .route("/openapi.json", get(ops::openapi))
-}
-
 /// Adds the fallbacks and middleware to a router (also used by the demo,
 /// which merges its own routes first).
 pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
@@ -250,6 +239,8 @@ pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
         .layer(middleware::from_fn(drain::drain_refused_bodies))
         .layer(middleware::from_fn(problems_only))
         .layer(middleware::from_fn_with_state(state.clone(), track))
+        // The route guards (routes.rs) authenticate against it.
+        .layer(Extension(state.clone()))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(

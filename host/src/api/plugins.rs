@@ -9,6 +9,7 @@ use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use time::format_description::well_known::Rfc3339;
@@ -17,13 +18,11 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::error::{AppError, Problem};
 use super::extract::{ApiJson, Caller};
+use super::routes::noted;
 use crate::domain::FieldError;
 use crate::plugins::registry::{
     AuditEntry, Guard, PluginRegistry, PluginSummary, PluginVersionInfo,
 };
-use crate::store::Role;
-
-const ADMIN: &[Role] = &[Role::Admin];
 
 /// The header carrying a detached ed25519 signature over the upload's
 /// bytes (base64), required when the host trusts signing keys.
@@ -213,11 +212,10 @@ fn not_found(name: &str) -> AppError {
     }
 }
 
-/// Who did it, as the registry records it: the role and the start of the
-/// key's digest (never the token).
+/// Who did it, as the registry records it: `admin token` or the key's name
+/// and id (never the token).
 fn actor(caller: &Caller) -> String {
-    let id = caller.key_id.get(..12).unwrap_or(&caller.key_id);
-    format!("{} key {id}", caller.role.as_str())
+    caller.who.to_string()
 }
 
 /// Uploads a version of a plugin: the component's bytes as
@@ -247,8 +245,7 @@ pub async fn put_plugin(
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
     headers: HeaderMap,
     body: Body,
-) -> Result<(StatusCode, Json<PluginVersionView>), AppError> {
-    caller.require(ADMIN)?;
+) -> Result<Response, AppError> {
     let registry = registry(&state)?;
     let Query(query) = query.map_err(|e| AppError::Malformed(e.body_text()))?;
     let activate = match query.get("activate").map(String::as_str) {
@@ -314,7 +311,25 @@ pub async fn put_plugin(
     } else {
         StatusCode::CREATED
     };
-    Ok((status, Json(version_view(&info, active.as_deref()))))
+    let what = match (existed, active.as_deref() == Some(info.version.as_str())) {
+        (true, true) => "already stored, active",
+        (true, false) => "already stored, not active",
+        (false, true) => "stored and activated",
+        (false, false) => "stored, not activated",
+    };
+    let note = format!(
+        "uploaded plugin {name:?} version {} ({what}; {} bytes{})",
+        info.version,
+        info.size,
+        info.signed_by
+            .as_deref()
+            .map(|k| format!(", signed by {k}"))
+            .unwrap_or_default()
+    );
+    Ok(noted(
+        note,
+        (status, Json(version_view(&info, active.as_deref()))),
+    ))
 }
 
 /// Every plugin with its versions and the active one.
@@ -326,9 +341,7 @@ pub async fn put_plugin(
     security(("bearer" = [])))]
 pub async fn list_plugins(
     State(state): State<AppState>,
-    caller: Caller,
 ) -> Result<Json<Vec<PluginView>>, AppError> {
-    caller.require(ADMIN)?;
     let registry = registry(&state)?;
     let audit = registry.audit_log();
     Ok(Json(
@@ -350,10 +363,8 @@ pub async fn list_plugins(
     security(("bearer" = [])))]
 pub async fn get_plugin(
     State(state): State<AppState>,
-    caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Json<PluginView>, AppError> {
-    caller.require(ADMIN)?;
     let registry = registry(&state)?;
     let summary = registry.get(&name).ok_or_else(|| not_found(&name))?;
     Ok(Json(plugin_view(&summary, &registry.audit_log())))
@@ -377,19 +388,33 @@ pub async fn activate_plugin(
     caller: Caller,
     Path(name): Path<String>,
     ApiJson(body): ApiJson<ActivateBody>,
-) -> Result<Json<PluginView>, AppError> {
-    caller.require(ADMIN)?;
+) -> Result<Response, AppError> {
     let registry = registry(&state)?;
-    if registry.get(&name).is_none() {
+    let Some(before) = registry.get(&name) else {
         return Err(not_found(&name));
-    }
+    };
     let guard = body.guard.map(|g| Guard {
         observe_jobs: g.observe_jobs,
         max_failure_rate: g.max_failure_rate,
+    });
+    let guarded = guard.map(|g| {
+        format!(
+            ", guarded: {} attempts, at most {} failing",
+            g.observe_jobs, g.max_failure_rate
+        )
     });
     registry
         .activate(&name, &body.version, &actor(&caller), guard)
         .await?;
     let summary = registry.get(&name).ok_or_else(|| not_found(&name))?;
-    Ok(Json(plugin_view(&summary, &registry.audit_log())))
+    let note = format!(
+        "activated plugin {name:?} version {} (was {}{})",
+        body.version,
+        before.active.as_deref().unwrap_or("none"),
+        guarded.unwrap_or_default()
+    );
+    Ok(noted(
+        note,
+        Json(plugin_view(&summary, &registry.audit_log())),
+    ))
 }

@@ -23,8 +23,40 @@ fn openapi_document_matches_the_snapshot() {
     insta::assert_snapshot!("openapi", document);
 }
 
-const ADMIN: &str = "router-test-admin-token";
-const CUSTOMER: &str = "router-test-customer-token";
+/// The router is built from the route table, and the OpenAPI document
+/// names exactly its routes, each with the table's roles.
+#[test]
+fn the_openapi_document_has_the_route_tables_routes_and_roles() {
+    let document = serde_json::to_value(ApiDoc::openapi()).expect("the document serialises");
+    let mut documented = std::collections::BTreeSet::new();
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        for method in item.as_object().expect("operations").keys() {
+            documented.insert((method.to_ascii_uppercase(), path.clone()));
+        }
+    }
+    let routed: std::collections::BTreeSet<_> = super::route_list()
+        .iter()
+        .map(|r| (r.method.to_string(), r.path.to_owned()))
+        .collect();
+    assert_eq!(documented, routed);
+    for route in super::route_list() {
+        let operation = &document["paths"][route.path][route.method.as_str().to_ascii_lowercase()];
+        let expected = match route.access {
+            super::Access::Public => Value::Null,
+            super::Access::Roles(roles) => {
+                json!(roles.iter().map(|r| r.as_str()).collect::<Vec<_>>())
+            }
+        };
+        assert_eq!(
+            operation["x-rescind-roles"], expected,
+            "{} {}",
+            route.method, route.path
+        );
+    }
+}
+
+const ADMIN: &str = "router-test-admin-token-0123456789abcdef";
+const CUSTOMER: &str = "router-test-customer-token-0123456789abcdef";
 
 /// A service in-process over a fresh store: the admin token, a customer key
 /// of C-1, the insite preset, website `main` open to customers, and the
@@ -42,10 +74,17 @@ impl Api {
             .await
             .expect("the store opens");
         store
-            .put_api_key(&ApiKey {
+            .insert_api_key(&ApiKey {
+                id: "customer-key".to_owned(),
                 token_sha256: token_digest(CUSTOMER),
+                token_prefix: None,
+                name: "customer C-1".to_owned(),
                 role: Role::Customer,
                 customer_number: Some("C-1".to_owned()),
+                created_by: "test".to_owned(),
+                created_at_ms: 0,
+                last_used_at_ms: None,
+                expires_at_ms: None,
             })
             .await
             .expect("a customer key");

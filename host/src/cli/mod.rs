@@ -1,7 +1,8 @@
 //! The `rescind` command line: `serve` runs the host; `plugin new`, `plugin
 //! test` and `plugin push` take a plugin from an empty folder to a running
-//! host.
+//! host; `keys create` makes an API key while the host is stopped.
 
+pub mod keys;
 pub mod plugin;
 mod plugin_new;
 mod plugin_test;
@@ -28,6 +29,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Create, try and upload plugins.
     Plugin(plugin::PluginArgs),
+    /// Manage API keys in the data directory of a stopped host.
+    Keys(keys::KeysArgs),
 }
 
 /// How a command ended: the process's exit status.
@@ -73,6 +76,7 @@ impl Cli {
                 Err(error) => report_error(&error, Exit::FAILURE),
             },
             Command::Plugin(args) => plugin::run(args),
+            Command::Keys(args) => keys::run(args),
         }
     }
 }

@@ -147,7 +147,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
              curl -s {base}/demo/erp/requests\n"
         );
     } else if running.admin_token.is_none() {
-        println!("no RESCIND_ADMIN_TOKEN set: no admin can sign in");
+        println!(
+            "no RESCIND_ADMIN_TOKEN set: only API keys sign in (stop the host and run \
+             `rescind keys create --name NAME --role admin` to make the first)"
+        );
     }
     shutdown_signal().await;
     tracing::info!("shutting down");

@@ -1,5 +1,5 @@
-//! The durable store: orders, configuration, API keys, cancellations,
-//! idempotency records and the job outbox.
+//! The durable store: orders, configuration, API keys, the audit log of
+//! admin writes, cancellations, idempotency records and the job outbox.
 //!
 //! The embedded implementation is SQLite in the data directory (WAL, foreign
 //! keys on, migrations from `host/migrations/` applied at open). There are two
@@ -15,6 +15,7 @@
 //! implementation keeps these signatures and replaces the queries (claiming
 //! jobs with `FOR UPDATE SKIP LOCKED` instead of the single writer).
 
+mod audit;
 mod cancellations;
 mod config;
 mod group_commit;

@@ -40,15 +40,93 @@ impl Role {
     }
 }
 
-/// A stored API key: only the SHA-256 of its token is kept.
+/// A stored API key: only the SHA-256 of its token is kept, and a short
+/// prefix of it so that an operator can recognise the key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiKey {
+    /// The key's id: what the API lists and revokes it by.
+    pub id: String,
     /// Hex SHA-256 of the token.
     pub token_sha256: String,
+    /// The token's first characters (`rsk_3f2a`); `None` for keys made
+    /// before prefixes were kept.
+    pub token_prefix: Option<String>,
+    /// What the operator called it (`storefront`, `ci`).
+    pub name: String,
     /// What it may do.
     pub role: Role,
     /// The customer a customer key is bound to.
     pub customer_number: Option<String>,
+    /// Who created it: `admin token`, `key NAME (ID)` or `command line`.
+    pub created_by: String,
+    /// When it was created (Unix milliseconds).
+    pub created_at_ms: i64,
+    /// When it last authenticated a request, to within a minute.
+    pub last_used_at_ms: Option<i64>,
+    /// From when on it is refused; `None`: never.
+    pub expires_at_ms: Option<i64>,
+}
+
+impl ApiKey {
+    /// Whether the key is expired at `now_ms`.
+    pub fn is_expired(&self, now_ms: i64) -> bool {
+        self.expires_at_ms.is_some_and(|at| now_ms >= at)
+    }
+}
+
+/// Who made an admin write, as the audit log records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditActor {
+    /// The bootstrap admin token (`RESCIND_ADMIN_TOKEN`).
+    AdminToken,
+    /// An API key.
+    ApiKey {
+        /// The key's id.
+        id: String,
+        /// Its name when the write was made.
+        name: String,
+    },
+    /// `rescind` on the command line, against a stopped host's data
+    /// directory.
+    CommandLine,
+}
+
+impl fmt::Display for AuditActor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AuditActor::AdminToken => f.write_str("admin token"),
+            AuditActor::ApiKey { id, name } => write!(f, "key {name:?} ({id})"),
+            AuditActor::CommandLine => f.write_str("command line"),
+        }
+    }
+}
+
+/// One admin write to append to the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminWrite {
+    /// Who.
+    pub actor: AuditActor,
+    /// The HTTP method (`PUT`), or `CLI` for the command line.
+    pub method: String,
+    /// The request's path, without its query (or the command line).
+    pub path: String,
+    /// The answer's status.
+    pub status: u16,
+    /// What changed, in a few words; never a secret.
+    pub summary: String,
+    /// The request's `x-request-id`, if it came over HTTP.
+    pub request_id: Option<String>,
+}
+
+/// An entry of the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditLogEntry {
+    /// Position in the log, from 1; later entries have larger ids.
+    pub id: i64,
+    /// When (Unix milliseconds).
+    pub at_ms: i64,
+    /// What was recorded.
+    pub write: AdminWrite,
 }
 
 /// An ERP connection: where the plugin sends the cancellation and with what.

@@ -128,6 +128,11 @@ fn the_operating_guide_sets_up_a_host_from_nothing() {
         "\"appliesTo\":\"any\"",
         "\"role\":\"service\"",
         "\"state\":\"queued\"",
+        // the key `rescind keys create` made before the first start works
+        "\"name\":\"ops\",\"role\":\"admin\"",
+        "\"expiresAt\":\"2099-01-01T00:00:00Z\"",
+        "cs-tool keys: 1",
+        "\"actor\":\"admin-token\"",
     ] {
         assert!(
             run.stdout.contains(expected),

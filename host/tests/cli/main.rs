@@ -4,4 +4,5 @@
 
 mod docs;
 mod exit_status;
+mod keys;
 mod runner;

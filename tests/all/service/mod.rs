@@ -12,7 +12,7 @@ use rescind_host::service::{self, PluginsConfig, RunningService, ServiceConfig};
 use serde_json::{Value, json};
 
 /// The bootstrap admin token of every test service.
-pub const ADMIN: &str = "test-admin-token-0123456789";
+pub const ADMIN: &str = "test-admin-token-0123456789abcdef0123456789";
 
 /// A running service under test.
 pub struct TestService {
@@ -219,9 +219,11 @@ impl TestService {
             .expect("text")
     }
 
-    /// Creates an API key and returns its token.
+    /// Creates an API key (named after its role and customer) and returns
+    /// its token.
     pub async fn key(&self, role: &str, customer: Option<&str>) -> String {
-        let mut body = json!({ "role": role });
+        let name = format!("{role} {}", customer.unwrap_or("key"));
+        let mut body = json!({ "name": name, "role": role });
         if let Some(c) = customer {
             body["customerNumber"] = json!(c);
         }
