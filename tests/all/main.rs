@@ -13,6 +13,7 @@ mod api_errors;
 mod api_fuzz;
 mod api_keys;
 mod api_ops;
+mod api_schema;
 mod cli_plugin_new;
 mod cli_plugin_test;
 mod egress;
