@@ -116,8 +116,12 @@ async fn check(st: &Path, service: &TestService, role: &str, token: &str) {
         ]),
         None => args.extend(["--phases".into(), "examples,coverage".into()]),
     }
+    // Schemathesis keeps a cache in the folder it runs in: the target
+    // directory's, not the repository's.
+    let cwd = st.parent().and_then(Path::parent).expect("the venv's folder");
     let child = tokio::process::Command::new(st)
         .args(&args)
+        .current_dir(cwd)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
