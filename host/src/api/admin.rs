@@ -25,7 +25,7 @@ use crate::store::now_ms;
         {"name": "storefront", "role": "customer", "customerNumber": "C-1", "expiresAt": null}
     )),
     responses(
-        (status = 201, description = "Created", body = ApiKeyView),
+        (status = 201, description = "The new key, with its token (shown this once)", body = ApiKeyView),
         (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
@@ -64,7 +64,7 @@ pub async fn create_api_key(
 /// Every API key, oldest first: never the token, a short prefix of it.
 #[utoipa::path(get, path = "/v1/admin/api-keys", tag = "admin",
     responses(
-        (status = 200, description = "Keys", body = Vec<ApiKeySummaryView>),
+        (status = 200, description = "Every key, oldest first, without its token", body = Vec<ApiKeySummaryView>),
         (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
@@ -77,9 +77,9 @@ pub async fn list_api_keys(
 
 /// Revokes an API key: the next request with its token is `401`.
 #[utoipa::path(delete, path = "/v1/admin/api-keys/{id}", tag = "admin",
-    params(("id" = String, Path, description = "The key's id")),
+    params(("id" = String, Path, description = "The key's id, as created or listed")),
     responses(
-        (status = 204, description = "Revoked"),
+        (status = 204, description = "Revoked: its token is refused from the next request on"),
         (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
@@ -161,7 +161,7 @@ fn settings_view(settings: &Settings) -> SettingsDto {
 
 /// The order status mappings.
 #[utoipa::path(get, path = "/v1/admin/status-mappings", tag = "admin",
-    responses((status = 200, description = "Mappings", body = Vec<StatusMappingDto>)),
+    responses((status = 200, description = "The status mappings in force", body = Vec<StatusMappingDto>)),
     security(("bearer" = [])))]
 pub async fn get_status_mappings(
     State(state): State<AppState>,
@@ -175,7 +175,7 @@ pub async fn get_status_mappings(
         [{"erpCode": "A", "status": "A", "allowCancellation": true}]
     )),
     responses(
-        (status = 200, description = "Mappings", body = Vec<StatusMappingDto>),
+        (status = 200, description = "The status mappings in force", body = Vec<StatusMappingDto>),
         (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
@@ -206,7 +206,7 @@ pub async fn put_status_mappings(
 
 /// The cancel settings.
 #[utoipa::path(get, path = "/v1/admin/settings", tag = "admin",
-    responses((status = 200, description = "Settings", body = SettingsDto)),
+    responses((status = 200, description = "The cancel settings in force", body = SettingsDto)),
     security(("bearer" = [])))]
 pub async fn get_settings(State(state): State<AppState>) -> Result<Json<SettingsDto>, AppError> {
     Ok(Json(settings_view(&state.store.settings().await?)))
@@ -218,7 +218,7 @@ pub async fn get_settings(State(state): State<AppState>) -> Result<Json<Settings
         {"cancellableOrderStatuses": ["Submitted"], "cancelledStatus": "Cancelled"}
     )),
     responses(
-        (status = 200, description = "Settings", body = SettingsDto),
+        (status = 200, description = "The cancel settings in force", body = SettingsDto),
         (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
@@ -244,9 +244,9 @@ pub async fn put_settings(
 
 /// Applies a preset of mappings and settings (`insite` or `websphere`).
 #[utoipa::path(post, path = "/v1/admin/presets/{preset}", tag = "admin",
-    params(("preset" = String, Path, description = "insite or websphere")),
+    params(("preset" = String, Path, description = "The preset: `insite` or `websphere`")),
     responses(
-        (status = 200, description = "Applied", body = PresetView),
+        (status = 200, description = "The preset's mappings and settings, now in force", body = PresetView),
         (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
@@ -272,9 +272,9 @@ pub async fn apply_preset(
 
 /// A website's settings.
 #[utoipa::path(get, path = "/v1/admin/websites/{website}", tag = "admin",
-    params(("website" = String, Path, description = "Website name", example = "main")),
+    params(("website" = String, Path, description = "The website's name, as orders carry it in `website`", example = "main")),
     responses(
-        (status = 200, description = "Settings", body = WebsiteDto),
+        (status = 200, description = "The website's settings", body = WebsiteDto),
         (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
@@ -299,10 +299,10 @@ pub async fn get_website(
 
 /// Creates or replaces a website's settings.
 #[utoipa::path(put, path = "/v1/admin/websites/{website}", tag = "admin",
-    params(("website" = String, Path, description = "Website name", example = "main")),
+    params(("website" = String, Path, description = "The website's name, as orders carry it in `website`", example = "main")),
     request_body(content = WebsiteDto, example = json!({"allowCancellationRequest": true})),
     responses(
-        (status = 200, description = "Settings", body = WebsiteDto),
+        (status = 200, description = "The website's settings", body = WebsiteDto),
         (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
@@ -331,9 +331,9 @@ pub async fn put_website(
 
 /// An ERP connection; secrets are shown by name only.
 #[utoipa::path(get, path = "/v1/admin/connections/{name}", tag = "admin",
-    params(("name" = String, Path, description = "Connection name", example = "erp")),
+    params(("name" = String, Path, description = "The connection's name, as job definitions name it", example = "erp")),
     responses(
-        (status = 200, description = "Connection", body = ConnectionView),
+        (status = 200, description = "The connection, secrets by name only", body = ConnectionView),
         (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
@@ -355,13 +355,13 @@ pub async fn get_connection(
 /// Creates or replaces an ERP connection. Secrets are write-only; leaving
 /// `secrets` out keeps the stored ones.
 #[utoipa::path(put, path = "/v1/admin/connections/{name}", tag = "admin",
-    params(("name" = String, Path, description = "Connection name", example = "erp")),
+    params(("name" = String, Path, description = "The connection's name, as job definitions name it", example = "erp")),
     request_body(content = ConnectionBody, example = json!(
         {"baseUrl": "http://127.0.0.1:9000", "allowedHosts": ["127.0.0.1:9000"],
          "settings": {"businessCode": "B1"}, "secrets": {"siteToken": "…"}}
     )),
     responses(
-        (status = 200, description = "Connection", body = ConnectionView),
+        (status = 200, description = "The connection, secrets by name only", body = ConnectionView),
         (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
@@ -407,9 +407,9 @@ pub async fn put_connection(
 
 /// A job definition.
 #[utoipa::path(get, path = "/v1/admin/job-definitions/{name}", tag = "admin",
-    params(("name" = String, Path, description = "Job definition name", example = "OrderCancel")),
+    params(("name" = String, Path, description = "The job definition's name", example = "OrderCancel")),
     responses(
-        (status = 200, description = "Definition", body = JobDefinitionDto),
+        (status = 200, description = "The job definition, with its retry policy in force", body = JobDefinitionDto),
         (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
@@ -435,7 +435,7 @@ pub async fn get_job_definition(
 /// active version, or a pinned `name@sha256:…` that is not a stored version
 /// is 422 `validation-failed` naming the field. Plugin names are lowercase.
 #[utoipa::path(put, path = "/v1/admin/job-definitions/{name}", tag = "admin",
-    params(("name" = String, Path, description = "Job definition name", example = "OrderCancel")),
+    params(("name" = String, Path, description = "The job definition's name", example = "OrderCancel")),
     request_body(content = JobDefinitionDto, examples(
         ("everyCancellation" = (
             summary = "An ERP told of every cancellation, full or partial",
@@ -455,7 +455,7 @@ pub async fn get_job_definition(
             ))),
     )),
     responses(
-        (status = 200, description = "Definition", body = JobDefinitionDto),
+        (status = 200, description = "The job definition, with its retry policy in force", body = JobDefinitionDto),
         (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]

@@ -21,7 +21,7 @@ const MAX_KEY_LEN: usize = 255;
 /// Cancels an order or some of its lines.
 #[utoipa::path(post, path = "/v1/orders/{orderNumber}/cancellations", tag = "cancellations",
     params(
-        ("orderNumber" = String, Path, description = "Order number", example = "SO-1001"),
+        ("orderNumber" = String, Path, description = "The order's number, as the commerce platform knows it (1 to 100 characters)", example = "SO-1001"),
         ("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for the same body"),
     ),
     request_body(content = CancelBody, example = json!(
@@ -33,7 +33,7 @@ const MAX_KEY_LEN: usize = 255;
           "forUser": "buyer@example.com" }
     )),
     responses(
-        (status = 201, description = "Committed", body = CancellationView),
+        (status = 201, description = "Committed (or the first answer again, for a repeated `Idempotency-Key`)", body = CancellationView),
         (status = "4XX", description = "Refused; nothing changed", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
@@ -166,7 +166,7 @@ pub fn request_digest(order_number: &str, bytes: &[u8]) -> Result<String, AppErr
 
 /// A cancellation with the current state of its ERP jobs.
 #[utoipa::path(get, path = "/v1/cancellations/{internalRequestId}", tag = "cancellations",
-    params(("internalRequestId" = String, Path, description = "Cancellation id")),
+    params(("internalRequestId" = String, Path, description = "The cancellation's `internalRequestId`")),
     responses(
         (status = 200, description = "The cancellation", body = CancellationView),
         (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),

@@ -30,197 +30,247 @@ pub fn timestamp(ms: i64) -> String {
 
 // ---------------------------------------------------------------- orders
 
-/// `PUT /v1/orders/{orderNumber}` body.
+/// `PUT /v1/orders/{orderNumber}` body (service, admin): the order as the
+/// commerce platform knows it, which the host needs before it can cancel it.
+/// Creates the order (`201`) or replaces it (`200`); every invalid field is
+/// listed at once in a `422 validation-failed`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OrderBody {
-    /// Must equal the path's order number when given.
+    /// Optional; when given it must equal the order number in the path.
     pub order_number: Option<String>,
-    /// Business (company) code.
+    /// The business (company, store) the order belongs to, handed to plugins: 1
+    /// to 100 characters, no control characters, no space at either end.
     pub business_code: String,
-    /// Customer number.
+    /// The customer who placed the order; a customer key sees and cancels only
+    /// orders with its own customer number. 1 to 100 characters, no control
+    /// characters, no space at either end.
     pub customer_number: String,
-    /// Website name.
+    /// The website the order was placed on; its `allowCancellationRequest`
+    /// setting decides whether the customer may cancel it. 1 to 100 characters,
+    /// no control characters, no space at either end.
     pub website: String,
-    /// Status code as the ERP reports it.
+    /// The order's status code as the ERP reports it; the order is cancellable
+    /// only when a status mapping for this code allows cancellation and its
+    /// display status is one of the settings' `cancellableOrderStatuses`. 1 to
+    /// 100 characters, no control characters, no space at either end.
     pub status: String,
-    /// `YYYY-MM-DD`.
+    /// The date the order was placed, `YYYY-MM-DD`; a cancellation date may not
+    /// be before it.
     pub order_date: String,
-    /// ISO 4217 code.
+    /// ISO 4217 code of three upper-case letters (`EUR`); every `…Minor` amount
+    /// of the order is in minor units of this currency.
     pub currency: String,
-    /// The ERP's order number.
+    /// Optional: the ERP's own number for the order, handed to plugins. 1 to
+    /// 100 characters, no control characters, no space at either end.
     #[serde(default)]
     pub erp_order_number: Option<String>,
-    /// Lines.
+    /// The order lines: at least 1, at most 1,000, line numbers unique.
     pub lines: Vec<LineBody>,
-    /// Payments.
+    /// Optional payments (at most 50, ids unique). When there are any, their
+    /// `authorizedMinor` adds up exactly to the order total (lines net of
+    /// discounts, plus tax); none is fine for an order paid on invoice.
     #[serde(default)]
     pub payments: Vec<PaymentBody>,
-    /// Allocations.
+    /// Optional: stock held for the lines (at most 5,000), released when their
+    /// line is cancelled.
     #[serde(default)]
     pub allocations: Vec<AllocationBody>,
-    /// B2B approval request.
+    /// Optional B2B approval request; a pending one is cancelled by a full
+    /// cancellation.
     #[serde(default)]
     pub approval: Option<ApprovalBody>,
-    /// Visitor tracking data.
+    /// Optional visitor tracking data, handed to plugins (the personalization
+    /// plugin needs it).
     #[serde(default)]
     pub tracking: Option<TrackingBody>,
 }
 
-/// Line kind.
+/// What a line is: `product` (the default) or `discount`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum LineKindDto {
-    /// Product (default).
+    /// Goods or a service; amounts zero or positive.
     Product,
-    /// Discount.
+    /// A reduction of the lines in `appliesTo`; amounts zero or negative.
     Discount,
 }
 
-/// Line state.
+/// Whether a line is still part of the order: `active` or `cancelled`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum LineStateDto {
-    /// Not cancelled.
+    /// Not cancelled (the default).
     Active,
-    /// Cancelled.
+    /// Cancelled, by this host or before the order arrived.
     Cancelled,
 }
 
-/// One order line.
+/// One order line. Only whole lines are cancelled; related items (`parentLine`)
+/// and discounts go with their lines.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LineBody {
-    /// Position number (`orderItemReference`).
+    /// The line's position number, at least 1 and unique in the order: what a
+    /// cancellation names as `orderItemReference`.
     pub line_number: u32,
-    /// SKU.
+    /// The article number (stock keeping unit), handed to plugins: 1 to 100
+    /// characters, no control characters, no space at either end.
     pub sku: String,
-    /// Quantity.
+    /// How many units the line holds, at least 1; a cancellation always takes
+    /// the whole quantity.
     pub quantity: u32,
-    /// Net amount in minor units.
+    /// Net amount of the whole line (all units, before tax) in minor units of
+    /// the order's currency: zero or positive for a product, zero or negative
+    /// for a discount. A product's amount net of its discounts may not go below
+    /// zero.
     pub amount_minor: i64,
-    /// Tax in minor units.
+    /// The tax on the whole line in minor units of the order's currency, with
+    /// the same sign rule as `amountMinor`. A refund is the cancelled lines'
+    /// amounts net of their discounts plus their tax.
     pub tax_minor: i64,
-    /// Parent line of a related item.
+    /// Optional: the product line this related item belongs to (a warranty's
+    /// chair). It is cancelled with its parent, recursively; a discount has no
+    /// parent and a line cannot be its own ancestor.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent_line: Option<u32>,
     /// `product` (default) or `discount`.
     #[serde(default)]
     pub kind: Option<LineKindDto>,
-    /// Lines a discount applies to.
+    /// A discount's product lines (at least one, each listed once); only a
+    /// discount has it. The discount is cancelled when every line it applies to
+    /// is cancelled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub applies_to: Option<Vec<u32>>,
-    /// The ERP's line reference.
+    /// Optional: the ERP's own reference for the line, handed to plugins. 1 to
+    /// 100 characters, no control characters, no space at either end.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub erp_line_ref: Option<String>,
-    /// State (defaults to active).
+    /// `active` (default) or `cancelled`, for an order that arrives partly
+    /// cancelled; a cancelled line's children, and discounts all of whose lines
+    /// are cancelled, must be cancelled too.
     #[serde(default)]
     pub state: Option<LineStateDto>,
 }
 
-/// One payment.
+/// One payment of the order. All amounts are in minor units of the order's
+/// currency, zero or positive; a cancellation first voids open authorization
+/// and refunds from deposits only with `forcedCancelWithRefund`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PaymentBody {
-    /// Payment id.
+    /// The payment's id, unique in the order: 1 to 100 characters, no control
+    /// characters, no space at either end.
     pub id: String,
-    /// Method, e.g. `card`.
+    /// How it was paid, e.g. `card` or `paypal`: 1 to 100 characters, no
+    /// control characters, no space at either end.
     pub method: String,
-    /// Authorised amount.
+    /// The amount authorized. `depositedMinor` plus `voidedMinor` may not
+    /// exceed it.
     pub authorized_minor: i64,
-    /// Deposited (captured) amount.
+    /// The amount deposited (captured), default 0. While any deposited money is
+    /// not refunded, a cancellation needs `forcedCancel`.
     #[serde(default)]
     pub deposited_minor: i64,
-    /// Voided amount.
+    /// The authorization already released (voided), default 0; cancellations
+    /// add to it.
     #[serde(default)]
     pub voided_minor: i64,
-    /// Refunded amount.
+    /// The amount already refunded, default 0 and at most `depositedMinor`;
+    /// cancellations with `forcedCancelWithRefund` add to it.
     #[serde(default)]
     pub refunded_minor: i64,
 }
 
-/// Allocation kind.
+/// Which stock an allocation holds: `existing` or `expected`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum AllocationKindDto {
-    /// Stock on hand.
+    /// Stock on hand in the warehouse.
     Existing,
-    /// Expected (backordered) stock.
+    /// Expected (backordered) stock; its backorder is cancelled with the line.
     Expected,
 }
 
-/// Allocation state.
+/// Whether an allocation still holds stock: `allocated` or `released`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum AllocationStateDto {
-    /// Held for the line.
+    /// Held for the line (the default).
     Allocated,
-    /// Released by a cancellation.
+    /// Given back, by a cancellation of the line or before the order arrived.
     Released,
 }
 
-/// One allocation.
+/// Stock held for one line in one warehouse. Every held allocation of a
+/// cancelled line is released.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AllocationBody {
-    /// The line.
+    /// The `lineNumber` of the line the stock is held for; an allocation of a
+    /// cancelled line must be `released`.
     pub line_number: u32,
-    /// Warehouse.
+    /// The warehouse holding the stock: 1 to 100 characters, no control
+    /// characters, no space at either end.
     pub warehouse: String,
-    /// Quantity.
+    /// How many units are held, at least 1.
     pub quantity: u32,
-    /// Existing or expected stock.
+    /// `existing` stock on hand or `expected` (backordered) stock.
     pub kind: AllocationKindDto,
-    /// State (defaults to allocated).
+    /// `allocated` (default) or `released`.
     #[serde(default)]
     pub state: Option<AllocationStateDto>,
 }
 
-/// Approval state.
+/// Where a B2B approval request stands: `pending`, `approved`, `rejected` or
+/// `cancelled`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum ApprovalStateDto {
-    /// Waiting for approval.
+    /// Waiting for an approver; a full cancellation cancels it.
     Pending,
-    /// Approved.
+    /// Approved; a cancellation leaves it as it is.
     Approved,
-    /// Rejected.
+    /// Rejected; a cancellation leaves it as it is.
     Rejected,
     /// Cancelled with the order.
     Cancelled,
 }
 
-/// B2B approval.
+/// The order's B2B approval request. Only a full cancellation cancels a pending
+/// one: after a partial one the rest of the order still awaits approval.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalBody {
-    /// State.
+    /// `pending`, `approved`, `rejected` or `cancelled`.
     pub state: ApprovalStateDto,
 }
 
-/// Channel of an order.
+/// Where the order was placed: `online` or `offline`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum ChannelDto {
-    /// Website.
+    /// On the website, in a visitor session.
     Online,
-    /// Store or phone.
+    /// In a store, by phone or another channel outside the website.
     Offline,
 }
 
-/// Visitor tracking.
+/// Visitor tracking data of the order, handed to plugins as it is; the
+/// personalization plugin cancels online orders by `session` and `cuid` and
+/// offline ones by `offlineChannel`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TrackingBody {
-    /// Channel.
+    /// `online` or `offline`.
     pub channel: ChannelDto,
-    /// Session.
+    /// Online orders: the visitor session the order was placed in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session: Option<String>,
-    /// Customer user id.
+    /// Online orders: the customer user id of the tracking system.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cuid: Option<String>,
-    /// Offline channel.
+    /// Offline orders: the channel it was placed through (a store, the phone).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offline_channel: Option<String>,
 }
@@ -346,35 +396,39 @@ impl OrderBody {
     }
 }
 
-/// An order as `GET /v1/orders/{orderNumber}` shows it.
+/// An order as `GET /v1/orders/{orderNumber}` (service, admin) shows it: as
+/// stored, with the state of each line and allocation and what cancellations
+/// changed.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderView {
-    /// Order number.
+    /// The order number (the path's).
     pub order_number: String,
-    /// Business code.
+    /// The business (company, store) the order belongs to.
     pub business_code: String,
-    /// Customer number.
+    /// The customer who placed the order.
     pub customer_number: String,
-    /// Website.
+    /// The website the order was placed on.
     pub website: String,
-    /// Current status.
+    /// The order's current status code: as last reported by the ERP, or the
+    /// settings' `cancelledStatus` once a cancellation left no active line.
     pub status: String,
-    /// Order date.
+    /// The date the order was placed, `YYYY-MM-DD`.
     pub order_date: String,
-    /// Currency.
+    /// ISO 4217 code; every `…Minor` amount is in minor units of it.
     pub currency: String,
-    /// ERP order number.
+    /// The ERP's own number for the order, or `null`.
     pub erp_order_number: Option<String>,
-    /// Lines with their state.
+    /// Every line with its `state` (`active` or `cancelled`).
     pub lines: Vec<LineBody>,
-    /// Payments with voided and refunded amounts.
+    /// Every payment, with what cancellations voided (`voidedMinor`) and
+    /// refunded (`refundedMinor`).
     pub payments: Vec<PaymentBody>,
-    /// Allocations with their state.
+    /// Every allocation with its `state` (`allocated` or `released`).
     pub allocations: Vec<AllocationBody>,
-    /// Approval.
+    /// The B2B approval request and its state, or `null`.
     pub approval: Option<ApprovalBody>,
-    /// Tracking.
+    /// The visitor tracking data, or `null`.
     pub tracking: Option<TrackingBody>,
     /// Ids of the order's cancellations, oldest first.
     pub cancellations: Vec<String>,
@@ -468,42 +522,64 @@ impl OrderView {
     }
 }
 
-/// `POST /v1/orders/{orderNumber}/status` body.
+/// `POST /v1/orders/{orderNumber}/status` body (service, admin): the ERP
+/// reports a new status; later cancellations are judged by it.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StatusBody {
-    /// The new status code.
+    /// The order's new status code as the ERP reports it (not blank); the
+    /// status mappings say whether it may be cancelled.
     pub status: String,
 }
 
 // ---------------------------------------------------------- cancellations
 
-/// `POST /v1/orders/{orderNumber}/cancellations` body; every field optional.
+/// `POST /v1/orders/{orderNumber}/cancellations` body (a customer for its own
+/// orders, service, admin); every field is optional. An empty body cancels the
+/// whole order with the caller's default reason (a customer's is
+/// `CUSTOMER_CANCELLATION`; staff must give one). A refused request changes
+/// nothing.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CancelBody {
-    /// Lines to cancel; absent: the whole order.
+    /// The lines to cancel, each listed once. Absent: the whole order; naming
+    /// every active line is a full cancellation too. Related items
+    /// (`parentLine`) and discounts whose lines are all cancelled go with them.
     #[serde(default)]
     pub items: Option<Vec<ItemBody>>,
-    /// `OUT_OF_STOCK`, `CUSTOMER_CANCELLATION`, `NO_PAYMENT`, `CUSTOMER_SERVICE`.
+    /// `OUT_OF_STOCK`, `CUSTOMER_CANCELLATION`, `NO_PAYMENT` or
+    /// `CUSTOMER_SERVICE`, passed to the ERP. Required from staff
+    /// (`invalid-reason`); a customer may only use `CUSTOMER_CANCELLATION`, its
+    /// default (`reason-not-allowed`).
     #[serde(default)]
     pub cancellation_reason: Option<String>,
-    /// `YYYY-MM-DD`, default today.
+    /// `YYYY-MM-DD`, default today (UTC); not in the future and not before the
+    /// order date (`invalid-date`).
     #[serde(default)]
     pub cancellation_date: Option<String>,
-    /// Invoice reference passed to the ERP.
+    /// Optional invoice reference passed to the ERP: trimmed, then 1 to 100
+    /// characters without control characters.
     #[serde(default)]
     pub invoice_reference: Option<String>,
-    /// Refund account.
+    /// Optional account a refund goes to instead of the original payment method
+    /// (`refund.to` is then `bankAccount`); validated and passed to the ERP
+    /// whenever given.
     #[serde(default)]
     pub bank_details: Option<BankDetailsBody>,
-    /// Cancel despite deposited payment.
+    /// Default false. Required when the order holds deposited (captured) money
+    /// that is not refunded (`forced-cancel-required`); on its own it cancels
+    /// without a refund and warns `not-refunded`.
     #[serde(default)]
     pub forced_cancel: Option<bool>,
-    /// Refund the deposited payment.
+    /// Default false. With `forcedCancel` (else
+    /// `refund-requires-forced-cancel`) and deposited payment (else
+    /// `nothing-to-refund`): refund the cancelled share that open
+    /// authorizations do not cover.
     #[serde(default)]
     pub forced_cancel_with_refund: Option<bool>,
-    /// Staff acting for this user.
+    /// Staff acting for this user (WebSphere `forUser`), passed to the ERP:
+    /// trimmed, then 1 to 100 characters without control characters. A customer
+    /// key using it is `403 forbidden`.
     #[serde(default)]
     pub for_user: Option<String>,
 }
@@ -512,24 +588,31 @@ pub struct CancelBody {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ItemBody {
-    /// The line's position number.
+    /// The line's `lineNumber`; an unknown one is `unknown-line`, one listed
+    /// twice `duplicate-line`, an already cancelled one
+    /// `line-already-cancelled`.
     pub order_item_reference: u32,
-    /// Must be the line's whole quantity when given.
+    /// Optional; when given it must be the line's whole quantity, as only whole
+    /// lines are cancelled (`partial-line-not-supported`).
     #[serde(default)]
     pub quantity: Option<u32>,
 }
 
-/// Bank details for a refund.
+/// The account a refund goes to. `accountOwner` and `iban` are required; never
+/// logged.
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BankDetailsBody {
-    /// Account holder.
+    /// The account holder's name; required.
     #[serde(default)]
     pub account_owner: Option<String>,
-    /// IBAN.
+    /// The IBAN; required, checked for its country's length and the ISO 13616
+    /// mod-97 check digits (`invalid-iban`).
     #[serde(default)]
     pub iban: Option<String>,
-    /// BIC.
+    /// The BIC (ISO 9362, 8 or 11 characters; `invalid-bic`), checked when
+    /// given; required only for an IBAN from a country outside SEPA
+    /// (`bic-required`).
     #[serde(default)]
     pub bic: Option<String>,
 }
@@ -567,33 +650,38 @@ impl From<CancelBody> for CancelRequest {
     }
 }
 
-/// A refund in a cancellation answer.
+/// The refund a cancellation triggered: the cancelled lines' amounts net of
+/// their discounts, plus their tax, less what open authorizations covered;
+/// never more than was deposited.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RefundView {
-    /// Amount.
+    /// The amount refunded, in minor units of `currency`.
     pub amount_minor: i64,
-    /// Currency.
+    /// The order's ISO 4217 currency code.
     pub currency: String,
-    /// `original` or `bankAccount`.
+    /// `original` (back to the payment method) or `bankAccount` (to the
+    /// request's `bankDetails`).
     pub to: String,
 }
 
-/// A released allocation.
+/// An allocation a cancellation released.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReleasedAllocationView {
-    /// The line.
+    /// The cancelled line it held stock for.
     pub line_number: u32,
-    /// Warehouse.
+    /// The warehouse that held the stock.
     pub warehouse: String,
-    /// Quantity.
+    /// How many units were released.
     pub quantity: u32,
-    /// `existing` or `expected`.
+    /// `existing` stock on hand, or `expected` (backordered) stock whose
+    /// backorder is cancelled.
     pub kind: String,
 }
 
-/// A warning.
+/// Something the caller should know about a committed cancellation; the
+/// cancellation is committed all the same.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WarningView {
     /// A stable code:
@@ -609,7 +697,7 @@ pub struct WarningView {
     ///   `appliesTo: "full"` (its ERP cancels whole orders only); those ERPs
     ///   hear of the order when a cancellation ends it.
     pub code: String,
-    /// Text.
+    /// The warning in words, for people; program against `code`.
     pub message: String,
 }
 
@@ -620,13 +708,13 @@ pub struct WarningView {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CancellationJobView {
-    /// Job id.
+    /// The job's id (`GET /v1/admin/jobs/{id}` for staff).
     pub id: String,
-    /// Job definition.
+    /// The name of the job definition the job belongs to: which ERP it tells.
     pub definition: String,
-    /// `queued`, `running`, `succeeded`, `retrying`, `failed`.
+    /// `queued`, `running`, `succeeded`, `retrying` or `failed`.
     pub state: String,
-    /// Attempts started; `null` for a customer.
+    /// Attempts started so far; `null` for a customer.
     pub attempts: Option<u32>,
     /// The ERP's reference once accepted, as the plugin returned it: at
     /// most 4 KiB (longer is cut with a marker), the connection's secrets
@@ -647,49 +735,67 @@ pub enum JobDetail {
     StateOnly,
 }
 
-/// Where telling the ERP stands.
+/// Where telling the ERPs about a cancellation stands. The jobs are committed
+/// in the same transaction as the cancellation and delivered at least once,
+/// with the cancellation's stable request id as idempotency key.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErpSyncView {
     /// `not-configured` (no job: no enabled job definition applies to this
-    /// cancellation, and `warnings` says why), `queued`, `running`,
-    /// `retrying`, `succeeded`, `failed`.
+    /// cancellation, and `warnings` says why), otherwise the jobs' aggregate:
+    /// `succeeded` when every job has, `failed` when any has, else `retrying`,
+    /// `running` or `queued`.
     pub state: String,
     /// The jobs: one per enabled job definition that applies to this
     /// cancellation (see a definition's `appliesTo`).
     pub jobs: Vec<CancellationJobView>,
 }
 
-/// A cancellation (answer of POST and GET).
+/// A cancellation: the `201` answer of `POST
+/// /v1/orders/{orderNumber}/cancellations` (an idempotent replay answers it
+/// again with the jobs as committed) and of `GET
+/// /v1/cancellations/{internalRequestId}` (with each job's current state). A
+/// customer sees only its own customer's cancellations.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CancellationView {
-    /// Id.
+    /// The cancellation's id (`Location:
+    /// /v1/cancellations/{internalRequestId}`).
     pub internal_request_id: String,
-    /// Order.
+    /// The order cancelled.
     pub order_number: String,
-    /// Whole order cancelled.
+    /// True when no active line is left, so the order is cancelled: a
+    /// whole-order request, or a partial one that took its last active lines.
+    /// Job definitions' `appliesTo` is judged by it.
     pub full: bool,
-    /// Cancelled lines, cascades included.
+    /// The line numbers this cancellation cancelled, related items and
+    /// discounts that cascaded included.
     pub cancelled_lines: Vec<u32>,
-    /// The order's status after it.
+    /// The order's status after the cancellation: the settings'
+    /// `cancelledStatus` when `full`, otherwise unchanged.
     pub order_status: String,
-    /// Voided authorisation.
+    /// Authorised but not captured money released (voided) for the cancelled
+    /// share, in minor units of the order's currency.
     pub voided_minor: i64,
-    /// Refund, if any.
+    /// The refund, when `forcedCancelWithRefund` made one; otherwise `null`.
     pub refund: Option<RefundView>,
-    /// Released allocations.
+    /// Every allocation of a cancelled line that this cancellation released.
     pub released_allocations: Vec<ReleasedAllocationView>,
-    /// Whether a pending approval was cancelled.
+    /// Whether a pending B2B approval request was cancelled (only a full
+    /// cancellation does that).
     pub approval_cancelled: bool,
-    /// ERP synchronisation.
+    /// Where telling the ERPs stands: one job per enabled job definition that
+    /// applies to this cancellation.
     pub erp_sync: ErpSyncView,
-    /// Warnings.
+    /// What the caller should know, each with a stable `code`; empty when there
+    /// is nothing.
     pub warnings: Vec<WarningView>,
-    /// Reason code.
+    /// The reason applied: the request's, or `CUSTOMER_CANCELLATION` by default
+    /// for a customer.
     pub cancellation_reason: String,
-    /// Cancellation date.
+    /// The cancellation date applied, `YYYY-MM-DD`: the request's, or the day
+    /// (UTC) it was committed.
     pub cancellation_date: String,
-    /// Commit time.
+    /// When it was committed (RFC 3339, UTC).
     pub created_at: String,
 }
 
@@ -796,7 +902,8 @@ impl CancellationView {
 
 // ---------------------------------------------------------- administration
 
-/// `POST /v1/admin/api-keys` body.
+/// `POST /v1/admin/api-keys` body (admin): a new API key. Every invalid field
+/// is listed at once in a `422 validation-failed`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ApiKeyBody {
@@ -805,9 +912,12 @@ pub struct ApiKeyBody {
     #[serde(default)]
     #[schema(required = true, nullable = false)]
     pub name: Option<String>,
-    /// `admin`, `service` or `customer`.
+    /// `admin` (everything), `service` (orders, cancellations for any customer,
+    /// jobs) or `customer` (its own orders' cancellations only).
     pub role: String,
-    /// Required for customer keys, refused for others.
+    /// The customer a `customer` key is bound to (1 to 100 characters, as an
+    /// order's customer number): required for customer keys, refused for the
+    /// others.
     #[serde(default)]
     pub customer_number: Option<String>,
     /// RFC 3339 time from which the key is refused (`401`); `null` or
@@ -816,33 +926,35 @@ pub struct ApiKeyBody {
     pub expires_at: Option<String>,
 }
 
-/// A new API key; the token is shown only here.
+/// A new API key (admin). The token is in this answer only: the host keeps its
+/// SHA-256 and its first characters, never the token.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiKeyView {
     /// The key's id (what `DELETE /v1/admin/api-keys/{id}` takes).
     pub id: String,
-    /// Its name.
+    /// What the key is called, as sent.
     pub name: String,
-    /// The bearer token: shown once, never again.
+    /// The bearer token (`Authorization: Bearer …`): shown once, never again.
     pub token: String,
-    /// Role.
+    /// `admin`, `service` or `customer`.
     pub role: String,
     /// Bound customer (customer keys), else `null`.
     pub customer_number: Option<String>,
-    /// When it stops working (RFC 3339), or `null`.
+    /// When the key stops working (RFC 3339, UTC), or `null` for never.
     pub expires_at: Option<String>,
 }
 
-/// A key as `GET /v1/admin/api-keys` lists it: never its token.
+/// A key as `GET /v1/admin/api-keys` (admin) lists it, oldest first: never its
+/// token.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiKeySummaryView {
-    /// The key's id.
+    /// The key's id (what `DELETE /v1/admin/api-keys/{id}` takes).
     pub id: String,
-    /// Its name.
+    /// What the key is called; names need not be unique.
     pub name: String,
-    /// Role.
+    /// `admin`, `service` or `customer`.
     pub role: String,
     /// Bound customer (customer keys), else `null`.
     pub customer_number: Option<String>,
@@ -851,12 +963,12 @@ pub struct ApiKeySummaryView {
     pub token_prefix: Option<String>,
     /// Who created it: `admin token`, `key "NAME" (ID)` or `command line`.
     pub created_by: String,
-    /// When (RFC 3339).
+    /// When the key was made (RFC 3339, UTC).
     pub created_at: String,
-    /// When it last authenticated a request, to within a minute (RFC
-    /// 3339), or `null` if never.
+    /// When it last authenticated a request (RFC 3339, UTC), written at most
+    /// once a minute per key, so accurate to within a minute; `null` if never.
     pub last_used_at: Option<String>,
-    /// When it stops working (RFC 3339), or `null`.
+    /// When the key stops working (RFC 3339, UTC), or `null` for never.
     pub expires_at: Option<String>,
 }
 
@@ -876,20 +988,23 @@ impl From<&ApiKey> for ApiKeySummaryView {
     }
 }
 
-/// One admin write of the audit log.
+/// One admin write of the audit log (`GET /v1/admin/audit`, admin):
+/// configuration, keys, plugin uploads and activations, job runs and retries.
+/// Refused requests and reads are not recorded.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditEntryView {
     /// The entry's position in the log; pass the last one of a page as
     /// `before` for the next page.
     pub id: i64,
-    /// When (RFC 3339).
+    /// When the write was made (RFC 3339, UTC).
     pub at: String,
-    /// `admin-token`, `api-key` or `command-line`.
+    /// Who made it: `admin-token` (the host's `RESCIND_ADMIN_TOKEN`), `api-key`
+    /// (see `keyId` and `keyName`) or `command-line`.
     pub actor: String,
-    /// The API key's id, for `api-key`.
+    /// The API key's id when `actor` is `api-key`, else `null`.
     pub key_id: Option<String>,
-    /// The API key's name at the time, for `api-key`.
+    /// The API key's name at the time when `actor` is `api-key`, else `null`.
     pub key_name: Option<String>,
     /// The HTTP method (`CLI` for the command line).
     pub method: String,
@@ -897,7 +1012,8 @@ pub struct AuditEntryView {
     pub path: String,
     /// The answer's status (`0` for the command line).
     pub status: u16,
-    /// What changed, in a few words; never a secret.
+    /// What changed, in a few words (at most 1,000 characters); names of
+    /// secrets, never their values.
     pub summary: String,
     /// The request's `x-request-id`, to find it in the logs.
     pub request_id: Option<String>,
@@ -926,49 +1042,65 @@ impl From<&AuditLogEntry> for AuditEntryView {
     }
 }
 
-/// A status mapping.
+/// One entry of the order status mapping (`GET | PUT
+/// /v1/admin/status-mappings`, admin; `PUT` replaces the whole list). An order
+/// whose status code has no mapping cannot be cancelled.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StatusMappingDto {
-    /// The ERP's status code.
+    /// The status code orders carry in `status`, as the ERP reports it; not
+    /// blank, unique in the list.
     pub erp_code: String,
-    /// Display status.
+    /// The display status the code maps to (not blank); the settings'
+    /// `cancellableOrderStatuses` lists display statuses.
     pub status: String,
-    /// Whether orders in it may be cancelled.
+    /// Whether orders with this code may be cancelled; it takes this and a
+    /// display status in `cancellableOrderStatuses`.
     pub allow_cancellation: bool,
 }
 
-/// Cancel settings.
+/// The cancel settings (`GET | PUT /v1/admin/settings`, admin). A fresh host
+/// has `["Submitted"]` and `Cancelled`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SettingsDto {
-    /// Statuses in which orders may be cancelled.
+    /// Display statuses in which an order may be cancelled, when its status
+    /// mapping also allows cancellation; none blank or repeated.
     pub cancellable_order_statuses: Vec<String>,
-    /// Status a fully cancelled order gets.
+    /// The status code a cancellation that leaves no active line gives the
+    /// order (`X` for WebSphere); not blank, and not itself cancellable by the
+    /// mappings and statuses.
     pub cancelled_status: String,
 }
 
-/// What a preset applied.
+/// What `POST /v1/admin/presets/{preset}` (admin) applied: the preset replaces
+/// the status mappings and the settings.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PresetView {
-    /// Preset name.
+    /// The preset applied: `insite` or `websphere`.
     pub preset: String,
-    /// The mappings now in force.
+    /// The status mappings now in force.
     pub status_mappings: Vec<StatusMappingDto>,
     /// The settings now in force.
     pub settings: SettingsDto,
 }
 
-/// Website settings.
+/// One website's settings (`GET | PUT /v1/admin/websites/{website}`, admin). A
+/// website never configured refuses customers' cancellations, and its `GET` is
+/// `404 website-not-found`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WebsiteDto {
-    /// Whether customers may request cancellation on this website.
+    /// Whether customers may cancel their own orders placed on this website;
+    /// when false, their requests are `403 cancellation-not-allowed`. Staff may
+    /// always cancel.
     pub allow_cancellation_request: bool,
 }
 
-/// `PUT /v1/admin/connections/{name}` body.
+/// `PUT /v1/admin/connections/{name}` body (admin): an ERP connection, what a
+/// plugin reaches and with which settings and secrets. An entry the plugin
+/// runtime would refuse is `422 validation-failed` naming it.
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ConnectionBody {
@@ -994,10 +1126,14 @@ pub struct ConnectionBody {
     /// certificate comes from a private CA.
     #[serde(default)]
     pub ca_certificates: Option<String>,
-    /// Plain settings.
+    /// Plain string settings the plugin reads by key (keys not blank), e.g.
+    /// `businessCode`; `timeoutMs` bounds each request's waits for plugins
+    /// built with the SDK. Shown by `GET`.
     #[serde(default)]
     pub settings: BTreeMap<String, String>,
-    /// Secrets (write-only); absent keeps the stored ones.
+    /// Secret string values the plugin reads by key (keys not blank):
+    /// write-only, never returned or logged, redacted from plugin logs and
+    /// messages. Absent keeps the stored ones; `{}` removes them.
     #[serde(default)]
     pub secrets: Option<BTreeMap<String, String>>,
 }
@@ -1069,21 +1205,27 @@ impl ConnectionBody {
     }
 }
 
-/// A connection as the API shows it: secret names only.
+/// A connection as `GET | PUT /v1/admin/connections/{name}` (admin) shows it:
+/// its secrets by name only.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectionView {
-    /// Name.
+    /// The connection's name (the path's), which job definitions name in
+    /// `connection`.
     pub name: String,
-    /// ERP base URL.
+    /// The ERP's base URL, without credentials; plugins build their URLs from
+    /// it.
     pub base_url: String,
-    /// Allowed hosts.
+    /// What the plugin may reach: `host`, `host:port` or `scheme://host[:port]`
+    /// entries, `*.` allowed at the start of a host.
     pub allowed_hosts: Vec<String>,
-    /// Whether allowed names may resolve into private networks.
+    /// Whether allowed host names may resolve to loopback, private, link-local
+    /// or carrier-grade NAT addresses.
     pub allow_private_network: bool,
-    /// Extra certificate authorities (PEM), if any.
+    /// Extra certificate authorities (PEM) the plugin's TLS trusts for this
+    /// connection, or `null`.
     pub ca_certificates: Option<String>,
-    /// Plain settings.
+    /// The plain settings, keys and values.
     pub settings: BTreeMap<String, String>,
     /// The names of the stored secrets (never their values).
     pub secrets: Vec<String>,
@@ -1103,19 +1245,22 @@ impl From<&Connection> for ConnectionView {
     }
 }
 
-/// A job parameter.
+/// A parameter a job of the definition carries, handed to the plugin. Each job
+/// of a cancellation gets `OrderNumber` set to its order.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct JobParameterDto {
-    /// Name.
+    /// The parameter's name, e.g. `OrderNumber`: not blank, unique in the
+    /// definition.
     pub name: String,
-    /// Value type.
+    /// Its value type, default `String`.
     #[serde(default = "string_type")]
     pub value_type: String,
-    /// Default.
+    /// The value used when a run does not give one, default empty.
     #[serde(default)]
     pub default_value: String,
-    /// Prompt.
+    /// What a person running the definition by hand is asked, e.g. `Order
+    /// Number`; default empty.
     #[serde(default)]
     pub prompt: String,
 }
@@ -1124,44 +1269,60 @@ fn string_type() -> String {
     "String".to_owned()
 }
 
-/// Retry policy.
+/// How a job retries a transient failure (a `transient` answer, a trap, the
+/// deadline, the memory cap): after attempt n it waits a random time up to
+/// `min(maxBackoffMs, initialBackoffMs × 2^(n−1))` (full jitter), until
+/// `maxAttempts`. Default `{"maxAttempts": 8, "initialBackoffMs": 1000,
+/// "maxBackoffMs": 300000}`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RetryDto {
-    /// Attempts in all.
+    /// Attempts per round, 1 to 100, the first included; when they are spent
+    /// the job is `failed`, and a retry through the API gives it a new round.
     pub max_attempts: u32,
-    /// First backoff ceiling.
+    /// The ceiling of the wait after the first failed attempt, in milliseconds;
+    /// at most 86,400,000 (one day). It doubles after each further failure.
     pub initial_backoff_ms: u64,
-    /// Largest backoff ceiling.
+    /// The largest ceiling of a wait, in milliseconds: at least
+    /// `initialBackoffMs`, at most 86,400,000 (one day).
     pub max_backoff_ms: u64,
 }
 
-/// A job definition (body and answer).
+/// A job definition (`GET | PUT /v1/admin/job-definitions/{name}`, admin): it
+/// tells one ERP about cancellations through one plugin. Every committed
+/// cancellation makes one job per enabled definition that applies to it, in the
+/// same transaction.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct JobDefinitionDto {
-    /// Name (answers only; must match the path when given).
+    /// The definition's name (recommended `OrderCancel`): in answers; when sent
+    /// it must equal the path's.
     #[serde(default)]
     pub name: Option<String>,
-    /// `Execution`.
+    /// `Execution`, the only type.
     pub job_type: String,
-    /// ERP connection name.
+    /// The name of an existing connection: the ERP the plugin reaches, with its
+    /// settings and secrets (`422 validation-failed` when unknown).
     pub connection: String,
-    /// Preprocessor plugin (not supported yet: must be null).
+    /// Not supported yet: `null` or absent.
     #[serde(default)]
     pub preprocessor: Option<String>,
-    /// The integration processor plugin.
+    /// The plugin that tells the ERP: `name` (its active version at each
+    /// attempt) or `name@sha256:…` (that version, pinned). An unknown plugin is
+    /// `422 validation-failed`.
     pub integration_processor: String,
-    /// Post-processor plugin (not supported yet: must be null).
+    /// Not supported yet: `null` or absent.
     #[serde(default)]
     pub post_processor: Option<String>,
-    /// Parameters.
+    /// The parameters its jobs carry, names unique; default none.
     #[serde(default)]
     pub parameters: Vec<JobParameterDto>,
-    /// Retry policy.
+    /// How its jobs retry transient failures; absent: 8 attempts, backoff from
+    /// 1,000 ms up to 300,000 ms. Answers always show the policy in force.
     #[serde(default)]
     pub retry: Option<RetryDto>,
-    /// Enabled.
+    /// Default true. A disabled definition makes no jobs; with none enabled a
+    /// cancellation warns `not-communicated-to-erp`.
     #[serde(default = "yes")]
     pub enabled: bool,
     /// Which cancellations make a job of this definition (checked by
@@ -1342,46 +1503,58 @@ impl From<&JobDefinition> for JobDefinitionDto {
     }
 }
 
-/// `POST /v1/admin/job-definitions/{name}/runs` body.
+/// `POST /v1/admin/job-definitions/{name}/runs` body (service, admin): run a
+/// definition by hand, submitting an order's newest cancellation again.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RunBody {
-    /// Parameter values, e.g. `{"OrderNumber": "SO-1"}`.
+    /// Parameter values by name, e.g. `{"OrderNumber": "SO-1001"}`, over the
+    /// definition's defaults. `OrderNumber` is required and must name an order
+    /// with a cancellation the definition's `appliesTo` includes; a name the
+    /// definition does not have is `422 validation-failed`.
     #[serde(default)]
     pub parameters: BTreeMap<String, String>,
 }
 
-/// A plugin log line of an attempt.
+/// A line a plugin logged or printed during an attempt.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LogLineView {
-    /// Level.
+    /// `trace`, `debug`, `info`, `warn` or `error`; printed lines are `info`
+    /// (stdout) or `warn` (stderr).
     pub level: String,
-    /// Message (secrets redacted).
+    /// The line, at most 1 KiB, with the connection's secrets redacted. An
+    /// attempt keeps at most 200 lines and 32 KiB; a last line says how many
+    /// were dropped.
     pub message: String,
 }
 
-/// One attempt of a job.
+/// One attempt of a job: one run of the plugin.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AttemptView {
-    /// Attempt number.
+    /// The attempt's number, from 1, counted across retry rounds.
     pub number: u32,
-    /// Worker.
+    /// The job worker that ran it, e.g. `worker-3f2a9c1b-1` (host instance and
+    /// worker).
     pub worker: String,
-    /// Start.
+    /// When it started (RFC 3339, UTC).
     pub started_at: String,
-    /// End.
+    /// When it ended (RFC 3339, UTC), or `null` while it runs.
     pub ended_at: Option<String>,
-    /// Outcome.
+    /// `accepted`, `rejected`, `transient`, `misconfigured`, `trapped`,
+    /// `deadline-exceeded`, `memory-cap-exceeded`, `unknown-processor` (no such
+    /// plugin, or none active), `lease-expired` (its worker died) or
+    /// `interrupted` (the host stopped); `null` while it runs.
     pub outcome: Option<String>,
     /// Message: the plugin's own text is at most 4 KiB (longer is cut with
     /// a marker), the connection's secrets redacted.
     pub message: Option<String>,
     /// ERP reference, bounded and redacted like `message`.
     pub erp_reference: Option<String>,
-    /// Plugin version.
+    /// The plugin version (`sha256:…`) that ran it, or `null` when none could
+    /// be loaded.
     pub plugin_version: Option<String>,
-    /// Plugin log lines.
+    /// The plugin's log lines in order, bounded and redacted.
     pub log: Vec<LogLineView>,
 }
 
@@ -1408,29 +1581,34 @@ impl From<&JobAttempt> for AttemptView {
     }
 }
 
-/// A job.
+/// A job (service, admin): the delivery of one cancellation to one ERP through
+/// one job definition. States: `queued` → `running` → `succeeded`, or
+/// `retrying` (→ `running` …) → `failed`; `rejected` and `misconfigured`
+/// answers fail it at once.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct JobView {
-    /// Id.
+    /// The job's id.
     pub id: String,
-    /// Job definition.
+    /// The name of its job definition.
     pub definition: String,
-    /// Order.
+    /// The order whose cancellation it delivers.
     pub order_number: String,
-    /// Cancellation it submits.
+    /// The `internalRequestId` of the cancellation it delivers, or `null`.
     pub cancellation_id: Option<String>,
-    /// The ERP idempotency key, stable across attempts.
+    /// The idempotency key the ERP receives, the same for every attempt, so an
+    /// ERP that honours it sees each cancellation once.
     pub request_id: String,
-    /// Parameters.
+    /// The parameter values it runs with, e.g. `{"OrderNumber": "SO-1001"}`.
     pub parameters: BTreeMap<String, String>,
-    /// State.
+    /// `queued`, `running`, `succeeded`, `retrying` or `failed`.
     pub state: String,
-    /// Attempts started.
+    /// Attempts started so far, over every round.
     pub attempts: u32,
-    /// Attempts allowed per round.
+    /// Attempts allowed per round, from the definition's retry policy.
     pub max_attempts: u32,
-    /// When it is due (queued or retrying).
+    /// When a `queued` or `retrying` job is due (RFC 3339, UTC); `null` in
+    /// other states.
     pub next_run_at: Option<String>,
     /// The ERP's reference once accepted, as the plugin returned it: at
     /// most 4 KiB (longer is cut with a marker), the connection's secrets
@@ -1439,9 +1617,9 @@ pub struct JobView {
     /// Last failure; what the plugin said in it is bounded and redacted
     /// like `erpReference`.
     pub last_error: Option<String>,
-    /// Creation.
+    /// When it was made (RFC 3339, UTC), with its cancellation or by a run.
     pub created_at: String,
-    /// Last change.
+    /// When its state last changed (RFC 3339, UTC).
     pub updated_at: String,
     /// Every attempt with outcome and plugin log (job detail only).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -195,13 +195,14 @@ pub struct Problem {
     /// URI naming the problem type: `urn:rescind:problem:{code}`.
     #[serde(rename = "type")]
     pub problem_type: String,
-    /// Short summary of the problem type.
+    /// The HTTP status's reason phrase, e.g. `Conflict`.
     pub title: String,
-    /// HTTP status.
+    /// The HTTP status code of the answer.
     pub status: u16,
-    /// What went wrong with this request.
+    /// What was wrong with this request, in words for people.
     pub detail: String,
-    /// The docs/api.md error code.
+    /// The stable error code, e.g. `order-not-cancellable`: program against it,
+    /// not against `detail`.
     pub code: String,
     /// For `order-not-cancellable`: the order's status.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -211,12 +212,12 @@ pub struct Problem {
     pub errors: Option<Vec<ProblemField>>,
 }
 
-/// One invalid field.
+/// One invalid field of a `validation-failed` problem.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ProblemField {
     /// Path of the field, e.g. `lines[2].parentLine`.
     pub field: String,
-    /// What is wrong with it.
+    /// What is wrong with the field and, where it helps, what is expected.
     pub message: String,
 }
 

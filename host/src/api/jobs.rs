@@ -29,7 +29,7 @@ fn job_not_found(id: &str) -> AppError {
 /// Runs a job definition by hand: submits the newest cancellation of the
 /// order named by the `OrderNumber` parameter again.
 #[utoipa::path(post, path = "/v1/admin/job-definitions/{name}/runs", tag = "jobs",
-    params(("name" = String, Path, description = "Job definition name", example = "OrderCancel")),
+    params(("name" = String, Path, description = "The job definition's name", example = "OrderCancel")),
     request_body(content = RunBody, example = json!({"parameters": {"OrderNumber": "SO-1001"}})),
     responses(
         (status = 201, description = "Job enqueued", body = JobView),
@@ -65,11 +65,11 @@ pub async fn run_definition(
 #[utoipa::path(get, path = "/v1/admin/jobs", tag = "jobs",
     params(
         ("state" = Option<String>, Query, description = "queued, running, succeeded, retrying or failed"),
-        ("orderNumber" = Option<String>, Query, description = "Only jobs of this order"),
+        ("orderNumber" = Option<String>, Query, description = "Only jobs of this order number"),
         ("limit" = Option<u32>, Query, description = "At most this many (default 100, at most 1000)"),
     ),
     responses(
-        (status = 200, description = "Jobs", body = Vec<JobView>),
+        (status = 200, description = "Jobs, newest first", body = Vec<JobView>),
         (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
@@ -112,9 +112,9 @@ pub async fn list_jobs(
 
 /// A job with every attempt, its outcome and the plugin's log lines.
 #[utoipa::path(get, path = "/v1/admin/jobs/{id}", tag = "jobs",
-    params(("id" = String, Path, description = "Job id")),
+    params(("id" = String, Path, description = "The job's id")),
     responses(
-        (status = 200, description = "Job", body = JobView),
+        (status = 200, description = "The job with its attempt history", body = JobView),
         (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
@@ -133,7 +133,7 @@ pub async fn get_job(
 
 /// Puts a failed job back in the queue with a full round of attempts.
 #[utoipa::path(post, path = "/v1/admin/jobs/{id}/retry", tag = "jobs",
-    params(("id" = String, Path, description = "Job id")),
+    params(("id" = String, Path, description = "The job's id")),
     responses(
         (status = 200, description = "Job queued again", body = JobView),
         (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),

@@ -10,23 +10,25 @@ use utoipa::{OpenApi, ToSchema};
 use super::ApiDoc;
 use super::AppState;
 
-/// Health and readiness answer.
+/// The answer of `GET /healthz` (status only) and `GET /readyz` (with the parts
+/// checked); no token needed.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HealthView {
-    /// `ok` or `unavailable`.
+    /// `ok`, or `unavailable` when a part is down (`/readyz` answers `503`
+    /// then).
     pub status: String,
-    /// Whether the database answered.
+    /// `/readyz` only: whether the database answered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub database: Option<bool>,
-    /// Whether the job workers run.
+    /// `/readyz` only: whether the job workers run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub workers: Option<bool>,
 }
 
 /// The process is alive.
 #[utoipa::path(get, path = "/healthz", tag = "operations",
-    responses((status = 200, description = "Alive", body = HealthView)))]
+    responses((status = 200, description = "The process runs", body = HealthView)))]
 pub async fn healthz() -> Json<HealthView> {
     Json(HealthView {
         status: "ok".to_owned(),
@@ -38,7 +40,7 @@ pub async fn healthz() -> Json<HealthView> {
 /// The service can take work: the database answers and the job workers run.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
-        (status = 200, description = "Ready", body = HealthView),
+        (status = 200, description = "The database answers and the job workers run", body = HealthView),
         (status = 503, description = "Not ready", body = HealthView),
     ))]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<HealthView>) {
@@ -61,7 +63,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<HealthVi
 
 /// Prometheus metrics (text exposition format).
 #[utoipa::path(get, path = "/metrics", tag = "operations",
-    responses((status = 200, description = "Metrics", body = String, content_type = "text/plain")))]
+    responses((status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     match state.store.job_counts().await {
         Ok(counts) => state.metrics.set_jobs(&counts),

@@ -13,7 +13,7 @@ use crate::store::PutOrder;
 
 /// Creates or replaces an order known to the host.
 #[utoipa::path(put, path = "/v1/orders/{orderNumber}", tag = "orders",
-    params(("orderNumber" = String, Path, description = "Order number", example = "SO-1001")),
+    params(("orderNumber" = String, Path, description = "The order's number, as the commerce platform knows it (1 to 100 characters)", example = "SO-1001")),
     request_body(content = OrderBody, example = json!(
         { "businessCode": "B1", "customerNumber": "C-1", "website": "main",
           "status": "Submitted", "orderDate": "2024-09-01", "currency": "EUR",
@@ -30,8 +30,8 @@ use crate::store::PutOrder;
           "tracking": {"channel": "online", "session": "123|abc", "cuid": "09|Z0"} }
     )),
     responses(
-        (status = 201, description = "Created", body = OrderView),
-        (status = 200, description = "Replaced", body = OrderView),
+        (status = 201, description = "A new order, as stored", body = OrderView),
+        (status = 200, description = "An existing order replaced, as stored", body = OrderView),
         (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
@@ -53,7 +53,7 @@ pub async fn put_order(
 /// An order with line, allocation, payment and approval states and its
 /// cancellations.
 #[utoipa::path(get, path = "/v1/orders/{orderNumber}", tag = "orders",
-    params(("orderNumber" = String, Path, description = "Order number", example = "SO-1001")),
+    params(("orderNumber" = String, Path, description = "The order's number, as the commerce platform knows it (1 to 100 characters)", example = "SO-1001")),
     responses(
         (status = 200, description = "The order", body = OrderView),
         (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
@@ -74,7 +74,7 @@ pub async fn get_order(
 
 /// The ERP reports a new status of the order.
 #[utoipa::path(post, path = "/v1/orders/{orderNumber}/status", tag = "orders",
-    params(("orderNumber" = String, Path, description = "Order number", example = "SO-1001")),
+    params(("orderNumber" = String, Path, description = "The order's number, as the commerce platform knows it (1 to 100 characters)", example = "SO-1001")),
     request_body(content = StatusBody, example = json!({"status": "Shipped"})),
     responses(
         (status = 200, description = "Status recorded", body = OrderView),

@@ -32,27 +32,29 @@ pub const SIGNATURE_HEADER: &str = "x-plugin-signature";
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PluginVersionView {
-    /// The plugin's name.
+    /// The plugin's name: 1 to 64 ASCII letters, digits, `-` or `_`.
     pub name: String,
     /// `sha256:<hex>` of the component's bytes.
     pub version: String,
     /// The world it implements: `integration-processor`.
     pub world: String,
-    /// Whether it is the active version.
+    /// Whether this version runs the plugin's new attempts now.
     pub active: bool,
     /// The WIT package it was built for, e.g. `rescind:erp@0.1.0`.
     pub wit: String,
     /// The rescind-guest SDK version that built it, if stamped.
     pub sdk: Option<String>,
-    /// Size in bytes.
+    /// The component's size in bytes (at most 32 MiB).
     pub size: u64,
     /// Validation and compilation time at upload, in milliseconds.
     pub compile_millis: u64,
     /// Position in the plugin's upload order, from 1.
     pub sequence: u64,
-    /// Who uploaded it.
+    /// Who stored it: the caller as the audit log names it (`admin token`, `key
+    /// "NAME" (ID)`), or the host's own source for a plugin it loaded by
+    /// itself.
     pub uploaded_by: String,
-    /// When (RFC 3339).
+    /// When it was stored (RFC 3339, UTC).
     pub uploaded_at: String,
     /// The trusted key whose signature it carried, if signatures are checked.
     pub signed_by: Option<String>,
@@ -64,17 +66,19 @@ pub struct PluginVersionView {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GuardView {
-    /// The guarded version.
+    /// The version under watch (`sha256:…`).
     pub version: String,
-    /// The version it rolls back to.
+    /// The version the host switches back to if the watched one fails too
+    /// often.
     pub previous: String,
-    /// How many attempts are observed.
+    /// How many attempts on the new version are watched before the guard
+    /// passes.
     pub observe_jobs: u32,
-    /// The largest share of failed attempts tolerated.
+    /// The largest share of failed attempts tolerated, 0.0 to 1.0.
     pub max_failure_rate: f64,
-    /// Attempts observed so far.
+    /// Attempts on the new version watched so far.
     pub observed_attempts: u32,
-    /// Of which failed.
+    /// How many of the watched attempts failed.
     pub observed_failures: u32,
 }
 
@@ -82,18 +86,19 @@ pub struct GuardView {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditView {
-    /// When (RFC 3339).
+    /// When the switch happened (RFC 3339, UTC).
     pub at: String,
     /// `activated`, `rolled-back`, `automatic-rollback`, `guard-passed` or
     /// `guard-kept`.
     pub action: String,
-    /// The version active before.
+    /// The version active before the switch, or `null` if none was.
     pub from: Option<String>,
-    /// The version active after.
+    /// The version active after the switch (`sha256:…`).
     pub to: String,
     /// Who: the uploader, `guard`, `folder-watch`, `bundled`.
     pub by: String,
-    /// Why, when the host decided by itself.
+    /// Why the host switched by itself (a guard's verdict), or `null` for an
+    /// operator's switch.
     pub reason: Option<String>,
 }
 
@@ -102,11 +107,13 @@ pub struct AuditView {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PluginView {
-    /// The plugin's name.
+    /// The plugin's name, as job definitions name it in `integrationProcessor`.
     pub name: String,
-    /// The active version, if any.
+    /// The version new attempts run (`sha256:…`), or `null` when none is
+    /// active.
     pub active: Option<String>,
-    /// Every stored version, oldest first.
+    /// Every stored version, oldest first; any of them can be activated again
+    /// (a rollback).
     pub versions: Vec<PluginVersionView>,
     /// The guard watching the active version, if any.
     pub guard: Option<GuardView>,
@@ -114,7 +121,8 @@ pub struct PluginView {
     pub history: Vec<AuditView>,
 }
 
-/// `POST /v1/admin/plugins/{name}/activate`.
+/// `POST /v1/admin/plugins/{name}/activate` body (admin): switch the active
+/// version atomically; attempts already started finish on the old one.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ActivateBody {
@@ -126,7 +134,9 @@ pub struct ActivateBody {
     pub guard: Option<GuardBody>,
 }
 
-/// An activation guard.
+/// An activation guard: the host watches the new version's first attempts and
+/// switches back by itself when more fail than allowed while the previous
+/// version did not.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GuardBody {
@@ -335,7 +345,7 @@ pub async fn put_plugin(
 /// Every plugin with its versions and the active one.
 #[utoipa::path(get, path = "/v1/admin/plugins", tag = "plugins",
     responses(
-        (status = 200, description = "Plugins", body = Vec<PluginView>),
+        (status = 200, description = "Every plugin with its versions", body = Vec<PluginView>),
         (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
@@ -379,7 +389,7 @@ pub async fn get_plugin(
     params(("name" = String, Path, description = "Plugin name")),
     request_body = ActivateBody,
     responses(
-        (status = 200, description = "Activated", body = PluginView),
+        (status = 200, description = "The plugin, with the version now active", body = PluginView),
         (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
