@@ -20,7 +20,7 @@ use crate::plugins::registry::{
     TrustedKey,
 };
 use crate::plugins::{CallLimits, PluginRuntime, ResolveOverrides, RuntimeConfig};
-use crate::store::{Durability, Store, StoreOptions};
+use crate::store::{Durability, SecretsKeySource, Store, StoreOptions};
 
 /// Everything `start` needs.
 #[derive(Clone)]
@@ -33,6 +33,9 @@ pub struct ServiceConfig {
     pub admin_token: Option<String>,
     /// SQLite `synchronous` setting.
     pub durability: Durability,
+    /// Where the key sealing connection secrets comes from
+    /// (`RESCIND_SECRETS_KEY`, or the data directory's key file).
+    pub secrets_key: SecretsKeySource,
     /// Job workers; `None` runs no workers (jobs stay queued).
     pub workers: Option<WorkerConfig>,
     /// The plugins: where they are kept, watched and cached, and whom the
@@ -52,6 +55,7 @@ impl std::fmt::Debug for ServiceConfig {
                 &self.admin_token.as_ref().map(|_| "<redacted>"),
             )
             .field("durability", &self.durability)
+            .field("secrets_key", &self.secrets_key)
             .field("workers", &self.workers)
             .field("plugins", &self.plugins)
             .field("demo", &self.demo)
@@ -67,6 +71,7 @@ impl ServiceConfig {
             data_dir: data_dir.into(),
             admin_token: None,
             durability: Durability::Normal,
+            secrets_key: SecretsKeySource::KeyFile,
             workers: Some(WorkerConfig::default()),
             plugins: PluginsConfig::default(),
             demo: false,
@@ -148,6 +153,7 @@ pub struct RunningService {
 pub async fn start(config: ServiceConfig) -> anyhow::Result<RunningService> {
     let mut options = StoreOptions::new(&config.data_dir);
     options.durability = config.durability;
+    options.secrets_key = config.secrets_key.clone();
     let store = Store::open(&options)
         .await
         .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;

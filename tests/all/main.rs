@@ -33,6 +33,7 @@ mod registry_refusals;
 mod registry_support;
 mod registry_swap;
 mod registry_watch;
+mod secrets_at_rest;
 mod service;
 mod store_refusals;
 mod store_unwritable;

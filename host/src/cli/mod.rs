@@ -1,14 +1,17 @@
 //! The `rescind` command line: `serve` runs the host; `plugin new`, `plugin
-//! test` and `plugin push` take a plugin from an empty folder to a running
-//! host.
+//! test`, `plugin sign` and `plugin push` take a plugin from an empty folder
+//! to a running host; `secrets rotate-key` replaces the key that seals
+//! connection secrets.
 
 pub mod plugin;
 mod plugin_new;
 mod plugin_test;
+mod secrets;
 mod serve;
 
 use clap::{Parser, Subcommand};
 
+pub use secrets::{SecretsArgs, SecretsCommand};
 pub use serve::ServeArgs;
 
 /// rescind: an order-cancellation host that tells your ERP through
@@ -28,6 +31,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Create, try and upload plugins.
     Plugin(plugin::PluginArgs),
+    /// Manage the key that seals connection secrets.
+    Secrets(SecretsArgs),
 }
 
 /// How a command ended: the process's exit status.
@@ -73,6 +78,7 @@ impl Cli {
                 Err(error) => report_error(&error, Exit::FAILURE),
             },
             Command::Plugin(args) => plugin::run(args),
+            Command::Secrets(args) => secrets::run(args),
         }
     }
 }

@@ -111,6 +111,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .ok()
         .filter(|t| !t.is_empty());
     config.durability = args.durability;
+    config.secrets_key = super::secrets::key_source_from_env("RESCIND_SECRETS_KEY")?;
     config.demo = args.demo;
     config.plugins.watch_dir = args.plugins_dir.clone();
     config.plugins.watch = !args.no_plugins_watch;
