@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -84,10 +85,9 @@ impl ServiceConfig {
 #[derive(Debug, Clone)]
 pub struct PluginsConfig {
     /// The watched folder: `NAME.wasm` dropped there is uploaded and
-    /// activated. `None`: `<data-dir>/plugins`.
+    /// activated. `None`: no folder is watched (demo mode watches
+    /// `<data-dir>/plugins`).
     pub watch_dir: Option<PathBuf>,
-    /// Whether to watch the folder at all.
-    pub watch: bool,
     /// How the folder is watched.
     pub watch_config: FolderWatchConfig,
     /// Compiled-code cache. `None`: `<data-dir>/plugins/cache`.
@@ -109,7 +109,6 @@ impl Default for PluginsConfig {
     fn default() -> Self {
         PluginsConfig {
             watch_dir: None,
-            watch: true,
             watch_config: FolderWatchConfig::default(),
             cache_dir: None,
             registry: RegistryConfig::default(),
@@ -174,12 +173,12 @@ pub async fn start(config: ServiceConfig) -> anyhow::Result<RunningService> {
     } else {
         None
     };
-    let plugin_watch = if config.plugins.watch {
-        let dir = config
-            .plugins
-            .watch_dir
-            .clone()
-            .unwrap_or_else(|| config.data_dir.join("plugins"));
+    let watch_dir = match (&config.plugins.watch_dir, config.demo) {
+        (Some(dir), _) => Some(dir.clone()),
+        (None, true) => Some(config.data_dir.join("plugins")),
+        (None, false) => None,
+    };
+    let plugin_watch = if let Some(dir) = watch_dir {
         let (watch, events) =
             FolderWatch::start(plugins.clone(), &dir, config.plugins.watch_config.clone())
                 .context("watching the plugins folder")?;
@@ -254,7 +253,24 @@ pub async fn open_plugins(
     .context("starting the plugin runtime")?;
     let store = DirectoryStore::open(data_dir.join("plugins").join("store"))
         .context("opening the plugin store")?;
-    let registry = PluginRegistry::open(runtime, store, config.registry.clone())
+    let mut registry_config = config.registry.clone();
+    // The binary's own plugins are as trusted as the binary: no signature.
+    registry_config
+        .builtin_versions
+        .extend(crate::bundled::BUNDLED.iter().map(|(name, bytes)| {
+            (
+                (*name).to_owned(),
+                format!("sha256:{}", hex::encode(Sha256::digest(bytes))),
+            )
+        }));
+    if registry_config.trusted_keys.is_empty() {
+        tracing::warn!(
+            "no trusted plugin signing keys (--trusted-key): plugin uploads and activations \
+             are not checked for signatures, so any admin token can run any code; see \
+             SECURITY.md"
+        );
+    }
+    let registry = PluginRegistry::open(runtime, store, registry_config)
         .await
         .context("opening the plugin registry")?;
     if config.install_bundled {

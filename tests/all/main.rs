@@ -27,6 +27,7 @@ mod jobs_queue;
 mod plugin_cache;
 mod plugin_refusals;
 mod plugin_sandbox;
+mod plugin_signatures;
 mod registry_guard;
 mod registry_lifecycle;
 mod registry_refusals;

@@ -70,7 +70,8 @@ impl IntegrationProcessors for PluginProcessors {
                             tracing::warn!(%error, "integration processor not available");
                             DeliveryOutcome::UnknownProcessor(processor.to_owned())
                         }
-                        RegistryError::BadReference { .. } => {
+                        RegistryError::BadReference { .. }
+                        | RegistryError::UntrustedVersion { .. } => {
                             DeliveryOutcome::Misconfigured(error.to_string())
                         }
                         // Reading the store or compiling a pinned version

@@ -33,7 +33,7 @@ const ADMIN_TOKEN: &str = "docs-test-admin-token-0123456789abcdef";
 /// Starts a host for the document to talk to, as `$RESCIND_HOST` with the
 /// admin token in `$TOKEN`: the guide assumes one is running.
 const HOST_FOR_THE_DOCUMENT: &str = r#"
-rescind serve --listen 127.0.0.1:0 --data-dir host-data --no-plugins-watch > host.log 2>&1 &
+rescind serve --listen 127.0.0.1:0 --data-dir host-data > host.log 2>&1 &
 for _ in $(seq 1 1200); do grep -q '^rescind listening on' host.log && break; sleep 0.5; done
 RESCIND_HOST=$(sed -n 's/^rescind listening on \(http:[^ ]*\).*/\1/p' host.log)
 test -n "$RESCIND_HOST" || { cat host.log; exit 1; }
