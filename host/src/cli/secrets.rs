@@ -71,8 +71,9 @@ async fn rotate_key(args: &RotateKeyArgs) -> anyhow::Result<String> {
         Some(path) => format!("the new key is in {}", path.display()),
         None => "set RESCIND_SECRETS_KEY to the new key before starting the host".to_owned(),
     };
+    let plural = if rotation.values == 1 { "" } else { "s" };
     Ok(format!(
-        "sealed {} secret values again: key {} replaced by key {}; {kept}",
+        "sealed {} secret value{plural} again: key {} replaced by key {}; {kept}",
         rotation.values, rotation.old_fingerprint, rotation.new_fingerprint
     ))
 }

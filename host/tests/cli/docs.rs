@@ -83,6 +83,8 @@ fn the_plugin_guide_runs_from_an_empty_folder_to_an_uploaded_plugin() {
         "outcome: accepted (ERP reference CX-4711-1)",
         "the ERP answered 422 Unprocessable Content: order ERP-4711 is already shipped",
         "\"integrationProcessor\":\"acme-erp\"",
+        "trust it with: rescind serve --trusted-key ",
+        "signed acme-erp (sha256:",
     ] {
         assert!(
             run.stdout.contains(expected),
@@ -128,6 +130,8 @@ fn the_operating_guide_sets_up_a_host_from_nothing() {
         "\"appliesTo\":\"any\"",
         "\"role\":\"service\"",
         "\"state\":\"queued\"",
+        "\"code\":\"plugin-signatures-not-checked\"",
+        "sealed 1 secret value again",
     ] {
         assert!(
             run.stdout.contains(expected),
