@@ -25,8 +25,9 @@ pub struct ServeArgs {
     /// nothing).
     #[arg(long, default_value = "127.0.0.1:8080", env = "RESCIND_LISTEN")]
     pub listen: SocketAddr,
-    /// Data directory (SQLite database, plugin cache). With `--demo` and no
-    /// data directory, a fresh temporary one is used.
+    /// Data directory (SQLite database, plugins, the secrets key file
+    /// unless `RESCIND_SECRETS_KEY` gives the key as 64 hex digits). With
+    /// `--demo` and no data directory, a fresh temporary one is used.
     #[arg(long, env = "RESCIND_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// Start with demo data, the bundled webhook plugin and a demo ERP on
