@@ -364,3 +364,63 @@ async fn keygen_sign_and_push_take_a_plugin_to_a_host_that_trusts_the_key() {
     let view = plugin(&service, NAME).await;
     assert_eq!(view.body["versions"][0]["signedBy"], public.id());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_planted_in_the_plugin_store_is_not_restored() {
+    let trust = Arc::new(AtomicBool::new(true));
+    let service = service(false, &trust).await;
+    let signed = trivial();
+    let a = upload_with(
+        &service,
+        NAME,
+        signed.clone(),
+        true,
+        &[("x-plugin-signature", &operator().sign(NAME, &signed))],
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    let mut service = service;
+    service
+        .running
+        .take()
+        .unwrap()
+        .shutdown(std::time::Duration::from_secs(10))
+        .await
+        .unwrap();
+
+    // Someone with the data directory plants other bytes under `erp`, with
+    // the metadata (and signature) of the signed version, and makes them
+    // active.
+    let store = service.dir.path().join("plugins/store").join(NAME);
+    let planted = webhook();
+    let (v_signed, v_planted) = (version_of(&signed), version_of(&planted));
+    let hex = |v: &str| v.trim_start_matches("sha256:").to_owned();
+    std::fs::write(store.join(format!("{}.wasm", hex(&v_planted))), &planted).unwrap();
+    let mut info: Value = serde_json::from_slice(
+        &std::fs::read(store.join(format!("{}.json", hex(&v_signed)))).unwrap(),
+    )
+    .unwrap();
+    info["version"] = json!(v_planted);
+    info["sequence"] = json!(2);
+    let planted_json = store.join(format!("{}.json", hex(&v_planted)));
+    std::fs::write(&planted_json, serde_json::to_vec(&info).unwrap()).unwrap();
+    std::fs::write(store.join("active"), &v_planted).unwrap();
+
+    let service = service.restart().await;
+    assert_eq!(plugin(&service, NAME).await.body["active"], Value::Null);
+    let warnings = readiness_warnings(&service).await;
+    assert!(
+        warnings
+            .iter()
+            .any(|(code, detail)| code == "plugin-version-withheld" && detail.contains(&v_planted)),
+        "{warnings:?}"
+    );
+
+    // Bytes with no metadata at all, made active: not restored either.
+    std::fs::remove_file(&planted_json).unwrap();
+    let service = service.restart().await;
+    assert_eq!(plugin(&service, NAME).await.body["active"], Value::Null);
+    // The signed version can still be activated.
+    let a = activate(&service, NAME, &v_signed, None).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+}

@@ -292,9 +292,17 @@ impl<S: PluginStore> PluginRegistry<S> {
             // trusted signature stays stored but inactive, and the host
             // says so (log, `/readyz`) rather than refusing to start, so
             // that the operator can attach the signature through the API.
-            if let Some(info) = registry.version_info(&name, &version)
-                && let Err(error) = registry.check_trusted(&info)
-            {
+            let trusted = match registry.version_info(&name, &version) {
+                Some(info) => registry.check_trusted(&info),
+                // Recorded as active, but no version of this name has
+                // those bytes: nothing vouches for them.
+                None if registry.signatures_required() => Err(RegistryError::UntrustedVersion {
+                    plugin: name.clone(),
+                    version: version.clone(),
+                }),
+                None => Ok(()),
+            };
+            if let Err(error) = trusted {
                 tracing::error!(plugin = %name, %version, "active version not restored: {error}");
                 lock(&registry.inner.withheld).insert(
                     name.clone(),
