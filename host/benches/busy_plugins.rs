@@ -63,7 +63,6 @@ impl Host {
         });
         config.plugins = PluginsConfig {
             cache_dir: Some(cache.to_owned()),
-            watch: false,
             install_bundled: false,
             limits: CallLimits {
                 deadline: LOOPER_DEADLINE,

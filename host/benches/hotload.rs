@@ -120,7 +120,6 @@ impl Host {
         });
         config.plugins = PluginsConfig {
             cache_dir: Some(cache.to_owned()),
-            watch: false,
             install_bundled: false,
             ..PluginsConfig::default()
         };

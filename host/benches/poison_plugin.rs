@@ -100,7 +100,6 @@ impl Host {
         });
         config.plugins = PluginsConfig {
             cache_dir: Some(cache.to_owned()),
-            watch: false,
             install_bundled: true,
             ..PluginsConfig::default()
         };

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -20,7 +21,7 @@ use crate::plugins::registry::{
     TrustedKey,
 };
 use crate::plugins::{CallLimits, PluginRuntime, ResolveOverrides, RuntimeConfig};
-use crate::store::{Durability, Store, StoreOptions};
+use crate::store::{Durability, SecretsKeySource, Store, StoreOptions};
 
 /// Everything `start` needs.
 #[derive(Clone)]
@@ -33,6 +34,9 @@ pub struct ServiceConfig {
     pub admin_token: Option<String>,
     /// SQLite `synchronous` setting.
     pub durability: Durability,
+    /// Where the key sealing connection secrets comes from
+    /// (`RESCIND_SECRETS_KEY`, or the data directory's key file).
+    pub secrets_key: SecretsKeySource,
     /// Job workers; `None` runs no workers (jobs stay queued).
     pub workers: Option<WorkerConfig>,
     /// The plugins: where they are kept, watched and cached, and whom the
@@ -52,6 +56,7 @@ impl std::fmt::Debug for ServiceConfig {
                 &self.admin_token.as_ref().map(|_| "<redacted>"),
             )
             .field("durability", &self.durability)
+            .field("secrets_key", &self.secrets_key)
             .field("workers", &self.workers)
             .field("plugins", &self.plugins)
             .field("demo", &self.demo)
@@ -67,6 +72,7 @@ impl ServiceConfig {
             data_dir: data_dir.into(),
             admin_token: None,
             durability: Durability::Normal,
+            secrets_key: SecretsKeySource::KeyFile,
             workers: Some(WorkerConfig::default()),
             plugins: PluginsConfig::default(),
             demo: false,
@@ -79,10 +85,9 @@ impl ServiceConfig {
 #[derive(Debug, Clone)]
 pub struct PluginsConfig {
     /// The watched folder: `NAME.wasm` dropped there is uploaded and
-    /// activated. `None`: `<data-dir>/plugins`.
+    /// activated. `None`: no folder is watched (demo mode watches
+    /// `<data-dir>/plugins`).
     pub watch_dir: Option<PathBuf>,
-    /// Whether to watch the folder at all.
-    pub watch: bool,
     /// How the folder is watched.
     pub watch_config: FolderWatchConfig,
     /// Compiled-code cache. `None`: `<data-dir>/plugins/cache`.
@@ -104,7 +109,6 @@ impl Default for PluginsConfig {
     fn default() -> Self {
         PluginsConfig {
             watch_dir: None,
-            watch: true,
             watch_config: FolderWatchConfig::default(),
             cache_dir: None,
             registry: RegistryConfig::default(),
@@ -153,6 +157,7 @@ pub async fn start(config: ServiceConfig) -> anyhow::Result<RunningService> {
     }
     let mut options = StoreOptions::new(&config.data_dir);
     options.durability = config.durability;
+    options.secrets_key = config.secrets_key.clone();
     let store = Store::open(&options)
         .await
         .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
@@ -173,12 +178,12 @@ pub async fn start(config: ServiceConfig) -> anyhow::Result<RunningService> {
     } else {
         None
     };
-    let plugin_watch = if config.plugins.watch {
-        let dir = config
-            .plugins
-            .watch_dir
-            .clone()
-            .unwrap_or_else(|| config.data_dir.join("plugins"));
+    let watch_dir = match (&config.plugins.watch_dir, config.demo) {
+        (Some(dir), _) => Some(dir.clone()),
+        (None, true) => Some(config.data_dir.join("plugins")),
+        (None, false) => None,
+    };
+    let plugin_watch = if let Some(dir) = watch_dir {
         let (watch, events) =
             FolderWatch::start(plugins.clone(), &dir, config.plugins.watch_config.clone())
                 .context("watching the plugins folder")?;
@@ -253,7 +258,24 @@ pub async fn open_plugins(
     .context("starting the plugin runtime")?;
     let store = DirectoryStore::open(data_dir.join("plugins").join("store"))
         .context("opening the plugin store")?;
-    let registry = PluginRegistry::open(runtime, store, config.registry.clone())
+    let mut registry_config = config.registry.clone();
+    // The binary's own plugins are as trusted as the binary: no signature.
+    registry_config
+        .builtin_versions
+        .extend(crate::bundled::BUNDLED.iter().map(|(name, bytes)| {
+            (
+                (*name).to_owned(),
+                format!("sha256:{}", hex::encode(Sha256::digest(bytes))),
+            )
+        }));
+    if registry_config.trusted_keys.is_empty() {
+        tracing::warn!(
+            "no trusted plugin signing keys (--trusted-key): plugin uploads and activations \
+             are not checked for signatures, so any admin token can run any code; see \
+             SECURITY.md"
+        );
+    }
+    let registry = PluginRegistry::open(runtime, store, registry_config)
         .await
         .context("opening the plugin registry")?;
     if config.install_bundled {

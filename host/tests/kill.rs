@@ -55,7 +55,7 @@ impl Server {
     /// Starts the binary on `dir` and waits for the address it prints.
     fn start(dir: &Path) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_rescind"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--no-plugins-watch"])
+            .args(["serve", "--listen", "127.0.0.1:0"])
             .args(["--workers", "2"])
             .arg("--data-dir")
             .arg(dir)

@@ -118,7 +118,10 @@ async fn check(st: &Path, service: &TestService, role: &str, token: &str) {
     }
     // Schemathesis keeps a cache in the folder it runs in: the target
     // directory's, not the repository's.
-    let cwd = st.parent().and_then(Path::parent).expect("the venv's folder");
+    let cwd = st
+        .parent()
+        .and_then(Path::parent)
+        .expect("the venv's folder");
     let child = tokio::process::Command::new(st)
         .args(&args)
         .current_dir(cwd)

@@ -34,10 +34,11 @@ async fn define(
     component: &str,
     settings: Value,
 ) {
-    define_with_attempts(service, definition, name, component, settings, 1).await;
+    define_with_attempts(service, definition, name, component, settings, 1, TOKEN).await;
 }
 
-/// [`define`] with `attempts` attempts per job, 10–20 ms apart.
+/// [`define`] with `attempts` attempts per job, 10–20 ms apart, and the
+/// connection's secret `apiToken`.
 async fn define_with_attempts(
     service: &TestService,
     definition: &str,
@@ -45,6 +46,7 @@ async fn define_with_attempts(
     component: &str,
     settings: Value,
     attempts: u32,
+    secret: &str,
 ) {
     let bytes = std::fs::read(component).expect("the component");
     let a = upload(service, name, bytes, true).await;
@@ -57,7 +59,7 @@ async fn define_with_attempts(
             Some(ADMIN),
             Some(
                 &json!({"baseUrl": "http://127.0.0.1:9", "allowedHosts": ["127.0.0.1:9"],
-                         "settings": settings, "secrets": {"apiToken": TOKEN}}),
+                         "settings": settings, "secrets": {"apiToken": secret}}),
             ),
         )
         .await;
@@ -140,7 +142,16 @@ async fn attack_through_a_job(
 ) -> Value {
     let service = service_with(limits).await;
     service.configure_insite().await;
-    define_with_attempts(&service, "Attack", name, component, json!({}), attempts).await;
+    define_with_attempts(
+        &service,
+        "Attack",
+        name,
+        component,
+        json!({}),
+        attempts,
+        TOKEN,
+    )
+    .await;
     watch_the_attack(&service, name, || async { still_running_after }).await
 }
 
@@ -319,6 +330,86 @@ async fn a_secret_in_what_a_plugin_returns_is_never_shown() {
     for job_id in [&accepted["id"], &rejected["id"]] {
         let text = shown(&service, &cancellation, job_id.as_str().unwrap()).await;
         assert!(!text.contains(TOKEN), "{text}");
+    }
+}
+
+/// A secret whose encoded forms all differ from it and from each other.
+const ENCODED_SECRET: &str = "p@ss w/rd\"Zq9-forms";
+
+/// Every form the `hostile` guest can echo [`ENCODED_SECRET`] in, as it
+/// would appear in text, and the setting that asks for it.
+fn encoded_forms() -> Vec<(&'static str, String)> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    let percent = |plus: bool| {
+        let mut out = String::new();
+        for &b in ENCODED_SECRET.as_bytes() {
+            match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                    out.push(char::from(b))
+                }
+                b' ' if plus => out.push('+'),
+                _ => out.push_str(&format!("%{b:02X}")),
+            }
+        }
+        out
+    };
+    let json = serde_json::to_string(ENCODED_SECRET).unwrap();
+    vec![
+        ("plain", ENCODED_SECRET.to_owned()),
+        ("base64", STANDARD.encode(ENCODED_SECRET)),
+        ("base64url", URL_SAFE_NO_PAD.encode(ENCODED_SECRET)),
+        (
+            "basic",
+            STANDARD.encode(format!("svc-user:{ENCODED_SECRET}")),
+        ),
+        ("url", percent(false)),
+        ("form", percent(true)),
+        ("json", json.trim_matches('"').to_owned()),
+    ]
+}
+
+#[tokio::test]
+async fn a_secret_echoed_in_any_encoding_is_never_shown() {
+    let service = service_with(CallLimits::default()).await;
+    service.configure_insite().await;
+    let cancellation = cancelled_order(&service, "SO-E").await;
+    let forms = encoded_forms();
+    for (form, encoded) in &forms {
+        let definition = format!("Echo-{form}");
+        define_with_attempts(
+            &service,
+            &definition,
+            "hostile",
+            rescind_test_artifacts::HOSTILE,
+            json!({"attack": "echo-secret", "reply": "rejected", "form": form, "log": "all"}),
+            1,
+            ENCODED_SECRET,
+        )
+        .await;
+        let settled = settled_job(&service, &run(&service, &definition, "SO-E").await).await;
+        assert_eq!(settled["state"], "failed", "{settled}");
+        let error = settled["lastError"].as_str().unwrap();
+        assert!(
+            error.starts_with("rejected: the ERP answered 401 for token ")
+                && error.contains("[redacted]"),
+            "{form}: {error}"
+        );
+        // The log has a line per form, each redacted.
+        let log = settled["attemptHistory"][0]["log"].as_array().unwrap();
+        assert_eq!(log.len(), forms.len(), "{settled}");
+        for line in log {
+            let message = line["message"].as_str().unwrap();
+            assert!(message.contains("[redacted]"), "{form}: {message}");
+        }
+        let text = shown(&service, &cancellation, settled["id"].as_str().unwrap()).await;
+        for (other, encoded) in &forms {
+            assert!(
+                !text.contains(encoded.as_str()),
+                "{form}: {other} form shown"
+            );
+        }
+        assert!(!text.contains(encoded.as_str()));
     }
 }
 

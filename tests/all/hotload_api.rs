@@ -3,12 +3,9 @@
 //! nothing; a restart that keeps every version without compiling; the
 //! `rescind plugin push` command.
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-use ed25519_dalek::{Signer, SigningKey};
 use reqwest::{Method, StatusCode};
 use rescind_host::cli::plugin::{PushArgs, push};
-use rescind_host::plugins::registry::TrustedKey;
+use rescind_host::plugins::registry::PluginSigningKey;
 use serde_json::{Value, json};
 
 use crate::hotload_support::{
@@ -228,16 +225,15 @@ async fn refused_uploads_answer_why_and_store_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_with_trusted_keys_takes_only_uploads_signed_by_them() {
-    let trusted = SigningKey::from_bytes(&[7; 32]);
-    let stranger = SigningKey::from_bytes(&[9; 32]);
-    let public = STANDARD.encode(trusted.verifying_key().to_bytes());
+    let trusted = PluginSigningKey::parse(&hex::encode([7u8; 32])).unwrap();
+    let stranger = PluginSigningKey::parse(&hex::encode([9u8; 32])).unwrap();
+    let public = trusted.public_key();
     let service = TestService::start_configured(false, move |config| {
-        let key = TrustedKey::parse(&public).expect("a public key");
-        config.plugins = config.plugins.clone().trust([key]);
+        config.plugins = config.plugins.clone().trust([public.clone()]);
     })
     .await;
     let bytes = trivial();
-    let sign = |key: &SigningKey, bytes: &[u8]| STANDARD.encode(key.sign(bytes).to_bytes());
+    let sign = |key: &PluginSigningKey, bytes: &[u8]| key.sign(PLUGIN, bytes);
     let mut altered = bytes.clone();
     let last = altered.len() - 1;
     altered[last] ^= 1;
@@ -267,8 +263,26 @@ async fn a_host_with_trusted_keys_takes_only_uploads_signed_by_them() {
         &[("x-plugin-signature", "not a signature")],
     )
     .await;
+    // Signed, but for another plugin name: a signed `aaas` is not a
+    // `webhook`.
+    let other_name = upload_with(
+        &service,
+        PLUGIN,
+        bytes.clone(),
+        true,
+        &[("x-plugin-signature", &trusted.sign("aaas", &bytes))],
+    )
+    .await;
+    assert!(
+        other_name.body["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("for another plugin name")),
+        "{}",
+        other_name.body
+    );
     for (what, a) in [
         ("unsigned", &unsigned),
+        ("signed for another plugin name", &other_name),
         ("signed by another key", &by_stranger),
         ("altered after signing", &altered_bytes),
         ("unreadable signature", &unreadable),
@@ -292,10 +306,7 @@ async fn a_host_with_trusted_keys_takes_only_uploads_signed_by_them() {
     )
     .await;
     assert_eq!(signed.status, StatusCode::CREATED, "{}", signed.body);
-    assert_eq!(
-        signed.body["signedBy"],
-        STANDARD.encode(trusted.verifying_key().to_bytes())
-    );
+    assert_eq!(signed.body["signedBy"], trusted.public_key().id());
     // The bundled plugins are as trusted as the binary: installed unsigned.
     assert_eq!(
         plugin(&service, "webhook").await.body["versions"][0]["uploadedBy"],

@@ -257,7 +257,6 @@ async fn a_file_dropped_into_the_watched_folder_is_loaded_and_a_half_written_one
     let folder = tempfile::tempdir().unwrap();
     let watched = folder.path().to_owned();
     let service = TestService::start_configured(true, move |config| {
-        config.plugins.watch = true;
         config.plugins.watch_dir = Some(watched.clone());
         config.plugins.watch_config.debounce = Duration::from_millis(100);
     })

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use ed25519_dalek::{Signer, SigningKey};
+use ed25519_dalek::{Signer as _, SigningKey};
 use rescind_host::plugins::PluginError;
-use rescind_host::plugins::registry::{RegistryConfig, RegistryError, TrustedKey};
+use rescind_host::plugins::registry::{PluginSigningKey, RegistryConfig, RegistryError};
 
 use crate::registry_support::{
     NAME, component, files_under, open_registry, shared_cache, trivial, version_of, webhook,
@@ -125,9 +125,10 @@ async fn invalid_components_are_refused_and_nothing_is_stored() {
 #[tokio::test]
 async fn with_trusted_keys_only_correctly_signed_uploads_are_accepted() {
     let data = tempfile::tempdir().unwrap();
-    let operator = SigningKey::from_bytes(&[7; 32]);
-    let stranger = SigningKey::from_bytes(&[8; 32]);
-    let key = TrustedKey::from_bytes(operator.verifying_key().as_bytes()).unwrap();
+    let seed = |byte: u8| hex::encode([byte; 32]);
+    let operator = PluginSigningKey::parse(&seed(7)).unwrap();
+    let stranger = PluginSigningKey::parse(&seed(8)).unwrap();
+    let key = operator.public_key();
     let registry = open_registry(
         data.path(),
         Some(shared_cache()),
@@ -138,24 +139,38 @@ async fn with_trusted_keys_only_correctly_signed_uploads_are_accepted() {
     )
     .await;
     let bytes = trivial();
-    let good = operator.sign(&bytes).to_bytes();
+    let good = STANDARD.decode(operator.sign(NAME, &bytes)).unwrap();
     let mut altered = bytes.clone();
     let last = altered.len() - 1;
     altered[last] ^= 0x01;
+    // The scheme before signatures named the plugin: the bytes alone.
+    let bytes_only = SigningKey::from_bytes(&[7; 32]).sign(&bytes).to_bytes();
 
     let refusals: Vec<SignedUpload> = vec![
         ("missing", bytes.clone(), None, "is not signed"),
         (
             "wrong key",
             bytes.clone(),
-            Some(stranger.sign(&bytes).to_bytes().to_vec()),
+            Some(stranger.sign(NAME, &bytes).into_bytes()),
             "does not verify with any trusted key",
+        ),
+        (
+            "signed for another plugin name",
+            bytes.clone(),
+            Some(operator.sign("webhook", &bytes).into_bytes()),
+            "for another plugin name",
         ),
         (
             "altered byte",
             altered,
-            Some(good.to_vec()),
+            Some(good.clone()),
             "does not verify with any trusted key",
+        ),
+        (
+            "over the bytes alone",
+            bytes.clone(),
+            Some(bytes_only.to_vec()),
+            "covers the file's bytes alone",
         ),
         (
             "unreadable",

@@ -5,9 +5,9 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use ed25519_dalek::{Signer, SigningKey};
+use base64::Engine as _;
 use rescind_host::plugins::registry::{
-    FolderEvent, FolderWatch, FolderWatchConfig, RegistryConfig, TrustedKey,
+    FolderEvent, FolderWatch, FolderWatchConfig, PluginSigningKey, RegistryConfig,
 };
 use tokio::sync::mpsc::Receiver;
 
@@ -127,14 +127,12 @@ async fn files_present_at_start_are_loaded_and_known_ones_are_left_alone() {
 #[tokio::test]
 async fn with_trusted_keys_the_file_waits_for_its_signature() {
     let data = tempfile::tempdir().unwrap();
-    let operator = SigningKey::from_bytes(&[3; 32]);
+    let operator = PluginSigningKey::parse(&hex::encode([3u8; 32])).unwrap();
     let registry = open_registry(
         data.path(),
         Some(shared_cache()),
         RegistryConfig {
-            trusted_keys: vec![
-                TrustedKey::from_bytes(operator.verifying_key().as_bytes()).unwrap(),
-            ],
+            trusted_keys: vec![operator.public_key()],
             ..RegistryConfig::default()
         },
     )
@@ -151,15 +149,24 @@ async fn with_trusted_keys_the_file_waits_for_its_signature() {
         }
         other => panic!("expected a refusal, got {other:?}"),
     }
-    // The signature arrives beside it (raw bytes): the pair is loaded.
-    std::fs::write(
-        folder.join(format!("{NAME}.wasm.sig")),
-        operator.sign(&bytes).to_bytes(),
-    )
-    .unwrap();
+    // A signature of these bytes for another plugin name: refused.
+    let signature_file = folder.join(format!("{NAME}.wasm.sig"));
+    std::fs::write(&signature_file, operator.sign("webhook", &bytes)).unwrap();
+    match next_event_for(&mut events, &file).await {
+        FolderEvent::Refused { reason, .. } => {
+            assert!(reason.contains("for another plugin name"), "{reason}")
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(registry.get(NAME).is_none());
+    // The signature for this name arrives beside it (raw bytes): the pair
+    // is loaded.
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(operator.sign(NAME, &bytes))
+        .unwrap();
+    std::fs::write(&signature_file, raw).unwrap();
     let version = loaded(&mut events, &file).await;
-    let trusted = TrustedKey::from_bytes(operator.verifying_key().as_bytes()).unwrap();
-    assert_eq!(version.signed_by, Some(trusted.id()));
+    assert_eq!(version.signed_by, Some(operator.public_key().id()));
 }
 
 #[tokio::test]
@@ -257,4 +264,102 @@ async fn a_file_whose_name_has_capitals_is_refused_with_the_name_to_use() {
         other => panic!("expected a refusal, got {other:?}"),
     }
     assert!(registry.list().is_empty());
+}
+
+#[tokio::test]
+async fn sizes_are_checked_from_the_metadata_before_anything_is_read() {
+    let data = tempfile::tempdir().unwrap();
+    let registry =
+        open_registry(data.path(), Some(shared_cache()), RegistryConfig::default()).await;
+    let folder = data.path().join("plugins/incoming");
+    let (_watch, mut events) = FolderWatch::start(registry.clone(), &folder, quick()).unwrap();
+    let limit = registry.config().max_component_bytes as u64;
+
+    // A sparse file of 64 GiB: reading it would take the host's memory.
+    let file = folder.join(format!("{NAME}.wasm"));
+    std::fs::File::create(&file)
+        .unwrap()
+        .set_len(64 << 30)
+        .unwrap();
+    match next_event_for(&mut events, &file).await {
+        FolderEvent::Refused { reason, .. } => assert!(
+            reason.contains(&format!("more than the {limit} bytes")),
+            "{reason}"
+        ),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // A signature file far larger than a signature: refused, and the
+    // component beside it is not uploaded.
+    let other = folder.join("other.wasm");
+    std::fs::write(folder.join("other.wasm.sig"), vec![b'A'; 4096]).unwrap();
+    std::fs::write(&other, trivial()).unwrap();
+    loop {
+        match next_event_for(&mut events, &other).await {
+            FolderEvent::Refused { reason, .. } => {
+                assert!(reason.contains("a signature is 64 bytes"), "{reason}");
+                break;
+            }
+            FolderEvent::Unsettled { .. } => continue,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+    assert!(registry.list().is_empty());
+}
+
+#[tokio::test]
+async fn a_signature_dropped_beside_stored_bytes_is_attached_without_activating() {
+    let data = tempfile::tempdir().unwrap();
+    let operator = PluginSigningKey::parse(&hex::encode([4u8; 32])).unwrap();
+    // Stored unsigned, while the host trusted no key.
+    let registry =
+        open_registry(data.path(), Some(shared_cache()), RegistryConfig::default()).await;
+    let info = registry
+        .upload(NAME, trivial(), "ops", false, None)
+        .await
+        .unwrap();
+    drop(registry);
+    let registry = open_registry(
+        data.path(),
+        Some(shared_cache()),
+        RegistryConfig {
+            trusted_keys: vec![operator.public_key()],
+            ..RegistryConfig::default()
+        },
+    )
+    .await;
+    assert!(
+        registry
+            .activate(NAME, &info.version, "ops", None)
+            .await
+            .is_err()
+    );
+    let folder = data.path().join("plugins/incoming");
+    let (_watch, mut events) = FolderWatch::start(registry.clone(), &folder, quick()).unwrap();
+    let file = folder.join(format!("{NAME}.wasm"));
+    std::fs::write(
+        folder.join(format!("{NAME}.wasm.sig")),
+        operator.sign(NAME, &trivial()),
+    )
+    .unwrap();
+    std::fs::write(&file, trivial()).unwrap();
+    loop {
+        match next_event_for(&mut events, &file).await {
+            FolderEvent::AlreadyStored { version, .. } => {
+                assert_eq!(version, info.version);
+                break;
+            }
+            FolderEvent::Unsettled { .. } => continue,
+            other => panic!("expected the stored version, got {other:?}"),
+        }
+    }
+    let summary = registry.get(NAME).unwrap();
+    assert_eq!(summary.active, None, "not activated by the folder");
+    assert_eq!(
+        summary.versions[0].signed_by,
+        Some(operator.public_key().id())
+    );
+    registry
+        .activate(NAME, &info.version, "ops", None)
+        .await
+        .expect("signed now");
 }

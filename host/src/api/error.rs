@@ -165,16 +165,17 @@ impl From<RegistryError> for AppError {
             }
             RegistryError::SignatureMissing { .. }
             | RegistryError::SignatureUnreadable { .. }
-            | RegistryError::SignatureNotTrusted { .. } => field("X-Plugin-Signature"),
+            | RegistryError::SignatureNotTrusted { .. }
+            | RegistryError::SignatureOverBytesOnly { .. } => field("X-Plugin-Signature"),
             // The upload's own fault: nothing was stored.
             _ if e.is_refusal() => field("body"),
             RegistryError::UnknownPlugin { .. } => AppError::NotFound {
                 code: "plugin-not-found",
                 detail: e.to_string(),
             },
-            RegistryError::UnknownVersion { .. } | RegistryError::BadReference { .. } => {
-                field("version")
-            }
+            RegistryError::UnknownVersion { .. }
+            | RegistryError::BadReference { .. }
+            | RegistryError::UntrustedVersion { .. } => field("version"),
             RegistryError::BadGuard { .. } | RegistryError::NothingToRollBackTo { .. } => {
                 field("guard")
             }

@@ -24,6 +24,51 @@ pub struct HealthView {
     /// `/readyz` only: whether the job workers run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub workers: Option<bool>,
+    /// What the operator should know that does not make the host unready
+    /// (`/readyz` only): plugins run unsigned, an active plugin version
+    /// was not restored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warnings: Option<Vec<ReadinessWarning>>,
+}
+
+/// Something `/readyz` reports without being unready.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadinessWarning {
+    /// `plugin-signatures-not-checked`: no trusted signing key is
+    /// configured, so plugins run unsigned. `plugin-version-withheld`: a
+    /// plugin's active version was not restored at start (no trusted
+    /// signature); the plugin has no active version until one is activated.
+    pub code: String,
+    /// What it means and what to do.
+    pub detail: String,
+}
+
+/// The `/readyz` warnings of a running host.
+fn readiness_warnings(state: &AppState) -> Vec<ReadinessWarning> {
+    let Some(plugins) = &state.plugins else {
+        return Vec::new();
+    };
+    let mut warnings = Vec::new();
+    if !plugins.signatures_required() {
+        warnings.push(ReadinessWarning {
+            code: "plugin-signatures-not-checked".to_owned(),
+            detail: "no trusted plugin signing key is configured (rescind serve --trusted-key): \
+                     plugins are uploaded and activated without a signature, so any admin \
+                     token can run any code"
+                .to_owned(),
+        });
+    }
+    for withheld in plugins.withheld() {
+        warnings.push(ReadinessWarning {
+            code: "plugin-version-withheld".to_owned(),
+            detail: format!(
+                "plugin `{}` has no active version: {}",
+                withheld.plugin, withheld.reason
+            ),
+        });
+    }
+    warnings
 }
 
 /// The process is alive.
@@ -34,10 +79,14 @@ pub async fn healthz() -> Json<HealthView> {
         status: "ok".to_owned(),
         database: None,
         workers: None,
+        warnings: None,
     })
 }
 
 /// The service can take work: the database answers and the job workers run.
+///
+/// `warnings` lists what the operator should know without the host being
+/// unready (plugins running unsigned, an active version withheld).
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "The database answers and the job workers run", body = HealthView),
@@ -57,6 +106,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<HealthVi
             status: if ready { "ok" } else { "unavailable" }.to_owned(),
             database: Some(database),
             workers: Some(workers),
+            warnings: Some(readiness_warnings(&state)).filter(|w| !w.is_empty()),
         }),
     )
 }

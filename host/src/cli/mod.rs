@@ -1,15 +1,19 @@
 //! The `rescind` command line: `serve` runs the host; `plugin new`, `plugin
-//! test` and `plugin push` take a plugin from an empty folder to a running
-//! host; `keys create` makes an API key while the host is stopped.
+//! test`, `plugin sign` and `plugin push` take a plugin from an empty folder
+//! to a running host; `keys create` makes an API key while the host is
+//! stopped; `secrets rotate-key` replaces the key that seals connection
+//! secrets.
 
 pub mod keys;
 pub mod plugin;
 mod plugin_new;
 mod plugin_test;
+mod secrets;
 mod serve;
 
 use clap::{Parser, Subcommand};
 
+pub use secrets::{SecretsArgs, SecretsCommand};
 pub use serve::ServeArgs;
 
 /// rescind: an order-cancellation host that tells your ERP through
@@ -31,6 +35,8 @@ pub enum Command {
     Plugin(plugin::PluginArgs),
     /// Manage API keys in the data directory of a stopped host.
     Keys(keys::KeysArgs),
+    /// Manage the key that seals connection secrets.
+    Secrets(SecretsArgs),
 }
 
 /// How a command ended: the process's exit status.
@@ -77,6 +83,7 @@ impl Cli {
             },
             Command::Plugin(args) => plugin::run(args),
             Command::Keys(args) => keys::run(args),
+            Command::Secrets(args) => secrets::run(args),
         }
     }
 }

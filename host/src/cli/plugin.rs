@@ -2,6 +2,9 @@
 //! (`PUT /v1/admin/plugins/{name}`), showing the upload's progress, and
 //! says plainly what the host answered. `rescind plugin test`: runs one
 //! locally against a mock ERP. `rescind plugin new`: scaffolds a crate.
+//! `rescind plugin keygen` and `rescind plugin sign`: a signing key, and
+//! the signature a host that trusts it requires (`NAME.wasm.sig`, which
+//! `push` sends).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -20,7 +23,9 @@ pub use super::plugin_test::{
 };
 use super::{Exit, report_error};
 use crate::api::SIGNATURE_HEADER;
+use crate::plugins::registry::PluginSigningKey;
 pub use crate::plugins::sample_cancellation;
+use sha2::Digest as _;
 
 /// Runs a component once against a cancellation and a mock ERP; see
 /// [`TestArgs`].
@@ -48,6 +53,39 @@ pub enum PluginCommand {
     /// Create a plugin crate: an integration processor with its tests,
     /// ready to build, try and push.
     New(NewArgs),
+    /// Sign a component for a plugin name: writes the detached signature
+    /// over `rescind-plugin-v1\nNAME\nSHA256` (base64) to `FILE.sig`, which
+    /// `plugin push` sends.
+    Sign(SignArgs),
+    /// Create a plugin signing key: the private key goes to a new file
+    /// (mode 0600), the public key to trust (`rescind serve --trusted-key`)
+    /// is printed.
+    Keygen(KeygenArgs),
+}
+
+/// Options of `rescind plugin sign`.
+#[derive(Debug, Clone, Args)]
+pub struct SignArgs {
+    /// The plugin's name, as it will be uploaded: the signature is valid
+    /// for this name only.
+    pub name: String,
+    /// The component.
+    pub file: PathBuf,
+    /// The private key file (`rescind plugin keygen`): the 32-byte ed25519
+    /// seed as 64 hex digits.
+    #[arg(long, env = "RESCIND_PLUGIN_SIGNING_KEY")]
+    pub key: PathBuf,
+    /// Where to write the signature. Default: `FILE.sig`.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// Options of `rescind plugin keygen`.
+#[derive(Debug, Clone, Args)]
+pub struct KeygenArgs {
+    /// The new private key file (never overwritten).
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 /// Options of `rescind plugin push`.
@@ -65,9 +103,9 @@ pub struct PushArgs {
     /// An admin token.
     #[arg(long, env = "RESCIND_ADMIN_TOKEN", hide_env_values = true)]
     pub token: String,
-    /// A detached ed25519 signature over the file (raw 64 bytes or base64),
-    /// for a host that only accepts signed plugins. Default: `FILE.sig`
-    /// when it exists.
+    /// The file's signature for this plugin name (`rescind plugin sign`;
+    /// raw 64 bytes or base64), for a host that only runs signed plugins.
+    /// Default: `FILE.sig` when it exists.
     #[arg(long)]
     pub signature: Option<PathBuf>,
     /// Store the version without activating it.
@@ -136,6 +174,30 @@ pub fn run(args: PluginArgs) -> Exit {
             }
             Err(error) => report_error(&error, Exit::FAILURE),
         },
+        PluginCommand::Sign(sign_args) => match sign(&sign_args) {
+            Ok(signed) => {
+                println!(
+                    "signed {} ({}) with the key {}: {}",
+                    sign_args.name,
+                    signed.version,
+                    signed.public_key,
+                    signed.signature_file.display()
+                );
+                Exit::SUCCESS
+            }
+            Err(error) => report_error(&error, Exit::FAILURE),
+        },
+        PluginCommand::Keygen(keygen_args) => match keygen(&keygen_args) {
+            Ok(public_key) => {
+                println!(
+                    "wrote the private key to {} (keep it secret)\npublic key: {public_key}\n\
+                     trust it with: rescind serve --trusted-key {public_key}",
+                    keygen_args.out.display()
+                );
+                Exit::SUCCESS
+            }
+            Err(error) => report_error(&error, Exit::FAILURE),
+        },
         PluginCommand::Test(test_args) => {
             if test_args.print_sample {
                 println!("{}", sample_json());
@@ -158,6 +220,49 @@ pub fn run(args: PluginArgs) -> Exit {
             }
         }
     }
+}
+
+/// What `rescind plugin sign` wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signed {
+    /// `sha256:…` of the component.
+    pub version: String,
+    /// The signing key's public half (base64).
+    pub public_key: String,
+    /// Where the signature is.
+    pub signature_file: PathBuf,
+}
+
+/// Signs `args.file` as plugin `args.name` and writes the signature (base64)
+/// to `args.out` or `FILE.sig`.
+pub fn sign(args: &SignArgs) -> anyhow::Result<Signed> {
+    crate::plugins::validate_plugin_name(&args.name)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .context("the plugin name")?;
+    let key = PluginSigningKey::read(&args.key).map_err(|e| anyhow::anyhow!(e))?;
+    let bytes =
+        std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
+    let signature = key.sign(&args.name, &bytes);
+    let out = args.out.clone().unwrap_or_else(|| {
+        let mut beside = args.file.clone().into_os_string();
+        beside.push(".sig");
+        PathBuf::from(beside)
+    });
+    std::fs::write(&out, format!("{signature}\n"))
+        .with_context(|| format!("writing {}", out.display()))?;
+    Ok(Signed {
+        version: format!("sha256:{}", hex::encode(sha2::Sha256::digest(&bytes))),
+        public_key: key.public_key().id(),
+        signature_file: out,
+    })
+}
+
+/// Writes a new signing key to `args.out`; answers its public key (base64).
+pub fn keygen(args: &KeygenArgs) -> anyhow::Result<String> {
+    let key = PluginSigningKey::generate();
+    key.write_new(&args.out)
+        .with_context(|| format!("writing the new key to {}", args.out.display()))?;
+    Ok(key.public_key().id())
 }
 
 /// Uploads `args.file` as plugin `args.name`. An error carries the host's

@@ -25,8 +25,9 @@ pub struct ServeArgs {
     /// nothing).
     #[arg(long, default_value = "127.0.0.1:8080", env = "RESCIND_LISTEN")]
     pub listen: SocketAddr,
-    /// Data directory (SQLite database, plugin cache). With `--demo` and no
-    /// data directory, a fresh temporary one is used.
+    /// Data directory (SQLite database, plugins, the secrets key file
+    /// unless `RESCIND_SECRETS_KEY` gives the key as 64 hex digits). With
+    /// `--demo` and no data directory, a fresh temporary one is used.
     #[arg(long, env = "RESCIND_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// Start with demo data, the bundled webhook plugin and a demo ERP on
@@ -46,17 +47,17 @@ pub struct ServeArgs {
     /// `5s`, `1500ms`; at least one second.
     #[arg(long, default_value = "60s", env = "RESCIND_JOB_LEASE", value_parser = parse_job_lease)]
     pub job_lease: Duration,
-    /// The watched plugins folder: `NAME.wasm` dropped there (with
+    /// Watch this folder for plugins: `NAME.wasm` dropped there (with
     /// `NAME.wasm.sig` beside it when signatures are required) is uploaded
-    /// and activated. Default: `<data-dir>/plugins`.
+    /// and activated. Without it no folder is watched (`--demo` watches
+    /// `<data-dir>/plugins`).
     #[arg(long, env = "RESCIND_PLUGINS_DIR")]
     pub plugins_dir: Option<PathBuf>,
-    /// Do not watch the plugins folder.
-    #[arg(long)]
-    pub no_plugins_watch: bool,
     /// An ed25519 public key (32 bytes, base64 or hex) whose signature
-    /// uploads must carry; repeat for several keys. Without any, uploads
-    /// need no signature.
+    /// every plugin version must carry to run (upload, activation, pinned
+    /// reference, watched folder, restore at start); repeat for several
+    /// keys. Without any, plugins run unsigned (a warning at start and in
+    /// `/readyz`).
     #[arg(
         long = "trusted-key",
         env = "RESCIND_TRUSTED_KEYS",
@@ -111,9 +112,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .ok()
         .filter(|t| !t.is_empty());
     config.durability = args.durability;
+    config.secrets_key = super::secrets::key_source_from_env("RESCIND_SECRETS_KEY")?;
     config.demo = args.demo;
     config.plugins.watch_dir = args.plugins_dir.clone();
-    config.plugins.watch = !args.no_plugins_watch;
     let keys = args
         .trusted_keys
         .iter()

@@ -66,7 +66,7 @@ impl PluginProcessors {
                         tracing::warn!(%error, "integration processor not available");
                         DeliveryOutcome::UnknownProcessor(processor.to_owned())
                     }
-                    RegistryError::BadReference { .. } => {
+                    RegistryError::BadReference { .. } | RegistryError::UntrustedVersion { .. } => {
                         CallOutcome::Misconfigured(error.to_string()).into()
                     }
                     // Reading the store or compiling a pinned version may

@@ -397,7 +397,13 @@ impl Worker {
             .store
             .connection(&definition.connection)
             .await
-            .map_err(store_failed)?
+            .map_err(|e| match e {
+                // A secret that does not open will not open on a retry.
+                crate::store::StoreError::Secrets(e) => {
+                    CallOutcome::Misconfigured(e.to_string()).into()
+                }
+                e => store_failed(e),
+            })?
             .ok_or_else(|| {
                 DeliveryOutcome::from(CallOutcome::Misconfigured(format!(
                     "connection {:?} of job definition {:?} does not exist",

@@ -9,8 +9,7 @@ use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::fmt;
 
-/// What replaces a secret value in stored log text.
-pub const REDACTED: &str = "[redacted]";
+pub use crate::plugins::redact::{REDACTED, Redactor};
 
 /// How many stderr lines are kept, outside the log's bounds, to explain a
 /// trap (the panic message) even when the log itself is full.
@@ -99,94 +98,6 @@ pub(crate) struct LogBounds {
     pub max_lines: usize,
     pub max_bytes: usize,
     pub max_line_bytes: usize,
-}
-
-/// Replaces every occurrence of any secret value by [`REDACTED`].
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Redactor {
-    /// Non-empty secret values, longest first.
-    secrets: Vec<String>,
-}
-
-impl Redactor {
-    pub fn new<I, S>(secrets: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        let mut secrets: Vec<String> = secrets
-            .into_iter()
-            .map(Into::into)
-            .filter(|s| !s.is_empty())
-            .collect();
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        secrets.dedup();
-        Self { secrets }
-    }
-
-    /// The longest secret, in bytes (0 without secrets).
-    pub fn longest(&self) -> usize {
-        self.secrets.first().map_or(0, String::len)
-    }
-
-    /// Redacts whole occurrences. Matches of different secrets may overlap
-    /// (`abc` and `bcd` in `abcd`); their union is redacted as one span so
-    /// that no fragment of either survives.
-    pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
-        self.redact_with_cut(text, false)
-    }
-
-    /// Like [`Self::redact`], and when `cut` is set (the text was cut off
-    /// in the middle), a tail that could be the start of a secret is
-    /// redacted too.
-    pub fn redact_with_cut<'a>(&self, text: &'a str, cut: bool) -> Cow<'a, str> {
-        let mut spans: Vec<(usize, usize)> = Vec::new();
-        for secret in &self.secrets {
-            spans.extend(
-                text.match_indices(secret.as_str())
-                    .map(|(at, s)| (at, at + s.len())),
-            );
-            if cut && let Some(start) = partial_tail(text, secret) {
-                spans.push((start, text.len()));
-            }
-        }
-        if spans.is_empty() {
-            return Cow::Borrowed(text);
-        }
-        spans.sort_unstable();
-        let mut out = String::with_capacity(text.len());
-        let mut copied = 0;
-        let mut current: Option<(usize, usize)> = None;
-        for (start, end) in spans {
-            match current {
-                Some((s, e)) if start <= e => current = Some((s, e.max(end))),
-                _ => {
-                    if let Some((s, e)) = current {
-                        out.push_str(&text[copied..s]);
-                        out.push_str(REDACTED);
-                        copied = e;
-                    }
-                    current = Some((start, end));
-                }
-            }
-        }
-        if let Some((s, e)) = current {
-            out.push_str(&text[copied..s]);
-            out.push_str(REDACTED);
-            copied = e;
-        }
-        out.push_str(&text[copied..]);
-        Cow::Owned(out)
-    }
-}
-
-/// Where the longest proper prefix of `secret` that `text` ends with starts.
-fn partial_tail(text: &str, secret: &str) -> Option<usize> {
-    (1..secret.len())
-        .rev()
-        .filter(|&n| secret.is_char_boundary(n))
-        .find(|&n| text.ends_with(&secret[..n]))
-        .map(|n| text.len() - n)
 }
 
 /// A line of stdout or stderr still waiting for its newline.
@@ -365,30 +276,6 @@ mod tests {
 
     fn messages(lines: &[LogLine]) -> Vec<&str> {
         lines.iter().map(|l| l.message.as_str()).collect()
-    }
-
-    #[test]
-    fn redaction_table() {
-        let r = Redactor::new(["s3cret", "abc", "bcd", ""]);
-        let cases = [
-            ("no secret here", "no secret here"),
-            ("token=s3cret;", "token=[redacted];"),
-            ("s3crets3cret", "[redacted]"),
-            ("abcd", "[redacted]"),
-            ("abc bcd", "[redacted] [redacted]"),
-            ("", ""),
-        ];
-        for (input, expected) in cases {
-            assert_eq!(r.redact(input), expected, "{input:?}");
-        }
-    }
-
-    #[test]
-    fn a_cut_line_loses_a_possible_secret_prefix() {
-        let r = Redactor::new(["topsecret"]);
-        assert_eq!(r.redact_with_cut("key=tops", true), "key=[redacted]");
-        assert_eq!(r.redact_with_cut("key=tops", false), "key=tops");
-        assert_eq!(r.redact_with_cut("key=xyz", true), "key=xyz");
     }
 
     #[test]

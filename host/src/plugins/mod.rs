@@ -19,7 +19,7 @@
 //! ```
 //!
 //! Layout: policy in small pure modules (`compat`, `outbound` with
-//! `address`, `trust`, `log`), one
+//! `address`, `trust`, `log`, `redact`), one
 //! `*_impl.rs` per host-side interface (`host_impl` for `rescind:erp/host`,
 //! `outbound_impl` for the wasi:http send hook, `stdio_impl` for captured
 //! output), generated bindings in `bindings`.
@@ -42,6 +42,7 @@ mod outbound;
 mod outbound_impl;
 mod outcome;
 mod plugin;
+mod redact;
 pub mod registry;
 mod returned_text;
 mod runtime;
@@ -67,6 +68,7 @@ pub use outbound::{
 };
 pub use outcome::{CallOutcome, CallReport};
 pub use plugin::Plugin;
+pub use redact::Redactor;
 pub use returned_text::{MAX_RETURNED_TEXT_BYTES, cut_marker};
 pub use runtime::PluginRuntime;
 pub use trust::{CaCertificatesError, MAX_CA_CERTIFICATES, parse_ca_certificates};

@@ -8,7 +8,7 @@ use sqlx::{Row, SqliteConnection};
 
 use super::{
     AppliesTo, Connection, JobDefinition, JobParameter, RetryPolicy, Store, StoreError, from_json,
-    now_ms, to_json,
+    now_ms, secrets, to_json,
 };
 use crate::domain::{Settings, StatusMapping, WebsiteSettings};
 
@@ -181,58 +181,52 @@ impl Store {
         Ok(())
     }
 
-    /// A connection, secrets included (for the job worker; the API must
-    /// only show the secrets' names).
+    /// A connection, secrets included and opened (for the job worker; the
+    /// API must only show the secrets' names). A value that does not open
+    /// under the key is [`crate::store::SecretsError::Undecryptable`].
     pub async fn connection(&self, name: &str) -> Result<Option<Connection>, StoreError> {
+        let mut conn = self.reader.acquire().await?;
         let row = sqlx::query(
             "SELECT name, base_url, allowed_hosts, allow_private_network, ca_certificates,
-                    settings, secrets
+                    settings
              FROM connections WHERE name = ?",
         )
         .bind(name)
-        .fetch_optional(&self.reader)
+        .fetch_optional(&mut *conn)
         .await?;
-        row.map(|row| {
-            Ok(Connection {
-                name: row.get("name"),
-                base_url: row.get("base_url"),
-                allowed_hosts: from_json("allowedHosts", row.get("allowed_hosts"))?,
-                allow_private_network: row.get("allow_private_network"),
-                ca_certificates: row.get("ca_certificates"),
-                settings: from_json("settings", row.get("settings"))?,
-                secrets: from_json("secrets", row.get("secrets"))?,
-            })
-        })
-        .transpose()
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let secrets = secrets::load(&mut conn, &self.secrets_cipher(), name).await?;
+        Ok(Some(Connection {
+            name: row.get("name"),
+            base_url: row.get("base_url"),
+            allowed_hosts: from_json("allowedHosts", row.get("allowed_hosts"))?,
+            allow_private_network: row.get("allow_private_network"),
+            ca_certificates: row.get("ca_certificates"),
+            settings: from_json("settings", row.get("settings"))?,
+            secrets,
+        }))
     }
 
-    /// Creates or replaces a connection. With `keep_secrets`, the stored
-    /// secrets stay and `connection.secrets` is ignored (secrets are
-    /// write-only, so a client cannot send them back).
+    /// Creates or replaces a connection, its secrets sealed. With
+    /// `keep_secrets`, the stored secrets stay and `connection.secrets` is
+    /// ignored (secrets are write-only, so a client cannot send them back).
     pub async fn put_connection(
         &self,
         connection: &Connection,
         keep_secrets: bool,
     ) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
-        let kept: Option<String> = if keep_secrets {
-            sqlx::query_scalar("SELECT secrets FROM connections WHERE name = ?")
-                .bind(&connection.name)
-                .fetch_optional(&mut *tx)
-                .await?
-        } else {
-            None
-        };
-        let secrets = kept.unwrap_or_else(|| to_json(&connection.secrets));
         sqlx::query(
             "INSERT INTO connections (name, base_url, allowed_hosts, allow_private_network,
-                 ca_certificates, settings, secrets, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                 ca_certificates, settings, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (name) DO UPDATE SET base_url = excluded.base_url,
                 allowed_hosts = excluded.allowed_hosts,
                 allow_private_network = excluded.allow_private_network,
                 ca_certificates = excluded.ca_certificates, settings = excluded.settings,
-                secrets = excluded.secrets, updated_at = excluded.updated_at",
+                updated_at = excluded.updated_at",
         )
         .bind(&connection.name)
         .bind(&connection.base_url)
@@ -240,10 +234,18 @@ impl Store {
         .bind(connection.allow_private_network)
         .bind(&connection.ca_certificates)
         .bind(to_json(&connection.settings))
-        .bind(secrets)
         .bind(now_ms())
         .execute(&mut *tx)
         .await?;
+        if !keep_secrets {
+            secrets::replace(
+                &mut tx,
+                &self.secrets_cipher(),
+                &connection.name,
+                &connection.secrets,
+            )
+            .await?;
+        }
         tx.commit().await?;
         Ok(())
     }

@@ -23,6 +23,7 @@ mod jobs;
 mod keys;
 mod orders;
 mod records;
+mod secrets;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -40,6 +41,9 @@ pub use cancellations::{
 pub use jobs::{AttemptResult, ClaimedJob, JobFilter, ManualRun, RetryError, RunError};
 pub use orders::{PutOrder, format_date};
 pub use records::*;
+pub use secrets::{
+    KeyRotation, SECRETS_KEY_FILE, SecretsError, SecretsKey, SecretsKeySource, rotate_secrets_key,
+};
 
 /// Why the store could not do what was asked. Refusals by the cancel rules
 /// are not here: they come back as [`CancelError::Refused`].
@@ -91,6 +95,10 @@ pub enum StoreError {
         /// The directory.
         path: PathBuf,
     },
+    /// Connection secrets cannot be sealed or opened: no key, the wrong
+    /// key, or a value that does not open.
+    #[error(transparent)]
+    Secrets(#[from] SecretsError),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -177,15 +185,19 @@ pub struct StoreOptions {
     pub durability: Durability,
     /// Size of the read-only connection pool.
     pub readers: u32,
+    /// Where the key that seals connection secrets comes from.
+    pub secrets_key: SecretsKeySource,
 }
 
 impl StoreOptions {
-    /// Defaults for a data directory: NORMAL durability, four readers.
+    /// Defaults for a data directory: NORMAL durability, four readers, the
+    /// secrets key in the data directory's key file.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         StoreOptions {
             data_dir: data_dir.into(),
             durability: Durability::Normal,
             readers: 4,
+            secrets_key: SecretsKeySource::KeyFile,
         }
     }
 }
@@ -207,6 +219,8 @@ pub struct Store {
     checkpointer: Arc<tokio::task::JoinHandle<()>>,
     /// This process's hold on the data directory, let go at [`Store::close`].
     lock: Arc<std::sync::Mutex<Option<std::fs::File>>>,
+    /// Seals and opens connection secrets (replaced only by a key rotation).
+    secrets: Arc<std::sync::RwLock<secrets::SecretsCipher>>,
 }
 
 /// WAL pages after which a commit checkpoints by itself; the background
@@ -246,6 +260,7 @@ impl Store {
             .await?;
         sqlx::migrate!("./migrations").run(&writer).await?;
         recover_after_restart(&writer).await?;
+        let cipher = secrets::prepare(&mut *writer.acquire().await?, options).await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(options.readers.max(1))
             .test_before_acquire(false)
@@ -285,7 +300,20 @@ impl Store {
             cancellations,
             checkpointer: Arc::new(checkpointer),
             lock: Arc::new(std::sync::Mutex::new(Some(lock))),
+            secrets: Arc::new(std::sync::RwLock::new(cipher)),
         })
+    }
+
+    /// The cipher of connection secrets.
+    fn secrets_cipher(&self) -> secrets::SecretsCipher {
+        self.secrets
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn replace_secrets_cipher(&self, cipher: secrets::SecretsCipher) {
+        *self.secrets.write().unwrap_or_else(|e| e.into_inner()) = cipher;
     }
 
     /// Checks that the database answers.

@@ -33,7 +33,7 @@ const ADMIN_TOKEN: &str = "docs-test-admin-token-0123456789abcdef";
 /// Starts a host for the document to talk to, as `$RESCIND_HOST` with the
 /// admin token in `$TOKEN`: the guide assumes one is running.
 const HOST_FOR_THE_DOCUMENT: &str = r#"
-rescind serve --listen 127.0.0.1:0 --data-dir host-data --no-plugins-watch > host.log 2>&1 &
+rescind serve --listen 127.0.0.1:0 --data-dir host-data > host.log 2>&1 &
 for _ in $(seq 1 1200); do grep -q '^rescind listening on' host.log && break; sleep 0.5; done
 RESCIND_HOST=$(sed -n 's/^rescind listening on \(http:[^ ]*\).*/\1/p' host.log)
 test -n "$RESCIND_HOST" || { cat host.log; exit 1; }
@@ -83,6 +83,8 @@ fn the_plugin_guide_runs_from_an_empty_folder_to_an_uploaded_plugin() {
         "outcome: accepted (ERP reference CX-4711-1)",
         "the ERP answered 422 Unprocessable Content: order ERP-4711 is already shipped",
         "\"integrationProcessor\":\"acme-erp\"",
+        "trust it with: rescind serve --trusted-key ",
+        "signed acme-erp (sha256:",
     ] {
         assert!(
             run.stdout.contains(expected),
@@ -133,6 +135,8 @@ fn the_operating_guide_sets_up_a_host_from_nothing() {
         "\"expiresAt\":\"2099-01-01T00:00:00Z\"",
         "cs-tool keys: 1",
         "\"actor\":\"admin-token\"",
+        "\"code\":\"plugin-signatures-not-checked\"",
+        "sealed 1 secret value again",
     ] {
         assert!(
             run.stdout.contains(expected),

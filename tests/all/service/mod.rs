@@ -60,11 +60,10 @@ pub fn shared_plugin_cache() -> PathBuf {
 }
 
 /// The plugin settings of a test service: the shared compile cache, and no
-/// folder watch unless a test asks for one.
+/// folder watch unless a test names one.
 pub fn plugins_config() -> PluginsConfig {
     PluginsConfig {
         cache_dir: Some(shared_plugin_cache()),
-        watch: false,
         ..PluginsConfig::default()
     }
 }

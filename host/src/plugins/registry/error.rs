@@ -35,8 +35,8 @@ pub enum RegistryError {
     /// The host trusts signing keys, and the upload carries no signature.
     #[error(
         "plugin `{plugin}` is not signed, and this host only accepts plugins signed by a \
-         trusted key: send a detached ed25519 signature over the file (base64, \
-         `X-Plugin-Signature` header or `{plugin}.wasm.sig` beside the file)"
+         trusted key: sign it with `rescind plugin sign {plugin} FILE --key KEY` and send the \
+         signature (base64, `X-Plugin-Signature` header or `{plugin}.wasm.sig` beside the file)"
     )]
     SignatureMissing {
         /// The plugin's name.
@@ -53,15 +53,42 @@ pub enum RegistryError {
         plugin: String,
     },
 
-    /// The signature does not verify with any trusted key: signed by another
-    /// key, or the bytes changed after signing.
+    /// The signature does not verify with any trusted key for this name
+    /// and these bytes.
     #[error(
         "the signature of plugin `{plugin}` does not verify with any trusted key: it was \
-         made by another key or the file changed after it was signed"
+         made by another key, for another plugin name, or the file changed after it was signed"
     )]
     SignatureNotTrusted {
         /// The plugin's name.
         plugin: String,
+    },
+
+    /// A trusted key signed the bytes alone, the scheme before signatures
+    /// named the plugin: such a signature could be replayed under any name.
+    #[error(
+        "the signature of plugin `{plugin}` covers the file's bytes alone, not the plugin's \
+         name: sign it again with `rescind plugin sign {plugin} FILE --key KEY`"
+    )]
+    SignatureOverBytesOnly {
+        /// The plugin's name.
+        plugin: String,
+    },
+
+    /// A stored version asked to become active code carries no signature by
+    /// a trusted key for its name: it was stored before the host trusted
+    /// keys, or signed by a key it no longer trusts.
+    #[error(
+        "version {version} of plugin `{plugin}` carries no signature by a trusted key, and \
+         this host only runs signed plugins: attach one by uploading the same file with its \
+         signature (`rescind plugin sign {plugin} FILE --key KEY`, then `rescind plugin push \
+         {plugin} FILE --no-activate`), then activate it"
+    )]
+    UntrustedVersion {
+        /// The plugin's name.
+        plugin: String,
+        /// The version.
+        version: String,
     },
 
     /// Compiling took longer than allowed (a compile bomb, or a far too
@@ -162,6 +189,7 @@ impl RegistryError {
                 | Self::SignatureMissing { .. }
                 | Self::SignatureUnreadable { .. }
                 | Self::SignatureNotTrusted { .. }
+                | Self::SignatureOverBytesOnly { .. }
                 | Self::CompileTimeout { .. }
         )
     }

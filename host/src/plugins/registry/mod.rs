@@ -44,7 +44,7 @@ mod signature;
 mod store;
 mod watch;
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -60,7 +60,9 @@ pub use guard::{Guard, Tally, Verdict, judge};
 pub use record::{
     AuditAction, AuditEntry, GuardStatus, PluginSummary, PluginVersionInfo, RegistryMetrics, WORLD,
 };
-pub use signature::TrustedKey;
+pub use signature::{
+    MAX_SIGNATURE_BYTES, PluginSigningKey, SIGNATURE_SCHEME, TrustedKey, signed_message,
+};
 pub use store::{DirectoryStore, PluginStore, StoreError};
 pub use watch::{FolderEvent, FolderWatch, FolderWatchConfig, WatchError};
 
@@ -73,8 +75,13 @@ pub struct RegistryConfig {
     /// (a release host compiles a 300 KB plugin in a fraction of a second,
     /// a debug host in about two).
     pub compile_timeout: Duration,
-    /// When not empty, every upload must be signed by one of these keys.
+    /// When not empty, every path to active code (upload, activation,
+    /// a pinned reference, the folder watch, the restore at start) needs a
+    /// signature by one of these keys for the plugin's name and bytes.
     pub trusted_keys: Vec<TrustedKey>,
+    /// Versions the host binary itself carries, as (name, `sha256:…`):
+    /// as trusted as the host, so they need no signature.
+    pub builtin_versions: Vec<(String, String)>,
     /// How many recent outcomes are kept per version: the "previous
     /// version's recent rate" a guard compares with. Default 100.
     pub recent_outcomes: usize,
@@ -89,6 +96,7 @@ impl Default for RegistryConfig {
             max_component_bytes: 32 * 1024 * 1024,
             compile_timeout: Duration::from_secs(60),
             trusted_keys: Vec::new(),
+            builtin_versions: Vec::new(),
             recent_outcomes: 100,
             audit_in_memory: 1000,
         }
@@ -137,6 +145,20 @@ pub struct AutomaticRollback {
     pub failed_attempts: Vec<String>,
 }
 
+/// A plugin whose recorded active version was not restored at start: it
+/// carries no signature by a trusted key (see
+/// [`RegistryError::UntrustedVersion`]). The plugin has no active version
+/// until one is activated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WithheldVersion {
+    /// The plugin.
+    pub plugin: String,
+    /// The version that was active before the restart.
+    pub version: String,
+    /// Why, and how to fix it.
+    pub reason: String,
+}
+
 /// Every plugin's versions and their active choice; see the module docs.
 /// Cheap to clone.
 pub struct PluginRegistry<S: PluginStore = DirectoryStore> {
@@ -171,6 +193,10 @@ struct Inner<S> {
     compiler: Arc<Semaphore>,
     audit: Mutex<VecDeque<AuditEntry>>,
     metrics: Mutex<RegistryMetrics>,
+    /// (name, version) of the versions the host binary carries.
+    builtin: Mutex<BTreeSet<(String, String)>>,
+    /// Active versions not restored at start, by plugin.
+    withheld: Mutex<BTreeMap<String, WithheldVersion>>,
 }
 
 #[derive(Default)]
@@ -246,6 +272,7 @@ impl<S: PluginStore> PluginRegistry<S> {
                     recent: VecDeque::new(),
                 });
         }
+        let builtin = config.builtin_versions.iter().cloned().collect();
         let registry = Self {
             inner: Arc::new(Inner {
                 runtime,
@@ -256,15 +283,78 @@ impl<S: PluginStore> PluginRegistry<S> {
                 compiler: Arc::new(Semaphore::new(1)),
                 audit: Mutex::new(audit),
                 metrics: Mutex::new(RegistryMetrics::default()),
+                builtin: Mutex::new(builtin),
+                withheld: Mutex::new(BTreeMap::new()),
             }),
         };
         for (name, version) in active {
+            // The restore is a path to active code too: a version without a
+            // trusted signature stays stored but inactive, and the host
+            // says so (log, `/readyz`) rather than refusing to start, so
+            // that the operator can attach the signature through the API.
+            let trusted = match registry.version_info(&name, &version) {
+                Some(info) => registry.check_trusted(&info),
+                // Recorded as active, but no version of this name has
+                // those bytes: nothing vouches for them.
+                None if registry.signatures_required() => Err(RegistryError::UntrustedVersion {
+                    plugin: name.clone(),
+                    version: version.clone(),
+                }),
+                None => Ok(()),
+            };
+            if let Err(error) = trusted {
+                tracing::error!(plugin = %name, %version, "active version not restored: {error}");
+                lock(&registry.inner.withheld).insert(
+                    name.clone(),
+                    WithheldVersion {
+                        plugin: name.clone(),
+                        version: version.clone(),
+                        reason: error.to_string(),
+                    },
+                );
+                continue;
+            }
             let plugin = registry.loaded_or_load(&name, &version).await?;
             if let Some(state) = registry.write().get_mut(&name) {
                 state.active = Some(plugin);
             }
         }
         Ok(registry)
+    }
+
+    /// Whether signatures are checked: the host trusts at least one key.
+    pub fn signatures_required(&self) -> bool {
+        !self.inner.config.trusted_keys.is_empty()
+    }
+
+    /// The plugins whose active version was not restored at start because
+    /// it carries no trusted signature, until one of their versions is
+    /// activated.
+    pub fn withheld(&self) -> Vec<WithheldVersion> {
+        lock(&self.inner.withheld).values().cloned().collect()
+    }
+
+    /// Whether `info` may become active code: always when no key is
+    /// trusted; otherwise when the host binary carries it, or its stored
+    /// signature verifies for its name and hash with a trusted key.
+    fn check_trusted(&self, info: &PluginVersionInfo) -> Result<(), RegistryError> {
+        let keys = &self.inner.config.trusted_keys;
+        if keys.is_empty()
+            || lock(&self.inner.builtin).contains(&(info.name.clone(), info.version.clone()))
+        {
+            return Ok(());
+        }
+        let digest = info
+            .version
+            .strip_prefix("sha256:")
+            .unwrap_or(&info.version);
+        let signature = info.signature.as_deref().map(str::as_bytes);
+        signature::verify(keys, &info.name, digest, signature)
+            .map(drop)
+            .map_err(|_| RegistryError::UntrustedVersion {
+                plugin: info.name.clone(),
+                version: info.version.clone(),
+            })
     }
 
     /// The runtime plugins are loaded into.
@@ -330,6 +420,8 @@ impl<S: PluginStore> PluginRegistry<S> {
                     .any(|v| v.version == active && v.uploaded_by == BUNDLED_BY),
             },
         };
+        let version = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+        lock(&self.inner.builtin).insert((name.to_owned(), version));
         let info = self
             .try_upload(name, bytes, BUNDLED_BY, activate, Trust::Bundled)
             .await?;
@@ -356,38 +448,69 @@ impl<S: PluginStore> PluginRegistry<S> {
                 limit,
             });
         }
-        let signed_by = match trust {
-            Trust::Bundled => Ok(None),
+        let digest = hex::encode(Sha256::digest(&bytes));
+        let version = format!("sha256:{digest}");
+        let (signed_by, signature) = match trust {
+            Trust::Bundled => (None, None),
             Trust::Verify(signature) => {
-                signature::verify(&self.inner.config.trusted_keys, &bytes, signature)
+                let keys = &self.inner.config.trusted_keys;
+                match signature::verify(keys, name, &digest, signature) {
+                    // Kept even when no key is trusted yet: it is checked
+                    // whenever the version is to run.
+                    Ok(signed_by) => (signed_by, signature.and_then(signature::normalized)),
+                    Err(problem) => {
+                        return Err(match problem {
+                            signature::SignatureProblem::Missing => {
+                                RegistryError::SignatureMissing { plugin }
+                            }
+                            signature::SignatureProblem::Unreadable => {
+                                RegistryError::SignatureUnreadable { plugin }
+                            }
+                            signature::SignatureProblem::NotByTrustedKey
+                                if signature.is_some_and(|signature| {
+                                    signature::signs_bytes_only(keys, &bytes, signature)
+                                }) =>
+                            {
+                                RegistryError::SignatureOverBytesOnly { plugin }
+                            }
+                            signature::SignatureProblem::NotByTrustedKey => {
+                                RegistryError::SignatureNotTrusted { plugin }
+                            }
+                        });
+                    }
+                }
             }
-        }
-        .map_err(|problem| match problem {
-            signature::SignatureProblem::Missing => RegistryError::SignatureMissing { plugin },
-            signature::SignatureProblem::Unreadable => {
-                RegistryError::SignatureUnreadable { plugin }
-            }
-            signature::SignatureProblem::NotByTrustedKey => {
-                RegistryError::SignatureNotTrusted { plugin }
-            }
-        })?;
-        let version = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
-        if let Some(existing) = self.version_info(name, &version) {
-            if activate {
-                self.activate(name, &version, uploaded_by, None).await?;
-            }
-            return Ok(existing);
+        };
+        if self.version_info(name, &version).is_some() {
+            return self
+                .upload_existing(
+                    name,
+                    &version,
+                    &bytes,
+                    uploaded_by,
+                    activate,
+                    signature,
+                    signed_by,
+                )
+                .await;
         }
 
         let (loaded, compile_time, bytes) = self.compile(name, bytes).await?;
         let writes = self.inner.writes.lock().await;
         // The same bytes may have been accepted while this one compiled.
-        if let Some(existing) = self.version_info(name, &version) {
+        if self.version_info(name, &version).is_some() {
             drop(writes);
-            if activate {
-                self.activate(name, &version, uploaded_by, None).await?;
-            }
-            return Ok(existing);
+            return self
+                .upload_existing(
+                    name,
+                    &version,
+                    &bytes,
+                    uploaded_by,
+                    activate,
+                    signature,
+                    signed_by,
+                )
+                .await;
         }
         let sequence = self
             .read()
@@ -406,6 +529,7 @@ impl<S: PluginStore> PluginRegistry<S> {
             size: bytes.len() as u64,
             compile_time,
             signed_by,
+            signature,
             warnings: loaded.warnings().to_vec(),
         };
         self.inner.store.put_version(&info, &bytes).await?;
@@ -425,6 +549,54 @@ impl<S: PluginStore> PluginRegistry<S> {
                 .await?;
         }
         Ok(info)
+    }
+
+    /// An upload of bytes already stored under `name`: a signature it
+    /// carries is attached to the version (how a version stored before the
+    /// host trusted keys is signed), then it is activated if asked.
+    #[allow(clippy::too_many_arguments)]
+    async fn upload_existing(
+        &self,
+        name: &str,
+        version: &str,
+        bytes: &[u8],
+        uploaded_by: &str,
+        activate: bool,
+        signature: Option<String>,
+        signed_by: Option<String>,
+    ) -> Result<PluginVersionInfo, RegistryError> {
+        if let Some(signature) = signature {
+            let _writes = self.inner.writes.lock().await;
+            let stored = self.known_version(name, version)?;
+            // Unverified (no key trusted) signatures never replace one.
+            let replace = stored.signature.as_deref() != Some(signature.as_str())
+                && (signed_by.is_some() || stored.signature.is_none());
+            if replace {
+                let info = PluginVersionInfo {
+                    signature: Some(signature),
+                    signed_by,
+                    ..stored
+                };
+                self.inner.store.put_version(&info, bytes).await?;
+                if let Some(slot) = self
+                    .write()
+                    .get_mut(name)
+                    .and_then(|state| state.slot_mut(version))
+                {
+                    slot.info = info;
+                }
+                tracing::info!(
+                    plugin = name,
+                    version,
+                    by = uploaded_by,
+                    "signature attached"
+                );
+            }
+        }
+        if activate {
+            self.activate(name, version, uploaded_by, None).await?;
+        }
+        self.known_version(name, version)
     }
 
     /// Makes `version` (`sha256:…`) the active version of `name`: attempts
@@ -448,6 +620,7 @@ impl<S: PluginStore> PluginRegistry<S> {
         }
         let writes = self.inner.writes.lock().await;
         let info = self.known_version(name, version)?;
+        self.check_trusted(&info)?;
         let plugin = self.loaded_or_load(name, version).await?;
         self.switch(name, plugin, activated_by, guard, &writes)
             .await?;
@@ -477,7 +650,7 @@ impl<S: PluginStore> PluginRegistry<S> {
         match parse_reference(reference)? {
             (name, None) => self.active(name),
             (name, Some(version)) => {
-                self.known_version(name, version)?;
+                self.check_trusted(&self.known_version(name, version)?)?;
                 self.loaded_or_load(name, version).await
             }
         }
@@ -485,11 +658,12 @@ impl<S: PluginStore> PluginRegistry<S> {
 
     /// Checks, without loading anything, that a job definition's plugin
     /// reference names something that can run now: `name` a plugin with an
-    /// active version, `name@sha256:<hex>` a stored version of it.
+    /// active version, `name@sha256:<hex>` a stored version of it (signed
+    /// by a trusted key, when the host trusts keys).
     pub fn check_reference(&self, reference: &str) -> Result<(), RegistryError> {
         match parse_reference(reference)? {
             (name, None) => self.active(name).map(drop),
-            (name, Some(version)) => self.known_version(name, version).map(drop),
+            (name, Some(version)) => self.check_trusted(&self.known_version(name, version)?),
         }
     }
 
@@ -713,6 +887,7 @@ impl<S: PluginStore> PluginRegistry<S> {
             state.guard = guard;
             state.withdrawn.remove(&version);
         }
+        lock(&self.inner.withheld).remove(name);
         {
             let mut metrics = self.metrics_mut();
             match action {

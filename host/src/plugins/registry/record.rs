@@ -39,6 +39,12 @@ pub struct PluginVersionInfo {
     /// The trusted key (base64) whose signature it carried, if the host
     /// checks signatures.
     pub signed_by: Option<String>,
+    /// Its signature (base64 of 64 bytes) over
+    /// `rescind-plugin-v1\n{name}\n{sha256 hex}`, checked again whenever the
+    /// version is activated, pinned or restored. Versions stored before the
+    /// host kept signatures have none.
+    #[serde(default)]
+    pub signature: Option<String>,
     /// What the operator should know that did not prevent accepting it.
     pub warnings: Vec<String>,
 }

@@ -321,6 +321,7 @@ mod tests {
             size: bytes.len() as u64,
             compile_time: Duration::from_millis(1234),
             signed_by: None,
+            signature: None,
             warnings: vec![],
         }
     }

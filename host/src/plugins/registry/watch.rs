@@ -1,15 +1,20 @@
 //! The watched folder: dropping `NAME.wasm` (and, when signatures are
 //! required, `NAME.wasm.sig`) there uploads and activates it.
 //!
-//! A file is read only once it has stopped changing: the debouncer waits
-//! for a quiet window after the last file-system event, then its size and
-//! modification time must stay the same over one more window, and the bytes
-//! read must be as long as the file was. A file that still fails validation
+//! The folder is watched only when the operator names it (`rescind serve
+//! --plugins-dir`, or `--demo`). A file is read only once it has stopped
+//! changing: the debouncer waits for a quiet window after the last
+//! file-system event, then its size and modification time must stay the
+//! same over one more window, and the bytes read must be as long as the
+//! file was. A file larger than the upload limit, or a signature file
+//! larger than [`MAX_SIGNATURE_BYTES`], is refused from its metadata
+//! without being read. A file that still fails validation
 //! (a half-written component is malformed) is logged, reported as
 //! [`FolderEvent::Refused`] and left alone until it changes again.
 //!
 //! Files already stored under their name are not uploaded again, so a
-//! restart does not undo a rollback done through the API. Names starting
+//! restart does not undo a rollback done through the API; a `.sig` beside
+//! them is attached to the stored version without activating it. Names starting
 //! with `.` are ignored: write `.NAME.wasm` and rename it for an atomic drop.
 //!
 //! A file is looked at once per change. Reading it is not a change: the
@@ -27,7 +32,9 @@ use notify_debouncer_mini::{DebounceEventResult, Debouncer, new_debouncer_opt};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
-use crate::plugins::registry::{PluginRegistry, PluginStore, PluginVersionInfo};
+use crate::plugins::registry::{
+    MAX_SIGNATURE_BYTES, PluginRegistry, PluginStore, PluginVersionInfo, RegistryError,
+};
 
 /// How the folder is watched.
 #[derive(Debug, Clone)]
@@ -289,6 +296,38 @@ async fn look_at<S: PluginStore>(
     if !settled {
         return unsettled();
     }
+    let refused = |reason: String| {
+        Some(FolderEvent::Refused {
+            file: file.to_owned(),
+            reason,
+        })
+    };
+    // Sizes come from the metadata, before anything is read.
+    let limit = registry.config().max_component_bytes;
+    if last.0 > limit as u64 {
+        return refused(
+            RegistryError::TooLarge {
+                plugin: name.to_owned(),
+                size: usize::try_from(last.0).unwrap_or(usize::MAX),
+                limit,
+            }
+            .to_string(),
+        );
+    }
+    let mut signature_file = file.as_os_str().to_owned();
+    signature_file.push(".sig");
+    let signature_file = PathBuf::from(signature_file);
+    let signature = match stat(&signature_file).await {
+        None => None,
+        Some((size, _)) if size > MAX_SIGNATURE_BYTES => {
+            return refused(format!(
+                "{} is {size} bytes: a signature is 64 bytes, or 88 characters of base64 \
+                 (at most {MAX_SIGNATURE_BYTES} bytes are read)",
+                signature_file.display()
+            ));
+        }
+        Some(_) => tokio::fs::read(&signature_file).await.ok(),
+    };
     let bytes = tokio::fs::read(file).await.ok()?;
     if bytes.len() as u64 != last.0 {
         return unsettled();
@@ -298,14 +337,27 @@ async fn look_at<S: PluginStore>(
         .get(name)
         .is_some_and(|p| p.versions.iter().any(|v| v.version == version));
     if stored {
+        // A signature beside stored bytes is attached to them (a version
+        // stored before the host trusted keys), without activating: a
+        // restart must not undo a rollback done through the API.
+        if signature.is_some()
+            && let Err(error) = registry
+                .upload(
+                    name,
+                    bytes,
+                    &config.uploaded_by,
+                    false,
+                    signature.as_deref(),
+                )
+                .await
+        {
+            return refused(error.to_string());
+        }
         return Some(FolderEvent::AlreadyStored {
             file: file.to_owned(),
             version,
         });
     }
-    let mut signature_file = file.as_os_str().to_owned();
-    signature_file.push(".sig");
-    let signature = tokio::fs::read(&signature_file).await.ok();
     Some(
         match registry
             .upload(name, bytes, &config.uploaded_by, true, signature.as_deref())

@@ -8,7 +8,7 @@
 //! | `log-flood` | writes [`FLOOD_LINES`] host log lines and as many stdout lines, then accepts (reference `flooded`) |
 //! | `big-reply` | accepts with an ERP reference and a message of [`BIG_REPLY_BYTES`] each |
 //! | `big-rejection` | rejects with a message of [`BIG_REPLY_BYTES`] |
-//! | `echo-secret` | puts the secret `apiToken` into the answer the setting `reply` names: `accepted` (reference and message), `rejected`, `transient`, `misconfigured` or `panic` |
+//! | `echo-secret` | puts the secret `apiToken` into the answer the setting `reply` names: `accepted` (reference and message), `rejected`, `transient`, `misconfigured` or `panic`; in the form the setting `form` names: `plain` (default), `base64`, `base64url`, `basic` (an `Authorization: Basic` header of `svc-user:<secret>`), `url` (percent-encoded), `form` (`+` for space) or `json` (JSON-escaped); `log` also writes it to the log in every form |
 //! | `resources` | creates WASI pollables and never drops them, `count` of them (setting; default [`MAX_RESOURCES_TRIED`]); if none is refused, accepts with the reference `holding <count> resources` |
 //!
 //! Without `attack` it accepts at once (reference `harmless`).
@@ -80,6 +80,15 @@ pub fn recurse(depth: u64) -> u64 {
 
 fn echo_secret() -> Result<Ack, SubmitError> {
     let secret = config::required_secret("apiToken")?;
+    let form = config::setting_or("form", "plain");
+    let secret = in_form(&secret, &form)
+        .ok_or_else(|| SubmitError::misconfigured(format!("unknown form {form:?}")))?;
+    if config::setting("log").is_some() {
+        let plain = config::required_secret("apiToken")?;
+        for form in FORMS {
+            log::info!("{form}: {}", in_form(&plain, form).unwrap_or_default());
+        }
+    }
     let said = format!("the ERP answered 401 for token {secret}");
     match config::setting_or("reply", "accepted").as_str() {
         "accepted" => Ok(Ack::with_reference(format!("ref-{secret}")).with_message(said)),
@@ -91,6 +100,91 @@ fn echo_secret() -> Result<Ack, SubmitError> {
             "unknown reply {other:?}"
         ))),
     }
+}
+
+/// The forms `echo-secret` can echo a secret in.
+pub const FORMS: [&str; 7] = [
+    "plain",
+    "base64",
+    "base64url",
+    "basic",
+    "url",
+    "form",
+    "json",
+];
+
+/// `secret` in one of [`FORMS`], encoded here so that the guest needs no
+/// encoding crate.
+pub fn in_form(secret: &str, form: &str) -> Option<String> {
+    Some(match form {
+        "plain" => secret.to_owned(),
+        "base64" => base64(secret.as_bytes(), STANDARD_ALPHABET, true),
+        "base64url" => base64(secret.as_bytes(), URL_SAFE_ALPHABET, false),
+        "basic" => format!(
+            "Authorization: Basic {}",
+            base64(
+                format!("svc-user:{secret}").as_bytes(),
+                STANDARD_ALPHABET,
+                true
+            )
+        ),
+        "url" => percent(secret, false),
+        "form" => percent(secret, true),
+        "json" => {
+            let mut out = String::new();
+            for c in secret.chars() {
+                match c {
+                    '"' => out.push_str("\\\""),
+                    '\\' => out.push_str("\\\\"),
+                    '\n' => out.push_str("\\n"),
+                    c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+                    c => out.push(c),
+                }
+            }
+            out
+        }
+        _ => return None,
+    })
+}
+
+const STANDARD_ALPHABET: &[u8; 64] =
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+const URL_SAFE_ALPHABET: &[u8; 64] =
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+fn base64(bytes: &[u8], alphabet: &[u8; 64], pad: bool) -> String {
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.len();
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let bits = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= n {
+                out.push(char::from(alphabet[((bits >> (18 - 6 * i)) & 63) as usize]));
+            } else if pad {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn percent(text: &str, plus_for_space: bool) -> String {
+    let mut out = String::new();
+    for &byte in text.as_bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                out.push(char::from(byte))
+            }
+            b' ' if plus_for_space => out.push('+'),
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
 }
 
 /// Creates up to `at_most` pollables without dropping any; answers how many
@@ -145,6 +239,26 @@ mod tests {
             };
             assert!(text.contains("tok-1"), "{reply}: {text}");
         }
+    }
+
+    #[test]
+    fn secrets_are_encoded_as_the_usual_encoders_do() {
+        for (form, expected) in [
+            ("plain", "a b/\"c"),
+            ("base64", "YSBiLyJj"),
+            ("base64url", "YSBiLyJj"),
+            ("url", "a%20b%2F%22c"),
+            ("form", "a+b%2F%22c"),
+            ("json", "a b/\\\"c"),
+            ("basic", "Authorization: Basic c3ZjLXVzZXI6YSBiLyJj"),
+        ] {
+            assert_eq!(in_form("a b/\"c", form).unwrap(), expected, "{form}");
+        }
+        assert_eq!(in_form("?>?", "base64").unwrap(), "Pz4/");
+        assert_eq!(in_form("?>?", "base64url").unwrap(), "Pz4_");
+        assert_eq!(in_form("ab", "base64").unwrap(), "YWI=");
+        assert_eq!(in_form("ab", "base64url").unwrap(), "YWI");
+        assert_eq!(in_form("x", "rot13"), None);
     }
 
     #[test]

@@ -1,0 +1,503 @@
+//! Secret redaction: every text a plugin or an ERP produced (its log, what
+//! it returns, the host's own notes about it) has the connection's secret
+//! values replaced by [`REDACTED`] before anything stores or shows it.
+//!
+//! A secret leaks in more forms than its plain value, so each is searched
+//! for in the forms it travels in:
+//!
+//! - plain;
+//! - base64, standard and URL-safe alphabets, padded and unpadded, and the
+//!   part of its encoding that does not depend on what surrounds it at each
+//!   of the three byte alignments: so the secret is found inside the base64
+//!   of a longer text too, such as HTTP Basic auth's `user:secret`;
+//! - percent-encoded (RFC 3986, upper- and lower-case hex; the
+//!   `application/x-www-form-urlencoded` form with `+` for space; the form
+//!   JavaScript's `encodeURIComponent` writes);
+//! - JSON-escaped (as `serde_json` writes a string, with non-ASCII as
+//!   `\uXXXX`, and with `/` as `\/`).
+//!
+//! All forms of all secrets go into one Aho-Corasick automaton, so a text is
+//! scanned once whatever the number of secrets: linear in its length.
+//!
+//! Pure text handling (no wasmtime, no I/O).
+
+use std::borrow::Cow;
+use std::fmt;
+
+use aho_corasick::AhoCorasick;
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+
+/// What replaces a secret value in stored text.
+pub const REDACTED: &str = "[redacted]";
+
+/// The shortest fragment of a base64 encoding searched for on its own (the
+/// part that encodes the secret at one alignment inside a longer text).
+/// Shorter fragments would redact unrelated base64 by chance.
+const MIN_BASE64_FRAGMENT: usize = 6;
+
+/// Replaces every occurrence of any secret value, in any of the forms it
+/// leaks in (see the module docs), by [`REDACTED`].
+#[derive(Clone, Default)]
+pub struct Redactor {
+    /// The patterns (every form of every secret), deduplicated.
+    patterns: Vec<String>,
+    /// One automaton over all patterns; `None` without secrets.
+    automaton: Option<AhoCorasick>,
+    /// The longest pattern, in bytes.
+    longest: usize,
+}
+
+impl fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The patterns are the secrets: never print them.
+        f.debug_struct("Redactor")
+            .field("patterns", &self.patterns.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Redactor {
+    /// A redactor for these secret values (empty ones are ignored).
+    pub fn new<I, S>(secrets: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let mut patterns: Vec<String> = Vec::new();
+        for secret in secrets.into_iter().map(Into::into) {
+            if !secret.is_empty() {
+                patterns.extend(forms(&secret));
+            }
+        }
+        patterns.retain(|p| !p.is_empty());
+        patterns.sort_unstable();
+        patterns.dedup();
+        let longest = patterns.iter().map(String::len).max().unwrap_or(0);
+        // Standard match semantics: the only ones that report overlapping
+        // matches, which redaction needs (see `redact_with_cut`).
+        let automaton = (!patterns.is_empty()).then(|| {
+            AhoCorasick::new(&patterns).expect("an automaton over a few short patterns builds")
+        });
+        Self {
+            patterns,
+            automaton,
+            longest,
+        }
+    }
+
+    /// The longest form of any secret, in bytes (0 without secrets): how far
+    /// past a cut a caller keeps text so that a secret straddling the cut
+    /// is still recognised.
+    pub fn longest(&self) -> usize {
+        self.longest
+    }
+
+    /// Redacts whole occurrences. Matches may overlap (`abc` and `bcd` in
+    /// `abcd`, or two forms of one secret); their union is redacted as one
+    /// span so that no fragment of either survives.
+    pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        self.redact_with_cut(text, false)
+    }
+
+    /// Like [`Self::redact`], and when `cut` is set (the text was cut off
+    /// in the middle), a tail that could be the start of a secret in any of
+    /// its forms is redacted too.
+    pub fn redact_with_cut<'a>(&self, text: &'a str, cut: bool) -> Cow<'a, str> {
+        let Some(automaton) = &self.automaton else {
+            return Cow::Borrowed(text);
+        };
+        // Overlapping matches come in order of their end: merging each into
+        // the spans before it keeps the spans sorted and disjoint in one
+        // pass (amortised: a span is merged away at most once).
+        let mut spans: Vec<(usize, usize)> = Vec::new();
+        let mut push = |start: usize, end: usize| {
+            let mut start = start;
+            let mut end = end;
+            while let Some(&(s, e)) = spans.last() {
+                if e < start {
+                    break;
+                }
+                start = start.min(s);
+                end = end.max(e);
+                spans.pop();
+            }
+            spans.push((start, end));
+        };
+        for found in automaton.find_overlapping_iter(text) {
+            push(found.start(), found.end());
+        }
+        if cut && let Some(start) = self.partial_tail(text) {
+            push(start, text.len());
+        }
+        if spans.is_empty() {
+            return Cow::Borrowed(text);
+        }
+        let mut out = String::with_capacity(text.len());
+        let mut copied = 0;
+        for (start, end) in spans {
+            out.push_str(&text[copied..start]);
+            out.push_str(REDACTED);
+            copied = end;
+        }
+        out.push_str(&text[copied..]);
+        Cow::Owned(out)
+    }
+
+    /// Where the longest tail of `text` that is a proper prefix of a
+    /// pattern starts. Only the last `longest - 1` bytes can be one; each
+    /// pattern is matched against them with KMP, so the cost does not
+    /// depend on the text's length nor grow with the square of a pattern's.
+    fn partial_tail(&self, text: &str) -> Option<usize> {
+        let window = self.longest.saturating_sub(1);
+        let mut from = text.len().saturating_sub(window);
+        while !text.is_char_boundary(from) {
+            from += 1;
+        }
+        let tail = &text.as_bytes()[from..];
+        self.patterns
+            .iter()
+            .map(|pattern| longest_prefix_at_end(pattern.as_bytes(), tail))
+            .max()
+            .filter(|&n| n > 0)
+            // A pattern starts with a character's first byte, so the tail
+            // it matches starts on a character boundary.
+            .map(|n| text.len() - n)
+    }
+}
+
+/// The length of the longest proper prefix of `pattern` that `text` ends
+/// with (Knuth-Morris-Pratt).
+fn longest_prefix_at_end(pattern: &[u8], text: &[u8]) -> usize {
+    if pattern.is_empty() {
+        return 0;
+    }
+    // failure[i]: the longest proper border of pattern[..=i].
+    let mut failure = vec![0usize; pattern.len()];
+    let mut k = 0;
+    for i in 1..pattern.len() {
+        while k > 0 && pattern[i] != pattern[k] {
+            k = failure[k - 1];
+        }
+        if pattern[i] == pattern[k] {
+            k += 1;
+        }
+        failure[i] = k;
+    }
+    let mut matched = 0;
+    for &byte in text {
+        if matched == pattern.len() {
+            matched = failure[matched - 1];
+        }
+        while matched > 0 && byte != pattern[matched] {
+            matched = failure[matched - 1];
+        }
+        if byte == pattern[matched] {
+            matched += 1;
+        }
+    }
+    if matched == pattern.len() {
+        // A whole occurrence is redacted as a match; a proper prefix of the
+        // pattern may still end here.
+        matched = failure[matched - 1];
+    }
+    matched
+}
+
+/// Every form `secret` is searched for in.
+fn forms(secret: &str) -> Vec<String> {
+    let mut forms = vec![secret.to_owned()];
+    forms.extend(base64_forms(secret.as_bytes()));
+    forms.extend(percent_forms(secret));
+    forms.extend(json_forms(secret));
+    forms
+}
+
+/// The secret's base64 (both alphabets, padded and not) and the fragments
+/// that encode it at each alignment inside a longer encoded text.
+fn base64_forms(secret: &[u8]) -> Vec<String> {
+    let mut forms = Vec::new();
+    for (padded, unpadded) in [(&STANDARD, &STANDARD_NO_PAD), (&URL_SAFE, &URL_SAFE_NO_PAD)] {
+        forms.push(padded.encode(secret));
+        for offset in 0..3 {
+            // `offset` bytes before the secret: base64 characters encode 6
+            // bits, so only those whose bits all come from the secret are
+            // the same whatever surrounds it.
+            let mut shifted = vec![0u8; offset];
+            shifted.extend_from_slice(secret);
+            let encoded = unpadded.encode(&shifted);
+            let first = (8 * offset).div_ceil(6);
+            let end = (8 * (offset + secret.len())) / 6;
+            if end >= first + MIN_BASE64_FRAGMENT {
+                forms.push(encoded[first..end].to_owned());
+            }
+        }
+    }
+    forms
+}
+
+/// The secret percent-encoded as URLs and forms carry it.
+fn percent_forms(secret: &str) -> Vec<String> {
+    // RFC 3986 unreserved characters stay as they are.
+    let rfc3986 = |b: u8| b.is_ascii_alphanumeric() || b"-._~".contains(&b);
+    // What `encodeURIComponent` leaves alone.
+    let component = |b: u8| b.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&b);
+    // application/x-www-form-urlencoded (WHATWG URL standard).
+    let form = |b: u8| b.is_ascii_alphanumeric() || b"*-._".contains(&b);
+    vec![
+        percent_encode(secret, rfc3986, false, true),
+        percent_encode(secret, rfc3986, false, false),
+        percent_encode(secret, component, false, true),
+        percent_encode(secret, form, true, true),
+        percent_encode(secret, form, true, false),
+    ]
+}
+
+fn percent_encode(secret: &str, keep: impl Fn(u8) -> bool, plus: bool, upper: bool) -> String {
+    let mut out = String::with_capacity(secret.len() * 3);
+    for &byte in secret.as_bytes() {
+        if keep(byte) {
+            out.push(char::from(byte));
+        } else if plus && byte == b' ' {
+            out.push('+');
+        } else if upper {
+            out.push_str(&format!("%{byte:02X}"));
+        } else {
+            out.push_str(&format!("%{byte:02x}"));
+        }
+    }
+    out
+}
+
+/// The secret as it appears inside a JSON string.
+fn json_forms(secret: &str) -> Vec<String> {
+    let quoted = serde_json::to_string(secret).unwrap_or_default();
+    let escaped = quoted
+        .strip_prefix('"')
+        .and_then(|q| q.strip_suffix('"'))
+        .unwrap_or_default()
+        .to_owned();
+    // Non-ASCII as `\uXXXX` (surrogate pairs beyond the BMP), as encoders
+    // that write ASCII-only JSON do.
+    let mut ascii = String::with_capacity(escaped.len());
+    for c in escaped.chars() {
+        if c.is_ascii() {
+            ascii.push(c);
+        } else {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                ascii.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    let slashes = escaped.replace('/', "\\/");
+    let ascii_upper = upper_hex_escapes(&ascii);
+    vec![escaped, ascii, ascii_upper, slashes]
+}
+
+/// `\u00e9` → `\u00E9`.
+fn upper_hex_escapes(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("\\u") {
+        out.push_str(&rest[..at + 2]);
+        let hex_end = (at + 6).min(rest.len());
+        out.push_str(&rest[at + 2..hex_end].to_ascii_uppercase());
+        rest = &rest[hex_end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redaction_table() {
+        let r = Redactor::new(["s3cret", "abc", "bcd", ""]);
+        let cases = [
+            ("no secret here", "no secret here"),
+            ("token=s3cret;", "token=[redacted];"),
+            ("s3crets3cret", "[redacted]"),
+            ("abcd", "[redacted]"),
+            ("abc bcd", "[redacted] [redacted]"),
+            ("", ""),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(r.redact(input), expected, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn a_cut_line_loses_a_possible_secret_prefix() {
+        let r = Redactor::new(["topsecret"]);
+        assert_eq!(r.redact_with_cut("key=tops", true), "key=[redacted]");
+        assert_eq!(r.redact_with_cut("key=tops", false), "key=tops");
+        assert_eq!(r.redact_with_cut("key=xyz", true), "key=xyz");
+        // The start of an encoded form, too.
+        let b64 = STANDARD.encode("topsecret");
+        let text = format!("auth={}", &b64[..5]);
+        assert_eq!(r.redact_with_cut(&text, true), "auth=[redacted]");
+    }
+
+    #[test]
+    fn prefixes_at_the_end_table() {
+        for (pattern, text, expected) in [
+            ("abcab", "xxabca", 4),
+            ("abcab", "xxabcab", 2),
+            ("aaaa", "baaa", 3),
+            ("aaaa", "aaaaaaa", 3),
+            ("abc", "xyz", 0),
+            ("abc", "", 0),
+            ("", "abc", 0),
+        ] {
+            assert_eq!(
+                longest_prefix_at_end(pattern.as_bytes(), text.as_bytes()),
+                expected,
+                "{pattern:?} in {text:?}"
+            );
+        }
+    }
+
+    /// The forms a secret leaks in, each in a sentence, and what is left
+    /// of the sentence.
+    #[test]
+    fn every_form_of_a_secret_is_redacted() {
+        let secret = "p@ss w/rd+ü\"é:1";
+        let r = Redactor::new([secret]);
+        let b64 = |alphabet: &base64::engine::GeneralPurpose, text: &str| alphabet.encode(text);
+        let basic = b64(&STANDARD, &format!("alice:{secret}"));
+        let cases: Vec<(&str, String)> = vec![
+            ("plain", format!("token {secret} refused")),
+            (
+                "base64",
+                format!("token {} refused", b64(&STANDARD, secret)),
+            ),
+            (
+                "base64 url-safe",
+                format!("token {} refused", b64(&URL_SAFE, secret)),
+            ),
+            (
+                "base64 unpadded",
+                format!("token {} refused", b64(&URL_SAFE_NO_PAD, secret)),
+            ),
+            ("basic auth", format!("Authorization: Basic {basic}")),
+            (
+                "basic auth, url-safe",
+                format!("Basic {}", b64(&URL_SAFE, &format!("bob:{secret}"))),
+            ),
+            (
+                "base64 of a longer text",
+                format!("{} end", b64(&STANDARD, &format!("xy{secret}tail"))),
+            ),
+            (
+                "percent-encoded",
+                format!(
+                    "?token={}&x=1",
+                    percent_encode(secret, |b| b.is_ascii_alphanumeric(), false, true)
+                ),
+            ),
+            (
+                "form-encoded",
+                format!("token={}&x=1", percent_forms(secret)[3]),
+            ),
+            (
+                "json",
+                format!("{{\"token\":{}}}", serde_json::to_string(secret).unwrap()),
+            ),
+            (
+                "json ascii",
+                format!("{{\"token\":\"{}\"}}", json_forms(secret)[1]),
+            ),
+        ];
+        for (what, text) in cases {
+            let redacted = r.redact(&text);
+            assert!(redacted.contains(REDACTED), "{what}: {text} → {redacted}");
+            for leak in [
+                "ss w",
+                "w/rd",
+                "ss%20w",
+                "ss+w",
+                &b64(&STANDARD, secret)[..8],
+            ] {
+                assert!(
+                    !redacted.contains(leak),
+                    "{what}: {leak:?} left in {redacted}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_base64_of_user_and_secret_keeps_no_decodable_part_of_the_secret() {
+        let secret = "correct-horse-battery-staple";
+        let r = Redactor::new([secret]);
+        for user in ["", "a", "ab", "abc", "svc-account"] {
+            let encoded = STANDARD.encode(format!("{user}:{secret}"));
+            let redacted = r.redact(&encoded);
+            // What is left around `[redacted]` is the encoding of `user:`
+            // and at most the few characters that mix in bits of the
+            // secret at either edge: no three-byte run of it.
+            let kept = redacted.replace(REDACTED, "");
+            let prefix = STANDARD.encode(format!("{user}:")).len();
+            assert!(kept.len() <= prefix + 4, "{user:?}: {redacted}");
+            for window in secret.as_bytes().windows(3) {
+                let piece = STANDARD_NO_PAD.encode(window);
+                assert!(!kept.contains(&piece), "{user:?}: {redacted}");
+            }
+        }
+    }
+
+    #[test]
+    fn short_secrets_do_not_redact_unrelated_base64() {
+        // A three-byte secret has only short base64 fragments: they are not
+        // searched for on their own, only its full encoding.
+        let r = Redactor::new(["abc"]);
+        assert_eq!(r.redact("WWWabcWWW YWJj"), "WWW[redacted]WWW [redacted]");
+        assert_eq!(r.redact("eHlhYmN6"), "eHlhYmN6");
+    }
+
+    #[test]
+    fn a_long_line_with_many_secrets_is_redacted_exactly() {
+        // 200 secrets whose JSON and percent-encoded forms differ from
+        // their plain value.
+        let secrets: Vec<String> = (0..200)
+            .map(|i| format!("secret {i:03}/\"{}", "z".repeat(i % 17)))
+            .collect();
+        let r = Redactor::new(secrets.iter().cloned());
+        // One line of about 2 MB: every tenth chunk carries a secret in one
+        // of its forms.
+        let mut text = String::new();
+        let mut expected = String::new();
+        for i in 0..60_000 {
+            let filler = format!("chunk {i} of plain words, ");
+            text.push_str(&filler);
+            expected.push_str(&filler);
+            if i % 10 == 0 {
+                let secret = &secrets[(i / 10) % secrets.len()];
+                let form = match (i / 10) % 4 {
+                    0 => secret.clone(),
+                    1 => STANDARD.encode(secret),
+                    2 => json_forms(secret)[0].clone(),
+                    _ => percent_forms(secret)[3].clone(),
+                };
+                text.push_str(&form);
+                expected.push_str(REDACTED);
+                text.push(' ');
+                expected.push(' ');
+            }
+        }
+        assert!(text.len() > 1_500_000, "{}", text.len());
+        assert_eq!(text.lines().count(), 1);
+        assert_eq!(r.redact(&text), expected);
+    }
+
+    #[test]
+    fn debug_does_not_show_secrets() {
+        let r = Redactor::new(["hunter2"]);
+        let shown = format!("{r:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(!shown.contains(&STANDARD.encode("hunter2")), "{shown}");
+    }
+}
