@@ -6,7 +6,8 @@
 //! posting to a loopback ERP that records when each order's request
 //! arrives. The *poisoned* phases add a `Poison` definition on the
 //! `panicker` test guest: it traps on every attempt and is retried every
-//! few milliseconds up to 10,000 times, so every cancellation leaves a job
+//! few milliseconds, up to the 100 attempts a definition may have, so every
+//! cancellation leaves a job
 //! that keeps the workers and the plugin threads busy trapping. One client,
 //! on a thread and runtime of its own (as another process would be), sends
 //! `RESCIND_BENCH_REQUESTS` cancellations, one every
@@ -141,7 +142,7 @@ impl Host {
                 .await
                 .expect("upload");
             assert!(response.status().is_success(), "{}", response.status());
-            host.define("Poison", "panicker", 10_000, 1).await;
+            host.define("Poison", "panicker", 100, 1).await;
         }
         host
     }

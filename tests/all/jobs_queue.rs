@@ -432,3 +432,51 @@ async fn a_restarted_host_takes_up_the_jobs_its_previous_run_left_running_at_onc
     let attempts = store(&service).job_attempts(&job).await.unwrap();
     assert_eq!(attempts[0].outcome.as_deref(), Some("interrupted"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_attempts_are_claimed_before_retries_that_were_due_earlier() {
+    let (service, retried) = service_with_job().await;
+    let store = store(&service);
+    // The first job fails once and is due again at once.
+    let claimed = store
+        .claim_due_jobs("worker-a", 1, 60_000)
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 1);
+    assert!(
+        store
+            .finish_attempt(
+                &claimed[0],
+                "worker-a",
+                &result("transient", JobState::Retrying)
+            )
+            .await
+            .expect("finish")
+    );
+    // A later cancellation's job, not tried yet, is due after it.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    service.put_order("SO-2", &sample_order("C-1")).await;
+    let a = service
+        .cancel("SO-2", &json!({"cancellationReason": "OUT_OF_STOCK"}))
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    let fresh = a.body["erpSync"]["jobs"][0]["id"]
+        .as_str()
+        .expect("job")
+        .to_owned();
+
+    // One worker slot: the untried job goes first, then the retry.
+    let first = store
+        .claim_due_jobs("worker-b", 1, 60_000)
+        .await
+        .expect("claim");
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].job.id, fresh);
+    let second = store
+        .claim_due_jobs("worker-b", 1, 60_000)
+        .await
+        .expect("claim");
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].job.id, retried);
+    assert_eq!(second[0].attempt, 2);
+}

@@ -448,6 +448,11 @@ impl Store {
     /// Claims up to `limit` due jobs for `worker` with a lease of `lease_ms`:
     /// queued and retrying jobs whose time has come, and running jobs whose
     /// lease expired (their worker died). Starts an attempt for each.
+    ///
+    /// Jobs that have not been tried yet (in this round of attempts) go
+    /// first, then the retries, each by due time: a plugin that fails every
+    /// attempt and is retried quickly cannot fill the queue in front of
+    /// the first attempts of other jobs.
     pub async fn claim_due_jobs(
         &self,
         worker: &str,
@@ -464,7 +469,7 @@ impl Store {
                  WHERE ((state IN ('queued', 'retrying') AND run_at <= ?3)
                         OR (state = 'running' AND lease_expires_at <= ?3))
                    AND NOT {EARLIER_JOB_UNSETTLED}
-                 ORDER BY run_at LIMIT ?4)
+                 ORDER BY attempts > attempt_base, run_at LIMIT ?4)
              RETURNING {JOB_COLUMNS}"
         ))
         .bind(worker)
