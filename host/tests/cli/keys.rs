@@ -54,7 +54,7 @@ fn wait_exit(mut child: Child, ceiling: Duration) -> Output {
 fn serve_refuses_an_admin_token_shorter_than_32_characters_and_says_how_to_make_one() {
     let dir = tempfile::tempdir().unwrap();
     let child = rescind()
-        .args(["serve", "--listen", "127.0.0.1:0", "--no-plugins-watch"])
+        .args(["serve", "--listen", "127.0.0.1:0"])
         .arg("--data-dir")
         .arg(dir.path())
         .env("RESCIND_ADMIN_TOKEN", "x".repeat(31))
@@ -116,7 +116,7 @@ struct Server {
 impl Server {
     fn start(dir: &Path) -> Server {
         let mut child = rescind()
-            .args(["serve", "--listen", "127.0.0.1:0", "--no-plugins-watch"])
+            .args(["serve", "--listen", "127.0.0.1:0"])
             .args(["--workers", "0"])
             .arg("--data-dir")
             .arg(dir)
