@@ -33,7 +33,7 @@ ALTER TABLE api_keys_named RENAME TO api_keys;
 CREATE TABLE audit_log (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     at INTEGER NOT NULL,
-    actor TEXT NOT NULL CHECK (actor IN ('admin-token', 'api-key', 'command-line')),
+    actor TEXT NOT NULL CHECK (actor IN ('admin-token', 'api-key', 'command-line', 'plugins-folder')),
     key_id TEXT,
     key_name TEXT,
     method TEXT NOT NULL,

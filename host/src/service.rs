@@ -21,7 +21,7 @@ use crate::plugins::registry::{
     TrustedKey,
 };
 use crate::plugins::{CallLimits, PluginRuntime, ResolveOverrides, RuntimeConfig};
-use crate::store::{Durability, SecretsKeySource, Store, StoreOptions};
+use crate::store::{AdminWrite, AuditActor, Durability, SecretsKeySource, Store, StoreOptions};
 
 /// Everything `start` needs.
 #[derive(Clone)]
@@ -187,7 +187,11 @@ pub async fn start(config: ServiceConfig) -> anyhow::Result<RunningService> {
         let (watch, events) =
             FolderWatch::start(plugins.clone(), &dir, config.plugins.watch_config.clone())
                 .context("watching the plugins folder")?;
-        tokio::spawn(count_folder_events(events, Arc::clone(&state.metrics)));
+        tokio::spawn(count_folder_events(
+            events,
+            Arc::clone(&state.metrics),
+            state.store.clone(),
+        ));
         tracing::info!(dir = %dir.display(), "watching for NAME.wasm plugin files");
         Some(watch)
     } else {
@@ -300,10 +304,33 @@ pub async fn open_plugins(
 async fn count_folder_events(
     mut events: tokio::sync::mpsc::Receiver<FolderEvent>,
     metrics: Arc<crate::metrics::Metrics>,
+    store: Store,
 ) {
     while let Some(event) = events.recv().await {
-        let outcome = match event {
-            FolderEvent::Loaded { .. } => "loaded",
+        let outcome = match &event {
+            FolderEvent::Loaded { file, version } => {
+                // An upload and activation like `PUT /v1/admin/plugins/{name}`,
+                // made by whoever can write to the folder.
+                let write = AdminWrite {
+                    actor: AuditActor::PluginsFolder,
+                    method: "PUT".to_owned(),
+                    path: format!("/v1/admin/plugins/{}", version.name),
+                    status: 201,
+                    summary: format!(
+                        "{} loaded from the watched folder as version {} and activated",
+                        file.file_name().map_or_else(
+                            || file.display().to_string(),
+                            |n| n.to_string_lossy().into_owned()
+                        ),
+                        version.version
+                    ),
+                    request_id: None,
+                };
+                if let Err(error) = store.append_audit(&write).await {
+                    tracing::error!(%error, ?write, "a plugin loaded from the watched folder could not be recorded in the audit log");
+                }
+                "loaded"
+            }
             FolderEvent::AlreadyStored { .. } => "already-stored",
             FolderEvent::Refused { .. } => "refused",
             FolderEvent::Unsettled { .. } => "unsettled",

@@ -283,6 +283,39 @@ async fn a_file_dropped_into_the_watched_folder_is_loaded_and_a_half_written_one
     let view = plugin(&service, PLUGIN).await.body;
     assert_eq!(view["versions"].as_array().unwrap().len(), 1, "{view}");
     assert_eq!(view["versions"][0]["uploadedBy"], "folder-watch");
+    // The audit log has the upload, as the folder's; the refused half had
+    // none.
+    let folder_entries = || async {
+        service
+            .call(
+                reqwest::Method::GET,
+                "/v1/admin/audit?limit=1000",
+                Some(crate::service::ADMIN),
+                None,
+            )
+            .await
+            .body
+            .as_array()
+            .expect("audit entries")
+            .iter()
+            .filter(|e| e["actor"] == "plugins-folder")
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    wait_until("the folder's upload is audited", || async {
+        !folder_entries().await.is_empty()
+    })
+    .await;
+    let entries = folder_entries().await;
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0]["method"], "PUT");
+    assert_eq!(entries[0]["path"], format!("/v1/admin/plugins/{PLUGIN}"));
+    let summary = entries[0]["summary"].as_str().unwrap();
+    assert!(
+        summary.starts_with(&format!("{PLUGIN}.wasm loaded from the watched folder"))
+            && summary.contains(&version_of(&bytes)),
+        "{summary}"
+    );
     // A job definition may name it now that it exists.
     configure(&service, &erp, PLUGIN, 3).await;
     let done = settled_job(&service, &cancel_new_order(&service, "SO-W").await).await;

@@ -1000,7 +1000,8 @@ pub struct AuditEntryView {
     /// When the write was made (RFC 3339, UTC).
     pub at: String,
     /// Who made it: `admin-token` (the host's `RESCIND_ADMIN_TOKEN`), `api-key`
-    /// (see `keyId` and `keyName`) or `command-line`.
+    /// (see `keyId` and `keyName`), `command-line`, or `plugins-folder` (a
+    /// file put in the host's watched plugins folder).
     pub actor: String,
     /// The API key's id when `actor` is `api-key`, else `null`.
     pub key_id: Option<String>,
@@ -1026,6 +1027,7 @@ impl From<&AuditLogEntry> for AuditEntryView {
             AuditActor::AdminToken => ("admin-token", None, None),
             AuditActor::ApiKey { id, name } => ("api-key", Some(id.clone()), Some(name.clone())),
             AuditActor::CommandLine => ("command-line", None, None),
+            AuditActor::PluginsFolder => ("plugins-folder", None, None),
         };
         AuditEntryView {
             id: entry.id,

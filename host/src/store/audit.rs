@@ -12,6 +12,7 @@ fn entry(row: &SqliteRow) -> Result<AuditLogEntry, StoreError> {
     let actor = match (actor.as_str(), key_id, key_name) {
         ("admin-token", _, _) => AuditActor::AdminToken,
         ("command-line", _, _) => AuditActor::CommandLine,
+        ("plugins-folder", _, _) => AuditActor::PluginsFolder,
         ("api-key", Some(id), Some(name)) => AuditActor::ApiKey { id, name },
         (other, _, _) => {
             return Err(StoreError::Corrupt(format!(
@@ -43,6 +44,7 @@ impl Store {
             AuditActor::AdminToken => ("admin-token", None, None),
             AuditActor::ApiKey { id, name } => ("api-key", Some(id.as_str()), Some(name.as_str())),
             AuditActor::CommandLine => ("command-line", None, None),
+            AuditActor::PluginsFolder => ("plugins-folder", None, None),
         };
         let mut tx = self.write().await?;
         let id = sqlx::query(

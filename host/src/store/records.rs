@@ -89,6 +89,9 @@ pub enum AuditActor {
     /// `rescind` on the command line, against a stopped host's data
     /// directory.
     CommandLine,
+    /// A file the operator put in the watched plugins folder
+    /// (`--plugins-dir`).
+    PluginsFolder,
 }
 
 impl fmt::Display for AuditActor {
@@ -97,6 +100,7 @@ impl fmt::Display for AuditActor {
             AuditActor::AdminToken => f.write_str("admin token"),
             AuditActor::ApiKey { id, name } => write!(f, "key {name:?} ({id})"),
             AuditActor::CommandLine => f.write_str("command line"),
+            AuditActor::PluginsFolder => f.write_str("plugins folder"),
         }
     }
 }
