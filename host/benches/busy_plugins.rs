@@ -18,44 +18,27 @@
 //! Bounded: a fixed number of requests per phase and a time limit per
 //! phase. Servers listen on 127.0.0.1 only.
 
-use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use rescind_host::jobs::WorkerConfig;
 use rescind_host::plugins::CallLimits;
-use rescind_host::service::{self, PluginsConfig, RunningService, ServiceConfig};
-use serde_json::{Value, json};
+use rescind_host::service::PluginsConfig;
+use serde_json::json;
+use support::{ADMIN, Host, env, percentile};
 
-const ADMIN: &str = "bench-admin-token-0123456789abcdef0123";
+mod support;
+
 /// The longest the requests of one phase may take; a phase that reaches it
 /// reports the requests it made.
 const PHASE_LIMIT: Duration = Duration::from_secs(90);
 /// The loopers' deadline: longer than any phase.
 const LOOPER_DEADLINE: Duration = Duration::from_secs(300);
 
-fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-struct Host {
-    running: RunningService,
-    base: String,
-    client: reqwest::Client,
-    _data: tempfile::TempDir,
-}
-
-impl Host {
-    /// A service with `loopers` workers (at least one), the looper plugin
-    /// and a disabled `Loop` definition running it.
-    async fn start(cache: &Path, loopers: usize) -> Host {
-        let data = tempfile::tempdir().expect("temp dir");
-        let mut config =
-            ServiceConfig::new(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), data.path());
-        config.admin_token = Some(ADMIN.to_owned());
+/// A service with `loopers` workers (at least one), the looper plugin and a
+/// disabled `Loop` definition running it.
+async fn start(cache: &Path, loopers: usize) -> Host {
+    let host = Host::start(|config| {
         config.workers = Some(WorkerConfig {
             workers: loopers.max(1),
             lease: Duration::from_secs(600),
@@ -70,117 +53,58 @@ impl Host {
             },
             ..PluginsConfig::default()
         };
-        let running = service::start(config).await.expect("service");
-        let host = Host {
-            base: format!("http://{}", running.addr),
-            running,
-            client: reqwest::Client::new(),
-            _data: data,
-        };
-        host.send(reqwest::Method::POST, "/v1/admin/presets/insite", None)
-            .await;
-        host.send(
-            reqwest::Method::PUT,
-            "/v1/admin/websites/main",
-            Some(json!({"allowCancellationRequest": true})),
-        )
-        .await;
-        let looper = std::fs::read(rescind_test_artifacts::LOOPER).expect("the looper component");
-        let response = host
-            .client
-            .put(format!("{}/v1/admin/plugins/looper", host.base))
-            .bearer_auth(ADMIN)
-            .header("content-type", "application/wasm")
-            .body(looper)
-            .send()
-            .await
-            .expect("upload");
-        assert!(response.status().is_success(), "{}", response.status());
-        host.send(
-            reqwest::Method::PUT,
-            "/v1/admin/connections/erp",
-            Some(json!({"baseUrl": "http://127.0.0.1:9", "allowedHosts": ["127.0.0.1:9"]})),
-        )
-        .await;
-        host.send(
-            reqwest::Method::PUT,
-            "/v1/admin/job-definitions/Loop",
-            Some(json!({"jobType": "Execution", "connection": "erp",
-                        "integrationProcessor": "looper", "enabled": false,
-                        "parameters": [{"name": "OrderNumber", "valueType": "String",
-                                        "defaultValue": "", "prompt": "Order Number"}],
-                        "retry": {"maxAttempts": 1, "initialBackoffMs": 10, "maxBackoffMs": 20}})),
-        )
-        .await;
-        host
-    }
-
-    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let mut request = self
-            .client
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(ADMIN);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("request");
-        let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        assert!(status.is_success(), "{path}: {status} {body}");
-        body
-    }
-
-    async fn put_order(&self, number: &str) {
-        self.send(
-            reqwest::Method::PUT,
-            &format!("/v1/orders/{number}"),
-            Some(order()),
-        )
-        .await;
-    }
-
-    /// Starts `n` looper jobs and waits (bounded) until all of them run.
-    async fn start_loopers(&self, n: usize) {
-        for i in 0..n {
-            let number = format!("L-{i}");
-            self.put_order(&number).await;
-            self.send(
-                reqwest::Method::POST,
-                &format!("/v1/orders/{number}/cancellations"),
-                Some(json!({"cancellationReason": "OUT_OF_STOCK"})),
-            )
-            .await;
-            self.send(
-                reqwest::Method::POST,
-                "/v1/admin/job-definitions/Loop/runs",
-                Some(json!({"parameters": {"OrderNumber": number}})),
-            )
-            .await;
-        }
-        let limit = Instant::now() + Duration::from_secs(120);
-        loop {
-            let running = self
-                .send(reqwest::Method::GET, "/v1/admin/jobs?state=running", None)
-                .await;
-            let count = running.as_array().map_or(0, Vec::len);
-            if count == n {
-                return;
-            }
-            assert!(Instant::now() < limit, "{count} of {n} loopers running");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
+    })
+    .await;
+    host.upload("looper", rescind_test_artifacts::LOOPER).await;
+    host.send(
+        reqwest::Method::PUT,
+        "/v1/admin/connections/erp",
+        Some(json!({"baseUrl": "http://127.0.0.1:9", "allowedHosts": ["127.0.0.1:9"]})),
+    )
+    .await;
+    host.send(
+        reqwest::Method::PUT,
+        "/v1/admin/job-definitions/Loop",
+        Some(json!({"jobType": "Execution", "connection": "erp",
+                    "integrationProcessor": "looper", "enabled": false,
+                    "parameters": [{"name": "OrderNumber", "valueType": "String",
+                                    "defaultValue": "", "prompt": "Order Number"}],
+                    "retry": {"maxAttempts": 1, "initialBackoffMs": 10, "maxBackoffMs": 20}})),
+    )
+    .await;
+    host
 }
 
-fn order() -> Value {
-    json!({
-        "businessCode": "B1", "customerNumber": "C-1", "website": "main",
-        "status": "Submitted", "orderDate": "2024-09-01", "currency": "EUR",
-        "lines": [{"lineNumber": 1, "sku": "CHAIR", "quantity": 1,
-                   "amountMinor": 10000, "taxMinor": 1900}],
-        "payments": [{"id": "p", "method": "card", "authorizedMinor": 11900,
-                      "depositedMinor": 0}]
-    })
+/// Starts `n` looper jobs and waits (bounded) until all of them run.
+async fn start_loopers(host: &Host, n: usize) {
+    for i in 0..n {
+        let number = format!("L-{i}");
+        host.put_order(&number).await;
+        host.send(
+            reqwest::Method::POST,
+            &format!("/v1/orders/{number}/cancellations"),
+            Some(json!({"cancellationReason": "OUT_OF_STOCK"})),
+        )
+        .await;
+        host.send(
+            reqwest::Method::POST,
+            "/v1/admin/job-definitions/Loop/runs",
+            Some(json!({"parameters": {"OrderNumber": number}})),
+        )
+        .await;
+    }
+    let limit = Instant::now() + Duration::from_secs(120);
+    loop {
+        let running = host
+            .send(reqwest::Method::GET, "/v1/admin/jobs?state=running", None)
+            .await;
+        let count = running.as_array().map_or(0, Vec::len);
+        if count == n {
+            return;
+        }
+        assert!(Instant::now() < limit, "{count} of {n} loopers running");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Latencies of one phase, in milliseconds.
@@ -241,23 +165,13 @@ fn millis(started: Instant) -> f64 {
     started.elapsed().as_secs_f64() * 1000.0
 }
 
-fn percentile(samples: &[f64], p: f64) -> f64 {
-    let mut sorted = samples.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
-}
-
 async fn phase(cache: &Path, loopers: usize, requests: usize, round: usize) -> Latencies {
-    let host = Host::start(cache, loopers).await;
+    let host = start(cache, loopers).await;
     let orders: Vec<String> = (0..requests).map(|i| format!("M-{round}-{i}")).collect();
     for number in &orders {
         host.put_order(number).await;
     }
-    host.start_loopers(loopers).await;
+    start_loopers(&host, loopers).await;
     let base = host.base.clone();
     let latencies = tokio::task::spawn_blocking(move || measure(base, orders))
         .await

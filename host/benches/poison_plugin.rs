@@ -34,21 +34,16 @@ use axum::Json;
 use axum::extract::State;
 use axum::routing::post;
 use rescind_host::jobs::WorkerConfig;
-use rescind_host::service::{self, PluginsConfig, RunningService, ServiceConfig};
+use rescind_host::service::PluginsConfig;
 use serde_json::{Value, json};
+use support::{ADMIN, Host, env, percentile};
 
-const ADMIN: &str = "bench-admin-token-0123456789abcdef0123";
+mod support;
+
 /// The longest one phase may take, its deliveries included.
 const PHASE_LIMIT: Duration = Duration::from_secs(120);
 /// Workers of every phase.
 const WORKERS: usize = 4;
-
-fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// When the ERP received each order's request.
 type Arrivals = Arc<Mutex<HashMap<String, Instant>>>;
@@ -79,21 +74,10 @@ async fn start_erp() -> (SocketAddr, Arrivals) {
     (addr, arrivals)
 }
 
-struct Host {
-    running: RunningService,
-    base: String,
-    client: reqwest::Client,
-    _data: tempfile::TempDir,
-}
-
-impl Host {
-    /// A service delivering to `erp`, with the `Poison` definition when
-    /// `poisoned`.
-    async fn start(cache: &Path, erp: SocketAddr, poisoned: bool) -> Host {
-        let data = tempfile::tempdir().expect("temp dir");
-        let mut config =
-            ServiceConfig::new(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), data.path());
-        config.admin_token = Some(ADMIN.to_owned());
+/// A service with [`WORKERS`] workers delivering to `erp`, with the
+/// `Poison` definition when `poisoned`.
+async fn start(cache: &Path, erp: SocketAddr, poisoned: bool) -> Host {
+    let host = Host::start(|config| {
         config.workers = Some(WorkerConfig {
             workers: WORKERS,
             lease: Duration::from_secs(60),
@@ -104,89 +88,39 @@ impl Host {
             install_bundled: true,
             ..PluginsConfig::default()
         };
-        let running = service::start(config).await.expect("service");
-        let host = Host {
-            base: format!("http://{}", running.addr),
-            running,
-            client: reqwest::Client::new(),
-            _data: data,
-        };
-        host.send(reqwest::Method::POST, "/v1/admin/presets/insite", None)
+    })
+    .await;
+    let base = format!("http://{erp}");
+    host.send(
+        reqwest::Method::PUT,
+        "/v1/admin/connections/erp",
+        Some(json!({"baseUrl": base, "allowedHosts": [base],
+                    "settings": {"path": "/hooks/cancel"},
+                    "secrets": {"signingKey": "bench-signing-key"}})),
+    )
+    .await;
+    define(&host, "Deliver", "webhook", 5, 10).await;
+    if poisoned {
+        host.upload("panicker", rescind_test_artifacts::PANICKER)
             .await;
-        host.send(
-            reqwest::Method::PUT,
-            "/v1/admin/websites/main",
-            Some(json!({"allowCancellationRequest": true})),
-        )
-        .await;
-        let base = format!("http://{erp}");
-        host.send(
-            reqwest::Method::PUT,
-            "/v1/admin/connections/erp",
-            Some(json!({"baseUrl": base, "allowedHosts": [base],
-                        "settings": {"path": "/hooks/cancel"},
-                        "secrets": {"signingKey": "bench-signing-key"}})),
-        )
-        .await;
-        host.define("Deliver", "webhook", 5, 10).await;
-        if poisoned {
-            let panicker =
-                std::fs::read(rescind_test_artifacts::PANICKER).expect("the panicker component");
-            let response = host
-                .client
-                .put(format!("{}/v1/admin/plugins/panicker", host.base))
-                .bearer_auth(ADMIN)
-                .header("content-type", "application/wasm")
-                .body(panicker)
-                .send()
-                .await
-                .expect("upload");
-            assert!(response.status().is_success(), "{}", response.status());
-            host.define("Poison", "panicker", 100, 1).await;
-        }
-        host
+        define(&host, "Poison", "panicker", 100, 1).await;
     }
-
-    /// An enabled definition running `plugin` for every cancellation.
-    async fn define(&self, name: &str, plugin: &str, attempts: u32, backoff_ms: u64) {
-        self.send(
-            reqwest::Method::PUT,
-            &format!("/v1/admin/job-definitions/{name}"),
-            Some(json!({"jobType": "Execution", "connection": "erp",
-                        "integrationProcessor": plugin, "enabled": true,
-                        "parameters": [{"name": "OrderNumber", "valueType": "String",
-                                        "defaultValue": "", "prompt": "Order Number"}],
-                        "retry": {"maxAttempts": attempts, "initialBackoffMs": backoff_ms,
-                                  "maxBackoffMs": backoff_ms * 5}})),
-        )
-        .await;
-    }
-
-    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let mut request = self
-            .client
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(ADMIN);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("request");
-        let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        assert!(status.is_success(), "{path}: {status} {body}");
-        body
-    }
+    host
 }
 
-fn order() -> Value {
-    json!({
-        "businessCode": "B1", "customerNumber": "C-1", "website": "main",
-        "status": "Submitted", "orderDate": "2024-09-01", "currency": "EUR",
-        "lines": [{"lineNumber": 1, "sku": "CHAIR", "quantity": 1,
-                   "amountMinor": 10000, "taxMinor": 1900}],
-        "payments": [{"id": "p", "method": "card", "authorizedMinor": 11900,
-                      "depositedMinor": 0}]
-    })
+/// An enabled definition running `plugin` for every cancellation.
+async fn define(host: &Host, name: &str, plugin: &str, attempts: u32, backoff_ms: u64) {
+    host.send(
+        reqwest::Method::PUT,
+        &format!("/v1/admin/job-definitions/{name}"),
+        Some(json!({"jobType": "Execution", "connection": "erp",
+                    "integrationProcessor": plugin, "enabled": true,
+                    "parameters": [{"name": "OrderNumber", "valueType": "String",
+                                    "defaultValue": "", "prompt": "Order Number"}],
+                    "retry": {"maxAttempts": attempts, "initialBackoffMs": backoff_ms,
+                              "maxBackoffMs": backoff_ms * 5}})),
+    )
+    .await;
 }
 
 /// The client: on a thread and runtime of its own, one cancellation of
@@ -227,16 +161,6 @@ fn cancel_all(base: String, orders: Vec<String>, pace: Duration) -> Vec<(String,
     .expect("the client thread")
 }
 
-fn percentile(samples: &[f64], p: f64) -> f64 {
-    let mut sorted = samples.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
-}
-
 /// One phase: the latencies from each `201` to its ERP request (ms), and
 /// how many of the requests the ERP had not received by the phase's end.
 async fn phase(
@@ -247,15 +171,10 @@ async fn phase(
     round: usize,
 ) -> (Vec<f64>, usize) {
     let (erp, arrivals) = start_erp().await;
-    let host = Host::start(cache, erp, poisoned).await;
+    let host = start(cache, erp, poisoned).await;
     let orders: Vec<String> = (0..requests).map(|i| format!("P-{round}-{i}")).collect();
     for number in &orders {
-        host.send(
-            reqwest::Method::PUT,
-            &format!("/v1/orders/{number}"),
-            Some(order()),
-        )
-        .await;
+        host.put_order(number).await;
     }
     let base = host.base.clone();
     let answered = tokio::task::spawn_blocking(move || cancel_all(base, orders, pace))

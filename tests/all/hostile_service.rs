@@ -51,16 +51,34 @@ async fn define_with_attempts(
     let bytes = std::fs::read(component).expect("the component");
     let a = upload(service, name, bytes, true).await;
     assert!(a.status.is_success(), "{}", a.body);
-    let connection = format!("{definition}-erp");
+    put_job(
+        service,
+        definition,
+        name,
+        json!({"baseUrl": "http://127.0.0.1:9", "allowedHosts": ["127.0.0.1:9"],
+               "settings": settings, "secrets": {"apiToken": secret}}),
+        attempts,
+    )
+    .await;
+}
+
+/// Puts connection `{definition}-erp` as `connection` and job `definition`
+/// running plugin `name` on it: disabled, so that it runs only when asked (a
+/// manual run), `attempts` attempts per job, 10–20 ms apart.
+async fn put_job(
+    service: &TestService,
+    definition: &str,
+    name: &str,
+    connection: Value,
+    attempts: u32,
+) {
+    let connection_name = format!("{definition}-erp");
     let a = service
         .call(
             Method::PUT,
-            &format!("/v1/admin/connections/{connection}"),
+            &format!("/v1/admin/connections/{connection_name}"),
             Some(ADMIN),
-            Some(
-                &json!({"baseUrl": "http://127.0.0.1:9", "allowedHosts": ["127.0.0.1:9"],
-                         "settings": settings, "secrets": {"apiToken": secret}}),
-            ),
+            Some(&connection),
         )
         .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
@@ -69,7 +87,7 @@ async fn define_with_attempts(
             Method::PUT,
             &format!("/v1/admin/job-definitions/{definition}"),
             Some(ADMIN),
-            Some(&json!({"jobType": "Execution", "connection": connection,
+            Some(&json!({"jobType": "Execution", "connection": connection_name,
                          "integrationProcessor": name,
                          "parameters": [{"name": "OrderNumber", "valueType": "String", "defaultValue": "", "prompt": "Order Number"}],
                          "retry": {"maxAttempts": attempts, "initialBackoffMs": 10, "maxBackoffMs": 20},
@@ -204,30 +222,15 @@ where
 /// loopback ERP listed by its address), `attempts` attempts per job.
 async fn define_webhook_attack(service: &TestService, erp: &RawErp, attempts: u32) {
     let base = format!("http://{}", erp.authority());
-    let a = service
-        .call(
-            Method::PUT,
-            "/v1/admin/connections/attack-erp",
-            Some(ADMIN),
-            Some(&json!({"baseUrl": base, "allowedHosts": [base],
-                         "settings": {"path": "/cancel"},
-                         "secrets": {"signingKey": TOKEN}})),
-        )
-        .await;
-    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
-    let a = service
-        .call(
-            Method::PUT,
-            "/v1/admin/job-definitions/Attack",
-            Some(ADMIN),
-            Some(&json!({"jobType": "Execution", "connection": "attack-erp",
-                         "integrationProcessor": "webhook",
-                         "parameters": [{"name": "OrderNumber", "valueType": "String", "defaultValue": "", "prompt": "Order Number"}],
-                         "retry": {"maxAttempts": attempts, "initialBackoffMs": 10, "maxBackoffMs": 20},
-                         "enabled": false})),
-        )
-        .await;
-    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    put_job(
+        service,
+        "Attack",
+        "webhook",
+        json!({"baseUrl": base, "allowedHosts": [base],
+               "settings": {"path": "/cancel"}, "secrets": {"signingKey": TOKEN}}),
+        attempts,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,10 +4,10 @@ use sqlx::{Row, SqliteConnection};
 use time::Date;
 use time::macros::format_description;
 
-use super::{Store, StoreError, from_json, now_ms, to_json};
+use super::{Store, StoreError, StoredName, from_json, from_stored_name, now_ms, to_json};
 use crate::domain::{
-    Allocation, AllocationKind, AllocationState, Approval, ApprovalState, Currency, Line, LineKind,
-    LineState, Order, Payment, Tracking,
+    Allocation, AllocationState, Approval, ApprovalState, Currency, Line, LineKind, LineState,
+    Order, Payment, Tracking,
 };
 
 /// Whether `put_order` created the order or replaced one.
@@ -204,7 +204,7 @@ pub(super) async fn write_order(
         .bind(allocation.line_number)
         .bind(&allocation.warehouse)
         .bind(allocation.quantity)
-        .bind(allocation_kind_str(&allocation.kind))
+        .bind(allocation.kind.name())
         .bind(match allocation.state {
             AllocationState::Allocated => "allocated",
             AllocationState::Released => "released",
@@ -385,11 +385,7 @@ pub(super) fn order_from_row(row: &impl OrderRow) -> Result<Order, StoreError> {
             line_number,
             warehouse,
             quantity,
-            kind: match kind.as_str() {
-                "existing" => AllocationKind::Existing,
-                "expected" => AllocationKind::Expected,
-                other => return Err(corrupt("allocation kind", other)),
-            },
+            kind: from_stored_name(&kind).ok_or_else(|| corrupt("allocation kind", &kind))?,
             state: match state.as_str() {
                 "allocated" => AllocationState::Allocated,
                 "released" => AllocationState::Released,
@@ -433,13 +429,5 @@ pub(crate) fn parse_approval(s: &str) -> Option<ApprovalState> {
         "rejected" => Some(ApprovalState::Rejected),
         "cancelled" => Some(ApprovalState::Cancelled),
         _ => None,
-    }
-}
-
-/// The API and database name of an allocation kind.
-pub(crate) fn allocation_kind_str(kind: &AllocationKind) -> &'static str {
-    match kind {
-        AllocationKind::Existing => "existing",
-        AllocationKind::Expected => "expected",
     }
 }
