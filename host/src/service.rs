@@ -34,6 +34,10 @@ pub struct ServiceConfig {
     pub admin_token: Option<String>,
     /// SQLite `synchronous` setting.
     pub durability: Durability,
+    /// PostgreSQL instead of the data directory's SQLite file
+    /// (`--database-url`, `RESCIND_DATABASE_URL`): the store several
+    /// replicas share.
+    pub database_url: Option<String>,
     /// Where the key sealing connection secrets comes from
     /// (`RESCIND_SECRETS_KEY`, or the data directory's key file).
     pub secrets_key: SecretsKeySource,
@@ -56,6 +60,10 @@ impl std::fmt::Debug for ServiceConfig {
                 &self.admin_token.as_ref().map(|_| "<redacted>"),
             )
             .field("durability", &self.durability)
+            .field(
+                "database_url",
+                &self.database_url.as_ref().map(|_| "<redacted>"),
+            )
             .field("secrets_key", &self.secrets_key)
             .field("workers", &self.workers)
             .field("plugins", &self.plugins)
@@ -72,6 +80,7 @@ impl ServiceConfig {
             data_dir: data_dir.into(),
             admin_token: None,
             durability: Durability::Normal,
+            database_url: None,
             secrets_key: SecretsKeySource::KeyFile,
             workers: Some(WorkerConfig::default()),
             plugins: PluginsConfig::default(),
@@ -158,9 +167,14 @@ pub async fn start(config: ServiceConfig) -> anyhow::Result<RunningService> {
     let mut options = StoreOptions::new(&config.data_dir);
     options.durability = config.durability;
     options.secrets_key = config.secrets_key.clone();
-    let store = Store::open(&options)
-        .await
-        .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
+    options.database_url = config.database_url.clone();
+    let store = Store::open(&options).await.with_context(|| {
+        if config.database_url.is_some() {
+            "opening the store in PostgreSQL".to_owned()
+        } else {
+            format!("opening the store in {}", config.data_dir.display())
+        }
+    })?;
     let admin_token = match (&config.admin_token, config.demo) {
         (Some(token), _) => Some(token.clone()),
         (None, true) => Some(api::new_token()),
@@ -209,6 +223,9 @@ pub async fn start(config: ServiceConfig) -> anyhow::Result<RunningService> {
             Arc::clone(&state.job_wakeup),
             worker_config,
         );
+        // Jobs committed by other replicas sharing the store wake these
+        // workers too.
+        state.store.wake_on_new_jobs(Arc::clone(&state.job_wakeup));
         state.readiness.set_workers_running(true);
         pool
     });

@@ -351,17 +351,17 @@ const OLD_MIGRATIONS: [(i64, &str, &str); 3] = [
     (
         1,
         "init",
-        include_str!("../../host/migrations/0001_init.sql"),
+        include_str!("../../host/migrations/sqlite/0001_init.sql"),
     ),
     (
         2,
         "connection egress",
-        include_str!("../../host/migrations/0002_connection_egress.sql"),
+        include_str!("../../host/migrations/sqlite/0002_connection_egress.sql"),
     ),
     (
         3,
         "job definition applies to",
-        include_str!("../../host/migrations/0003_job_definition_applies_to.sql"),
+        include_str!("../../host/migrations/sqlite/0003_job_definition_applies_to.sql"),
     ),
 ];
 

@@ -1,4 +1,9 @@
-//! Integration tests: one binary.
+//! Integration tests: one binary, on the embedded SQLite store (the
+//! binary `postgres` runs the service, job and hot-load tests again on
+//! PostgreSQL).
+
+/// The store of this binary's test services.
+const BACKEND: service::Backend = service::Backend::Sqlite;
 
 mod adapter_aaas;
 mod adapter_figures;

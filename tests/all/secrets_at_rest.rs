@@ -247,7 +247,7 @@ async fn a_value_moved_to_another_row_does_not_open() {
 /// sealed secrets) to a new database in `dir`, the way that version did.
 async fn older_data_dir(dir: &Path) {
     let migrations = tempfile::tempdir().unwrap();
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../host/migrations");
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../host/migrations/sqlite");
     let mut copied = 0;
     for entry in std::fs::read_dir(&source).unwrap() {
         let entry = entry.unwrap();

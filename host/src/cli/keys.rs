@@ -34,6 +34,11 @@ pub struct CreateArgs {
     /// The data directory of the (stopped) host.
     #[arg(long, env = "RESCIND_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
+    /// The PostgreSQL store the replicas share (as `rescind serve
+    /// --database-url`): the key is created there, and every replica
+    /// accepts it on its next request.
+    #[arg(long, env = "RESCIND_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
     /// What to call the key (`ci`, `storefront`).
     #[arg(long)]
     pub name: String,
@@ -89,16 +94,15 @@ fn create(args: CreateArgs) -> Exit {
         }
     };
     let data_dir = args.data_dir;
+    let mut options = StoreOptions::new(&data_dir);
+    options.database_url = args.database_url.filter(|url| !url.is_empty());
     let created = runtime.block_on(async {
-        let store =
-            Store::open(&StoreOptions::new(&data_dir))
-                .await
-                .map_err(|error| match error {
-                    // Its own words say what to do.
-                    StoreError::DataDirInUse { .. } => anyhow::Error::new(error),
-                    other => anyhow::Error::new(other)
-                        .context(format!("opening the store in {}", data_dir.display())),
-                })?;
+        let store = Store::open(&options).await.map_err(|error| match error {
+            // Its own words say what to do.
+            StoreError::DataDirInUse { .. } => anyhow::Error::new(error),
+            other => anyhow::Error::new(other)
+                .context(format!("opening the store in {}", data_dir.display())),
+        })?;
         let result = async {
             let created = keys::create_key(&store, new, &AuditActor::CommandLine).await?;
             store

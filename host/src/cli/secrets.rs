@@ -34,6 +34,10 @@ pub struct RotateKeyArgs {
     /// The stopped host's data directory.
     #[arg(long, default_value = "data", env = "RESCIND_DATA_DIR")]
     pub data_dir: PathBuf,
+    /// The PostgreSQL store (as `rescind serve --database-url`). Stop every
+    /// replica first and start them again with the new key.
+    #[arg(long, env = "RESCIND_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
 }
 
 /// Runs a secrets subcommand; the answer is the exit status.
@@ -60,6 +64,7 @@ pub fn run(args: SecretsArgs) -> Exit {
 async fn rotate_key(args: &RotateKeyArgs) -> anyhow::Result<String> {
     let mut options = StoreOptions::new(&args.data_dir);
     options.secrets_key = key_source_from_env("RESCIND_SECRETS_KEY")?;
+    options.database_url = args.database_url.clone().filter(|url| !url.is_empty());
     let new_key = match key_source_from_env("RESCIND_NEW_SECRETS_KEY")? {
         SecretsKeySource::Given(key) => Some(key),
         SecretsKeySource::KeyFile => None,

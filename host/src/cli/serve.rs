@@ -34,6 +34,14 @@ pub struct ServeArgs {
     /// loopback; prints an admin token.
     #[arg(long)]
     pub demo: bool,
+    /// Keep the store in PostgreSQL (`postgres://user:password@host:5432/db`)
+    /// instead of the data directory's SQLite file: several replicas, each
+    /// with a data directory of its own, share one database. The data
+    /// directory still holds the plugins, their compile cache and the
+    /// secrets key file (give every replica the same key, e.g. in
+    /// `RESCIND_SECRETS_KEY`).
+    #[arg(long, env = "RESCIND_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
     /// `normal` (WAL, safe against a killed process; a power loss may lose
     /// the last commits) or `full` (every commit on disk before it is
     /// answered).
@@ -112,6 +120,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .ok()
         .filter(|t| !t.is_empty());
     config.durability = args.durability;
+    config.database_url = args.database_url.clone().filter(|url| !url.is_empty());
     config.secrets_key = super::secrets::key_source_from_env("RESCIND_SECRETS_KEY")?;
     config.demo = args.demo;
     config.plugins.watch_dir = args.plugins_dir.clone();
@@ -132,10 +141,21 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     });
     let running = service::start(config).await?;
     let base = format!("http://{}", running.addr);
-    println!(
-        "rescind listening on {base} (data in {})",
-        data_dir.display()
-    );
+    if args
+        .database_url
+        .as_deref()
+        .is_some_and(|url| !url.is_empty())
+    {
+        println!(
+            "rescind listening on {base} (store in PostgreSQL, data in {})",
+            data_dir.display()
+        );
+    } else {
+        println!(
+            "rescind listening on {base} (data in {})",
+            data_dir.display()
+        );
+    }
     if args.demo {
         let token = running.admin_token.clone().unwrap_or_default();
         println!(

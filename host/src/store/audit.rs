@@ -1,14 +1,12 @@
 //! The audit log of admin writes: appended to, read newest first.
 
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
-
+use super::db::{StoreRow, on};
 use super::{AdminWrite, AuditActor, AuditLogEntry, Store, StoreError, now_ms};
 
-fn entry(row: &SqliteRow) -> Result<AuditLogEntry, StoreError> {
-    let actor: String = row.get("actor");
-    let key_id: Option<String> = row.get("key_id");
-    let key_name: Option<String> = row.get("key_name");
+fn entry(row: &impl StoreRow) -> Result<AuditLogEntry, StoreError> {
+    let actor = row.text("actor")?;
+    let key_id = row.opt_text("key_id")?;
+    let key_name = row.opt_text("key_name")?;
     let actor = match (actor.as_str(), key_id, key_name) {
         ("admin-token", _, _) => AuditActor::AdminToken,
         ("command-line", _, _) => AuditActor::CommandLine,
@@ -20,18 +18,16 @@ fn entry(row: &SqliteRow) -> Result<AuditLogEntry, StoreError> {
             )));
         }
     };
-    let status: i64 = row.get("status");
     Ok(AuditLogEntry {
-        id: row.get("id"),
-        at_ms: row.get("at"),
+        id: row.int("id")?,
+        at_ms: row.int("at")?,
         write: AdminWrite {
             actor,
-            method: row.get("method"),
-            path: row.get("path"),
-            status: u16::try_from(status)
-                .map_err(|_| StoreError::Corrupt(format!("audit status {status}")))?,
-            summary: row.get("summary"),
-            request_id: row.get("request_id"),
+            method: row.text("method")?,
+            path: row.text("path")?,
+            status: row.count("status")?,
+            summary: row.text("summary")?,
+            request_id: row.opt_text("request_id")?,
         },
     })
 }
@@ -47,10 +43,10 @@ impl Store {
             AuditActor::PluginsFolder => ("plugins-folder", None, None),
         };
         let mut tx = self.write().await?;
-        let id = sqlx::query(
+        let id: i64 = on!(&mut tx, |tx| sqlx::query_scalar(
             "INSERT INTO audit_log (at, actor, key_id, key_name, method, path, status, summary,
                  request_id)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
         )
         .bind(now_ms())
         .bind(actor)
@@ -61,9 +57,8 @@ impl Store {
         .bind(i64::from(write.status))
         .bind(&write.summary)
         .bind(&write.request_id)
-        .execute(&mut *tx)
-        .await?
-        .last_insert_rowid();
+        .fetch_one(&mut **tx)
+        .await?);
         tx.commit().await?;
         Ok(id)
     }
@@ -76,14 +71,16 @@ impl Store {
         before: Option<i64>,
         limit: u32,
     ) -> Result<Vec<AuditLogEntry>, StoreError> {
-        let rows = sqlx::query(
+        on!(&self.reader, |pool| sqlx::query(
             "SELECT id, at, actor, key_id, key_name, method, path, status, summary, request_id
-             FROM audit_log WHERE id < ? ORDER BY id DESC LIMIT ?",
+             FROM audit_log WHERE id < $1 ORDER BY id DESC LIMIT $2",
         )
         .bind(before.unwrap_or(i64::MAX))
         .bind(i64::from(limit))
-        .fetch_all(&self.reader)
-        .await?;
-        rows.iter().map(entry).collect()
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(entry)
+        .collect())
     }
 }

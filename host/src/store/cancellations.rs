@@ -5,17 +5,23 @@
 
 use std::time::Duration;
 
-use sqlx::Row;
 use time::Date;
 
-use super::jobs::jobs_of_cancellation;
+use std::collections::BTreeMap;
+
+use super::config::ConfigSnapshot;
+use super::db::{StoreRow, on};
+use super::jobs::{jobs_of_cancellation, new_job};
 use super::orders::format_date;
 use super::{
     AllocationRecord, BankDetailsRecord, CancellationRecord, CancelledLineKind,
     CancelledLineRecord, Job, JobDefinition, RefundRecord, Store, StoreError, TrackingRecord,
     WarningRecord, from_json, now_ms,
 };
-use crate::domain::{Actor, CancelRequest, CancellationPlan, LineKind, Order, Refusal};
+use crate::domain::{
+    self, Actor, AllocationState, CancelRequest, CancellationPlan, LineKind, LineState, Order,
+    Refusal,
+};
 
 /// The warning code of a cancellation that no job definition will tell
 /// an ERP about: none is enabled, or none of the enabled ones applies to a
@@ -104,38 +110,45 @@ impl Store {
         let now = now_ms();
         let hold = now + IDEMPOTENCY_HOLD.as_millis() as i64;
         let mut tx = self.write().await?;
-        let row = sqlx::query(
+        let row = on!(&mut tx, |tx| sqlx::query(
             "SELECT request_sha256, state, cancellation_id, expires_at
-             FROM idempotency_keys WHERE scope = ? AND key = ?",
+             FROM idempotency_keys WHERE scope = $1 AND key = $2",
         )
         .bind(scope)
         .bind(key)
-        .fetch_optional(&mut *tx)
-        .await?;
+        .fetch_optional(&mut **tx)
+        .await?
+        .map(|row| -> Result<_, StoreError> {
+            Ok((
+                row.text("request_sha256")?,
+                row.text("state")?,
+                row.opt_text("cancellation_id")?,
+                row.int("expires_at")?,
+            ))
+        })
+        .transpose()?);
         let claim = match row {
             None => {
-                sqlx::query(
+                on!(&mut tx, |tx| sqlx::query(
                     "INSERT INTO idempotency_keys
                         (scope, key, request_sha256, state, expires_at, created_at)
-                     VALUES (?, ?, ?, 'in-progress', ?, ?)",
+                     VALUES ($1, $2, $3, 'in-progress', $4, $5)",
                 )
                 .bind(scope)
                 .bind(key)
                 .bind(request_sha256)
                 .bind(hold)
                 .bind(now)
-                .execute(&mut *tx)
-                .await?;
+                .execute(&mut **tx)
+                .await
+                .map(drop)?);
                 IdempotencyClaim::Proceed
             }
-            Some(row) => {
-                let stored: String = row.get("request_sha256");
-                let state: String = row.get("state");
-                let expires_at: i64 = row.get("expires_at");
+            Some((stored, state, cancellation_id, expires_at)) => {
                 if stored != request_sha256 {
                     IdempotencyClaim::Reused
                 } else if state == "done" {
-                    match row.get::<Option<String>, _>("cancellation_id") {
+                    match cancellation_id {
                         Some(cancellation_id) => IdempotencyClaim::Replay { cancellation_id },
                         None => {
                             return Err(StoreError::Corrupt(format!(
@@ -146,14 +159,15 @@ impl Store {
                 } else if expires_at > now {
                     IdempotencyClaim::InProgress
                 } else {
-                    sqlx::query(
-                        "UPDATE idempotency_keys SET expires_at = ? WHERE scope = ? AND key = ?",
+                    on!(&mut tx, |tx| sqlx::query(
+                        "UPDATE idempotency_keys SET expires_at = $1 WHERE scope = $2 AND key = $3",
                     )
                     .bind(hold)
                     .bind(scope)
                     .bind(key)
-                    .execute(&mut *tx)
-                    .await?;
+                    .execute(&mut **tx)
+                    .await
+                    .map(drop)?);
                     IdempotencyClaim::Proceed
                 }
             }
@@ -166,13 +180,14 @@ impl Store {
     /// nothing of it remains (docs/api.md: a refused request changes nothing).
     pub async fn release_idempotency_key(&self, scope: &str, key: &str) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
-        sqlx::query(
-            "DELETE FROM idempotency_keys WHERE scope = ? AND key = ? AND state = 'in-progress'",
+        on!(&mut tx, |tx| sqlx::query(
+            "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND state = 'in-progress'",
         )
         .bind(scope)
         .bind(key)
-        .execute(&mut *tx)
-        .await?;
+        .execute(&mut **tx)
+        .await
+        .map(drop)?);
         tx.commit().await?;
         Ok(())
     }
@@ -181,18 +196,23 @@ impl Store {
     /// transaction, under the write lock, so that of two overlapping
     /// cancellations the second plans against the first's result.
     pub async fn cancel(&self, command: CancelCommand<'_>) -> Result<Committed, CancelError> {
-        self.cancellations.submit(command).await
+        match (&self.cancellations, &self.writer) {
+            (Some(batcher), _) => batcher.submit(command).await,
+            (None, super::db::Db::Postgres(pool)) => super::pg_cancel::cancel(pool, command).await,
+            (None, super::db::Db::Sqlite(_)) => Err(StoreError::Closed.into()),
+        }
     }
 
     /// A committed cancellation with its jobs as they are now.
     pub async fn cancellation(&self, id: &str) -> Result<Option<Committed>, StoreError> {
         let mut conn = self.reader.acquire().await?;
-        let Some(text) =
-            sqlx::query_scalar::<_, String>("SELECT record FROM cancellations WHERE id = ?")
-                .bind(id)
-                .fetch_optional(&mut *conn)
-                .await?
-        else {
+        let text: Option<String> = on!(&mut conn, |conn| sqlx::query_scalar(
+            "SELECT record FROM cancellations WHERE id = $1"
+        )
+        .bind(id)
+        .fetch_optional(&mut **conn)
+        .await?);
+        let Some(text) = text else {
             return Ok(None);
         };
         let record: CancellationRecord = from_json("cancellation", &text)?;
@@ -206,11 +226,12 @@ impl Store {
         &self,
         id: &str,
     ) -> Result<Option<CancellationRecord>, StoreError> {
-        let text: Option<String> =
-            sqlx::query_scalar("SELECT record FROM cancellations WHERE id = ?")
-                .bind(id)
-                .fetch_optional(&self.reader)
-                .await?;
+        let text: Option<String> = on!(&self.reader, |pool| sqlx::query_scalar(
+            "SELECT record FROM cancellations WHERE id = $1"
+        )
+        .bind(id)
+        .fetch_optional(pool)
+        .await?);
         text.map(|t| from_json("cancellation", &t)).transpose()
     }
 
@@ -219,15 +240,150 @@ impl Store {
         &self,
         order_number: &str,
     ) -> Result<Option<CancellationRecord>, StoreError> {
-        let text: Option<String> = sqlx::query_scalar(
-            "SELECT record FROM cancellations WHERE order_number = ?
-             ORDER BY created_at DESC, rowid DESC LIMIT 1",
-        )
-        .bind(order_number)
-        .fetch_optional(&self.reader)
-        .await?;
+        let text: Option<String> =
+            on!(&self.reader, |pool| sqlx::query_scalar(LATEST_CANCELLATION)
+                .bind(order_number)
+                .fetch_optional(pool)
+                .await?);
         text.map(|t| from_json("cancellation", &t)).transpose()
     }
+}
+
+/// The record of an order's newest cancellation. Ids are time-ordered, so
+/// they break a tie between two committed in the same millisecond.
+pub(super) const LATEST_CANCELLATION: &str = "SELECT record FROM cancellations
+    WHERE order_number = $1 ORDER BY created_at DESC, id DESC LIMIT 1";
+
+/// A cancellation planned against its order, ready to be written.
+pub(super) struct Planned {
+    /// The order as the cancellation leaves it.
+    pub after: Order,
+    /// The cancellation and its queued jobs.
+    pub committed: Committed,
+}
+
+/// Plans a cancellation of `order` under `config`: the cancel rules'
+/// verdict, the record, and a job for every enabled definition that applies
+/// to it. Pure: the caller reads the order and the configuration inside its
+/// transaction and writes what this answers.
+pub(super) fn plan(
+    config: &ConfigSnapshot,
+    order: &Order,
+    actor: &Actor,
+    request: &CancelRequest,
+    today: Date,
+    now: i64,
+) -> Result<Planned, Refusal> {
+    // An unconfigured website keeps the InsiteCommerce default: off.
+    let website = config
+        .websites
+        .get(&order.website)
+        .copied()
+        .unwrap_or_default();
+    let plan = domain::plan_cancellation(order, &config.settings, &website, actor, request, today)?;
+    let after = plan.apply(order);
+    // Only the definitions that apply to this cancellation make a job: a
+    // partial one never reaches a whole-order ERP bound as "full".
+    let applicable: Vec<&JobDefinition> = config
+        .definitions
+        .iter()
+        .filter(|definition| definition.applies_to.applies(plan.full))
+        .collect();
+    let record = cancellation_record(order, &plan, now, &config.definitions, applicable.len());
+    let jobs = applicable
+        .into_iter()
+        .map(|definition| {
+            let mut parameters: BTreeMap<String, String> = definition
+                .parameters
+                .iter()
+                .map(|p| (p.name.clone(), p.default_value.clone()))
+                .collect();
+            parameters.insert("OrderNumber".to_owned(), order.number.clone());
+            new_job(definition, &order.number, Some(&record.id), parameters, now)
+        })
+        .collect();
+    Ok(Planned {
+        after,
+        committed: Committed { record, jobs },
+    })
+}
+
+/// The rows of its order a cancellation changes, by key. Positions line up
+/// because `apply` keeps the order's shape.
+#[derive(Debug, Default)]
+pub(super) struct RowChanges {
+    /// Lines newly cancelled, by number.
+    pub cancelled_lines: Vec<i64>,
+    /// Payments voided or refunded: position, voided and refunded amounts.
+    pub payments: Vec<(i64, i64, i64)>,
+    /// Allocations released, by position.
+    pub released_allocations: Vec<i64>,
+}
+
+impl RowChanges {
+    /// What differs between the order before and after the cancellation.
+    pub(super) fn between(before: &Order, after: &Order) -> RowChanges {
+        let cancelled_lines = after
+            .lines
+            .iter()
+            .filter(|line| {
+                line.state == LineState::Cancelled
+                    && before
+                        .lines
+                        .iter()
+                        .any(|l| l.number == line.number && l.state != LineState::Cancelled)
+            })
+            .map(|line| i64::from(line.number))
+            .collect();
+        let payments = before
+            .payments
+            .iter()
+            .zip(&after.payments)
+            .enumerate()
+            .filter(|(_, (was, now))| {
+                was.voided_minor != now.voided_minor || was.refunded_minor != now.refunded_minor
+            })
+            .map(|(position, (_, now))| (position as i64, now.voided_minor, now.refunded_minor))
+            .collect();
+        let released_allocations = before
+            .allocations
+            .iter()
+            .zip(&after.allocations)
+            .enumerate()
+            .filter(|(_, (was, now))| {
+                was.state != now.state && now.state == AllocationState::Released
+            })
+            .map(|(position, _)| position as i64)
+            .collect();
+        RowChanges {
+            cancelled_lines,
+            payments,
+            released_allocations,
+        }
+    }
+}
+
+/// The statements of a cancellation's writes, the same text for SQLite's
+/// cancellation writer and for PostgreSQL.
+pub(super) mod sql {
+    /// The order's status and approval state.
+    pub const UPDATE_ORDER: &str = "UPDATE orders SET status = $1, approval_state = $2,
+        updated_at = $3 WHERE number = $4";
+    /// A line newly cancelled.
+    pub const CANCEL_LINE: &str = "UPDATE order_lines SET state = 'cancelled'
+        WHERE order_number = $1 AND line_number = $2";
+    /// A payment's voided and refunded amounts.
+    pub const UPDATE_PAYMENT: &str = "UPDATE payments SET voided_minor = $1, refunded_minor = $2
+        WHERE order_number = $3 AND position = $4";
+    /// An allocation released.
+    pub const RELEASE_ALLOCATION: &str = "UPDATE allocations SET state = 'released'
+        WHERE order_number = $1 AND position = $2";
+    /// The cancellation's record.
+    pub const INSERT_CANCELLATION: &str = "INSERT INTO cancellations
+        (id, order_number, customer_number, record, created_at) VALUES ($1, $2, $3, $4, $5)";
+    /// The `Idempotency-Key` of the request, now answered by the cancellation.
+    pub const COMPLETE_IDEMPOTENCY_KEY: &str = "UPDATE idempotency_keys
+        SET state = 'done', cancellation_id = $1 WHERE scope = $2 AND key = $3";
 }
 
 /// The cancellation's record as it is stored and answered. `enabled` are

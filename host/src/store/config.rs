@@ -4,8 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use sqlx::{Row, SqliteConnection};
-
+use super::db::{Db, Link, StoreRow, Tx, WRITE_LOCK_CONFIG, on};
 use super::{
     AppliesTo, Connection, JobDefinition, JobParameter, RetryPolicy, Store, StoreError, from_json,
     now_ms, secrets, to_json,
@@ -104,24 +103,69 @@ pub(super) fn config_snapshot(
     Ok(snapshot)
 }
 
+/// The configuration a cancellation reads, inside its transaction (the
+/// PostgreSQL store: no cache, since another replica may have changed it;
+/// the transaction holds [`WRITE_LOCK_CONFIG`] shared, so no configuration
+/// write commits halfway through these reads).
+pub(super) async fn load_snapshot(mut link: Link<'_>) -> Result<ConfigSnapshot, StoreError> {
+    let settings = load_settings(link.reborrow()).await?;
+    let websites = on!(&mut link, |c| sqlx::query(
+        "SELECT name, allow_cancellation_request FROM websites"
+    )
+    .fetch_all(&mut **c)
+    .await?
+    .iter()
+    .map(|row| -> Result<_, StoreError> {
+        Ok((
+            row.text("name")?,
+            WebsiteSettings {
+                allow_cancellation_request: row.flag("allow_cancellation_request")?,
+            },
+        ))
+    })
+    .collect::<Result<HashMap<_, _>, _>>()?);
+    let definitions = on!(&mut link, |c| sqlx::query(&format!(
+        "{DEFINITION_SELECT} WHERE enabled = TRUE ORDER BY name"
+    ))
+    .fetch_all(&mut **c)
+    .await?
+    .iter()
+    .map(definition_from_row)
+    .collect::<Result<Vec<_>, _>>()?);
+    Ok(ConfigSnapshot {
+        settings,
+        websites,
+        definitions,
+    })
+}
+
 impl Store {
-    /// Empties the cache; called inside every configuration write, before
-    /// its commit.
-    fn invalidate_config(&self) {
+    /// Marks the configuration changed; called inside every configuration
+    /// write, before its commit. The cache is emptied, and on PostgreSQL
+    /// the write waits for the cancellations reading the configuration
+    /// just now (they hold [`WRITE_LOCK_CONFIG`] shared) and keeps new ones
+    /// out until it commits.
+    async fn config_written(&self, tx: &mut Tx) -> Result<(), StoreError> {
+        if let Db::Postgres(tx) = tx {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(WRITE_LOCK_CONFIG)
+                .execute(&mut **tx)
+                .await?;
+        }
         *self.config.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        Ok(())
     }
 
     /// The cancel settings with the status mappings.
     pub async fn settings(&self) -> Result<Settings, StoreError> {
-        let mut conn = self.reader.acquire().await?;
-        load_settings(&mut conn).await
+        load_settings(self.reader.acquire().await?.link()).await
     }
 
     /// Replaces the status mappings.
     pub async fn put_status_mappings(&self, mappings: &[StatusMapping]) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
-        write_mappings(&mut tx, mappings).await?;
-        self.invalidate_config();
+        write_mappings(tx.link(), mappings).await?;
+        self.config_written(&mut tx).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -133,8 +177,8 @@ impl Store {
         cancelled_status: &str,
     ) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
-        write_cancel_settings(&mut tx, cancellable_statuses, cancelled_status).await?;
-        self.invalidate_config();
+        write_cancel_settings(tx.link(), cancellable_statuses, cancelled_status).await?;
+        self.config_written(&mut tx).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -142,22 +186,21 @@ impl Store {
     /// Replaces mappings and settings at once (presets).
     pub async fn put_settings(&self, settings: &Settings) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
-        write_mappings(&mut tx, &settings.status_mappings).await?;
+        write_mappings(tx.link(), &settings.status_mappings).await?;
         write_cancel_settings(
-            &mut tx,
+            tx.link(),
             &settings.cancellable_statuses,
             &settings.cancelled_status,
         )
         .await?;
-        self.invalidate_config();
+        self.config_written(&mut tx).await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// A website's settings; none when the website was never configured.
     pub async fn website(&self, name: &str) -> Result<Option<WebsiteSettings>, StoreError> {
-        let mut conn = self.reader.acquire().await?;
-        load_website(&mut conn, name).await
+        load_website(self.reader.acquire().await?.link(), name).await
     }
 
     /// Creates or replaces a website's settings.
@@ -167,16 +210,17 @@ impl Store {
         website: &WebsiteSettings,
     ) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
-        sqlx::query(
-            "INSERT INTO websites (name, allow_cancellation_request) VALUES (?, ?)
+        on!(&mut tx, |tx| sqlx::query(
+            "INSERT INTO websites (name, allow_cancellation_request) VALUES ($1, $2)
              ON CONFLICT (name) DO UPDATE SET
                 allow_cancellation_request = excluded.allow_cancellation_request",
         )
         .bind(name)
         .bind(website.allow_cancellation_request)
-        .execute(&mut *tx)
-        .await?;
-        self.invalidate_config();
+        .execute(&mut **tx)
+        .await
+        .map(drop)?);
+        self.config_written(&mut tx).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -186,27 +230,31 @@ impl Store {
     /// under the key is [`crate::store::SecretsError::Undecryptable`].
     pub async fn connection(&self, name: &str) -> Result<Option<Connection>, StoreError> {
         let mut conn = self.reader.acquire().await?;
-        let row = sqlx::query(
+        let connection = on!(&mut conn, |c| sqlx::query(
             "SELECT name, base_url, allowed_hosts, allow_private_network, ca_certificates,
                     settings
-             FROM connections WHERE name = ?",
+             FROM connections WHERE name = $1",
         )
         .bind(name)
-        .fetch_optional(&mut *conn)
-        .await?;
-        let Some(row) = row else {
+        .fetch_optional(&mut **c)
+        .await?
+        .map(|row| -> Result<_, StoreError> {
+            Ok(Connection {
+                name: row.text("name")?,
+                base_url: row.text("base_url")?,
+                allowed_hosts: from_json("allowedHosts", &row.text("allowed_hosts")?)?,
+                allow_private_network: row.flag("allow_private_network")?,
+                ca_certificates: row.opt_text("ca_certificates")?,
+                settings: from_json("settings", &row.text("settings")?)?,
+                secrets: Default::default(),
+            })
+        })
+        .transpose()?);
+        let Some(mut connection) = connection else {
             return Ok(None);
         };
-        let secrets = secrets::load(&mut conn, &self.secrets_cipher(), name).await?;
-        Ok(Some(Connection {
-            name: row.get("name"),
-            base_url: row.get("base_url"),
-            allowed_hosts: from_json("allowedHosts", row.get("allowed_hosts"))?,
-            allow_private_network: row.get("allow_private_network"),
-            ca_certificates: row.get("ca_certificates"),
-            settings: from_json("settings", row.get("settings"))?,
-            secrets,
-        }))
+        connection.secrets = secrets::load(conn.link(), &self.secrets_cipher(), name).await?;
+        Ok(Some(connection))
     }
 
     /// Creates or replaces a connection, its secrets sealed. With
@@ -218,10 +266,10 @@ impl Store {
         keep_secrets: bool,
     ) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
-        sqlx::query(
+        on!(&mut tx, |tx| sqlx::query(
             "INSERT INTO connections (name, base_url, allowed_hosts, allow_private_network,
                  ca_certificates, settings, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT (name) DO UPDATE SET base_url = excluded.base_url,
                 allowed_hosts = excluded.allowed_hosts,
                 allow_private_network = excluded.allow_private_network,
@@ -235,11 +283,12 @@ impl Store {
         .bind(&connection.ca_certificates)
         .bind(to_json(&connection.settings))
         .bind(now_ms())
-        .execute(&mut *tx)
-        .await?;
+        .execute(&mut **tx)
+        .await
+        .map(drop)?);
         if !keep_secrets {
             secrets::replace(
-                &mut tx,
+                tx.link(),
                 &self.secrets_cipher(),
                 &connection.name,
                 &connection.secrets,
@@ -252,22 +301,24 @@ impl Store {
 
     /// A job definition.
     pub async fn job_definition(&self, name: &str) -> Result<Option<JobDefinition>, StoreError> {
-        let mut conn = self.reader.acquire().await?;
-        let row = sqlx::query(&format!("{DEFINITION_SELECT} WHERE name = ?"))
-            .bind(name)
-            .fetch_optional(&mut *conn)
-            .await?;
-        row.map(|row| definition_from_row(&row)).transpose()
+        on!(&self.reader, |pool| sqlx::query(&format!(
+            "{DEFINITION_SELECT} WHERE name = $1"
+        ))
+        .bind(name)
+        .fetch_optional(pool)
+        .await?
+        .map(|row| definition_from_row(&row))
+        .transpose())
     }
 
     /// Creates or replaces a job definition.
     pub async fn put_job_definition(&self, definition: &JobDefinition) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
-        sqlx::query(
+        on!(&mut tx, |tx| sqlx::query(
             "INSERT INTO job_definitions (name, job_type, connection, preprocessor,
                  integration_processor, post_processor, parameters, max_attempts,
                  initial_backoff_ms, max_backoff_ms, enabled, applies_to, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
              ON CONFLICT (name) DO UPDATE SET job_type = excluded.job_type,
                 connection = excluded.connection, preprocessor = excluded.preprocessor,
                 integration_processor = excluded.integration_processor,
@@ -284,15 +335,16 @@ impl Store {
         .bind(&definition.integration_processor)
         .bind(&definition.post_processor)
         .bind(to_json(&definition.parameters))
-        .bind(definition.retry.max_attempts)
+        .bind(i64::from(definition.retry.max_attempts))
         .bind(clamp_ms(definition.retry.initial_backoff_ms))
         .bind(clamp_ms(definition.retry.max_backoff_ms))
         .bind(definition.enabled)
         .bind(definition.applies_to.as_str())
         .bind(now_ms())
-        .execute(&mut *tx)
-        .await?;
-        self.invalidate_config();
+        .execute(&mut **tx)
+        .await
+        .map(drop)?);
+        self.config_written(&mut tx).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -352,98 +404,107 @@ impl DefinitionFields {
     }
 }
 
-/// A job definition read back through the reader pool.
-pub(super) fn definition_from_row(
-    row: &sqlx::sqlite::SqliteRow,
-) -> Result<JobDefinition, StoreError> {
+/// A job definition read back through sqlx.
+pub(super) fn definition_from_row(row: &impl StoreRow) -> Result<JobDefinition, StoreError> {
     DefinitionFields {
-        name: row.get("name"),
-        job_type: row.get("job_type"),
-        connection: row.get("connection"),
-        preprocessor: row.get("preprocessor"),
-        integration_processor: row.get("integration_processor"),
-        post_processor: row.get("post_processor"),
-        parameters: row.get("parameters"),
-        max_attempts: row.get("max_attempts"),
-        initial_backoff_ms: row.get("initial_backoff_ms"),
-        max_backoff_ms: row.get("max_backoff_ms"),
-        enabled: row.get("enabled"),
-        applies_to: row.get("applies_to"),
+        name: row.text("name")?,
+        job_type: row.text("job_type")?,
+        connection: row.text("connection")?,
+        preprocessor: row.opt_text("preprocessor")?,
+        integration_processor: row.text("integration_processor")?,
+        post_processor: row.opt_text("post_processor")?,
+        parameters: row.text("parameters")?,
+        max_attempts: row.count("max_attempts")?,
+        initial_backoff_ms: row.int("initial_backoff_ms")?,
+        max_backoff_ms: row.int("max_backoff_ms")?,
+        enabled: row.flag("enabled")?,
+        applies_to: row.text("applies_to")?,
     }
     .into_definition()
 }
 
 /// Reads the settings row and the mappings.
-pub(super) async fn load_settings(conn: &mut SqliteConnection) -> Result<Settings, StoreError> {
-    let row =
-        sqlx::query("SELECT cancellable_statuses, cancelled_status FROM settings WHERE id = 1")
-            .fetch_one(&mut *conn)
-            .await?;
-    let status_mappings = sqlx::query(
+pub(super) async fn load_settings(mut link: Link<'_>) -> Result<Settings, StoreError> {
+    let (cancellable_statuses, cancelled_status) = on!(&mut link, |c| {
+        let row =
+            sqlx::query("SELECT cancellable_statuses, cancelled_status FROM settings WHERE id = 1")
+                .fetch_one(&mut **c)
+                .await?;
+        (
+            row.text("cancellable_statuses")?,
+            row.text("cancelled_status")?,
+        )
+    });
+    let status_mappings = on!(&mut link, |c| sqlx::query(
         "SELECT erp_code, status, allow_cancellation FROM status_mappings ORDER BY position",
     )
-    .fetch_all(&mut *conn)
+    .fetch_all(&mut **c)
     .await?
-    .into_iter()
-    .map(|row| StatusMapping {
-        erp_code: row.get("erp_code"),
-        status: row.get("status"),
-        allow_cancellation: row.get("allow_cancellation"),
+    .iter()
+    .map(|row| -> Result<_, StoreError> {
+        Ok(StatusMapping {
+            erp_code: row.text("erp_code")?,
+            status: row.text("status")?,
+            allow_cancellation: row.flag("allow_cancellation")?,
+        })
     })
-    .collect();
+    .collect::<Result<Vec<_>, _>>()?);
     Ok(Settings {
         status_mappings,
-        cancellable_statuses: from_json("cancellableStatuses", row.get("cancellable_statuses"))?,
-        cancelled_status: row.get("cancelled_status"),
+        cancellable_statuses: from_json("cancellableStatuses", &cancellable_statuses)?,
+        cancelled_status,
     })
 }
 
 /// Reads a website's settings.
 pub(super) async fn load_website(
-    conn: &mut SqliteConnection,
+    mut link: Link<'_>,
     name: &str,
 ) -> Result<Option<WebsiteSettings>, StoreError> {
-    let allow: Option<bool> =
-        sqlx::query_scalar("SELECT allow_cancellation_request FROM websites WHERE name = ?")
-            .bind(name)
-            .fetch_optional(&mut *conn)
-            .await?;
+    let allow: Option<bool> = on!(&mut link, |c| sqlx::query_scalar(
+        "SELECT allow_cancellation_request FROM websites WHERE name = $1"
+    )
+    .bind(name)
+    .fetch_optional(&mut **c)
+    .await?);
     Ok(allow.map(|allow_cancellation_request| WebsiteSettings {
         allow_cancellation_request,
     }))
 }
 
-async fn write_mappings(
-    conn: &mut SqliteConnection,
-    mappings: &[StatusMapping],
-) -> Result<(), StoreError> {
-    sqlx::query("DELETE FROM status_mappings")
-        .execute(&mut *conn)
-        .await?;
+async fn write_mappings(mut link: Link<'_>, mappings: &[StatusMapping]) -> Result<(), StoreError> {
+    on!(&mut link, |c| sqlx::query("DELETE FROM status_mappings")
+        .execute(&mut **c)
+        .await
+        .map(drop)?);
     for (position, mapping) in mappings.iter().enumerate() {
-        sqlx::query(
+        on!(&mut link, |c| sqlx::query(
             "INSERT INTO status_mappings (position, erp_code, status, allow_cancellation)
-             VALUES (?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4)",
         )
         .bind(position as i64)
         .bind(&mapping.erp_code)
         .bind(&mapping.status)
         .bind(mapping.allow_cancellation)
-        .execute(&mut *conn)
-        .await?;
+        .execute(&mut **c)
+        .await
+        .map(drop)?);
     }
     Ok(())
 }
 
 async fn write_cancel_settings(
-    conn: &mut SqliteConnection,
+    mut link: Link<'_>,
     cancellable_statuses: &[String],
     cancelled_status: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE settings SET cancellable_statuses = ?, cancelled_status = ? WHERE id = 1")
-        .bind(to_json(&cancellable_statuses))
-        .bind(cancelled_status)
-        .execute(&mut *conn)
-        .await?;
+    on!(&mut link, |c| sqlx::query(
+        "UPDATE settings SET cancellable_statuses = $1, cancelled_status = $2 WHERE id = 1"
+    )
+    .bind(to_json(&cancellable_statuses))
+    .bind(cancelled_status)
+    .execute(&mut **c)
+    .await
+    .map(drop)?);
     Ok(())
 }

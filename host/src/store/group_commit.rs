@@ -25,7 +25,7 @@
 //! connections open their transactions with `BEGIN IMMEDIATE`, so SQLite's
 //! write lock serialises them (the busy timeout waits for the other).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -35,14 +35,12 @@ use rusqlite::{Connection, OpenFlags, params};
 use time::Date;
 use tokio::sync::{mpsc, oneshot};
 
-use super::cancellations::{CancelCommand, CancelError, Committed, cancellation_record};
+use super::cancellations::{CancelCommand, CancelError, Committed, Planned, RowChanges, plan, sql};
 use super::config::{ConfigCache, ConfigSnapshot, config_snapshot};
-use super::jobs::new_job;
+use super::jobs::INSERT_JOB;
 use super::orders::{LOAD_ORDERS, approval_str, order_from_row};
-use super::{
-    AUTOCHECKPOINT_PAGES, BUSY_TIMEOUT, Durability, Job, JobDefinition, StoreError, now_ms, to_json,
-};
-use crate::domain::{self, Actor, AllocationState, CancelRequest, LineState, Order, Refusal};
+use super::{AUTOCHECKPOINT_PAGES, BUSY_TIMEOUT, Durability, Job, StoreError, now_ms, to_json};
+use crate::domain::{Actor, CancelRequest, Order, Refusal};
 
 /// Most cancellations committed in one transaction.
 const MAX_GROUP: usize = 64;
@@ -345,59 +343,37 @@ impl Writer {
         let Some(order) = orders.get(&pending.order_number) else {
             return Ok(Err(Refusal::OrderNotFound.into()));
         };
-        // An unconfigured website keeps the InsiteCommerce default: off.
-        let website = config
-            .websites
-            .get(&order.website)
-            .copied()
-            .unwrap_or_default();
-        let plan = match domain::plan_cancellation(
+        let Planned { after, committed } = match plan(
+            config,
             order,
-            &config.settings,
-            &website,
             &pending.actor,
             &pending.request,
             pending.today,
+            now_ms(),
         ) {
-            Ok(plan) => plan,
+            Ok(planned) => planned,
             Err(refusal) => return Ok(Err(refusal.into())),
         };
-        let after = plan.apply(order);
-        let now = now_ms();
-        // Only the definitions that apply to this cancellation make a job:
-        // a partial one never reaches a whole-order ERP bound as "full".
-        let applicable: Vec<&JobDefinition> = config
-            .definitions
-            .iter()
-            .filter(|definition| definition.applies_to.applies(plan.full))
-            .collect();
-        let record = cancellation_record(order, &plan, now, &config.definitions, applicable.len());
-        let jobs: Vec<Job> = applicable
-            .into_iter()
-            .map(|definition| {
-                let mut parameters: BTreeMap<String, String> = definition
-                    .parameters
-                    .iter()
-                    .map(|p| (p.name.clone(), p.default_value.clone()))
-                    .collect();
-                parameters.insert("OrderNumber".to_owned(), order.number.clone());
-                new_job(definition, &order.number, Some(&record.id), parameters, now)
-            })
-            .collect();
         let idempotency = pending
             .idempotency
             .as_ref()
             .map(|(scope, key)| (scope.as_str(), key.as_str()));
-        write_cancellation(&self.connection, order, &after, &record, &jobs, idempotency)?;
+        write_cancellation(
+            &self.connection,
+            order,
+            &after,
+            &committed.record,
+            &committed.jobs,
+            idempotency,
+        )?;
         orders.insert(after.number.clone(), after);
-        Ok(Ok(Committed { record, jobs }))
+        Ok(Ok(committed))
     }
 }
 
 /// Every write of a cancellation: the order's status and approval, its
 /// newly cancelled lines, payment voids and refunds, released allocations,
-/// the cancellation, its outbox jobs and the idempotency record. Positions
-/// line up because `apply` keeps the order's shape.
+/// the cancellation, its outbox jobs and the idempotency record.
 fn write_cancellation(
     connection: &Connection,
     before: &Order,
@@ -409,65 +385,31 @@ fn write_cancellation(
     let number = after.number.as_str();
     let now = record.created_at_ms;
     connection
-        .prepare_cached(
-            "UPDATE orders SET status = ?1, approval_state = ?2, updated_at = ?3 WHERE number = ?4",
-        )?
+        .prepare_cached(sql::UPDATE_ORDER)?
         .execute(params![
             after.status,
             after.approval.as_ref().map(|a| approval_str(&a.state)),
             now,
             number
         ])?;
-    for line in &after.lines {
-        let newly_cancelled = line.state == LineState::Cancelled
-            && before
-                .lines
-                .iter()
-                .any(|l| l.number == line.number && l.state != LineState::Cancelled);
-        if newly_cancelled {
-            connection
-                .prepare_cached(
-                    "UPDATE order_lines SET state = 'cancelled'
-                      WHERE order_number = ?1 AND line_number = ?2",
-                )?
-                .execute(params![number, line.number])?;
-        }
+    let changes = RowChanges::between(before, after);
+    for line in changes.cancelled_lines {
+        connection
+            .prepare_cached(sql::CANCEL_LINE)?
+            .execute(params![number, line])?;
     }
-    for (position, (was, now)) in before.payments.iter().zip(&after.payments).enumerate() {
-        if was.voided_minor != now.voided_minor || was.refunded_minor != now.refunded_minor {
-            connection
-                .prepare_cached(
-                    "UPDATE payments SET voided_minor = ?1, refunded_minor = ?2
-                      WHERE order_number = ?3 AND position = ?4",
-                )?
-                .execute(params![
-                    now.voided_minor,
-                    now.refunded_minor,
-                    number,
-                    position as i64
-                ])?;
-        }
+    for (position, voided, refunded) in changes.payments {
+        connection
+            .prepare_cached(sql::UPDATE_PAYMENT)?
+            .execute(params![voided, refunded, number, position])?;
     }
-    for (position, (was, now)) in before
-        .allocations
-        .iter()
-        .zip(&after.allocations)
-        .enumerate()
-    {
-        if was.state != now.state && now.state == AllocationState::Released {
-            connection
-                .prepare_cached(
-                    "UPDATE allocations SET state = 'released'
-                      WHERE order_number = ?1 AND position = ?2",
-                )?
-                .execute(params![number, position as i64])?;
-        }
+    for position in changes.released_allocations {
+        connection
+            .prepare_cached(sql::RELEASE_ALLOCATION)?
+            .execute(params![number, position])?;
     }
     connection
-        .prepare_cached(
-            "INSERT INTO cancellations (id, order_number, customer_number, record, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?
+        .prepare_cached(sql::INSERT_CANCELLATION)?
         .execute(params![
             record.id,
             number,
@@ -476,32 +418,22 @@ fn write_cancellation(
             now
         ])?;
     for job in jobs {
-        connection
-            .prepare_cached(
-                "INSERT INTO jobs (id, definition, order_number, cancellation_id, request_id,
-                                   parameters, state, max_attempts, initial_backoff_ms,
-                                   max_backoff_ms, run_at, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?8, ?9, ?10, ?10, ?10)",
-            )?
-            .execute(params![
-                job.id,
-                job.definition,
-                number,
-                record.id,
-                job.request_id,
-                to_json(&job.parameters),
-                job.retry.max_attempts,
-                i64::try_from(job.retry.initial_backoff_ms).unwrap_or(i64::MAX),
-                i64::try_from(job.retry.max_backoff_ms).unwrap_or(i64::MAX),
-                now
-            ])?;
+        connection.prepare_cached(INSERT_JOB)?.execute(params![
+            job.id,
+            job.definition,
+            number,
+            record.id,
+            job.request_id,
+            to_json(&job.parameters),
+            job.retry.max_attempts,
+            i64::try_from(job.retry.initial_backoff_ms).unwrap_or(i64::MAX),
+            i64::try_from(job.retry.max_backoff_ms).unwrap_or(i64::MAX),
+            now
+        ])?;
     }
     if let Some((scope, key)) = idempotency {
         connection
-            .prepare_cached(
-                "UPDATE idempotency_keys SET state = 'done', cancellation_id = ?1
-                  WHERE scope = ?2 AND key = ?3",
-            )?
+            .prepare_cached(sql::COMPLETE_IDEMPOTENCY_KEY)?
             .execute(params![record.id, scope, key])?;
     }
     Ok(())

@@ -1,16 +1,17 @@
 //! The job outbox: enqueueing (inside the cancellation's transaction or by
 //! hand), claiming with a lease, recording attempts, retries.
 //!
-//! Claiming is one `UPDATE … RETURNING` on the single writer connection, so
-//! two workers never claim the same job; a PostgreSQL implementation would
-//! select the candidates `FOR UPDATE SKIP LOCKED`.
+//! Claiming is one `UPDATE … RETURNING`: on SQLite it runs on the single
+//! writer connection, so two workers never claim the same job; on
+//! PostgreSQL the candidates are selected `FOR UPDATE SKIP LOCKED`, so
+//! workers of several replicas claim side by side, each passing over the
+//! rows another is claiming. Every later write of an attempt is fenced by
+//! the worker and the attempt number it claimed.
 
 use std::collections::BTreeMap;
 
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
-
 use super::config::{DEFINITION_SELECT, definition_from_row};
+use super::db::{Db, Link, StoreRow, on};
 use super::{
     AttemptLogLine, Job, JobAttempt, JobDefinition, JobState, RetryPolicy, Store, StoreError,
     from_json, now_ms, to_json,
@@ -131,28 +132,28 @@ const JOB_COLUMNS: &str = "id, definition, order_number, cancellation_id, reques
     state, attempts, attempt_base, max_attempts, initial_backoff_ms, max_backoff_ms, run_at,
     erp_reference, last_error, created_at, updated_at";
 
-fn job_from_row(row: &SqliteRow) -> Result<Job, StoreError> {
-    let state: String = row.get("state");
+fn job_from_row(row: &impl StoreRow) -> Result<Job, StoreError> {
+    let state = row.text("state")?;
     Ok(Job {
-        id: row.get("id"),
-        definition: row.get("definition"),
-        order_number: row.get("order_number"),
-        cancellation_id: row.get("cancellation_id"),
-        request_id: row.get("request_id"),
-        parameters: from_json("parameters", row.get("parameters"))?,
+        id: row.text("id")?,
+        definition: row.text("definition")?,
+        order_number: row.text("order_number")?,
+        cancellation_id: row.opt_text("cancellation_id")?,
+        request_id: row.text("request_id")?,
+        parameters: from_json("parameters", &row.text("parameters")?)?,
         state: JobState::parse(&state)
             .ok_or_else(|| StoreError::Corrupt(format!("unknown job state {state:?}")))?,
-        attempts: row.get("attempts"),
+        attempts: row.count("attempts")?,
         retry: RetryPolicy {
-            max_attempts: row.get("max_attempts"),
-            initial_backoff_ms: row.get::<i64, _>("initial_backoff_ms").max(0) as u64,
-            max_backoff_ms: row.get::<i64, _>("max_backoff_ms").max(0) as u64,
+            max_attempts: row.count("max_attempts")?,
+            initial_backoff_ms: row.int("initial_backoff_ms")?.max(0) as u64,
+            max_backoff_ms: row.int("max_backoff_ms")?.max(0) as u64,
         },
-        run_at_ms: row.get("run_at"),
-        erp_reference: row.get("erp_reference"),
-        last_error: row.get("last_error"),
-        created_at_ms: row.get("created_at"),
-        updated_at_ms: row.get("updated_at"),
+        run_at_ms: row.int("run_at")?,
+        erp_reference: row.opt_text("erp_reference")?,
+        last_error: row.opt_text("last_error")?,
+        created_at_ms: row.int("created_at")?,
+        updated_at_ms: row.int("updated_at")?,
     })
 }
 
@@ -186,7 +187,7 @@ pub(super) fn new_job(
 
 /// Inserts a queued job of `definition` (inside the caller's transaction).
 pub(super) async fn insert_job(
-    conn: &mut SqliteConnection,
+    mut link: Link<'_>,
     definition: &JobDefinition,
     order_number: &str,
     cancellation_id: Option<&str>,
@@ -194,118 +195,117 @@ pub(super) async fn insert_job(
     now: i64,
 ) -> Result<Job, StoreError> {
     let job = new_job(definition, order_number, cancellation_id, parameters, now);
-    sqlx::query(
-        "INSERT INTO jobs (id, definition, order_number, cancellation_id, request_id, parameters,
-             state, max_attempts, initial_backoff_ms, max_backoff_ms, run_at, created_at,
-             updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&job.id)
-    .bind(&job.definition)
-    .bind(&job.order_number)
-    .bind(&job.cancellation_id)
-    .bind(&job.request_id)
-    .bind(to_json(&job.parameters))
-    .bind(job.retry.max_attempts)
-    .bind(i64::try_from(job.retry.initial_backoff_ms).unwrap_or(i64::MAX))
-    .bind(i64::try_from(job.retry.max_backoff_ms).unwrap_or(i64::MAX))
-    .bind(now)
-    .bind(now)
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
+    on!(&mut link, |c| sqlx::query(INSERT_JOB)
+        .bind(&job.id)
+        .bind(&job.definition)
+        .bind(&job.order_number)
+        .bind(&job.cancellation_id)
+        .bind(&job.request_id)
+        .bind(to_json(&job.parameters))
+        .bind(i64::from(job.retry.max_attempts))
+        .bind(i64::try_from(job.retry.initial_backoff_ms).unwrap_or(i64::MAX))
+        .bind(i64::try_from(job.retry.max_backoff_ms).unwrap_or(i64::MAX))
+        .bind(now)
+        .execute(&mut **c)
+        .await
+        .map(drop)?);
     Ok(job)
 }
 
+/// Inserts a queued job, due at `$10` (also its creation time). The same
+/// text serves sqlx on either database and SQLite's cancellation writer.
+pub(super) const INSERT_JOB: &str = "INSERT INTO jobs (id, definition, order_number,
+        cancellation_id, request_id, parameters, state, max_attempts, initial_backoff_ms,
+        max_backoff_ms, run_at, created_at, updated_at)
+    VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $8, $9, $10, $10, $10)";
+
 /// The jobs of a cancellation, oldest first.
 pub(super) async fn jobs_of_cancellation(
-    conn: &mut SqliteConnection,
+    conn: &mut super::db::Conn,
     cancellation_id: &str,
 ) -> Result<Vec<Job>, StoreError> {
-    sqlx::query(&format!(
-        "SELECT {JOB_COLUMNS} FROM jobs WHERE cancellation_id = ? ORDER BY created_at, definition"
+    on!(conn, |conn| sqlx::query(&format!(
+        "SELECT {JOB_COLUMNS} FROM jobs WHERE cancellation_id = $1 ORDER BY created_at, definition"
     ))
     .bind(cancellation_id)
-    .fetch_all(&mut *conn)
+    .fetch_all(&mut **conn)
     .await?
     .iter()
     .map(job_from_row)
-    .collect()
+    .collect())
 }
 
 impl Store {
     /// A job.
     pub async fn job(&self, id: &str) -> Result<Option<Job>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"))
-            .bind(id)
-            .fetch_optional(&self.reader)
-            .await?;
-        row.as_ref().map(job_from_row).transpose()
+        on!(&self.reader, |pool| sqlx::query(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?
+        .as_ref()
+        .map(job_from_row)
+        .transpose())
     }
 
     /// A job's attempts, first first.
     pub async fn job_attempts(&self, id: &str) -> Result<Vec<JobAttempt>, StoreError> {
-        sqlx::query(
+        on!(&self.reader, |pool| sqlx::query(
             "SELECT number, worker, started_at, ended_at, outcome, message, erp_reference,
                     plugin_version, log
-             FROM job_attempts WHERE job_id = ? ORDER BY number",
+             FROM job_attempts WHERE job_id = $1 ORDER BY number",
         )
         .bind(id)
-        .fetch_all(&self.reader)
+        .fetch_all(pool)
         .await?
-        .into_iter()
+        .iter()
         .map(|row| {
-            let log: Vec<AttemptLogLine> = from_json("attempt log", row.get("log"))?;
+            let log: Vec<AttemptLogLine> = from_json("attempt log", &row.text("log")?)?;
             Ok(JobAttempt {
-                number: row.get("number"),
-                worker: row.get("worker"),
-                started_at_ms: row.get("started_at"),
-                ended_at_ms: row.get("ended_at"),
-                outcome: row.get("outcome"),
-                message: row.get("message"),
-                erp_reference: row.get("erp_reference"),
-                plugin_version: row.get("plugin_version"),
+                number: row.count("number")?,
+                worker: row.text("worker")?,
+                started_at_ms: row.int("started_at")?,
+                ended_at_ms: row.opt_int("ended_at")?,
+                outcome: row.opt_text("outcome")?,
+                message: row.opt_text("message")?,
+                erp_reference: row.opt_text("erp_reference")?,
+                plugin_version: row.opt_text("plugin_version")?,
                 log,
             })
         })
-        .collect()
+        .collect())
     }
 
     /// Jobs matching the filter, newest first.
     pub async fn jobs(&self, filter: &JobFilter) -> Result<Vec<Job>, StoreError> {
-        let mut sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE 1 = 1");
-        if filter.state.is_some() {
-            sql.push_str(" AND state = ?");
-        }
-        if filter.order_number.is_some() {
-            sql.push_str(" AND order_number = ?");
-        }
-        sql.push_str(" ORDER BY created_at DESC, rowid DESC LIMIT ?");
-        let mut query = sqlx::query(&sql);
-        if let Some(state) = filter.state {
-            query = query.bind(state.as_str());
-        }
-        if let Some(order) = &filter.order_number {
-            query = query.bind(order);
-        }
-        query
-            .bind(filter.limit.max(1))
-            .fetch_all(&self.reader)
-            .await?
-            .iter()
-            .map(job_from_row)
-            .collect()
+        // Absent filters are bound as NULL and match everything, so the
+        // statement is one text.
+        on!(&self.reader, |pool| sqlx::query(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs
+             WHERE ($1 IS NULL OR state = $1) AND ($2 IS NULL OR order_number = $2)
+             ORDER BY created_at DESC, id DESC LIMIT $3"
+        ))
+        .bind(filter.state.map(JobState::as_str))
+        .bind(filter.order_number.as_deref())
+        .bind(i64::from(filter.limit.max(1)))
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(job_from_row)
+        .collect())
     }
 
     /// Number of jobs in each state (for metrics).
     pub async fn job_counts(&self) -> Result<Vec<(JobState, i64)>, StoreError> {
-        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state")
-            .fetch_all(&self.reader)
-            .await?;
-        let counts: BTreeMap<String, i64> = rows
-            .into_iter()
-            .map(|row| (row.get("state"), row.get("n")))
-            .collect();
+        let counts: BTreeMap<String, i64> = on!(&self.reader, |pool| sqlx::query(
+            "SELECT state, COUNT(*) AS n FROM jobs GROUP BY state"
+        )
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|row| Ok((row.text("state")?, row.int("n")?)))
+        .collect::<Result<_, StoreError>>()?);
         Ok(JobState::ALL
             .into_iter()
             .map(|s| (s, counts.get(s.as_str()).copied().unwrap_or(0)))
@@ -316,14 +316,17 @@ impl Store {
     /// cancellation of the order named by the `OrderNumber` parameter again.
     pub async fn run_job_definition(&self, name: &str, run: &ManualRun) -> Result<Job, RunError> {
         let mut tx = self.write().await.map_err(RunError::Store)?;
-        let Some(row) = sqlx::query(&format!("{DEFINITION_SELECT} WHERE name = ?"))
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await?
-        else {
+        let definition = on!(&mut tx, |tx| sqlx::query(&format!(
+            "{DEFINITION_SELECT} WHERE name = $1"
+        ))
+        .bind(name)
+        .fetch_optional(&mut **tx)
+        .await?
+        .map(|row| definition_from_row(&row))
+        .transpose()?);
+        let Some(definition) = definition else {
             return Err(RunError::UnknownDefinition(name.to_owned()));
         };
-        let definition = definition_from_row(&row)?;
         let parameters = definition.parameters.clone();
         let mut values: BTreeMap<String, String> = parameters
             .iter()
@@ -346,13 +349,12 @@ impl Store {
                 name: "OrderNumber".to_owned(),
                 message: "required: the order whose cancellation to submit".to_owned(),
             })?;
-        let newest: Option<String> = sqlx::query_scalar(
-            "SELECT record FROM cancellations WHERE order_number = ?
-             ORDER BY created_at DESC, rowid DESC LIMIT 1",
+        let newest: Option<String> = on!(&mut tx, |tx| sqlx::query_scalar(
+            super::cancellations::LATEST_CANCELLATION
         )
         .bind(&order_number)
-        .fetch_optional(&mut *tx)
-        .await?;
+        .fetch_optional(&mut **tx)
+        .await?);
         let Some(newest) = newest else {
             return Err(RunError::InvalidParameter {
                 name: "OrderNumber".to_owned(),
@@ -372,8 +374,9 @@ impl Store {
             });
         }
         let cancellation = newest.id;
+        super::notify_jobs(&mut tx).await?;
         let job = insert_job(
-            &mut tx,
+            tx.link(),
             &definition,
             &order_number,
             Some(&cancellation),
@@ -388,10 +391,12 @@ impl Store {
     /// Puts a failed job back in the queue with a full round of attempts.
     pub async fn retry_job(&self, id: &str) -> Result<Job, RetryError> {
         let mut tx = self.write().await.map_err(RetryError::Store)?;
-        let state: Option<String> = sqlx::query_scalar("SELECT state FROM jobs WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let state: Option<String> = on!(&mut tx, |tx| sqlx::query_scalar(
+            "SELECT state FROM jobs WHERE id = $1"
+        )
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?);
         let Some(state) = state else {
             return Err(RetryError::NotFound(id.to_owned()));
         };
@@ -401,17 +406,18 @@ impl Store {
             return Err(RetryError::NotFailed(state));
         }
         let now = now_ms();
-        let row = sqlx::query(&format!(
-            "UPDATE jobs SET state = 'queued', attempt_base = attempts, run_at = ?,
-                 updated_at = ?
-             WHERE id = ? RETURNING {JOB_COLUMNS}"
-        ))
-        .bind(now)
-        .bind(now)
-        .bind(id)
-        .fetch_one(&mut *tx)
-        .await?;
-        let job = job_from_row(&row)?;
+        let job = on!(&mut tx, |tx| job_from_row(
+            &sqlx::query(&format!(
+                "UPDATE jobs SET state = 'queued', attempt_base = attempts, run_at = $1,
+                     updated_at = $1
+                 WHERE id = $2 AND state = 'failed' RETURNING {JOB_COLUMNS}"
+            ))
+            .bind(now)
+            .bind(id)
+            .fetch_one(&mut **tx)
+            .await?
+        )?);
+        super::notify_jobs(&mut tx).await?;
         tx.commit().await?;
         Ok(job)
     }
@@ -429,17 +435,19 @@ impl Store {
         let mut tx = self.write().await?;
         let mut moved = 0;
         for id in ids {
-            moved += sqlx::query(
-                "UPDATE jobs SET state = 'queued', attempt_base = attempts, run_at = ?,
-                     updated_at = ?
-                 WHERE id = ? AND state IN ('retrying', 'failed')",
+            moved += on!(&mut tx, |tx| sqlx::query(
+                "UPDATE jobs SET state = 'queued', attempt_base = attempts, run_at = $1,
+                     updated_at = $1
+                 WHERE id = $2 AND state IN ('retrying', 'failed')",
             )
             .bind(now)
-            .bind(now)
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?
-            .rows_affected();
+            .rows_affected());
+        }
+        if moved > 0 {
+            super::notify_jobs(&mut tx).await?;
         }
         tx.commit().await?;
         Ok(moved)
@@ -460,48 +468,58 @@ impl Store {
         lease_ms: i64,
     ) -> Result<Vec<ClaimedJob>, StoreError> {
         let now = now_ms();
-        let mut tx = self.write().await?;
-        let rows = sqlx::query(&format!(
-            "UPDATE jobs SET state = 'running', lease_owner = ?1, lease_expires_at = ?2,
-                 attempts = attempts + 1, updated_at = ?3
+        let mut tx = self.write_rows().await?;
+        // On PostgreSQL, rows another replica is claiming are passed over
+        // rather than waited for.
+        let skip_locked = match &tx {
+            Db::Sqlite(_) => "",
+            Db::Postgres(_) => "FOR UPDATE OF due SKIP LOCKED",
+        };
+        let claimed_rows = on!(&mut tx, |tx| sqlx::query(&format!(
+            "UPDATE jobs SET state = 'running', lease_owner = $1, lease_expires_at = $2,
+                 attempts = attempts + 1, updated_at = $3
              WHERE id IN (
                  SELECT id FROM jobs AS due
-                 WHERE ((state IN ('queued', 'retrying') AND run_at <= ?3)
-                        OR (state = 'running' AND lease_expires_at <= ?3))
+                 WHERE ((state IN ('queued', 'retrying') AND run_at <= $3)
+                        OR (state = 'running' AND lease_expires_at <= $3))
                    AND NOT {EARLIER_JOB_UNSETTLED}
-                 ORDER BY attempts > attempt_base, run_at LIMIT ?4)
+                 ORDER BY attempts > attempt_base, run_at LIMIT $4 {skip_locked})
              RETURNING {JOB_COLUMNS}"
         ))
         .bind(worker)
         .bind(now + lease_ms)
         .bind(now)
-        .bind(limit)
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut claimed = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let job = job_from_row(row)?;
-            let base: u32 = row.get("attempt_base");
+        .bind(i64::from(limit))
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(|row| Ok((job_from_row(row)?, row.count::<u32>("attempt_base")?)))
+        .collect::<Result<Vec<_>, StoreError>>()?);
+        let mut claimed = Vec::with_capacity(claimed_rows.len());
+        for (job, base) in claimed_rows {
             // An attempt left open belonged to a worker that died holding
             // the lease.
-            sqlx::query(
-                "UPDATE job_attempts SET ended_at = ?, outcome = 'lease-expired',
+            on!(&mut tx, |tx| sqlx::query(
+                "UPDATE job_attempts SET ended_at = $1, outcome = 'lease-expired',
                      message = 'the worker stopped before recording a result; the lease expired'
-                 WHERE job_id = ? AND ended_at IS NULL",
+                 WHERE job_id = $2 AND ended_at IS NULL",
             )
             .bind(now)
             .bind(&job.id)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "INSERT INTO job_attempts (job_id, number, worker, started_at) VALUES (?, ?, ?, ?)",
+            .execute(&mut **tx)
+            .await
+            .map(drop)?);
+            on!(&mut tx, |tx| sqlx::query(
+                "INSERT INTO job_attempts (job_id, number, worker, started_at)
+                 VALUES ($1, $2, $3, $4)",
             )
             .bind(&job.id)
-            .bind(job.attempts)
+            .bind(i64::from(job.attempts))
             .bind(worker)
             .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            .execute(&mut **tx)
+            .await
+            .map(drop)?);
             claimed.push(ClaimedJob {
                 attempt: job.attempts,
                 attempt_in_round: job.attempts.saturating_sub(base),
@@ -524,18 +542,18 @@ impl Store {
         lease_ms: i64,
     ) -> Result<bool, StoreError> {
         let now = now_ms();
-        let mut tx = self.write().await?;
-        let renewed = sqlx::query(
-            "UPDATE jobs SET lease_expires_at = ?
-             WHERE id = ? AND lease_owner = ? AND state = 'running' AND attempts = ?",
+        let mut tx = self.write_rows().await?;
+        let renewed = on!(&mut tx, |tx| sqlx::query(
+            "UPDATE jobs SET lease_expires_at = $1
+             WHERE id = $2 AND lease_owner = $3 AND state = 'running' AND attempts = $4",
         )
         .bind(now.saturating_add(lease_ms))
         .bind(&claimed.job.id)
         .bind(worker)
-        .bind(claimed.attempt)
-        .execute(&mut *tx)
+        .bind(i64::from(claimed.attempt))
+        .execute(&mut **tx)
         .await?
-        .rows_affected();
+        .rows_affected());
         tx.commit().await?;
         Ok(renewed == 1)
     }
@@ -550,11 +568,13 @@ impl Store {
         result: &AttemptResult,
     ) -> Result<bool, StoreError> {
         let now = now_ms();
-        let mut tx = self.write().await?;
-        let updated = sqlx::query(
-            "UPDATE jobs SET state = ?, run_at = ?, lease_owner = NULL, lease_expires_at = NULL,
-                 erp_reference = COALESCE(?, erp_reference), last_error = ?, updated_at = ?
-             WHERE id = ? AND lease_owner = ? AND state = 'running' AND attempts = ?",
+        let mut tx = self.write_rows().await?;
+        let updated =
+            on!(&mut tx, |tx| {
+                sqlx::query(
+            "UPDATE jobs SET state = $1, run_at = $2, lease_owner = NULL, lease_expires_at = NULL,
+                 erp_reference = COALESCE($3, erp_reference), last_error = $4, updated_at = $5
+             WHERE id = $6 AND lease_owner = $7 AND state = 'running' AND attempts = $8",
         )
         .bind(result.next.as_str())
         .bind(if result.next == JobState::Retrying {
@@ -571,17 +591,18 @@ impl Store {
         .bind(now)
         .bind(&claimed.job.id)
         .bind(worker)
-        .bind(claimed.attempt)
-        .execute(&mut *tx)
+        .bind(i64::from(claimed.attempt))
+        .execute(&mut **tx)
         .await?
-        .rows_affected();
+        .rows_affected()
+            });
         if updated == 0 {
             return Ok(false);
         }
-        sqlx::query(
-            "UPDATE job_attempts SET ended_at = ?, outcome = ?, message = ?, erp_reference = ?,
-                 plugin_version = ?, log = ?
-             WHERE job_id = ? AND number = ?",
+        on!(&mut tx, |tx| sqlx::query(
+            "UPDATE job_attempts SET ended_at = $1, outcome = $2, message = $3, erp_reference = $4,
+                 plugin_version = $5, log = $6
+             WHERE job_id = $7 AND number = $8",
         )
         .bind(now)
         .bind(&result.outcome)
@@ -590,9 +611,10 @@ impl Store {
         .bind(&result.plugin_version)
         .bind(to_json(&result.log))
         .bind(&claimed.job.id)
-        .bind(claimed.attempt)
-        .execute(&mut *tx)
-        .await?;
+        .bind(i64::from(claimed.attempt))
+        .execute(&mut **tx)
+        .await
+        .map(drop)?);
         tx.commit().await?;
         Ok(true)
     }
@@ -601,28 +623,31 @@ impl Store {
     /// they are due again at once, and the open attempt is marked released.
     pub async fn release_jobs(&self, worker: &str) -> Result<u64, StoreError> {
         let now = now_ms();
-        let mut tx = self.write().await?;
-        sqlx::query(
-            "UPDATE job_attempts SET ended_at = ?, outcome = 'released',
+        let mut tx = self.write_rows().await?;
+        on!(&mut tx, |tx| sqlx::query(
+            "UPDATE job_attempts SET ended_at = $1, outcome = 'released',
                  message = 'the host shut down before the attempt finished'
              WHERE ended_at IS NULL AND job_id IN
-                 (SELECT id FROM jobs WHERE lease_owner = ? AND state = 'running')",
+                 (SELECT id FROM jobs WHERE lease_owner = $2 AND state = 'running')",
         )
         .bind(now)
         .bind(worker)
-        .execute(&mut *tx)
-        .await?;
-        let released = sqlx::query(
-            "UPDATE jobs SET state = 'retrying', run_at = ?, lease_owner = NULL,
-                 lease_expires_at = NULL, updated_at = ?
-             WHERE lease_owner = ? AND state = 'running'",
+        .execute(&mut **tx)
+        .await
+        .map(drop)?);
+        let released = on!(&mut tx, |tx| sqlx::query(
+            "UPDATE jobs SET state = 'retrying', run_at = $1, lease_owner = NULL,
+                 lease_expires_at = NULL, updated_at = $1
+             WHERE lease_owner = $2 AND state = 'running'",
         )
         .bind(now)
-        .bind(now)
         .bind(worker)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?
-        .rows_affected();
+        .rows_affected());
+        if released > 0 {
+            super::notify_jobs(&mut tx).await?;
+        }
         tx.commit().await?;
         Ok(released)
     }
@@ -630,15 +655,15 @@ impl Store {
     /// The earliest time a queued or retrying job is due (for the workers'
     /// sleep), if any.
     pub async fn next_due_ms(&self) -> Result<Option<i64>, StoreError> {
-        Ok(sqlx::query_scalar(&format!(
+        Ok(on!(&self.reader, |pool| sqlx::query_scalar(&format!(
             "SELECT MIN(t) FROM (
                     SELECT MIN(run_at) AS t FROM jobs AS due
                     WHERE state IN ('queued', 'retrying') AND NOT {EARLIER_JOB_UNSETTLED}
                     UNION ALL
-                    SELECT MIN(lease_expires_at) FROM jobs WHERE state = 'running')"
+                    SELECT MIN(lease_expires_at) FROM jobs WHERE state = 'running') AS due_times"
         ))
-        .fetch_one(&self.reader)
-        .await?)
+        .fetch_one(pool)
+        .await?))
     }
 }
 

@@ -1,27 +1,40 @@
 //! The durable store: orders, configuration, API keys, the audit log of
 //! admin writes, cancellations, idempotency records and the job outbox.
 //!
-//! The embedded implementation is SQLite in the data directory (WAL, foreign
-//! keys on, migrations from `host/migrations/` applied at open). There are two
-//! writer connections: cancellations are committed in groups by a thread
-//! that owns a connection of its own ([`group_commit`]), every other write
-//! goes through sqlx's single writer connection. Both open every
-//! transaction with `BEGIN IMMEDIATE`, so SQLite's write lock serialises
-//! them and two overlapping cancellations can never both plan against the
-//! same order state; readers use a small pool of their own.
+//! Two databases, chosen when the store opens, behind the same methods and
+//! mostly the same statements ([`db`]):
+//!
+//! - **SQLite** in the data directory, the embedded default (WAL, foreign
+//!   keys on, migrations from `host/migrations/sqlite/` applied at open).
+//!   There are two writer connections: cancellations are committed in
+//!   groups by a thread that owns a connection of its own
+//!   ([`group_commit`]), every other write goes through sqlx's single writer
+//!   connection. Both open every transaction with `BEGIN IMMEDIATE`, so
+//!   SQLite's write lock serialises them and two overlapping cancellations
+//!   can never both plan against the same order state; readers use a small
+//!   pool of their own. One process per data directory.
+//! - **PostgreSQL** (`--database-url postgres://…`), shared by several
+//!   replicas (migrations from `host/migrations/postgres/`). A cancellation
+//!   locks its order's row (`SELECT … FOR UPDATE`) and plans against what
+//!   it reads after the lock, so of two replicas cancelling one order the
+//!   second plans against the first's result ([`pg_cancel`]). Jobs are
+//!   claimed with `FOR UPDATE SKIP LOCKED` and fenced by attempt number.
+//!   The other writes (configuration, keys, idempotency records) take one
+//!   store-wide advisory lock, the same serial order SQLite's write lock
+//!   gives them.
 //!
 //! Callers (the API and the job workers) only see [`Store`]'s methods and the
-//! plain record types in this module; SQL stays inside. A PostgreSQL
-//! implementation keeps these signatures and replaces the queries (claiming
-//! jobs with `FOR UPDATE SKIP LOCKED` instead of the single writer).
+//! plain record types in this module; SQL stays inside.
 
 mod audit;
 mod cancellations;
 mod config;
+mod db;
 mod group_commit;
 mod jobs;
 mod keys;
 mod orders;
+mod pg_cancel;
 mod records;
 mod secrets;
 
@@ -30,9 +43,12 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
+
+use db::{Db, Pool, Tx, WRITE_LOCK};
 
 pub use cancellations::{
     CancelCommand, CancelError, Committed, IdempotencyClaim, NOT_COMMUNICATED_TO_ERP,
@@ -64,6 +80,9 @@ pub enum StoreError {
         /// What SQLite or the file system said.
         reason: String,
     },
+    /// The PostgreSQL URL is not one.
+    #[error("invalid database URL: {0}")]
+    DatabaseUrl(String),
     /// The schema migrations could not be applied.
     #[error("database migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
@@ -104,10 +123,15 @@ pub enum StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         let unwritable = match &e {
-            sqlx::Error::Database(db) => db
-                .code()
-                .and_then(|code| code.parse::<i32>().ok())
-                .is_some_and(|code| is_unwritable_code(code & 0xff)),
+            sqlx::Error::Database(db) => {
+                if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                    is_unwritable_state(pg.code())
+                } else {
+                    db.code()
+                        .and_then(|code| code.parse::<i32>().ok())
+                        .is_some_and(|code| is_unwritable_code(code & 0xff))
+                }
+            }
             sqlx::Error::Io(_) => true,
             _ => false,
         };
@@ -141,6 +165,18 @@ impl From<rusqlite::Error> for StoreError {
 /// `SQLITE_READONLY` (8).
 fn is_unwritable_code(primary: i32) -> bool {
     matches!(primary, 8 | 10 | 13 | 14)
+}
+
+/// PostgreSQL's states for a database that cannot be written just now:
+/// class 53 (insufficient resources: disk full, out of memory, too many
+/// connections), `read_only_sql_transaction` (25006: a standby, or
+/// `default_transaction_read_only`), class 57P (the server is shutting
+/// down or starting) and class 08 (the connection failed).
+fn is_unwritable_state(state: &str) -> bool {
+    state.starts_with("53")
+        || state == "25006"
+        || state.starts_with("57P")
+        || state.starts_with("08")
 }
 
 impl StoreError {
@@ -187,6 +223,13 @@ pub struct StoreOptions {
     pub readers: u32,
     /// Where the key that seals connection secrets comes from.
     pub secrets_key: SecretsKeySource,
+    /// A PostgreSQL URL (`postgres://user@host:port/database`): the store
+    /// lives there, shared with other replicas, instead of in the data
+    /// directory's SQLite file. The data directory still holds this
+    /// process's lock, the secrets key file and the plugins.
+    pub database_url: Option<String>,
+    /// Connections to PostgreSQL this process keeps at most.
+    pub postgres_connections: u32,
 }
 
 impl StoreOptions {
@@ -198,6 +241,8 @@ impl StoreOptions {
             durability: Durability::Normal,
             readers: 4,
             secrets_key: SecretsKeySource::KeyFile,
+            database_url: None,
+            postgres_connections: 16,
         }
     }
 }
@@ -205,18 +250,24 @@ impl StoreOptions {
 /// The store. Cheap to clone: clones share the connection pools.
 #[derive(Clone, Debug)]
 pub struct Store {
-    writer: SqlitePool,
-    reader: SqlitePool,
+    /// SQLite: the single writer connection. PostgreSQL: the pool.
+    writer: Pool,
+    /// SQLite: the read-only connections. PostgreSQL: the same pool as
+    /// `writer`.
+    reader: Pool,
     /// Settings, websites and enabled job definitions, read by every
     /// cancellation. Filled while SQLite's write lock is held and emptied by
     /// every configuration write before it commits, so it never holds data
     /// older than the last commit (every write, on either writer
     /// connection, takes that lock with `BEGIN IMMEDIATE`).
     config: config::ConfigCache,
-    /// Commits cancellations in groups on a thread of its own (see
-    /// [`group_commit`]).
-    cancellations: group_commit::Batcher,
-    checkpointer: Arc<tokio::task::JoinHandle<()>>,
+    /// SQLite: commits cancellations in groups on a thread of its own
+    /// (see [`group_commit`]). PostgreSQL: none, each cancellation is a
+    /// transaction of the pool ([`pg_cancel`]).
+    cancellations: Option<group_commit::Batcher>,
+    /// Tasks that live as long as the store, stopped by [`Store::close`]:
+    /// SQLite's checkpointer, PostgreSQL's listener for new jobs.
+    background: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
     /// This process's hold on the data directory, let go at [`Store::close`].
     lock: Arc<std::sync::Mutex<Option<std::fs::File>>>,
     /// Seals and opens connection secrets (replaced only by a key rotation).
@@ -239,14 +290,22 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Store {
-    /// Opens (creating if needed) the database in the data directory and
-    /// applies the migrations.
+    /// Opens (creating if needed) the database and applies the
+    /// migrations: PostgreSQL when the options name a database URL, the
+    /// SQLite file in the data directory otherwise.
     pub async fn open(options: &StoreOptions) -> Result<Store, StoreError> {
         std::fs::create_dir_all(&options.data_dir).map_err(|source| StoreError::DataDir {
             path: options.data_dir.clone(),
             source,
         })?;
         let lock = lock_data_dir(&options.data_dir)?;
+        match &options.database_url {
+            Some(url) => Store::open_postgres(options, url, lock).await,
+            None => Store::open_sqlite(options, lock).await,
+        }
+    }
+
+    async fn open_sqlite(options: &StoreOptions, lock: std::fs::File) -> Result<Store, StoreError> {
         let path = options.data_dir.join("rescind.db");
         let connect = connect_options(&path, options.durability);
         // Connections are only ever ours and local: no need to ping them
@@ -258,9 +317,10 @@ impl Store {
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(connect.clone())
             .await?;
-        sqlx::migrate!("./migrations").run(&writer).await?;
+        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+        let writer = Db::Sqlite(writer);
         recover_after_restart(&writer).await?;
-        let cipher = secrets::prepare(&mut *writer.acquire().await?, options).await?;
+        let cipher = secrets::prepare(&mut writer.acquire().await?, options).await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(options.readers.max(1))
             .test_before_acquire(false)
@@ -274,34 +334,59 @@ impl Store {
             .test_before_acquire(false)
             .connect_with(connect)
             .await?;
-        let checkpointer = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                if maintenance.is_closed() {
-                    break;
-                }
-                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                    .execute(&maintenance)
-                    .await
-                {
-                    tracing::warn!(error = %e, "WAL checkpoint failed");
-                }
-            }
-        });
+        let checkpointer = tokio::spawn(checkpoint_continually(maintenance));
         let config = config::ConfigCache::default();
         let cancellations =
             group_commit::Batcher::start(&path, options.durability, Arc::clone(&config))?;
         Ok(Store {
             writer,
-            reader,
+            reader: Db::Sqlite(reader),
             config,
-            cancellations,
-            checkpointer: Arc::new(checkpointer),
+            cancellations: Some(cancellations),
+            background: Arc::new(std::sync::Mutex::new(vec![checkpointer])),
             lock: Arc::new(std::sync::Mutex::new(Some(lock))),
             secrets: Arc::new(std::sync::RwLock::new(cipher)),
         })
+    }
+
+    async fn open_postgres(
+        options: &StoreOptions,
+        url: &str,
+        lock: std::fs::File,
+    ) -> Result<Store, StoreError> {
+        let connect =
+            PgConnectOptions::from_str(url).map_err(|e| StoreError::DatabaseUrl(e.to_string()))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(options.postgres_connections.max(2))
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(connect)
+            .await?;
+        // Replicas starting together: one applies the migrations, the
+        // others wait for its lock (sqlx takes an advisory lock).
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        let pool = Db::Postgres(pool);
+        // Nothing is taken back at start: other replicas may be running the
+        // jobs and holding the keys; what a dead replica held comes free
+        // when its leases and holds expire.
+        let cipher = secrets::prepare(&mut pool.acquire().await?, options).await?;
+        Ok(Store {
+            writer: pool.clone(),
+            reader: pool,
+            config: config::ConfigCache::default(),
+            cancellations: None,
+            background: Arc::default(),
+            lock: Arc::new(std::sync::Mutex::new(Some(lock))),
+            secrets: Arc::new(std::sync::RwLock::new(cipher)),
+        })
+    }
+
+    /// Which database the store is on: `sqlite` or `postgresql`.
+    pub fn backend(&self) -> &'static str {
+        if self.writer.is_postgres() {
+            "postgresql"
+        } else {
+            "sqlite"
+        }
     }
 
     /// The cipher of connection secrets.
@@ -318,33 +403,149 @@ impl Store {
 
     /// Checks that the database answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        db::on!(&self.reader, |pool| sqlx::query("SELECT 1")
+            .execute(pool)
+            .await
+            .map(drop)?);
         Ok(())
     }
 
     /// Closes the pools, waiting for running statements.
     pub async fn close(&self) {
-        self.checkpointer.abort();
-        self.cancellations.stop().await;
+        let background =
+            std::mem::take(&mut *self.background.lock().unwrap_or_else(|e| e.into_inner()));
+        for task in background {
+            task.abort();
+            let _ = task.await;
+        }
+        if let Some(cancellations) = &self.cancellations {
+            cancellations.stop().await;
+        }
         self.writer.close().await;
         self.reader.close().await;
         let mut lock = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         drop(lock.take());
     }
 
-    /// Starts a write transaction that holds SQLite's write lock from its
-    /// first statement, so whatever it reads stays true until it commits.
-    async fn write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
-        match self.writer.begin_with("BEGIN IMMEDIATE").await {
-            // SQLite rolls a transaction back by itself when the disk is
-            // full; sqlx then still counts it as open and refuses every
-            // later BEGIN on that connection. Start over on a fresh one.
-            Err(sqlx::Error::InvalidSavePointStatement) => {
-                tracing::warn!("replacing the writer connection after an aborted transaction");
-                self.writer.acquire().await?.close().await?;
-                Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    /// Wakes `wakeup`'s waiters (the job workers) whenever any replica
+    /// commits jobs that are due: on PostgreSQL, a `LISTEN` on
+    /// [`JOBS_CHANNEL`], to which such commits send a `NOTIFY`. A hint only:
+    /// the workers still poll, so a notification lost while the listener
+    /// reconnects delays a job, never loses it. On SQLite there is one
+    /// process, whose API wakes its own workers: nothing to do.
+    pub fn wake_on_new_jobs(&self, wakeup: Arc<tokio::sync::Notify>) {
+        let Db::Postgres(pool) = &self.writer else {
+            return;
+        };
+        let pool = pool.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                match listen_for_jobs(&pool, &wakeup).await {
+                    Ok(()) => return,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "listening for new jobs failed; trying again");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
             }
-            begun => Ok(begun?),
+        });
+        self.background
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(task);
+    }
+
+    /// Starts a write transaction whose reads stay true until it commits:
+    /// on SQLite it holds the write lock from its first statement, on
+    /// PostgreSQL the store-wide advisory lock (so writes of this kind
+    /// follow one another across every replica, as they do on SQLite).
+    async fn write(&self) -> Result<Tx, StoreError> {
+        match &self.writer {
+            Db::Sqlite(writer) => match writer.begin_with("BEGIN IMMEDIATE").await {
+                // SQLite rolls a transaction back by itself when the disk is
+                // full; sqlx then still counts it as open and refuses every
+                // later BEGIN on that connection. Start over on a fresh one.
+                Err(sqlx::Error::InvalidSavePointStatement) => {
+                    tracing::warn!("replacing the writer connection after an aborted transaction");
+                    writer.acquire().await?.close().await?;
+                    Ok(Db::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?))
+                }
+                begun => Ok(Db::Sqlite(begun?)),
+            },
+            Db::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(WRITE_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+                Ok(Db::Postgres(tx))
+            }
+        }
+    }
+
+    /// Starts a write transaction for statements that stay right by their
+    /// own row locks and conditions (claiming jobs `SKIP LOCKED`, leases
+    /// fenced by attempt number): on PostgreSQL it takes no store-wide
+    /// lock, so replicas claim and finish jobs side by side. On SQLite it is
+    /// [`Store::write`].
+    async fn write_rows(&self) -> Result<Tx, StoreError> {
+        match &self.writer {
+            Db::Sqlite(_) => self.write().await,
+            Db::Postgres(pool) => Ok(Db::Postgres(pool.begin().await?)),
+        }
+    }
+}
+
+/// The PostgreSQL notification channel of commits that make jobs due.
+pub(crate) const JOBS_CHANNEL: &str = "rescind_jobs";
+
+/// Tells every replica's workers, when `tx` commits, that jobs are due
+/// (PostgreSQL; nothing on SQLite, whose one process wakes its own).
+async fn notify_jobs(tx: &mut Tx) -> Result<(), StoreError> {
+    if let Db::Postgres(tx) = tx {
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(JOBS_CHANNEL)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Wakes the workers on every notification until the pool closes.
+async fn listen_for_jobs(
+    pool: &sqlx::PgPool,
+    wakeup: &tokio::sync::Notify,
+) -> Result<(), sqlx::Error> {
+    let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+    listener.listen(JOBS_CHANNEL).await?;
+    loop {
+        match listener.try_recv().await? {
+            Some(_) => wakeup.notify_waiters(),
+            // The connection was lost and is made again: jobs committed
+            // meanwhile were not announced, so look now.
+            None => wakeup.notify_waiters(),
+        }
+        if pool.is_closed() {
+            return Ok(());
+        }
+    }
+}
+
+/// Copies SQLite's WAL into the database every [`CHECKPOINT_EVERY`] until
+/// the pool closes.
+async fn checkpoint_continually(maintenance: SqlitePool) {
+    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if maintenance.is_closed() {
+            break;
+        }
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&maintenance)
+            .await
+        {
+            tracing::warn!(error = %e, "WAL checkpoint failed");
         }
     }
 }
@@ -379,7 +580,10 @@ fn lock_data_dir(dir: &Path) -> Result<std::fs::File, StoreError> {
 /// go ahead instead of waiting out the hold), and jobs whose attempt was cut
 /// short are due again at once (rather than after their lease), with the
 /// open attempt recorded as `interrupted`.
-async fn recover_after_restart(writer: &SqlitePool) -> Result<(), StoreError> {
+async fn recover_after_restart(writer: &Pool) -> Result<(), StoreError> {
+    let Db::Sqlite(writer) = writer else {
+        return Ok(());
+    };
     let now = now_ms();
     let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
     let keys = sqlx::query("DELETE FROM idempotency_keys WHERE state = 'in-progress'")
@@ -387,7 +591,7 @@ async fn recover_after_restart(writer: &SqlitePool) -> Result<(), StoreError> {
         .await?
         .rows_affected();
     sqlx::query(
-        "UPDATE job_attempts SET ended_at = ?, outcome = 'interrupted',
+        "UPDATE job_attempts SET ended_at = $1, outcome = 'interrupted',
              message = 'the host stopped before the attempt finished'
          WHERE ended_at IS NULL AND job_id IN (SELECT id FROM jobs WHERE state = 'running')",
     )
@@ -395,11 +599,10 @@ async fn recover_after_restart(writer: &SqlitePool) -> Result<(), StoreError> {
     .execute(&mut *tx)
     .await?;
     let jobs = sqlx::query(
-        "UPDATE jobs SET state = 'retrying', run_at = ?, lease_owner = NULL,
-             lease_expires_at = NULL, updated_at = ?
+        "UPDATE jobs SET state = 'retrying', run_at = $1, lease_owner = NULL,
+             lease_expires_at = NULL, updated_at = $1
          WHERE state = 'running'",
     )
-    .bind(now)
     .bind(now)
     .execute(&mut *tx)
     .await?

@@ -1,9 +1,10 @@
 //! Orders with their lines, payments, allocations, approval and tracking.
 
-use sqlx::{Row, SqliteConnection};
+use sqlx::Row;
 use time::Date;
 use time::macros::format_description;
 
+use super::db::{Conn, Db, Tx, on};
 use super::{Store, StoreError, StoredName, from_json, from_stored_name, now_ms, to_json};
 use crate::domain::{
     Allocation, AllocationState, Approval, ApprovalState, Currency, Line, LineKind, LineState,
@@ -25,11 +26,13 @@ impl Store {
     /// allocations are replaced by the given ones.
     pub async fn put_order(&self, order: &Order) -> Result<PutOrder, StoreError> {
         let mut tx = self.write().await?;
-        let existed = sqlx::query("SELECT 1 FROM orders WHERE number = ?")
-            .bind(&order.number)
-            .fetch_optional(&mut *tx)
-            .await?
-            .is_some();
+        let existed = on!(&mut tx, |tx| sqlx::query(
+            "SELECT 1 FROM orders WHERE number = $1"
+        )
+        .bind(&order.number)
+        .fetch_optional(&mut **tx)
+        .await?
+        .is_some());
         write_order(&mut tx, order).await?;
         tx.commit().await?;
         Ok(if existed {
@@ -52,20 +55,21 @@ impl Store {
 
     /// The order with that number.
     pub async fn order(&self, number: &str) -> Result<Option<Order>, StoreError> {
-        let mut conn = self.reader.acquire().await?;
-        load_order(&mut conn, number).await
+        load_order(&mut self.reader.acquire().await?, number).await
     }
 
     /// Records a new status reported by the ERP; false when no such order.
     pub async fn set_order_status(&self, number: &str, status: &str) -> Result<bool, StoreError> {
         let mut tx = self.write().await?;
-        let done = sqlx::query("UPDATE orders SET status = ?, updated_at = ? WHERE number = ?")
-            .bind(status)
-            .bind(now_ms())
-            .bind(number)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
+        let done = on!(&mut tx, |tx| sqlx::query(
+            "UPDATE orders SET status = $1, updated_at = $2 WHERE number = $3"
+        )
+        .bind(status)
+        .bind(now_ms())
+        .bind(number)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected())
             > 0;
         tx.commit().await?;
         Ok(done)
@@ -73,20 +77,22 @@ impl Store {
 
     /// Ids of the order's cancellations, oldest first.
     pub async fn order_cancellation_ids(&self, number: &str) -> Result<Vec<String>, StoreError> {
-        let ids = sqlx::query_scalar(
-            "SELECT id FROM cancellations WHERE order_number = ? ORDER BY created_at, rowid",
+        let ids = on!(&self.reader, |pool| sqlx::query_scalar(
+            "SELECT id FROM cancellations WHERE order_number = $1 ORDER BY created_at, id",
         )
         .bind(number)
-        .fetch_all(&self.reader)
-        .await?;
+        .fetch_all(pool)
+        .await?);
         Ok(ids)
     }
 
     /// Number of stored orders.
     pub async fn order_count(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM orders")
-            .fetch_one(&self.reader)
-            .await?)
+        Ok(on!(&self.reader, |pool| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM orders"
+        )
+        .fetch_one(pool)
+        .await?))
     }
 }
 
@@ -107,10 +113,7 @@ fn corrupt(what: &str, value: &str) -> StoreError {
 
 /// Writes the order and replaces its children (inside the caller's
 /// transaction).
-pub(super) async fn write_order(
-    conn: &mut SqliteConnection,
-    order: &Order,
-) -> Result<(), StoreError> {
+pub(super) async fn write_order(tx: &mut Tx, order: &Order) -> Result<(), StoreError> {
     let tracking = order.tracking.as_ref().map(|t| {
         to_json(&super::TrackingRecord {
             channel: t.channel,
@@ -119,10 +122,10 @@ pub(super) async fn write_order(
             offline_channel: t.offline_channel.clone(),
         })
     });
-    sqlx::query(
+    on!(&mut *tx, |tx| sqlx::query(
         "INSERT INTO orders (number, business_code, customer_number, website, status, order_date,
                              currency, erp_order_number, approval_state, tracking, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
          ON CONFLICT (number) DO UPDATE SET
             business_code = excluded.business_code, customer_number = excluded.customer_number,
             website = excluded.website, status = excluded.status, order_date = excluded.order_date,
@@ -141,31 +144,35 @@ pub(super) async fn write_order(
     .bind(order.approval.as_ref().map(|a| approval_str(&a.state)))
     .bind(tracking)
     .bind(now_ms())
-    .execute(&mut *conn)
-    .await?;
+    .execute(&mut **tx)
+    .await
+    .map(drop)?);
     for table in ["order_lines", "payments", "allocations"] {
-        sqlx::query(&format!("DELETE FROM {table} WHERE order_number = ?"))
-            .bind(&order.number)
-            .execute(&mut *conn)
-            .await?;
+        on!(&mut *tx, |tx| sqlx::query(&format!(
+            "DELETE FROM {table} WHERE order_number = $1"
+        ))
+        .bind(&order.number)
+        .execute(&mut **tx)
+        .await
+        .map(drop)?);
     }
     for line in &order.lines {
         let (kind, applies_to) = match &line.kind {
             LineKind::Product => ("product", Vec::new()),
             LineKind::Discount { applies_to } => ("discount", applies_to.clone()),
         };
-        sqlx::query(
+        on!(&mut *tx, |tx| sqlx::query(
             "INSERT INTO order_lines (order_number, line_number, sku, quantity, amount_minor,
                  tax_minor, parent_line, kind, applies_to, state, erp_line_ref)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(&order.number)
-        .bind(line.number)
+        .bind(i64::from(line.number))
         .bind(&line.sku)
-        .bind(line.quantity)
+        .bind(i64::from(line.quantity))
         .bind(line.amount_minor)
         .bind(line.tax_minor)
-        .bind(line.parent_line)
+        .bind(line.parent_line.map(i64::from))
         .bind(kind)
         .bind(to_json(&applies_to))
         .bind(match line.state {
@@ -173,14 +180,15 @@ pub(super) async fn write_order(
             LineState::Cancelled => "cancelled",
         })
         .bind(&line.erp_line_ref)
-        .execute(&mut *conn)
-        .await?;
+        .execute(&mut **tx)
+        .await
+        .map(drop)?);
     }
     for (position, payment) in order.payments.iter().enumerate() {
-        sqlx::query(
+        on!(&mut *tx, |tx| sqlx::query(
             "INSERT INTO payments (order_number, position, id, method, authorized_minor,
                  deposited_minor, voided_minor, refunded_minor)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&order.number)
         .bind(position as i64)
@@ -190,57 +198,87 @@ pub(super) async fn write_order(
         .bind(payment.deposited_minor)
         .bind(payment.voided_minor)
         .bind(payment.refunded_minor)
-        .execute(&mut *conn)
-        .await?;
+        .execute(&mut **tx)
+        .await
+        .map(drop)?);
     }
     for (position, allocation) in order.allocations.iter().enumerate() {
-        sqlx::query(
+        on!(&mut *tx, |tx| sqlx::query(
             "INSERT INTO allocations (order_number, position, line_number, warehouse, quantity,
                  kind, state)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&order.number)
         .bind(position as i64)
-        .bind(allocation.line_number)
+        .bind(i64::from(allocation.line_number))
         .bind(&allocation.warehouse)
-        .bind(allocation.quantity)
+        .bind(i64::from(allocation.quantity))
         .bind(allocation.kind.name())
         .bind(match allocation.state {
             AllocationState::Allocated => "allocated",
             AllocationState::Released => "released",
         })
-        .execute(&mut *conn)
-        .await?;
+        .execute(&mut **tx)
+        .await
+        .map(drop)?);
     }
     Ok(())
 }
 
-/// One order row with its children aggregated as JSON, so that a whole
-/// order is read in one statement (this is on every cancellation's path).
 /// The order columns with lines, payments and allocations as JSON arrays, so
-/// that an order (or a group's orders) is one statement. A macro so that
-/// [`LOAD_ORDERS`] can be one constant string.
+/// that a whole order (or a commit group's orders) is one statement: this is
+/// on every cancellation's path. `$open … $close` is the dialect's JSON
+/// aggregate around `$row`, its JSON array of a row; a macro so that each
+/// dialect's statement is one constant string.
 macro_rules! order_select {
-    () => {
-        "SELECT o.number, o.business_code, o.customer_number, o.website,
+    ($open:literal, $row:literal, $close:literal) => {
+        concat!(
+            "SELECT o.number, o.business_code, o.customer_number, o.website,
     o.status, o.order_date, o.currency, o.erp_order_number, o.approval_state, o.tracking,
-    (SELECT json_group_array(json_array(line_number, sku, quantity, amount_minor, tax_minor,
-            parent_line, kind, applies_to, state, erp_line_ref))
+    (SELECT ",
+            $open,
+            $row,
+            "(line_number, sku, quantity, amount_minor, tax_minor,
+            parent_line, kind, applies_to, state, erp_line_ref)",
+            $close,
+            "
        FROM order_lines WHERE order_number = o.number) AS lines,
-    (SELECT json_group_array(json_array(position, id, method, authorized_minor,
-            deposited_minor, voided_minor, refunded_minor))
+    (SELECT ",
+            $open,
+            $row,
+            "(position, id, method, authorized_minor,
+            deposited_minor, voided_minor, refunded_minor)",
+            $close,
+            "
        FROM payments WHERE order_number = o.number) AS payments,
-    (SELECT json_group_array(json_array(position, line_number, warehouse, quantity, kind, state))
+    (SELECT ",
+            $open,
+            $row,
+            "(position, line_number, warehouse, quantity, kind, state)",
+            $close,
+            "
        FROM allocations WHERE order_number = o.number) AS allocations
     FROM orders o"
+        )
     };
 }
 
-const ORDER_SELECT: &str = order_select!();
+/// One order by its number, on SQLite.
+const SQLITE_ORDER: &str = concat!(
+    order_select!("json_group_array(", "json_array", ")"),
+    " WHERE o.number = $1"
+);
 
-/// A commit group's orders, by a JSON array of their numbers.
+/// One order by its number, on PostgreSQL (where no rows aggregate to
+/// NULL, not an empty array).
+const POSTGRES_ORDER: &str = concat!(
+    order_select!("COALESCE(json_agg(", "json_build_array", "), '[]')::text"),
+    " WHERE o.number = $1"
+);
+
+/// A commit group's orders, by a JSON array of their numbers (SQLite).
 pub(super) const LOAD_ORDERS: &str = concat!(
-    order_select!(),
+    order_select!("json_group_array(", "json_array", ")"),
     " WHERE o.number IN (SELECT value FROM json_each(?1))"
 );
 
@@ -260,20 +298,35 @@ type PaymentRow = (i64, String, String, i64, i64, i64, i64);
 type AllocationRow = (i64, u32, String, u32, String, String);
 
 /// Reads an order with everything it holds.
-pub(super) async fn load_order(
-    conn: &mut SqliteConnection,
+pub(super) async fn load_order(conn: &mut Conn, number: &str) -> Result<Option<Order>, StoreError> {
+    let sql = match conn {
+        Db::Sqlite(_) => SQLITE_ORDER,
+        Db::Postgres(_) => POSTGRES_ORDER,
+    };
+    on!(conn, |conn| sqlx::query(sql)
+        .bind(number)
+        .fetch_optional(&mut **conn)
+        .await?
+        .map(|row| order_from_row(&row))
+        .transpose())
+}
+
+/// Reads an order inside a PostgreSQL transaction.
+pub(super) async fn load_order_postgres(
+    conn: &mut sqlx::PgConnection,
     number: &str,
 ) -> Result<Option<Order>, StoreError> {
-    sqlx::query(&format!("{ORDER_SELECT} WHERE o.number = ?"))
+    sqlx::query(POSTGRES_ORDER)
         .bind(number)
-        .fetch_optional(&mut *conn)
+        .fetch_optional(conn)
         .await?
         .map(|row| order_from_row(&row))
         .transpose()
 }
 
-/// A row of [`ORDER_SELECT`], from whichever driver read it: the API's reads
-/// go through sqlx, the cancellation writer through its own connection.
+/// A row of [`order_select!`], from whichever driver read it: the API's
+/// reads go through sqlx, SQLite's cancellation writer through its own
+/// connection.
 pub(super) trait OrderRow {
     /// A text column that may be NULL.
     fn text(&self, column: &str) -> Result<Option<String>, StoreError>;
@@ -286,6 +339,12 @@ pub(super) trait OrderRow {
 }
 
 impl OrderRow for sqlx::sqlite::SqliteRow {
+    fn text(&self, column: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.try_get(column)?)
+    }
+}
+
+impl OrderRow for sqlx::postgres::PgRow {
     fn text(&self, column: &str) -> Result<Option<String>, StoreError> {
         Ok(self.try_get(column)?)
     }

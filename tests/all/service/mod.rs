@@ -1,5 +1,11 @@
 //! Starts the real service (store, router, workers) on a real 127.0.0.1
 //! socket with a temporary data directory, and talks to it over HTTP.
+//!
+//! The store is the one the test binary names in its `BACKEND`: the
+//! embedded SQLite file (binary `all`) or a PostgreSQL database of the
+//! service's own (binary `postgres`, the same test bodies).
+
+mod postgres;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -9,7 +15,34 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use rescind_host::jobs::WorkerConfig;
 use rescind_host::service::{self, PluginsConfig, RunningService, ServiceConfig};
+use rescind_host::store::{SecretsKey, SecretsKeySource};
 use serde_json::{Value, json};
+
+pub use postgres::TestDatabase;
+
+/// The store a test binary's services run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(dead_code, reason = "each test binary names one")]
+pub enum Backend {
+    /// The data directory's SQLite file.
+    Sqlite,
+    /// A PostgreSQL database created for the service.
+    Postgres,
+}
+
+/// Whether this binary's services run on PostgreSQL.
+#[allow(dead_code, reason = "for tests whose expectations differ by store")]
+pub fn on_postgres() -> bool {
+    crate::BACKEND == Backend::Postgres
+}
+
+/// A database for a new test service when the binary runs on PostgreSQL.
+pub async fn test_database() -> Option<Arc<TestDatabase>> {
+    match crate::BACKEND {
+        Backend::Sqlite => None,
+        Backend::Postgres => Some(Arc::new(TestDatabase::create().await)),
+    }
+}
 
 /// The bootstrap admin token of every test service.
 pub const ADMIN: &str = "test-admin-token-0123456789abcdef0123456789";
@@ -26,6 +59,9 @@ pub struct TestService {
     pub dir: tempfile::TempDir,
     /// Whether job workers run.
     pub workers: bool,
+    /// The service's PostgreSQL database, when it runs on one (kept across
+    /// restarts, dropped with the service).
+    pub database: Option<Arc<TestDatabase>>,
     /// The test's changes to the default configuration.
     configure: Arc<dyn Fn(&mut ServiceConfig) + Send + Sync>,
 }
@@ -65,6 +101,21 @@ pub fn plugins_config() -> PluginsConfig {
     PluginsConfig {
         cache_dir: Some(shared_plugin_cache()),
         ..PluginsConfig::default()
+    }
+}
+
+/// The secrets key every replica of a PostgreSQL test service is given
+/// (replicas share one store, so they must share its key).
+const REPLICAS_SECRETS_KEY: &str =
+    "7265736369e4642d746573742d7265706c696361732d7365637265742d6b6579";
+
+/// Points a test service's configuration at its PostgreSQL database, if it
+/// has one.
+fn on_database(config: &mut ServiceConfig, database: Option<&TestDatabase>) {
+    if let Some(database) = database {
+        config.database_url = Some(database.url.clone());
+        config.secrets_key =
+            SecretsKeySource::Given(SecretsKey::parse(REPLICAS_SECRETS_KEY).expect("a valid key"));
     }
 }
 
@@ -108,11 +159,40 @@ impl TestService {
         configure: impl Fn(&mut ServiceConfig) + Send + Sync + 'static,
     ) -> TestService {
         let dir = tempfile::tempdir().expect("temp dir");
+        let database = test_database().await;
+        Self::start_on(dir, database, workers, configure).await
+    }
+
+    /// Starts another replica on this service's PostgreSQL database, with
+    /// a data directory of its own and the same configuration changes:
+    /// what several `rescind serve` processes behind a balancer are.
+    #[allow(dead_code, reason = "the postgres binary's replica tests")]
+    pub async fn replica(&self, workers: bool) -> TestService {
+        assert!(
+            self.database.is_some(),
+            "replicas share a PostgreSQL database; this service runs on SQLite"
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        let configure = Arc::clone(&self.configure);
+        Self::start_on(dir, self.database.clone(), workers, move |config| {
+            configure(config)
+        })
+        .await
+    }
+
+    async fn start_on(
+        dir: tempfile::TempDir,
+        database: Option<Arc<TestDatabase>>,
+        workers: bool,
+        configure: impl Fn(&mut ServiceConfig) + Send + Sync + 'static,
+    ) -> TestService {
         let configure: Arc<dyn Fn(&mut ServiceConfig) + Send + Sync> = Arc::new(configure);
         let mut first = config(dir.path().to_owned(), workers);
+        on_database(&mut first, database.as_deref());
         configure(&mut first);
         let running = service::start(first).await.expect("service starts");
         TestService {
+            database,
             configure,
             base: format!("http://{}", running.addr),
             running: Some(running),
@@ -134,6 +214,7 @@ impl TestService {
                 .expect("clean shutdown");
         }
         let mut again = config(self.dir.path().to_owned(), self.workers);
+        on_database(&mut again, self.database.as_deref());
         (self.configure)(&mut again);
         let running = service::start(again).await.expect("service restarts");
         self.base = format!("http://{}", running.addr);

@@ -19,12 +19,11 @@ mod key;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use sqlx::{Row, SqliteConnection};
-
 use cipher::Sealed;
 pub(super) use cipher::SecretsCipher;
 pub use key::{SECRETS_KEY_FILE, SecretsKey};
 
+use super::db::{Conn, Db, Link, StoreRow, on};
 use super::{Store, StoreError, StoreOptions, now_ms};
 
 /// Where the secrets key comes from.
@@ -155,10 +154,10 @@ pub struct KeyRotation {
 /// values of earlier versions sealed. Runs at [`Store::open`], before
 /// anything else reads the database.
 pub(super) async fn prepare(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     options: &StoreOptions,
 ) -> Result<SecretsCipher, StoreError> {
-    let recorded = recorded_fingerprint(conn).await?;
+    let recorded = recorded_fingerprint(conn.link()).await?;
     let (key, source_name) = match &options.secrets_key {
         SecretsKeySource::Given(key) => (key.clone(), "RESCIND_SECRETS_KEY".to_owned()),
         SecretsKeySource::KeyFile => {
@@ -179,19 +178,48 @@ pub(super) async fn prepare(
         }
         _ => {}
     }
-    let sealed = seal_unsealed(conn, &cipher, recorded.is_none()).await?;
-    if sealed > 0 {
-        // Rewrite the file so that no free page keeps the plain text, and
-        // empty the write-ahead log that carried it.
-        sqlx::query("VACUUM").execute(&mut *conn).await?;
-        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-            .execute(&mut *conn)
+    match conn {
+        Db::Sqlite(conn) => {
+            let sealed = seal_unsealed(conn, &cipher, recorded.is_none()).await?;
+            if sealed > 0 {
+                // Rewrite the file so that no free page keeps the plain
+                // text, and empty the write-ahead log that carried it.
+                sqlx::query("VACUUM").execute(&mut **conn).await?;
+                sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                    .execute(&mut **conn)
+                    .await?;
+                tracing::info!(
+                    values = sealed,
+                    key = cipher.fingerprint(),
+                    "sealed the connection secrets an earlier version kept in plain text"
+                );
+            }
+        }
+        Db::Postgres(conn) if recorded.is_none() => {
+            // Replicas starting together on a new database: the first
+            // fingerprint recorded is the store's, and a replica given
+            // another key refuses to start.
+            sqlx::query(
+                "INSERT INTO secrets_key (id, fingerprint, created_at) VALUES (1, $1, $2)
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(cipher.fingerprint())
+            .bind(now_ms())
+            .execute(&mut **conn)
             .await?;
-        tracing::info!(
-            values = sealed,
-            key = cipher.fingerprint(),
-            "sealed the connection secrets an earlier version kept in plain text"
-        );
+            let recorded = recorded_fingerprint(Db::Postgres(&mut **conn)).await?;
+            if let Some(recorded) = recorded
+                && recorded != cipher.fingerprint()
+            {
+                return Err(SecretsError::WrongKey {
+                    source_name,
+                    given: cipher.fingerprint().to_owned(),
+                    recorded,
+                }
+                .into());
+            }
+        }
+        Db::Postgres(_) => {}
     }
     Ok(cipher)
 }
@@ -238,18 +266,18 @@ fn key_file_key(
     }
 }
 
-async fn recorded_fingerprint(conn: &mut SqliteConnection) -> Result<Option<String>, StoreError> {
-    Ok(
-        sqlx::query_scalar("SELECT fingerprint FROM secrets_key WHERE id = 1")
-            .fetch_optional(&mut *conn)
-            .await?,
+async fn recorded_fingerprint(mut link: Link<'_>) -> Result<Option<String>, StoreError> {
+    Ok(on!(&mut link, |c| sqlx::query_scalar(
+        "SELECT fingerprint FROM secrets_key WHERE id = 1"
     )
+    .fetch_optional(&mut **c)
+    .await?))
 }
 
 /// Seals the values waiting in plain text and, with `record`, records the
 /// key's fingerprint: one transaction. Answers how many values it sealed.
 async fn seal_unsealed(
-    conn: &mut SqliteConnection,
+    conn: &mut sqlx::SqliteConnection,
     cipher: &SecretsCipher,
     record: bool,
 ) -> Result<usize, StoreError> {
@@ -258,11 +286,11 @@ async fn seal_unsealed(
         .fetch_all(&mut *tx)
         .await?;
     for row in &rows {
-        let connection: String = row.get("connection");
-        let name: String = row.get("name");
-        let value: String = row.get("value");
+        let connection = row.text("connection")?;
+        let name = row.text("name")?;
+        let value = row.text("value")?;
         insert_sealed(
-            &mut tx,
+            Db::Sqlite(&mut *tx),
             &connection,
             &name,
             &cipher.seal(&connection, &name, &value),
@@ -273,7 +301,7 @@ async fn seal_unsealed(
         .execute(&mut *tx)
         .await?;
     if record {
-        sqlx::query("INSERT INTO secrets_key (id, fingerprint, created_at) VALUES (1, ?, ?)")
+        sqlx::query("INSERT INTO secrets_key (id, fingerprint, created_at) VALUES (1, $1, $2)")
             .bind(cipher.fingerprint())
             .bind(now_ms())
             .execute(&mut *tx)
@@ -284,13 +312,14 @@ async fn seal_unsealed(
 }
 
 async fn insert_sealed(
-    conn: &mut SqliteConnection,
+    mut link: Link<'_>,
     connection: &str,
     name: &str,
     sealed: &Sealed,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO connection_secrets (connection, name, nonce, ciphertext) VALUES (?, ?, ?, ?)
+    on!(&mut link, |c| sqlx::query(
+        "INSERT INTO connection_secrets (connection, name, nonce, ciphertext)
+         VALUES ($1, $2, $3, $4)
          ON CONFLICT (connection, name) DO UPDATE SET nonce = excluded.nonce,
             ciphertext = excluded.ciphertext",
     )
@@ -298,30 +327,38 @@ async fn insert_sealed(
     .bind(name)
     .bind(&sealed.nonce)
     .bind(&sealed.ciphertext)
-    .execute(&mut *conn)
-    .await?;
+    .execute(&mut **c)
+    .await
+    .map(drop)?);
     Ok(())
 }
 
 /// The opened secrets of a connection.
 pub(super) async fn load(
-    conn: &mut SqliteConnection,
+    mut link: Link<'_>,
     cipher: &SecretsCipher,
     connection: &str,
 ) -> Result<BTreeMap<String, String>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT name, nonce, ciphertext FROM connection_secrets WHERE connection = ? ORDER BY name",
+    let rows = on!(&mut link, |c| sqlx::query(
+        "SELECT name, nonce, ciphertext FROM connection_secrets WHERE connection = $1
+         ORDER BY name",
     )
     .bind(connection)
-    .fetch_all(&mut *conn)
-    .await?;
+    .fetch_all(&mut **c)
+    .await?
+    .iter()
+    .map(|row| -> Result<_, StoreError> {
+        Ok((
+            row.text("name")?,
+            Sealed {
+                nonce: row.bytes("nonce")?,
+                ciphertext: row.bytes("ciphertext")?,
+            },
+        ))
+    })
+    .collect::<Result<Vec<_>, _>>()?);
     let mut secrets = BTreeMap::new();
-    for row in rows {
-        let name: String = row.get("name");
-        let sealed = Sealed {
-            nonce: row.get("nonce"),
-            ciphertext: row.get("ciphertext"),
-        };
+    for (name, sealed) in rows {
         let value =
             cipher
                 .open(connection, &name, &sealed)
@@ -336,18 +373,21 @@ pub(super) async fn load(
 
 /// Replaces the secrets of a connection with `secrets`, sealed.
 pub(super) async fn replace(
-    conn: &mut SqliteConnection,
+    mut link: Link<'_>,
     cipher: &SecretsCipher,
     connection: &str,
     secrets: &BTreeMap<String, String>,
 ) -> Result<(), StoreError> {
-    sqlx::query("DELETE FROM connection_secrets WHERE connection = ?")
-        .bind(connection)
-        .execute(&mut *conn)
-        .await?;
+    on!(&mut link, |c| sqlx::query(
+        "DELETE FROM connection_secrets WHERE connection = $1"
+    )
+    .bind(connection)
+    .execute(&mut **c)
+    .await
+    .map(drop)?);
     for (name, value) in secrets {
         insert_sealed(
-            conn,
+            link.reborrow(),
             connection,
             name,
             &cipher.seal(connection, name, value),
@@ -371,7 +411,7 @@ pub async fn rotate_secrets_key(
     options: &StoreOptions,
     new_key: Option<SecretsKey>,
 ) -> Result<KeyRotation, StoreError> {
-    if !options.data_dir.join("rescind.db").is_file() {
+    if options.database_url.is_none() && !options.data_dir.join("rescind.db").is_file() {
         return Err(SecretsError::NoDatabase {
             path: options.data_dir.clone(),
         }
@@ -448,35 +488,47 @@ async fn reseal_all(
     new: &SecretsCipher,
 ) -> Result<usize, StoreError> {
     let mut tx = store.write().await?;
-    let rows = sqlx::query("SELECT connection, name, nonce, ciphertext FROM connection_secrets")
-        .fetch_all(&mut *tx)
-        .await?;
-    for row in &rows {
-        let connection: String = row.get("connection");
-        let name: String = row.get("name");
-        let sealed = Sealed {
-            nonce: row.get("nonce"),
-            ciphertext: row.get("ciphertext"),
-        };
+    let rows = on!(&mut tx, |tx| sqlx::query(
+        "SELECT connection, name, nonce, ciphertext FROM connection_secrets"
+    )
+    .fetch_all(&mut **tx)
+    .await?
+    .iter()
+    .map(|row| -> Result<_, StoreError> {
+        Ok((
+            row.text("connection")?,
+            row.text("name")?,
+            Sealed {
+                nonce: row.bytes("nonce")?,
+                ciphertext: row.bytes("ciphertext")?,
+            },
+        ))
+    })
+    .collect::<Result<Vec<_>, _>>()?);
+    for (connection, name, sealed) in &rows {
+        let (connection, name) = (connection.as_str(), name.as_str());
         let value =
-            old.open(&connection, &name, &sealed)
+            old.open(connection, name, sealed)
                 .ok_or_else(|| SecretsError::Undecryptable {
-                    connection: connection.clone(),
-                    name: name.clone(),
+                    connection: connection.to_owned(),
+                    name: name.to_owned(),
                 })?;
         insert_sealed(
-            &mut tx,
-            &connection,
-            &name,
-            &new.seal(&connection, &name, &value),
+            tx.link(),
+            connection,
+            name,
+            &new.seal(connection, name, &value),
         )
         .await?;
     }
-    sqlx::query("UPDATE secrets_key SET fingerprint = ?, created_at = ? WHERE id = 1")
-        .bind(new.fingerprint())
-        .bind(now_ms())
-        .execute(&mut *tx)
-        .await?;
+    on!(&mut tx, |tx| sqlx::query(
+        "UPDATE secrets_key SET fingerprint = $1, created_at = $2 WHERE id = 1"
+    )
+    .bind(new.fingerprint())
+    .bind(now_ms())
+    .execute(&mut **tx)
+    .await
+    .map(drop)?);
     tx.commit().await?;
     Ok(rows.len())
 }

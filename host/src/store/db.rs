@@ -1,0 +1,178 @@
+//! The two databases under the store, behind one set of queries.
+//!
+//! Most statements are the same text on SQLite and PostgreSQL: parameters
+//! are written `$1`, `$2`, … (SQLite reads `$N` as the N-th parameter as
+//! well), flags are bound as `bool`, numbers as `i64`, and rows are read
+//! through [`StoreRow`], so one function serves both. [`on!`] runs an
+//! expression against whichever database a pool, connection or transaction
+//! belongs to; the expression is compiled once per database, each time with
+//! that database's native driver. Where the dialects differ (locking, the
+//! aggregation of an order's children, SQLite's maintenance), the caller
+//! matches on [`Db`] itself.
+
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgPool, PgRow};
+use sqlx::sqlite::{SqlitePool, SqliteRow};
+use sqlx::{PgConnection, Postgres, Row, Sqlite, SqliteConnection, Transaction};
+
+use super::StoreError;
+
+/// The key of PostgreSQL's advisory lock that serialises the store's
+/// writes other than cancellations and job leases, across every replica
+/// (any fixed number; this one spells "rescind" in ASCII).
+pub(super) const WRITE_LOCK: i64 = 0x72_65_73_63_69_6e_64;
+
+/// The key of the advisory lock between configuration writes (exclusive)
+/// and cancellations (shared): a cancellation reads one configuration, never
+/// half of a write.
+pub(super) const WRITE_LOCK_CONFIG: i64 = WRITE_LOCK + 1;
+
+/// One of the two databases, holding what belongs to it.
+#[derive(Debug, Clone)]
+pub(super) enum Db<S, P> {
+    /// The embedded SQLite file in the data directory.
+    Sqlite(S),
+    /// A PostgreSQL server, shared by every replica.
+    Postgres(P),
+}
+
+/// A connection pool.
+pub(super) type Pool = Db<SqlitePool, PgPool>;
+
+/// An open transaction (rolled back when dropped without a commit).
+pub(super) type Tx = Db<Transaction<'static, Sqlite>, Transaction<'static, Postgres>>;
+
+/// A connection taken from a pool.
+pub(super) type Conn = Db<PoolConnection<Sqlite>, PoolConnection<Postgres>>;
+
+/// A borrowed connection: what a helper that reads or writes inside either a
+/// transaction or a plain connection takes.
+pub(super) type Link<'a> = Db<&'a mut SqliteConnection, &'a mut PgConnection>;
+
+/// Runs `$body` with `$x` bound to what `$target` (a [`Db`] or a reference
+/// to one) holds, once per database.
+macro_rules! on {
+    ($target:expr, |$x:ident| $body:expr) => {
+        match $target {
+            $crate::store::db::Db::Sqlite($x) => $body,
+            $crate::store::db::Db::Postgres($x) => $body,
+        }
+    };
+}
+pub(super) use on;
+
+impl Tx {
+    /// Commits the transaction.
+    pub(super) async fn commit(self) -> Result<(), sqlx::Error> {
+        on!(self, |tx| tx.commit().await)
+    }
+}
+
+impl Tx {
+    /// The transaction's connection, for helpers that take a [`Link`].
+    pub(super) fn link(&mut self) -> Link<'_> {
+        match self {
+            Db::Sqlite(tx) => Db::Sqlite(&mut **tx),
+            Db::Postgres(tx) => Db::Postgres(&mut **tx),
+        }
+    }
+}
+
+impl Link<'_> {
+    /// Borrows the connection again, for a helper that takes a [`Link`].
+    pub(super) fn reborrow(&mut self) -> Link<'_> {
+        match self {
+            Db::Sqlite(c) => Db::Sqlite(&mut **c),
+            Db::Postgres(c) => Db::Postgres(&mut **c),
+        }
+    }
+}
+
+impl Conn {
+    /// The connection, for helpers that take a [`Link`].
+    pub(super) fn link(&mut self) -> Link<'_> {
+        match self {
+            Db::Sqlite(conn) => Db::Sqlite(&mut **conn),
+            Db::Postgres(conn) => Db::Postgres(&mut **conn),
+        }
+    }
+}
+
+impl Pool {
+    /// Takes a connection from the pool.
+    pub(super) async fn acquire(&self) -> Result<Conn, sqlx::Error> {
+        Ok(match self {
+            Db::Sqlite(pool) => Db::Sqlite(pool.acquire().await?),
+            Db::Postgres(pool) => Db::Postgres(pool.acquire().await?),
+        })
+    }
+
+    /// Closes the pool, waiting for the connections in use.
+    pub(super) async fn close(&self) {
+        on!(self, |pool| pool.close().await)
+    }
+
+    /// Whether this is the PostgreSQL store.
+    pub(super) fn is_postgres(&self) -> bool {
+        matches!(self, Db::Postgres(_))
+    }
+}
+
+/// A row read by either driver, its columns decoded to the few types the
+/// store keeps: text, 64-bit integers, flags and bytes. A column of the
+/// wrong type is [`StoreError::Corrupt`], never a panic.
+pub(super) trait StoreRow {
+    /// A text column that must not be NULL.
+    fn text(&self, column: &str) -> Result<String, StoreError>;
+    /// A text column that may be NULL.
+    fn opt_text(&self, column: &str) -> Result<Option<String>, StoreError>;
+    /// An integer column that must not be NULL.
+    fn int(&self, column: &str) -> Result<i64, StoreError>;
+    /// An integer column that may be NULL.
+    fn opt_int(&self, column: &str) -> Result<Option<i64>, StoreError>;
+    /// A flag (SQLite: 0 or 1; PostgreSQL: BOOLEAN).
+    fn flag(&self, column: &str) -> Result<bool, StoreError>;
+    /// A byte string.
+    fn bytes(&self, column: &str) -> Result<Vec<u8>, StoreError>;
+
+    /// An integer column that must fit `T` (counts, line numbers,
+    /// attempts); one that does not is corrupt data.
+    fn count<T: TryFrom<i64>>(&self, column: &str) -> Result<T, StoreError> {
+        let value = self.int(column)?;
+        T::try_from(value).map_err(|_| {
+            StoreError::Corrupt(format!("column {column} holds {value}, out of range"))
+        })
+    }
+}
+
+fn column_error(column: &str, e: sqlx::Error) -> StoreError {
+    StoreError::Corrupt(format!("column {column}: {e}"))
+}
+
+macro_rules! store_row {
+    ($row:ty) => {
+        impl StoreRow for $row {
+            fn text(&self, column: &str) -> Result<String, StoreError> {
+                self.try_get(column).map_err(|e| column_error(column, e))
+            }
+            fn opt_text(&self, column: &str) -> Result<Option<String>, StoreError> {
+                self.try_get(column).map_err(|e| column_error(column, e))
+            }
+            fn int(&self, column: &str) -> Result<i64, StoreError> {
+                self.try_get(column).map_err(|e| column_error(column, e))
+            }
+            fn opt_int(&self, column: &str) -> Result<Option<i64>, StoreError> {
+                self.try_get(column).map_err(|e| column_error(column, e))
+            }
+            fn flag(&self, column: &str) -> Result<bool, StoreError> {
+                self.try_get(column).map_err(|e| column_error(column, e))
+            }
+            fn bytes(&self, column: &str) -> Result<Vec<u8>, StoreError> {
+                self.try_get(column).map_err(|e| column_error(column, e))
+            }
+        }
+    };
+}
+
+store_row!(SqliteRow);
+store_row!(PgRow);

@@ -1,0 +1,56 @@
+//! The service, job and hot-load integration tests again, on PostgreSQL:
+//! the same test bodies as the binary `all` (included from there), each
+//! service on an empty database of its own, so that what differs between
+//! the two stores shows up as a failing test.
+//!
+//! Needs a PostgreSQL server: `RESCIND_TEST_POSTGRES`, by default
+//! `postgres://postgres@127.0.0.1:5432/postgres`.
+
+/// The store of this binary's test services.
+const BACKEND: service::Backend = service::Backend::Postgres;
+
+#[path = "../all/api_audit.rs"]
+mod api_audit;
+#[path = "../all/api_auth.rs"]
+mod api_auth;
+#[path = "../all/api_cancel.rs"]
+#[allow(
+    dead_code,
+    reason = "shared with the binary `all`, whose other tests use the rest"
+)]
+mod api_cancel;
+#[path = "../all/api_contract.rs"]
+mod api_contract;
+#[path = "../all/api_ops.rs"]
+mod api_ops;
+#[path = "../all/hotload_api.rs"]
+mod hotload_api;
+#[path = "../all/hotload_jobs.rs"]
+mod hotload_jobs;
+#[path = "../all/hotload_support.rs"]
+#[allow(
+    dead_code,
+    reason = "shared with the binary `all`, whose other tests use the rest"
+)]
+mod hotload_support;
+#[path = "../all/jobs_applies_to.rs"]
+mod jobs_applies_to;
+#[path = "../all/jobs_delivery.rs"]
+mod jobs_delivery;
+#[path = "../all/jobs_lease.rs"]
+mod jobs_lease;
+#[path = "../all/jobs_outage.rs"]
+mod jobs_outage;
+#[path = "../all/registry_support.rs"]
+#[allow(
+    dead_code,
+    reason = "shared with the binary `all`, whose other tests use the rest"
+)]
+mod registry_support;
+mod replicas;
+#[path = "../all/service/mod.rs"]
+#[allow(
+    dead_code,
+    reason = "shared with the binary `all`, whose other tests use the rest"
+)]
+mod service;

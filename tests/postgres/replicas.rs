@@ -1,0 +1,259 @@
+//! Several replicas on one PostgreSQL database, each a real service with a
+//! data directory of its own, reached over loopback HTTP the way a load
+//! balancer would spread clients over them.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tokio::task::JoinSet;
+
+use rescind_tests::erp_server::ErpServer;
+
+use crate::service::{ADMIN, TestService, deposited_order, sample_order};
+
+/// Three replicas; `workers` on each.
+async fn replicas(workers: bool) -> Vec<Arc<TestService>> {
+    let first = TestService::start_configured(workers, |_| {}).await;
+    let second = first.replica(workers).await;
+    let third = first.replica(workers).await;
+    vec![Arc::new(first), Arc::new(second), Arc::new(third)]
+}
+
+/// Overlapping cancellations of one order sent to three replicas at once:
+/// no line is cancelled twice and the money adds up, as on one host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_cancelling_one_order_never_cancel_a_line_twice() {
+    let replicas = replicas(false).await;
+    replicas[0].configure_insite().await;
+    replicas[0].put_order("SO-R", &deposited_order("C-1")).await;
+    let mut tasks = JoinSet::new();
+    for i in 0..60 {
+        let replica = Arc::clone(&replicas[i % replicas.len()]);
+        tasks.spawn(async move {
+            // A third asks for the whole order, the rest for line 2 or 1.
+            let mut body = json!({"cancellationReason": "OUT_OF_STOCK", "forcedCancel": true,
+                                  "forcedCancelWithRefund": true});
+            match i % 3 {
+                1 => body["items"] = json!([{"orderItemReference": 2}]),
+                2 => body["items"] = json!([{"orderItemReference": 1}]),
+                _ => {}
+            }
+            replica.cancel("SO-R", &body).await
+        });
+    }
+    let mut refunded = 0;
+    let mut committed = Vec::new();
+    while let Some(answer) = tasks.join_next().await {
+        let answer = answer.expect("task");
+        match answer.status {
+            StatusCode::CREATED => {
+                refunded += answer.body["refund"]["amountMinor"].as_i64().unwrap_or(0);
+                committed.push(answer.body);
+            }
+            StatusCode::CONFLICT => assert!(
+                ["order-not-cancellable", "line-already-cancelled"].contains(&answer.code()),
+                "{}",
+                answer.body
+            ),
+            other => panic!("unexpected {other}: {}", answer.body),
+        }
+    }
+    let mut lines: Vec<u64> = committed
+        .iter()
+        .flat_map(|c| c["cancelledLines"].as_array().cloned().unwrap_or_default())
+        .filter_map(|l| l.as_u64())
+        .collect();
+    let cancelled = lines.len();
+    lines.sort_unstable();
+    lines.dedup();
+    assert_eq!(
+        lines.len(),
+        cancelled,
+        "a line cancelled twice: {committed:?}"
+    );
+    assert_eq!(lines, vec![1, 2, 3], "every line ends cancelled once");
+    // Every replica reads the same order, with the refunds the answers
+    // reported and no more.
+    for replica in &replicas {
+        let order = replica.order("SO-R").await;
+        assert_eq!(
+            order["payments"][0]["refundedMinor"].as_i64(),
+            Some(refunded)
+        );
+        assert_eq!(
+            order["cancellations"].as_array().map(Vec::len),
+            Some(committed.len())
+        );
+    }
+    assert!(refunded <= 42840, "refunded {refunded} of 42840");
+}
+
+/// A client retrying with its `Idempotency-Key` may reach another
+/// replica: it gets the first answer again, and nothing is cancelled twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotent_retry_on_another_replica_replays_the_first_answer() {
+    let replicas = replicas(false).await;
+    replicas[0].configure_insite().await;
+    replicas[0].put_order("SO-I", &sample_order("C-1")).await;
+    let body = json!({"cancellationReason": "OUT_OF_STOCK", "items": [{"orderItemReference": 2}]});
+    let mut ids = Vec::new();
+    for replica in &replicas {
+        let answer = replica
+            .send(
+                Method::POST,
+                "/v1/orders/SO-I/cancellations",
+                Some(ADMIN),
+                Some(&body),
+                &[("idempotency-key", "retry-across-replicas")],
+            )
+            .await;
+        assert!(
+            [StatusCode::CREATED, StatusCode::OK].contains(&answer.status),
+            "{}: {}",
+            answer.status,
+            answer.body
+        );
+        ids.push(
+            answer.body["internalRequestId"]
+                .as_str()
+                .expect("id")
+                .to_owned(),
+        );
+    }
+    assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
+    let order = replicas[2].order("SO-I").await;
+    assert_eq!(order["cancellations"], json!([ids[0]]));
+    // The same key with another body is refused on any replica.
+    let other = replicas[1]
+        .send(
+            Method::POST,
+            "/v1/orders/SO-I/cancellations",
+            Some(ADMIN),
+            Some(&json!({"cancellationReason": "OUT_OF_STOCK", "items": [{"orderItemReference": 1}]})),
+            &[("idempotency-key", "retry-across-replicas")],
+        )
+        .await;
+    assert_eq!(other.code(), "idempotency-key-reused", "{}", other.body);
+}
+
+/// A key created on one replica is accepted by the others, and once it is
+/// revoked on one, every replica refuses its next request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_revoked_on_one_replica_is_refused_by_all() {
+    let replicas = replicas(false).await;
+    replicas[0].put_order("SO-K", &sample_order("C-7")).await;
+    let created = replicas[0]
+        .call(
+            Method::POST,
+            "/v1/admin/api-keys",
+            Some(ADMIN),
+            Some(&json!({"name": "storefront", "role": "customer", "customerNumber": "C-7"})),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let token = created.body["token"].as_str().expect("token").to_owned();
+    let id = created.body["id"].as_str().expect("id").to_owned();
+    for replica in &replicas {
+        let answer = replica
+            .call(Method::GET, "/v1/orders/SO-K", Some(&token), None)
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    }
+    let revoked = replicas[1]
+        .call(
+            Method::DELETE,
+            &format!("/v1/admin/api-keys/{id}"),
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert!(revoked.status.is_success(), "{}", revoked.body);
+    for replica in &replicas {
+        let answer = replica
+            .call(Method::GET, "/v1/orders/SO-K", Some(&token), None)
+            .await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{}", answer.body);
+    }
+}
+
+/// Three replicas' workers claim from one queue: every job reaches the ERP,
+/// and none twice (each job's `Idempotency-Key` arrives once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_deliver_every_job_once() {
+    let erp = ErpServer::signed(crate::api_cancel::SIGNING_KEY).await;
+    let replicas = replicas(true).await;
+    crate::api_cancel::configure_job(
+        &replicas[0],
+        &erp.url(""),
+        &erp.authority(),
+        json!({"maxAttempts": 3, "initialBackoffMs": 10, "maxBackoffMs": 20}),
+    )
+    .await;
+    replicas[0].configure_insite().await;
+    let mut jobs = Vec::new();
+    for i in 0..30 {
+        let replica = &replicas[i % replicas.len()];
+        let number = format!("SO-J{i}");
+        replica.put_order(&number, &sample_order("C-1")).await;
+        let answer = replica
+            .cancel(&number, &json!({"cancellationReason": "OUT_OF_STOCK"}))
+            .await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+        jobs.push(
+            answer.body["erpSync"]["jobs"][0]["id"]
+                .as_str()
+                .expect("a job")
+                .to_owned(),
+        );
+    }
+    for (i, job) in jobs.iter().enumerate() {
+        let settled = crate::hotload_support::settled_job(&replicas[i % 3], job).await;
+        assert_eq!(settled["state"], "succeeded", "{settled}");
+    }
+    let mut deliveries: BTreeMap<String, usize> = BTreeMap::new();
+    for request in erp.requests() {
+        let key = request.header("idempotency-key").expect("a key").to_owned();
+        *deliveries.entry(key).or_default() += 1;
+    }
+    assert_eq!(deliveries.len(), jobs.len(), "{deliveries:?}");
+    let twice: Vec<_> = deliveries.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "delivered more than once: {twice:?}");
+}
+
+/// Settings changed on one replica are what the next cancellation on
+/// another is planned with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_setting_changed_on_one_replica_holds_on_the_next_request_to_another() {
+    let replicas = replicas(false).await;
+    replicas[0].configure_insite().await;
+    replicas[0].put_order("SO-S", &sample_order("C-1")).await;
+    let customer = replicas[0].key("customer", Some("C-1")).await;
+    // Customers may no longer cancel on website `main`.
+    let off = replicas[0]
+        .call(
+            Method::PUT,
+            "/v1/admin/websites/main",
+            Some(ADMIN),
+            Some(&json!({ "allowCancellationRequest": false })),
+        )
+        .await;
+    assert_eq!(off.status, StatusCode::OK, "{}", off.body);
+    let refused = replicas[1]
+        .call(
+            Method::POST,
+            "/v1/orders/SO-S/cancellations",
+            Some(&customer),
+            None,
+        )
+        .await;
+    assert_eq!(
+        refused.code(),
+        "cancellation-not-allowed",
+        "{}",
+        refused.body
+    );
+    let order: Value = replicas[2].order("SO-S").await;
+    assert_eq!(order["cancellations"], json!([]));
+}
