@@ -379,18 +379,19 @@ async fn a_cancellation_whose_writes_fail_fails_alone() {
             .put_order(&format!("SO-W{i}"), &sample_order("C-1"))
             .await;
     }
-    let database = rusqlite::Connection::open(service.dir.path().join("rescind.db"))
-        .expect("open the database");
-    database
-        .busy_timeout(std::time::Duration::from_secs(10))
-        .expect("busy timeout");
-    database
-        .execute_batch(
+    service
+        .edit_database(
             "CREATE TRIGGER fail_w7 AFTER INSERT ON jobs
                WHEN NEW.order_number = 'SO-W7' AND NEW.definition = 'OrderCancel'
              BEGIN SELECT RAISE(ABORT, 'the disk is full'); END;",
+            "CREATE FUNCTION fail_w7() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN RAISE EXCEPTION 'the disk is full'; END $$;
+             CREATE TRIGGER fail_w7 AFTER INSERT ON jobs FOR EACH ROW
+               WHEN (NEW.order_number = 'SO-W7' AND NEW.definition = 'OrderCancel')
+               EXECUTE FUNCTION fail_w7();",
+            "",
         )
-        .expect("trigger");
+        .await;
     let before = service.order("SO-W7").await;
 
     let mut tasks = JoinSet::new();
@@ -466,19 +467,16 @@ async fn a_cancellation_whose_writes_fail_fails_alone() {
         before,
         "the failed cancellation left traces"
     );
-    let (cancellations, jobs): (i64, i64) = database
-        .query_row(
-            "SELECT (SELECT COUNT(*) FROM cancellations), (SELECT COUNT(*) FROM jobs)",
-            [],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
-        .expect("counts");
+    let cancellations = service
+        .count_rows("SELECT COUNT(*) FROM cancellations")
+        .await;
+    let jobs = service.count_rows("SELECT COUNT(*) FROM jobs").await;
     assert_eq!((cancellations, jobs), (15, 30));
 
     // Once the cause is gone the order can be cancelled, with both jobs.
-    database
-        .execute_batch("DROP TRIGGER fail_w7")
-        .expect("drop trigger");
+    service
+        .edit_database("DROP TRIGGER fail_w7", "DROP TRIGGER fail_w7 ON jobs", "")
+        .await;
     let answer = service
         .cancel("SO-W7", &json!({"cancellationReason": "OUT_OF_STOCK"}))
         .await;

@@ -101,14 +101,13 @@ async fn an_attempt_whose_lease_was_lost_does_not_count_toward_the_guard() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let database = rusqlite::Connection::open(service.dir.path().join("rescind.db")).unwrap();
-    database.busy_timeout(Duration::from_secs(10)).unwrap();
-    let taken = database
-        .execute(
-            "UPDATE jobs SET lease_owner = 'another-worker' WHERE id = ?1 AND state = 'running'",
-            [&first],
+    let taken = service
+        .edit_database(
+            "UPDATE jobs SET lease_owner = 'another-worker' WHERE id = $1 AND state = 'running'",
+            "UPDATE jobs SET lease_owner = 'another-worker' WHERE id = $1 AND state = 'running'",
+            &first,
         )
-        .unwrap();
+        .await;
     assert_eq!(taken, 1, "the first job was running");
 
     // The worker takes the second job only once the first attempt is over

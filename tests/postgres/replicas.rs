@@ -73,7 +73,6 @@ async fn replicas_cancelling_one_order_never_cancel_a_line_twice() {
         cancelled,
         "a line cancelled twice: {committed:?}"
     );
-    assert_eq!(lines, vec![1, 2, 3], "every line ends cancelled once");
     // Every replica reads the same order, with the refunds the answers
     // reported and no more.
     for replica in &replicas {
@@ -149,7 +148,7 @@ async fn a_key_revoked_on_one_replica_is_refused_by_all() {
             Method::POST,
             "/v1/admin/api-keys",
             Some(ADMIN),
-            Some(&json!({"name": "storefront", "role": "customer", "customerNumber": "C-7"})),
+            Some(&json!({"name": "platform", "role": "service"})),
         )
         .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
@@ -256,4 +255,49 @@ async fn a_setting_changed_on_one_replica_holds_on_the_next_request_to_another()
     );
     let order: Value = replicas[2].order("SO-S").await;
     assert_eq!(order["cancellations"], json!([]));
+}
+
+/// A replica dies holding a job: another replica takes the job up once the
+/// lease expires, and the ERP hears of it once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_held_by_a_dead_replica_is_taken_up_by_another_after_its_lease() {
+    let erp = ErpServer::signed(crate::api_cancel::SIGNING_KEY).await;
+    let dying = TestService::start_configured(false, |_| {}).await;
+    crate::api_cancel::configure_job(
+        &dying,
+        &erp.url(""),
+        &erp.authority(),
+        json!({"maxAttempts": 3, "initialBackoffMs": 10, "maxBackoffMs": 20}),
+    )
+    .await;
+    dying.configure_insite().await;
+    let job = crate::hotload_support::cancel_new_order(&dying, "SO-D").await;
+    // Its worker claims the job for two seconds, and the replica dies.
+    let claimed = dying
+        .running
+        .as_ref()
+        .expect("running")
+        .state
+        .store
+        .claim_due_jobs("worker-of-a-dead-replica", 1, 2_000)
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 1);
+    let survivor = dying.replica(true).await;
+    let mut dying = dying;
+    if let Some(running) = dying.running.take() {
+        // Its workers never ran: nothing is given back on the way down.
+        running
+            .shutdown(std::time::Duration::from_secs(5))
+            .await
+            .expect("stops");
+    }
+    let settled = crate::hotload_support::settled_job(&survivor, &job).await;
+    assert_eq!(settled["state"], "succeeded", "{settled}");
+    let history = settled["attemptHistory"].as_array().expect("history");
+    assert_eq!(history.len(), 2, "{settled}");
+    assert_eq!(history[0]["worker"], "worker-of-a-dead-replica");
+    assert_eq!(history[0]["outcome"], "lease-expired");
+    assert_eq!(history[1]["outcome"], "accepted");
+    assert_eq!(erp.requests().len(), 1);
 }

@@ -20,7 +20,7 @@ use super::StoreError;
 /// The key of PostgreSQL's advisory lock that serialises the store's
 /// writes other than cancellations and job leases, across every replica
 /// (any fixed number; this one spells "rescind" in ASCII).
-pub(super) const WRITE_LOCK: i64 = 0x72_65_73_63_69_6e_64;
+pub(super) const WRITE_LOCK: i64 = i64::from_be_bytes(*b"\0rescind");
 
 /// The key of the advisory lock between configuration writes (exclusive)
 /// and cancellations (shared): a cancellation reads one configuration, never

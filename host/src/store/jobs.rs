@@ -569,9 +569,8 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let now = now_ms();
         let mut tx = self.write_rows().await?;
-        let updated =
-            on!(&mut tx, |tx| {
-                sqlx::query(
+        let updated = on!(&mut tx, |tx| {
+            sqlx::query(
             "UPDATE jobs SET state = $1, run_at = $2, lease_owner = NULL, lease_expires_at = NULL,
                  erp_reference = COALESCE($3, erp_reference), last_error = $4, updated_at = $5
              WHERE id = $6 AND lease_owner = $7 AND state = 'running' AND attempts = $8",
@@ -595,7 +594,7 @@ impl Store {
         .execute(&mut **tx)
         .await?
         .rows_affected()
-            });
+        });
         if updated == 0 {
             return Ok(false);
         }

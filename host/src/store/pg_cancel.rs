@@ -35,7 +35,7 @@ pub(super) async fn cancel(
     if locked.is_none() {
         return Err(Refusal::OrderNotFound.into());
     }
-    let Some(order) = load_order_postgres(&mut *tx, command.order_number).await? else {
+    let Some(order) = load_order_postgres(&mut tx, command.order_number).await? else {
         return Err(Refusal::OrderNotFound.into());
     };
     sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")

@@ -222,6 +222,69 @@ impl TestService {
         self
     }
 
+    /// Edits the service's database behind its back, the way an operator or
+    /// a failing disk would: `sqlite` on the data directory's file, or
+    /// `postgres` on the service's PostgreSQL database (each a batch of
+    /// statements in its dialect, `$1` bound to `param`). Answers the rows
+    /// the last statement changed.
+    pub async fn edit_database(&self, sqlite: &str, postgres: &str, param: &str) -> u64 {
+        match &self.database {
+            None => {
+                let db = rusqlite::Connection::open(self.dir.path().join("rescind.db"))
+                    .expect("open the database");
+                db.busy_timeout(Duration::from_secs(10))
+                    .expect("busy timeout");
+                if sqlite.contains("$1") {
+                    db.execute(sqlite, [param]).expect("edit the database") as u64
+                } else {
+                    db.execute_batch(sqlite).expect("edit the database");
+                    0
+                }
+            }
+            Some(database) => {
+                use sqlx::Connection;
+                let mut db = sqlx::PgConnection::connect(&database.url)
+                    .await
+                    .expect("connect to the database");
+                if postgres.contains("$1") {
+                    sqlx::query(postgres)
+                        .bind(param)
+                        .execute(&mut db)
+                        .await
+                        .expect("edit the database")
+                        .rows_affected()
+                } else {
+                    sqlx::raw_sql(postgres)
+                        .execute(&mut db)
+                        .await
+                        .expect("edit the database");
+                    0
+                }
+            }
+        }
+    }
+
+    /// The single number a `SELECT COUNT(*) …` (the same text on either
+    /// store) reads from the service's database.
+    pub async fn count_rows(&self, query: &str) -> i64 {
+        match &self.database {
+            None => rusqlite::Connection::open(self.dir.path().join("rescind.db"))
+                .expect("open the database")
+                .query_row(query, [], |row| row.get(0))
+                .expect("count"),
+            Some(database) => {
+                use sqlx::Connection;
+                let mut db = sqlx::PgConnection::connect(&database.url)
+                    .await
+                    .expect("connect to the database");
+                sqlx::query_scalar(query)
+                    .fetch_one(&mut db)
+                    .await
+                    .expect("count")
+            }
+        }
+    }
+
     /// Sends a request with an optional bearer token and JSON body.
     pub async fn call(
         &self,
