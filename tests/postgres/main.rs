@@ -41,6 +41,7 @@ mod jobs_delivery;
 mod jobs_lease;
 #[path = "../all/jobs_outage.rs"]
 mod jobs_outage;
+mod migrate;
 #[path = "../all/registry_support.rs"]
 #[allow(
     dead_code,

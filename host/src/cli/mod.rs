@@ -5,6 +5,7 @@
 //! secrets.
 
 pub mod keys;
+mod migrate;
 pub mod plugin;
 mod plugin_new;
 mod plugin_test;
@@ -37,6 +38,9 @@ pub enum Command {
     Keys(keys::KeysArgs),
     /// Manage the key that seals connection secrets.
     Secrets(SecretsArgs),
+    /// Copy a stopped host's SQLite store into an empty PostgreSQL
+    /// database, every table's row count checked on both sides.
+    MigrateStore(migrate::MigrateStoreArgs),
 }
 
 /// How a command ended: the process's exit status.
@@ -84,6 +88,7 @@ impl Cli {
             Command::Plugin(args) => plugin::run(args),
             Command::Keys(args) => keys::run(args),
             Command::Secrets(args) => secrets::run(args),
+            Command::MigrateStore(args) => migrate::run(args),
         }
     }
 }

@@ -29,6 +29,7 @@
 mod audit;
 mod cancellations;
 mod config;
+mod copy;
 mod db;
 mod group_commit;
 mod jobs;
@@ -54,6 +55,7 @@ pub use cancellations::{
     CancelCommand, CancelError, Committed, IdempotencyClaim, NOT_COMMUNICATED_TO_ERP,
     PARTIAL_NOT_COMMUNICATED_TO_ERP,
 };
+pub use copy::{CopiedTable, CopyError, copy_sqlite_to_postgres};
 pub use jobs::{AttemptResult, ClaimedJob, JobFilter, ManualRun, RetryError, RunError};
 pub use orders::{PutOrder, format_date};
 pub use records::*;

@@ -15,7 +15,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use rescind_host::jobs::WorkerConfig;
 use rescind_host::service::{self, PluginsConfig, RunningService, ServiceConfig};
-use rescind_host::store::{SecretsKey, SecretsKeySource};
+use rescind_host::store::SECRETS_KEY_FILE;
 use serde_json::{Value, json};
 
 pub use postgres::TestDatabase;
@@ -104,19 +104,10 @@ pub fn plugins_config() -> PluginsConfig {
     }
 }
 
-/// The secrets key every replica of a PostgreSQL test service is given
-/// (replicas share one store, so they must share its key).
-const REPLICAS_SECRETS_KEY: &str =
-    "7265736369e4642d746573742d7265706c696361732d7365637265742d6b6579";
-
 /// Points a test service's configuration at its PostgreSQL database, if it
 /// has one.
 fn on_database(config: &mut ServiceConfig, database: Option<&TestDatabase>) {
-    if let Some(database) = database {
-        config.database_url = Some(database.url.clone());
-        config.secrets_key =
-            SecretsKeySource::Given(SecretsKey::parse(REPLICAS_SECRETS_KEY).expect("a valid key"));
-    }
+    config.database_url = database.map(|d| d.url.clone());
 }
 
 /// The configuration of a test service on `dir`.
@@ -173,6 +164,14 @@ impl TestService {
             "replicas share a PostgreSQL database; this service runs on SQLite"
         );
         let dir = tempfile::tempdir().expect("temp dir");
+        // Replicas share the store, so they share the key sealing its
+        // secrets: the operator copies the key file (or sets
+        // RESCIND_SECRETS_KEY on each).
+        std::fs::copy(
+            self.dir.path().join(SECRETS_KEY_FILE),
+            dir.path().join(SECRETS_KEY_FILE),
+        )
+        .expect("copy the secrets key file");
         let configure = Arc::clone(&self.configure);
         Self::start_on(dir, self.database.clone(), workers, move |config| {
             configure(config)
@@ -180,7 +179,9 @@ impl TestService {
         .await
     }
 
-    async fn start_on(
+    /// Starts a service on `dir` (which may hold an earlier service's data
+    /// directory) and, if given, a PostgreSQL database.
+    pub async fn start_on(
         dir: tempfile::TempDir,
         database: Option<Arc<TestDatabase>>,
         workers: bool,
@@ -203,6 +204,18 @@ impl TestService {
             dir,
             workers,
         }
+    }
+
+    /// Stops the service (cleanly) and answers its data directory.
+    #[allow(dead_code, reason = "the postgres binary's migration test")]
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        if let Some(running) = self.running.take() {
+            running
+                .shutdown(Duration::from_secs(10))
+                .await
+                .expect("clean shutdown");
+        }
+        self.dir
     }
 
     /// Stops the service and starts a new one on the same data directory.
