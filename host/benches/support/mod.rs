@@ -6,9 +6,20 @@
 #![allow(dead_code)]
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
+use reqwest::StatusCode;
+use rescind_host::domain::{
+    Allocation, AllocationKind, AllocationState, Currency, Line, LineKind, LineState, Order,
+    Payment,
+};
 use rescind_host::service::{self, RunningService, ServiceConfig};
 use serde_json::{Value, json};
+
+/// The longest any load phase may run.
+pub const PHASE_LIMIT: Duration = Duration::from_secs(120);
 
 /// The admin token of every benchmarked service.
 pub const ADMIN: &str = "bench-admin-token-0123456789abcdef0123";
@@ -122,4 +133,168 @@ impl Host {
         )
         .await;
     }
+}
+
+/// Order `n` of a seeded store (`BO-000042`): a chair and its warranty, an
+/// authorized card payment, an allocation; cancellable under the insite
+/// preset. Seeded through the store, not the API.
+pub fn seed_order(n: usize) -> Order {
+    let line = |number: u32, sku: &str, amount: i64, tax: i64| Line {
+        number,
+        sku: sku.to_owned(),
+        quantity: 1,
+        amount_minor: amount,
+        tax_minor: tax,
+        parent_line: None,
+        kind: LineKind::Product,
+        state: LineState::Active,
+        erp_line_ref: None,
+    };
+    let mut warranty = line(2, "WARRANTY", 1500, 285);
+    warranty.parent_line = Some(1);
+    Order {
+        number: format!("BO-{n:06}"),
+        business_code: "B1".to_owned(),
+        customer_number: format!("C-{}", n % 5000),
+        website: "main".to_owned(),
+        status: "Submitted".to_owned(),
+        order_date: time::macros::date!(2024 - 09 - 01),
+        currency: Currency::parse("EUR").expect("EUR"),
+        erp_order_number: Some(format!("ERP-{n}")),
+        lines: vec![line(1, "CHAIR", 20000, 3800), warranty],
+        payments: vec![Payment {
+            id: format!("pay-{n}"),
+            method: "card".to_owned(),
+            authorized_minor: 25585,
+            deposited_minor: 0,
+            voided_minor: 0,
+            refunded_minor: 0,
+        }],
+        allocations: vec![Allocation {
+            line_number: 1,
+            warehouse: "W1".to_owned(),
+            quantity: 1,
+            kind: AllocationKind::Existing,
+            state: AllocationState::Allocated,
+        }],
+        approval: None,
+        tracking: None,
+    }
+}
+
+/// Latency figures of one phase.
+pub struct Figures {
+    pub ok: usize,
+    pub failed: usize,
+    pub elapsed: Duration,
+    pub p50: Duration,
+    pub p99: Duration,
+}
+
+impl Figures {
+    pub fn per_second(&self) -> f64 {
+        self.ok as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+/// Sends `total` requests from `clients` concurrent clients; `make(i)` gives
+/// the i-th request's URL and body.
+pub async fn load(
+    clients: usize,
+    total: usize,
+    expect: StatusCode,
+    make: Arc<dyn Fn(usize) -> (String, Value) + Send + Sync>,
+) -> Figures {
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..clients {
+        let next = Arc::clone(&next);
+        let make = Arc::clone(&make);
+        tasks.spawn(async move {
+            let client = reqwest::Client::builder()
+                .pool_max_idle_per_host(1)
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("client");
+            let mut latencies = Vec::new();
+            let mut failed = 0;
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total || started.elapsed() > PHASE_LIMIT {
+                    break;
+                }
+                let (url, body) = make(i);
+                let t = Instant::now();
+                let answer = client.post(url).bearer_auth(ADMIN).json(&body).send().await;
+                match answer {
+                    Ok(r) if r.status() == expect => {
+                        let _ = r.bytes().await;
+                        latencies.push(t.elapsed());
+                    }
+                    Ok(r) => {
+                        failed += 1;
+                        if failed < 3 {
+                            eprintln!("unexpected {}: {:?}", r.status(), r.text().await);
+                        }
+                    }
+                    Err(e) => {
+                        failed += 1;
+                        if failed < 3 {
+                            eprintln!("request failed: {e}");
+                        }
+                    }
+                }
+            }
+            (latencies, failed)
+        });
+    }
+    let mut all = Vec::new();
+    let mut failed = 0;
+    while let Some(joined) = tasks.join_next().await {
+        let (latencies, f) = joined.expect("client task");
+        all.extend(latencies);
+        failed += f;
+    }
+    let elapsed = started.elapsed();
+    all.sort_unstable();
+    let pick = |q: f64| {
+        all.get(((all.len() as f64 * q) as usize).min(all.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    Figures {
+        ok: all.len(),
+        failed,
+        elapsed,
+        p50: pick(0.50),
+        p99: pick(0.99),
+    }
+}
+
+/// The median of some values (the upper one of the middle two).
+pub fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or_default()
+}
+
+/// Smallest and largest of some values.
+pub fn range(values: &[f64]) -> (f64, f64) {
+    values
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(*v), hi.max(*v))
+        })
+}
+
+pub fn report(name: &str, f: &Figures) {
+    println!(
+        "{name:<28} {:>8.0} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms  ({} ok, {} failed, {:.1} s)",
+        f.per_second(),
+        f.p50.as_secs_f64() * 1000.0,
+        f.p99.as_secs_f64() * 1000.0,
+        f.ok,
+        f.failed,
+        f.elapsed.as_secs_f64()
+    );
 }

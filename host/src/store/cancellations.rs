@@ -109,11 +109,36 @@ impl Store {
     ) -> Result<IdempotencyClaim, StoreError> {
         let now = now_ms();
         let hold = now + IDEMPOTENCY_HOLD.as_millis() as i64;
-        let mut tx = self.write().await?;
-        let row = on!(&mut tx, |tx| sqlx::query(
-            "SELECT request_sha256, state, cancellation_id, expires_at
-             FROM idempotency_keys WHERE scope = $1 AND key = $2",
+        // A new key is inserted at once; a known one is read under its row
+        // lock, so that of two requests with one key (on any replica) the
+        // second sees what the first decided.
+        let mut tx = self.write_rows().await?;
+        let inserted = on!(&mut tx, |tx| sqlx::query(
+            "INSERT INTO idempotency_keys
+                (scope, key, request_sha256, state, expires_at, created_at)
+             VALUES ($1, $2, $3, 'in-progress', $4, $5)
+             ON CONFLICT (scope, key) DO NOTHING",
         )
+        .bind(scope)
+        .bind(key)
+        .bind(request_sha256)
+        .bind(hold)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected());
+        if inserted == 1 {
+            tx.commit().await?;
+            return Ok(IdempotencyClaim::Proceed);
+        }
+        let lock = match &tx {
+            super::db::Db::Sqlite(_) => "",
+            super::db::Db::Postgres(_) => " FOR UPDATE",
+        };
+        let row = on!(&mut tx, |tx| sqlx::query(&format!(
+            "SELECT request_sha256, state, cancellation_id, expires_at
+             FROM idempotency_keys WHERE scope = $1 AND key = $2{lock}"
+        ))
         .bind(scope)
         .bind(key)
         .fetch_optional(&mut **tx)
@@ -128,6 +153,7 @@ impl Store {
         })
         .transpose()?);
         let claim = match row {
+            // Deleted (released) since the insert found it: take it now.
             None => {
                 on!(&mut tx, |tx| sqlx::query(
                     "INSERT INTO idempotency_keys
@@ -179,7 +205,7 @@ impl Store {
     /// Lets go of a claimed key whose request was refused or failed, so that
     /// nothing of it remains (docs/api.md: a refused request changes nothing).
     pub async fn release_idempotency_key(&self, scope: &str, key: &str) -> Result<(), StoreError> {
-        let mut tx = self.write().await?;
+        let mut tx = self.write_rows().await?;
         on!(&mut tx, |tx| sqlx::query(
             "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND state = 'in-progress'",
         )

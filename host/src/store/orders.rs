@@ -25,7 +25,17 @@ impl Store {
     /// The order keeps its cancellations; its lines, payments and
     /// allocations are replaced by the given ones.
     pub async fn put_order(&self, order: &Order) -> Result<PutOrder, StoreError> {
-        let mut tx = self.write().await?;
+        // On PostgreSQL, the order's row (its first write) serialises the
+        // writes of one order, on every replica; others go side by side.
+        let mut tx = self.write_rows().await?;
+        if let Db::Postgres(tx) = &mut tx {
+            // Two first writes of one new order: the second waits here,
+            // then finds the first's row (and answers "replaced").
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+                .bind(&order.number)
+                .execute(&mut **tx)
+                .await?;
+        }
         let existed = on!(&mut tx, |tx| sqlx::query(
             "SELECT 1 FROM orders WHERE number = $1"
         )
@@ -60,7 +70,7 @@ impl Store {
 
     /// Records a new status reported by the ERP; false when no such order.
     pub async fn set_order_status(&self, number: &str, status: &str) -> Result<bool, StoreError> {
-        let mut tx = self.write().await?;
+        let mut tx = self.write_rows().await?;
         let done = on!(&mut tx, |tx| sqlx::query(
             "UPDATE orders SET status = $1, updated_at = $2 WHERE number = $3"
         )
