@@ -12,8 +12,16 @@
 //! the answers said, and the ERP applied each job's request exactly once
 //! (it may have seen duplicates, which it recognised).
 //!
+//! The same loop runs with three replicas on one PostgreSQL database: the
+//! clients spread their requests over the live replicas (a retry may land
+//! on another one), and one replica at a time is killed and restarted while
+//! the others keep serving and delivering; the jobs a killed replica held
+//! are taken up by any replica once their lease expires.
+//!
 //! `RESCIND_KILLS` sets the number of kills (20 by default, what CI runs);
-//! `RESCIND_KILL_SEED` replays a run (every run prints its seed).
+//! `RESCIND_KILL_SEED` replays a run (every run prints its seed);
+//! `RESCIND_KILL_ORDERS_PER_LIFE` lets more orders go per life (8 by
+//! default; e.g. 500 for about 15,000 cancellations over 20 kills).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
@@ -45,6 +53,17 @@ const START_CEILING: Duration = Duration::from_secs(120);
 const TRIGGER_CEILING: Duration = Duration::from_secs(20);
 const DRAIN_CEILING: Duration = Duration::from_secs(300);
 
+/// Where the servers keep their store.
+#[derive(Debug, Clone)]
+enum Backend {
+    /// The data directory's SQLite file: one server.
+    Sqlite,
+    /// One PostgreSQL database shared by the replicas, which share its
+    /// secrets key too. Leases are short, so that a killed replica's jobs
+    /// are taken up soon.
+    Postgres { url: String, secrets_key: String },
+}
+
 /// A running `rescind serve` and its base URL.
 struct Server {
     child: Child,
@@ -53,9 +72,16 @@ struct Server {
 
 impl Server {
     /// Starts the binary on `dir` and waits for the address it prints.
-    fn start(dir: &Path) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rescind"))
-            .args(["serve", "--listen", "127.0.0.1:0"])
+    fn start(dir: &Path, backend: &Backend) -> Server {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_rescind"));
+        command.arg("serve");
+        if let Backend::Postgres { url, secrets_key } = backend {
+            command
+                .args(["--database-url", url, "--job-lease", "2s"])
+                .env("RESCIND_SECRETS_KEY", secrets_key);
+        }
+        let mut child = command
+            .args(["--listen", "127.0.0.1:0"])
             .args(["--workers", "2"])
             .arg("--data-dir")
             .arg(dir)
@@ -150,9 +176,9 @@ struct Answered {
     refunded: i64,
 }
 
-/// Where the clients find the service: its base URL, `None` while it is
-/// down.
-type Address = watch::Receiver<Option<String>>;
+/// Where the clients find the service: the base URLs of the servers up
+/// just now (none while the only one is down).
+type Address = watch::Receiver<Vec<String>>;
 
 async fn call(
     client: &reqwest::Client,
@@ -185,12 +211,15 @@ async fn cancel_until_answered(
 ) -> Answered {
     let key = format!("kill-{n}-{step}");
     let deadline = Instant::now() + DRAIN_CEILING;
-    loop {
+    // Each try goes to the next server up, as behind a balancer.
+    for tries in n.. {
         assert!(Instant::now() < deadline, "{key} never answered");
-        let Some(base) = address.borrow_and_update().clone() else {
+        let bases = address.borrow_and_update().clone();
+        if bases.is_empty() {
             let _ = tokio::time::timeout(Duration::from_secs(1), address.changed()).await;
             continue;
-        };
+        }
+        let base = &bases[tries % bases.len()];
         let url = format!("{base}/v1/orders/KO-{n:04}/cancellations");
         match call(client, reqwest::Method::POST, url, Some(body), Some(&key)).await {
             Ok((201, answer)) => {
@@ -209,12 +238,14 @@ async fn cancel_until_answered(
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             Ok((status, answer)) => panic!("{key}: {status} {answer}"),
-            // The process is gone; the restarted one gets the same request.
+            // The process is gone; the restarted one (or another server)
+            // gets the same request.
             Err(_) => {
                 let _ = tokio::time::timeout(Duration::from_secs(1), address.changed()).await;
             }
         }
     }
+    unreachable!("the tries never end before the deadline")
 }
 
 /// How a life of the process ends.
@@ -230,6 +261,23 @@ enum Trigger {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_at_random_moments_nothing_is_lost_or_applied_twice() {
+    kill_loop(1, Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_killed_at_random_moments_lose_nothing_and_apply_nothing_twice() {
+    let database = rescind_tests::test_database::TestDatabase::create().await;
+    let backend = Backend::Postgres {
+        url: database.url.clone(),
+        secrets_key: "6b696c6c2d6c6f6f702d7265706c696361732d7365637265742d6b65792d3031".to_owned(),
+    };
+    kill_loop(3, backend).await;
+}
+
+/// The kill loop with `replicas` servers on `backend`: each kill takes one
+/// of them, chosen at random, down and starts it again on its data
+/// directory.
+async fn kill_loop(replicas: usize, backend: Backend) {
     let kills: usize = std::env::var("RESCIND_KILLS")
         .ok()
         .map(|k| k.parse().expect("RESCIND_KILLS is a number"))
@@ -238,23 +286,33 @@ async fn killed_at_random_moments_nothing_is_lost_or_applied_twice() {
         .ok()
         .map(|s| s.parse().expect("RESCIND_KILL_SEED is a number"))
         .unwrap_or_else(|| rand::rng().random());
-    println!("kill loop: {kills} kills, RESCIND_KILL_SEED={seed}");
+    let per_life: usize = std::env::var("RESCIND_KILL_ORDERS_PER_LIFE")
+        .ok()
+        .map(|k| k.parse().expect("RESCIND_KILL_ORDERS_PER_LIFE is a number"))
+        .unwrap_or(ORDERS_PER_LIFE);
+    println!("kill loop: {replicas} servers, {kills} kills, RESCIND_KILL_SEED={seed}");
     let mut rng = StdRng::seed_from_u64(seed);
     let started = Instant::now();
 
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dirs: Vec<tempfile::TempDir> = (0..replicas)
+        .map(|_| tempfile::tempdir().expect("temp dir"))
+        .collect();
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
         .expect("client");
     let erp = AaasFake::start(AaasAuth::Bearer(AAAS_TOKEN.to_owned())).await;
     erp.set_answer_delay(ERP_DELAY);
-    let orders = ORDERS_PER_LIFE * (kills + 1);
+    let orders = per_life * (kills + 1);
 
-    // Set up the host once: configuration, the ERP connection, the job
+    // Set up the store once: configuration, the ERP connection, the job
     // definition, and the orders (known to the ERP too).
-    let server = Server::start(dir.path());
-    let base = server.base.clone();
+    let mut servers: Vec<Server> = dirs
+        .iter()
+        .map(|dir| Server::start(dir.path(), &backend))
+        .collect();
+    let bases = |servers: &[Server]| servers.iter().map(|s| s.base.clone()).collect::<Vec<_>>();
+    let base = servers[0].base.clone();
     configure(&client, &base, &erp).await;
     for n in 0..orders {
         let url = format!("{base}/v1/orders/KO-{n:04}");
@@ -266,9 +324,9 @@ async fn killed_at_random_moments_nothing_is_lost_or_applied_twice() {
     }
 
     // Clients take whole orders, one per permit: each life of the process
-    // lets ORDERS_PER_LIFE go, so the kills are spread over the stream
-    // whatever the speed of the machine.
-    let (address_tx, address) = watch::channel(Some(base));
+    // lets `per_life` go, so the kills are spread over the stream whatever
+    // the speed of the machine.
+    let (address_tx, address) = watch::channel(bases(&servers));
     let permits = Arc::new(Semaphore::new(0));
     let next_order = Arc::new(AtomicUsize::new(0));
     let answered = Arc::new(Mutex::new(Vec::<Answered>::new()));
@@ -296,16 +354,15 @@ async fn killed_at_random_moments_nothing_is_lost_or_applied_twice() {
         });
     }
 
-    let mut server = server;
     let mut erp_answers = erp.created_answers();
     let mut triggers: BTreeMap<&str, usize> = BTreeMap::new();
     for _ in 0..kills {
         let answered_before = answered.lock().unwrap().len();
         let erp_before = *erp_answers.borrow_and_update();
-        permits.add_permits(ORDERS_PER_LIFE);
+        permits.add_permits(per_life);
         let jitter = Duration::from_millis(rng.random_range(0..4));
         let trigger = match rng.random_range(0..3) {
-            0 => Trigger::Answers(rng.random_range(1..=ORDERS_PER_LIFE)),
+            0 => Trigger::Answers(rng.random_range(1..=per_life)),
             1 => Trigger::ErpAnswer(rng.random_range(1..=3)),
             _ => Trigger::Delay(Duration::from_millis(rng.random_range(0..400))),
         };
@@ -335,10 +392,13 @@ async fn killed_at_random_moments_nothing_is_lost_or_applied_twice() {
         // kill still happens, it just lands while the host is idle.
         .unwrap_or("idle");
         *triggers.entry(fired).or_default() += 1;
-        address_tx.send_replace(None);
-        server.kill();
-        server = Server::start(dir.path());
-        address_tx.send_replace(Some(server.base.clone()));
+        let victim = rng.random_range(0..replicas);
+        let mut up = bases(&servers);
+        up.remove(victim);
+        address_tx.send_replace(up);
+        servers.remove(victim).kill();
+        servers.insert(victim, Server::start(dirs[victim].path(), &backend));
+        address_tx.send_replace(bases(&servers));
     }
     // The last life: the rest of the stream, then every job delivered.
     permits.add_permits(orders);
@@ -349,7 +409,7 @@ async fn killed_at_random_moments_nothing_is_lost_or_applied_twice() {
     })
     .await
     .expect("every cancellation answered");
-    let base = server.base.clone();
+    let base = servers[0].base.clone();
     let answered = answered.lock().unwrap().clone();
     let expected: usize = (0..orders).map(|n| cancellations_of(n).len()).sum();
     assert_eq!(answered.len(), expected);
@@ -474,21 +534,28 @@ async fn killed_at_random_moments_nothing_is_lost_or_applied_twice() {
                 .await
                 .expect("get job");
             count += job["attemptHistory"].as_array().map_or(0, |a| {
-                a.iter().filter(|a| a["outcome"] == "interrupted").count()
+                a.iter()
+                    .filter(|a| {
+                        ["interrupted", "lease-expired"]
+                            .contains(&a["outcome"].as_str().unwrap_or(""))
+                    })
+                    .count()
             });
         }
         count
     };
     println!(
-        "kill loop: {kills} kills ({triggers:?}), {expected} cancellations acknowledged and \
-         verified over {orders} orders, {} jobs applied once each at the ERP, {deliveries} \
-         deliveries received ({} duplicates recognised), {interrupted} attempts cut short \
-         by a kill, in {:.1} s",
+        "kill loop: {replicas} servers, {kills} kills ({triggers:?}), {expected} cancellations \
+         acknowledged and verified over {orders} orders, {} jobs applied once each at the ERP, \
+         {deliveries} deliveries received ({} duplicates recognised), {interrupted} attempts \
+         cut short by a kill, in {:.1} s",
         applied.len(),
         deliveries - applied.len(),
         started.elapsed().as_secs_f64()
     );
-    server.kill();
+    for server in servers {
+        server.kill();
+    }
 }
 
 /// The `rescind_jobs{state="…"}` gauge of the service's metrics.
@@ -585,7 +652,7 @@ async fn killed_between_the_erps_answer_and_its_record_the_retry_is_a_recognised
     // AaaS applies the request, then holds its answer back.
     erp.set_answer_delay(Duration::from_secs(60));
     erp.add_order("B1", "C-1", "ERP-1", &[1, 2]);
-    let server = Server::start(dir.path());
+    let server = Server::start(dir.path(), &Backend::Sqlite);
     configure(&client, &server.base, &erp).await;
     let url = format!("{}/v1/orders/KO-0000", server.base);
     let (status, answer) = call(&client, reqwest::Method::PUT, url, Some(&order(1)), None)
@@ -612,7 +679,7 @@ async fn killed_between_the_erps_answer_and_its_record_the_retry_is_a_recognised
     assert_eq!(erp.accepted().len(), 1);
 
     erp.set_answer_delay(Duration::ZERO);
-    let server = Server::start(dir.path());
+    let server = Server::start(dir.path(), &Backend::Sqlite);
     let settled = wait_for(
         &client,
         &server.base,
@@ -661,7 +728,7 @@ async fn a_graceful_shutdown_under_load_answers_what_it_took_and_loses_nothing()
         .expect("client");
     let erp = AaasFake::start(AaasAuth::Bearer(AAAS_TOKEN.to_owned())).await;
     erp.set_answer_delay(Duration::from_millis(100));
-    let mut server = Server::start(dir.path());
+    let mut server = Server::start(dir.path(), &Backend::Sqlite);
     let base = server.base.clone();
     configure(&client, &base, &erp).await;
     for n in (0..ORDERS).map(authorised_only) {
@@ -740,7 +807,7 @@ async fn a_graceful_shutdown_under_load_answers_what_it_took_and_loses_nothing()
     }
 
     // Restarted: the unanswered requests were not committed.
-    let server = Server::start(dir.path());
+    let server = Server::start(dir.path(), &Backend::Sqlite);
     let base = server.base.clone();
     let outcomes = outcomes.lock().unwrap().clone();
     let mut answered = 0;

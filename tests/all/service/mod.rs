@@ -5,8 +5,6 @@
 //! embedded SQLite file (binary `all`) or a PostgreSQL database of the
 //! service's own (binary `postgres`, the same test bodies).
 
-mod postgres;
-
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -18,7 +16,7 @@ use rescind_host::service::{self, PluginsConfig, RunningService, ServiceConfig};
 use rescind_host::store::SECRETS_KEY_FILE;
 use serde_json::{Value, json};
 
-pub use postgres::TestDatabase;
+pub use rescind_tests::test_database::TestDatabase;
 
 /// The store a test binary's services run on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,4 +1,4 @@
-//! A PostgreSQL database of its own for each test service that runs on
+//! A PostgreSQL database of its own for each test that runs rescind on
 //! PostgreSQL: created empty on the server the tests are given, dropped
 //! when the test is done.
 //!
@@ -123,6 +123,7 @@ impl Drop for TestDatabase {
     }
 }
 
+#[cfg(test)]
 #[test]
 fn a_database_name_replaces_the_one_in_the_url() {
     assert_eq!(
