@@ -3,11 +3,9 @@
 //! types, call the store and map the answer back.
 
 mod admin;
-mod audit;
 mod auth;
 mod cancellations;
 mod drain;
-pub mod dto;
 mod error;
 mod extract;
 mod jobs;
@@ -26,6 +24,8 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::HeaderName;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 use tokio::sync::Notify;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -49,6 +49,15 @@ pub use crate::keys::{new_token, token_digest};
 use crate::metrics::Metrics;
 use crate::plugins::registry::PluginRegistry;
 use crate::store::Store;
+
+/// Formats store milliseconds as RFC 3339 (UTC), as every answer shows a
+/// time.
+pub fn timestamp(ms: i64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}
 
 /// Whether the job workers are running (for `/readyz`).
 #[derive(Debug, Clone, Default)]
@@ -115,7 +124,7 @@ A committed cancellation (`201`) may carry `warnings`, each with a stable `code`
     paths(
         orders::put_order, orders::get_order, orders::report_status,
         cancellations::create_cancellation, cancellations::get_cancellation,
-        admin::create_api_key, admin::list_api_keys, admin::revoke_api_key, audit::list_audit,
+        admin::create_api_key, admin::list_api_keys, admin::revoke_api_key, admin::audit::list_audit,
         admin::get_status_mappings, admin::put_status_mappings,
         admin::get_settings, admin::put_settings, admin::apply_preset,
         admin::get_website, admin::put_website, admin::get_connection, admin::put_connection,

@@ -21,9 +21,10 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
 
+use super::admin::{self, audit};
 use super::error::AppError;
 use super::extract::Caller;
-use super::{AppState, REQUEST_ID, admin, audit, cancellations, jobs, ops, orders, plugins};
+use super::{AppState, REQUEST_ID, cancellations, jobs, ops, orders, plugins};
 use crate::store::{AdminWrite, Role};
 
 /// Who may call a route.

@@ -9,11 +9,14 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use super::AppState;
-use super::dto::{CancelBody, CancellationView, JobDetail};
 use super::error::{AppError, Problem};
 use super::extract::{Caller, OptionalJsonBody, parse_json, parse_json_object};
 use crate::domain::{CancelRequest, FieldError};
 use crate::store::{CancelCommand, Committed, IdempotencyClaim, Role};
+
+mod shapes;
+
+use shapes::{CancelBody, CancellationView, JobDetail};
 
 /// Longest `Idempotency-Key` accepted.
 const MAX_KEY_LEN: usize = 255;

@@ -1,5 +1,5 @@
-//! `/v1/admin`: API keys, status mappings, settings, presets, websites,
-//! connections, job definitions. Who may call them is the route table's
+//! `/v1/admin`: API keys, the audit log, status mappings, settings,
+//! presets, websites, connections, job definitions. Who may call them is the route table's
 //! business (`routes.rs`); each write attaches an audit note.
 
 use axum::Json;
@@ -7,17 +7,22 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 
-use super::AppState;
-use super::dto::{
-    ApiKeyBody, ApiKeySummaryView, ApiKeyView, ConnectionBody, ConnectionView, JobDefinitionDto,
-    PresetView, SettingsDto, StatusMappingDto, WebsiteDto, timestamp,
-};
 use super::error::{AppError, Problem};
 use super::extract::{ApiJson, ApiJsonList, Caller};
 use super::routes::noted;
+use super::{AppState, timestamp};
+use crate::config_rules;
 use crate::domain::{FieldError, Preset, Settings, StatusMapping, WebsiteSettings};
 use crate::keys::{self, CreatedKey, KeyRequest};
 use crate::store::now_ms;
+
+pub(super) mod audit;
+mod shapes;
+
+use shapes::{
+    ApiKeyBody, ApiKeySummaryView, ApiKeyView, ConnectionBody, ConnectionView, JobDefinitionDto,
+    PresetView, SettingsDto, StatusMappingDto, WebsiteDto,
+};
 
 /// Creates an API key; its token is shown only in this answer.
 #[utoipa::path(post, path = "/v1/admin/api-keys", tag = "admin",
@@ -370,12 +375,10 @@ pub async fn put_connection(
     Path(name): Path<String>,
     ApiJson(body): ApiJson<ConnectionBody>,
 ) -> Result<Response, AppError> {
-    body.validate().map_err(AppError::Validation)?;
     let keep_secrets = body.secrets.is_none();
-    state
-        .store
-        .put_connection(&body.into_connection(&name), keep_secrets)
-        .await?;
+    let sent = body.into_connection(&name);
+    config_rules::check_connection(&sent).map_err(AppError::Validation)?;
+    state.store.put_connection(&sent, keep_secrets).await?;
     let connection = state
         .store
         .connection(&name)
