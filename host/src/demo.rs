@@ -58,9 +58,9 @@ const PERSONALIZATION_PATHS: [&str; 2] = ["/tracker/api/", "/smart-api/orders/of
 pub struct ErpRequest {
     /// Arrival order, from 1.
     pub sequence: usize,
-    /// HTTP method.
+    /// The HTTP method the plugin used, e.g. `POST`.
     pub method: String,
-    /// Path.
+    /// The path the plugin called on the demo ERP, without the query.
     pub path: String,
     /// The `Idempotency-Key` header.
     pub idempotency_key: Option<String>,

@@ -1,6 +1,25 @@
 //! The HTTP API (`docs/api.md`): routes, the one error mapping, extractors and
-//! the JSON shapes. Handlers are thin: they authorise, map DTOs to domain
-//! types, call the store and map the answer back.
+//! the JSON shapes. Handlers are thin: they map request shapes to domain
+//! types, call the store or the service functions and map the answer back;
+//! the route table authorises before a handler runs.
+//!
+//! One module per resource (`orders`, `cancellations`, `jobs`, `admin`,
+//! `plugins`) holds its handlers, and its `shapes` submodule the JSON shapes
+//! they read and write. Shapes carry no rules: what makes an order valid is
+//! the domain's, a connection or a job definition [`crate::config_rules`]'.
+//!
+//! Shapes are named by direction:
+//! - `…Body` is read from a request: a request body or a part of one, and
+//!   also a shape an answer echoes as it was sent (a website's settings, a
+//!   job definition: what `PUT` takes, `GET` gives back);
+//! - `…View` is only ever written in answers;
+//! - an enum of values takes the suffix of the shape it belongs to
+//!   (`LineKindBody` in `LineBody`).
+//!
+//! The problem document (`Problem`, `ProblemField`) keeps RFC 9457's name.
+//! Some OpenAPI schema names predate this scheme (`JobDefinitionDto`,
+//! `AuditView`): those shapes keep their schema name with `#[schema(as)]`,
+//! since clients generated from the document know it.
 
 mod admin;
 mod auth;
@@ -80,15 +99,15 @@ impl Readiness {
 /// What every handler shares.
 #[derive(Clone, Debug)]
 pub struct AppState {
-    /// The store.
+    /// Where orders, cancellations, configuration and jobs are kept.
     pub store: Store,
-    /// Token authentication.
+    /// Checks bearer tokens against the admin token and the stored API keys.
     pub auth: Arc<Auth>,
-    /// Metrics.
+    /// The request, cancellation and job counters `/metrics` shows.
     pub metrics: Arc<Metrics>,
     /// Wakes the job workers when jobs were enqueued.
     pub job_wakeup: Arc<Notify>,
-    /// Worker readiness.
+    /// Whether the job workers run, which `/readyz` reports.
     pub readiness: Readiness,
     /// The plugin registry (`/v1/admin/plugins`); `None` in a host without
     /// plugins, whose plugin endpoints answer 503.

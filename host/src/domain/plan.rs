@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use time::Date;
 
 use super::approval::{ApprovalState, cancels_approval};
-use super::authority::{Actor, authorize};
+use super::authority::{Requester, authorize};
 use super::bank::{BankDetails, BankDetailsInput, validate_bank_details};
 use super::cancellability::{Settings, WebsiteSettings, ensure_cancellable};
 use super::date::resolve_date;
@@ -144,7 +144,7 @@ pub fn plan_cancellation(
     order: &Order,
     settings: &Settings,
     website: &WebsiteSettings,
-    actor: &Actor,
+    actor: &Requester,
     request: &CancelRequest,
     today: Date,
 ) -> Result<CancellationPlan, Refusal> {

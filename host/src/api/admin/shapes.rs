@@ -163,7 +163,8 @@ impl From<&AuditLogEntry> for AuditEntryView {
 /// whose status code has no mapping cannot be cancelled.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct StatusMappingDto {
+#[schema(as = StatusMappingDto)]
+pub struct StatusMappingBody {
     /// The status code orders carry in `status`, as the ERP reports it; not
     /// blank, unique in the list.
     pub erp_code: String,
@@ -179,7 +180,8 @@ pub struct StatusMappingDto {
 /// has `["Submitted"]` and `Cancelled`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SettingsDto {
+#[schema(as = SettingsDto)]
+pub struct SettingsBody {
     /// Display statuses in which an order may be cancelled, when its status
     /// mapping also allows cancellation; none blank or repeated.
     pub cancellable_order_statuses: Vec<String>,
@@ -197,9 +199,9 @@ pub struct PresetView {
     /// The preset applied: `insite` or `websphere`.
     pub preset: String,
     /// The status mappings now in force.
-    pub status_mappings: Vec<StatusMappingDto>,
+    pub status_mappings: Vec<StatusMappingBody>,
     /// The settings now in force.
-    pub settings: SettingsDto,
+    pub settings: SettingsBody,
 }
 
 /// One website's settings (`GET | PUT /v1/admin/websites/{website}`, admin). A
@@ -207,7 +209,8 @@ pub struct PresetView {
 /// `404 website-not-found`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct WebsiteDto {
+#[schema(as = WebsiteDto)]
+pub struct WebsiteBody {
     /// Whether customers may cancel their own orders placed on this website;
     /// when false, their requests are `403 cancellation-not-allowed`. Staff may
     /// always cancel.
@@ -329,7 +332,8 @@ impl From<&Connection> for ConnectionView {
 /// of a cancellation gets `OrderNumber` set to its order.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct JobParameterDto {
+#[schema(as = JobParameterDto)]
+pub struct JobParameterBody {
     /// The parameter's name, e.g. `OrderNumber`: not blank, unique in the
     /// definition.
     pub name: String,
@@ -356,7 +360,8 @@ fn string_type() -> String {
 /// "maxBackoffMs": 300000}`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RetryDto {
+#[schema(as = RetryDto)]
+pub struct RetryBody {
     /// Attempts per round, 1 to 100, the first included; when they are spent
     /// the job is `failed`, and a retry through the API gives it a new round.
     pub max_attempts: u32,
@@ -374,7 +379,8 @@ pub struct RetryDto {
 /// same transaction.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct JobDefinitionDto {
+#[schema(as = JobDefinitionDto)]
+pub struct JobDefinitionBody {
     /// The definition's name (recommended `OrderCancel`): in answers; when sent
     /// it must equal the path's.
     #[serde(default)]
@@ -396,17 +402,17 @@ pub struct JobDefinitionDto {
     pub post_processor: Option<String>,
     /// The parameters its jobs carry, names unique; default none.
     #[serde(default)]
-    pub parameters: Vec<JobParameterDto>,
+    pub parameters: Vec<JobParameterBody>,
     /// How its jobs retry transient failures; absent: 8 attempts, backoff from
     /// 1,000 ms up to 300,000 ms. Answers always show the policy in force.
     #[serde(default)]
-    pub retry: Option<RetryDto>,
+    pub retry: Option<RetryBody>,
     /// Default true. A disabled definition makes no jobs; with none enabled a
     /// cancellation warns `not-communicated-to-erp`.
     #[serde(default = "yes")]
     pub enabled: bool,
     /// Which cancellations make a job of this definition (checked by
-    /// [`JobDefinitionDto::into_definition`], so that an unknown value is a
+    /// [`JobDefinitionBody::into_definition`], so that an unknown value is a
     /// `validation-failed` naming the field).
     #[serde(default)]
     #[schema(schema_with = applies_to_schema)]
@@ -436,7 +442,7 @@ fn applies_to_schema() -> utoipa::openapi::Object {
         .build()
 }
 
-impl JobDefinitionDto {
+impl JobDefinitionBody {
     /// Maps the body to the definition to store under `name`, checked by
     /// [`config_rules::check_job_definition`]. Whether the connection and
     /// the plugin exist is the handler's to check.
@@ -495,9 +501,9 @@ impl JobDefinitionDto {
     }
 }
 
-impl From<&JobDefinition> for JobDefinitionDto {
+impl From<&JobDefinition> for JobDefinitionBody {
     fn from(d: &JobDefinition) -> Self {
-        JobDefinitionDto {
+        JobDefinitionBody {
             name: Some(d.name.clone()),
             job_type: d.job_type.clone(),
             connection: d.connection.clone(),
@@ -507,14 +513,14 @@ impl From<&JobDefinition> for JobDefinitionDto {
             parameters: d
                 .parameters
                 .iter()
-                .map(|p| JobParameterDto {
+                .map(|p| JobParameterBody {
                     name: p.name.clone(),
                     value_type: p.value_type.clone(),
                     default_value: p.default_value.clone(),
                     prompt: p.prompt.clone(),
                 })
                 .collect(),
-            retry: Some(RetryDto {
+            retry: Some(RetryBody {
                 max_attempts: d.retry.max_attempts,
                 initial_backoff_ms: d.retry.initial_backoff_ms,
                 max_backoff_ms: d.retry.max_backoff_ms,

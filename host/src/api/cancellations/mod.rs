@@ -80,7 +80,7 @@ async fn cancel(
     let body: CancelBody = parse_json_object(bytes)?;
     let key = idempotency_key(headers)?;
     let request = CancelRequest::from(body);
-    let actor = caller.actor();
+    let actor = caller.requester();
 
     if let Some(key) = key {
         let digest = request_digest(order_number, bytes)?;

@@ -69,7 +69,8 @@ pub struct OrderBody {
 /// What a line is: `product` (the default) or `discount`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub enum LineKindDto {
+#[schema(as = LineKindDto)]
+pub enum LineKindBody {
     /// Goods or a service; amounts zero or positive.
     Product,
     /// A reduction of the lines in `appliesTo`; amounts zero or negative.
@@ -79,7 +80,8 @@ pub enum LineKindDto {
 /// Whether a line is still part of the order: `active` or `cancelled`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub enum LineStateDto {
+#[schema(as = LineStateDto)]
+pub enum LineStateBody {
     /// Not cancelled (the default).
     Active,
     /// Cancelled, by this host or before the order arrived.
@@ -116,7 +118,7 @@ pub struct LineBody {
     pub parent_line: Option<u32>,
     /// `product` (default) or `discount`.
     #[serde(default)]
-    pub kind: Option<LineKindDto>,
+    pub kind: Option<LineKindBody>,
     /// A discount's product lines (at least one, each listed once); only a
     /// discount has it. The discount is cancelled when every line it applies to
     /// is cancelled.
@@ -130,7 +132,7 @@ pub struct LineBody {
     /// cancelled; a cancelled line's children, and discounts all of whose lines
     /// are cancelled, must be cancelled too.
     #[serde(default)]
-    pub state: Option<LineStateDto>,
+    pub state: Option<LineStateBody>,
 }
 
 /// One payment of the order. All amounts are in minor units of the order's
@@ -165,7 +167,8 @@ pub struct PaymentBody {
 /// Which stock an allocation holds: `existing` or `expected`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub enum AllocationKindDto {
+#[schema(as = AllocationKindDto)]
+pub enum AllocationKindBody {
     /// Stock on hand in the warehouse.
     Existing,
     /// Expected (backordered) stock; its backorder is cancelled with the line.
@@ -175,7 +178,8 @@ pub enum AllocationKindDto {
 /// Whether an allocation still holds stock: `allocated` or `released`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub enum AllocationStateDto {
+#[schema(as = AllocationStateDto)]
+pub enum AllocationStateBody {
     /// Held for the line (the default).
     Allocated,
     /// Given back, by a cancellation of the line or before the order arrived.
@@ -196,17 +200,18 @@ pub struct AllocationBody {
     /// How many units are held, at least 1.
     pub quantity: u32,
     /// `existing` stock on hand or `expected` (backordered) stock.
-    pub kind: AllocationKindDto,
+    pub kind: AllocationKindBody,
     /// `allocated` (default) or `released`.
     #[serde(default)]
-    pub state: Option<AllocationStateDto>,
+    pub state: Option<AllocationStateBody>,
 }
 
 /// Where a B2B approval request stands: `pending`, `approved`, `rejected` or
 /// `cancelled`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub enum ApprovalStateDto {
+#[schema(as = ApprovalStateDto)]
+pub enum ApprovalStateBody {
     /// Waiting for an approver; a full cancellation cancels it.
     Pending,
     /// Approved; a cancellation leaves it as it is.
@@ -223,13 +228,14 @@ pub enum ApprovalStateDto {
 #[serde(deny_unknown_fields)]
 pub struct ApprovalBody {
     /// `pending`, `approved`, `rejected` or `cancelled`.
-    pub state: ApprovalStateDto,
+    pub state: ApprovalStateBody,
 }
 
 /// Where the order was placed: `online` or `offline`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub enum ChannelDto {
+#[schema(as = ChannelDto)]
+pub enum ChannelBody {
     /// On the website, in a visitor session.
     Online,
     /// In a store, by phone or another channel outside the website.
@@ -243,7 +249,7 @@ pub enum ChannelDto {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TrackingBody {
     /// `online` or `offline`.
-    pub channel: ChannelDto,
+    pub channel: ChannelBody,
     /// Online orders: the visitor session the order was placed in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session: Option<String>,
@@ -280,16 +286,16 @@ impl OrderBody {
         });
         let mut lines = Vec::with_capacity(self.lines.len());
         for (index, line) in self.lines.into_iter().enumerate() {
-            let kind = match (line.kind.unwrap_or(LineKindDto::Product), line.applies_to) {
-                (LineKindDto::Product, None) => LineKind::Product,
-                (LineKindDto::Product, Some(_)) => {
+            let kind = match (line.kind.unwrap_or(LineKindBody::Product), line.applies_to) {
+                (LineKindBody::Product, None) => LineKind::Product,
+                (LineKindBody::Product, Some(_)) => {
                     errors.push(FieldError::new(
                         format!("lines[{index}].appliesTo"),
                         "only a discount line applies to other lines",
                     ));
                     LineKind::Product
                 }
-                (LineKindDto::Discount, applies_to) => LineKind::Discount {
+                (LineKindBody::Discount, applies_to) => LineKind::Discount {
                     applies_to: applies_to.unwrap_or_default(),
                 },
             };
@@ -302,7 +308,7 @@ impl OrderBody {
                 parent_line: line.parent_line,
                 kind,
                 state: match line.state {
-                    Some(LineStateDto::Cancelled) => LineState::Cancelled,
+                    Some(LineStateBody::Cancelled) => LineState::Cancelled,
                     _ => LineState::Active,
                 },
                 erp_line_ref: line.erp_line_ref,
@@ -338,27 +344,27 @@ impl OrderBody {
                     warehouse: a.warehouse,
                     quantity: a.quantity,
                     kind: match a.kind {
-                        AllocationKindDto::Existing => AllocationKind::Existing,
-                        AllocationKindDto::Expected => AllocationKind::Expected,
+                        AllocationKindBody::Existing => AllocationKind::Existing,
+                        AllocationKindBody::Expected => AllocationKind::Expected,
                     },
                     state: match a.state {
-                        Some(AllocationStateDto::Released) => AllocationState::Released,
+                        Some(AllocationStateBody::Released) => AllocationState::Released,
                         _ => AllocationState::Allocated,
                     },
                 })
                 .collect(),
             approval: self.approval.map(|a| Approval {
                 state: match a.state {
-                    ApprovalStateDto::Pending => ApprovalState::Pending,
-                    ApprovalStateDto::Approved => ApprovalState::Approved,
-                    ApprovalStateDto::Rejected => ApprovalState::Rejected,
-                    ApprovalStateDto::Cancelled => ApprovalState::Cancelled,
+                    ApprovalStateBody::Pending => ApprovalState::Pending,
+                    ApprovalStateBody::Approved => ApprovalState::Approved,
+                    ApprovalStateBody::Rejected => ApprovalState::Rejected,
+                    ApprovalStateBody::Cancelled => ApprovalState::Cancelled,
                 },
             }),
             tracking: self.tracking.map(|t| Tracking {
                 channel: match t.channel {
-                    ChannelDto::Online => Channel::Online,
-                    ChannelDto::Offline => Channel::Offline,
+                    ChannelBody::Online => Channel::Online,
+                    ChannelBody::Offline => Channel::Offline,
                 },
                 session: t.session,
                 cuid: t.cuid,
@@ -437,8 +443,8 @@ impl OrderView {
                     tax_minor: l.tax_minor,
                     parent_line: l.parent_line,
                     kind: Some(match l.kind {
-                        LineKind::Product => LineKindDto::Product,
-                        LineKind::Discount { .. } => LineKindDto::Discount,
+                        LineKind::Product => LineKindBody::Product,
+                        LineKind::Discount { .. } => LineKindBody::Discount,
                     }),
                     applies_to: match &l.kind {
                         LineKind::Product => None,
@@ -446,8 +452,8 @@ impl OrderView {
                     },
                     erp_line_ref: l.erp_line_ref.clone(),
                     state: Some(match l.state {
-                        LineState::Active => LineStateDto::Active,
-                        LineState::Cancelled => LineStateDto::Cancelled,
+                        LineState::Active => LineStateBody::Active,
+                        LineState::Cancelled => LineStateBody::Cancelled,
                     }),
                 })
                 .collect(),
@@ -471,27 +477,27 @@ impl OrderView {
                     warehouse: a.warehouse.clone(),
                     quantity: a.quantity,
                     kind: match a.kind {
-                        AllocationKind::Existing => AllocationKindDto::Existing,
-                        AllocationKind::Expected => AllocationKindDto::Expected,
+                        AllocationKind::Existing => AllocationKindBody::Existing,
+                        AllocationKind::Expected => AllocationKindBody::Expected,
                     },
                     state: Some(match a.state {
-                        AllocationState::Allocated => AllocationStateDto::Allocated,
-                        AllocationState::Released => AllocationStateDto::Released,
+                        AllocationState::Allocated => AllocationStateBody::Allocated,
+                        AllocationState::Released => AllocationStateBody::Released,
                     }),
                 })
                 .collect(),
             approval: order.approval.as_ref().map(|a| ApprovalBody {
                 state: match a.state {
-                    ApprovalState::Pending => ApprovalStateDto::Pending,
-                    ApprovalState::Approved => ApprovalStateDto::Approved,
-                    ApprovalState::Rejected => ApprovalStateDto::Rejected,
-                    ApprovalState::Cancelled => ApprovalStateDto::Cancelled,
+                    ApprovalState::Pending => ApprovalStateBody::Pending,
+                    ApprovalState::Approved => ApprovalStateBody::Approved,
+                    ApprovalState::Rejected => ApprovalStateBody::Rejected,
+                    ApprovalState::Cancelled => ApprovalStateBody::Cancelled,
                 },
             }),
             tracking: order.tracking.as_ref().map(|t| TrackingBody {
                 channel: match t.channel {
-                    Channel::Online => ChannelDto::Online,
-                    Channel::Offline => ChannelDto::Offline,
+                    Channel::Online => ChannelBody::Online,
+                    Channel::Offline => ChannelBody::Offline,
                 },
                 session: t.session.clone(),
                 cuid: t.cuid.clone(),

@@ -45,7 +45,7 @@ fn not_found(name: &str) -> AppError {
 /// Who did it, as the registry records it: `admin token` or the key's name
 /// and id (never the token).
 fn actor(caller: &Caller) -> String {
-    caller.who.to_string()
+    caller.audit_actor.to_string()
 }
 
 /// Uploads a version of a plugin: the component's bytes as

@@ -64,7 +64,8 @@ pub struct GuardView {
 /// One switch of the active version.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct AuditView {
+#[schema(as = AuditView)]
+pub struct ActivationView {
     /// When the switch happened (RFC 3339, UTC).
     pub at: String,
     /// `activated`, `rolled-back`, `automatic-rollback`, `guard-passed` or
@@ -97,7 +98,7 @@ pub struct PluginView {
     /// The guard watching the active version, if any.
     pub guard: Option<GuardView>,
     /// Activations and rollbacks, oldest first (the latest kept in memory).
-    pub history: Vec<AuditView>,
+    pub history: Vec<ActivationView>,
 }
 
 /// `POST /v1/admin/plugins/{name}/activate` body (admin): switch the active
@@ -147,8 +148,8 @@ fn rfc3339(at: time::OffsetDateTime) -> String {
     at.format(&Rfc3339).unwrap_or_default()
 }
 
-fn audit_view(entry: &AuditEntry) -> AuditView {
-    AuditView {
+fn audit_view(entry: &AuditEntry) -> ActivationView {
+    ActivationView {
         at: rfc3339(entry.at),
         action: serde_json::to_value(entry.action)
             .ok()
