@@ -47,8 +47,9 @@ pub struct CancelRequest {
 /// Where a refund goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RefundDestination {
-    /// Back to the payments' own methods (API: `original`).
-    Original,
+    /// Back to the payments' own methods (API: `original`), as the WIT
+    /// and the guest SDK call it too.
+    OriginalPaymentMethod,
     /// To the bank account in the request's `bankDetails` (API:
     /// `bankAccount`).
     BankAccount,
@@ -58,7 +59,7 @@ impl RefundDestination {
     /// The API's name for it.
     pub fn as_str(self) -> &'static str {
         match self {
-            RefundDestination::Original => "original",
+            RefundDestination::OriginalPaymentMethod => "original",
             RefundDestination::BankAccount => "bankAccount",
         }
     }
@@ -219,7 +220,7 @@ pub fn plan_cancellation(
         to: if bank_details.is_some() {
             RefundDestination::BankAccount
         } else {
-            RefundDestination::Original
+            RefundDestination::OriginalPaymentMethod
         },
     });
 

@@ -203,7 +203,9 @@ fn wit_cancellation(submission: &Submission) -> Cancellation {
                 currency: r.currency.clone(),
             },
             to: match r.to {
-                domain::RefundDestination::Original => RefundDestination::OriginalPaymentMethod,
+                domain::RefundDestination::OriginalPaymentMethod => {
+                    RefundDestination::OriginalPaymentMethod
+                }
                 domain::RefundDestination::BankAccount => RefundDestination::BankAccount,
             },
         }),

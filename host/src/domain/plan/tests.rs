@@ -388,7 +388,7 @@ fn forced_cancel_with_refund_refunds_to_the_original_method() {
         Some(Refund {
             amount_minor: 1785,
             currency: order.currency.clone(),
-            to: RefundDestination::Original
+            to: RefundDestination::OriginalPaymentMethod
         })
     );
     assert_eq!(plan.payment_actions[0].refund_minor, 1785);
