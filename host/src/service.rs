@@ -29,7 +29,7 @@ use crate::store::{AdminWrite, AuditActor, Durability, SecretsKeySource, Store, 
 pub struct ServiceConfig {
     /// Address to listen on (port 0: any free port).
     pub listen: SocketAddr,
-    /// Data directory.
+    /// Where the store, its secrets key and the plugins are kept.
     pub data_dir: PathBuf,
     /// Bootstrap admin token (`RESCIND_ADMIN_TOKEN`).
     pub admin_token: Option<String>,
@@ -57,7 +57,7 @@ pub struct ServiceConfig {
 /// mode's ERP. It is started once the store is open, before the plugins
 /// folder is watched, the workers run and requests are served; it may serve
 /// routes of its own beside the API (behind the same middleware); the
-/// running service keeps it until it is dropped.
+/// running service keeps it until it is shut down.
 pub trait Companion: std::fmt::Debug + Send + Sync + 'static {
     /// What it is, for logs and errors.
     fn name(&self) -> &str;
