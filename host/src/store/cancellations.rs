@@ -19,8 +19,8 @@ use super::{
     WarningRecord, from_json, now_ms,
 };
 use crate::domain::{
-    self, Requester, AllocationState, CancelRequest, CancellationPlan, LineKind, LineState, Order,
-    Refusal,
+    self, AllocationState, CancelRequest, CancellationPlan, LineKind, LineState, Order, Refusal,
+    Requester,
 };
 
 /// The warning code of a cancellation that no job definition will tell

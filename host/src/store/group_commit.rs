@@ -40,7 +40,7 @@ use super::config::{ConfigCache, ConfigSnapshot, config_snapshot};
 use super::jobs::INSERT_JOB;
 use super::orders::{LOAD_ORDERS, approval_str, order_from_row};
 use super::{AUTOCHECKPOINT_PAGES, BUSY_TIMEOUT, Durability, Job, StoreError, now_ms, to_json};
-use crate::domain::{Requester, CancelRequest, Order, Refusal};
+use crate::domain::{CancelRequest, Order, Refusal, Requester};
 
 /// Most cancellations committed in one transaction.
 const MAX_GROUP: usize = 64;
