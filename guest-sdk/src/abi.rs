@@ -5,8 +5,8 @@
 use std::marker::PhantomData;
 
 use crate::{
-    Ack, BankDetails, Cancellation, CancelledLine, Channel, IntegrationProcessor, LineKind, Money,
-    Reason, Refund, RefundDestination, SubmitError, Tracking,
+    Ack, BankDetails, Cancellation, CancellationReason, CancelledLine, Channel,
+    IntegrationProcessor, LineKind, Money, Refund, RefundDestination, SubmitError, Tracking,
 };
 
 /// Bindings generated from `wit/v0.1.0` (world `integration-processor`).
@@ -117,13 +117,15 @@ impl From<wit::Money> for Money {
     }
 }
 
-impl From<wit::CancellationReason> for Reason {
+impl From<wit::CancellationReason> for CancellationReason {
     fn from(reason: wit::CancellationReason) -> Self {
         match reason {
-            wit::CancellationReason::OutOfStock => Reason::OutOfStock,
-            wit::CancellationReason::CustomerCancellation => Reason::CustomerCancellation,
-            wit::CancellationReason::NoPayment => Reason::NoPayment,
-            wit::CancellationReason::CustomerService => Reason::CustomerService,
+            wit::CancellationReason::OutOfStock => CancellationReason::OutOfStock,
+            wit::CancellationReason::CustomerCancellation => {
+                CancellationReason::CustomerCancellation
+            }
+            wit::CancellationReason::NoPayment => CancellationReason::NoPayment,
+            wit::CancellationReason::CustomerService => CancellationReason::CustomerService,
         }
     }
 }
@@ -294,7 +296,7 @@ mod tests {
                 erp_line_ref: Some("L3".into()),
             }],
             all_line_numbers: vec![1, 2, 3],
-            reason: Reason::NoPayment,
+            reason: CancellationReason::NoPayment,
             date: "2024-09-09".into(),
             invoice_reference: Some("INV".into()),
             forced_cancel: true,

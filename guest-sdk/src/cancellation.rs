@@ -42,7 +42,7 @@ pub struct Cancellation {
     /// some ERPs want a full cancellation to list all of them.
     pub all_line_numbers: Vec<u32>,
     /// Why it was cancelled.
-    pub reason: Reason,
+    pub reason: CancellationReason,
     /// The cancellation date, `YYYY-MM-DD`.
     pub date: String,
     /// The reference of the invoice the cancellation relates to, if given.
@@ -126,7 +126,7 @@ impl Money {
 /// Why the order (or some of its lines) was cancelled: the four reasons of the
 /// Accounting-as-a-Service Cancel Order API.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub enum Reason {
+pub enum CancellationReason {
     /// Items are unavailable in the warehouse (`OUT_OF_STOCK`).
     OutOfStock,
     /// The customer asked to cancel before shipment (`CUSTOMER_CANCELLATION`);
@@ -139,28 +139,28 @@ pub enum Reason {
     CustomerService,
 }
 
-impl Reason {
+impl CancellationReason {
     /// Every reason, in the order the API documents them.
-    pub const ALL: [Reason; 4] = [
-        Reason::OutOfStock,
-        Reason::CustomerCancellation,
-        Reason::NoPayment,
-        Reason::CustomerService,
+    pub const ALL: [CancellationReason; 4] = [
+        CancellationReason::OutOfStock,
+        CancellationReason::CustomerCancellation,
+        CancellationReason::NoPayment,
+        CancellationReason::CustomerService,
     ];
 
     /// The API code: `OUT_OF_STOCK`, `CUSTOMER_CANCELLATION`, `NO_PAYMENT` or
     /// `CUSTOMER_SERVICE`.
     pub fn code(self) -> &'static str {
         match self {
-            Reason::OutOfStock => "OUT_OF_STOCK",
-            Reason::CustomerCancellation => "CUSTOMER_CANCELLATION",
-            Reason::NoPayment => "NO_PAYMENT",
-            Reason::CustomerService => "CUSTOMER_SERVICE",
+            CancellationReason::OutOfStock => "OUT_OF_STOCK",
+            CancellationReason::CustomerCancellation => "CUSTOMER_CANCELLATION",
+            CancellationReason::NoPayment => "NO_PAYMENT",
+            CancellationReason::CustomerService => "CUSTOMER_SERVICE",
         }
     }
 }
 
-impl fmt::Display for Reason {
+impl fmt::Display for CancellationReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.code())
     }
@@ -266,7 +266,7 @@ mod tests {
 
     #[test]
     fn reason_codes_are_the_api_codes() {
-        let codes: Vec<&str> = Reason::ALL.iter().map(|r| r.code()).collect();
+        let codes: Vec<&str> = CancellationReason::ALL.iter().map(|r| r.code()).collect();
         assert_eq!(
             codes,
             [
@@ -276,7 +276,7 @@ mod tests {
                 "CUSTOMER_SERVICE"
             ]
         );
-        assert_eq!(Reason::NoPayment.to_string(), "NO_PAYMENT");
+        assert_eq!(CancellationReason::NoPayment.to_string(), "NO_PAYMENT");
     }
 
     #[test]

@@ -20,7 +20,7 @@ mod outcome;
 pub mod testing;
 
 pub use cancellation::{
-    BankDetails, Cancellation, CancelledLine, Channel, LineKind, Money, Reason, Refund,
+    BankDetails, Cancellation, CancellationReason, CancelledLine, Channel, LineKind, Money, Refund,
     RefundDestination, Tracking,
 };
 pub use outcome::{Ack, SubmitError};

@@ -67,8 +67,8 @@ use serde::de::DeserializeOwned;
 use crate::http::{self, Method, Request, Response};
 use crate::log::Level;
 use crate::{
-    Ack, BankDetails, Cancellation, CancelledLine, Channel, IntegrationProcessor, LineKind, Money,
-    Reason, Refund, RefundDestination, SubmitError, Tracking,
+    Ack, BankDetails, Cancellation, CancellationReason, CancelledLine, Channel,
+    IntegrationProcessor, LineKind, Money, Refund, RefundDestination, SubmitError, Tracking,
 };
 
 type Responder = Rc<dyn Fn(&RecordedRequest) -> Result<Response, http::Error>>;
@@ -318,7 +318,7 @@ pub fn sample_cancellation() -> Cancellation {
             },
         ],
         all_line_numbers: vec![1, 2, 3],
-        reason: Reason::OutOfStock,
+        reason: CancellationReason::OutOfStock,
         date: "2024-09-09".into(),
         invoice_reference: Some("IDE12345678901".into()),
         forced_cancel: true,

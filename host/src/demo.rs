@@ -7,10 +7,17 @@
 //! Optimizely cancels whole orders), and a demo ERP on 127.0.0.1
 //! that checks each webhook request's signature, records every request and
 //! answers with a reference. `GET /demo/erp/requests` shows what it received.
+//!
+//! The service knows nothing of it: [`enable`] composes the demo into a
+//! service's configuration as a [`Companion`], which is this module's one
+//! entry point.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use anyhow::Context;
+use futures_util::future::BoxFuture;
 
 use axum::Json;
 use axum::Router;
@@ -30,24 +37,66 @@ use crate::domain::{
     Allocation, AllocationKind, AllocationState, Approval, ApprovalState, Channel, Currency, Line,
     LineKind, LineState, Order, Payment, Preset, Tracking, WebsiteSettings,
 };
+use crate::service::{Companion, ServiceConfig};
 use crate::store::{
     AppliesTo, Connection, JobDefinition, JobParameter, RetryPolicy, Store, StoreError,
 };
 
+/// Turns a service configuration into the demo's: an admin token is
+/// generated unless one is configured (the running service shows it), the
+/// plugins folder `<data-dir>/plugins` is watched unless another is named,
+/// and once the store is open the demo ERP starts, an empty store is filled
+/// with the demo data, and `GET /demo/erp/requests` is served beside the API.
+pub fn enable(config: &mut ServiceConfig) {
+    config
+        .admin_token
+        .get_or_insert_with(crate::keys::new_token);
+    let watched = config.data_dir.join("plugins");
+    config.plugins.watch_dir.get_or_insert(watched);
+    config.companions.push(Arc::new(Demo::default()));
+}
+
+/// The demo as a part of the service: its ERP, started with the service and
+/// kept as long as the service runs.
+#[derive(Debug, Default)]
+struct Demo {
+    erp: OnceLock<Arc<DemoErp>>,
+}
+
+impl Companion for Demo {
+    fn name(&self) -> &str {
+        "demo ERP"
+    }
+
+    fn start<'a>(&'a self, store: &'a Store) -> BoxFuture<'a, anyhow::Result<Router<AppState>>> {
+        Box::pin(async move {
+            let erp = Arc::new(DemoErp::start().await.context("starting the demo ERP")?);
+            if store.order_count().await? == 0 {
+                erp.seed(store).await.context("seeding the demo data")?;
+            }
+            let routes = erp.routes();
+            if self.erp.set(erp).is_err() {
+                anyhow::bail!("the demo ERP was started twice");
+            }
+            Ok(routes)
+        })
+    }
+}
+
 /// The website of the demo orders.
-pub const DEMO_WEBSITE: &str = "main";
+const DEMO_WEBSITE: &str = "main";
 /// The demo connection's name.
-pub const DEMO_CONNECTION: &str = "demo-erp";
+const DEMO_CONNECTION: &str = "demo-erp";
 /// The demo job definition's name.
-pub const DEMO_DEFINITION: &str = "OrderCancel";
+const DEMO_DEFINITION: &str = "OrderCancel";
 /// The plugin the demo definition runs.
-pub const DEMO_PROCESSOR: &str = "webhook";
+const DEMO_PROCESSOR: &str = "webhook";
 /// The demo connection to the personalization service (the same demo server).
-pub const DEMO_PERSONALIZATION_CONNECTION: &str = "demo-personalization";
+const DEMO_PERSONALIZATION_CONNECTION: &str = "demo-personalization";
 /// The demo job definition that tells the personalization service.
-pub const DEMO_PERSONALIZATION_DEFINITION: &str = "PersonalizationCancel";
+const DEMO_PERSONALIZATION_DEFINITION: &str = "PersonalizationCancel";
 /// The plugin the personalization definition runs.
-pub const DEMO_PERSONALIZATION_PROCESSOR: &str = "personalization";
+const DEMO_PERSONALIZATION_PROCESSOR: &str = "personalization";
 /// Paths of the Optimizely Personalization API that the demo server accepts
 /// (online and offline order cancellation).
 const PERSONALIZATION_PATHS: [&str; 2] = ["/tracker/api/", "/smart-api/orders/offline/"];
@@ -55,12 +104,12 @@ const PERSONALIZATION_PATHS: [&str; 2] = ["/tracker/api/", "/smart-api/orders/of
 /// A request the demo ERP received.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ErpRequest {
+struct ErpRequest {
     /// Arrival order, from 1.
     pub sequence: usize,
-    /// HTTP method.
+    /// The HTTP method the plugin used, e.g. `POST`.
     pub method: String,
-    /// Path.
+    /// The path the plugin called on the demo ERP, without the query.
     pub path: String,
     /// The `Idempotency-Key` header.
     pub idempotency_key: Option<String>,
@@ -84,7 +133,7 @@ struct Ledger {
 
 /// The demo ERP: a real HTTP endpoint on 127.0.0.1.
 #[derive(Debug)]
-pub struct DemoErp {
+struct DemoErp {
     /// Where it listens.
     pub addr: SocketAddr,
     signing_key: String,
@@ -350,7 +399,7 @@ fn allocation(line: u32, warehouse: &str, quantity: u32, kind: AllocationKind) -
 }
 
 /// The demo orders: each shows a different part of the rules.
-pub fn demo_orders() -> Vec<Order> {
+fn demo_orders() -> Vec<Order> {
     let mut warranty = product(2, "WARRANTY-3Y", 1, 1500, 285);
     warranty.parent_line = Some(1);
     let mut promo = product(3, "PROMO10", 1, -2000, -380);

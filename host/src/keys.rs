@@ -85,9 +85,9 @@ pub struct KeyRequest {
 /// A key that passed its checks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewKey {
-    /// Name.
+    /// What to call the key, checked: 1 to 100 characters, not unique.
     pub name: String,
-    /// Role.
+    /// What the key may do.
     pub role: Role,
     /// Bound customer (customer keys only).
     pub customer_number: Option<String>,
@@ -182,9 +182,10 @@ fn parse_time(text: &str) -> Result<i64, ()> {
 /// A key just made, with its token (shown once, never stored).
 #[derive(Debug, Clone)]
 pub struct CreatedKey {
-    /// The stored key.
+    /// The key as the store keeps it: the token's digest and prefix, not
+    /// the token.
     pub key: ApiKey,
-    /// The bearer token.
+    /// The bearer token itself, for the one answer that shows it.
     pub token: String,
 }
 

@@ -11,6 +11,7 @@
 pub mod api;
 pub mod bundled;
 pub mod cli;
+pub mod config_rules;
 pub mod demo;
 pub mod domain;
 pub mod jobs;

@@ -8,13 +8,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::Router;
+use futures_util::future::BoxFuture;
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::api::{self, AppState};
-use crate::demo::DemoErp;
 use crate::jobs::{PluginProcessors, WorkerConfig, WorkerPool};
 use crate::plugins::registry::{
     DirectoryStore, FolderEvent, FolderWatch, FolderWatchConfig, PluginRegistry, RegistryConfig,
@@ -28,7 +29,7 @@ use crate::store::{AdminWrite, AuditActor, Durability, SecretsKeySource, Store, 
 pub struct ServiceConfig {
     /// Address to listen on (port 0: any free port).
     pub listen: SocketAddr,
-    /// Data directory.
+    /// Where the store, its secrets key and the plugins are kept.
     pub data_dir: PathBuf,
     /// Bootstrap admin token (`RESCIND_ADMIN_TOKEN`).
     pub admin_token: Option<String>,
@@ -46,8 +47,25 @@ pub struct ServiceConfig {
     /// The plugins: where they are kept, watched and cached, and whom the
     /// host trusts.
     pub plugins: PluginsConfig,
-    /// Demo mode: seed an empty store with demo data and run the demo ERP.
-    pub demo: bool,
+    /// Parts composed into the service besides the API and the workers
+    /// (`rescind serve --demo` adds its demo ERP this way), started in this
+    /// order once the store is open.
+    pub companions: Vec<Arc<dyn Companion>>,
+}
+
+/// A part that whoever starts a service composes into it, such as the demo
+/// mode's ERP. It is started once the store is open, before the plugins
+/// folder is watched, the workers run and requests are served; it may serve
+/// routes of its own beside the API (behind the same middleware); the
+/// running service keeps it until it is shut down.
+pub trait Companion: std::fmt::Debug + Send + Sync + 'static {
+    /// What it is, for logs and errors.
+    fn name(&self) -> &str;
+
+    /// Starts it over the opened store and answers the routes it serves
+    /// (an empty router for none). An error stops the service from
+    /// starting.
+    fn start<'a>(&'a self, store: &'a Store) -> BoxFuture<'a, anyhow::Result<Router<AppState>>>;
 }
 
 impl std::fmt::Debug for ServiceConfig {
@@ -67,7 +85,10 @@ impl std::fmt::Debug for ServiceConfig {
             .field("secrets_key", &self.secrets_key)
             .field("workers", &self.workers)
             .field("plugins", &self.plugins)
-            .field("demo", &self.demo)
+            .field(
+                "companions",
+                &self.companions.iter().map(|c| c.name()).collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -84,7 +105,7 @@ impl ServiceConfig {
             secrets_key: SecretsKeySource::KeyFile,
             workers: Some(WorkerConfig::default()),
             plugins: PluginsConfig::default(),
-            demo: false,
+            companions: Vec::new(),
         }
     }
 }
@@ -94,8 +115,7 @@ impl ServiceConfig {
 #[derive(Debug, Clone)]
 pub struct PluginsConfig {
     /// The watched folder: `NAME.wasm` dropped there is uploaded and
-    /// activated. `None`: no folder is watched (demo mode watches
-    /// `<data-dir>/plugins`).
+    /// activated. `None`: no folder is watched.
     pub watch_dir: Option<PathBuf>,
     /// How the folder is watched.
     pub watch_config: FolderWatchConfig,
@@ -143,15 +163,15 @@ pub struct RunningService {
     pub addr: SocketAddr,
     /// The shared state (store, metrics, …).
     pub state: AppState,
-    /// The admin token in force: the configured one, or in demo mode a
-    /// generated one (for printing once at start).
+    /// The admin token in force, as configured (for printing once at
+    /// start).
     pub admin_token: Option<String>,
-    /// The demo ERP, in demo mode.
-    pub demo_erp: Option<Arc<DemoErp>>,
     /// The plugin registry.
     pub plugins: PluginRegistry,
     /// The folder watch, while it runs.
     pub plugin_watch: Option<FolderWatch>,
+    /// Kept until the service is shut down.
+    companions: Vec<Arc<dyn Companion>>,
     stop: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
     workers: Option<WorkerPool>,
@@ -175,29 +195,19 @@ pub async fn start(config: ServiceConfig) -> anyhow::Result<RunningService> {
             format!("opening the store in {}", config.data_dir.display())
         }
     })?;
-    let admin_token = match (&config.admin_token, config.demo) {
-        (Some(token), _) => Some(token.clone()),
-        (None, true) => Some(api::new_token()),
-        (None, false) => None,
-    };
+    let admin_token = config.admin_token.clone();
     let plugins = open_plugins(&config.data_dir, &config.plugins).await?;
     let mut state = AppState::new(store.clone(), admin_token.as_deref());
     state.plugins = Some(plugins.clone());
-    let demo_erp = if config.demo {
-        let erp = Arc::new(DemoErp::start().await.context("starting the demo ERP")?);
-        if store.order_count().await? == 0 {
-            erp.seed(&store).await.context("seeding the demo data")?;
-        }
-        Some(erp)
-    } else {
-        None
-    };
-    let watch_dir = match (&config.plugins.watch_dir, config.demo) {
-        (Some(dir), _) => Some(dir.clone()),
-        (None, true) => Some(config.data_dir.join("plugins")),
-        (None, false) => None,
-    };
-    let plugin_watch = if let Some(dir) = watch_dir {
+    let mut routes = api::routes();
+    for companion in &config.companions {
+        let own = companion
+            .start(&store)
+            .await
+            .with_context(|| format!("starting the {}", companion.name()))?;
+        routes = routes.merge(own);
+    }
+    let plugin_watch = if let Some(dir) = config.plugins.watch_dir.clone() {
         let (watch, events) =
             FolderWatch::start(plugins.clone(), &dir, config.plugins.watch_config.clone())
                 .context("watching the plugins folder")?;
@@ -234,10 +244,6 @@ pub async fn start(config: ServiceConfig) -> anyhow::Result<RunningService> {
         .with_context(|| format!("listening on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let (stop, mut stopped) = watch::channel(false);
-    let mut routes = api::routes();
-    if let Some(erp) = &demo_erp {
-        routes = routes.merge(erp.routes());
-    }
     let app = api::with_middleware(routes, state.clone());
     let server = tokio::spawn(async move {
         axum::serve(listener, app)
@@ -251,12 +257,12 @@ pub async fn start(config: ServiceConfig) -> anyhow::Result<RunningService> {
         addr,
         state,
         admin_token,
-        demo_erp,
         plugins,
         plugin_watch,
         stop,
         server,
         workers,
+        companions: config.companions,
     })
 }
 
@@ -371,6 +377,9 @@ impl RunningService {
             Err(_) => tracing::warn!("requests still running after the grace period"),
         }
         drop(self.plugin_watch);
+        // Only now: the workers' last attempts may have called a companion
+        // (the demo ERP).
+        drop(self.companions);
         self.state.store.close().await;
         Ok(())
     }

@@ -338,8 +338,8 @@ async fn the_demo_cancels_an_order_and_its_erp_receives_a_signed_request() {
         std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)),
         dir.path(),
     );
-    config.demo = true;
     config.plugins = crate::service::plugins_config();
+    rescind_host::demo::enable(&mut config);
     let running = rescind_host::service::start(config)
         .await
         .expect("demo starts");
@@ -432,8 +432,8 @@ async fn start_demo() -> (
         std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)),
         dir.path(),
     );
-    config.demo = true;
     config.plugins = crate::service::plugins_config();
+    rescind_host::demo::enable(&mut config);
     let running = rescind_host::service::start(config)
         .await
         .expect("demo starts");

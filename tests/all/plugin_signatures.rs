@@ -253,7 +253,7 @@ async fn the_watched_folder_is_off_unless_named_and_on_in_the_demo() {
     let running = service.running.as_ref().unwrap();
     assert!(running.plugin_watch.is_none());
 
-    let demo = TestService::start_configured(false, |config| config.demo = true).await;
+    let demo = TestService::start_configured(false, rescind_host::demo::enable).await;
     let watch = demo
         .running
         .as_ref()

@@ -72,7 +72,7 @@ impl Auth {
                 role: Role::Admin,
                 customer_number: None,
                 idempotency_scope: digest,
-                who: AuditActor::AdminToken,
+                audit_actor: AuditActor::AdminToken,
             }));
         }
         let Some(key) = store.api_key_by_digest(&digest).await? else {
@@ -97,7 +97,7 @@ impl Auth {
             role: key.role,
             customer_number: key.customer_number,
             idempotency_scope: digest,
-            who: AuditActor::ApiKey {
+            audit_actor: AuditActor::ApiKey {
                 id: key.id,
                 name: key.name,
             },

@@ -34,21 +34,22 @@ pub enum AppError {
     NotFound {
         /// API code, e.g. `cancellation-not-found`.
         code: &'static str,
-        /// What was not found.
+        /// The problem's detail: which resource, by the name or id the
+        /// caller gave.
         detail: String,
     },
     /// The request conflicts with the resource's state.
     #[error("{detail}")]
     Conflict {
-        /// API code.
+        /// API code, e.g. `job-not-retryable`.
         code: &'static str,
-        /// Why.
+        /// The problem's detail: the state that stands in the way.
         detail: String,
     },
     /// Body is not JSON or has the wrong types or unknown fields.
     #[error("{0}")]
     Malformed(String),
-    /// Fields are invalid.
+    /// Fields are invalid: every one found, each naming its field.
     #[error("invalid fields")]
     Validation(Vec<FieldError>),
     /// Body over the limit.

@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 
 use super::AppState;
 use super::error::AppError;
-use crate::domain::Actor;
+use crate::domain::Requester;
 use crate::store::{AuditActor, Role};
 
 /// Largest request body accepted (docs/api.md `payload-too-large`).
@@ -158,27 +158,31 @@ where
     }
 }
 
-/// The authenticated caller, as the route guard (`routes.rs`) found it
-/// before the handler ran.
+/// The authenticated caller of an HTTP request, as the route guard
+/// (`routes.rs`) found it before the handler ran. The cancel rules see it
+/// as a [`Requester`] ([`Caller::requester`]); the audit log records it as
+/// its `audit_actor`.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    /// Role.
+    /// What the caller's key may do; the route table admits or refuses the
+    /// caller by it.
     pub role: Role,
-    /// Bound customer of a customer key.
+    /// The customer a customer key is bound to; `None` for staff.
     pub customer_number: Option<String>,
     /// Hex SHA-256 of the token: scopes idempotency keys per caller.
     pub idempotency_scope: String,
-    /// Who it is, as the audit log and the plugin registry record it.
-    pub who: AuditActor,
+    /// Who the caller is, as the audit log and the plugin registry record
+    /// it.
+    pub audit_actor: AuditActor,
 }
 
 impl Caller {
-    /// The domain's view of the caller.
-    pub fn actor(&self) -> Actor {
+    /// The caller as the domain's cancel rules judge it.
+    pub fn requester(&self) -> Requester {
         match self.role {
-            Role::Admin => Actor::Admin,
-            Role::Service => Actor::Service,
-            Role::Customer => Actor::Customer {
+            Role::Admin => Requester::Admin,
+            Role::Service => Requester::Service,
+            Role::Customer => Requester::Customer {
                 customer_number: self.customer_number.clone().unwrap_or_default(),
             },
         }

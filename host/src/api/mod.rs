@@ -1,13 +1,30 @@
 //! The HTTP API (`docs/api.md`): routes, the one error mapping, extractors and
-//! the JSON shapes. Handlers are thin: they authorise, map DTOs to domain
-//! types, call the store and map the answer back.
+//! the JSON shapes. Handlers are thin: they map request shapes to domain
+//! types, call the store or the service functions and map the answer back;
+//! the route table authorises before a handler runs.
+//!
+//! One module per resource (`orders`, `cancellations`, `jobs`, `admin`,
+//! `plugins`) holds its handlers, and its `shapes` submodule the JSON shapes
+//! they read and write. Shapes carry no rules: what makes an order valid is
+//! the domain's, a connection or a job definition [`crate::config_rules`]'.
+//!
+//! Shapes are named by direction:
+//! - `…Body` is read from a request: a request body or a part of one, and
+//!   also a shape an answer echoes as it was sent (a website's settings, a
+//!   job definition: what `PUT` takes, `GET` gives back);
+//! - `…View` is only ever written in answers;
+//! - an enum of values takes the suffix of the shape it belongs to
+//!   (`LineKindBody` in `LineBody`).
+//!
+//! The problem document (`Problem`, `ProblemField`) keeps RFC 9457's name.
+//! Some OpenAPI schema names predate this scheme (`JobDefinitionDto`,
+//! `AuditView`): those shapes keep their schema name with `#[schema(as)]`,
+//! since clients generated from the document know it.
 
 mod admin;
-mod audit;
 mod auth;
 mod cancellations;
 mod drain;
-pub mod dto;
 mod error;
 mod extract;
 mod jobs;
@@ -26,6 +43,8 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::HeaderName;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 use tokio::sync::Notify;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -50,6 +69,15 @@ use crate::metrics::Metrics;
 use crate::plugins::registry::PluginRegistry;
 use crate::store::Store;
 
+/// Formats store milliseconds as RFC 3339 (UTC), as every answer shows a
+/// time.
+pub fn timestamp(ms: i64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}
+
 /// Whether the job workers are running (for `/readyz`).
 #[derive(Debug, Clone, Default)]
 pub struct Readiness {
@@ -71,15 +99,15 @@ impl Readiness {
 /// What every handler shares.
 #[derive(Clone, Debug)]
 pub struct AppState {
-    /// The store.
+    /// Where orders, cancellations, configuration and jobs are kept.
     pub store: Store,
-    /// Token authentication.
+    /// Checks bearer tokens against the admin token and the stored API keys.
     pub auth: Arc<Auth>,
-    /// Metrics.
+    /// The request, cancellation and job counters `/metrics` shows.
     pub metrics: Arc<Metrics>,
     /// Wakes the job workers when jobs were enqueued.
     pub job_wakeup: Arc<Notify>,
-    /// Worker readiness.
+    /// Whether the job workers run, which `/readyz` reports.
     pub readiness: Readiness,
     /// The plugin registry (`/v1/admin/plugins`); `None` in a host without
     /// plugins, whose plugin endpoints answer 503.
@@ -115,7 +143,7 @@ A committed cancellation (`201`) may carry `warnings`, each with a stable `code`
     paths(
         orders::put_order, orders::get_order, orders::report_status,
         cancellations::create_cancellation, cancellations::get_cancellation,
-        admin::create_api_key, admin::list_api_keys, admin::revoke_api_key, audit::list_audit,
+        admin::create_api_key, admin::list_api_keys, admin::revoke_api_key, admin::audit::list_audit,
         admin::get_status_mappings, admin::put_status_mappings,
         admin::get_settings, admin::put_settings, admin::apply_preset,
         admin::get_website, admin::put_website, admin::get_connection, admin::put_connection,

@@ -28,13 +28,14 @@ pub struct HealthView {
     /// (`/readyz` only): plugins run unsigned, an active plugin version
     /// was not restored.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub warnings: Option<Vec<ReadinessWarning>>,
+    pub warnings: Option<Vec<ReadinessWarningView>>,
 }
 
 /// Something `/readyz` reports without being unready.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct ReadinessWarning {
+#[schema(as = ReadinessWarning)]
+pub struct ReadinessWarningView {
     /// `plugin-signatures-not-checked`: no trusted signing key is
     /// configured, so plugins run unsigned. `plugin-version-withheld`: a
     /// plugin's active version was not restored at start (no trusted
@@ -45,13 +46,13 @@ pub struct ReadinessWarning {
 }
 
 /// The `/readyz` warnings of a running host.
-fn readiness_warnings(state: &AppState) -> Vec<ReadinessWarning> {
+fn readiness_warnings(state: &AppState) -> Vec<ReadinessWarningView> {
     let Some(plugins) = &state.plugins else {
         return Vec::new();
     };
     let mut warnings = Vec::new();
     if !plugins.signatures_required() {
-        warnings.push(ReadinessWarning {
+        warnings.push(ReadinessWarningView {
             code: "plugin-signatures-not-checked".to_owned(),
             detail: "no trusted plugin signing key is configured (rescind serve --trusted-key): \
                      plugins are uploaded and activated without a signature, so any admin \
@@ -60,7 +61,7 @@ fn readiness_warnings(state: &AppState) -> Vec<ReadinessWarning> {
         });
     }
     for withheld in plugins.withheld() {
-        warnings.push(ReadinessWarning {
+        warnings.push(ReadinessWarningView {
             code: "plugin-version-withheld".to_owned(),
             detail: format!(
                 "plugin `{}` has no active version: {}",

@@ -21,9 +21,10 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
 
+use super::admin::{self, audit};
 use super::error::AppError;
 use super::extract::Caller;
-use super::{AppState, REQUEST_ID, admin, audit, cancellations, jobs, ops, orders, plugins};
+use super::{AppState, REQUEST_ID, cancellations, jobs, ops, orders, plugins};
 use crate::store::{AdminWrite, Role};
 
 /// Who may call a route.
@@ -55,7 +56,7 @@ pub const ANY_ROLE: Access = Access::Roles(&[Role::Admin, Role::Service, Role::C
 /// One route: method, path template (`{name}` for parameters) and access.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteInfo {
-    /// The method.
+    /// The HTTP method the route answers (`GET`, `PUT`, `POST`, `DELETE`).
     pub method: Method,
     /// The path template, as the router and the OpenAPI document write it.
     pub path: &'static str,
@@ -334,7 +335,7 @@ async fn guard(info: RouteInfo, request: Request, next: Next) -> Response {
             .map(|note| note.0.chars().take(MAX_AUDIT_SUMMARY_CHARS).collect())
             .unwrap_or_else(|| format!("{} {}", info.method, info.path));
         let write = AdminWrite {
-            actor: caller.who,
+            actor: caller.audit_actor,
             method: info.method.to_string(),
             path,
             status: response.status().as_u16(),

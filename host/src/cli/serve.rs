@@ -122,7 +122,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.durability = args.durability;
     config.database_url = args.database_url.clone().filter(|url| !url.is_empty());
     config.secrets_key = super::secrets::key_source_from_env("RESCIND_SECRETS_KEY")?;
-    config.demo = args.demo;
     config.plugins.watch_dir = args.plugins_dir.clone();
     let keys = args
         .trusted_keys
@@ -139,6 +138,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         lease: args.job_lease,
         ..WorkerConfig::default()
     });
+    if args.demo {
+        crate::demo::enable(&mut config);
+    }
     let running = service::start(config).await?;
     let base = format!("http://{}", running.addr);
     if args

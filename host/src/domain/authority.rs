@@ -6,9 +6,12 @@ use super::cancellability::WebsiteSettings;
 use super::order::Order;
 use super::refusal::Refusal;
 
-/// Who is asking, as the API key says.
+/// Who asks for a cancellation, with the authority the request's API key
+/// gives: the party the cancel rules judge. (The HTTP caller is the API's
+/// `Caller`; who made an admin write is the audit log's `AuditActor`; what a
+/// key may do at all is the store's `Role`.)
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Actor {
+pub enum Requester {
     /// An operator: may do everything.
     Admin,
     /// Customer service or an integration: cancels any order.
@@ -20,15 +23,15 @@ pub enum Actor {
     },
 }
 
-impl Actor {
-    /// Whether the actor has the authority to process orders: to cancel any
+impl Requester {
+    /// Whether the requester has the authority to process orders: to cancel any
     /// order, act for another user and give any reason.
     pub fn is_staff(&self) -> bool {
-        matches!(self, Actor::Admin | Actor::Service)
+        matches!(self, Requester::Admin | Requester::Service)
     }
 }
 
-/// Checks the actor against the order and the website, in this order:
+/// Checks the requester against the order and the website, in this order:
 /// 1. a customer's request for another customer's order is `OrderNotFound`
 ///    (existence does not leak);
 /// 2. a customer acting `forUser` is `Forbidden`;
@@ -38,10 +41,10 @@ impl Actor {
 pub fn authorize(
     order: &Order,
     website: &WebsiteSettings,
-    actor: &Actor,
+    actor: &Requester,
     for_user: Option<&str>,
 ) -> Result<(), Refusal> {
-    let Actor::Customer { customer_number } = actor else {
+    let Requester::Customer { customer_number } = actor else {
         return Ok(());
     };
     if *customer_number != order.customer_number {
@@ -66,10 +69,10 @@ mod tests {
         // SPEC §2.2 (customers: own orders, 404 otherwise), WebSphere seed (forUser needs the
         // authority to process orders), InsiteCommerce seed (AllowCancellationRequest).
         let order = api_order();
-        let owner = Actor::Customer {
+        let owner = Requester::Customer {
             customer_number: "C-1".into(),
         };
-        let stranger = Actor::Customer {
+        let stranger = Requester::Customer {
             customer_number: "C-2".into(),
         };
         let open = WebsiteSettings {
@@ -77,7 +80,7 @@ mod tests {
         };
         let closed = WebsiteSettings::default();
         type Case<'a> = (
-            &'a Actor,
+            &'a Requester,
             WebsiteSettings,
             Option<&'a str>,
             Result<(), Refusal>,
@@ -89,9 +92,14 @@ mod tests {
             (&owner, closed, Some("someone"), Err(Refusal::Forbidden)),
             (&stranger, open, None, Err(Refusal::OrderNotFound)),
             (&stranger, closed, Some("C-1"), Err(Refusal::OrderNotFound)),
-            (&Actor::Service, closed, Some("buyer@example.com"), Ok(())),
-            (&Actor::Admin, closed, None, Ok(())),
-            (&Actor::Service, open, None, Ok(())),
+            (
+                &Requester::Service,
+                closed,
+                Some("buyer@example.com"),
+                Ok(()),
+            ),
+            (&Requester::Admin, closed, None, Ok(())),
+            (&Requester::Service, open, None, Ok(())),
         ];
         for (actor, website, for_user, expected) in cases {
             assert_eq!(
@@ -100,6 +108,6 @@ mod tests {
                 "{actor:?} {website:?} {for_user:?}"
             );
         }
-        assert!(Actor::Admin.is_staff() && Actor::Service.is_staff() && !owner.is_staff());
+        assert!(Requester::Admin.is_staff() && Requester::Service.is_staff() && !owner.is_staff());
     }
 }

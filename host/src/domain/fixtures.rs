@@ -157,8 +157,8 @@ pub fn items(lines: &[u32]) -> Option<Vec<ItemRef>> {
 }
 
 /// The customer who owns the fixtures' orders.
-pub fn owner() -> Actor {
-    Actor::Customer {
+pub fn owner() -> Requester {
+    Requester::Customer {
         customer_number: "C-1".into(),
     }
 }
@@ -173,7 +173,7 @@ pub fn open_website() -> WebsiteSettings {
 /// Plans with the insite preset, an open website and [`TODAY`].
 pub fn plan(
     order: &Order,
-    actor: &Actor,
+    actor: &Requester,
     request: &CancelRequest,
 ) -> Result<CancellationPlan, Refusal> {
     plan_cancellation(

@@ -183,7 +183,7 @@ mod fixtures;
 mod properties;
 
 pub use approval::{Approval, ApprovalState};
-pub use authority::Actor;
+pub use authority::Requester;
 pub use bank::{BankDetails, BankDetailsInput, SEPA_IBAN_COUNTRIES, is_sepa_country};
 pub use cancellability::{Preset, Settings, StatusMapping, WebsiteSettings};
 pub use date::parse_date;

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use time::Date;
 
 use super::approval::{ApprovalState, cancels_approval};
-use super::authority::{Actor, authorize};
+use super::authority::{Requester, authorize};
 use super::bank::{BankDetails, BankDetailsInput, validate_bank_details};
 use super::cancellability::{Settings, WebsiteSettings, ensure_cancellable};
 use super::date::resolve_date;
@@ -47,8 +47,9 @@ pub struct CancelRequest {
 /// Where a refund goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RefundDestination {
-    /// Back to the payments' own methods (API: `original`).
-    Original,
+    /// Back to the payments' own methods (API: `original`), as the WIT
+    /// and the guest SDK call it too.
+    OriginalPaymentMethod,
     /// To the bank account in the request's `bankDetails` (API:
     /// `bankAccount`).
     BankAccount,
@@ -58,7 +59,7 @@ impl RefundDestination {
     /// The API's name for it.
     pub fn as_str(self) -> &'static str {
         match self {
-            RefundDestination::Original => "original",
+            RefundDestination::OriginalPaymentMethod => "original",
             RefundDestination::BankAccount => "bankAccount",
         }
     }
@@ -144,7 +145,7 @@ pub fn plan_cancellation(
     order: &Order,
     settings: &Settings,
     website: &WebsiteSettings,
-    actor: &Actor,
+    actor: &Requester,
     request: &CancelRequest,
     today: Date,
 ) -> Result<CancellationPlan, Refusal> {
@@ -219,7 +220,7 @@ pub fn plan_cancellation(
         to: if bank_details.is_some() {
             RefundDestination::BankAccount
         } else {
-            RefundDestination::Original
+            RefundDestination::OriginalPaymentMethod
         },
     });
 

@@ -544,7 +544,7 @@ fn run(
             order,
             &settings,
             &open_website(),
-            &Actor::Service,
+            &Requester::Service,
             request,
             TODAY,
         )
@@ -667,10 +667,10 @@ proptest! {
     ) {
         let order = build(&blueprint);
         let actor = match actor {
-            0 => Actor::Admin,
-            1 => Actor::Service,
+            0 => Requester::Admin,
+            1 => Requester::Service,
             2 => owner(),
-            _ => Actor::Customer { customer_number: "C-2".into() },
+            _ => Requester::Customer { customer_number: "C-2".into() },
         };
         let request = CancelRequest {
             items: (!no_items).then(|| {
@@ -732,7 +732,7 @@ proptest! {
             .iter()
             .map(|l| i128::from(l.amount_minor).abs() + i128::from(l.tax_minor).abs())
             .sum();
-        let result = plan(&order, &Actor::Service, &staff_request());
+        let result = plan(&order, &Requester::Service, &staff_request());
         if magnitude > i128::from(i64::MAX) {
             prop_assert_eq!(result.map(|_| ()), Err(Refusal::field(
                 "order.lines",

@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use super::authority::Actor;
+use super::authority::Requester;
 use super::refusal::Refusal;
 
 /// Why an order is cancelled, for the ERP's reporting (AaaS seed).
@@ -59,7 +59,7 @@ impl fmt::Display for CancellationReason {
 /// - a customer gets `CUSTOMER_CANCELLATION` by default, and any other known
 ///   code is `ReasonNotAllowed`;
 /// - staff must give a code: none is `InvalidReason`.
-pub fn resolve_reason(actor: &Actor, raw: Option<&str>) -> Result<CancellationReason, Refusal> {
+pub fn resolve_reason(actor: &Requester, raw: Option<&str>) -> Result<CancellationReason, Refusal> {
     let parsed = match raw {
         None => None,
         Some(code) => {
@@ -99,7 +99,7 @@ mod tests {
     fn reason_table() {
         // AaaS seed: four reasons; SPEC §2.5: customers only CUSTOMER_CANCELLATION, staff must give one.
         use CancellationReason::*;
-        let customer = Actor::Customer {
+        let customer = Requester::Customer {
             customer_number: "C-1".into(),
         };
         let invalid = |r: Option<&str>| {
@@ -112,7 +112,11 @@ mod tests {
                 reason: r.to_owned(),
             })
         };
-        let cases: Vec<(&Actor, Option<&str>, Result<CancellationReason, Refusal>)> = vec![
+        let cases: Vec<(
+            &Requester,
+            Option<&str>,
+            Result<CancellationReason, Refusal>,
+        )> = vec![
             (&customer, None, Ok(CustomerCancellation)),
             (
                 &customer,
@@ -127,23 +131,23 @@ mod tests {
                 not_allowed("CUSTOMER_SERVICE"),
             ),
             (&customer, Some("BORED"), invalid(Some("BORED"))),
-            (&Actor::Service, None, invalid(None)),
-            (&Actor::Admin, None, invalid(None)),
-            (&Actor::Service, Some("OUT_OF_STOCK"), Ok(OutOfStock)),
-            (&Actor::Admin, Some("NO_PAYMENT"), Ok(NoPayment)),
+            (&Requester::Service, None, invalid(None)),
+            (&Requester::Admin, None, invalid(None)),
+            (&Requester::Service, Some("OUT_OF_STOCK"), Ok(OutOfStock)),
+            (&Requester::Admin, Some("NO_PAYMENT"), Ok(NoPayment)),
             (
-                &Actor::Service,
+                &Requester::Service,
                 Some("CUSTOMER_CANCELLATION"),
                 Ok(CustomerCancellation),
             ),
             (
-                &Actor::Service,
+                &Requester::Service,
                 Some("CUSTOMER_SERVICE"),
                 Ok(CustomerService),
             ),
-            (&Actor::Service, Some(""), invalid(Some(""))),
+            (&Requester::Service, Some(""), invalid(Some(""))),
             (
-                &Actor::Service,
+                &Requester::Service,
                 Some("out_of_stock"),
                 invalid(Some("out_of_stock")),
             ),

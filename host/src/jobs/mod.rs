@@ -29,9 +29,11 @@
 //! drop duplicates.
 
 pub mod backoff;
+mod erp_sync;
 mod plugin_processors;
 mod worker;
 
+pub use erp_sync::ErpSyncState;
 pub use plugin_processors::PluginProcessors;
 
 pub use worker::{Delivery, DeliveryOutcome, Submission, WorkerConfig, WorkerPool};

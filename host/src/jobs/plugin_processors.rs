@@ -8,7 +8,33 @@ use crate::plugins::{
     BankDetails, CallLimits, CallOutcome, Cancellation, CancellationReason, CancelledLine,
     ConnectionContext, LineKind, Money, OrderChannel, Refund, RefundDestination, Tracking,
 };
-use crate::store::{AttemptLogLine, CancellationRecord, CancelledLineKind};
+use crate::store::{AttemptLogLine, CancellationRecord, CancelledLineKind, Connection};
+
+/// A stored connection as the plugin call sees it: the same entries, moved
+/// across once when an attempt is prepared (the plugin runtime does not
+/// know the store).
+impl From<Connection> for ConnectionContext {
+    fn from(connection: Connection) -> Self {
+        let Connection {
+            name,
+            base_url,
+            allowed_hosts,
+            allow_private_network,
+            ca_certificates,
+            settings,
+            secrets,
+        } = connection;
+        ConnectionContext {
+            name,
+            base_url,
+            allowed_hosts,
+            allow_private_network,
+            ca_certificates,
+            settings,
+            secrets,
+        }
+    }
+}
 
 /// Integration processors run by the plugin runtime, resolved through the
 /// [`PluginRegistry`] at the start of every attempt: a job definition names
@@ -80,17 +106,8 @@ impl PluginProcessors {
             }
         };
         let cancellation = wit_cancellation(submission);
-        let connection = ConnectionContext {
-            name: submission.connection.name.clone(),
-            base_url: submission.connection.base_url.clone(),
-            allowed_hosts: submission.connection.allowed_hosts.clone(),
-            allow_private_network: submission.connection.allow_private_network,
-            ca_certificates: submission.connection.ca_certificates.clone(),
-            settings: submission.connection.settings.clone(),
-            secrets: submission.connection.secrets.clone(),
-        };
         let report = plugin
-            .submit(&cancellation, &connection, &self.limits)
+            .submit(&cancellation, &submission.connection, &self.limits)
             .await;
         Delivery {
             outcome: report.outcome.into(),
@@ -203,7 +220,9 @@ fn wit_cancellation(submission: &Submission) -> Cancellation {
                 currency: r.currency.clone(),
             },
             to: match r.to {
-                domain::RefundDestination::Original => RefundDestination::OriginalPaymentMethod,
+                domain::RefundDestination::OriginalPaymentMethod => {
+                    RefundDestination::OriginalPaymentMethod
+                }
                 domain::RefundDestination::BankAccount => RefundDestination::BankAccount,
             },
         }),

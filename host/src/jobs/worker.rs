@@ -12,10 +12,9 @@ use tracing::Instrument;
 use super::PluginProcessors;
 use super::backoff::{RetryDecision, after_transient_failure};
 use crate::metrics::Metrics;
-use crate::plugins::CallOutcome;
+use crate::plugins::{CallOutcome, ConnectionContext};
 use crate::store::{
-    AttemptLogLine, AttemptResult, CancellationRecord, ClaimedJob, Connection, JobState, Store,
-    now_ms,
+    AttemptLogLine, AttemptResult, CancellationRecord, ClaimedJob, JobState, Store, now_ms,
 };
 
 /// Everything an integration processor is given for one attempt.
@@ -31,8 +30,9 @@ pub struct Submission {
     pub attempt: u32,
     /// The job's parameters.
     pub parameters: BTreeMap<String, String>,
-    /// The ERP connection (secrets included: the plugin may ask for them).
-    pub connection: Connection,
+    /// The ERP connection as the plugin sees it (secrets included: the
+    /// plugin may ask for them).
+    pub connection: ConnectionContext,
 }
 
 /// How an attempt ended: the plugin call's own outcome, or no call at all
@@ -431,7 +431,7 @@ impl Worker {
                 request_id: job.request_id.clone(),
                 attempt: claimed.attempt,
                 parameters: job.parameters.clone(),
-                connection,
+                connection: connection.into(),
             },
         ))
     }

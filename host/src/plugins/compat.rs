@@ -26,7 +26,7 @@ pub struct SdkStamp {
 
 /// Why the binary cannot be an integration processor for this host.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Refusal {
+pub(crate) enum Incompatibility {
     NotWasm,
     CoreModule,
     Malformed(String),
@@ -44,15 +44,15 @@ pub(crate) struct Inspection {
 
 /// Checks the binary: WebAssembly, a component, stamped (if at all) for a WIT
 /// version this host serves, and exporting [`PROCESSOR_EXPORT`].
-pub(crate) fn inspect(bytes: &[u8]) -> Result<Inspection, Refusal> {
+pub(crate) fn inspect(bytes: &[u8]) -> Result<Inspection, Incompatibility> {
     if !bytes.starts_with(b"\0asm") {
-        return Err(Refusal::NotWasm);
+        return Err(Incompatibility::NotWasm);
     }
     if Parser::is_core_wasm(bytes) {
-        return Err(Refusal::CoreModule);
+        return Err(Incompatibility::CoreModule);
     }
     if !Parser::is_component(bytes) {
-        return Err(Refusal::Malformed(
+        return Err(Incompatibility::Malformed(
             "its header names a WebAssembly version or layer this host does not read".into(),
         ));
     }
@@ -64,23 +64,23 @@ pub(crate) fn inspect(bytes: &[u8]) -> Result<Inspection, Refusal> {
     // that matter are those of the outermost component (depth 1).
     let mut depth = 0usize;
     for payload in Parser::new(0).parse_all(bytes) {
-        let payload = payload.map_err(|e| Refusal::Malformed(e.to_string()))?;
+        let payload = payload.map_err(|e| Incompatibility::Malformed(e.to_string()))?;
         match payload {
             Payload::Version { encoding, .. } => {
                 depth += 1;
                 if depth == 1 && encoding != Encoding::Component {
-                    return Err(Refusal::CoreModule);
+                    return Err(Incompatibility::CoreModule);
                 }
             }
             Payload::End(_) => depth = depth.saturating_sub(1),
             Payload::ComponentExportSection(section) if depth == 1 => {
                 for export in section {
-                    let export = export.map_err(|e| Refusal::Malformed(e.to_string()))?;
+                    let export = export.map_err(|e| Incompatibility::Malformed(e.to_string()))?;
                     exports.push(export.name.0.to_owned());
                 }
             }
             Payload::CustomSection(section) if section.name() == SDK_SECTION => {
-                stamps.push(parse_stamp(section.data()).map_err(Refusal::BadSdkStamp)?);
+                stamps.push(parse_stamp(section.data()).map_err(Incompatibility::BadSdkStamp)?);
             }
             _ => {}
         }
@@ -89,10 +89,10 @@ pub(crate) fn inspect(bytes: &[u8]) -> Result<Inspection, Refusal> {
     // A stamp naming another WIT version explains a missing export better
     // than the export list does, so it is checked first.
     if let Some(foreign) = stamps.iter().find(|s| s.wit != SUPPORTED_WIT) {
-        return Err(Refusal::IncompatibleSdk(foreign.clone()));
+        return Err(Incompatibility::IncompatibleSdk(foreign.clone()));
     }
     if !exports.iter().any(|e| e == PROCESSOR_EXPORT) {
-        return Err(Refusal::WrongWorld(exports));
+        return Err(Incompatibility::WrongWorld(exports));
     }
     Ok(Inspection {
         stamp: stamps.into_iter().next(),
@@ -203,18 +203,22 @@ mod tests {
             sdk: "0.1.0".into(),
             wit: SUPPORTED_WIT.into(),
         };
-        let cases: Vec<(&str, Vec<u8>, Result<Inspection, Refusal>)> = vec![
-            ("garbage", b"hello, world".to_vec(), Err(Refusal::NotWasm)),
-            ("empty", Vec::new(), Err(Refusal::NotWasm)),
+        let cases: Vec<(&str, Vec<u8>, Result<Inspection, Incompatibility>)> = vec![
+            (
+                "garbage",
+                b"hello, world".to_vec(),
+                Err(Incompatibility::NotWasm),
+            ),
+            ("empty", Vec::new(), Err(Incompatibility::NotWasm)),
             (
                 "core module",
                 MODULE_HEADER.to_vec(),
-                Err(Refusal::CoreModule),
+                Err(Incompatibility::CoreModule),
             ),
             (
                 "unknown layer",
                 b"\0asm\x0d\0\x09\0".to_vec(),
-                Err(Refusal::Malformed(
+                Err(Incompatibility::Malformed(
                     "its header names a WebAssembly version or layer this host does not read"
                         .into(),
                 )),
@@ -237,12 +241,14 @@ mod tests {
             (
                 "wrong world",
                 component(&[stamp(SUPPORTED_WIT), exports(&["wasi:cli/run@0.2.6"])]),
-                Err(Refusal::WrongWorld(vec!["wasi:cli/run@0.2.6".into()])),
+                Err(Incompatibility::WrongWorld(vec![
+                    "wasi:cli/run@0.2.6".into(),
+                ])),
             ),
             (
                 "exports nothing",
                 component(&[]),
-                Err(Refusal::WrongWorld(vec![])),
+                Err(Incompatibility::WrongWorld(vec![])),
             ),
             (
                 "old sdk",
@@ -250,7 +256,7 @@ mod tests {
                     nested_module(&stamp("rescind:erp@0.0.9")),
                     exports(&["rescind:erp/processor@0.0.9"]),
                 ]),
-                Err(Refusal::IncompatibleSdk(SdkStamp {
+                Err(Incompatibility::IncompatibleSdk(SdkStamp {
                     sdk: "0.1.0".into(),
                     wit: "rescind:erp@0.0.9".into(),
                 })),
@@ -261,7 +267,7 @@ mod tests {
                     custom(SDK_SECTION, b"sdk=0.1.0\n"),
                     exports(&[PROCESSOR_EXPORT]),
                 ]),
-                Err(Refusal::BadSdkStamp(
+                Err(Incompatibility::BadSdkStamp(
                     "it does not name the WIT package (`wit=`)".into(),
                 )),
             ),
@@ -271,7 +277,7 @@ mod tests {
                     custom(SDK_SECTION, &[0xff, 0xfe]),
                     exports(&[PROCESSOR_EXPORT]),
                 ]),
-                Err(Refusal::BadSdkStamp("it is not UTF-8".into())),
+                Err(Incompatibility::BadSdkStamp("it is not UTF-8".into())),
             ),
         ];
         for (what, bytes, expected) in cases {
@@ -283,7 +289,10 @@ mod tests {
     fn truncated_component_is_malformed() {
         let mut bytes = component(&[exports(&[PROCESSOR_EXPORT])]);
         bytes.truncate(bytes.len() - 3);
-        assert!(matches!(inspect(&bytes), Err(Refusal::Malformed(_))));
+        assert!(matches!(
+            inspect(&bytes),
+            Err(Incompatibility::Malformed(_))
+        ));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use wasmtime::component::{Component, Linker};
 use crate::plugins::bindings::{IntegrationProcessor, IntegrationProcessorPre};
 use crate::plugins::cache::CompiledCache;
 use crate::plugins::call::CallState;
-use crate::plugins::compat::{self, PROCESSOR_EXPORT, Refusal};
+use crate::plugins::compat::{self, Incompatibility, PROCESSOR_EXPORT};
 use crate::plugins::config::RuntimeConfig;
 use crate::plugins::engine::{EpochTicker, build_engine, engine_fingerprint};
 use crate::plugins::error::PluginError;
@@ -196,23 +196,23 @@ impl PluginRuntime {
     }
 }
 
-fn refused(plugin: &str, refusal: Refusal) -> PluginError {
+fn refused(plugin: &str, refusal: Incompatibility) -> PluginError {
     let plugin = plugin.to_owned();
     match refusal {
-        Refusal::NotWasm => PluginError::NotWasm { plugin },
-        Refusal::CoreModule => PluginError::CoreModule { plugin },
-        Refusal::Malformed(reason) => PluginError::Malformed { plugin, reason },
-        Refusal::WrongWorld(exports) => PluginError::WrongWorld {
+        Incompatibility::NotWasm => PluginError::NotWasm { plugin },
+        Incompatibility::CoreModule => PluginError::CoreModule { plugin },
+        Incompatibility::Malformed(reason) => PluginError::Malformed { plugin, reason },
+        Incompatibility::WrongWorld(exports) => PluginError::WrongWorld {
             plugin,
             exports,
             expected: PROCESSOR_EXPORT.to_owned(),
         },
-        Refusal::IncompatibleSdk(stamp) => PluginError::IncompatibleSdk {
+        Incompatibility::IncompatibleSdk(stamp) => PluginError::IncompatibleSdk {
             plugin,
             sdk: stamp.sdk,
             wit: stamp.wit,
         },
-        Refusal::BadSdkStamp(reason) => PluginError::BadSdkStamp { plugin, reason },
+        Incompatibility::BadSdkStamp(reason) => PluginError::BadSdkStamp { plugin, reason },
     }
 }
 

@@ -19,8 +19,8 @@ use super::{
     WarningRecord, from_json, now_ms,
 };
 use crate::domain::{
-    self, Actor, AllocationState, CancelRequest, CancellationPlan, LineKind, LineState, Order,
-    Refusal,
+    self, AllocationState, CancelRequest, CancellationPlan, LineKind, LineState, Order, Refusal,
+    Requester,
 };
 
 /// The warning code of a cancellation that no job definition will tell
@@ -45,7 +45,7 @@ pub struct CancelCommand<'a> {
     /// The order.
     pub order_number: &'a str,
     /// Who asks.
-    pub actor: &'a Actor,
+    pub actor: &'a Requester,
     /// What they asked for.
     pub request: &'a CancelRequest,
     /// Today's date (UTC) for the date rules.
@@ -295,7 +295,7 @@ pub(super) struct Planned {
 pub(super) fn plan(
     config: &ConfigSnapshot,
     order: &Order,
-    actor: &Actor,
+    actor: &Requester,
     request: &CancelRequest,
     today: Date,
     now: i64,

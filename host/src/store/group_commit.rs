@@ -40,7 +40,7 @@ use super::config::{ConfigCache, ConfigSnapshot, config_snapshot};
 use super::jobs::INSERT_JOB;
 use super::orders::{LOAD_ORDERS, approval_str, order_from_row};
 use super::{AUTOCHECKPOINT_PAGES, BUSY_TIMEOUT, Durability, Job, StoreError, now_ms, to_json};
-use crate::domain::{Actor, CancelRequest, Order, Refusal};
+use crate::domain::{CancelRequest, Order, Refusal, Requester};
 
 /// Most cancellations committed in one transaction.
 const MAX_GROUP: usize = 64;
@@ -52,7 +52,7 @@ const STATEMENT_CACHE: usize = 32;
 /// A cancellation waiting for the writer.
 struct Pending {
     order_number: String,
-    actor: Actor,
+    actor: Requester,
     request: CancelRequest,
     today: Date,
     idempotency: Option<(String, String)>,

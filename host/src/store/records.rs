@@ -473,7 +473,10 @@ impl StoredName for CancellationReason {
 
 impl StoredName for RefundDestination {
     const WHAT: &'static str = "refund destination";
-    const ALL: &'static [Self] = &[RefundDestination::Original, RefundDestination::BankAccount];
+    const ALL: &'static [Self] = &[
+        RefundDestination::OriginalPaymentMethod,
+        RefundDestination::BankAccount,
+    ];
     fn name(self) -> &'static str {
         self.as_str()
     }

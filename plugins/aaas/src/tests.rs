@@ -1,6 +1,6 @@
 use rescind_guest::http::{self, Method, Response};
 use rescind_guest::testing::{Connection, RecordedRequest, sample_cancellation};
-use rescind_guest::{Money, Reason, Refund};
+use rescind_guest::{CancellationReason, Money, Refund};
 use serde_json::{Value, json};
 
 use super::*;
@@ -113,7 +113,7 @@ fn a_partial_cancellation_names_only_its_lines_and_leaves_out_absent_fields() {
 
 #[test]
 fn every_reason_is_sent_as_its_api_code() {
-    for reason in Reason::ALL {
+    for reason in CancellationReason::ALL {
         let erp = aaas();
         let cancellation = Cancellation {
             reason,

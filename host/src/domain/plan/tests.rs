@@ -6,8 +6,8 @@ use time::macros::date;
 use crate::domain::fixtures::*;
 use crate::domain::*;
 
-fn customer(number: &str) -> Actor {
-    Actor::Customer {
+fn customer(number: &str) -> Requester {
+    Requester::Customer {
         customer_number: number.into(),
     }
 }
@@ -31,7 +31,9 @@ fn cancelled(order: &Order, lines: &[u32]) -> Order {
         items: items(lines),
         ..staff_request()
     };
-    plan(order, &Actor::Service, &request).unwrap().apply(order)
+    plan(order, &Requester::Service, &request)
+        .unwrap()
+        .apply(order)
 }
 
 #[test]
@@ -115,7 +117,7 @@ fn partial_cancellation_keeps_the_order_and_its_approval() {
         items: items(&[2]),
         ..staff_request()
     };
-    let plan = plan(&order, &Actor::Service, &request).unwrap();
+    let plan = plan(&order, &Requester::Service, &request).unwrap();
     assert!(!plan.full);
     assert_eq!(plan.cancelled_lines, [2]);
     assert_eq!(plan.new_order_status, "Submitted");
@@ -161,7 +163,7 @@ fn cascade_follows_parent_lines_recursively() {
             items: items(requested),
             ..staff_request()
         };
-        let plan = plan(&order, &Actor::Service, &request).unwrap();
+        let plan = plan(&order, &Requester::Service, &request).unwrap();
         assert_eq!(plan.cancelled_lines, expected, "{requested:?}");
         assert_eq!(plan.full, full, "{requested:?}");
     }
@@ -188,7 +190,7 @@ fn discount_over_several_lines_is_cancelled_only_with_all_of_them() {
         items: items(&[4]),
         ..staff_request()
     };
-    let plan = plan(&after_desk, &Actor::Service, &request).unwrap();
+    let plan = plan(&after_desk, &Requester::Service, &request).unwrap();
     assert_eq!(plan.cancelled_lines, [4, 5, 6]);
     assert!(plan.full);
     assert_eq!(plan.new_order_status, "Cancelled");
@@ -204,7 +206,7 @@ fn a_discount_may_be_referenced_only_with_all_its_lines() {
         ..staff_request()
     };
     assert_eq!(
-        plan(&order, &Actor::Service, &request),
+        plan(&order, &Requester::Service, &request),
         Err(Refusal::field(
             "items[0].orderItemReference",
             "line 6 is a discount on lines that stay active (1, 4); cancel those lines and the discount follows"
@@ -215,7 +217,7 @@ fn a_discount_may_be_referenced_only_with_all_its_lines() {
         ..staff_request()
     };
     assert_eq!(
-        plan(&order, &Actor::Service, &request)
+        plan(&order, &Requester::Service, &request)
             .unwrap()
             .cancelled_lines,
         [1, 2, 3, 7]
@@ -230,7 +232,7 @@ fn listing_every_active_line_is_a_full_cancellation() {
         items: items(&[7, 6, 5, 4, 2, 1]),
         ..staff_request()
     };
-    let plan = plan(&order, &Actor::Service, &request).unwrap();
+    let plan = plan(&order, &Requester::Service, &request).unwrap();
     assert!(plan.full);
     assert_eq!(plan.cancelled_lines, [1, 2, 4, 5, 6, 7]);
     assert_eq!(plan.new_order_status, "Cancelled");
@@ -254,7 +256,7 @@ fn the_last_line_cancelled_makes_the_order_cancelled_with_the_configured_status(
             order,
             &settings,
             &open_website(),
-            &Actor::Admin,
+            &Requester::Admin,
             &request,
             TODAY,
         )
@@ -278,7 +280,7 @@ fn staff_cancel_any_order_even_with_the_website_switch_off() {
     // InsiteCommerce seed: AllowCancellationRequest governs the website; SPEC §2.2: customer
     // service cancels any order.
     let order = api_order();
-    for actor in [Actor::Service, Actor::Admin] {
+    for actor in [Requester::Service, Requester::Admin] {
         let request = CancelRequest {
             for_user: Some(" buyer@example.com ".into()),
             ..staff_request()
@@ -318,7 +320,7 @@ fn request_fields_are_carried_into_the_plan() {
         forced_cancel_with_refund: true,
         for_user: None,
     };
-    let plan = plan(&order, &Actor::Service, &request).unwrap();
+    let plan = plan(&order, &Requester::Service, &request).unwrap();
     assert_eq!(plan.reason, CancellationReason::CustomerService);
     assert_eq!(plan.date, date!(2024 - 09 - 09));
     assert_eq!(plan.invoice_reference.as_deref(), Some("IDE12345678901"));
@@ -353,7 +355,7 @@ fn forced_cancel_alone_triggers_no_refund() {
         forced_cancel: true,
         ..staff_request()
     };
-    let plan = plan(&order, &Actor::Service, &request).unwrap();
+    let plan = plan(&order, &Requester::Service, &request).unwrap();
     assert!(plan.full);
     assert_eq!(plan.refund, None);
     assert_eq!(plan.voided_minor, 0);
@@ -380,13 +382,13 @@ fn forced_cancel_with_refund_refunds_to_the_original_method() {
         forced_cancel_with_refund: true,
         ..staff_request()
     };
-    let plan = plan(&order, &Actor::Service, &request).unwrap();
+    let plan = plan(&order, &Requester::Service, &request).unwrap();
     assert_eq!(
         plan.refund,
         Some(Refund {
             amount_minor: 1785,
             currency: order.currency.clone(),
-            to: RefundDestination::Original
+            to: RefundDestination::OriginalPaymentMethod
         })
     );
     assert_eq!(plan.payment_actions[0].refund_minor, 1785);
@@ -406,7 +408,7 @@ fn mixed_payments_void_open_authorizations_first_then_refund_deposits() {
         ..staff_request()
     };
     // Lamp and bulb: 10710 + 2380 = 13090, all from the card's open 20000.
-    let first = plan(&order, &Actor::Service, &refund_request(Some(&[4]))).unwrap();
+    let first = plan(&order, &Requester::Service, &refund_request(Some(&[4]))).unwrap();
     assert_eq!(first.cancelled_amount_minor, 13090);
     assert_eq!(
         first.payment_actions,
@@ -420,7 +422,7 @@ fn mixed_payments_void_open_authorizations_first_then_refund_deposits() {
     assert_eq!(first.warnings[0].code, WARNING_REFUND_NOT_NEEDED);
     let order = first.apply(&order);
     // The rest: 24988 = 6910 still open on the card, then refunds in list order.
-    let rest = plan(&order, &Actor::Service, &refund_request(None)).unwrap();
+    let rest = plan(&order, &Requester::Service, &refund_request(None)).unwrap();
     assert_eq!(rest.cancelled_amount_minor, 24988);
     assert_eq!(
         rest.payment_actions,
@@ -481,7 +483,7 @@ fn a_discount_shared_by_largest_remainder_adds_up_across_partial_cancellations()
             items: items(step),
             ..staff_request()
         };
-        let plan = plan(&order, &Actor::Service, &request).unwrap();
+        let plan = plan(&order, &Requester::Service, &request).unwrap();
         voided += plan.voided_minor;
         order = plan.apply(&order);
     }
@@ -495,7 +497,7 @@ fn an_order_without_payments_cancels_without_money_moving() {
     // place after the delivery, a refund is not necessary."
     let mut order = api_order();
     order.payments.clear();
-    let plan = plan(&order, &Actor::Service, &staff_request()).unwrap();
+    let plan = plan(&order, &Requester::Service, &staff_request()).unwrap();
     assert_eq!(plan.voided_minor, 0);
     assert_eq!(plan.refund, None);
     assert!(plan.payment_actions.is_empty());
@@ -512,7 +514,7 @@ struct Case {
     order: Order,
     settings: Settings,
     website: WebsiteSettings,
-    actor: Actor,
+    actor: Requester,
     request: CancelRequest,
     expected: Refusal,
 }
@@ -736,7 +738,7 @@ fn refusal_cases() -> Vec<Case> {
         },
         // AaaS seed: the four reasons; SPEC §2.5: staff must give one, customers only theirs.
         Case {
-            actor: Actor::Service,
+            actor: Requester::Service,
             ..case(
                 "staff without reason",
                 Refusal::InvalidReason { reason: None },
@@ -867,7 +869,7 @@ fn refusal_cases() -> Vec<Case> {
             )
         },
         Case {
-            actor: Actor::Service,
+            actor: Requester::Service,
             request: staff(CancelRequest {
                 for_user: Some("x".repeat(101)),
                 ..Default::default()
@@ -878,7 +880,7 @@ fn refusal_cases() -> Vec<Case> {
             )
         },
         Case {
-            actor: Actor::Service,
+            actor: Requester::Service,
             request: staff(CancelRequest {
                 invoice_reference: Some("IDE\n1".into()),
                 ..Default::default()
@@ -1250,20 +1252,20 @@ fn a_fully_refunded_deposit_no_longer_needs_forced_cancel() {
             forced_cancel: true,
             ..staff_request()
         };
-        plan(&order, &Actor::Service, &request)
+        plan(&order, &Requester::Service, &request)
             .unwrap()
             .apply(&order)
     };
     // The warranty's 1785 was voided from the open 21420; the deposit is still held.
     assert_eq!(order.payments[0].voided_minor, 1785);
     assert_eq!(
-        plan(&order, &Actor::Service, &staff_request()),
+        plan(&order, &Requester::Service, &staff_request()),
         Err(Refusal::ForcedCancelRequired)
     );
     let mut refunded = order.clone();
     refunded.payments[0].refunded_minor = 1785;
     refunded.payments[0].voided_minor = 0;
-    let plan = plan(&refunded, &Actor::Service, &staff_request()).unwrap();
+    let plan = plan(&refunded, &Requester::Service, &staff_request()).unwrap();
     assert_eq!(plan.voided_minor, 21420);
 }
 

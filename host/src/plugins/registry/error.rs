@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::plugins::error::PluginError;
-use crate::plugins::registry::store::StoreError;
+use crate::plugins::registry::store::PluginStoreError;
 
 /// An upload was refused, or a registry operation could not be done.
 ///
@@ -175,7 +175,7 @@ pub enum RegistryError {
 
     /// Reading or writing the plugin store failed.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(#[from] PluginStoreError),
 }
 
 impl RegistryError {

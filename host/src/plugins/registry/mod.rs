@@ -63,7 +63,7 @@ pub use record::{
 pub use signature::{
     MAX_SIGNATURE_BYTES, PluginSigningKey, SIGNATURE_SCHEME, TrustedKey, signed_message,
 };
-pub use store::{DirectoryStore, PluginStore, StoreError};
+pub use store::{DirectoryStore, PluginStore, PluginStoreError};
 pub use watch::{FolderEvent, FolderWatch, FolderWatchConfig, WatchError};
 
 /// Limits and trust of a [`PluginRegistry`].

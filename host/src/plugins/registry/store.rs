@@ -31,7 +31,7 @@ use crate::plugins::registry::record::{AuditEntry, PluginVersionInfo};
 /// Why the plugin store could not be read or written.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum StoreError {
+pub enum PluginStoreError {
     /// A file could not be read or written.
     #[error("plugin store: {path}: {source}")]
     Io {
@@ -66,38 +66,40 @@ pub trait PluginStore: Send + Sync + 'static {
         &self,
         info: &PluginVersionInfo,
         bytes: &[u8],
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = Result<(), PluginStoreError>> + Send;
 
     /// Every stored version's metadata.
-    fn versions(&self) -> impl Future<Output = Result<Vec<PluginVersionInfo>, StoreError>> + Send;
+    fn versions(
+        &self,
+    ) -> impl Future<Output = Result<Vec<PluginVersionInfo>, PluginStoreError>> + Send;
 
     /// A stored version's bytes, checked against its hash.
     fn bytes(
         &self,
         name: &str,
         version: &str,
-    ) -> impl Future<Output = Result<Vec<u8>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<u8>, PluginStoreError>> + Send;
 
     /// Records the active version of a plugin.
     fn set_active(
         &self,
         name: &str,
         version: &str,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = Result<(), PluginStoreError>> + Send;
 
     /// The active version of each plugin that has one.
     fn active_versions(
         &self,
-    ) -> impl Future<Output = Result<BTreeMap<String, String>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<BTreeMap<String, String>, PluginStoreError>> + Send;
 
     /// Appends one entry to the audit log.
     fn append_audit(
         &self,
         entry: &AuditEntry,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = Result<(), PluginStoreError>> + Send;
 
     /// The audit log, oldest first.
-    fn audit(&self) -> impl Future<Output = Result<Vec<AuditEntry>, StoreError>> + Send;
+    fn audit(&self) -> impl Future<Output = Result<Vec<AuditEntry>, PluginStoreError>> + Send;
 }
 
 /// A [`PluginStore`] in a directory of the host's file system.
@@ -108,7 +110,7 @@ pub struct DirectoryStore {
 
 impl DirectoryStore {
     /// Uses (and creates) `root`, conventionally `<data-dir>/plugins/store`.
-    pub fn open(root: impl Into<PathBuf>) -> Result<Self, StoreError> {
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self, PluginStoreError> {
         let root = root.into();
         std::fs::create_dir_all(&root).map_err(io(&root))?;
         Ok(Self { root })
@@ -130,17 +132,21 @@ impl DirectoryStore {
 
     async fn blocking<T: Send + 'static>(
         &self,
-        work: impl FnOnce(Self) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, StoreError> {
+        work: impl FnOnce(Self) -> Result<T, PluginStoreError> + Send + 'static,
+    ) -> Result<T, PluginStoreError> {
         let store = self.clone();
         tokio::task::spawn_blocking(move || work(store))
             .await
-            .map_err(|e| StoreError::Backend(Box::new(e)))?
+            .map_err(|e| PluginStoreError::Backend(Box::new(e)))?
     }
 }
 
 impl PluginStore for DirectoryStore {
-    async fn put_version(&self, info: &PluginVersionInfo, bytes: &[u8]) -> Result<(), StoreError> {
+    async fn put_version(
+        &self,
+        info: &PluginVersionInfo,
+        bytes: &[u8],
+    ) -> Result<(), PluginStoreError> {
         let info = info.clone();
         let bytes = bytes.to_vec();
         self.blocking(move |store| {
@@ -153,7 +159,7 @@ impl PluginStore for DirectoryStore {
         .await
     }
 
-    async fn versions(&self) -> Result<Vec<PluginVersionInfo>, StoreError> {
+    async fn versions(&self) -> Result<Vec<PluginVersionInfo>, PluginStoreError> {
         self.blocking(|store| {
             let mut versions = Vec::new();
             for dir in read_dir(&store.root)?.into_iter().filter(|p| p.is_dir()) {
@@ -163,7 +169,7 @@ impl PluginStore for DirectoryStore {
                     }
                     let text = std::fs::read(&path).map_err(io(&path))?;
                     let info: PluginVersionInfo =
-                        serde_json::from_slice(&text).map_err(|e| StoreError::Damaged {
+                        serde_json::from_slice(&text).map_err(|e| PluginStoreError::Damaged {
                             path: path.clone(),
                             reason: e.to_string(),
                         })?;
@@ -176,14 +182,14 @@ impl PluginStore for DirectoryStore {
         .await
     }
 
-    async fn bytes(&self, name: &str, version: &str) -> Result<Vec<u8>, StoreError> {
+    async fn bytes(&self, name: &str, version: &str) -> Result<Vec<u8>, PluginStoreError> {
         let path = self.file(name, version, "wasm");
         let expected = version.to_owned();
         self.blocking(move |_| {
             let bytes = std::fs::read(&path).map_err(io(&path))?;
             let actual = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
             if actual != expected {
-                return Err(StoreError::Damaged {
+                return Err(PluginStoreError::Damaged {
                     path,
                     reason: format!("its content hashes to {actual}"),
                 });
@@ -193,14 +199,14 @@ impl PluginStore for DirectoryStore {
         .await
     }
 
-    async fn set_active(&self, name: &str, version: &str) -> Result<(), StoreError> {
+    async fn set_active(&self, name: &str, version: &str) -> Result<(), PluginStoreError> {
         let path = self.root.join(name).join("active");
         let version = version.to_owned();
         self.blocking(move |_| write_atomically(&path, version.as_bytes()))
             .await
     }
 
-    async fn active_versions(&self) -> Result<BTreeMap<String, String>, StoreError> {
+    async fn active_versions(&self) -> Result<BTreeMap<String, String>, PluginStoreError> {
         self.blocking(|store| {
             let mut active = BTreeMap::new();
             for dir in read_dir(&store.root)?.into_iter().filter(|p| p.is_dir()) {
@@ -223,7 +229,7 @@ impl PluginStore for DirectoryStore {
         .await
     }
 
-    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), PluginStoreError> {
         let mut line = serde_json::to_vec(entry).expect("audit entries serialize");
         line.push(b'\n');
         self.blocking(move |store| {
@@ -242,7 +248,7 @@ impl PluginStore for DirectoryStore {
         .await
     }
 
-    async fn audit(&self) -> Result<Vec<AuditEntry>, StoreError> {
+    async fn audit(&self) -> Result<Vec<AuditEntry>, PluginStoreError> {
         self.blocking(|store| {
             let path = store.audit_path();
             let text = match std::fs::read_to_string(&path) {
@@ -253,7 +259,7 @@ impl PluginStore for DirectoryStore {
             text.lines()
                 .filter(|l| !l.trim().is_empty())
                 .map(|line| {
-                    serde_json::from_str(line).map_err(|e| StoreError::Damaged {
+                    serde_json::from_str(line).map_err(|e| PluginStoreError::Damaged {
                         path: path.clone(),
                         reason: e.to_string(),
                     })
@@ -264,14 +270,14 @@ impl PluginStore for DirectoryStore {
     }
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
-    move |source| StoreError::Io {
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PluginStoreError + '_ {
+    move |source| PluginStoreError::Io {
         path: path.to_owned(),
         source,
     }
 }
 
-fn read_dir(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
+fn read_dir(dir: &Path) -> Result<Vec<PathBuf>, PluginStoreError> {
     let mut paths = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io(dir))? {
         paths.push(entry.map_err(io(dir))?.path());
@@ -281,7 +287,7 @@ fn read_dir(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
 }
 
 /// Temporary file beside the target, synced, then renamed over it.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), PluginStoreError> {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let temp = path.with_file_name(format!(
@@ -376,7 +382,7 @@ mod tests {
         store.put_version(&v1, b"one").await.unwrap();
         std::fs::write(store.file("erp", &v1.version, "wasm"), b"oNe").unwrap();
         let error = store.bytes("erp", &v1.version).await.unwrap_err();
-        assert!(matches!(error, StoreError::Damaged { .. }), "{error}");
+        assert!(matches!(error, PluginStoreError::Damaged { .. }), "{error}");
     }
 
     #[tokio::test]

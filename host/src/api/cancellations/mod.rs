@@ -9,11 +9,14 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use super::AppState;
-use super::dto::{CancelBody, CancellationView, JobDetail};
 use super::error::{AppError, Problem};
 use super::extract::{Caller, OptionalJsonBody, parse_json, parse_json_object};
 use crate::domain::{CancelRequest, FieldError};
 use crate::store::{CancelCommand, Committed, IdempotencyClaim, Role};
+
+mod shapes;
+
+use shapes::{CancelBody, CancellationView, JobDetail};
 
 /// Longest `Idempotency-Key` accepted.
 const MAX_KEY_LEN: usize = 255;
@@ -77,7 +80,7 @@ async fn cancel(
     let body: CancelBody = parse_json_object(bytes)?;
     let key = idempotency_key(headers)?;
     let request = CancelRequest::from(body);
-    let actor = caller.actor();
+    let actor = caller.requester();
 
     if let Some(key) = key {
         let digest = request_digest(order_number, bytes)?;

@@ -8,9 +8,9 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
-use super::AppState;
-use super::dto::AuditEntryView;
-use super::error::{AppError, Problem};
+use super::shapes::AuditEntryView;
+use crate::api::AppState;
+use crate::api::error::{AppError, Problem};
 use crate::domain::FieldError;
 
 /// Entries in a page unless `limit` says otherwise.

@@ -9,12 +9,15 @@ use axum::http::StatusCode;
 use axum::response::Response;
 
 use super::AppState;
-use super::dto::{JobView, RunBody};
 use super::error::{AppError, Problem};
 use super::extract::ApiJson;
 use super::routes::noted;
 use crate::domain::FieldError;
 use crate::store::{JobFilter, JobState, ManualRun};
+
+mod shapes;
+
+use shapes::{JobView, RunBody};
 
 /// Most jobs one list answer holds.
 const MAX_LIST: u32 = 1000;

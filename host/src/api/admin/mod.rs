@@ -1,5 +1,5 @@
-//! `/v1/admin`: API keys, status mappings, settings, presets, websites,
-//! connections, job definitions. Who may call them is the route table's
+//! `/v1/admin`: API keys, the audit log, status mappings, settings,
+//! presets, websites, connections, job definitions. Who may call them is the route table's
 //! business (`routes.rs`); each write attaches an audit note.
 
 use axum::Json;
@@ -7,17 +7,22 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 
-use super::AppState;
-use super::dto::{
-    ApiKeyBody, ApiKeySummaryView, ApiKeyView, ConnectionBody, ConnectionView, JobDefinitionDto,
-    PresetView, SettingsDto, StatusMappingDto, WebsiteDto, timestamp,
-};
 use super::error::{AppError, Problem};
 use super::extract::{ApiJson, ApiJsonList, Caller};
 use super::routes::noted;
+use super::{AppState, timestamp};
+use crate::config_rules;
 use crate::domain::{FieldError, Preset, Settings, StatusMapping, WebsiteSettings};
 use crate::keys::{self, CreatedKey, KeyRequest};
 use crate::store::now_ms;
+
+pub(super) mod audit;
+mod shapes;
+
+use shapes::{
+    ApiKeyBody, ApiKeySummaryView, ApiKeyView, ConnectionBody, ConnectionView, JobDefinitionBody,
+    PresetView, SettingsBody, StatusMappingBody, WebsiteBody,
+};
 
 /// Creates an API key; its token is shown only in this answer.
 #[utoipa::path(post, path = "/v1/admin/api-keys", tag = "admin",
@@ -42,7 +47,8 @@ pub async fn create_api_key(
     }
     .validate(now_ms())
     .map_err(AppError::Validation)?;
-    let CreatedKey { key, token } = keys::create_key(&state.store, new, &caller.who).await?;
+    let CreatedKey { key, token } =
+        keys::create_key(&state.store, new, &caller.audit_actor).await?;
     let note = format!("created {}", keys::describe(&key));
     tracing::info!(key = %key.id, role = key.role.as_str(), "API key created");
     Ok(noted(
@@ -140,11 +146,11 @@ fn listed_mappings(mappings: &[StatusMapping]) -> String {
     )
 }
 
-fn mappings_view(settings: &Settings) -> Vec<StatusMappingDto> {
+fn mappings_view(settings: &Settings) -> Vec<StatusMappingBody> {
     settings
         .status_mappings
         .iter()
-        .map(|m| StatusMappingDto {
+        .map(|m| StatusMappingBody {
             erp_code: m.erp_code.clone(),
             status: m.status.clone(),
             allow_cancellation: m.allow_cancellation,
@@ -152,8 +158,8 @@ fn mappings_view(settings: &Settings) -> Vec<StatusMappingDto> {
         .collect()
 }
 
-fn settings_view(settings: &Settings) -> SettingsDto {
-    SettingsDto {
+fn settings_view(settings: &Settings) -> SettingsBody {
+    SettingsBody {
         cancellable_order_statuses: settings.cancellable_statuses.clone(),
         cancelled_status: settings.cancelled_status.clone(),
     }
@@ -161,27 +167,27 @@ fn settings_view(settings: &Settings) -> SettingsDto {
 
 /// The order status mappings.
 #[utoipa::path(get, path = "/v1/admin/status-mappings", tag = "admin",
-    responses((status = 200, description = "The status mappings in force", body = Vec<StatusMappingDto>)),
+    responses((status = 200, description = "The status mappings in force", body = Vec<StatusMappingBody>)),
     security(("bearer" = [])))]
 pub async fn get_status_mappings(
     State(state): State<AppState>,
-) -> Result<Json<Vec<StatusMappingDto>>, AppError> {
+) -> Result<Json<Vec<StatusMappingBody>>, AppError> {
     Ok(Json(mappings_view(&state.store.settings().await?)))
 }
 
 /// Replaces the order status mappings.
 #[utoipa::path(put, path = "/v1/admin/status-mappings", tag = "admin",
-    request_body(content = Vec<StatusMappingDto>, example = json!(
+    request_body(content = Vec<StatusMappingBody>, example = json!(
         [{"erpCode": "A", "status": "A", "allowCancellation": true}]
     )),
     responses(
-        (status = 200, description = "The status mappings in force", body = Vec<StatusMappingDto>),
+        (status = 200, description = "The status mappings in force", body = Vec<StatusMappingBody>),
         (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn put_status_mappings(
     State(state): State<AppState>,
-    ApiJsonList(body): ApiJsonList<StatusMappingDto>,
+    ApiJsonList(body): ApiJsonList<StatusMappingBody>,
 ) -> Result<Response, AppError> {
     let mut settings = state.store.settings().await?;
     settings.status_mappings = body
@@ -206,25 +212,25 @@ pub async fn put_status_mappings(
 
 /// The cancel settings.
 #[utoipa::path(get, path = "/v1/admin/settings", tag = "admin",
-    responses((status = 200, description = "The cancel settings in force", body = SettingsDto)),
+    responses((status = 200, description = "The cancel settings in force", body = SettingsBody)),
     security(("bearer" = [])))]
-pub async fn get_settings(State(state): State<AppState>) -> Result<Json<SettingsDto>, AppError> {
+pub async fn get_settings(State(state): State<AppState>) -> Result<Json<SettingsBody>, AppError> {
     Ok(Json(settings_view(&state.store.settings().await?)))
 }
 
 /// Replaces the cancel settings.
 #[utoipa::path(put, path = "/v1/admin/settings", tag = "admin",
-    request_body(content = SettingsDto, example = json!(
+    request_body(content = SettingsBody, example = json!(
         {"cancellableOrderStatuses": ["Submitted"], "cancelledStatus": "Cancelled"}
     )),
     responses(
-        (status = 200, description = "The cancel settings in force", body = SettingsDto),
+        (status = 200, description = "The cancel settings in force", body = SettingsBody),
         (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn put_settings(
     State(state): State<AppState>,
-    ApiJson(body): ApiJson<SettingsDto>,
+    ApiJson(body): ApiJson<SettingsBody>,
 ) -> Result<Response, AppError> {
     let mut settings = state.store.settings().await?;
     settings.cancellable_statuses = body.cancellable_order_statuses;
@@ -274,14 +280,14 @@ pub async fn apply_preset(
 #[utoipa::path(get, path = "/v1/admin/websites/{website}", tag = "admin",
     params(("website" = String, Path, description = "The website's name, as orders carry it in `website`", example = "main")),
     responses(
-        (status = 200, description = "The website's settings", body = WebsiteDto),
+        (status = 200, description = "The website's settings", body = WebsiteBody),
         (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn get_website(
     State(state): State<AppState>,
     Path(name): Path<String>,
-) -> Result<Json<WebsiteDto>, AppError> {
+) -> Result<Json<WebsiteBody>, AppError> {
     let website = state
         .store
         .website(&name)
@@ -292,7 +298,7 @@ pub async fn get_website(
                 "website {name:?} is not configured (customers' cancellation requests are refused there)"
             ),
         })?;
-    Ok(Json(WebsiteDto {
+    Ok(Json(WebsiteBody {
         allow_cancellation_request: website.allow_cancellation_request,
     }))
 }
@@ -300,16 +306,16 @@ pub async fn get_website(
 /// Creates or replaces a website's settings.
 #[utoipa::path(put, path = "/v1/admin/websites/{website}", tag = "admin",
     params(("website" = String, Path, description = "The website's name, as orders carry it in `website`", example = "main")),
-    request_body(content = WebsiteDto, example = json!({"allowCancellationRequest": true})),
+    request_body(content = WebsiteBody, example = json!({"allowCancellationRequest": true})),
     responses(
-        (status = 200, description = "The website's settings", body = WebsiteDto),
+        (status = 200, description = "The website's settings", body = WebsiteBody),
         (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn put_website(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    ApiJson(body): ApiJson<WebsiteDto>,
+    ApiJson(body): ApiJson<WebsiteBody>,
 ) -> Result<Response, AppError> {
     state
         .store
@@ -370,12 +376,10 @@ pub async fn put_connection(
     Path(name): Path<String>,
     ApiJson(body): ApiJson<ConnectionBody>,
 ) -> Result<Response, AppError> {
-    body.validate().map_err(AppError::Validation)?;
     let keep_secrets = body.secrets.is_none();
-    state
-        .store
-        .put_connection(&body.into_connection(&name), keep_secrets)
-        .await?;
+    let sent = body.into_connection(&name);
+    config_rules::check_connection(&sent).map_err(AppError::Validation)?;
+    state.store.put_connection(&sent, keep_secrets).await?;
     let connection = state
         .store
         .connection(&name)
@@ -409,14 +413,14 @@ pub async fn put_connection(
 #[utoipa::path(get, path = "/v1/admin/job-definitions/{name}", tag = "admin",
     params(("name" = String, Path, description = "The job definition's name", example = "OrderCancel")),
     responses(
-        (status = 200, description = "The job definition, with its retry policy in force", body = JobDefinitionDto),
+        (status = 200, description = "The job definition, with its retry policy in force", body = JobDefinitionBody),
         (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn get_job_definition(
     State(state): State<AppState>,
     Path(name): Path<String>,
-) -> Result<Json<JobDefinitionDto>, AppError> {
+) -> Result<Json<JobDefinitionBody>, AppError> {
     let definition =
         state
             .store
@@ -426,7 +430,7 @@ pub async fn get_job_definition(
                 code: "job-definition-not-found",
                 detail: format!("no job definition named {name:?}"),
             })?;
-    Ok(Json(JobDefinitionDto::from(&definition)))
+    Ok(Json(JobDefinitionBody::from(&definition)))
 }
 
 /// Creates or replaces a job definition.
@@ -436,7 +440,7 @@ pub async fn get_job_definition(
 /// is 422 `validation-failed` naming the field. Plugin names are lowercase.
 #[utoipa::path(put, path = "/v1/admin/job-definitions/{name}", tag = "admin",
     params(("name" = String, Path, description = "The job definition's name", example = "OrderCancel")),
-    request_body(content = JobDefinitionDto, examples(
+    request_body(content = JobDefinitionBody, examples(
         ("everyCancellation" = (
             summary = "An ERP told of every cancellation, full or partial",
             value = json!(
@@ -455,14 +459,14 @@ pub async fn get_job_definition(
             ))),
     )),
     responses(
-        (status = 200, description = "The job definition, with its retry policy in force", body = JobDefinitionDto),
+        (status = 200, description = "The job definition, with its retry policy in force", body = JobDefinitionBody),
         (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn put_job_definition(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    ApiJson(body): ApiJson<JobDefinitionDto>,
+    ApiJson(body): ApiJson<JobDefinitionBody>,
 ) -> Result<Response, AppError> {
     let connection = body.connection.clone();
     let processor = body.integration_processor.clone();
@@ -498,7 +502,7 @@ pub async fn put_job_definition(
                 definition.applies_to.as_str(),
                 definition.retry.max_attempts,
             );
-            Ok(noted(note, Json(JobDefinitionDto::from(&definition))))
+            Ok(noted(note, Json(JobDefinitionBody::from(&definition))))
         }
         _ => Err(AppError::Validation(errors)),
     }

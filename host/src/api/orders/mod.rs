@@ -5,11 +5,14 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
 use super::AppState;
-use super::dto::{OrderBody, OrderView, StatusBody};
 use super::error::{AppError, Problem};
 use super::extract::ApiJson;
 use crate::domain::{FieldError, Refusal};
 use crate::store::PutOrder;
+
+mod shapes;
+
+use shapes::{OrderBody, OrderView, StatusBody};
 
 /// Creates or replaces an order known to the host.
 #[utoipa::path(put, path = "/v1/orders/{orderNumber}", tag = "orders",
