@@ -48,6 +48,8 @@ const ORDERS_PER_LIFE: usize = 8;
 const CLIENTS: usize = 6;
 /// How long the fake AaaS takes to answer: kills land during ERP calls.
 const ERP_DELAY: Duration = Duration::from_millis(15);
+/// How long a replica is frozen: past the 2 s lease the replicas run with.
+const PAUSE_PAST_LEASE: Duration = Duration::from_millis(3_500);
 /// Ceilings that keep a broken run finite; a working one stays far below.
 const START_CEILING: Duration = Duration::from_secs(120);
 const TRIGGER_CEILING: Duration = Duration::from_secs(20);
@@ -107,6 +109,15 @@ impl Server {
             .recv_timeout(START_CEILING)
             .expect("rescind serve printed its address");
         Server { child, base }
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`, …) to the process.
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .expect("send a signal");
+        assert!(status.success(), "kill -{signal}");
     }
 
     /// `SIGKILL`: no shutdown, no final checkpoint, no released leases.
@@ -396,8 +407,18 @@ async fn kill_loop(replicas: usize, backend: Backend) {
         let mut up = bases(&servers);
         up.remove(victim);
         address_tx.send_replace(up);
-        servers.remove(victim).kill();
-        servers.insert(victim, Server::start(dirs[victim].path(), &backend));
+        if replicas > 1 && rng.random_bool(0.3) {
+            // Frozen past its lease (`SIGSTOP`), so that another replica
+            // takes its jobs over, then woken: whatever it was doing it
+            // finishes late, and its late results must not count.
+            servers[victim].signal("STOP");
+            tokio::time::sleep(PAUSE_PAST_LEASE).await;
+            servers[victim].signal("CONT");
+            *triggers.entry("then frozen past its lease").or_default() += 1;
+        } else {
+            servers.remove(victim).kill();
+            servers.insert(victim, Server::start(dirs[victim].path(), &backend));
+        }
         address_tx.send_replace(bases(&servers));
     }
     // The last life: the rest of the stream, then every job delivered.
