@@ -297,9 +297,27 @@ pub async fn open_plugins(
         ..RuntimeConfig::default()
     })
     .context("starting the plugin runtime")?;
+    let directory = data_dir.join("plugins").join("store");
     let plugin_store: RegistryStore = match DatabaseStore::of(store) {
-        Some(shared) => shared.into(),
-        None => DirectoryStore::open(data_dir.join("plugins").join("store"))
+        Some(shared) => {
+            // A data directory moved to PostgreSQL: its plugins move too.
+            if directory.is_dir() {
+                let local = DirectoryStore::open(&directory).context("opening the plugin store")?;
+                let adopted = shared
+                    .adopt(&local)
+                    .await
+                    .context("copying the data directory's plugins into the database")?;
+                if adopted > 0 {
+                    tracing::info!(
+                        versions = adopted,
+                        dir = %directory.display(),
+                        "plugin versions copied into the database"
+                    );
+                }
+            }
+            shared.into()
+        }
+        None => DirectoryStore::open(directory)
             .context("opening the plugin store")?
             .into(),
     };

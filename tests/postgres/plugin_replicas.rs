@@ -2,11 +2,13 @@
 //! uploaded and activated on one replica is listed and run by another, a
 //! rollback travels back, a replica started on an empty data directory
 //! restores the active versions from the database, and a starting replica
-//! leaves an operator's choice over a bundled plugin alone.
+//! leaves an operator's choice over a bundled plugin alone; a SQLite host's
+//! plugins move to the database with the rest of its store.
 
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
+use rescind_host::cli::Exit;
 use rescind_host::store::SECRETS_KEY_FILE;
 use serde_json::Value;
 
@@ -15,7 +17,7 @@ use crate::hotload_support::{
     upload,
 };
 use crate::registry_support::{trivial, version_of, webhook};
-use crate::service::TestService;
+use crate::service::{TestDatabase, TestService};
 
 /// How long a test waits for a change to reach another replica before it
 /// fails. Far above the second the design promises (a notification, or
@@ -245,4 +247,45 @@ async fn a_switch_nobody_announced_is_found_by_the_periodic_check() {
     for (replica, what) in [(&a, "the unannounced switch on A"), (&b, "… on B")] {
         plugin_view_until(replica, PLUGIN, what, |view| view["active"] == v1.as_str()).await;
     }
+}
+
+/// A SQLite host's plugins (kept in its data directory) move with
+/// `rescind migrate-store`: the first replica started on the old data
+/// directory copies them into the database, and a replica with a data
+/// directory of its own lists and runs them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_directory_moved_to_postgresql_brings_its_plugins_to_every_replica() {
+    let erp = echoing_erp().await;
+    let before =
+        TestService::start_on(tempfile::tempdir().expect("dir"), None, false, |_| {}).await;
+    let (v1, v2) = (version_of(&webhook()), version_of(&trivial()));
+    assert_eq!(
+        upload(&before, PLUGIN, webhook(), true).await.status,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        upload(&before, PLUGIN, trivial(), false).await.status,
+        StatusCode::CREATED
+    );
+    configure(&before, &erp, PLUGIN, 3).await;
+    let listed_before = plugin(&before, PLUGIN).await.body;
+    let dir = before.stop().await;
+
+    let database = std::sync::Arc::new(TestDatabase::create().await);
+    assert_eq!(
+        crate::migrate::migrate_store(dir.path(), &database.url).await,
+        Exit::SUCCESS
+    );
+    let first = TestService::start_on(dir, Some(database), false, |_| {}).await;
+    let second = first.replica(true).await;
+    for replica in [&first, &second] {
+        let view = plugin(replica, PLUGIN).await.body;
+        assert_eq!(view["active"], v1.as_str(), "{view}");
+        assert_eq!(versions(&view), [v1.as_str(), v2.as_str()]);
+        assert_eq!(view["versions"], listed_before["versions"]);
+        assert_eq!(actions(&view), ["activated"]);
+    }
+    let job = settled_job(&second, &cancel_new_order(&second, "SO-M1").await).await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert_eq!(last_version(&job), v1);
 }

@@ -39,6 +39,37 @@ impl DatabaseStore {
     pub fn of(store: &Store) -> Option<Self> {
         store.plugin_tables().map(|tables| Self { tables })
     }
+
+    /// Copies `directory` (versions in upload order, active versions, the
+    /// audit log) into the database, when the database holds no plugin
+    /// version yet: the first replica started on a data directory whose
+    /// store was moved to PostgreSQL (`rescind migrate-store`) brings its
+    /// plugins along. Answers how many versions it copied: none when the
+    /// database already had some (another replica brought its own first)
+    /// or the directory is empty. Bytes are checked against their hash on
+    /// the way; sequence numbers are given again in the same order.
+    pub async fn adopt(&self, directory: &DirectoryStore) -> Result<usize, PluginStoreError> {
+        if !self.versions().await?.is_empty() {
+            return Ok(0);
+        }
+        let versions = directory.versions().await?;
+        for info in &versions {
+            let bytes = directory.bytes(&info.name, &info.version).await?;
+            self.put_version(info, &bytes).await?;
+        }
+        for (name, version) in directory.active_versions().await? {
+            if versions
+                .iter()
+                .any(|v| v.name == name && v.version == version)
+            {
+                self.set_active(&name, &version).await?;
+            }
+        }
+        for entry in directory.audit(usize::MAX).await? {
+            self.append_audit(&entry).await?;
+        }
+        Ok(versions.len())
+    }
 }
 
 fn backend(error: crate::store::StoreError) -> PluginStoreError {
