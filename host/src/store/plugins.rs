@@ -22,7 +22,7 @@ use crate::plugins::registry::{AuditAction, AuditEntry, PluginVersionInfo};
 
 /// The PostgreSQL notification channel of changes to the plugin registry
 /// (a version stored, an active version switched, an audit entry added).
-pub(crate) const PLUGINS_CHANNEL: &str = "rescind_plugins";
+const PLUGINS_CHANNEL: &str = "rescind_plugins";
 
 /// The advisory lock key that serialises uploads across replicas, so that
 /// two different versions uploaded at once get different sequence numbers
@@ -51,7 +51,7 @@ impl Store {
 
     /// Wakes `wakeup` (one permit, [`tokio::sync::Notify::notify_one`])
     /// whenever any replica changes the plugin registry's tables: a
-    /// `LISTEN` on [`PLUGINS_CHANNEL`], stopped by [`Store::close`]. A hint
+    /// `LISTEN` on `rescind_plugins`, stopped by [`Store::close`]. A hint
     /// only: a notification lost while the listener reconnects is made up
     /// for by a wake-up once it is back, and the registry checks the tables
     /// periodically anyway. Nothing on SQLite.
@@ -172,7 +172,7 @@ impl PluginTables {
     }
 
     /// Makes `version` (a stored version) the active version of `name` and
-    /// tells every replica ([`PLUGINS_CHANNEL`]) when it commits.
+    /// tells every replica (`NOTIFY rescind_plugins`) when it commits.
     pub async fn set_active(&self, name: &str, version: &str) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
