@@ -18,8 +18,8 @@ use tokio::task::JoinHandle;
 use crate::api::{self, AppState};
 use crate::jobs::{PluginProcessors, WorkerConfig, WorkerPool};
 use crate::plugins::registry::{
-    DirectoryStore, FolderEvent, FolderWatch, FolderWatchConfig, PluginRegistry, RegistryConfig,
-    TrustedKey,
+    DatabaseStore, DirectoryStore, FolderEvent, FolderWatch, FolderWatchConfig, PluginRegistry,
+    RegistryConfig, RegistryStore, TrustedKey, follow_shared_store,
 };
 use crate::plugins::{CallLimits, PluginRuntime, ResolveOverrides, RuntimeConfig};
 use crate::store::{AdminWrite, AuditActor, Durability, SecretsKeySource, Store, StoreOptions};
@@ -172,6 +172,9 @@ pub struct RunningService {
     pub plugin_watch: Option<FolderWatch>,
     /// Kept until the service is shut down.
     companions: Vec<Arc<dyn Companion>>,
+    /// On a store shared by replicas: the task that brings the registry up
+    /// to date with the others' changes.
+    plugin_follower: Option<JoinHandle<()>>,
     stop: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
     workers: Option<WorkerPool>,
@@ -196,7 +199,14 @@ pub async fn start(config: ServiceConfig) -> anyhow::Result<RunningService> {
         }
     })?;
     let admin_token = config.admin_token.clone();
-    let plugins = open_plugins(&config.data_dir, &config.plugins).await?;
+    let plugins = open_plugins(&config.data_dir, &config.plugins, &store).await?;
+    // Replicas sharing the store: what another one uploads or activates
+    // reaches this one's registry.
+    let plugin_follower = DatabaseStore::of(&store).map(|_| {
+        let changes = Arc::new(tokio::sync::Notify::new());
+        store.wake_on_plugin_changes(Arc::clone(&changes));
+        follow_shared_store(plugins.clone(), changes)
+    });
     let mut state = AppState::new(store.clone(), admin_token.as_deref());
     state.plugins = Some(plugins.clone());
     let mut routes = api::routes();
@@ -259,6 +269,7 @@ pub async fn start(config: ServiceConfig) -> anyhow::Result<RunningService> {
         admin_token,
         plugins,
         plugin_watch,
+        plugin_follower,
         stop,
         server,
         workers,
@@ -266,12 +277,15 @@ pub async fn start(config: ServiceConfig) -> anyhow::Result<RunningService> {
     })
 }
 
-/// Opens the plugin registry of a data directory: every stored version,
-/// each plugin's active one loaded (from the compile cache when it has it),
-/// and the plugins bundled in the binary installed.
+/// Opens the plugin registry: every stored version, each plugin's active
+/// one loaded (from the compile cache when it has it), and the plugins
+/// bundled in the binary installed. The versions are kept in the database
+/// when `store` is on PostgreSQL (shared by the replicas), in the data
+/// directory otherwise; the compile cache is always the data directory's.
 pub async fn open_plugins(
     data_dir: &std::path::Path,
     config: &PluginsConfig,
+    store: &Store,
 ) -> anyhow::Result<PluginRegistry> {
     let cache_dir = config
         .cache_dir
@@ -283,8 +297,30 @@ pub async fn open_plugins(
         ..RuntimeConfig::default()
     })
     .context("starting the plugin runtime")?;
-    let store = DirectoryStore::open(data_dir.join("plugins").join("store"))
-        .context("opening the plugin store")?;
+    let directory = data_dir.join("plugins").join("store");
+    let plugin_store: RegistryStore = match DatabaseStore::of(store) {
+        Some(shared) => {
+            // A data directory moved to PostgreSQL: its plugins move too.
+            if directory.is_dir() {
+                let local = DirectoryStore::open(&directory).context("opening the plugin store")?;
+                let adopted = shared
+                    .adopt(&local)
+                    .await
+                    .context("copying the data directory's plugins into the database")?;
+                if adopted > 0 {
+                    tracing::info!(
+                        versions = adopted,
+                        dir = %directory.display(),
+                        "plugin versions copied into the database"
+                    );
+                }
+            }
+            shared.into()
+        }
+        None => DirectoryStore::open(directory)
+            .context("opening the plugin store")?
+            .into(),
+    };
     let mut registry_config = config.registry.clone();
     // The binary's own plugins are as trusted as the binary: no signature.
     registry_config
@@ -302,7 +338,7 @@ pub async fn open_plugins(
              SECURITY.md"
         );
     }
-    let registry = PluginRegistry::open(runtime, store, registry_config)
+    let registry = PluginRegistry::open(runtime, plugin_store, registry_config)
         .await
         .context("opening the plugin registry")?;
     if config.install_bundled {
@@ -377,6 +413,9 @@ impl RunningService {
             Err(_) => tracing::warn!("requests still running after the grace period"),
         }
         drop(self.plugin_watch);
+        if let Some(follower) = self.plugin_follower {
+            follower.abort();
+        }
         // Only now: the workers' last attempts may have called a companion
         // (the demo ERP).
         drop(self.companions);

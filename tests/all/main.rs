@@ -40,6 +40,7 @@ mod plugin_signatures;
 mod registry_guard;
 mod registry_lifecycle;
 mod registry_refusals;
+mod registry_shared;
 mod registry_support;
 mod registry_swap;
 mod registry_watch;

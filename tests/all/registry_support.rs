@@ -39,7 +39,7 @@ pub async fn open_registry(
     })
     .expect("the runtime starts");
     let store = DirectoryStore::open(data_dir.join("plugins/store")).expect("the store opens");
-    PluginRegistry::open(runtime, store, config)
+    PluginRegistry::open(runtime, store.into(), config)
         .await
         .expect("the registry opens")
 }

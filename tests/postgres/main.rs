@@ -42,6 +42,7 @@ mod jobs_lease;
 #[path = "../all/jobs_outage.rs"]
 mod jobs_outage;
 mod migrate;
+mod plugin_replicas;
 #[path = "../all/registry_support.rs"]
 #[allow(
     dead_code,

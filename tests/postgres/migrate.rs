@@ -12,7 +12,7 @@ use crate::api_cancel::{SIGNING_KEY, configure_job};
 use crate::service::{ADMIN, TestDatabase, TestService, sample_order};
 
 /// Runs `rescind migrate-store` in-process; answers its exit status.
-async fn migrate_store(from: &std::path::Path, to: &str) -> Exit {
+pub(crate) async fn migrate_store(from: &std::path::Path, to: &str) -> Exit {
     let line = vec![
         "rescind".to_owned(),
         "migrate-store".to_owned(),

@@ -36,6 +36,7 @@ mod jobs;
 mod keys;
 mod orders;
 mod pg_cancel;
+mod plugins;
 mod records;
 mod secrets;
 
@@ -58,6 +59,7 @@ pub use cancellations::{
 pub use copy::{CopiedTable, CopyError, copy_sqlite_to_postgres};
 pub use jobs::{AttemptResult, ClaimedJob, JobFilter, ManualRun, RetryError, RunError};
 pub use orders::{PutOrder, format_date};
+pub use plugins::PluginTables;
 pub use records::*;
 pub use secrets::{
     KeyRotation, SECRETS_KEY_FILE, SecretsError, SecretsKey, SecretsKeySource, rotate_secrets_key,

@@ -28,6 +28,14 @@
 //! guard may roll back to); another version is loaded again from the store
 //! and the runtime's on-disk cache when it is activated or pinned.
 //!
+//! Replicas sharing one store: each holds its own registry (its own active
+//! pointers and compiled code) over a [`DatabaseStore`], and
+//! [`PluginRegistry::catch_up`] brings it up to date with what the others
+//! stored and activated ([`follow_shared_store`] calls it on every change's
+//! notification and periodically). A guard watches the attempts of the
+//! replica whose operator activated the guarded version; its rollback
+//! reaches the others like any activation.
+//!
 //! Bounds of an upload: its size ([`RegistryConfig::max_component_bytes`]);
 //! compile wall-clock time ([`RegistryConfig::compile_timeout`]): the
 //! upload is refused when it runs out; one compilation at a time, so a
@@ -40,6 +48,7 @@
 mod error;
 mod guard;
 mod record;
+mod shared;
 mod signature;
 mod store;
 mod watch;
@@ -60,6 +69,7 @@ pub use guard::{Guard, Tally, Verdict, judge};
 pub use record::{
     AuditAction, AuditEntry, GuardStatus, PluginSummary, PluginVersionInfo, RegistryMetrics, WORLD,
 };
+pub use shared::{DatabaseStore, FOLLOW_EVERY, RegistryStore, follow_shared_store};
 pub use signature::{
     MAX_SIGNATURE_BYTES, PluginSigningKey, SIGNATURE_SCHEME, TrustedKey, signed_message,
 };
@@ -145,6 +155,16 @@ pub struct AutomaticRollback {
     pub failed_attempts: Vec<String>,
 }
 
+/// What [`PluginRegistry::catch_up`] took over from the store.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CaughtUp {
+    /// Versions newly registered, as (plugin, `sha256:…`).
+    pub versions: Vec<(String, String)>,
+    /// Plugins switched to another active version, as (plugin, the version
+    /// now active).
+    pub switched: Vec<(String, String)>,
+}
+
 /// A plugin whose recorded active version was not restored at start: it
 /// carries no signature by a trusted key (see
 /// [`RegistryError::UntrustedVersion`]). The plugin has no active version
@@ -161,7 +181,7 @@ pub struct WithheldVersion {
 
 /// Every plugin's versions and their active choice; see the module docs.
 /// Cheap to clone.
-pub struct PluginRegistry<S: PluginStore = DirectoryStore> {
+pub struct PluginRegistry<S: PluginStore = RegistryStore> {
     inner: Arc<Inner<S>>,
 }
 
@@ -219,6 +239,16 @@ impl PluginState {
         self.versions.iter_mut().find(|s| s.info.version == version)
     }
 
+    /// Registers a version in sequence order (a replica may learn of a
+    /// version another one uploaded after one of its own with a higher
+    /// sequence).
+    fn insert_slot(&mut self, slot: VersionSlot) {
+        let at = self
+            .versions
+            .partition_point(|s| s.info.sequence <= slot.info.sequence);
+        self.versions.insert(at, slot);
+    }
+
     fn active_version(&self) -> Option<&str> {
         self.active.as_deref().map(Plugin::sha256)
     }
@@ -256,10 +286,7 @@ impl<S: PluginStore> PluginRegistry<S> {
     ) -> Result<Self, RegistryError> {
         let versions = store.versions().await?;
         let active = store.active_versions().await?;
-        let mut audit: VecDeque<AuditEntry> = store.audit().await?.into();
-        while audit.len() > config.audit_in_memory {
-            audit.pop_front();
-        }
+        let audit: VecDeque<AuditEntry> = store.audit(config.audit_in_memory).await?.into();
         let mut plugins: BTreeMap<String, PluginState> = BTreeMap::new();
         for info in versions {
             plugins
@@ -410,17 +437,23 @@ impl<S: PluginStore> PluginRegistry<S> {
         name: &str,
         bytes: Vec<u8>,
     ) -> Result<(PluginVersionInfo, bool), RegistryError> {
+        let version = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
         let activate = match self.get(name) {
             None => true,
             Some(summary) => match summary.active {
                 None => true,
-                Some(active) => summary
-                    .versions
-                    .iter()
-                    .any(|v| v.version == active && v.uploaded_by == BUNDLED_BY),
+                Some(active) => {
+                    let stored = |v: &str| summary.versions.iter().find(|i| i.version == v);
+                    // Earlier: uploaded before this one, or this one is new.
+                    // Replicas running two host binaries during an upgrade
+                    // then agree on the later one instead of taking turns.
+                    stored(&active).is_some_and(|active| {
+                        active.uploaded_by == BUNDLED_BY
+                            && stored(&version).is_none_or(|this| this.sequence > active.sequence)
+                    })
+                }
             },
         };
-        let version = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
         lock(&self.inner.builtin).insert((name.to_owned(), version));
         let info = self
             .try_upload(name, bytes, BUNDLED_BY, activate, Trust::Bundled)
@@ -532,12 +565,11 @@ impl<S: PluginStore> PluginRegistry<S> {
             signature,
             warnings: loaded.warnings().to_vec(),
         };
-        self.inner.store.put_version(&info, &bytes).await?;
+        let info = self.inner.store.put_version(&info, &bytes).await?;
         self.write()
             .entry(name.to_owned())
             .or_default()
-            .versions
-            .push(VersionSlot {
+            .insert_slot(VersionSlot {
                 info: info.clone(),
                 loaded: Arc::downgrade(&loaded),
                 recent: VecDeque::new(),
@@ -577,7 +609,7 @@ impl<S: PluginStore> PluginRegistry<S> {
                     signed_by,
                     ..stored
                 };
-                self.inner.store.put_version(&info, bytes).await?;
+                let info = self.inner.store.put_version(&info, bytes).await?;
                 if let Some(slot) = self
                     .write()
                     .get_mut(name)
@@ -688,6 +720,102 @@ impl<S: PluginStore> PluginRegistry<S> {
     /// Counters since the registry was opened.
     pub fn metrics(&self) -> RegistryMetrics {
         *self.metrics_mut()
+    }
+
+    /// Brings the registry up to date with its store, when other replicas
+    /// share it: registers the versions they stored (and signatures they
+    /// attached), and switches every plugin whose stored active version
+    /// differs from this registry's to the stored one, loaded from the
+    /// runtime's compile cache or compiled, exactly as a local activation
+    /// would switch (attempts in flight finish on their version). A guard
+    /// this registry ran on a version another replica replaced ends, as
+    /// activating replaces a guard. Nothing is written back or audited: the
+    /// replica that made the change did both. A stored active version that
+    /// lacks a trusted signature is withheld, as at start ([`Self::withheld`]);
+    /// one that fails to load is logged and tried again at the next call.
+    pub async fn catch_up(&self) -> Result<CaughtUp, RegistryError> {
+        let _writes = self.inner.writes.lock().await;
+        let stored = self.inner.store.versions().await?;
+        let active = self.inner.store.active_versions().await?;
+        let mut caught = CaughtUp::default();
+        {
+            let mut plugins = self.write();
+            for info in stored {
+                let state = plugins.entry(info.name.clone()).or_default();
+                match state.slot_mut(&info.version) {
+                    Some(slot) => slot.info = info,
+                    None => {
+                        caught
+                            .versions
+                            .push((info.name.clone(), info.version.clone()));
+                        state.insert_slot(VersionSlot {
+                            info,
+                            loaded: Weak::new(),
+                            recent: VecDeque::new(),
+                        });
+                    }
+                }
+            }
+        }
+        for (name, version) in active {
+            let current = self
+                .read()
+                .get(&name)
+                .and_then(|state| state.active_version().map(str::to_owned));
+            let withheld = lock(&self.inner.withheld)
+                .get(&name)
+                .is_some_and(|w| w.version == version);
+            if current.as_deref() == Some(version.as_str()) || withheld {
+                continue;
+            }
+            let Some(info) = self.version_info(&name, &version) else {
+                // The database's foreign key makes this a damaged store.
+                tracing::error!(plugin = %name, %version, "the stored active version is not stored");
+                continue;
+            };
+            if let Err(error) = self.check_trusted(&info) {
+                tracing::error!(plugin = %name, %version, "active version not followed: {error}");
+                lock(&self.inner.withheld).insert(
+                    name.clone(),
+                    WithheldVersion {
+                        plugin: name.clone(),
+                        version: version.clone(),
+                        reason: error.to_string(),
+                    },
+                );
+                continue;
+            }
+            let plugin = match self.loaded_or_load(&name, &version).await {
+                Ok(plugin) => plugin,
+                Err(error) => {
+                    tracing::error!(plugin = %name, %version, "cannot load the version another replica activated: {error}");
+                    continue;
+                }
+            };
+            {
+                let mut plugins = self.write();
+                let state = plugins.get_mut(&name).expect("the version was found");
+                state.active = Some(plugin);
+                state.guard.take_if(|watch| watch.version != version);
+                state.withdrawn.remove(&version);
+            }
+            lock(&self.inner.withheld).remove(&name);
+            tracing::info!(plugin = %name, from = ?current, to = %version, "plugin version switched on another replica");
+            caught.switched.push((name, version));
+        }
+        Ok(caught)
+    }
+
+    /// Reads the latest audit entries ([`RegistryConfig::audit_in_memory`])
+    /// from the store again, with those other replicas sharing it appended.
+    pub async fn reload_audit(&self) -> Result<(), RegistryError> {
+        let entries = self
+            .inner
+            .store
+            .audit(self.inner.config.audit_in_memory)
+            .await?;
+        *lock(&self.inner.audit) = entries.into();
+        Ok(())
     }
 
     /// Records how an attempt on `version` of `name` ended: `failed` for a

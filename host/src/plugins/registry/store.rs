@@ -1,8 +1,10 @@
 //! Where plugin versions, the active choice and the audit log are kept.
 //!
-//! [`PluginStore`] is the seam: [`DirectoryStore`] keeps everything in a
-//! directory (one host); a database-backed store can replace it when
-//! several replicas share one database.
+//! [`PluginStore`] is the seam, with two implementations chosen by where
+//! the host's store is ([`RegistryStore`]): [`DirectoryStore`] keeps
+//! everything in the data directory (one host, on SQLite);
+//! [`DatabaseStore`](super::DatabaseStore) keeps it in the PostgreSQL
+//! database that several replicas share.
 //!
 //! Directory layout, under the store's root (`<data-dir>/plugins/store`):
 //!
@@ -49,6 +51,17 @@ pub enum PluginStoreError {
         /// What is wrong.
         reason: String,
     },
+    /// A version kept in the database is missing or its bytes do not
+    /// hash to its name.
+    #[error("plugin store: version {version} of {plugin} is damaged: {reason}")]
+    DamagedVersion {
+        /// The plugin.
+        plugin: String,
+        /// The version (`sha256:…`).
+        version: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// Another store implementation failed (a database, say).
     #[error("plugin store: {0}")]
     Backend(Box<dyn std::error::Error + Send + Sync>),
@@ -57,16 +70,28 @@ pub enum PluginStoreError {
 /// Persistence of the registry: versions (bytes and metadata), the active
 /// version of each plugin, and the audit log.
 ///
+/// A store may be shared by several hosts (replicas on one database): what
+/// one of them writes, the others read back through
+/// [`PluginRegistry::catch_up`](super::PluginRegistry::catch_up), which
+/// compares [`Self::versions`] and [`Self::active_versions`] with what the
+/// registry holds. Such a store answers each write with what it stored,
+/// which may differ from what was asked (see [`Self::put_version`]).
+///
 /// Names and versions reaching a store were validated by the registry
 /// (names are `[A-Za-z0-9_-]{1,64}`, versions `sha256:<64 hex>`).
 pub trait PluginStore: Send + Sync + 'static {
-    /// Keeps a new version. Called before the version becomes visible; on
-    /// error the upload fails and nothing is registered.
+    /// Keeps a version, or for a version already stored replaces its
+    /// signature, and answers the version as stored, which the registry
+    /// keeps. A store shared by replicas may answer another sequence
+    /// number than `info`'s (a replica stored another version meanwhile)
+    /// or, for bytes another replica stored first, that replica's metadata.
+    /// Called before the version becomes visible; on error the upload fails
+    /// and nothing is registered.
     fn put_version(
         &self,
         info: &PluginVersionInfo,
         bytes: &[u8],
-    ) -> impl Future<Output = Result<(), PluginStoreError>> + Send;
+    ) -> impl Future<Output = Result<PluginVersionInfo, PluginStoreError>> + Send;
 
     /// Every stored version's metadata.
     fn versions(
@@ -98,8 +123,11 @@ pub trait PluginStore: Send + Sync + 'static {
         entry: &AuditEntry,
     ) -> impl Future<Output = Result<(), PluginStoreError>> + Send;
 
-    /// The audit log, oldest first.
-    fn audit(&self) -> impl Future<Output = Result<Vec<AuditEntry>, PluginStoreError>> + Send;
+    /// The latest `limit` entries of the audit log, oldest first.
+    fn audit(
+        &self,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<AuditEntry>, PluginStoreError>> + Send;
 }
 
 /// A [`PluginStore`] in a directory of the host's file system.
@@ -146,7 +174,7 @@ impl PluginStore for DirectoryStore {
         &self,
         info: &PluginVersionInfo,
         bytes: &[u8],
-    ) -> Result<(), PluginStoreError> {
+    ) -> Result<PluginVersionInfo, PluginStoreError> {
         let info = info.clone();
         let bytes = bytes.to_vec();
         self.blocking(move |store| {
@@ -154,7 +182,8 @@ impl PluginStore for DirectoryStore {
             std::fs::create_dir_all(&dir).map_err(io(&dir))?;
             write_atomically(&store.file(&info.name, &info.version, "wasm"), &bytes)?;
             let json = serde_json::to_vec_pretty(&info).expect("version info serializes");
-            write_atomically(&store.file(&info.name, &info.version, "json"), &json)
+            write_atomically(&store.file(&info.name, &info.version, "json"), &json)?;
+            Ok(info)
         })
         .await
     }
@@ -248,16 +277,17 @@ impl PluginStore for DirectoryStore {
         .await
     }
 
-    async fn audit(&self) -> Result<Vec<AuditEntry>, PluginStoreError> {
-        self.blocking(|store| {
+    async fn audit(&self, limit: usize) -> Result<Vec<AuditEntry>, PluginStoreError> {
+        self.blocking(move |store| {
             let path = store.audit_path();
             let text = match std::fs::read_to_string(&path) {
                 Ok(text) => text,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
                 Err(e) => return Err(io(&path)(e)),
             };
-            text.lines()
-                .filter(|l| !l.trim().is_empty())
+            let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+            lines[lines.len().saturating_sub(limit)..]
+                .iter()
                 .map(|line| {
                     serde_json::from_str(line).map_err(|e| PluginStoreError::Damaged {
                         path: path.clone(),
@@ -364,7 +394,11 @@ mod tests {
             reopened.active_versions().await.unwrap(),
             BTreeMap::from([("erp".to_owned(), v2.version.clone())])
         );
-        assert_eq!(reopened.audit().await.unwrap(), vec![entry.clone(), entry]);
+        assert_eq!(
+            reopened.audit(10).await.unwrap(),
+            vec![entry.clone(), entry.clone()]
+        );
+        assert_eq!(reopened.audit(1).await.unwrap(), vec![entry]);
         // No temporary file is left behind.
         let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("store/erp"))
             .unwrap()
