@@ -169,6 +169,7 @@ mod cancellability;
 mod date;
 mod identifier;
 mod inventory;
+mod jobs;
 mod lines;
 mod money;
 mod order;
@@ -191,6 +192,9 @@ pub use identifier::{
     MAX_ALLOCATIONS, MAX_IDENTIFIER_CHARS, MAX_LINES, MAX_PAYMENTS, identifier_problem,
 };
 pub use inventory::{Allocation, AllocationKind, AllocationState};
+pub use jobs::{
+    AppliesTo, AttemptLogLine, Job, JobAttempt, JobDefinition, JobParameter, JobState, RetryPolicy,
+};
 pub use lines::ItemRef;
 pub use money::{Currency, InvalidCurrency, split_largest_remainder};
 pub use order::{Channel, Line, LineKind, LineState, Order, Tracking};
