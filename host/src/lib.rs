@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod bundled;
+pub mod cancel;
 pub mod cli;
 pub mod config_rules;
 pub mod demo;

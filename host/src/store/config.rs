@@ -13,7 +13,7 @@ use crate::domain::{Settings, StatusMapping, WebsiteSettings};
 
 /// The configuration every cancellation reads, cached between writes.
 #[derive(Debug)]
-pub(super) struct ConfigSnapshot {
+pub struct ConfigSnapshot {
     /// Cancel settings with mappings.
     pub settings: Settings,
     /// Every configured website.

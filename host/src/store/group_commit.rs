@@ -35,7 +35,9 @@ use rusqlite::{Connection, OpenFlags, params};
 use time::Date;
 use tokio::sync::{mpsc, oneshot};
 
-use super::cancellations::{CancelCommand, CancelError, Committed, Planned, RowChanges, plan, sql};
+use super::cancellations::{
+    CancelCommand, CancelError, Committed, Planned, Planner, RowChanges, sql,
+};
 use super::config::{ConfigCache, ConfigSnapshot, config_snapshot};
 use super::jobs::INSERT_JOB;
 use super::orders::{LOAD_ORDERS, approval_str, order_from_row};
@@ -56,6 +58,7 @@ struct Pending {
     request: CancelRequest,
     today: Date,
     idempotency: Option<(String, String)>,
+    planner: Planner,
     reply: oneshot::Sender<Result<Committed, CancelError>>,
 }
 
@@ -139,6 +142,7 @@ impl Batcher {
                 idempotency: command
                     .idempotency
                     .map(|(scope, key)| (scope.to_owned(), key.to_owned())),
+                planner: command.planner,
                 reply,
             })))
             .await
@@ -343,7 +347,7 @@ impl Writer {
         let Some(order) = orders.get(&pending.order_number) else {
             return Ok(Err(Refusal::OrderNotFound.into()));
         };
-        let Planned { after, committed } = match plan(
+        let Planned { after, committed } = match (pending.planner)(
             config,
             order,
             &pending.actor,

@@ -157,8 +157,10 @@ fn job_from_row(row: &impl StoreRow) -> Result<Job, StoreError> {
     })
 }
 
-/// A new queued job of `definition`, due now.
-pub(super) fn new_job(
+/// A new queued job of `definition`, due now: a time-ordered id, and a
+/// request id of its own that every attempt sends as the ERP's
+/// idempotency key.
+pub fn new_job(
     definition: &JobDefinition,
     order_number: &str,
     cancellation_id: Option<&str>,

@@ -53,10 +53,11 @@ use sqlx::sqlite::{
 use db::{Db, Pool, Tx, WRITE_LOCK};
 
 pub use cancellations::{
-    CancelCommand, CancelError, Committed, IdempotencyClaim, NOT_COMMUNICATED_TO_ERP,
-    PARTIAL_NOT_COMMUNICATED_TO_ERP,
+    CancelCommand, CancelError, Committed, IdempotencyClaim, Planned, Planner,
 };
+pub use config::ConfigSnapshot;
 pub use copy::{CopiedTable, CopyError, copy_sqlite_to_postgres};
+pub use jobs::new_job;
 pub use jobs::{AttemptResult, ClaimedJob, JobFilter, ManualRun, RetryError, RunError};
 pub use orders::{PutOrder, format_date};
 pub use plugins::PluginTables;

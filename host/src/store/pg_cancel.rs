@@ -14,7 +14,7 @@
 
 use sqlx::PgPool;
 
-use super::cancellations::{CancelCommand, CancelError, Committed, Planned, RowChanges, plan, sql};
+use super::cancellations::{CancelCommand, CancelError, Committed, Planned, RowChanges, sql};
 use super::config::load_snapshot;
 use super::db::{Db, WRITE_LOCK_CONFIG};
 use super::jobs::INSERT_JOB;
@@ -45,7 +45,7 @@ pub(super) async fn cancel(
     let config = load_snapshot(Db::Postgres(&mut *tx)).await?;
     // A refusal writes nothing: dropping the transaction rolls it back and
     // lets go of the order's lock.
-    let Planned { after, committed } = plan(
+    let Planned { after, committed } = (command.planner)(
         &config,
         &order,
         command.actor,

@@ -115,6 +115,7 @@ async fn cancel(
             request: &request,
             today: OffsetDateTime::now_utc().date(),
             idempotency: key.map(|k| (caller.idempotency_scope.as_str(), k)),
+            planner: crate::cancel::PLANNER,
         })
         .await;
     match result {
