@@ -2,13 +2,13 @@
 //! admin writes, cancellations, idempotency records and the job outbox.
 //!
 //! Two databases, chosen when the store opens, behind the same methods and
-//! mostly the same statements ([`db`]):
+//! mostly the same statements (`db`):
 //!
 //! - **SQLite** in the data directory, the embedded default (WAL, foreign
 //!   keys on, migrations from `host/migrations/sqlite/` applied at open).
 //!   There are two writer connections: cancellations are committed in
 //!   groups by a thread that owns a connection of its own
-//!   ([`group_commit`]), every other write goes through sqlx's single writer
+//!   (`group_commit`), every other write goes through sqlx's single writer
 //!   connection. Both open every transaction with `BEGIN IMMEDIATE`, so
 //!   SQLite's write lock serialises them and two overlapping cancellations
 //!   can never both plan against the same order state; readers use a small
@@ -17,14 +17,17 @@
 //!   replicas (migrations from `host/migrations/postgres/`). A cancellation
 //!   locks its order's row (`SELECT … FOR UPDATE`) and plans against what
 //!   it reads after the lock, so of two replicas cancelling one order the
-//!   second plans against the first's result ([`pg_cancel`]). Jobs are
+//!   second plans against the first's result (`pg_cancel`). Jobs are
 //!   claimed with `FOR UPDATE SKIP LOCKED` and fenced by attempt number.
 //!   The other writes (configuration, keys, idempotency records) take one
 //!   store-wide advisory lock, the same serial order SQLite's write lock
 //!   gives them.
 //!
 //! Callers (the API and the job workers) only see [`Store`]'s methods and the
-//! plain record types in this module; SQL stays inside.
+//! plain record types in this module; SQL stays inside. The store holds no
+//! cancel rule: a cancellation is decided by the [`Planner`] its
+//! [`CancelCommand`] carries (`crate::cancel::plan`), called inside the
+//! write transaction with what that transaction read.
 
 mod audit;
 mod cancellations;
@@ -268,7 +271,7 @@ pub struct Store {
     config: config::ConfigCache,
     /// SQLite: commits cancellations in groups on a thread of its own
     /// (see [`group_commit`]). PostgreSQL: none, each cancellation is a
-    /// transaction of the pool ([`pg_cancel`]).
+    /// transaction of the pool (`pg_cancel`).
     cancellations: Option<group_commit::Batcher>,
     /// Tasks that live as long as the store, stopped by [`Store::close`]:
     /// SQLite's checkpointer, PostgreSQL's listener for new jobs.
@@ -434,7 +437,7 @@ impl Store {
 
     /// Wakes `wakeup`'s waiters (the job workers) whenever any replica
     /// commits jobs that are due: on PostgreSQL, a `LISTEN` on
-    /// [`JOBS_CHANNEL`], to which such commits send a `NOTIFY`. A hint only:
+    /// `rescind_jobs`, to which such commits send a `NOTIFY`. A hint only:
     /// the workers still poll, so a notification lost while the listener
     /// reconnects delays a job, never loses it. On SQLite there is one
     /// process, whose API wakes its own workers: nothing to do.
