@@ -281,21 +281,41 @@ impl Store {
 
     /// Jobs matching the filter, newest first.
     pub async fn jobs(&self, filter: &JobFilter) -> Result<Vec<Job>, StoreError> {
-        // Absent filters are bound as NULL and match everything, so the
-        // statement is one text.
-        on!(&self.reader, |pool| sqlx::query(&format!(
-            "SELECT {JOB_COLUMNS} FROM jobs
-             WHERE ($1 IS NULL OR state = $1) AND ($2 IS NULL OR order_number = $2)
-             ORDER BY created_at DESC, id DESC LIMIT $3"
-        ))
-        .bind(filter.state.map(JobState::as_str))
-        .bind(filter.order_number.as_deref())
-        .bind(i64::from(filter.limit.max(1)))
-        .fetch_all(pool)
-        .await?
-        .iter()
-        .map(job_from_row)
-        .collect())
+        // Only the filters given are in the statement, so that the planner
+        // can use the index of each (an `OR $1 IS NULL` would hide it).
+        let mut conditions = Vec::new();
+        let mut values: Vec<&str> = Vec::new();
+        if let Some(state) = filter.state {
+            values.push(state.as_str());
+            conditions.push(format!("state = ${}", values.len()));
+        }
+        if let Some(order) = &filter.order_number {
+            values.push(order);
+            conditions.push(format!("order_number = ${}", values.len()));
+        }
+        let filters = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        };
+        let sql = format!(
+            "SELECT {JOB_COLUMNS} FROM jobs {filters}
+             ORDER BY created_at DESC, id DESC LIMIT ${}",
+            values.len() + 1
+        );
+        on!(&self.reader, |pool| {
+            let mut query = sqlx::query(&sql);
+            for value in &values {
+                query = query.bind(*value);
+            }
+            query
+                .bind(i64::from(filter.limit.max(1)))
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(job_from_row)
+                .collect()
+        })
     }
 
     /// Number of jobs in each state (for metrics).
