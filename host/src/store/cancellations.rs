@@ -204,7 +204,9 @@ impl Store {
     pub async fn cancel(&self, command: CancelCommand<'_>) -> Result<Committed, CancelError> {
         match (&self.cancellations, &self.writer) {
             (Some(batcher), _) => batcher.submit(command).await,
-            (None, super::db::Db::Postgres(pool)) => super::pg_cancel::cancel(pool, command).await,
+            (None, super::db::Db::Postgres(pool)) => {
+                super::pg_cancel::cancel(pool, &self.postgres_config, command).await
+            }
             (None, super::db::Db::Sqlite(_)) => Err(StoreError::Closed.into()),
         }
     }

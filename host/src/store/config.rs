@@ -25,6 +25,33 @@ pub struct ConfigSnapshot {
 /// The shared cache of the configuration snapshot.
 pub(super) type ConfigCache = Arc<std::sync::Mutex<Option<Arc<ConfigSnapshot>>>>;
 
+/// PostgreSQL's cache of the configuration: the snapshot with the
+/// `config_version` it was read at. Another replica's write moves the
+/// version on, so a cancellation checks it with one read and reloads only
+/// when it moved.
+pub(super) type VersionedConfigCache = Arc<std::sync::Mutex<Option<(i64, Arc<ConfigSnapshot>)>>>;
+
+/// The configuration a PostgreSQL cancellation plans with, inside its
+/// transaction, which holds [`WRITE_LOCK_CONFIG`] shared: no configuration
+/// write commits while it runs, so the version it reads names the
+/// configuration it sees.
+pub(super) async fn current_snapshot(
+    cache: &VersionedConfigCache,
+    conn: &mut sqlx::PgConnection,
+) -> Result<Arc<ConfigSnapshot>, StoreError> {
+    let version: i64 = sqlx::query_scalar("SELECT version FROM config_version WHERE id = 1")
+        .fetch_one(&mut *conn)
+        .await?;
+    if let Some((cached, snapshot)) = &*cache.lock().unwrap_or_else(|p| p.into_inner())
+        && *cached == version
+    {
+        return Ok(Arc::clone(snapshot));
+    }
+    let snapshot = Arc::new(load_snapshot(Db::Postgres(conn)).await?);
+    *cache.lock().unwrap_or_else(|p| p.into_inner()) = Some((version, Arc::clone(&snapshot)));
+    Ok(snapshot)
+}
+
 /// The cached configuration, loaded on the cancellation writer's own
 /// connection when the cache is empty. The writer holds SQLite's write
 /// lock (its transaction began `IMMEDIATE`), so no configuration write
@@ -149,6 +176,11 @@ impl Store {
         if let Db::Postgres(tx) = tx {
             sqlx::query("SELECT pg_advisory_xact_lock($1)")
                 .bind(WRITE_LOCK_CONFIG)
+                .execute(&mut **tx)
+                .await?;
+            // Every replica's cached configuration is out of date from the
+            // commit on.
+            sqlx::query("UPDATE config_version SET version = version + 1 WHERE id = 1")
                 .execute(&mut **tx)
                 .await?;
         }

@@ -269,6 +269,9 @@ pub struct Store {
     /// older than the last commit (every write, on either writer
     /// connection, takes that lock with `BEGIN IMMEDIATE`).
     config: config::ConfigCache,
+    /// PostgreSQL: the configuration with the version it was read at,
+    /// checked by every cancellation (empty on SQLite).
+    postgres_config: config::VersionedConfigCache,
     /// SQLite: commits cancellations in groups on a thread of its own
     /// (see [`group_commit`]). PostgreSQL: none, each cancellation is a
     /// transaction of the pool (`pg_cancel`).
@@ -350,6 +353,7 @@ impl Store {
             writer,
             reader: Db::Sqlite(reader),
             config,
+            postgres_config: Arc::default(),
             cancellations: Some(cancellations),
             background: Arc::new(std::sync::Mutex::new(vec![checkpointer])),
             lock: Arc::new(std::sync::Mutex::new(Some(lock))),
@@ -381,6 +385,7 @@ impl Store {
             writer: pool.clone(),
             reader: pool,
             config: config::ConfigCache::default(),
+            postgres_config: Arc::default(),
             cancellations: None,
             background: Arc::default(),
             lock: Arc::new(std::sync::Mutex::new(Some(lock))),

@@ -8,15 +8,16 @@
 //! statement of their own, so the second plans against what the first left
 //! (under `READ COMMITTED` each statement sees every commit before it).
 //! Cancellations of different orders do not wait for each other. The
-//! configuration is read in the same transaction under the shared
+//! configuration is checked in the same transaction under the shared
 //! configuration lock, so it is one configuration, never half of an admin's
-//! write.
+//! write: one read of its version, and the cached snapshot unless another
+//! write (on any replica) moved the version on.
 
 use sqlx::PgPool;
 
 use super::cancellations::{CancelCommand, CancelError, Committed, Planned, RowChanges, sql};
-use super::config::load_snapshot;
-use super::db::{Db, WRITE_LOCK_CONFIG};
+use super::config::{VersionedConfigCache, current_snapshot};
+use super::db::WRITE_LOCK_CONFIG;
 use super::jobs::INSERT_JOB;
 use super::orders::{approval_str, load_order_postgres};
 use super::{StoreError, now_ms, to_json};
@@ -25,6 +26,7 @@ use crate::domain::Refusal;
 /// Plans and commits one cancellation.
 pub(super) async fn cancel(
     pool: &PgPool,
+    config: &VersionedConfigCache,
     command: CancelCommand<'_>,
 ) -> Result<Committed, CancelError> {
     let mut tx = pool.begin().await?;
@@ -42,7 +44,7 @@ pub(super) async fn cancel(
         .bind(WRITE_LOCK_CONFIG)
         .execute(&mut *tx)
         .await?;
-    let config = load_snapshot(Db::Postgres(&mut *tx)).await?;
+    let config = current_snapshot(config, &mut tx).await?;
     // A refusal writes nothing: dropping the transaction rolls it back and
     // lets go of the order's lock.
     let Planned { after, committed } = (command.planner)(
