@@ -26,15 +26,14 @@ use axum::Json;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::post;
-use rescind_host::domain::{Order, Preset};
 use rescind_host::jobs::WorkerConfig;
 use rescind_host::service::{self, ServiceConfig};
-use rescind_host::store::{AppliesTo, Durability, JobDefinition, JobParameter, RetryPolicy};
+use rescind_host::store::Durability;
 use serde_json::{Value, json};
 
 mod support;
 
-use support::{ADMIN, Figures, env, load, median, range, report, seed_order};
+use support::{ADMIN, Figures, env, load, median, range, report, seed_store};
 
 async fn floor_server() -> SocketAddr {
     let app = Router::new().route(
@@ -79,49 +78,8 @@ async fn run() {
     let store = running.state.store.clone();
 
     let seeding = Instant::now();
-    store
-        .put_settings(&Preset::Insite.settings())
-        .await
-        .expect("settings");
-    store
-        .put_connection(
-            &rescind_host::store::Connection {
-                name: "erp".to_owned(),
-                base_url: "http://127.0.0.1:9".to_owned(),
-                allowed_hosts: vec!["127.0.0.1:9".to_owned()],
-                allow_private_network: false,
-                ca_certificates: None,
-                settings: Default::default(),
-                secrets: Default::default(),
-            },
-            false,
-        )
-        .await
-        .expect("connection");
-    store
-        .put_job_definition(&JobDefinition {
-            name: "OrderCancel".to_owned(),
-            job_type: "Execution".to_owned(),
-            connection: "erp".to_owned(),
-            preprocessor: None,
-            integration_processor: "webhook".to_owned(),
-            post_processor: None,
-            parameters: vec![JobParameter {
-                name: "OrderNumber".to_owned(),
-                value_type: "String".to_owned(),
-                default_value: String::new(),
-                prompt: "Order Number".to_owned(),
-            }],
-            retry: RetryPolicy::default(),
-            enabled: true,
-            applies_to: AppliesTo::Any,
-        })
-        .await
-        .expect("definition");
-    let all: Vec<Order> = (0..orders).map(seed_order).collect();
-    for chunk in all.chunks(5_000) {
-        store.put_orders(chunk).await.expect("orders");
-    }
+    // The connection's ERP never answers: workers are off.
+    seed_store(&store, SocketAddr::from((Ipv4Addr::LOCALHOST, 9)), orders).await;
     println!(
         "cancel_api: {orders} orders seeded in {:.1} s; {clients} clients; {requests} requests; \
          synchronous={durability:?}; {} CPUs",

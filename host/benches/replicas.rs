@@ -30,17 +30,13 @@ use axum::Json;
 use axum::Router;
 use axum::routing::post;
 use reqwest::StatusCode;
-use rescind_host::domain::{Order, Preset};
 use rescind_host::jobs::WorkerConfig;
 use rescind_host::service::{self, RunningService, ServiceConfig};
-use rescind_host::store::{
-    AppliesTo, Connection as ErpConnection, JobDefinition, JobParameter, JobState, RetryPolicy,
-    SecretsKey, SecretsKeySource, Store,
-};
+use rescind_host::store::{JobState, SecretsKey, SecretsKeySource, Store};
 use serde_json::json;
 use sqlx::Connection;
 
-use support::{ADMIN, Figures, env, load, report, seed_order};
+use support::{ADMIN, Figures, env, load, report, seed_store};
 
 /// The longest a queue may take to drain.
 const DRAIN_LIMIT: Duration = Duration::from_secs(180);
@@ -118,54 +114,6 @@ async fn host(backend: &Backend, key: &SecretsKey, workers: usize) -> Hosted {
         store: running.state.store.clone(),
         running,
         _data: own,
-    }
-}
-
-/// Settings, a webhook connection to `erp` and an `OrderCancel` definition,
-/// and `orders` orders.
-async fn seed(store: &Store, erp: SocketAddr, orders: usize) {
-    store
-        .put_settings(&Preset::Insite.settings())
-        .await
-        .expect("settings");
-    store
-        .put_connection(
-            &ErpConnection {
-                name: "erp".to_owned(),
-                base_url: format!("http://{erp}"),
-                allowed_hosts: vec![erp.to_string()],
-                allow_private_network: false,
-                ca_certificates: None,
-                settings: [("path".to_owned(), "/hooks/cancel".to_owned())].into(),
-                secrets: [("signingKey".to_owned(), "bench-signing-key".to_owned())].into(),
-            },
-            false,
-        )
-        .await
-        .expect("connection");
-    store
-        .put_job_definition(&JobDefinition {
-            name: "OrderCancel".to_owned(),
-            job_type: "Execution".to_owned(),
-            connection: "erp".to_owned(),
-            preprocessor: None,
-            integration_processor: "webhook".to_owned(),
-            post_processor: None,
-            parameters: vec![JobParameter {
-                name: "OrderNumber".to_owned(),
-                value_type: "String".to_owned(),
-                default_value: String::new(),
-                prompt: "Order Number".to_owned(),
-            }],
-            retry: RetryPolicy::default(),
-            enabled: true,
-            applies_to: AppliesTo::Any,
-        })
-        .await
-        .expect("definition");
-    let all: Vec<Order> = (0..orders).map(seed_order).collect();
-    for chunk in all.chunks(2_000) {
-        store.put_orders(chunk).await.expect("orders");
     }
 }
 
@@ -272,7 +220,7 @@ async fn run() {
     // SQLite: one host, the baseline.
     let sqlite = Backend::Sqlite(Arc::new(tempfile::tempdir().expect("dir")));
     let first = host(&sqlite, &key, 0).await;
-    seed(&first.store, erp, requests).await;
+    seed_store(&first.store, erp, requests).await;
     let baseline = cancel(&[first.running.addr], clients, 0, requests).await;
     report("SQLite, 1 host", &baseline);
     first.stop().await;
@@ -283,7 +231,7 @@ async fn run() {
     let (name, url) = create_database(&server).await;
     let postgres = Backend::Postgres(url);
     let seeder = host(&postgres, &key, 0).await;
-    seed(&seeder.store, erp, 4 * requests).await;
+    seed_store(&seeder.store, erp, 4 * requests).await;
     seeder.stop().await;
     let mut rows = Vec::new();
     for replicas in 1..=3 {

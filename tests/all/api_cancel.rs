@@ -9,7 +9,9 @@ use tokio::task::JoinSet;
 
 use rescind_tests::erp_server::{ErpServer, Scripted};
 
-use crate::service::{ADMIN, TestService, deposited_order, sample_order, webhook_connection};
+use crate::service::{
+    ADMIN, Answer, TestService, deposited_order, sample_order, webhook_connection,
+};
 
 /// The webhook signing key of [`configure_job`]'s connection.
 pub const SIGNING_KEY: &str = "s3cret-signing-key";
@@ -273,6 +275,47 @@ async fn concurrent_requests_with_one_key_commit_once() {
     assert_eq!(order["cancellations"], json!([ids[0]]));
 }
 
+/// The answers to overlapping cancellations of one order: the committed
+/// ones (`201`) and the refunds they reported. Every other answer must be
+/// the refusal of an order or a line already cancelled.
+pub async fn overlapping_answers(mut tasks: JoinSet<Answer>) -> (Vec<Value>, i64) {
+    let mut refunded = 0;
+    let mut committed = Vec::new();
+    while let Some(answer) = tasks.join_next().await {
+        let answer = answer.expect("task");
+        match answer.status {
+            StatusCode::CREATED => {
+                refunded += answer.body["refund"]["amountMinor"].as_i64().unwrap_or(0);
+                committed.push(answer.body);
+            }
+            StatusCode::CONFLICT => assert!(
+                ["order-not-cancellable", "line-already-cancelled"].contains(&answer.code()),
+                "{}",
+                answer.body
+            ),
+            other => panic!("unexpected {other}: {}", answer.body),
+        }
+    }
+    (committed, refunded)
+}
+
+/// Asserts that no line is in two of the committed cancellations.
+pub fn assert_no_line_cancelled_twice(committed: &[Value]) {
+    let mut lines: Vec<u64> = committed
+        .iter()
+        .flat_map(|c| c["cancelledLines"].as_array().cloned().unwrap_or_default())
+        .filter_map(|l| l.as_u64())
+        .collect();
+    let cancelled = lines.len();
+    lines.sort_unstable();
+    lines.dedup();
+    assert_eq!(
+        lines.len(),
+        cancelled,
+        "a line cancelled twice: {committed:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_concurrent_cancellations_of_one_order_commit_exactly_one() {
     let service = Arc::new(TestService::start().await);
@@ -292,23 +335,7 @@ async fn a_hundred_concurrent_cancellations_of_one_order_commit_exactly_one() {
             service.cancel("SO-2", &body).await
         });
     }
-    let mut refunded = 0;
-    let mut committed = Vec::new();
-    while let Some(answer) = tasks.join_next().await {
-        let answer = answer.expect("task");
-        match answer.status {
-            StatusCode::CREATED => {
-                refunded += answer.body["refund"]["amountMinor"].as_i64().unwrap_or(0);
-                committed.push(answer.body);
-            }
-            StatusCode::CONFLICT => assert!(
-                ["order-not-cancellable", "line-already-cancelled"].contains(&answer.code()),
-                "{}",
-                answer.body
-            ),
-            other => panic!("unexpected {other}: {}", answer.body),
-        }
-    }
+    let (committed, refunded) = overlapping_answers(tasks).await;
     // Either one full cancellation won, or line 2 went first and then one
     // full cancellation took the rest; never more, never a double refund.
     assert!(
@@ -316,19 +343,7 @@ async fn a_hundred_concurrent_cancellations_of_one_order_commit_exactly_one() {
         "{} committed",
         committed.len()
     );
-    let cancelled_lines: Vec<u64> = committed
-        .iter()
-        .flat_map(|c| c["cancelledLines"].as_array().cloned().unwrap_or_default())
-        .filter_map(|l| l.as_u64())
-        .collect();
-    let mut unique = cancelled_lines.clone();
-    unique.sort_unstable();
-    unique.dedup();
-    assert_eq!(
-        unique.len(),
-        cancelled_lines.len(),
-        "a line cancelled twice"
-    );
+    assert_no_line_cancelled_twice(&committed);
     let order = service.order("SO-2").await;
     assert_eq!(
         order["payments"][0]["refundedMinor"].as_i64(),

@@ -43,36 +43,8 @@ async fn replicas_cancelling_one_order_never_cancel_a_line_twice() {
             replica.cancel("SO-R", &body).await
         });
     }
-    let mut refunded = 0;
-    let mut committed = Vec::new();
-    while let Some(answer) = tasks.join_next().await {
-        let answer = answer.expect("task");
-        match answer.status {
-            StatusCode::CREATED => {
-                refunded += answer.body["refund"]["amountMinor"].as_i64().unwrap_or(0);
-                committed.push(answer.body);
-            }
-            StatusCode::CONFLICT => assert!(
-                ["order-not-cancellable", "line-already-cancelled"].contains(&answer.code()),
-                "{}",
-                answer.body
-            ),
-            other => panic!("unexpected {other}: {}", answer.body),
-        }
-    }
-    let mut lines: Vec<u64> = committed
-        .iter()
-        .flat_map(|c| c["cancelledLines"].as_array().cloned().unwrap_or_default())
-        .filter_map(|l| l.as_u64())
-        .collect();
-    let cancelled = lines.len();
-    lines.sort_unstable();
-    lines.dedup();
-    assert_eq!(
-        lines.len(),
-        cancelled,
-        "a line cancelled twice: {committed:?}"
-    );
+    let (committed, refunded) = crate::api_cancel::overlapping_answers(tasks).await;
+    crate::api_cancel::assert_no_line_cancelled_twice(&committed);
     // Every replica reads the same order, with the refunds the answers
     // reported and no more.
     for replica in &replicas {

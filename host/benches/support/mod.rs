@@ -11,11 +11,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
+use rescind_host::domain::Preset;
 use rescind_host::domain::{
     Allocation, AllocationKind, AllocationState, Currency, Line, LineKind, LineState, Order,
     Payment,
 };
 use rescind_host::service::{self, RunningService, ServiceConfig};
+use rescind_host::store::{AppliesTo, Connection, JobDefinition, JobParameter, RetryPolicy, Store};
 use serde_json::{Value, json};
 
 /// The longest any load phase may run.
@@ -297,4 +299,54 @@ pub fn report(name: &str, f: &Figures) {
         f.failed,
         f.elapsed.as_secs_f64()
     );
+}
+
+/// Seeds a store through its own methods, not the API: the insite settings,
+/// a `webhook` connection `erp` to the ERP at `erp`, an enabled
+/// `OrderCancel` definition (so every cancellation queues a job), and the
+/// orders `0..orders` ([`seed_order`]).
+pub async fn seed_store(store: &Store, erp: SocketAddr, orders: usize) {
+    store
+        .put_settings(&Preset::Insite.settings())
+        .await
+        .expect("settings");
+    store
+        .put_connection(
+            &Connection {
+                name: "erp".to_owned(),
+                base_url: format!("http://{erp}"),
+                allowed_hosts: vec![erp.to_string()],
+                allow_private_network: false,
+                ca_certificates: None,
+                settings: [("path".to_owned(), "/hooks/cancel".to_owned())].into(),
+                secrets: [("signingKey".to_owned(), "bench-signing-key".to_owned())].into(),
+            },
+            false,
+        )
+        .await
+        .expect("connection");
+    store
+        .put_job_definition(&JobDefinition {
+            name: "OrderCancel".to_owned(),
+            job_type: "Execution".to_owned(),
+            connection: "erp".to_owned(),
+            preprocessor: None,
+            integration_processor: "webhook".to_owned(),
+            post_processor: None,
+            parameters: vec![JobParameter {
+                name: "OrderNumber".to_owned(),
+                value_type: "String".to_owned(),
+                default_value: String::new(),
+                prompt: "Order Number".to_owned(),
+            }],
+            retry: RetryPolicy::default(),
+            enabled: true,
+            applies_to: AppliesTo::Any,
+        })
+        .await
+        .expect("definition");
+    let all: Vec<Order> = (0..orders).map(seed_order).collect();
+    for chunk in all.chunks(2_000) {
+        store.put_orders(chunk).await.expect("orders");
+    }
 }

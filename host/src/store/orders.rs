@@ -4,7 +4,7 @@ use sqlx::Row;
 use time::Date;
 use time::macros::format_description;
 
-use super::db::{Conn, Db, Tx, on};
+use super::db::{Db, Link, Tx, on};
 use super::{Store, StoreError, StoredName, from_json, from_stored_name, now_ms, to_json};
 use crate::domain::{
     Allocation, AllocationState, Approval, ApprovalState, Currency, Line, LineKind, LineState,
@@ -65,7 +65,7 @@ impl Store {
 
     /// The order with that number.
     pub async fn order(&self, number: &str) -> Result<Option<Order>, StoreError> {
-        load_order(&mut self.reader.acquire().await?, number).await
+        load_order(self.reader.acquire().await?.link(), number).await
     }
 
     /// Records a new status reported by the ERP; false when no such order.
@@ -307,31 +307,22 @@ type LineRow = (
 type PaymentRow = (i64, String, String, i64, i64, i64, i64);
 type AllocationRow = (i64, u32, String, u32, String, String);
 
-/// Reads an order with everything it holds.
-pub(super) async fn load_order(conn: &mut Conn, number: &str) -> Result<Option<Order>, StoreError> {
-    let sql = match conn {
+/// Reads an order with everything it holds, on a plain connection or inside
+/// a transaction.
+pub(super) async fn load_order(
+    mut link: Link<'_>,
+    number: &str,
+) -> Result<Option<Order>, StoreError> {
+    let sql = match link {
         Db::Sqlite(_) => SQLITE_ORDER,
         Db::Postgres(_) => POSTGRES_ORDER,
     };
-    on!(conn, |conn| sqlx::query(sql)
+    on!(&mut link, |c| sqlx::query(sql)
         .bind(number)
-        .fetch_optional(&mut **conn)
+        .fetch_optional(&mut **c)
         .await?
         .map(|row| order_from_row(&row))
         .transpose())
-}
-
-/// Reads an order inside a PostgreSQL transaction.
-pub(super) async fn load_order_postgres(
-    conn: &mut sqlx::PgConnection,
-    number: &str,
-) -> Result<Option<Order>, StoreError> {
-    sqlx::query(POSTGRES_ORDER)
-        .bind(number)
-        .fetch_optional(conn)
-        .await?
-        .map(|row| order_from_row(&row))
-        .transpose()
 }
 
 /// A row of [`order_select!`], from whichever driver read it: the API's

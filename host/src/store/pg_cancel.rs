@@ -17,9 +17,9 @@ use sqlx::PgPool;
 
 use super::cancellations::{CancelCommand, CancelError, Committed, Planned, RowChanges, sql};
 use super::config::{VersionedConfigCache, current_snapshot};
-use super::db::WRITE_LOCK_CONFIG;
+use super::db::{Db, WRITE_LOCK_CONFIG};
 use super::jobs::INSERT_JOB;
-use super::orders::{approval_str, load_order_postgres};
+use super::orders::{approval_str, load_order};
 use super::{StoreError, now_ms, to_json};
 use crate::domain::Refusal;
 
@@ -37,7 +37,7 @@ pub(super) async fn cancel(
     if locked.is_none() {
         return Err(Refusal::OrderNotFound.into());
     }
-    let Some(order) = load_order_postgres(&mut tx, command.order_number).await? else {
+    let Some(order) = load_order(Db::Postgres(&mut tx), command.order_number).await? else {
         return Err(Refusal::OrderNotFound.into());
     };
     sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
