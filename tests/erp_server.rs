@@ -12,7 +12,7 @@
 //! server, so that a body the server could not read is never taken for an
 //! empty one.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -98,6 +98,46 @@ struct Recorder {
     script: VecDeque<Scripted>,
     /// Why request bodies could not be read (over the limit, broken).
     unreadable: Vec<String>,
+    /// Requests being handled now, by `Idempotency-Key`.
+    in_flight: HashMap<String, usize>,
+    /// Keys of requests that arrived while another request with the same
+    /// key was still being handled, once per such arrival.
+    overlapping: Vec<String>,
+}
+
+/// A request with an `Idempotency-Key` being handled: counted in
+/// [`Recorder::in_flight`] from its arrival until its answer is sent or
+/// its client goes away.
+struct InFlight {
+    recorder: Arc<Mutex<Recorder>>,
+    key: String,
+}
+
+impl InFlight {
+    fn arrive(recorder: &Arc<Mutex<Recorder>>, key: &str) -> Self {
+        let mut locked = lock(recorder);
+        let n = locked.in_flight.entry(key.to_owned()).or_default();
+        *n += 1;
+        if *n > 1 {
+            locked.overlapping.push(key.to_owned());
+        }
+        Self {
+            recorder: Arc::clone(recorder),
+            key: key.to_owned(),
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut locked = lock(&self.recorder);
+        if let Some(n) = locked.in_flight.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                locked.in_flight.remove(&self.key);
+            }
+        }
+    }
 }
 
 /// What every request goes through before the script: the signature check
@@ -217,6 +257,13 @@ impl ErpServer {
         );
         recorder.requests.clone()
     }
+
+    /// The `Idempotency-Key`s of requests that arrived while another
+    /// request with the same key was still being handled (not yet answered,
+    /// its client still there): deliveries of one job that overlapped.
+    pub fn overlapping(&self) -> Vec<String> {
+        lock(&self.recorder).overlapping.clone()
+    }
 }
 
 impl Drop for ErpServer {
@@ -260,6 +307,11 @@ async fn answer(State(receiver): State<Receiver>, request: Request) -> Response 
         signing_key,
     } = receiver;
     let (parts, body) = request.into_parts();
+    let _in_flight = parts
+        .headers
+        .get("idempotency-key")
+        .and_then(|key| key.to_str().ok())
+        .map(|key| InFlight::arrive(&recorder, key));
     let body = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(body) => body,
         Err(e) => {

@@ -10,7 +10,8 @@
 //! At the end every acknowledged cancellation is stored once with its job,
 //! every job succeeded, no order is half-cancelled, the money adds up to what
 //! the answers said, and the ERP applied each job's request exactly once
-//! (it may have seen duplicates, which it recognised).
+//! (it may have seen duplicates, which it recognised, but never two
+//! requests of one job at the same moment).
 //!
 //! The same loop runs with three replicas on one PostgreSQL database: the
 //! clients spread their requests over the live replicas (a retry may land
@@ -546,6 +547,13 @@ async fn kill_loop(replicas: usize, backend: Backend) {
         );
     }
 
+    // No job was delivered by two workers at once: a request that arrived
+    // while another with its id was still being answered would show here.
+    let overlapping = erp.overlapping();
+    assert!(
+        overlapping.is_empty(),
+        "deliveries of one job overlapped at the ERP: {overlapping:?}"
+    );
     let deliveries = erp.requests().len();
     let interrupted: usize = {
         let mut count = 0;
@@ -568,8 +576,8 @@ async fn kill_loop(replicas: usize, backend: Backend) {
     println!(
         "kill loop: {replicas} servers, {kills} kills ({triggers:?}), {expected} cancellations \
          acknowledged and verified over {orders} orders, {} jobs applied once each at the ERP, \
-         {deliveries} deliveries received ({} duplicates recognised), {interrupted} attempts \
-         cut short by a kill, in {:.1} s",
+         {deliveries} deliveries received ({} duplicates recognised, none overlapping), \
+         {interrupted} attempts cut short by a kill, in {:.1} s",
         applied.len(),
         deliveries - applied.len(),
         started.elapsed().as_secs_f64()

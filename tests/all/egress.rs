@@ -6,11 +6,11 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rescind_host::plugins::{
     CallLimits, CallOutcome, CallReport, ConnectionContext, Plugin, PluginRuntime,
-    ResolveOverrides, RuntimeConfig,
+    ResolveOverrides, RuntimeConfig, SendWindow,
 };
 use rescind_tests::erp_server::{ErpServer, Scripted};
 use rescind_tests::plugin_fixtures::sample_cancellation;
@@ -689,4 +689,37 @@ async fn a_plugin_built_with_the_sdk_sees_the_body_limit_as_a_limit() {
         other => panic!("expected a rejection naming the limit, got {other:?}"),
     }
     wait_until("the ERP to see the hang-up", || erp.hangups() == 1).await;
+}
+
+#[tokio::test]
+async fn once_the_send_window_has_closed_nothing_is_sent() {
+    let erp = ErpServer::start().await;
+    let url = erp.url("/cancel");
+    let mut open = accepting(connection(&[&erp.authority()], std::slice::from_ref(&url)));
+    open.allow_private_network = true;
+
+    // Open: the request goes out.
+    let window = SendWindow::until(Instant::now() + Duration::from_secs(60));
+    let report = probe()
+        .submit_within(&sample_cancellation(), &open, &limits(), Some(&window))
+        .await;
+    assert_accepted(&report);
+    assert_eq!(erp.requests().len(), 1);
+
+    // Closed (the job's lease ran out while the worker was paused): the
+    // request is refused before anything is sent, and the log says why.
+    let closed = SendWindow::until(Instant::now());
+    let report = probe()
+        .submit_within(&sample_cancellation(), &open, &limits(), Some(&closed))
+        .await;
+    assert_eq!(results(&report)[0]["error"], "HttpRequestDenied");
+    assert!(
+        report
+            .log
+            .iter()
+            .any(|l| l.message.contains("the job's lease ran out")),
+        "{:?}",
+        report.log
+    );
+    assert_eq!(erp.requests().len(), 1, "nothing more reached the ERP");
 }

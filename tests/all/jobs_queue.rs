@@ -480,3 +480,59 @@ async fn first_attempts_are_claimed_before_retries_that_were_due_earlier() {
     assert_eq!(second[0].job.id, retried);
     assert_eq!(second[0].attempt, 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_of_a_definition_holding_its_share_are_passed_over_but_not_its_first_attempts() {
+    let (service, retried) = service_with_job().await;
+    let store = store(&service);
+    let held = ["OrderCancel".to_owned()];
+    // The job fails once and is due again at once.
+    let claimed = store.claim_due_jobs("w", 1, 60_000).await.expect("claim");
+    let retrying = result("transient", JobState::Retrying);
+    assert!(
+        store
+            .finish_attempt(&claimed[0], "w", &retrying)
+            .await
+            .expect("finish")
+    );
+
+    // Its definition holds its share: the retry is neither claimed nor
+    // reported due, so an idle worker sleeps instead of spinning.
+    assert!(
+        store
+            .claim_due_jobs_passing_over("w", 10, 60_000, &held)
+            .await
+            .expect("claim")
+            .is_empty()
+    );
+    assert_eq!(store.next_due_ms_passing_over(&held).await.unwrap(), None);
+    // Another definition's name changes nothing.
+    let other = ["Deliver".to_owned()];
+    assert!(
+        store
+            .next_due_ms_passing_over(&other)
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    // A first attempt of the same definition is still claimed.
+    service.put_order("SO-2", &sample_order("C-1")).await;
+    let a = service
+        .cancel("SO-2", &json!({"cancellationReason": "OUT_OF_STOCK"}))
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    let fresh = a.body["erpSync"]["jobs"][0]["id"].as_str().expect("job");
+    let claimed = store
+        .claim_due_jobs_passing_over("w", 10, 60_000, &held)
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].job.id, fresh);
+
+    // Once the share is free again, the retry goes.
+    let claimed = store.claim_due_jobs("w", 10, 60_000).await.expect("claim");
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].job.id, retried);
+    assert_eq!(claimed[0].attempt_in_round, 2);
+}

@@ -33,6 +33,7 @@ mod jobs_delivery;
 mod jobs_lease;
 mod jobs_outage;
 mod jobs_queue;
+mod jobs_share;
 mod plugin_cache;
 mod plugin_refusals;
 mod plugin_sandbox;

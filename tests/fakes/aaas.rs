@@ -200,6 +200,13 @@ impl AaasFake {
         self.server.requests()
     }
 
+    /// The `Idempotency-Key`s of requests that arrived while another with
+    /// the same key was still being answered: one job delivered twice at
+    /// the same moment.
+    pub fn overlapping(&self) -> Vec<String> {
+        self.server.overlapping()
+    }
+
     /// The API's base URL: `http://127.0.0.1:<port>/api/v1`.
     pub fn base_url(&self) -> String {
         self.server.url(BASE_PATH)

@@ -41,6 +41,8 @@ mod jobs_delivery;
 mod jobs_lease;
 #[path = "../all/jobs_outage.rs"]
 mod jobs_outage;
+#[path = "../all/jobs_share.rs"]
+mod jobs_share;
 mod migrate;
 mod plugin_replicas;
 #[path = "../all/registry_support.rs"]

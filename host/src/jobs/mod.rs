@@ -36,4 +36,4 @@ mod worker;
 pub use erp_sync::ErpSyncState;
 pub use plugin_processors::PluginProcessors;
 
-pub use worker::{Delivery, DeliveryOutcome, Submission, WorkerConfig, WorkerPool};
+pub use worker::{Delivery, DeliveryOutcome, Submission, WorkerConfig, WorkerPool, retry_share};

@@ -6,7 +6,8 @@ use crate::domain;
 use crate::plugins::registry::{OutcomeEffect, PluginRegistry, RegistryError, parse_reference};
 use crate::plugins::{
     BankDetails, CallLimits, CallOutcome, Cancellation, CancellationReason, CancelledLine,
-    ConnectionContext, LineKind, Money, OrderChannel, Refund, RefundDestination, Tracking,
+    ConnectionContext, LineKind, Money, OrderChannel, Refund, RefundDestination, SendWindow,
+    Tracking,
 };
 use crate::store::{AttemptLogLine, CancellationRecord, CancelledLineKind, Connection};
 
@@ -80,8 +81,14 @@ fn counts_as_failure(outcome: &DeliveryOutcome) -> bool {
 
 impl PluginProcessors {
     /// Runs integration processor `processor` (a plugin name or a pinned
-    /// `name@sha256:…`) on a submission.
-    pub async fn submit(&self, processor: &str, submission: &Submission) -> Delivery {
+    /// `name@sha256:…`) on a submission; the plugin's outbound requests are
+    /// refused once `window` has closed.
+    pub async fn submit(
+        &self,
+        processor: &str,
+        submission: &Submission,
+        window: Option<&SendWindow>,
+    ) -> Delivery {
         let plugin = match self.registry.resolve(processor).await {
             Ok(plugin) => plugin,
             Err(error) => {
@@ -107,7 +114,7 @@ impl PluginProcessors {
         };
         let cancellation = wit_cancellation(submission);
         let report = plugin
-            .submit(&cancellation, &submission.connection, &self.limits)
+            .submit_within(&cancellation, &submission.connection, &self.limits, window)
             .await;
         Delivery {
             outcome: report.outcome.into(),

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rand::Rng;
 use tokio::sync::{Notify, watch};
@@ -12,7 +12,7 @@ use tracing::Instrument;
 use super::PluginProcessors;
 use super::backoff::{RetryDecision, after_transient_failure};
 use crate::metrics::Metrics;
-use crate::plugins::{CallOutcome, ConnectionContext};
+use crate::plugins::{CallOutcome, ConnectionContext, SendWindow};
 use crate::store::{
     AttemptLogLine, AttemptResult, CancellationRecord, ClaimedJob, JobState, Store, now_ms,
 };
@@ -157,6 +157,35 @@ impl Default for WorkerConfig {
     }
 }
 
+/// How many of a pool's workers the retries of one job definition may hold
+/// at once: half of them, rounded up. A definition whose every attempt
+/// fails (a plugin that traps, an ERP that is down) is retried again and
+/// again; without a share its retries would hold every worker, and the
+/// first attempts of every other definition would wait behind them.
+/// First attempts have no share: a definition with work to do may use the
+/// whole pool.
+pub fn retry_share(workers: usize) -> usize {
+    workers.max(1).div_ceil(2)
+}
+
+/// The retries each definition's workers are running now, in this pool.
+#[derive(Debug)]
+struct RetryLanes {
+    share: usize,
+    running: tokio::sync::Mutex<BTreeMap<String, usize>>,
+}
+
+impl RetryLanes {
+    /// The definitions whose retries hold their whole share.
+    fn held(running: &BTreeMap<String, usize>, share: usize) -> Vec<String> {
+        running
+            .iter()
+            .filter(|(_, n)| **n >= share)
+            .map(|(definition, _)| definition.clone())
+            .collect()
+    }
+}
+
 /// Running workers.
 #[derive(Debug)]
 pub struct WorkerPool {
@@ -169,6 +198,7 @@ pub struct WorkerPool {
 struct Worker {
     id: String,
     store: Store,
+    lanes: Arc<RetryLanes>,
     processors: Arc<PluginProcessors>,
     metrics: Arc<Metrics>,
     wakeup: Arc<Notify>,
@@ -190,11 +220,16 @@ impl WorkerPool {
         let instance = uuid::Uuid::new_v4().simple().to_string();
         let mut ids = Vec::new();
         let mut handles = Vec::new();
+        let lanes = Arc::new(RetryLanes {
+            share: retry_share(config.workers),
+            running: tokio::sync::Mutex::default(),
+        });
         for n in 0..config.workers.max(1) {
             let id = format!("worker-{}-{n}", &instance[..8]);
             let worker = Worker {
                 id: id.clone(),
                 store: store.clone(),
+                lanes: Arc::clone(&lanes),
                 processors: Arc::clone(&processors),
                 metrics: Arc::clone(&metrics),
                 wakeup: Arc::clone(&wakeup),
@@ -240,34 +275,77 @@ impl WorkerPool {
 impl Worker {
     async fn run(self, mut stop: watch::Receiver<bool>) {
         tracing::debug!(worker = %self.id, "worker started");
-        let lease_ms = i64::try_from(self.config.lease.as_millis()).unwrap_or(i64::MAX);
         while !*stop.borrow() {
-            let claimed = match self.store.claim_due_jobs(&self.id, 1, lease_ms).await {
-                Ok(claimed) => claimed,
-                Err(e) => {
-                    tracing::error!(worker = %self.id, error = %e, "cannot claim jobs");
-                    Vec::new()
-                }
-            };
-            if claimed.is_empty() {
-                let wait = self.idle_wait().await;
+            // Taken before the claim: the lease the store grants runs from
+            // a moment no earlier than this one.
+            let claimed_at = Instant::now();
+            let (claimed, held) = self.claim().await;
+            let Some(job) = claimed else {
+                let wait = self.idle_wait(&held).await;
                 tokio::select! {
                     _ = self.wakeup.notified() => {}
                     _ = tokio::time::sleep(wait) => {}
                     _ = stop.changed() => {}
                 }
                 continue;
-            }
-            for job in claimed {
-                self.attempt(job).await;
+            };
+            let retry = (job.attempt_in_round > 1).then(|| job.job.definition.clone());
+            self.attempt(job, claimed_at).await;
+            if let Some(definition) = retry {
+                self.leave_lane(&definition).await;
             }
         }
         tracing::debug!(worker = %self.id, "worker stopped");
     }
 
-    /// Sleeps no longer than until the next job is due.
-    async fn idle_wait(&self) -> Duration {
-        match self.store.next_due_ms().await {
+    /// Claims the next due job, passing over the retries of definitions
+    /// that hold their share of the pool; answers the job, if any, and the
+    /// definitions passed over. The pool's claims take turns, so that two
+    /// workers cannot both take the last place of a definition's share.
+    async fn claim(&self) -> (Option<ClaimedJob>, Vec<String>) {
+        let lease_ms = i64::try_from(self.config.lease.as_millis()).unwrap_or(i64::MAX);
+        let mut running = self.lanes.running.lock().await;
+        let held = RetryLanes::held(&running, self.lanes.share);
+        let claimed = match self
+            .store
+            .claim_due_jobs_passing_over(&self.id, 1, lease_ms, &held)
+            .await
+        {
+            Ok(claimed) => claimed.into_iter().next(),
+            Err(e) => {
+                tracing::error!(worker = %self.id, error = %e, "cannot claim jobs");
+                None
+            }
+        };
+        if let Some(job) = &claimed
+            && job.attempt_in_round > 1
+        {
+            *running.entry(job.job.definition.clone()).or_default() += 1;
+        }
+        (claimed, held)
+    }
+
+    /// Gives back a place in `definition`'s share of the pool; wakes the
+    /// idle workers when the definition held its whole share, since they
+    /// may have passed over its retries.
+    async fn leave_lane(&self, definition: &str) {
+        let mut running = self.lanes.running.lock().await;
+        let Some(n) = running.get_mut(definition) else {
+            return;
+        };
+        let was_full = *n >= self.lanes.share;
+        *n -= 1;
+        if *n == 0 {
+            running.remove(definition);
+        }
+        if was_full {
+            self.wakeup.notify_waiters();
+        }
+    }
+
+    /// Sleeps no longer than until the next job it may claim is due.
+    async fn idle_wait(&self, held: &[String]) -> Duration {
+        match self.store.next_due_ms_passing_over(held).await {
             Ok(Some(due)) => {
                 let ms = (due - now_ms()).clamp(1, 1_000_000);
                 Duration::from_millis(ms as u64).min(self.config.poll_interval)
@@ -276,7 +354,7 @@ impl Worker {
         }
     }
 
-    async fn attempt(&self, claimed: ClaimedJob) {
+    async fn attempt(&self, claimed: ClaimedJob, claimed_at: Instant) {
         let job = &claimed.job;
         let span = tracing::info_span!(
             "job",
@@ -286,17 +364,25 @@ impl Worker {
             attempt = claimed.attempt,
             request_id = %job.request_id,
         );
-        self.run_attempt(&claimed).instrument(span).await;
+        self.run_attempt(&claimed, claimed_at)
+            .instrument(span)
+            .await;
     }
 
-    async fn run_attempt(&self, claimed: &ClaimedJob) {
+    async fn run_attempt(&self, claimed: &ClaimedJob, claimed_at: Instant) {
+        // The plugin may send requests while the lease is surely ours; the
+        // heartbeat moves the window on with each renewal.
+        let window = SendWindow::until(self.send_until(claimed_at));
         // Waiting for an instance slot and loading the plugin come before
         // the plugin's deadline starts: the heartbeat keeps the lease for as
         // long as the attempt is alive, whatever that takes.
         let attempt = async {
             match self.prepare(claimed).await {
                 Ok((processor, submission)) => {
-                    let delivery = self.processors.submit(&processor, &submission).await;
+                    let delivery = self
+                        .processors
+                        .submit(&processor, &submission, Some(&window))
+                        .await;
                     (Some(processor), delivery)
                 }
                 Err(outcome) => (None, Delivery::without_call(outcome)),
@@ -304,7 +390,7 @@ impl Worker {
         };
         let (processor, delivery) = tokio::select! {
             done = attempt => done,
-            () = self.keep_lease(claimed) => {
+            () = self.keep_lease(claimed, &window) => {
                 // Another worker may run the job now: stop this attempt
                 // rather than deliver twice at once; its outcome is not ours
                 // to record.
@@ -355,17 +441,27 @@ impl Worker {
     /// runs; returns only when the lease is lost. A failed renewal (the
     /// store busy or down) is tried again at the next beat: the lease still
     /// has two thirds to run.
-    async fn keep_lease(&self, claimed: &ClaimedJob) {
+    async fn keep_lease(&self, claimed: &ClaimedJob, window: &SendWindow) {
         let lease_ms = i64::try_from(self.config.lease.as_millis()).unwrap_or(i64::MAX);
         let beat = self.config.lease / 3;
         loop {
             tokio::time::sleep(beat).await;
+            let asked = Instant::now();
             match self.store.renew_lease(claimed, &self.id, lease_ms).await {
-                Ok(true) => {}
+                Ok(true) => window.extend_to(self.send_until(asked)),
                 Ok(false) => return,
                 Err(e) => tracing::error!(error = %e, "cannot renew the job's lease"),
             }
         }
+    }
+
+    /// Until when an attempt may send requests under a lease granted (or
+    /// renewed) no earlier than `granted`: a tenth of the lease before it
+    /// runs out, so that a request is never sent just as another worker
+    /// takes the job over.
+    fn send_until(&self, granted: Instant) -> Instant {
+        let lease = self.config.lease;
+        granted + lease.saturating_sub(lease / 10)
     }
 
     /// Loads what the attempt needs; a missing piece fails the job at once.

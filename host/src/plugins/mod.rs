@@ -46,6 +46,7 @@ mod redact;
 pub mod registry;
 mod returned_text;
 mod runtime;
+mod send_window;
 mod stdio_impl;
 mod trust;
 
@@ -71,4 +72,5 @@ pub use plugin::Plugin;
 pub use redact::Redactor;
 pub use returned_text::{MAX_RETURNED_TEXT_BYTES, cut_marker};
 pub use runtime::PluginRuntime;
+pub use send_window::SendWindow;
 pub use trust::{CaCertificatesError, MAX_CA_CERTIFICATES, parse_ca_certificates};

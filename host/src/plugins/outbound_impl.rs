@@ -39,6 +39,7 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 use crate::plugins::config::{CallLimits, ResolveOverrides};
 use crate::plugins::log::{CallLog, LogLevel, LogSource};
 use crate::plugins::outbound::{Destination, DestinationHost, EgressPolicy, EgressRefusal};
+use crate::plugins::send_window::SendWindow;
 
 /// How much of a refused request's body is read (and thrown away) before
 /// the refusal is returned.
@@ -139,6 +140,8 @@ pub(crate) struct OutboundGate {
     pub requests: u32,
     /// Response body bytes read so far, all requests together.
     pub body_bytes: Arc<AtomicU64>,
+    /// Until when the call may send requests, when its caller bounds it.
+    pub send_window: Option<SendWindow>,
 }
 
 type ResponseIo = Box<dyn Future<Output = Result<(), Error>> + Send>;
@@ -163,6 +166,16 @@ impl WasiHttpHooks for OutboundGate {
                 ));
             }
             return deny(request, Error::ConnectionLimitReached);
+        }
+        if let Some(window) = &self.send_window
+            && !window.is_open()
+        {
+            self.warn(
+                "outbound request refused: the job's lease ran out while the call ran \
+                 (the worker was paused or the store could not be reached), so another \
+                 worker may be running the job; nothing was sent",
+            );
+            return deny(request, Error::HttpRequestDenied);
         }
 
         let header_bytes = header_section_bytes(request.headers());

@@ -21,6 +21,7 @@ use crate::plugins::outbound_impl::{EgressVerdict, OutboundGate, OutboundTimeout
 use crate::plugins::outcome::{CallOutcome, CallReport};
 use crate::plugins::returned_text::bound_returned_text;
 use crate::plugins::runtime::Shared;
+use crate::plugins::send_window::SendWindow;
 use crate::plugins::stdio_impl::CapturedOutput;
 use crate::plugins::trust::parse_ca_certificates;
 
@@ -107,6 +108,19 @@ impl Plugin {
         connection: &ConnectionContext,
         limits: &CallLimits,
     ) -> CallReport {
+        self.submit_within(cancellation, connection, limits, None)
+            .await
+    }
+
+    /// [`Plugin::submit`], with every outbound request refused, before
+    /// anything is sent, once `window` has closed.
+    pub async fn submit_within(
+        &self,
+        cancellation: &Cancellation,
+        connection: &ConnectionContext,
+        limits: &CallLimits,
+        window: Option<&SendWindow>,
+    ) -> CallReport {
         let started = Instant::now();
         let call = Call {
             plugin: self.name.clone(),
@@ -115,6 +129,7 @@ impl Plugin {
             cancellation: cancellation.clone(),
             connection: connection.clone(),
             limits: *limits,
+            window: window.cloned(),
         };
         // On the runtime's plugin threads, never on the caller's: a plugin
         // busy until its deadline must not hold a thread of the API.
@@ -140,6 +155,7 @@ struct Call {
     cancellation: Cancellation,
     connection: ConnectionContext,
     limits: CallLimits,
+    window: Option<SendWindow>,
 }
 
 impl Call {
@@ -212,6 +228,7 @@ impl Call {
                 verdict: verdict.clone(),
                 requests: 0,
                 body_bytes: Default::default(),
+                send_window: self.window.clone(),
             },
             connection: connection.clone(),
             log: log.clone(),

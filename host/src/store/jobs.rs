@@ -489,6 +489,22 @@ impl Store {
         limit: u32,
         lease_ms: i64,
     ) -> Result<Vec<ClaimedJob>, StoreError> {
+        self.claim_due_jobs_passing_over(worker, limit, lease_ms, &[])
+            .await
+    }
+
+    /// [`Store::claim_due_jobs`], passing over the retries of the job
+    /// definitions in `retries_held`: their first attempts are still
+    /// claimed. The worker pool names the definitions whose retries hold
+    /// their share of its workers, so that one definition failing every
+    /// attempt never holds them all.
+    pub async fn claim_due_jobs_passing_over(
+        &self,
+        worker: &str,
+        limit: u32,
+        lease_ms: i64,
+        retries_held: &[String],
+    ) -> Result<Vec<ClaimedJob>, StoreError> {
         let now = now_ms();
         let mut tx = self.write_rows().await?;
         // On PostgreSQL, rows another replica is claiming are passed over
@@ -497,21 +513,25 @@ impl Store {
             Db::Sqlite(_) => "",
             Db::Postgres(_) => "FOR UPDATE OF due SKIP LOCKED",
         };
-        let claimed_rows = on!(&mut tx, |tx| sqlx::query(&format!(
-            "UPDATE jobs SET state = 'running', lease_owner = $1, lease_expires_at = $2,
+        let passed_over = passing_over(&tx, retries_held, 5);
+        let claimed_rows = on!(&mut tx, |tx| with_definitions(
+            sqlx::query(&format!(
+                "UPDATE jobs SET state = 'running', lease_owner = $1, lease_expires_at = $2,
                  attempts = attempts + 1, updated_at = $3
              WHERE id IN (
                  SELECT id FROM jobs AS due
                  WHERE ((state IN ('queued', 'retrying') AND run_at <= $3)
                         OR (state = 'running' AND lease_expires_at <= $3))
-                   AND NOT {EARLIER_JOB_UNSETTLED}
+                   AND NOT {EARLIER_JOB_UNSETTLED} {passed_over}
                  ORDER BY attempts > attempt_base, run_at LIMIT $4 {skip_locked})
              RETURNING {JOB_COLUMNS}"
-        ))
-        .bind(worker)
-        .bind(now + lease_ms)
-        .bind(now)
-        .bind(i64::from(limit))
+            ))
+            .bind(worker)
+            .bind(now + lease_ms)
+            .bind(now)
+            .bind(i64::from(limit)),
+            retries_held
+        )
         .fetch_all(&mut **tx)
         .await?
         .iter()
@@ -676,16 +696,73 @@ impl Store {
     /// The earliest time a queued or retrying job is due (for the workers'
     /// sleep), if any.
     pub async fn next_due_ms(&self) -> Result<Option<i64>, StoreError> {
-        Ok(on!(&self.reader, |pool| sqlx::query_scalar(&format!(
+        self.next_due_ms_passing_over(&[]).await
+    }
+
+    /// [`Store::next_due_ms`] of the jobs that
+    /// [`Store::claim_due_jobs_passing_over`] would claim with the same
+    /// `retries_held`.
+    pub async fn next_due_ms_passing_over(
+        &self,
+        retries_held: &[String],
+    ) -> Result<Option<i64>, StoreError> {
+        let passed_over = passing_over(&self.reader, retries_held, 1);
+        let statement = format!(
             "SELECT MIN(t) FROM (
                     SELECT MIN(run_at) AS t FROM jobs AS due
                     WHERE state IN ('queued', 'retrying') AND NOT {EARLIER_JOB_UNSETTLED}
+                      {passed_over}
                     UNION ALL
-                    SELECT MIN(lease_expires_at) FROM jobs WHERE state = 'running') AS due_times"
-        ))
-        .fetch_one(pool)
-        .await?))
+                    SELECT MIN(lease_expires_at) FROM jobs AS due
+                    WHERE state = 'running' {passed_over}) AS due_times"
+        );
+        Ok(on!(&self.reader, |pool| {
+            let query = sqlx::query_scalar(&statement);
+            if retries_held.is_empty() {
+                query
+            } else {
+                query.bind(definitions_json(retries_held))
+            }
+            .fetch_one(pool)
+            .await?
+        }))
     }
+}
+
+/// The condition that passes over the retries of the definitions bound as
+/// a JSON array to parameter `$n`, or nothing when there are none, so that
+/// the common statement stays as simple as it can be (and binds nothing
+/// more: see [`with_definitions`]).
+fn passing_over<S, P>(db: &Db<S, P>, retries_held: &[String], n: u8) -> String {
+    if retries_held.is_empty() {
+        return String::new();
+    }
+    let names = match db {
+        Db::Sqlite(_) => format!("SELECT value FROM json_each(${n})"),
+        Db::Postgres(_) => format!("SELECT json_array_elements_text(${n}::json)"),
+    };
+    format!("AND NOT (due.attempts > due.attempt_base AND due.definition IN ({names}))")
+}
+
+/// `query` with `retries_held` bound as the JSON array [`passing_over`]
+/// reads, when there are any.
+fn with_definitions<'q, DB: sqlx::Database>(
+    query: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>,
+    retries_held: &[String],
+) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>
+where
+    String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    if retries_held.is_empty() {
+        query
+    } else {
+        query.bind(definitions_json(retries_held))
+    }
+}
+
+/// `retries_held` as a JSON array of names.
+fn definitions_json(retries_held: &[String]) -> String {
+    serde_json::to_string(retries_held).unwrap_or_else(|_| "[]".to_owned())
 }
 
 fn describe(result: &AttemptResult) -> String {
