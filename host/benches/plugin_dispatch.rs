@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use rescind_host::plugins::{
-    CallLimits, CallOutcome, Cancellation, CancellationReason, CancelledLine, ConnectionContext,
-    LineKind, Money, Plugin, PluginRuntime, RuntimeConfig,
+    CallLimits, CallOutcome, Cancellation, CancellationReason, CancelledLine, CancelledLineKind,
+    ConnectionContext, Money, Plugin, PluginRuntime, RuntimeConfig,
 };
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
@@ -65,7 +65,7 @@ fn cancellation() -> Cancellation {
             line_number: 1,
             sku: "CHAIR".into(),
             quantity: 2,
-            kind: LineKind::Product,
+            kind: CancelledLineKind::Product,
             amount: eur(20000),
             tax: eur(3800),
             parent_line: None,

@@ -14,12 +14,13 @@ use std::collections::BTreeMap;
 use time::Date;
 
 use crate::domain::{
-    self, CancelRequest, CancellationPlan, JobDefinition, LineKind, Order, Refusal, Requester,
+    self, CancelRequest, CancellationPlan, CancelledLineKind, JobDefinition, Order, Refusal,
+    Requester,
 };
 use crate::store::{
-    AllocationRecord, BankDetailsRecord, CancellationRecord, CancelledLineKind,
-    CancelledLineRecord, Committed, ConfigSnapshot, Planned, Planner, RefundRecord, TrackingRecord,
-    WarningRecord, format_date, new_job,
+    AllocationRecord, BankDetailsRecord, CancellationRecord, CancelledLineRecord, Committed,
+    ConfigSnapshot, Planned, Planner, RefundRecord, TrackingRecord, WarningRecord, format_date,
+    new_job,
 };
 
 /// The warning code of a cancellation that no job definition will tell
@@ -112,10 +113,7 @@ fn cancellation_record(
             line_number: l.number,
             sku: l.sku.clone(),
             quantity: l.quantity,
-            kind: match l.kind {
-                LineKind::Product => CancelledLineKind::Product,
-                LineKind::Discount { .. } => CancelledLineKind::Discount,
-            },
+            kind: CancelledLineKind::from(&l.kind),
             amount_minor: l.amount_minor,
             tax_minor: l.tax_minor,
             parent_line: l.parent_line,

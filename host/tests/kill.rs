@@ -36,6 +36,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rescind_tests::fakes::aaas::{AaasAuth, AaasFake};
 use serde_json::{Value, json};
+use sha2::Digest;
 use tokio::sync::{Semaphore, watch};
 
 const ADMIN: &str = "kill-test-admin-token-0123456789abcdef";
@@ -582,9 +583,95 @@ async fn kill_loop(replicas: usize, backend: Backend) {
         deliveries - applied.len(),
         started.elapsed().as_secs_f64()
     );
+    if replicas > 1 {
+        an_activation_reaches_every_replica(&client, &servers).await;
+    }
     for server in servers {
         server.kill();
     }
+}
+
+/// After the kills: a plugin version activated on one replica, then the
+/// previous one again (a rollback), is in force on every replica, each as
+/// its own `GET /v1/admin/plugins/{name}` shows it (the replica's own
+/// registry). The design promises a second; the verdict waits up to
+/// [`TRIGGER_CEILING`] so that it does not depend on the machine's load,
+/// and the time taken is printed.
+async fn an_activation_reaches_every_replica(client: &reqwest::Client, servers: &[Server]) {
+    let mut versions = Vec::new();
+    for (n, path) in [
+        rescind_test_artifacts::TRIVIAL,
+        rescind_test_artifacts::NOISY,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let bytes = std::fs::read(path).expect("a test component");
+        versions.push(format!(
+            "sha256:{}",
+            hex::encode(sha2::Sha256::digest(&bytes))
+        ));
+        // The first is active at once; the second waits to be activated.
+        let query = if n == 0 { "" } else { "?activate=false" };
+        let response = client
+            .put(format!(
+                "{}/v1/admin/plugins/switch{query}",
+                servers[0].base
+            ))
+            .bearer_auth(ADMIN)
+            .header("content-type", "application/wasm")
+            .body(bytes)
+            .send()
+            .await
+            .expect("upload");
+        assert!(
+            response.status().is_success(),
+            "upload: {}",
+            response.status()
+        );
+    }
+    let mut seen_after = Vec::new();
+    for version in [&versions[1], &versions[0]] {
+        let url = format!("{}/v1/admin/plugins/switch/activate", servers[0].base);
+        let (status, answer) = call(
+            client,
+            reqwest::Method::POST,
+            url,
+            Some(&json!({ "version": version })),
+            None,
+        )
+        .await
+        .expect("activate");
+        assert_eq!(status, 200, "{answer}");
+        let switched = Instant::now();
+        let mut slowest = Duration::ZERO;
+        for server in servers {
+            let url = format!("{}/v1/admin/plugins/switch", server.base);
+            loop {
+                let (status, view) = call(client, reqwest::Method::GET, url.clone(), None, None)
+                    .await
+                    .expect("plugin view");
+                if status == 200 && view["active"] == json!(version) {
+                    break;
+                }
+                assert!(
+                    switched.elapsed() < TRIGGER_CEILING,
+                    "{} does not run {version} after {TRIGGER_CEILING:?}: {status} {view}",
+                    server.base
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            slowest = slowest.max(switched.elapsed());
+        }
+        seen_after.push(slowest);
+    }
+    println!(
+        "kill loop: an activation and a rollback on one replica in force on all {} after \
+         {:?} and {:?}",
+        servers.len(),
+        seen_after[0],
+        seen_after[1]
+    );
 }
 
 /// The `rescind_jobs{state="…"}` gauge of the service's metrics.

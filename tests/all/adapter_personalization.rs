@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use rescind_host::plugins::{
-    CallLimits, CallOutcome, Cancellation, ConnectionContext, OrderChannel, Plugin, Tracking,
+    CallLimits, CallOutcome, Cancellation, Channel, ConnectionContext, Plugin, Tracking,
 };
 use rescind_tests::erp_server::Scripted;
 use rescind_tests::fakes::personalization::{OnlineCancellation, PersonalizationFake};
@@ -47,7 +47,7 @@ async fn submit(cancellation: &Cancellation, connection: &ConnectionContext) -> 
 fn offline(channel: Option<&str>) -> Cancellation {
     Cancellation {
         tracking: Some(Tracking {
-            channel: OrderChannel::Offline,
+            channel: Channel::Offline,
             session: None,
             cuid: None,
             offline_channel: channel.map(str::to_owned),

@@ -197,7 +197,7 @@ pub use jobs::{
 };
 pub use lines::ItemRef;
 pub use money::{Currency, InvalidCurrency, split_largest_remainder};
-pub use order::{Channel, Line, LineKind, LineState, Order, Tracking};
+pub use order::{CancelledLineKind, Channel, Line, LineKind, LineState, Order, Tracking};
 pub use payment::{LineValue, Payment, PaymentAction, line_values};
 pub use plan::{
     CancelRequest, CancellationPlan, Refund, RefundDestination, WARNING_NOT_REFUNDED,

@@ -82,6 +82,31 @@ pub enum LineKind {
     },
 }
 
+/// What a cancelled line sells, as the ERP is told: a line's [`LineKind`]
+/// without what a discount applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CancelledLineKind {
+    /// Goods or a service.
+    Product,
+    /// A reduction of other lines.
+    Discount,
+}
+
+impl CancelledLineKind {
+    /// Every kind.
+    pub const ALL: [CancelledLineKind; 2] =
+        [CancelledLineKind::Product, CancelledLineKind::Discount];
+}
+
+impl From<&LineKind> for CancelledLineKind {
+    fn from(kind: &LineKind) -> Self {
+        match kind {
+            LineKind::Product => CancelledLineKind::Product,
+            LineKind::Discount { .. } => CancelledLineKind::Discount,
+        }
+    }
+}
+
 /// Whether a line still stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LineState {
@@ -98,6 +123,11 @@ pub enum Channel {
     Online,
     /// In a store or by phone.
     Offline,
+}
+
+impl Channel {
+    /// Every channel.
+    pub const ALL: [Channel; 2] = [Channel::Online, Channel::Offline];
 }
 
 /// Tracking data for Optimizely Personalization.

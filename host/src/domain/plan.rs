@@ -56,6 +56,12 @@ pub enum RefundDestination {
 }
 
 impl RefundDestination {
+    /// Every destination.
+    pub const ALL: [RefundDestination; 2] = [
+        RefundDestination::OriginalPaymentMethod,
+        RefundDestination::BankAccount,
+    ];
+
     /// The API's name for it.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -2,14 +2,12 @@
 //! plugins by name or pinned version, each attempt a fresh sandboxed call.
 
 use super::{Delivery, DeliveryOutcome, Submission};
-use crate::domain;
 use crate::plugins::registry::{OutcomeEffect, PluginRegistry, RegistryError, parse_reference};
 use crate::plugins::{
-    BankDetails, CallLimits, CallOutcome, Cancellation, CancellationReason, CancelledLine,
-    ConnectionContext, LineKind, Money, OrderChannel, Refund, RefundDestination, SendWindow,
-    Tracking,
+    BankDetails, CallLimits, CallOutcome, Cancellation, CancelledLine, ConnectionContext, Money,
+    Refund, SendWindow, Tracking,
 };
-use crate::store::{AttemptLogLine, CancellationRecord, CancelledLineKind, Connection};
+use crate::store::{AttemptLogLine, CancellationRecord, Connection};
 
 /// A stored connection as the plugin call sees it: the same entries, moved
 /// across once when an attempt is prepared (the plugin runtime does not
@@ -198,10 +196,7 @@ fn wit_cancellation(submission: &Submission) -> Cancellation {
                 line_number: l.line_number,
                 sku: l.sku.clone(),
                 quantity: l.quantity,
-                kind: match l.kind {
-                    CancelledLineKind::Product => LineKind::Product,
-                    CancelledLineKind::Discount => LineKind::Discount,
-                },
+                kind: l.kind,
                 amount: money(l.amount_minor),
                 tax: money(l.tax_minor),
                 parent_line: l.parent_line,
@@ -209,14 +204,7 @@ fn wit_cancellation(submission: &Submission) -> Cancellation {
             })
             .collect(),
         all_line_numbers: c.all_line_numbers.clone(),
-        reason: match c.reason {
-            domain::CancellationReason::OutOfStock => CancellationReason::OutOfStock,
-            domain::CancellationReason::CustomerCancellation => {
-                CancellationReason::CustomerCancellation
-            }
-            domain::CancellationReason::NoPayment => CancellationReason::NoPayment,
-            domain::CancellationReason::CustomerService => CancellationReason::CustomerService,
-        },
+        reason: c.reason,
         date: c.date.clone(),
         invoice_reference: c.invoice_reference.clone(),
         forced_cancel: c.forced_cancel,
@@ -226,12 +214,7 @@ fn wit_cancellation(submission: &Submission) -> Cancellation {
                 amount_minor: r.amount_minor,
                 currency: r.currency.clone(),
             },
-            to: match r.to {
-                domain::RefundDestination::OriginalPaymentMethod => {
-                    RefundDestination::OriginalPaymentMethod
-                }
-                domain::RefundDestination::BankAccount => RefundDestination::BankAccount,
-            },
+            to: r.to,
         }),
         bank_details: c.bank_details.as_ref().map(|b| BankDetails {
             account_owner: b.account_owner.clone(),
@@ -240,10 +223,7 @@ fn wit_cancellation(submission: &Submission) -> Cancellation {
         }),
         for_user: c.for_user.clone(),
         tracking: c.tracking.as_ref().map(|t| Tracking {
-            channel: match t.channel {
-                domain::Channel::Online => OrderChannel::Online,
-                domain::Channel::Offline => OrderChannel::Offline,
-            },
+            channel: t.channel,
             session: t.session.clone(),
             cuid: t.cuid.clone(),
             offline_channel: t.offline_channel.clone(),

@@ -9,8 +9,50 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
+use crate::domain;
 use crate::plugins::cancellation as host;
 use rescind::erp::types as wit;
+
+// The domain's enums, each mapped once to its WIT counterpart.
+
+impl From<domain::CancellationReason> for wit::CancellationReason {
+    fn from(reason: domain::CancellationReason) -> Self {
+        use domain::CancellationReason as R;
+        match reason {
+            R::OutOfStock => Self::OutOfStock,
+            R::CustomerCancellation => Self::CustomerCancellation,
+            R::NoPayment => Self::NoPayment,
+            R::CustomerService => Self::CustomerService,
+        }
+    }
+}
+
+impl From<domain::CancelledLineKind> for wit::LineKind {
+    fn from(kind: domain::CancelledLineKind) -> Self {
+        match kind {
+            domain::CancelledLineKind::Product => Self::Product,
+            domain::CancelledLineKind::Discount => Self::Discount,
+        }
+    }
+}
+
+impl From<domain::RefundDestination> for wit::RefundDestination {
+    fn from(to: domain::RefundDestination) -> Self {
+        match to {
+            domain::RefundDestination::OriginalPaymentMethod => Self::OriginalPaymentMethod,
+            domain::RefundDestination::BankAccount => Self::BankAccount,
+        }
+    }
+}
+
+impl From<domain::Channel> for wit::OrderChannel {
+    fn from(channel: domain::Channel) -> Self {
+        match channel {
+            domain::Channel::Online => Self::Online,
+            domain::Channel::Offline => Self::Offline,
+        }
+    }
+}
 
 impl From<&host::Money> for wit::Money {
     fn from(m: &host::Money) -> Self {
@@ -27,10 +69,7 @@ impl From<&host::CancelledLine> for wit::CancelledLine {
             line_number: l.line_number,
             sku: l.sku.clone(),
             quantity: l.quantity,
-            kind: match l.kind {
-                host::LineKind::Product => wit::LineKind::Product,
-                host::LineKind::Discount => wit::LineKind::Discount,
-            },
+            kind: l.kind.into(),
             amount: (&l.amount).into(),
             tax: (&l.tax).into(),
             parent_line: l.parent_line,
@@ -53,28 +92,14 @@ impl From<&host::Cancellation> for wit::Cancellation {
             full: c.full,
             lines: c.lines.iter().map(Into::into).collect(),
             all_line_numbers: c.all_line_numbers.clone(),
-            reason: match c.reason {
-                host::CancellationReason::OutOfStock => wit::CancellationReason::OutOfStock,
-                host::CancellationReason::CustomerCancellation => {
-                    wit::CancellationReason::CustomerCancellation
-                }
-                host::CancellationReason::NoPayment => wit::CancellationReason::NoPayment,
-                host::CancellationReason::CustomerService => {
-                    wit::CancellationReason::CustomerService
-                }
-            },
+            reason: c.reason.into(),
             date: c.date.clone(),
             invoice_reference: c.invoice_reference.clone(),
             forced_cancel: c.forced_cancel,
             forced_cancel_with_refund: c.forced_cancel_with_refund,
             refund: c.refund.as_ref().map(|r| wit::Refund {
                 amount: (&r.amount).into(),
-                to: match r.to {
-                    host::RefundDestination::OriginalPaymentMethod => {
-                        wit::RefundDestination::OriginalPaymentMethod
-                    }
-                    host::RefundDestination::BankAccount => wit::RefundDestination::BankAccount,
-                },
+                to: r.to.into(),
             }),
             bank_details: c.bank_details.as_ref().map(|b| wit::BankDetails {
                 account_owner: b.account_owner.clone(),
@@ -83,10 +108,7 @@ impl From<&host::Cancellation> for wit::Cancellation {
             }),
             for_user: c.for_user.clone(),
             tracking: c.tracking.as_ref().map(|t| wit::Tracking {
-                channel: match t.channel {
-                    host::OrderChannel::Online => wit::OrderChannel::Online,
-                    host::OrderChannel::Offline => wit::OrderChannel::Offline,
-                },
+                channel: t.channel.into(),
                 session: t.session.clone(),
                 cuid: t.cuid.clone(),
                 offline_channel: t.offline_channel.clone(),

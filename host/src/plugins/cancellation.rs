@@ -2,8 +2,9 @@
 //!
 //! These types mirror the `rescind:erp/types@0.1.0` records field for field
 //! (see the WIT file for the meaning of each) so that callers never touch
-//! generated bindings. The job worker builds a [`Cancellation`] from the
-//! domain's cancellation plan; the runtime converts it at the WIT boundary.
+//! generated bindings; their enums are the domain's own. The job worker
+//! builds a [`Cancellation`] from the committed cancellation record; the
+//! runtime converts it at the WIT boundary, where each enum is mapped once.
 //!
 //! In JSON (`rescind plugin test --cancellation FILE`, `--print-sample`) they
 //! keep the WIT's shape: field and case names exactly as in the WIT file
@@ -13,19 +14,92 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Why the order (or some of its lines) was cancelled: the four reasons of
-/// the Accounting-as-a-Service Cancel Order API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum CancellationReason {
-    /// Items are unavailable in the warehouse (`OUT_OF_STOCK`).
-    OutOfStock,
-    /// The customer asked to cancel before shipment (`CUSTOMER_CANCELLATION`).
-    CustomerCancellation,
-    /// Payment of a prepaid order was not received in time (`NO_PAYMENT`).
-    NoPayment,
-    /// Customer service cancelled for another reason (`CUSTOMER_SERVICE`).
-    CustomerService,
+pub use crate::domain::{CancellationReason, CancelledLineKind, Channel, RefundDestination};
+
+/// A domain value as the WIT names it: `out-of-stock`, `bank-account`.
+/// The names live here, once; the WIT boundary converts the values
+/// themselves (`plugins::bindings`).
+pub trait WitName: Copy + 'static {
+    /// What the value is, for the error: `cancellation reason`.
+    const WHAT: &'static str;
+    /// Every value.
+    const ALL: &'static [Self];
+    /// Its name in the WIT file.
+    fn wit_name(self) -> &'static str;
+}
+
+impl WitName for CancellationReason {
+    const WHAT: &'static str = "cancellation reason";
+    const ALL: &'static [Self] = &CancellationReason::ALL;
+    fn wit_name(self) -> &'static str {
+        match self {
+            CancellationReason::OutOfStock => "out-of-stock",
+            CancellationReason::CustomerCancellation => "customer-cancellation",
+            CancellationReason::NoPayment => "no-payment",
+            CancellationReason::CustomerService => "customer-service",
+        }
+    }
+}
+
+impl WitName for CancelledLineKind {
+    const WHAT: &'static str = "line kind";
+    const ALL: &'static [Self] = &CancelledLineKind::ALL;
+    fn wit_name(self) -> &'static str {
+        match self {
+            CancelledLineKind::Product => "product",
+            CancelledLineKind::Discount => "discount",
+        }
+    }
+}
+
+impl WitName for RefundDestination {
+    const WHAT: &'static str = "refund destination";
+    const ALL: &'static [Self] = &RefundDestination::ALL;
+    fn wit_name(self) -> &'static str {
+        match self {
+            RefundDestination::OriginalPaymentMethod => "original-payment-method",
+            RefundDestination::BankAccount => "bank-account",
+        }
+    }
+}
+
+impl WitName for Channel {
+    const WHAT: &'static str = "order channel";
+    const ALL: &'static [Self] = &Channel::ALL;
+    fn wit_name(self) -> &'static str {
+        match self {
+            Channel::Online => "online",
+            Channel::Offline => "offline",
+        }
+    }
+}
+
+/// `#[serde(with = "wit_name")]` for a [`WitName`] field: written by its
+/// WIT name, read strictly.
+mod wit_name {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::WitName;
+
+    pub fn serialize<S: Serializer, T: WitName>(value: &T, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(value.wit_name())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>, T: WitName>(d: D) -> Result<T, D::Error> {
+        let name = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        T::ALL
+            .iter()
+            .copied()
+            .find(|v| v.wit_name() == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = T::ALL.iter().map(|v| v.wit_name()).collect();
+                serde::de::Error::custom(format_args!(
+                    "unknown variant `{name}` of {}, expected one of {}",
+                    T::WHAT,
+                    known.join(", ")
+                ))
+            })
+    }
 }
 
 /// An amount in the currency's minor units, with its ISO 4217 code.
@@ -36,16 +110,6 @@ pub struct Money {
     pub amount_minor: i64,
     /// ISO 4217 code, e.g. `EUR`.
     pub currency: String,
-}
-
-/// Whether an order line is a product (or service) or a discount.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum LineKind {
-    /// A product, service or related item (warranty, installation).
-    Product,
-    /// A discount; its amount is negative.
-    Discount,
 }
 
 /// One cancelled order line.
@@ -59,7 +123,8 @@ pub struct CancelledLine {
     /// The line's whole quantity.
     pub quantity: u32,
     /// Product or discount.
-    pub kind: LineKind,
+    #[serde(with = "wit_name")]
+    pub kind: CancelledLineKind,
     /// The line's amount net of tax.
     pub amount: Money,
     /// The tax on the line's amount.
@@ -70,16 +135,6 @@ pub struct CancelledLine {
     pub erp_line_ref: Option<String>,
 }
 
-/// Where a refund goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum RefundDestination {
-    /// Back to the original payment method.
-    OriginalPaymentMethod,
-    /// To the account in [`Cancellation::bank_details`].
-    BankAccount,
-}
-
 /// A refund triggered by the cancellation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -87,6 +142,7 @@ pub struct Refund {
     /// The amount refunded.
     pub amount: Money,
     /// Where it goes.
+    #[serde(with = "wit_name")]
     pub to: RefundDestination,
 }
 
@@ -102,22 +158,13 @@ pub struct BankDetails {
     pub bic: Option<String>,
 }
 
-/// How the order was placed, for the personalization service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum OrderChannel {
-    /// Placed on the website during a visitor session.
-    Online,
-    /// Placed offline (store, phone).
-    Offline,
-}
-
 /// Visitor tracking data stored with the order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct Tracking {
     /// Online or offline order.
-    pub channel: OrderChannel,
+    #[serde(with = "wit_name")]
+    pub channel: Channel,
     /// The visitor's tracking session id (online orders).
     pub session: Option<String>,
     /// The visitor's customer user id (online orders).
@@ -153,6 +200,7 @@ pub struct Cancellation {
     /// The line numbers of every line of the original order.
     pub all_line_numbers: Vec<u32>,
     /// Why it was cancelled.
+    #[serde(with = "wit_name")]
     pub reason: CancellationReason,
     /// The cancellation date, `YYYY-MM-DD`.
     pub date: String,
@@ -203,9 +251,25 @@ pub fn sample_cancellation() -> Cancellation {
         order_date: "2024-09-01".to_owned(),
         full: true,
         lines: vec![
-            line(1, "CHAIR", 2, LineKind::Product, 20000, 3800, None),
-            line(2, "WARRANTY", 1, LineKind::Product, 1500, 285, Some(1)),
-            line(3, "PROMO10", 1, LineKind::Discount, -2000, -380, None),
+            line(1, "CHAIR", 2, CancelledLineKind::Product, 20000, 3800, None),
+            line(
+                2,
+                "WARRANTY",
+                1,
+                CancelledLineKind::Product,
+                1500,
+                285,
+                Some(1),
+            ),
+            line(
+                3,
+                "PROMO10",
+                1,
+                CancelledLineKind::Discount,
+                -2000,
+                -380,
+                None,
+            ),
         ],
         all_line_numbers: vec![1, 2, 3],
         reason: CancellationReason::OutOfStock,
@@ -224,7 +288,7 @@ pub fn sample_cancellation() -> Cancellation {
         }),
         for_user: None,
         tracking: Some(Tracking {
-            channel: OrderChannel::Online,
+            channel: Channel::Online,
             session: Some("123|abc".to_owned()),
             cuid: Some("09|Z0".to_owned()),
             offline_channel: None,
@@ -282,36 +346,27 @@ mod tests {
                 "{record}"
             );
         }
-        let names = |values: &[Value]| -> Vec<String> {
-            values
-                .iter()
-                .map(|v| v.as_str().unwrap().to_owned())
-                .collect()
-        };
-        use CancellationReason as R;
-        let reasons = [
-            R::OutOfStock,
-            R::CustomerCancellation,
-            R::NoPayment,
-            R::CustomerService,
-        ]
-        .map(|r| serde_json::to_value(r).unwrap());
-        assert_eq!(names(&reasons), wit_items("enum", "cancellation-reason"));
-        let kinds =
-            [LineKind::Product, LineKind::Discount].map(|k| serde_json::to_value(k).unwrap());
-        assert_eq!(names(&kinds), wit_items("enum", "line-kind"));
-        let destinations = [
-            RefundDestination::OriginalPaymentMethod,
-            RefundDestination::BankAccount,
-        ]
-        .map(|d| serde_json::to_value(d).unwrap());
+        fn wit_names<T: WitName>() -> Vec<String> {
+            T::ALL.iter().map(|v| v.wit_name().to_owned()).collect()
+        }
         assert_eq!(
-            names(&destinations),
+            wit_names::<CancellationReason>(),
+            wit_items("enum", "cancellation-reason")
+        );
+        assert_eq!(
+            wit_names::<CancelledLineKind>(),
+            wit_items("enum", "line-kind")
+        );
+        assert_eq!(
+            wit_names::<RefundDestination>(),
             wit_items("enum", "refund-destination")
         );
-        let channels =
-            [OrderChannel::Online, OrderChannel::Offline].map(|c| serde_json::to_value(c).unwrap());
-        assert_eq!(names(&channels), wit_items("enum", "order-channel"));
+        assert_eq!(wit_names::<Channel>(), wit_items("enum", "order-channel"));
+        // Each value is written by its WIT name.
+        assert_eq!(sample["reason"], "out-of-stock");
+        assert_eq!(sample["lines"][2]["kind"], "discount");
+        assert_eq!(sample["refund"]["to"], "bank-account");
+        assert_eq!(sample["tracking"]["channel"], "online");
         assert_eq!(
             sample["parameters"],
             serde_json::json!([["OrderNumber", "SO-1001"]])
@@ -337,7 +392,8 @@ mod tests {
             ),
             (
                 ("reason", Value::from("OUT_OF_STOCK")),
-                "unknown variant `OUT_OF_STOCK`",
+                "unknown variant `OUT_OF_STOCK` of cancellation reason, expected one of \
+                 out-of-stock, customer-cancellation, no-payment, customer-service",
             ),
             (("attempt", Value::from(-1)), "invalid value"),
         ] {

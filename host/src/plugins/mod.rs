@@ -52,8 +52,8 @@ mod trust;
 
 pub use address::{AddressClass, METADATA_ADDRESSES, METADATA_NAMES};
 pub use cancellation::{
-    BankDetails, Cancellation, CancellationReason, CancelledLine, LineKind, Money, OrderChannel,
-    Refund, RefundDestination, Tracking, sample_cancellation,
+    BankDetails, Cancellation, CancellationReason, CancelledLine, CancelledLineKind, Channel,
+    Money, Refund, RefundDestination, Tracking, WitName, sample_cancellation,
 };
 pub use compat::{PROCESSOR_EXPORT, SDK_SECTION, SUPPORTED_WIT, SdkStamp};
 pub use config::{

@@ -6,7 +6,9 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{AllocationKind, CancellationReason, Channel, RefundDestination};
+use crate::domain::{
+    AllocationKind, CancellationReason, CancelledLineKind, Channel, RefundDestination,
+};
 // The job model is the domain's; the store keeps it and answers it.
 pub use crate::domain::{
     AppliesTo, AttemptLogLine, Job, JobAttempt, JobDefinition, JobParameter, JobState, RetryPolicy,
@@ -227,15 +229,6 @@ impl fmt::Debug for BankDetailsRecord {
     }
 }
 
-/// What a cancelled line sells, as the ERP is told.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CancelledLineKind {
-    /// Goods or a service.
-    Product,
-    /// A reduction of other lines.
-    Discount,
-}
-
 /// A value the store keeps by its name: written as the API spells it and
 /// read back strictly, so that a name the code does not know is a corrupt
 /// record, never a default that would reach an ERP as something else.
@@ -258,10 +251,7 @@ impl StoredName for CancellationReason {
 
 impl StoredName for RefundDestination {
     const WHAT: &'static str = "refund destination";
-    const ALL: &'static [Self] = &[
-        RefundDestination::OriginalPaymentMethod,
-        RefundDestination::BankAccount,
-    ];
+    const ALL: &'static [Self] = &RefundDestination::ALL;
     fn name(self) -> &'static str {
         self.as_str()
     }
@@ -280,7 +270,7 @@ impl StoredName for AllocationKind {
 
 impl StoredName for Channel {
     const WHAT: &'static str = "order channel";
-    const ALL: &'static [Self] = &[Channel::Online, Channel::Offline];
+    const ALL: &'static [Self] = &Channel::ALL;
     fn name(self) -> &'static str {
         match self {
             Channel::Online => "online",
@@ -291,7 +281,7 @@ impl StoredName for Channel {
 
 impl StoredName for CancelledLineKind {
     const WHAT: &'static str = "line kind";
-    const ALL: &'static [Self] = &[CancelledLineKind::Product, CancelledLineKind::Discount];
+    const ALL: &'static [Self] = &CancelledLineKind::ALL;
     fn name(self) -> &'static str {
         match self {
             CancelledLineKind::Product => "product",
