@@ -598,6 +598,10 @@ async fn kill_loop(replicas: usize, backend: Backend) {
 /// [`TRIGGER_CEILING`] so that it does not depend on the machine's load,
 /// and the time taken is printed.
 async fn an_activation_reaches_every_replica(client: &reqwest::Client, servers: &[Server]) {
+    let mut compiled = Vec::new();
+    for server in servers {
+        compiled.push(metric(client, &server.base, "rescind_plugin_compilations_total").await);
+    }
     let mut versions = Vec::new();
     for (n, path) in [
         rescind_test_artifacts::TRIVIAL,
@@ -629,6 +633,19 @@ async fn an_activation_reaches_every_replica(client: &reqwest::Client, servers: 
             "upload: {}",
             response.status()
         );
+    }
+    // Every replica compiles both versions as soon as it sees them: the
+    // first as it switches to it, the second ahead of its activation.
+    for (server, before) in servers.iter().zip(compiled) {
+        let started = Instant::now();
+        while metric(client, &server.base, "rescind_plugin_compilations_total").await < before + 2 {
+            assert!(
+                started.elapsed() < TRIGGER_CEILING,
+                "{} did not compile the uploaded versions",
+                server.base
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
     let mut seen_after = Vec::new();
     for version in [&versions[1], &versions[0]] {
@@ -676,6 +693,12 @@ async fn an_activation_reaches_every_replica(client: &reqwest::Client, servers: 
 
 /// The `rescind_jobs{state="…"}` gauge of the service's metrics.
 async fn jobs_in(client: &reqwest::Client, base: &str, state: &str) -> usize {
+    metric(client, base, &format!("rescind_jobs{{state=\"{state}\"}}")).await
+}
+
+/// The value of the service's metric `series` (name and labels), 0 when
+/// it has none yet.
+async fn metric(client: &reqwest::Client, base: &str, series: &str) -> usize {
     let text = client
         .get(format!("{base}/metrics"))
         .send()
@@ -684,7 +707,7 @@ async fn jobs_in(client: &reqwest::Client, base: &str, state: &str) -> usize {
         .text()
         .await
         .expect("metrics text");
-    let prefix = format!("rescind_jobs{{state=\"{state}\"}} ");
+    let prefix = format!("{series} ");
     text.lines()
         .find_map(|line| line.strip_prefix(&prefix))
         .map_or(0, |value| {

@@ -10,10 +10,13 @@
 //! aggregation of an order's children, SQLite's maintenance), the caller
 //! matches on [`Db`] itself.
 
+use std::sync::Arc;
+
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgPool, PgRow};
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 use sqlx::{PgConnection, Postgres, Row, Sqlite, SqliteConnection, Transaction};
+use tokio::sync::OwnedMutexGuard;
 
 use super::StoreError;
 
@@ -40,7 +43,66 @@ pub(super) enum Db<S, P> {
 pub(super) type Pool = Db<SqlitePool, PgPool>;
 
 /// An open transaction (rolled back when dropped without a commit).
-pub(super) type Tx = Db<Transaction<'static, Sqlite>, Transaction<'static, Postgres>>;
+pub(super) type Tx = Db<SqliteTx, Transaction<'static, Postgres>>;
+
+/// The turn of SQLite's two writer connections (sqlx's, and the
+/// cancellation writer's own), taken in the order they ask for it. Without
+/// it they would meet in SQLite's busy handler, which sleeps (1, 2, 5 …
+/// 100 ms) and lets a steady stream of one writer's short transactions
+/// keep the other waiting: a plugin retried every few milliseconds would
+/// hold back every cancellation commit.
+pub(super) type WriteTurn = Arc<tokio::sync::Mutex<()>>;
+
+/// A SQLite write transaction, holding the [`WriteTurn`] until it commits
+/// or is dropped (rolled back).
+pub(super) struct SqliteTx {
+    tx: Transaction<'static, Sqlite>,
+    _turn: OwnedMutexGuard<()>,
+}
+
+impl SqliteTx {
+    /// Waits for the writers' turn, then begins `BEGIN IMMEDIATE` on
+    /// `writer`.
+    pub(super) async fn begin(writer: &SqlitePool, turn: &WriteTurn) -> Result<Self, sqlx::Error> {
+        let turn = Arc::clone(turn).lock_owned().await;
+        let tx = match writer.begin_with("BEGIN IMMEDIATE").await {
+            // SQLite rolls a transaction back by itself when the disk is
+            // full; sqlx then still counts it as open and refuses every
+            // later BEGIN on that connection. Start over on a fresh one.
+            Err(sqlx::Error::InvalidSavePointStatement) => {
+                tracing::warn!("replacing the writer connection after an aborted transaction");
+                writer.acquire().await?.close().await?;
+                writer.begin_with("BEGIN IMMEDIATE").await?
+            }
+            begun => begun?,
+        };
+        Ok(Self { tx, _turn: turn })
+    }
+
+    /// Commits, then gives the turn to the next writer.
+    pub(super) async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+}
+
+impl std::ops::Deref for SqliteTx {
+    type Target = SqliteConnection;
+    fn deref(&self) -> &SqliteConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for SqliteTx {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        &mut self.tx
+    }
+}
+
+impl std::fmt::Debug for SqliteTx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteTx").finish_non_exhaustive()
+    }
+}
 
 /// A connection taken from a pool.
 pub(super) type Conn = Db<PoolConnection<Sqlite>, PoolConnection<Postgres>>;

@@ -21,9 +21,10 @@
 //! statement journal, which spilled to a temporary file and was most of the
 //! writer's system calls (about nine in ten of its writes).
 //!
-//! The other writes of the store stay on sqlx's writer connection. Both
-//! connections open their transactions with `BEGIN IMMEDIATE`, so SQLite's
-//! write lock serialises them (the busy timeout waits for the other).
+//! The other writes of the store stay on sqlx's writer connection. The two
+//! connections take turns in the order they ask (the store's write turn)
+//! before they open their transactions with `BEGIN IMMEDIATE`, so they
+//! never wait for each other in SQLite's busy handler, which sleeps.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -39,6 +40,7 @@ use super::cancellations::{
     CancelCommand, CancelError, Committed, Planned, Planner, RowChanges, sql,
 };
 use super::config::{ConfigCache, ConfigSnapshot, config_snapshot};
+use super::db::WriteTurn;
 use super::jobs::INSERT_JOB;
 use super::orders::{LOAD_ORDERS, approval_str, order_from_row};
 use super::{AUTOCHECKPOINT_PAGES, BUSY_TIMEOUT, Durability, Job, StoreError, now_ms, to_json};
@@ -96,11 +98,16 @@ impl Batcher {
         path: &Path,
         durability: Durability,
         config: ConfigCache,
+        turn: WriteTurn,
     ) -> Result<Batcher, StoreError> {
         let connection = open(path, durability)?;
         let (queue, waiting) = mpsc::channel::<Work>(4 * MAX_GROUP);
         let stopped = Arc::new(AtomicBool::new(false));
-        let writer = Writer { connection, config };
+        let writer = Writer {
+            connection,
+            config,
+            turn,
+        };
         let thread = std::thread::Builder::new()
             .name("rescind-cancel-writer".to_owned())
             .spawn(move || writer.run(waiting))
@@ -206,6 +213,8 @@ impl From<rusqlite::Error> for GroupError {
 struct Writer {
     connection: Connection,
     config: ConfigCache,
+    /// The turn it takes with sqlx's writer connection.
+    turn: WriteTurn,
 }
 
 impl Writer {
@@ -239,14 +248,22 @@ impl Writer {
     /// cancellation's writes fail, the others are committed again as a
     /// group without it and it alone (its own verdict, answered to it).
     fn commit_group(&mut self, mut group: Vec<Pending>) {
-        match self.write_group(&group) {
+        // Held until the group is committed or rolled back (a retry of
+        // part of the group waits for its turn again).
+        let turn = Arc::clone(&self.turn);
+        let held = turn.blocking_lock();
+        let written = self.write_group(&group);
+        if written.is_err() {
+            self.roll_back();
+        }
+        drop(held);
+        match written {
             Ok(results) => {
                 for (pending, result) in group.into_iter().zip(results) {
                     let _ = pending.reply.send(result);
                 }
             }
             Err(GroupError::Cancellation(position, e)) if group.len() > 1 => {
-                self.roll_back();
                 tracing::warn!(
                     error = %e,
                     order = %group[position].order_number,
@@ -258,14 +275,12 @@ impl Writer {
                 self.commit_group(vec![failed]);
             }
             Err(GroupError::Cancellation(_, e)) => {
-                self.roll_back();
                 tracing::error!(error = %e, "cancellation commit failed");
                 if let Some(pending) = group.pop() {
                     let _ = pending.reply.send(Err(e.into()));
                 }
             }
             Err(GroupError::Group(e)) => {
-                self.roll_back();
                 tracing::error!(error = %e, cancellations = group.len(), "group commit failed");
                 let message = e.to_string();
                 let unwritable = e.is_unwritable();

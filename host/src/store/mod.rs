@@ -53,7 +53,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use db::{Db, Pool, Tx, WRITE_LOCK};
+use db::{Db, Pool, SqliteTx, Tx, WRITE_LOCK, WriteTurn};
 
 pub use cancellations::{
     CancelCommand, CancelError, Committed, IdempotencyClaim, Planned, Planner,
@@ -260,6 +260,9 @@ impl StoreOptions {
 pub struct Store {
     /// SQLite: the single writer connection. PostgreSQL: the pool.
     writer: Pool,
+    /// SQLite: the turn its writer connections take (this one and the
+    /// cancellation writer's). Unused on PostgreSQL.
+    write_turn: WriteTurn,
     /// SQLite: the read-only connections. PostgreSQL: the same pool as
     /// `writer`.
     reader: Pool,
@@ -347,10 +350,16 @@ impl Store {
             .await?;
         let checkpointer = tokio::spawn(checkpoint_continually(maintenance));
         let config = config::ConfigCache::default();
-        let cancellations =
-            group_commit::Batcher::start(&path, options.durability, Arc::clone(&config))?;
+        let write_turn = WriteTurn::default();
+        let cancellations = group_commit::Batcher::start(
+            &path,
+            options.durability,
+            Arc::clone(&config),
+            Arc::clone(&write_turn),
+        )?;
         Ok(Store {
             writer,
+            write_turn,
             reader: Db::Sqlite(reader),
             config,
             postgres_config: Arc::default(),
@@ -383,6 +392,7 @@ impl Store {
         let cipher = secrets::prepare(&mut pool.acquire().await?, options).await?;
         Ok(Store {
             writer: pool.clone(),
+            write_turn: WriteTurn::default(),
             reader: pool,
             config: config::ConfigCache::default(),
             postgres_config: Arc::default(),
@@ -474,17 +484,7 @@ impl Store {
     /// follow one another across every replica, as they do on SQLite).
     async fn write(&self) -> Result<Tx, StoreError> {
         match &self.writer {
-            Db::Sqlite(writer) => match writer.begin_with("BEGIN IMMEDIATE").await {
-                // SQLite rolls a transaction back by itself when the disk is
-                // full; sqlx then still counts it as open and refuses every
-                // later BEGIN on that connection. Start over on a fresh one.
-                Err(sqlx::Error::InvalidSavePointStatement) => {
-                    tracing::warn!("replacing the writer connection after an aborted transaction");
-                    writer.acquire().await?.close().await?;
-                    Ok(Db::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?))
-                }
-                begun => Ok(Db::Sqlite(begun?)),
-            },
+            Db::Sqlite(writer) => Ok(Db::Sqlite(SqliteTx::begin(writer, &self.write_turn).await?)),
             Db::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
                 sqlx::query("SELECT pg_advisory_xact_lock($1)")

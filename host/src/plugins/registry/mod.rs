@@ -1070,6 +1070,22 @@ impl<S: PluginStore> PluginRegistry<S> {
         Ok(plugin)
     }
 
+    /// Compiles a version another replica uploaded into this replica's
+    /// compile cache, so that activating it later here is a switch, not a
+    /// compilation. A version that is not trusted, or no longer stored, is
+    /// left alone; a failure only costs the activation its compile time.
+    pub async fn prewarm(&self, name: &str, version: &str) {
+        let Some(info) = self.version_info(name, version) else {
+            return;
+        };
+        if self.check_trusted(&info).is_err() {
+            return;
+        }
+        if let Err(error) = self.loaded_or_load(name, version).await {
+            tracing::warn!(plugin = %name, %version, "cannot compile a version another replica uploaded: {error}");
+        }
+    }
+
     /// Validates and compiles on a blocking thread, within the time limit
     /// and one at a time (see the module docs for what is bounded).
     async fn compile(

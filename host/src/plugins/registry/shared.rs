@@ -7,7 +7,9 @@
 //! the bytes' SHA-256, stays in its own data directory), and holds its own
 //! active pointers: a switch made on one replica reaches another when that
 //! one next catches up, on the change's notification or at its next
-//! periodic check ([`FOLLOW_EVERY`]), whichever comes first.
+//! periodic check ([`FOLLOW_EVERY`]), whichever comes first. A version
+//! uploaded on another replica is compiled as soon as it is seen, so that
+//! its activation later is only a switch.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -208,9 +210,23 @@ pub fn follow_shared_store<S: PluginStore>(
                 () = changes.notified() => true,
                 () = tokio::time::sleep(FOLLOW_EVERY) => false,
             };
-            if let Err(error) = registry.catch_up().await {
-                tracing::warn!(%error, "catching up with the shared plugin store failed");
-                continue;
+            let caught = match registry.catch_up().await {
+                Ok(caught) => caught,
+                Err(error) => {
+                    tracing::warn!(%error, "catching up with the shared plugin store failed");
+                    continue;
+                }
+            };
+            // Versions uploaded elsewhere are compiled here at once, in the
+            // background, so that their activation reaches this replica as
+            // fast as a switch does.
+            if !caught.versions.is_empty() {
+                let registry = registry.clone();
+                tokio::spawn(async move {
+                    for (name, version) in caught.versions {
+                        registry.prewarm(&name, &version).await;
+                    }
+                });
             }
             // The audit log changes only with a notification: its entries
             // are read again then rather than every period.
