@@ -723,3 +723,50 @@ async fn once_the_send_window_has_closed_nothing_is_sent() {
     );
     assert_eq!(erp.requests().len(), 1, "nothing more reached the ERP");
 }
+
+/// The ERP exchange of a call keeps at most 16 requests, whatever the
+/// plugin is allowed to send: the rest are sent, and only counted.
+#[tokio::test]
+async fn a_call_records_at_most_sixteen_exchanges_and_counts_the_rest() {
+    let erp = ErpServer::start().await;
+    let mut connection = accepting(connection(&[&erp.authority()], &[erp.url("/ping")]));
+    connection
+        .settings
+        .insert("repeat".to_owned(), "20".to_owned());
+    let limits = CallLimits {
+        outbound_requests: 20,
+        ..limits()
+    };
+    let report = probe()
+        .submit(&sample_cancellation(), &connection, &limits)
+        .await;
+    assert_accepted(&report);
+    assert_eq!(erp.requests().len(), 20, "every request went out");
+    let recorded = &report.exchange;
+    assert_eq!(
+        recorded.exchanges.len(),
+        rescind_host::plugins::MAX_RECORDED_EXCHANGES
+    );
+    assert_eq!(recorded.not_recorded, 4);
+    for exchange in &recorded.exchanges {
+        assert_eq!(exchange.method, "GET");
+        assert_eq!(exchange.url, erp.url("/ping"));
+        assert!(exchange.status.is_some(), "{exchange:?}");
+        assert_eq!(exchange.error, None);
+    }
+}
+
+/// A request the egress policy refuses is in the exchange with the error
+/// code the plugin got, and no answer.
+#[tokio::test]
+async fn a_refused_request_is_recorded_with_its_error_code() {
+    let erp = ErpServer::start().await;
+    let report = submit(&connection(&["erp.example.com"], &[erp.url("/cancel")])).await;
+    misconfigured(&report);
+    let exchange = &report.exchange.exchanges[0];
+    assert_eq!(exchange.url, erp.url("/cancel"));
+    assert_eq!(exchange.error.as_deref(), Some("HTTP-request-denied"));
+    assert_eq!(exchange.status, None);
+    assert_eq!(exchange.response_body, None);
+    assert!(erp.requests().is_empty());
+}

@@ -53,6 +53,7 @@ fn result(outcome: &str, next: JobState) -> AttemptResult {
             level: "info".to_owned(),
             message: "posted".to_owned(),
         }],
+        exchange: None,
         next,
         retry_at_ms: now_ms(),
     }

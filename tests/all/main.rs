@@ -30,6 +30,7 @@ mod hotload_jobs;
 mod hotload_support;
 mod jobs_applies_to;
 mod jobs_delivery;
+mod jobs_exchange;
 mod jobs_lease;
 mod jobs_outage;
 mod jobs_queue;

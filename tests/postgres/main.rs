@@ -37,6 +37,8 @@ mod hotload_support;
 mod jobs_applies_to;
 #[path = "../all/jobs_delivery.rs"]
 mod jobs_delivery;
+#[path = "../all/jobs_exchange.rs"]
+mod jobs_exchange;
 #[path = "../all/jobs_lease.rs"]
 mod jobs_lease;
 #[path = "../all/jobs_outage.rs"]

@@ -154,3 +154,33 @@ async fn a_directory_without_a_store_is_refused() {
         Exit::FAILURE
     );
 }
+
+/// The ERP exchange an attempt recorded on SQLite is the same on
+/// PostgreSQL after the move.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_erp_exchange_of_an_attempt_moves_with_its_job() {
+    let erp = ErpServer::signed(SIGNING_KEY).await;
+    erp.script([Scripted::json(201, r#"{"id": "ERP-X1"}"#)]);
+    let before = TestService::start_on(tempfile::tempdir().expect("dir"), None, true, |_| {}).await;
+    before.configure_insite().await;
+    configure_job(
+        &before,
+        &erp.url(""),
+        &erp.authority(),
+        json!({"maxAttempts": 1, "initialBackoffMs": 10, "maxBackoffMs": 20}),
+    )
+    .await;
+    let job = crate::hotload_support::cancel_new_order(&before, "SO-X1").await;
+    let settled = crate::hotload_support::settled_job(&before, &job).await;
+    assert_eq!(settled["state"], "succeeded", "{settled}");
+    assert_eq!(settled["attemptHistory"][0]["exchange"][0]["status"], 201);
+    let dir = before.stop().await;
+
+    let database = std::sync::Arc::new(TestDatabase::create().await);
+    assert_eq!(
+        migrate_store(dir.path(), &database.url).await,
+        Exit::SUCCESS
+    );
+    let after = TestService::start_on(dir, Some(database), false, |_| {}).await;
+    assert_eq!(crate::hotload_support::job(&after, &job).await, settled);
+}

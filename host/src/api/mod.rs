@@ -56,6 +56,7 @@ pub use cancellations::request_digest;
 pub use drain::{DRAIN_BYTES, DRAIN_TIME};
 pub use error::{AppError, Problem, ProblemField};
 pub use extract::{BODY_LIMIT, Caller};
+pub use jobs::{AttemptView, BodyView, ExchangeView, HeaderView, JobView, LogLineView};
 pub use plugins::SIGNATURE_HEADER;
 pub use routes::{
     ADMIN, ANY_ROLE, Access, AuditNote, MAX_AUDIT_SUMMARY_CHARS, RouteInfo, STAFF, noted,

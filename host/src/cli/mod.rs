@@ -2,8 +2,10 @@
 //! test`, `plugin sign` and `plugin push` take a plugin from an empty folder
 //! to a running host; `keys create` makes an API key while the host is
 //! stopped; `secrets rotate-key` replaces the key that seals connection
-//! secrets.
+//! secrets; `jobs show` prints a job of a running host with the ERP
+//! exchange of each attempt.
 
+pub mod jobs;
 pub mod keys;
 mod migrate;
 pub mod plugin;
@@ -34,6 +36,9 @@ pub enum Command {
     Serve(ServeArgs),
     /// Create, try and upload plugins.
     Plugin(plugin::PluginArgs),
+    /// Look at the jobs of a running host: each attempt, the plugin's log
+    /// and what it sent to the ERP and got back.
+    Jobs(jobs::JobsArgs),
     /// Manage API keys in the data directory of a stopped host.
     Keys(keys::KeysArgs),
     /// Manage the key that seals connection secrets.
@@ -86,6 +91,7 @@ impl Cli {
                 Err(error) => report_error(&error, Exit::FAILURE),
             },
             Command::Plugin(args) => plugin::run(args),
+            Command::Jobs(args) => jobs::run(args),
             Command::Keys(args) => keys::run(args),
             Command::Secrets(args) => secrets::run(args),
             Command::MigrateStore(args) => migrate::run(args),

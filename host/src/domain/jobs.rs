@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::plugins::RecordedExchanges;
+
 /// One parameter of a job definition (the seeds' `OrderNumber`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobParameter {
@@ -224,4 +226,8 @@ pub struct JobAttempt {
     pub plugin_version: Option<String>,
     /// Plugin log lines.
     pub log: Vec<AttemptLogLine>,
+    /// What the plugin sent to the ERP and what it answered; `None` when no
+    /// plugin ran (or the attempt was recorded by a host that did not
+    /// record exchanges).
+    pub exchange: Option<RecordedExchanges>,
 }

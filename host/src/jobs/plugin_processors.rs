@@ -124,6 +124,7 @@ impl PluginProcessors {
                     message: format!("[{}] {}", line.source.as_str(), line.message),
                 })
                 .collect(),
+            exchange: Some(report.exchange),
             elapsed: report.elapsed,
             plugin_version: Some(plugin.sha256().to_owned()),
         }

@@ -12,7 +12,7 @@ use tracing::Instrument;
 use super::PluginProcessors;
 use super::backoff::{RetryDecision, after_transient_failure};
 use crate::metrics::Metrics;
-use crate::plugins::{CallOutcome, ConnectionContext, SendWindow};
+use crate::plugins::{CallOutcome, ConnectionContext, RecordedExchanges, SendWindow};
 use crate::store::{
     AttemptLogLine, AttemptResult, CancellationRecord, ClaimedJob, JobState, Store, now_ms,
 };
@@ -114,6 +114,9 @@ pub struct Delivery {
     pub outcome: DeliveryOutcome,
     /// The plugin's log lines (bounded, secrets redacted by the runtime).
     pub log: Vec<AttemptLogLine>,
+    /// What the plugin sent to the ERP and what it answered (bounded,
+    /// secrets redacted by the runtime); `None` when no plugin ran.
+    pub exchange: Option<RecordedExchanges>,
     /// Wall time of the call.
     pub elapsed: Duration,
     /// The plugin version that ran, e.g. `sha256:…`.
@@ -126,6 +129,7 @@ impl Delivery {
         Delivery {
             outcome,
             log: Vec::new(),
+            exchange: None,
             elapsed: Duration::ZERO,
             plugin_version: None,
         }
@@ -556,6 +560,7 @@ impl Worker {
             erp_reference: outcome.erp_reference(),
             plugin_version: delivery.plugin_version,
             log: delivery.log,
+            exchange: delivery.exchange,
             next,
             retry_at_ms,
         }

@@ -10,9 +10,9 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::plugins::config::{MAX_TABLE_ELEMENTS, MAX_WASM_STACK_BYTES};
 use crate::plugins::connection::ConnectionContext;
+use crate::plugins::exchange_tap::RecordingGate;
 use crate::plugins::host_impl::ErpHostView;
 use crate::plugins::log::CallLog;
-use crate::plugins::outbound_impl::OutboundGate;
 use crate::plugins::outcome::CallOutcome;
 
 /// The `T` of a call's `Store<T>`: everything the guest's imports reach.
@@ -20,7 +20,7 @@ pub(crate) struct CallState {
     pub wasi: WasiCtx,
     pub http: WasiHttpCtx,
     pub table: ResourceTable,
-    pub outbound: OutboundGate,
+    pub outbound: RecordingGate,
     pub connection: ConnectionContext,
     pub log: CallLog,
     pub limiter: MemoryCap,

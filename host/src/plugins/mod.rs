@@ -21,8 +21,9 @@
 //! Layout: policy in small pure modules (`compat`, `outbound` with
 //! `address`, `trust`, `log`, `redact`), one
 //! `*_impl.rs` per host-side interface (`host_impl` for `rescind:erp/host`,
-//! `outbound_impl` for the wasi:http send hook, `stdio_impl` for captured
-//! output), generated bindings in `bindings`.
+//! `outbound_impl` for the wasi:http send hook, `exchange_tap` recording
+//! what passes it, `stdio_impl` for captured output; `exchange` keeps the
+//! recorded ERP exchange), generated bindings in `bindings`.
 
 mod address;
 mod bindings;
@@ -34,6 +35,8 @@ mod config;
 mod connection;
 mod engine;
 mod error;
+mod exchange;
+mod exchange_tap;
 mod executor;
 mod host_impl;
 mod log;
@@ -61,6 +64,10 @@ pub use config::{
 };
 pub use connection::ConnectionContext;
 pub use error::PluginError;
+pub use exchange::{
+    ErpExchange, MAX_RECORDED_BODY_BYTES, MAX_RECORDED_EXCHANGES, MAX_RECORDED_HEADER_BYTES,
+    RecordedBody, RecordedExchanges, RecordedHeader, body_cut_marker,
+};
 pub use log::{LogLevel, LogLine, LogSource, REDACTED};
 pub use name::{MAX_PLUGIN_NAME_BYTES, validate_plugin_name};
 pub use outbound::{

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::plugins::exchange::RecordedExchanges;
 use crate::plugins::log::LogLine;
 
 /// The result of one call: its outcome, its log and how long it took.
@@ -12,6 +13,9 @@ pub struct CallReport {
     pub outcome: CallOutcome,
     /// The call's log: bounded, secrets redacted, oldest first.
     pub log: Vec<LogLine>,
+    /// Every outbound HTTP request the plugin made and what came back:
+    /// bounded, secrets redacted, in order.
+    pub exchange: RecordedExchanges,
     /// Wall-clock time from the call's start to its outcome (waiting for a
     /// free slot included).
     pub elapsed: Duration,

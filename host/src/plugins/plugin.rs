@@ -15,6 +15,8 @@ use crate::plugins::cancellation::Cancellation;
 use crate::plugins::compat::SdkStamp;
 use crate::plugins::config::CallLimits;
 use crate::plugins::connection::ConnectionContext;
+use crate::plugins::exchange::ExchangeRecorder;
+use crate::plugins::exchange_tap::RecordingGate;
 use crate::plugins::log::{CallLog, LogBounds, Redactor};
 use crate::plugins::outbound::{AllowedHosts, EgressPolicy};
 use crate::plugins::outbound_impl::{EgressVerdict, OutboundGate, OutboundTimeouts};
@@ -141,6 +143,7 @@ impl Plugin {
                     self.name
                 )),
                 log: Vec::new(),
+                exchange: Default::default(),
                 elapsed: started.elapsed(),
             },
         }
@@ -170,18 +173,25 @@ impl Call {
             },
             redactor.clone(),
         );
+        let recorder = ExchangeRecorder::new(redactor.clone());
         let outcome = self
-            .run(&log, started)
+            .run(&log, &recorder, started)
             .await
             .map_text(|text| bound_returned_text(&text, &redactor));
         CallReport {
             outcome,
             log: log.with(|book| book.finish()),
+            exchange: recorder.finish(),
             elapsed: started.elapsed(),
         }
     }
 
-    async fn run(&self, log: &CallLog, started: Instant) -> CallOutcome {
+    async fn run(
+        &self,
+        log: &CallLog,
+        recorder: &ExchangeRecorder,
+        started: Instant,
+    ) -> CallOutcome {
         let (cancellation, connection, limits) =
             (&self.cancellation, &self.connection, &self.limits);
         let allowed = match AllowedHosts::parse(&connection.allowed_hosts) {
@@ -213,22 +223,25 @@ impl Call {
             wasi: sandbox(log),
             http: WasiHttpCtx::new(),
             table: resource_table(limits.resources),
-            outbound: OutboundGate {
-                policy,
-                extra_roots,
-                network: Arc::clone(&self.shared.network),
-                log: log.clone(),
-                deadline,
-                timeouts: OutboundTimeouts {
-                    connect: config.connect_timeout,
-                    first_byte: config.first_byte_timeout,
-                    between_bytes: config.between_bytes_timeout,
+            outbound: RecordingGate {
+                gate: OutboundGate {
+                    policy,
+                    extra_roots,
+                    network: Arc::clone(&self.shared.network),
+                    log: log.clone(),
+                    deadline,
+                    timeouts: OutboundTimeouts {
+                        connect: config.connect_timeout,
+                        first_byte: config.first_byte_timeout,
+                        between_bytes: config.between_bytes_timeout,
+                    },
+                    limits: *limits,
+                    verdict: verdict.clone(),
+                    requests: 0,
+                    body_bytes: Default::default(),
+                    send_window: self.window.clone(),
                 },
-                limits: *limits,
-                verdict: verdict.clone(),
-                requests: 0,
-                body_bytes: Default::default(),
-                send_window: self.window.clone(),
+                recorder: recorder.clone(),
             },
             connection: connection.clone(),
             log: log.clone(),

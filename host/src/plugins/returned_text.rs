@@ -23,18 +23,39 @@ pub fn cut_marker(original_bytes: usize) -> String {
 /// longer. A secret that straddles the cut is redacted too: no prefix of it
 /// survives.
 pub(crate) fn bound_returned_text(text: &str, redactor: &Redactor) -> String {
-    if text.len() <= MAX_RETURNED_TEXT_BYTES {
-        let redacted = redactor.redact(text);
-        if redacted.len() <= MAX_RETURNED_TEXT_BYTES {
+    bound_text(
+        text,
+        text.len(),
+        MAX_RETURNED_TEXT_BYTES,
+        redactor,
+        &cut_marker(text.len()),
+    )
+}
+
+/// `window`, the start of a text `original_bytes` long, with every secret
+/// redacted and cut to `max` bytes ending with `marker` when the text (or
+/// its redaction) is longer. The window must reach at least
+/// `redactor.longest()` bytes past `max` when the text does, so that a
+/// secret straddling the cut is recognised and redacted whole.
+pub(crate) fn bound_text(
+    window: &str,
+    original_bytes: usize,
+    max: usize,
+    redactor: &Redactor,
+    marker: &str,
+) -> String {
+    if window.len() >= original_bytes && window.len() <= max {
+        let redacted = redactor.redact(window);
+        if redacted.len() <= max {
             return redacted.into_owned();
         }
     }
     // Keep enough beyond the bound to recognise a secret that starts just
     // before it, redact, then cut.
-    let window = floor_char_boundary(text, MAX_RETURNED_TEXT_BYTES + redactor.longest());
-    let redacted: Cow<'_, str> = redactor.redact_with_cut(&text[..window], window < text.len());
-    let marker = cut_marker(text.len());
-    let keep = floor_char_boundary(&redacted, MAX_RETURNED_TEXT_BYTES - marker.len());
+    let end = floor_char_boundary(window, max + redactor.longest());
+    let cut = end < window.len() || window.len() < original_bytes;
+    let redacted: Cow<'_, str> = redactor.redact_with_cut(&window[..end], cut);
+    let keep = floor_char_boundary(&redacted, max.saturating_sub(marker.len()));
     format!("{}{marker}", &redacted[..keep])
 }
 

@@ -242,6 +242,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("erp_reference", Text),
             ("plugin_version", Text),
             ("log", Text),
+            ("exchange", Text),
         ],
     ),
 ];

@@ -16,6 +16,7 @@ use super::{
     AttemptLogLine, Job, JobAttempt, JobDefinition, JobState, RetryPolicy, Store, StoreError,
     from_json, now_ms, to_json,
 };
+use crate::plugins::RecordedExchanges;
 
 /// A job a worker has claimed: it holds the lease until it records the
 /// attempt's result or the lease expires.
@@ -44,6 +45,8 @@ pub struct AttemptResult {
     pub plugin_version: Option<String>,
     /// Plugin log lines.
     pub log: Vec<AttemptLogLine>,
+    /// The ERP exchange, when a plugin ran.
+    pub exchange: Option<RecordedExchanges>,
     /// The job's next state: `Succeeded`, `Failed`, or `Retrying` at
     /// `retry_at_ms`.
     pub next: JobState,
@@ -255,7 +258,7 @@ impl Store {
     pub async fn job_attempts(&self, id: &str) -> Result<Vec<JobAttempt>, StoreError> {
         on!(&self.reader, |pool| sqlx::query(
             "SELECT number, worker, started_at, ended_at, outcome, message, erp_reference,
-                    plugin_version, log
+                    plugin_version, log, exchange
              FROM job_attempts WHERE job_id = $1 ORDER BY number",
         )
         .bind(id)
@@ -264,6 +267,10 @@ impl Store {
         .iter()
         .map(|row| {
             let log: Vec<AttemptLogLine> = from_json("attempt log", &row.text("log")?)?;
+            let exchange: Option<RecordedExchanges> = row
+                .opt_text("exchange")?
+                .map(|text| from_json("attempt exchange", &text))
+                .transpose()?;
             Ok(JobAttempt {
                 number: row.count("number")?,
                 worker: row.text("worker")?,
@@ -274,6 +281,7 @@ impl Store {
                 erp_reference: row.opt_text("erp_reference")?,
                 plugin_version: row.opt_text("plugin_version")?,
                 log,
+                exchange,
             })
         })
         .collect())
@@ -642,8 +650,8 @@ impl Store {
         }
         on!(&mut tx, |tx| sqlx::query(
             "UPDATE job_attempts SET ended_at = $1, outcome = $2, message = $3, erp_reference = $4,
-                 plugin_version = $5, log = $6
-             WHERE job_id = $7 AND number = $8",
+                 plugin_version = $5, log = $6, exchange = $7
+             WHERE job_id = $8 AND number = $9",
         )
         .bind(now)
         .bind(&result.outcome)
@@ -651,6 +659,7 @@ impl Store {
         .bind(&result.erp_reference)
         .bind(&result.plugin_version)
         .bind(to_json(&result.log))
+        .bind(result.exchange.as_ref().map(to_json))
         .bind(&claimed.job.id)
         .bind(i64::from(claimed.attempt))
         .execute(&mut **tx)

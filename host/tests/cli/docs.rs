@@ -130,6 +130,8 @@ fn the_operating_guide_sets_up_a_host_from_nothing() {
         "\"appliesTo\":\"any\"",
         "\"role\":\"service\"",
         "\"state\":\"queued\"",
+        // `rescind jobs show` of the check's job
+        "(OrderCancel for order SO-1): ",
         // the key `rescind keys create` made before the first start works
         "\"name\":\"ops\",\"role\":\"admin\"",
         "\"expiresAt\":\"2099-01-01T00:00:00Z\"",

@@ -4,5 +4,6 @@
 
 mod docs;
 mod exit_status;
+mod jobs_show;
 mod keys;
 mod runner;

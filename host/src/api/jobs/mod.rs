@@ -17,7 +17,8 @@ use crate::store::{JobFilter, JobState, ManualRun};
 
 mod shapes;
 
-use shapes::{JobView, RunBody};
+use shapes::RunBody;
+pub use shapes::{AttemptView, BodyView, ExchangeView, HeaderView, JobView, LogLineView};
 
 /// Most jobs one list answer holds.
 const MAX_LIST: u32 = 1000;
@@ -113,7 +114,7 @@ pub async fn list_jobs(
     Ok(Json(jobs.iter().map(|j| JobView::new(j, None)).collect()))
 }
 
-/// A job with every attempt, its outcome and the plugin's log lines.
+/// A job with every attempt: outcome, plugin log lines and ERP exchange.
 #[utoipa::path(get, path = "/v1/admin/jobs/{id}", tag = "jobs",
     params(("id" = String, Path, description = "The job's id")),
     responses(

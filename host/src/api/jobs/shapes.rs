@@ -1,5 +1,6 @@
 //! The JSON shapes of jobs: a manual run's body, and a job with its
-//! attempts and the plugin's log lines.
+//! attempts, the plugin's log lines and the ERP exchange. The views also
+//! read back (`rescind jobs show` reads a job with them).
 
 use std::collections::BTreeMap;
 
@@ -7,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::api::timestamp;
+use crate::plugins::{ErpExchange, RecordedBody, RecordedHeader};
 use crate::store::{Job, JobAttempt, JobState};
 
 /// `POST /v1/admin/job-definitions/{name}/runs` body (service, admin): run a
@@ -23,7 +25,7 @@ pub struct RunBody {
 }
 
 /// A line a plugin logged or printed during an attempt.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct LogLineView {
     /// `trace`, `debug`, `info`, `warn` or `error`; printed lines are `info`
     /// (stdout) or `warn` (stderr).
@@ -35,7 +37,7 @@ pub struct LogLineView {
 }
 
 /// One attempt of a job: one run of the plugin.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AttemptView {
     /// The attempt's number, from 1, counted across retry rounds.
@@ -62,6 +64,125 @@ pub struct AttemptView {
     pub plugin_version: Option<String>,
     /// The plugin's log lines in order, bounded and redacted.
     pub log: Vec<LogLineView>,
+    /// Every outbound HTTP request the plugin made in this attempt, in order,
+    /// with what the ERP answered: at most 16 (see `exchangeNotRecorded`),
+    /// bodies cut at 16 KiB, credentials and the connection's secrets
+    /// redacted. Empty when no plugin ran or it sent nothing, and for
+    /// attempts made before the host recorded exchanges.
+    #[serde(default)]
+    pub exchange: Vec<ExchangeView>,
+    /// Requests the plugin made past the 16 recorded ones: counted, not
+    /// recorded.
+    #[serde(default)]
+    pub exchange_not_recorded: u32,
+}
+
+/// One outbound HTTP request of an attempt and the ERP's answer, as the
+/// host's sandbox saw them.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExchangeView {
+    /// The request method, e.g. `POST`.
+    #[schema(example = "POST")]
+    pub method: String,
+    /// The URL the plugin asked for, the connection's secrets redacted (at
+    /// most 4 KiB, longer is cut with a marker).
+    #[schema(example = "https://erp.example.com/api/orders/ERP-1001/cancel")]
+    pub url: String,
+    /// The request's header fields in the order sent, `host` included.
+    /// `authorization`, `proxy-authorization`, `cookie` and `set-cookie`
+    /// values, and any value holding one of the connection's secrets (plain
+    /// or encoded), are `[redacted]`; a value that is not text is
+    /// `(N bytes, not text)`. At most 8 KiB of names and values are kept; one
+    /// last field named `…` says how many were left out.
+    pub request_headers: Vec<HeaderView>,
+    /// The request body as far as it was sent.
+    pub request_body: BodyView,
+    /// The ERP's HTTP status, or `null` when no response came (see `error`).
+    #[schema(example = 200)]
+    pub status: Option<u16>,
+    /// The response's header fields in order, redacted and bounded like
+    /// `requestHeaders`; empty when no response came.
+    pub response_headers: Vec<HeaderView>,
+    /// The response body as far as the plugin read it, or `null` when no
+    /// response came.
+    pub response_body: Option<BodyView>,
+    /// Milliseconds from sending the request to the end of the response body
+    /// (to its head when the plugin did not read the body to its end; to the
+    /// failure when it failed).
+    #[schema(example = 42)]
+    pub duration_ms: u64,
+    /// Why the request or its response body failed, as the wasi:http error
+    /// code the plugin received: e.g. `HTTP-request-denied` (the connection's
+    /// `allowedHosts` refused the destination), `destination-IP-prohibited`,
+    /// `connection-refused`, `connection-timeout`,
+    /// `connection-limit-reached` (more requests than a call may make),
+    /// `HTTP-response-body-size`, `TLS-certificate-error`; `null` when it
+    /// did not fail.
+    #[schema(example = json!(null))]
+    pub error: Option<String>,
+}
+
+/// One header field of a recorded request or response.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct HeaderView {
+    /// The field name, lower-case; `…` for the summary of fields past the
+    /// bound.
+    #[schema(example = "content-type")]
+    pub name: String,
+    /// The value as sent or received, `[redacted]`, or `(N bytes, not
+    /// text)`.
+    #[schema(example = "application/json")]
+    pub value: String,
+}
+
+/// A recorded request or response body.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BodyView {
+    /// The body as UTF-8 text with the connection's secrets redacted, at most
+    /// 16 KiB: a longer one is cut and ends with `… [cut: N bytes in the
+    /// body, 16384 kept]`. A body that is not UTF-8 text is only described:
+    /// `(N bytes, not text)`.
+    #[schema(example = r#"{"orderNumber":"SO-1001","full":true}"#)]
+    pub text: String,
+    /// How many bytes the body had: sent in all, or read by the plugin.
+    #[schema(example = 38)]
+    pub bytes: u64,
+}
+
+impl From<&RecordedHeader> for HeaderView {
+    fn from(h: &RecordedHeader) -> Self {
+        HeaderView {
+            name: h.name.clone(),
+            value: h.value.clone(),
+        }
+    }
+}
+
+impl From<&RecordedBody> for BodyView {
+    fn from(b: &RecordedBody) -> Self {
+        BodyView {
+            text: b.text.clone(),
+            bytes: b.bytes,
+        }
+    }
+}
+
+impl From<&ErpExchange> for ExchangeView {
+    fn from(e: &ErpExchange) -> Self {
+        ExchangeView {
+            method: e.method.clone(),
+            url: e.url.clone(),
+            request_headers: e.request_headers.iter().map(HeaderView::from).collect(),
+            request_body: BodyView::from(&e.request_body),
+            status: e.status,
+            response_headers: e.response_headers.iter().map(HeaderView::from).collect(),
+            response_body: e.response_body.as_ref().map(BodyView::from),
+            duration_ms: e.duration_ms,
+            error: e.error.clone(),
+        }
+    }
 }
 
 impl From<&JobAttempt> for AttemptView {
@@ -83,6 +204,12 @@ impl From<&JobAttempt> for AttemptView {
                     message: l.message.clone(),
                 })
                 .collect(),
+            exchange: a
+                .exchange
+                .iter()
+                .flat_map(|recorded| recorded.exchanges.iter().map(ExchangeView::from))
+                .collect(),
+            exchange_not_recorded: a.exchange.as_ref().map_or(0, |r| r.not_recorded),
         }
     }
 }
@@ -91,7 +218,7 @@ impl From<&JobAttempt> for AttemptView {
 /// one job definition. States: `queued` → `running` → `succeeded`, or
 /// `retrying` (→ `running` …) → `failed`; `rejected` and `misconfigured`
 /// answers fail it at once.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct JobView {
     /// The job's id.
@@ -127,8 +254,9 @@ pub struct JobView {
     pub created_at: String,
     /// When its state last changed (RFC 3339, UTC).
     pub updated_at: String,
-    /// Every attempt with outcome and plugin log (job detail only).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Every attempt with outcome, plugin log and ERP exchange (job detail
+    /// only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempt_history: Option<Vec<AttemptView>>,
 }
 
