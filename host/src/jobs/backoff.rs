@@ -22,8 +22,11 @@ pub enum RetryDecision {
 /// The backoff ceiling after attempt `attempt` (1-based) failed:
 /// `initial * 2^(attempt-1)`, capped at `max`.
 pub fn ceiling(policy: &RetryPolicy, attempt: u32) -> Duration {
-    let exponent = attempt.saturating_sub(1).min(63);
-    let factor = 1u64.checked_shl(exponent).unwrap_or(u64::MAX);
+    // 2^64 and beyond do not fit: the factor saturates, and so does the
+    // product, which the cap then bounds.
+    let factor = 1u64
+        .checked_shl(attempt.saturating_sub(1))
+        .unwrap_or(u64::MAX);
     let ms = policy
         .initial_backoff_ms
         .saturating_mul(factor)
@@ -85,6 +88,11 @@ mod tests {
     fn huge_values_saturate_instead_of_overflowing() {
         let p = policy(3, u64::MAX / 2, u64::MAX);
         assert_eq!(ceiling(&p, 40), Duration::from_millis(u64::MAX));
+        // From 1 ms, the 65th attempt's ceiling passes 2^64 ms: it reaches
+        // a cap above 2^63 ms rather than stopping short of it.
+        let p = policy(100, 1, (1 << 63) + 1);
+        assert_eq!(ceiling(&p, 64), Duration::from_millis(1 << 63));
+        assert_eq!(ceiling(&p, 65), Duration::from_millis((1 << 63) + 1));
     }
 
     #[test]

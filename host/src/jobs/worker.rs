@@ -14,7 +14,8 @@ use super::backoff::{RetryDecision, after_transient_failure};
 use crate::metrics::Metrics;
 use crate::plugins::{CallOutcome, ConnectionContext, RecordedExchanges, SendWindow};
 use crate::store::{
-    AttemptLogLine, AttemptResult, CancellationRecord, ClaimedJob, JobState, Store, now_ms,
+    AttemptLogLine, AttemptResult, CancellationRecord, ClaimedJob, JobState, Store, StoreError,
+    now_ms,
 };
 
 /// Everything an integration processor is given for one attempt.
@@ -468,61 +469,35 @@ impl Worker {
         granted + lease.saturating_sub(lease / 10)
     }
 
-    /// Loads what the attempt needs; a missing piece fails the job at once.
+    /// Loads what the attempt needs, in one read; a missing piece fails the
+    /// job at once.
     async fn prepare(&self, claimed: &ClaimedJob) -> Result<(String, Submission), DeliveryOutcome> {
         let job = &claimed.job;
-        // Reading the store may work on the next attempt; a record it
-        // cannot decode never will, and must not reach an ERP as something
-        // else.
-        let store_failed = |e: crate::store::StoreError| -> DeliveryOutcome {
-            match e {
-                crate::store::StoreError::Corrupt(_) => {
-                    CallOutcome::Misconfigured(format!("the stored job cannot be read: {e}")).into()
-                }
-                e => CallOutcome::Transient(format!("store: {e}")).into(),
-            }
-        };
-        let definition = self
-            .store
-            .job_definition(&job.definition)
-            .await
-            .map_err(store_failed)?
-            .ok_or_else(|| {
-                DeliveryOutcome::from(CallOutcome::Misconfigured(format!(
-                    "job definition {:?} no longer exists",
-                    job.definition
-                )))
-            })?;
-        let connection = self
-            .store
-            .connection(&definition.connection)
-            .await
-            .map_err(|e| match e {
-                // A secret that does not open will not open on a retry.
-                crate::store::StoreError::Secrets(e) => {
-                    CallOutcome::Misconfigured(e.to_string()).into()
-                }
-                e => store_failed(e),
-            })?
-            .ok_or_else(|| {
-                DeliveryOutcome::from(CallOutcome::Misconfigured(format!(
-                    "connection {:?} of job definition {:?} does not exist",
-                    definition.connection, definition.name
-                )))
-            })?;
-        let cancellation = match &job.cancellation_id {
-            Some(id) => self
-                .store
-                .cancellation_record(id)
-                .await
-                .map_err(store_failed)?,
-            None => None,
-        }
-        .ok_or_else(|| {
-            DeliveryOutcome::from(CallOutcome::Misconfigured(
-                "the job names no committed cancellation".to_owned(),
+        let misconfigured =
+            |message: String| DeliveryOutcome::from(CallOutcome::Misconfigured(message));
+        let input = self.store.attempt_input(job).await.map_err(|e| match e {
+            // A record the store cannot decode will not decode on a retry,
+            // and must not reach an ERP as something else; nor will a
+            // secret that does not open. Reading may work next time.
+            StoreError::Corrupt(_) => misconfigured(format!("the stored job cannot be read: {e}")),
+            StoreError::Secrets(e) => misconfigured(e.to_string()),
+            e => CallOutcome::Transient(format!("store: {e}")).into(),
+        })?;
+        let definition = input.definition.ok_or_else(|| {
+            misconfigured(format!(
+                "job definition {:?} no longer exists",
+                job.definition
             ))
         })?;
+        let connection = input.connection.ok_or_else(|| {
+            misconfigured(format!(
+                "connection {:?} of job definition {:?} does not exist",
+                definition.connection, definition.name
+            ))
+        })?;
+        let cancellation = input
+            .cancellation
+            .ok_or_else(|| misconfigured("the job names no committed cancellation".to_owned()))?;
         Ok((
             definition.integration_processor,
             Submission {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use time::Date;
 
 use super::config::ConfigSnapshot;
-use super::db::{StoreRow, on};
+use super::db::{Link, StoreRow, on};
 use super::jobs::jobs_of_cancellation;
 use super::{CancellationRecord, Job, Store, StoreError, from_json, now_ms};
 use crate::domain::{AllocationState, CancelRequest, LineState, Order, Refusal, Requester};
@@ -234,13 +234,8 @@ impl Store {
         &self,
         id: &str,
     ) -> Result<Option<CancellationRecord>, StoreError> {
-        let text: Option<String> = on!(&self.reader, |pool| sqlx::query_scalar(
-            "SELECT record FROM cancellations WHERE id = $1"
-        )
-        .bind(id)
-        .fetch_optional(pool)
-        .await?);
-        text.map(|t| from_json("cancellation", &t)).transpose()
+        let mut conn = self.reader.acquire().await?;
+        load_cancellation_record(conn.link(), id).await
     }
 
     /// The newest cancellation of an order (what a manual job run submits).
@@ -361,4 +356,18 @@ pub(super) mod sql {
     /// The `Idempotency-Key` of the request, now answered by the cancellation.
     pub const COMPLETE_IDEMPOTENCY_KEY: &str = "UPDATE idempotency_keys
         SET state = 'done', cancellation_id = $1 WHERE scope = $2 AND key = $3";
+}
+
+/// The committed cancellation `id` without its jobs, read on `link`.
+pub(super) async fn load_cancellation_record(
+    mut link: Link<'_>,
+    id: &str,
+) -> Result<Option<CancellationRecord>, StoreError> {
+    let text: Option<String> = on!(&mut link, |c| sqlx::query_scalar(
+        "SELECT record FROM cancellations WHERE id = $1"
+    )
+    .bind(id)
+    .fetch_optional(&mut **c)
+    .await?);
+    text.map(|t| from_json("cancellation", &t)).transpose()
 }

@@ -262,31 +262,7 @@ impl Store {
     /// under the key is [`crate::store::SecretsError::Undecryptable`].
     pub async fn connection(&self, name: &str) -> Result<Option<Connection>, StoreError> {
         let mut conn = self.reader.acquire().await?;
-        let connection = on!(&mut conn, |c| sqlx::query(
-            "SELECT name, base_url, allowed_hosts, allow_private_network, ca_certificates,
-                    settings
-             FROM connections WHERE name = $1",
-        )
-        .bind(name)
-        .fetch_optional(&mut **c)
-        .await?
-        .map(|row| -> Result<_, StoreError> {
-            Ok(Connection {
-                name: row.text("name")?,
-                base_url: row.text("base_url")?,
-                allowed_hosts: from_json("allowedHosts", &row.text("allowed_hosts")?)?,
-                allow_private_network: row.flag("allow_private_network")?,
-                ca_certificates: row.opt_text("ca_certificates")?,
-                settings: from_json("settings", &row.text("settings")?)?,
-                secrets: Default::default(),
-            })
-        })
-        .transpose()?);
-        let Some(mut connection) = connection else {
-            return Ok(None);
-        };
-        connection.secrets = secrets::load(conn.link(), &self.secrets_cipher(), name).await?;
-        Ok(Some(connection))
+        load_connection(conn.link(), &self.secrets_cipher(), name).await
     }
 
     /// Creates or replaces a connection, its secrets sealed. With
@@ -333,14 +309,8 @@ impl Store {
 
     /// A job definition.
     pub async fn job_definition(&self, name: &str) -> Result<Option<JobDefinition>, StoreError> {
-        on!(&self.reader, |pool| sqlx::query(&format!(
-            "{DEFINITION_SELECT} WHERE name = $1"
-        ))
-        .bind(name)
-        .fetch_optional(pool)
-        .await?
-        .map(|row| definition_from_row(&row))
-        .transpose())
+        let mut conn = self.reader.acquire().await?;
+        load_definition(conn.link(), name).await
     }
 
     /// Creates or replaces a job definition.
@@ -539,4 +509,53 @@ async fn write_cancel_settings(
     .await
     .map(drop)?);
     Ok(())
+}
+
+/// The job definition `name`, read on `link`.
+pub(super) async fn load_definition(
+    mut link: Link<'_>,
+    name: &str,
+) -> Result<Option<JobDefinition>, StoreError> {
+    on!(&mut link, |c| sqlx::query(&format!(
+        "{DEFINITION_SELECT} WHERE name = $1"
+    ))
+    .bind(name)
+    .fetch_optional(&mut **c)
+    .await?
+    .map(|row| definition_from_row(&row))
+    .transpose())
+}
+
+/// The connection `name` with its secrets opened under `cipher`, read on
+/// `link`.
+pub(super) async fn load_connection(
+    mut link: Link<'_>,
+    cipher: &secrets::SecretsCipher,
+    name: &str,
+) -> Result<Option<Connection>, StoreError> {
+    let connection = on!(&mut link, |c| sqlx::query(
+        "SELECT name, base_url, allowed_hosts, allow_private_network, ca_certificates,
+                settings
+         FROM connections WHERE name = $1",
+    )
+    .bind(name)
+    .fetch_optional(&mut **c)
+    .await?
+    .map(|row| -> Result<_, StoreError> {
+        Ok(Connection {
+            name: row.text("name")?,
+            base_url: row.text("base_url")?,
+            allowed_hosts: from_json("allowedHosts", &row.text("allowed_hosts")?)?,
+            allow_private_network: row.flag("allow_private_network")?,
+            ca_certificates: row.opt_text("ca_certificates")?,
+            settings: from_json("settings", &row.text("settings")?)?,
+            secrets: Default::default(),
+        })
+    })
+    .transpose()?);
+    let Some(mut connection) = connection else {
+        return Ok(None);
+    };
+    connection.secrets = secrets::load(link, cipher, name).await?;
+    Ok(Some(connection))
 }

@@ -13,8 +13,8 @@ use std::collections::BTreeMap;
 use super::config::{DEFINITION_SELECT, definition_from_row};
 use super::db::{Db, Link, StoreRow, on};
 use super::{
-    AttemptLogLine, Job, JobAttempt, JobDefinition, JobState, RetryPolicy, Store, StoreError,
-    from_json, now_ms, to_json,
+    AttemptLogLine, CancellationRecord, Connection, Job, JobAttempt, JobDefinition, JobState,
+    RetryPolicy, Store, StoreError, from_json, now_ms, to_json,
 };
 use crate::plugins::RecordedExchanges;
 
@@ -52,6 +52,20 @@ pub struct AttemptResult {
     pub next: JobState,
     /// When a retrying job is due again.
     pub retry_at_ms: i64,
+}
+
+/// What an attempt of a job submits, read together on one connection by
+/// [`Store::attempt_input`]. `None` where the store has no such thing (a
+/// definition deleted since the job was made, a connection it names that
+/// does not exist, a job that names no cancellation).
+#[derive(Debug, Clone)]
+pub struct AttemptInput {
+    /// The job's definition.
+    pub definition: Option<JobDefinition>,
+    /// The definition's connection, its secrets opened.
+    pub connection: Option<Connection>,
+    /// The committed cancellation the job names.
+    pub cancellation: Option<CancellationRecord>,
 }
 
 /// Which jobs to list.
@@ -578,6 +592,34 @@ impl Store {
         }
         tx.commit().await?;
         Ok(claimed)
+    }
+
+    /// What an attempt of `job` submits, read on one connection: its
+    /// definition, that definition's connection with its secrets opened,
+    /// and the committed cancellation the job names.
+    pub async fn attempt_input(&self, job: &Job) -> Result<AttemptInput, StoreError> {
+        let mut conn = self.reader.acquire().await?;
+        let definition = super::config::load_definition(conn.link(), &job.definition).await?;
+        let connection = match &definition {
+            Some(definition) => {
+                super::config::load_connection(
+                    conn.link(),
+                    &self.secrets_cipher(),
+                    &definition.connection,
+                )
+                .await?
+            }
+            None => None,
+        };
+        let cancellation = match &job.cancellation_id {
+            Some(id) => super::cancellations::load_cancellation_record(conn.link(), id).await?,
+            None => None,
+        };
+        Ok(AttemptInput {
+            definition,
+            connection,
+            cancellation,
+        })
     }
 
     /// Extends the lease on a claimed job to `lease_ms` from now, if

@@ -61,7 +61,9 @@ pub use cancellations::{
 pub use config::ConfigSnapshot;
 pub use copy::{CopiedTable, CopyError, copy_sqlite_to_postgres};
 pub use jobs::new_job;
-pub use jobs::{AttemptResult, ClaimedJob, JobFilter, ManualRun, RetryError, RunError};
+pub use jobs::{
+    AttemptInput, AttemptResult, ClaimedJob, JobFilter, ManualRun, RetryError, RunError,
+};
 pub use orders::{PutOrder, format_date};
 pub use plugins::PluginTables;
 pub use records::*;
