@@ -1,0 +1,180 @@
+//! `delivery`: how many ERP deliveries a host sustains, through the bundled
+//! `webhook` plugin to a loopback ERP that answers each request after a
+//! fixed delay (1 ms: a fast ERP; 50 ms: a real one, where the number of
+//! attempts in flight decides the rate).
+//!
+//! Each phase fills a store with queued jobs first (a service without
+//! workers takes `N` cancellations over HTTP, each queueing one job), stops
+//! it, and starts the service again on the same data directory with `W`
+//! workers. The figure is the rate between the ERP's first and last request:
+//! jobs per second, against what the concurrency allows (`min(W, plugin
+//! slots) / delay`) as a ratio. The service and the ERP share the process
+//! (and the machine's two cores).
+//!
+//! ```sh
+//! cargo bench -p rescind-host --bench delivery
+//! RESCIND_BENCH_WORKERS=4,16 RESCIND_BENCH_DELAYS_MS=1,50 cargo bench -p rescind-host --bench delivery
+//! ```
+//!
+//! Bounded: a fixed number of jobs per phase (`RESCIND_BENCH_JOBS` at
+//! 1 ms, 40 per worker at longer delays) and a time limit per phase.
+//! Servers listen on 127.0.0.1 only.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::routing::post;
+use reqwest::StatusCode;
+use rescind_host::jobs::WorkerConfig;
+use rescind_host::plugins::RuntimeConfig;
+use rescind_host::service::{self, PluginsConfig, ServiceConfig};
+use serde_json::json;
+use support::{ADMIN, PHASE_LIMIT, env, load, seed_store};
+
+mod support;
+
+/// When the ERP received each request.
+type Arrivals = Arc<Mutex<Vec<Instant>>>;
+
+/// A loopback ERP answering every request `delay` after it arrived.
+async fn start_erp(delay: Duration) -> (SocketAddr, Arrivals) {
+    async fn receive(State((arrivals, delay)): State<(Arrivals, Duration)>) -> &'static str {
+        arrivals.lock().expect("arrivals").push(Instant::now());
+        tokio::time::sleep(delay).await;
+        r#"{"id":"ERP-1"}"#
+    }
+    let arrivals: Arrivals = Arc::default();
+    let app = axum::Router::new()
+        .route("/hooks/cancel", post(receive))
+        .with_state((Arc::clone(&arrivals), delay));
+    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .await
+        .expect("bind the ERP");
+    let addr = listener.local_addr().expect("the ERP's address");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (addr, arrivals)
+}
+
+fn config(data: &Path, cache: &Path, workers: Option<usize>) -> ServiceConfig {
+    let mut config = ServiceConfig::new(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), data);
+    config.admin_token = Some(ADMIN.to_owned());
+    config.workers = workers.map(|workers| WorkerConfig {
+        workers,
+        lease: Duration::from_secs(60),
+        poll_interval: Duration::from_millis(500),
+    });
+    config.plugins = PluginsConfig {
+        cache_dir: Some(cache.to_owned()),
+        install_bundled: true,
+        ..PluginsConfig::default()
+    };
+    config
+}
+
+/// One phase: `jobs` jobs queued, then delivered by `workers` workers to
+/// an ERP answering after `delay`. Answers the rate (jobs/s) between the
+/// first and the last request the ERP received, and how many arrived.
+async fn phase(cache: &Path, delay: Duration, workers: usize, jobs: usize) -> (f64, usize) {
+    let (erp, arrivals) = start_erp(delay).await;
+    let data = tempfile::tempdir().expect("data dir");
+
+    // Queue the jobs: a service without workers takes the cancellations.
+    let filling = service::start(config(data.path(), cache, None))
+        .await
+        .expect("service");
+    seed_store(&filling.state.store, erp, jobs).await;
+    let addr = filling.addr;
+    let queued = load(
+        16,
+        jobs,
+        StatusCode::CREATED,
+        Arc::new(move |i| {
+            (
+                format!("http://{addr}/v1/orders/BO-{i:06}/cancellations"),
+                json!({"cancellationReason": "OUT_OF_STOCK"}),
+            )
+        }),
+    )
+    .await;
+    assert_eq!(queued.failed, 0, "every cancellation is committed");
+    filling
+        .shutdown(Duration::from_secs(5))
+        .await
+        .expect("shutdown");
+
+    // Deliver them.
+    let delivering = service::start(config(data.path(), cache, Some(workers)))
+        .await
+        .expect("service");
+    let limit = Instant::now() + PHASE_LIMIT;
+    while arrivals.lock().expect("arrivals").len() < jobs && Instant::now() < limit {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let arrived = arrivals.lock().expect("arrivals").clone();
+    delivering
+        .shutdown(Duration::from_secs(5))
+        .await
+        .expect("shutdown");
+    let rate = match (arrived.first(), arrived.last()) {
+        (Some(first), Some(last)) if arrived.len() > 1 => {
+            (arrived.len() - 1) as f64 / last.duration_since(*first).as_secs_f64()
+        }
+        _ => 0.0,
+    };
+    (rate, arrived.len())
+}
+
+fn list(name: &str, default: &str) -> Vec<u64> {
+    std::env::var(name)
+        .unwrap_or_else(|_| default.to_owned())
+        .split(',')
+        .map(|n| n.trim().parse().unwrap_or_else(|_| panic!("{name}: {n:?}")))
+        .collect()
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(run());
+}
+
+async fn run() {
+    let fast_jobs: usize = env("RESCIND_BENCH_JOBS", 2_000);
+    let delays = list("RESCIND_BENCH_DELAYS_MS", "1,50");
+    let worker_counts = list("RESCIND_BENCH_WORKERS", "2,8,32");
+    let slots = RuntimeConfig::default().max_concurrent_calls as usize;
+    let cache = tempfile::tempdir().expect("cache dir");
+    println!(
+        "delivery: the webhook plugin to a loopback ERP; {slots} plugin slots; {} CPUs; load \
+         average {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    );
+    println!("| ERP delay | workers | jobs | delivered | jobs/s | concurrency allows | ratio |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    for delay_ms in delays {
+        let delay = Duration::from_millis(delay_ms);
+        for &workers in &worker_counts {
+            let workers = workers as usize;
+            let jobs = if delay_ms <= 1 {
+                fast_jobs
+            } else {
+                (40 * workers.min(slots)).max(100)
+            };
+            let (rate, delivered) = phase(cache.path(), delay, workers, jobs).await;
+            let allowed = workers.min(slots) as f64 / delay.as_secs_f64();
+            println!(
+                "| {delay_ms} ms | {workers} | {jobs} | {delivered} | {rate:.0} | {allowed:.0} | \
+                 {:.2} |",
+                rate / allowed
+            );
+        }
+    }
+}
