@@ -37,7 +37,10 @@ const COMPONENTS: &[(&str, &[&str])] = &[
     (rescind_test_artifacts::TRIVIAL, &["trivial", "trivial-2"]),
     (rescind_test_artifacts::NOISY, &["noisy", "noisy-2"]),
     (rescind_test_artifacts::LOOPER, &["looper", "looper-2"]),
-    (rescind_test_artifacts::PANICKER, &["panicker", "panicker-2"]),
+    (
+        rescind_test_artifacts::PANICKER,
+        &["panicker", "panicker-2"],
+    ),
     (rescind_test_artifacts::HOSTILE, &["hostile", "hostile-2"]),
     (
         rescind_test_artifacts::EGRESS_PROBE,

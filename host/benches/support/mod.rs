@@ -207,12 +207,24 @@ pub async fn load(
     expect: StatusCode,
     make: Arc<dyn Fn(usize) -> (String, Value) + Send + Sync>,
 ) -> Figures {
+    load_with(reqwest::Method::POST, clients, total, expect, make).await
+}
+
+/// [`load`] with `method` instead of `POST`.
+pub async fn load_with(
+    method: reqwest::Method,
+    clients: usize,
+    total: usize,
+    expect: StatusCode,
+    make: Arc<dyn Fn(usize) -> (String, Value) + Send + Sync>,
+) -> Figures {
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..clients {
         let next = Arc::clone(&next);
         let make = Arc::clone(&make);
+        let method = method.clone();
         tasks.spawn(async move {
             let client = reqwest::Client::builder()
                 .pool_max_idle_per_host(1)
@@ -228,7 +240,12 @@ pub async fn load(
                 }
                 let (url, body) = make(i);
                 let t = Instant::now();
-                let answer = client.post(url).bearer_auth(ADMIN).json(&body).send().await;
+                let answer = client
+                    .request(method.clone(), url)
+                    .bearer_auth(ADMIN)
+                    .json(&body)
+                    .send()
+                    .await;
                 match answer {
                     Ok(r) if r.status() == expect => {
                         let _ = r.bytes().await;

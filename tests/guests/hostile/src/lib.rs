@@ -10,6 +10,7 @@
 //! | `big-rejection` | rejects with a message of [`BIG_REPLY_BYTES`] |
 //! | `echo-secret` | puts the secret `apiToken` into the answer the setting `reply` names: `accepted` (reference and message), `rejected`, `transient`, `misconfigured` or `panic`; in the form the setting `form` names: `plain` (default), `base64`, `base64url`, `basic` (an `Authorization: Basic` header of `svc-user:<secret>`), `url` (percent-encoded), `form` (`+` for space) or `json` (JSON-escaped); `log` also writes it to the log in every form |
 //! | `resources` | creates WASI pollables and never drops them, `count` of them (setting; default [`MAX_RESOURCES_TRIED`]); if none is refused, accepts with the reference `holding <count> resources` |
+//! | `hold-memory` | fills `mib` MiB (setting; default 32), then sends `GET` to the base URL and waits for the answer while holding it; accepts with the reference `held <mib> MiB` (what a plugin at its memory budget costs the host while its ERP is slow) |
 //!
 //! Without `attack` it accepts at once (reference `harmless`).
 
@@ -53,6 +54,17 @@ impl IntegrationProcessor for Hostile {
                 let held = hold_resources(count);
                 Ok(Ack::with_reference(format!("holding {held} resources")))
             }
+            Some("hold-memory") => {
+                let mib = config::parse_setting::<usize>("mib")?.unwrap_or(32);
+                let held = hold_memory(mib);
+                rescind_guest::http::Request::get(config::base_url())
+                    .send()
+                    .map_err(|e| SubmitError::transient(e.to_string()))?;
+                Ok(Ack::with_reference(format!(
+                    "held {} MiB",
+                    std::hint::black_box(held).len()
+                )))
+            }
             Some(other) => Err(SubmitError::misconfigured(format!(
                 "unknown attack {other:?}"
             ))),
@@ -61,6 +73,20 @@ impl IntegrationProcessor for Hostile {
 }
 
 rescind_guest::register_integration_processor!(Hostile);
+
+/// `mib` blocks of 1 MiB, every page written so that the memory is really
+/// used, not only reserved.
+pub fn hold_memory(mib: usize) -> Vec<Vec<u8>> {
+    (0..mib)
+        .map(|n| {
+            let mut block = vec![0u8; 1024 * 1024];
+            for offset in (0..block.len()).step_by(4096) {
+                block[offset] = n as u8 | 1;
+            }
+            block
+        })
+        .collect()
+}
 
 /// A text of [`BIG_REPLY_BYTES`] that starts with `what`.
 pub fn big(what: &str) -> String {
