@@ -197,6 +197,24 @@ impl Contenders {
         black_box(report);
     }
 
+    /// [`Self::webhook`] with the ERP exchange not recorded: what
+    /// recording costs a call.
+    fn webhook_unrecorded(&self) {
+        let limits = CallLimits {
+            recorded_exchanges: 0,
+            ..self.limits
+        };
+        let report = self
+            .tokio
+            .block_on(self.webhook.submit(&self.ours_input, &self.erp, &limits));
+        assert!(
+            matches!(report.outcome, CallOutcome::Accepted { .. }),
+            "{:?}",
+            report.outcome
+        );
+        black_box(report);
+    }
+
     fn floor_async(&self) {
         self.tokio.block_on(async {
             let mut store = Store::new(&self.floor_engine, ());
@@ -348,8 +366,10 @@ fn dispatch(c: &mut Criterion) {
         &|| contenders.floor_async(),
         &|| contenders.floor_sync(),
         &|| contenders.webhook(),
+        &|| contenders.webhook_unrecorded(),
     ]);
-    let (ours, floor_async, floor_sync, webhook) = (figures[0], figures[1], figures[2], figures[3]);
+    let (ours, floor_async, floor_sync, webhook, unrecorded) =
+        (figures[0], figures[1], figures[2], figures[3], figures[4]);
     println!(
         "\ninstantiate + call + drop of `trivial`, {SAMPLE_CALLS} timed calls each (interleaved):"
     );
@@ -375,6 +395,14 @@ fn dispatch(c: &mut Criterion) {
         "webhook -> loopback ERP (new TCP connection per call): median {:.1} µs, p99 {:.1} µs\n",
         micros(webhook.0),
         micros(webhook.1)
+    );
+    println!(
+        "the same without recording the ERP exchange: median {:.1} µs, p99 {:.1} µs; recording \
+         costs median {:.2}x, p99 {:.2}x\n",
+        micros(unrecorded.0),
+        micros(unrecorded.1),
+        micros(webhook.0) / micros(unrecorded.0),
+        micros(webhook.1) / micros(unrecorded.1)
     );
 }
 

@@ -107,6 +107,11 @@ pub struct CallLimits {
     /// counted as they stream in: the body that crosses it fails with
     /// `HTTP-response-body-size`. Default 8 MiB.
     pub response_body_bytes: u64,
+    /// Outgoing requests whose exchange (what was sent, what the ERP
+    /// answered) the call records, at most
+    /// [`crate::plugins::MAX_RECORDED_EXCHANGES`]; later ones are counted.
+    /// `0` records none. Default 16.
+    pub recorded_exchanges: usize,
     /// WASI resources (streams, pollables, HTTP requests, header fields, …)
     /// the plugin may hold at once; creating one more traps with
     /// "resource limit exceeded". Default 1,024.
@@ -126,6 +131,7 @@ impl Default for CallLimits {
             response_header_bytes: 64 * 1024,
             response_header_fields: 100,
             response_body_bytes: 8 * MIB,
+            recorded_exchanges: crate::plugins::MAX_RECORDED_EXCHANGES,
             resources: 1024,
         }
     }

@@ -155,6 +155,8 @@ struct OpenExchange {
 #[derive(Debug)]
 struct ExchangeBook {
     redactor: Redactor,
+    /// Requests recorded at most (the call's limit).
+    most: usize,
     /// Bytes copied per body: the bound plus the longest secret form.
     window: usize,
     open: Vec<OpenExchange>,
@@ -167,11 +169,13 @@ struct ExchangeBook {
 pub(crate) struct ExchangeRecorder(Arc<Mutex<ExchangeBook>>);
 
 impl ExchangeRecorder {
-    /// A recorder redacting with `redactor`.
-    pub fn new(redactor: Redactor) -> Self {
+    /// A recorder redacting with `redactor`, recording at most `most`
+    /// requests (at most [`MAX_RECORDED_EXCHANGES`]).
+    pub fn new(redactor: Redactor, most: usize) -> Self {
         let window = MAX_RECORDED_BODY_BYTES + redactor.longest();
         Self(Arc::new(Mutex::new(ExchangeBook {
             redactor,
+            most: most.min(MAX_RECORDED_EXCHANGES),
             window,
             open: Vec::new(),
             not_recorded: 0,
@@ -188,7 +192,7 @@ impl ExchangeRecorder {
     /// (the request is only counted).
     pub fn open(&self, method: &str, url: &str, headers: &http::HeaderMap) -> Option<ExchangeId> {
         self.with(|book| {
-            if book.open.len() >= MAX_RECORDED_EXCHANGES {
+            if book.open.len() >= book.most {
                 book.not_recorded = book.not_recorded.saturating_add(1);
                 return None;
             }
@@ -365,7 +369,7 @@ mod tests {
     const SECRET: &str = "s3cret-t0ken-value";
 
     fn recorder() -> ExchangeRecorder {
-        ExchangeRecorder::new(Redactor::new([SECRET]))
+        ExchangeRecorder::new(Redactor::new([SECRET]), MAX_RECORDED_EXCHANGES)
     }
 
     fn headers(fields: &[(&str, &[u8])]) -> http::HeaderMap {
@@ -578,6 +582,26 @@ mod tests {
         assert_eq!(recorded.exchanges.len(), MAX_RECORDED_EXCHANGES);
         assert_eq!(recorded.not_recorded, 5);
         assert_eq!(recorded.exchanges[15].url, "http://erp/15");
+    }
+
+    #[test]
+    fn a_lower_limit_records_fewer_and_zero_records_none() {
+        for (most, recorded) in [
+            (0, 0),
+            (2, 2),
+            (MAX_RECORDED_EXCHANGES + 10, MAX_RECORDED_EXCHANGES),
+        ] {
+            let r = ExchangeRecorder::new(Redactor::new([SECRET]), most);
+            for n in 0..MAX_RECORDED_EXCHANGES + 1 {
+                r.open("GET", &format!("http://erp/{n}"), &http::HeaderMap::new());
+            }
+            let book = r.finish();
+            assert_eq!(book.exchanges.len(), recorded, "{most}");
+            assert_eq!(
+                book.not_recorded as usize,
+                MAX_RECORDED_EXCHANGES + 1 - recorded
+            );
+        }
     }
 
     #[test]

@@ -173,7 +173,7 @@ impl Call {
             },
             redactor.clone(),
         );
-        let recorder = ExchangeRecorder::new(redactor.clone());
+        let recorder = ExchangeRecorder::new(redactor.clone(), self.limits.recorded_exchanges);
         let outcome = self
             .run(&log, &recorder, started)
             .await
