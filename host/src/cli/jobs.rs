@@ -67,7 +67,18 @@ pub fn run(args: JobsArgs) -> Exit {
 /// Reads a job with its attempts from the host. An error carries the
 /// host's own explanation (the problem's `detail`).
 pub async fn fetch_job(args: &ShowArgs) -> anyhow::Result<JobView> {
-    if args.token.trim().is_empty() {
+    let path = format!("/v1/admin/jobs/{}", utf8_percent_encode(&args.id));
+    get_from_host(&args.host, &args.token, &path).await
+}
+
+/// `GET {host}{path}` with the token, read as JSON. An error carries the
+/// host's own explanation (the problem's `detail`).
+pub(crate) async fn get_from_host<T: serde::de::DeserializeOwned>(
+    host: &str,
+    token: &str,
+    path: &str,
+) -> anyhow::Result<T> {
+    if token.trim().is_empty() {
         bail!("the token is empty: pass --token or set RESCIND_ADMIN_TOKEN");
     }
     let client = reqwest::Client::builder()
@@ -75,17 +86,13 @@ pub async fn fetch_job(args: &ShowArgs) -> anyhow::Result<JobView> {
         .timeout(Duration::from_secs(60))
         .build()
         .context("building the HTTP client")?;
-    let url = format!(
-        "{}/v1/admin/jobs/{}",
-        args.host.trim_end_matches('/'),
-        utf8_percent_encode(&args.id)
-    );
+    let url = format!("{}{path}", host.trim_end_matches('/'));
     let response = client
         .get(&url)
-        .bearer_auth(&args.token)
+        .bearer_auth(token)
         .send()
         .await
-        .with_context(|| format!("reaching the host at {}", args.host))?;
+        .with_context(|| format!("reaching the host at {host}"))?;
     let status = response.status();
     if !status.is_success() {
         let answer: serde_json::Value = response.json().await.unwrap_or_default();
@@ -100,14 +107,14 @@ pub async fn fetch_job(args: &ShowArgs) -> anyhow::Result<JobView> {
         }
     }
     response
-        .json::<JobView>()
+        .json::<T>()
         .await
-        .with_context(|| format!("reading the job from {url}: is it a rescind host?"))
+        .with_context(|| format!("reading {url}: is it a rescind host?"))
 }
 
 /// Percent-encodes what is not unreserved in a path segment (job ids are
 /// UUIDs, but the argument is the user's).
-fn utf8_percent_encode(segment: &str) -> String {
+pub(crate) fn utf8_percent_encode(segment: &str) -> String {
     let mut out = String::with_capacity(segment.len());
     for byte in segment.bytes() {
         if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
