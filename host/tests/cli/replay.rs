@@ -1,19 +1,23 @@
 //! `rescind plugin test FILE --replay JOB_ID` as a plugin author runs it:
 //! this build's `rescind serve` delivers a cancellation through the bundled
-//! `webhook` plugin to a loopback receiver (a 503, retried, then a 201), and
-//! the job's last attempt is replayed with local builds: the same build
-//! sends the same request (exit 0), a changed one is shown how it differs
-//! (exit 1). A trapping plugin names its functions.
+//! `webhook` plugin to a loopback receiver (a 503, retried, then a 201) and
+//! through `aaas` to a loopback fake of that ERP, and each job's last
+//! attempt is replayed with local builds: the same build sends the same
+//! request (exit 0; the recorded token skipped, not compared), a changed
+//! one is shown how it differs (exit 1). A trapping plugin names its
+//! functions.
 
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use rescind_tests::erp_server::{ErpServer, Scripted};
+use rescind_tests::fakes::aaas::{AaasAuth, AaasFake};
 use serde_json::{Value, json};
 
 use crate::jobs_show::{ADMIN, CEILING, Host, call, rescind};
 
 const SIGNING_KEY: &str = "replay-webhook-signing-k3y";
+const AAAS_TOKEN: &str = "replay-aaas-t0ken-s3cret";
 
 fn stdout_of(output: &std::process::Output) -> String {
     format!(
@@ -24,9 +28,9 @@ fn stdout_of(output: &std::process::Output) -> String {
 }
 
 /// Sets up the host to deliver every cancellation through `webhook` to
-/// `erp`, cancels an order and waits for its job to settle; answers the
-/// job's id.
-async fn deliver_one(base: &str, erp: &ErpServer) -> String {
+/// `erp` and through `aaas` to `aaas`, cancels an order and waits for both
+/// jobs to succeed; answers the jobs' ids, webhook's first.
+async fn deliver(base: &str, erp: &ErpServer, aaas: &AaasFake) -> (String, String) {
     let client = reqwest::Client::new();
     for (method, path, body) in [
         (Method::POST, "/v1/admin/presets/insite", Value::Null),
@@ -53,6 +57,21 @@ async fn deliver_one(base: &str, erp: &ErpServer) -> String {
         ),
         (
             Method::PUT,
+            "/v1/admin/connections/aaas",
+            json!({"baseUrl": aaas.base_url(), "allowedHosts": [aaas.authority()],
+                   "secrets": {"apiToken": AAAS_TOKEN}}),
+        ),
+        (
+            Method::PUT,
+            "/v1/admin/job-definitions/AaasCancel",
+            json!({"jobType": "Execution", "connection": "aaas", "integrationProcessor": "aaas",
+                   "parameters": [{"name": "OrderNumber", "valueType": "String",
+                                   "defaultValue": "", "prompt": "Order Number"}],
+                   "retry": {"maxAttempts": 3, "initialBackoffMs": 10, "maxBackoffMs": 20},
+                   "enabled": true}),
+        ),
+        (
+            Method::PUT,
             "/v1/orders/SO-1",
             json!({"businessCode": "B1", "customerNumber": "C-1", "website": "main",
                    "status": "Submitted", "orderDate": "2024-09-01", "currency": "EUR",
@@ -71,28 +90,37 @@ async fn deliver_one(base: &str, erp: &ErpServer) -> String {
         json!({"cancellationReason": "OUT_OF_STOCK"}),
     )
     .await;
-    let job = cancelled["erpSync"]["jobs"][0]["id"]
-        .as_str()
-        .expect("a job")
-        .to_owned();
+    let job_of = |definition: &str| {
+        cancelled["erpSync"]["jobs"]
+            .as_array()
+            .expect("jobs")
+            .iter()
+            .find(|j| j["definition"] == definition)
+            .and_then(|j| j["id"].as_str())
+            .unwrap_or_else(|| panic!("no {definition} job: {cancelled}"))
+            .to_owned()
+    };
+    let jobs = (job_of("OrderCancel"), job_of("AaasCancel"));
     let deadline = Instant::now() + CEILING;
-    loop {
-        let answer = call(
-            &client,
-            Method::GET,
-            format!("{base}/v1/admin/jobs/{job}"),
-            Value::Null,
-        )
-        .await;
-        if answer["state"] == "succeeded" {
-            assert_eq!(answer["attempts"], 2, "{answer}");
-            break;
+    for (job, attempts) in [(&jobs.0, 2), (&jobs.1, 1)] {
+        loop {
+            let answer = call(
+                &client,
+                Method::GET,
+                format!("{base}/v1/admin/jobs/{job}"),
+                Value::Null,
+            )
+            .await;
+            if answer["state"] == "succeeded" {
+                assert_eq!(answer["attempts"], attempts, "{answer}");
+                break;
+            }
+            assert_ne!(answer["state"], "failed", "{answer}");
+            assert!(Instant::now() < deadline, "the job never settled: {answer}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        assert_ne!(answer["state"], "failed", "{answer}");
-        assert!(Instant::now() < deadline, "the job never settled: {answer}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    job
+    jobs
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -102,10 +130,12 @@ async fn a_job_replayed_with_the_same_build_is_identical_and_with_another_shows_
         Scripted::json(503, r#"{"message":"maintenance"}"#),
         Scripted::json(201, r#"{"id":"ERP-7"}"#),
     ]);
+    let aaas = AaasFake::start(AaasAuth::Bearer(AAAS_TOKEN.to_owned())).await;
+    aaas.add_order("B1", "C-1", "ERP-1001", &[1]);
     let dir = tempfile::tempdir().expect("a temporary directory");
     let host = Host::start(dir.path());
     let base = host.base.clone();
-    let job = deliver_one(&base, &erp).await;
+    let (job, aaas_job) = deliver(&base, &erp, &aaas).await;
 
     // What the attempt handed its plugin: the cancellation in the WIT's
     // shape, the settings, the secrets by name only.
@@ -222,6 +252,35 @@ async fn a_job_replayed_with_the_same_build_is_identical_and_with_another_shows_
         assert!(shown.contains(expected), "{expected:?} not in:\n{shown}");
     }
     assert!(!shown.contains(SIGNING_KEY), "{shown}");
+
+    // The aaas job: its bearer token was recorded as `[redacted]`; the
+    // same build with a local token sends the same request, the header
+    // skipped, not compared.
+    let same = run(vec![
+        "plugin".into(),
+        "test".into(),
+        rescind_test_artifacts::AAAS.into(),
+        "--replay".into(),
+        aaas_job.clone(),
+        "--host".into(),
+        base.clone(),
+        "--token".into(),
+        ADMIN.into(),
+        "--secret".into(),
+        "apiToken=a-local-token".into(),
+    ]);
+    let shown = stdout_of(&same);
+    assert_eq!(same.status.code(), Some(0), "{shown}");
+    for expected in [
+        "request 1: POST /api/v1/businesses/B1/customers/C-1/orders/ERP-1001/cancellations: identical\n",
+        "    skipped: header authorization (redacted in the record)\n",
+        "identical: the new build sent the same 1 request as the recorded attempt; 1 recorded \
+         value redacted or cut, skipped (not counted as differences)",
+    ] {
+        assert!(shown.contains(expected), "{expected:?} not in:\n{shown}");
+    }
+    assert!(!shown.contains(AAAS_TOKEN), "{shown}");
+    assert!(!shown.contains("a-local-token"), "{shown}");
 
     // A job the host does not have: the host's reason, exit status 2.
     let unknown = rescind(&[

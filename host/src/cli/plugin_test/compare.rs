@@ -221,11 +221,17 @@ enum Verdict {
     Differs,
 }
 
+/// A value holding `[redacted]` is never known to be the same, even when
+/// the new run redacted the same place: it is skipped where it matches.
 fn verdict(recorded: &str, now: &str) -> Verdict {
-    if recorded == now {
+    if recorded.contains(REDACTED) {
+        if matches_redacted(recorded, now) {
+            Verdict::Redacted
+        } else {
+            Verdict::Differs
+        }
+    } else if recorded == now {
         Verdict::Same
-    } else if recorded.contains(REDACTED) && matches_redacted(recorded, now) {
-        Verdict::Redacted
     } else {
         Verdict::Differs
     }
@@ -376,7 +382,10 @@ fn compare_body(
     differences: &mut Vec<String>,
     skipped: &mut Vec<String>,
 ) -> bool {
-    if recorded.body == now.body && recorded.body_bytes == now.body_bytes {
+    if recorded.body == now.body
+        && recorded.body_bytes == now.body_bytes
+        && !recorded.body.contains(REDACTED)
+    {
         return true;
     }
     let not_text = format!("({} bytes, not text)", recorded.body_bytes);
@@ -471,12 +480,11 @@ fn prefix_of(text: &str, len: usize) -> &str {
 fn align_redacted(recorded: &serde_json::Value, now: &mut serde_json::Value, count: &mut usize) {
     use serde_json::Value;
     match (recorded, now) {
-        (Value::String(old), now @ Value::String(_)) if old.contains(REDACTED) => {
-            let matches = now.as_str().is_some_and(|new| matches_redacted(old, new));
-            if matches && now.as_str() != Some(old) {
-                *now = Value::String(old.clone());
-                *count += 1;
-            }
+        (Value::String(old), Value::String(new))
+            if old.contains(REDACTED) && matches_redacted(old, new) =>
+        {
+            new.clone_from(old);
+            *count += 1;
         }
         (Value::Object(old), Value::Object(new)) => {
             for (key, value) in old {
@@ -717,6 +725,18 @@ mod tests {
                 "      -{\n      -  \"a\": \"x\",\n      -  \"b\": 1\n      -}\n      +a=x&b=1\n"
             ),
             "{shown}"
+        );
+    }
+
+    #[test]
+    fn a_value_redacted_on_both_sides_is_skipped_not_the_same() {
+        let old = request("http://erp/x", &[("authorization", "[redacted]")], "");
+        let new = request("http://mock/x", &[("authorization", "[redacted]")], "");
+        let comparison = compare(&[old], &[new]);
+        assert!(comparison.identical());
+        assert_eq!(
+            comparison.requests[0].skipped,
+            ["header authorization (redacted in the record)"]
         );
     }
 

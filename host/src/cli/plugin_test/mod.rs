@@ -69,7 +69,11 @@ pub struct TestArgs {
     /// as given with `--secret`), the mock ERP answering as the ERP did;
     /// prints how the requests differ from the recorded ones. Exit status
     /// 0: identical, 1: different, 2: could not replay.
-    #[arg(long, value_name = "JOB_ID", conflicts_with_all = ["print_sample", "lines", "expect"])]
+    #[arg(
+        long,
+        value_name = "JOB_ID",
+        conflicts_with_all = ["print_sample", "lines", "expect", "erp_status", "erp_body"]
+    )]
     pub replay: Option<String>,
     /// With `--replay`: the host's base URL.
     #[arg(long, default_value = DEFAULT_HOST, env = "RESCIND_HOST", requires = "replay")]
