@@ -151,7 +151,7 @@ pub fn render_job(job: &JobView) -> String {
         let _ = writeln!(out, "  ERP reference: {reference}");
     }
     if let Some(error) = &job.last_error {
-        let _ = writeln!(out, "  last error: {error}");
+        let _ = writeln!(out, "  last error: {}", error.replace('\n', "\n    "));
     }
     if let Some(next) = &job.next_run_at {
         let _ = writeln!(out, "  next run at: {next}");
@@ -180,7 +180,8 @@ fn render_attempt(out: &mut String, attempt: &AttemptView) {
         let _ = writeln!(out, "  plugin version: {version}");
     }
     if let Some(message) = &attempt.message {
-        let _ = writeln!(out, "  message: {message}");
+        // A trap's message goes on with its guest backtrace, a frame a line.
+        let _ = writeln!(out, "  message: {}", message.replace('\n', "\n    "));
     }
     if let Some(reference) = &attempt.erp_reference {
         let _ = writeln!(out, "  ERP reference: {reference}");
@@ -341,6 +342,29 @@ mod tests {
             "  request 1 of 2, 12 ms:\n    > POST http://erp/cancel\n    > authorization: [redacted]\n    >\n    > {\"a\":1}\n    > (7 bytes)\n    < 201 Created\n    < content-type: application/json\n    <\n    < {\"id\":\"ERP-9\"}\n    < (14 bytes)\n",
             "    > GET http://elsewhere/\n    < (no response)\n    ! failed: HTTP-request-denied\n",
             "  … 3 more requests not recorded",
+        ] {
+            assert!(shown.contains(expected), "{expected:?} not in:\n{shown}");
+        }
+    }
+
+    #[test]
+    fn a_traps_backtrace_is_indented_under_its_attempt() {
+        let job: JobView = serde_json::from_value(serde_json::json!({
+            "id": "j-2", "definition": "OrderCancel", "orderNumber": "SO-2",
+            "cancellationId": null, "requestId": "r-2", "parameters": {},
+            "state": "retrying", "attempts": 1, "maxAttempts": 8, "nextRunAt": null,
+            "erpReference": null, "lastError": "plugin trapped: boom\nguest backtrace:\n   0: f @ 0x1",
+            "createdAt": "2026-01-01T00:00:00Z", "updatedAt": "2026-01-01T00:00:01Z",
+            "attemptHistory": [{"number": 1, "worker": "worker-1",
+                "startedAt": "2026-01-01T00:00:00Z", "endedAt": "2026-01-01T00:00:01Z",
+                "outcome": "trapped", "erpReference": null, "pluginVersion": null, "log": [],
+                "message": "boom (wasm trap: unreachable)\nguest backtrace:\n   0: abort @ 0x62d4\n   1: my_erp::submit @ 0x1045"}]
+        }))
+        .unwrap();
+        let shown = render_job(&job);
+        for expected in [
+            "  last error: plugin trapped: boom\n    guest backtrace:\n       0: f @ 0x1\n",
+            "  message: boom (wasm trap: unreachable)\n    guest backtrace:\n       0: abort @ 0x62d4\n       1: my_erp::submit @ 0x1045\n",
         ] {
             assert!(shown.contains(expected), "{expected:?} not in:\n{shown}");
         }
