@@ -439,6 +439,18 @@ async fn every_route_answers_every_kind_of_caller_as_documented() {
             Body::None,
             200,
         ),
+        // The queued job has no attempt yet: past its role check, there is
+        // no input to show.
+        Row {
+            admitted: (404, Some("attempt-not-found")),
+            ..row(
+                get.clone(),
+                "/v1/admin/jobs/{id}/attempts/{number}/input",
+                format!("/v1/admin/jobs/{job}/attempts/1/input"),
+                Body::None,
+                404,
+            )
+        },
         // Only a failed job is retried: past its role check, the queued job
         // is refused for its state.
         Row {

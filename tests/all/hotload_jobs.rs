@@ -58,6 +58,11 @@ async fn a_guard_rolls_a_broken_version_back_and_the_old_one_delivers_its_jobs()
         for attempt in settled["attemptHistory"].as_array().unwrap() {
             if attempt["pluginVersion"] == broken.as_str() {
                 assert_eq!(attempt["outcome"], "trapped", "{attempt}");
+                // The panic, then the guest's stack by function name.
+                let message = attempt["message"].as_str().unwrap_or_default();
+                assert!(message.contains("plugin panicked on purpose"), "{attempt}");
+                assert!(message.contains("\nguest backtrace:\n"), "{attempt}");
+                assert!(message.contains("::submit_cancellation @ 0x"), "{attempt}");
                 failed_on_broken += 1;
             }
         }

@@ -3,13 +3,14 @@
 //! loopback ERPs, what each plugin sent and what the ERP answered, with
 //! credentials and the connection's secrets redacted and bodies bounded.
 
+use reqwest::{Method, StatusCode};
 use rescind_host::plugins::{MAX_RECORDED_BODY_BYTES, body_cut_marker};
 use rescind_tests::erp_server::{ErpServer, Scripted};
 use rescind_tests::fakes::aaas::{AaasAuth, AaasFake};
 use serde_json::{Value, json};
 
 use crate::hotload_support::{cancel_new_order, configure_with_key, settled_job};
-use crate::service::TestService;
+use crate::service::{ADMIN, TestService};
 
 const AAAS_TOKEN: &str = "exchange-aaas-t0ken-s3cret";
 const SIGNING_KEY: &str = "exchange-webhook-signing-key";
@@ -105,6 +106,39 @@ async fn each_attempt_keeps_its_own_exchange_and_long_bodies_are_cut_with_the_ma
     assert_eq!(settled["erpReference"], "ERP-LONG");
     let history = settled["attemptHistory"].as_array().expect("history");
     assert_eq!(history.len(), 2);
+
+    // What each attempt handed the plugin, for a replay: the cancellation
+    // in the WIT's shape with that attempt's number, the settings, the
+    // secrets by name only.
+    for number in [1, 2] {
+        let input = service
+            .call(
+                Method::GET,
+                &format!("/v1/admin/jobs/{job}/attempts/{number}/input"),
+                Some(ADMIN),
+                None,
+            )
+            .await;
+        assert_eq!(input.status, StatusCode::OK, "{}", input.body);
+        let body = &input.body;
+        assert_eq!(body["attempt"], number, "{body}");
+        assert_eq!(body["cancellation"]["attempt"], number, "{body}");
+        assert_eq!(body["cancellation"]["order-number"], "SO-2", "{body}");
+        assert_eq!(body["cancellation"]["request-id"], settled["requestId"]);
+        assert_eq!(body["integrationProcessor"], "webhook");
+        assert_eq!(body["connection"]["secrets"], json!(["signingKey"]));
+        assert!(!body.to_string().contains(SIGNING_KEY), "{body}");
+    }
+    let missing = service
+        .call(
+            Method::GET,
+            &format!("/v1/admin/jobs/{job}/attempts/3/input"),
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert_eq!(missing.code(), "attempt-not-found");
 
     let first = &history[0]["exchange"][0];
     assert_eq!(first["status"], 503);

@@ -89,10 +89,34 @@ async fn a_panic_is_reported_with_its_message() {
     let report = submit(&panicker, &plain_connection(), &CallLimits::default()).await;
 
     match &report.outcome {
-        CallOutcome::Trapped(message) => assert!(
-            message.contains("plugin panicked on purpose: order 1001"),
-            "{message}"
-        ),
+        CallOutcome::Trapped(message) => {
+            assert!(
+                message.contains("plugin panicked on purpose: order 1001"),
+                "{message}"
+            );
+            // The guest's stack by function name, from the name section.
+            let (_, backtrace) = message
+                .split_once("\nguest backtrace:\n")
+                .unwrap_or_else(|| panic!("no backtrace: {message}"));
+            let frames: Vec<&str> = backtrace.lines().collect();
+            assert!(
+                (2..=rescind_host::plugins::MAX_BACKTRACE_FRAMES).contains(&frames.len()),
+                "{message}"
+            );
+            assert!(frames[0].starts_with("   0: "), "{message}");
+            assert!(
+                frames
+                    .iter()
+                    .any(|f| f.contains("core::panicking::panic_fmt")),
+                "{message}"
+            );
+            assert!(
+                frames
+                    .iter()
+                    .any(|f| f.contains("::submit_cancellation @ 0x")),
+                "{message}"
+            );
+        }
         other => panic!("expected a trap, got {other:?}"),
     }
     assert!(

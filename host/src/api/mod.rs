@@ -51,12 +51,15 @@ use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
+pub use admin::ConnectionView;
 pub use auth::{Auth, Clock, LAST_USED_INTERVAL};
 pub use cancellations::request_digest;
 pub use drain::{DRAIN_BYTES, DRAIN_TIME};
 pub use error::{AppError, Problem, ProblemField};
 pub use extract::{BODY_LIMIT, Caller};
-pub use jobs::{AttemptView, BodyView, ExchangeView, HeaderView, JobView, LogLineView};
+pub use jobs::{
+    AttemptInputView, AttemptView, BodyView, ExchangeView, HeaderView, JobView, LogLineView,
+};
 pub use plugins::SIGNATURE_HEADER;
 pub use routes::{
     ADMIN, ANY_ROLE, Access, AuditNote, MAX_AUDIT_SUMMARY_CHARS, RouteInfo, STAFF, noted,
@@ -149,7 +152,8 @@ A committed cancellation (`201`) may carry `warnings`, each with a stable `code`
         admin::get_settings, admin::put_settings, admin::apply_preset,
         admin::get_website, admin::put_website, admin::get_connection, admin::put_connection,
         admin::get_job_definition, admin::put_job_definition,
-        jobs::run_definition, jobs::list_jobs, jobs::get_job, jobs::retry_job,
+        jobs::run_definition, jobs::list_jobs, jobs::get_job, jobs::get_attempt_input,
+        jobs::retry_job,
         plugins::put_plugin, plugins::list_plugins, plugins::get_plugin, plugins::activate_plugin,
         ops::healthz, ops::readyz, ops::metrics, ops::openapi,
     ),

@@ -67,7 +67,18 @@ pub fn run(args: JobsArgs) -> Exit {
 /// Reads a job with its attempts from the host. An error carries the
 /// host's own explanation (the problem's `detail`).
 pub async fn fetch_job(args: &ShowArgs) -> anyhow::Result<JobView> {
-    if args.token.trim().is_empty() {
+    let path = format!("/v1/admin/jobs/{}", utf8_percent_encode(&args.id));
+    get_from_host(&args.host, &args.token, &path).await
+}
+
+/// `GET {host}{path}` with the token, read as JSON. An error carries the
+/// host's own explanation (the problem's `detail`).
+pub(crate) async fn get_from_host<T: serde::de::DeserializeOwned>(
+    host: &str,
+    token: &str,
+    path: &str,
+) -> anyhow::Result<T> {
+    if token.trim().is_empty() {
         bail!("the token is empty: pass --token or set RESCIND_ADMIN_TOKEN");
     }
     let client = reqwest::Client::builder()
@@ -75,17 +86,13 @@ pub async fn fetch_job(args: &ShowArgs) -> anyhow::Result<JobView> {
         .timeout(Duration::from_secs(60))
         .build()
         .context("building the HTTP client")?;
-    let url = format!(
-        "{}/v1/admin/jobs/{}",
-        args.host.trim_end_matches('/'),
-        utf8_percent_encode(&args.id)
-    );
+    let url = format!("{}{path}", host.trim_end_matches('/'));
     let response = client
         .get(&url)
-        .bearer_auth(&args.token)
+        .bearer_auth(token)
         .send()
         .await
-        .with_context(|| format!("reaching the host at {}", args.host))?;
+        .with_context(|| format!("reaching the host at {host}"))?;
     let status = response.status();
     if !status.is_success() {
         let answer: serde_json::Value = response.json().await.unwrap_or_default();
@@ -100,14 +107,14 @@ pub async fn fetch_job(args: &ShowArgs) -> anyhow::Result<JobView> {
         }
     }
     response
-        .json::<JobView>()
+        .json::<T>()
         .await
-        .with_context(|| format!("reading the job from {url}: is it a rescind host?"))
+        .with_context(|| format!("reading {url}: is it a rescind host?"))
 }
 
 /// Percent-encodes what is not unreserved in a path segment (job ids are
 /// UUIDs, but the argument is the user's).
-fn utf8_percent_encode(segment: &str) -> String {
+pub(crate) fn utf8_percent_encode(segment: &str) -> String {
     let mut out = String::with_capacity(segment.len());
     for byte in segment.bytes() {
         if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
@@ -144,7 +151,7 @@ pub fn render_job(job: &JobView) -> String {
         let _ = writeln!(out, "  ERP reference: {reference}");
     }
     if let Some(error) = &job.last_error {
-        let _ = writeln!(out, "  last error: {error}");
+        let _ = writeln!(out, "  last error: {}", error.replace('\n', "\n    "));
     }
     if let Some(next) = &job.next_run_at {
         let _ = writeln!(out, "  next run at: {next}");
@@ -173,7 +180,8 @@ fn render_attempt(out: &mut String, attempt: &AttemptView) {
         let _ = writeln!(out, "  plugin version: {version}");
     }
     if let Some(message) = &attempt.message {
-        let _ = writeln!(out, "  message: {message}");
+        // A trap's message goes on with its guest backtrace, a frame a line.
+        let _ = writeln!(out, "  message: {}", message.replace('\n', "\n    "));
     }
     if let Some(reference) = &attempt.erp_reference {
         let _ = writeln!(out, "  ERP reference: {reference}");
@@ -334,6 +342,29 @@ mod tests {
             "  request 1 of 2, 12 ms:\n    > POST http://erp/cancel\n    > authorization: [redacted]\n    >\n    > {\"a\":1}\n    > (7 bytes)\n    < 201 Created\n    < content-type: application/json\n    <\n    < {\"id\":\"ERP-9\"}\n    < (14 bytes)\n",
             "    > GET http://elsewhere/\n    < (no response)\n    ! failed: HTTP-request-denied\n",
             "  … 3 more requests not recorded",
+        ] {
+            assert!(shown.contains(expected), "{expected:?} not in:\n{shown}");
+        }
+    }
+
+    #[test]
+    fn a_traps_backtrace_is_indented_under_its_attempt() {
+        let job: JobView = serde_json::from_value(serde_json::json!({
+            "id": "j-2", "definition": "OrderCancel", "orderNumber": "SO-2",
+            "cancellationId": null, "requestId": "r-2", "parameters": {},
+            "state": "retrying", "attempts": 1, "maxAttempts": 8, "nextRunAt": null,
+            "erpReference": null, "lastError": "plugin trapped: boom\nguest backtrace:\n   0: f @ 0x1",
+            "createdAt": "2026-01-01T00:00:00Z", "updatedAt": "2026-01-01T00:00:01Z",
+            "attemptHistory": [{"number": 1, "worker": "worker-1",
+                "startedAt": "2026-01-01T00:00:00Z", "endedAt": "2026-01-01T00:00:01Z",
+                "outcome": "trapped", "erpReference": null, "pluginVersion": null, "log": [],
+                "message": "boom (wasm trap: unreachable)\nguest backtrace:\n   0: abort @ 0x62d4\n   1: my_erp::submit @ 0x1045"}]
+        }))
+        .unwrap();
+        let shown = render_job(&job);
+        for expected in [
+            "  last error: plugin trapped: boom\n    guest backtrace:\n       0: f @ 0x1\n",
+            "  message: boom (wasm trap: unreachable)\n    guest backtrace:\n       0: abort @ 0x62d4\n       1: my_erp::submit @ 0x1045\n",
         ] {
             assert!(shown.contains(expected), "{expected:?} not in:\n{shown}");
         }

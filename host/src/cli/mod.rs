@@ -53,13 +53,16 @@ pub enum Command {
 pub struct Exit(u8);
 
 impl Exit {
-    /// 0: done; for `plugin test`, the expected outcome.
+    /// 0: done; for `plugin test`, the expected outcome; for `plugin test
+    /// --replay`, the same requests as the recorded attempt.
     pub const SUCCESS: Exit = Exit(0);
     /// 1: failed; for `plugin test`, another outcome than expected, or
-    /// requests off the script.
+    /// requests off the script; for `plugin test --replay`, requests that
+    /// differ from the recorded attempt's.
     pub const FAILURE: Exit = Exit(1);
     /// 2: could not run: unusable input (a file that is not a component, a
-    /// bad script) or, from clap, bad arguments.
+    /// bad script, a job the host cannot show) or, from clap, bad
+    /// arguments.
     pub const UNUSABLE: Exit = Exit(2);
 
     /// The numeric status.

@@ -17,9 +17,10 @@ use futures_util::StreamExt;
 pub use super::plugin_new::{NewArgs, new_plugin};
 use super::plugin_test::test_plugin as run_test;
 pub use super::plugin_test::{
-    Expect, MAX_ANSWER_DELAY, MAX_INPUT_FILE_BYTES, MAX_SCRIPT_ANSWERS, ReceivedRequest,
-    RequestPattern, Script, ScriptMode, ScriptedAnswer, ScriptedErp, TestArgs, TestReport,
-    parse_cancellation, sample_json,
+    Comparison, Expect, MAX_ANSWER_DELAY, MAX_INPUT_FILE_BYTES, MAX_SCRIPT_ANSWERS,
+    ReceivedRequest, ReplayReport, RequestComparison, RequestPattern, Script, ScriptMode,
+    ScriptedAnswer, ScriptedErp, SentRequest, TestArgs, TestReport, compare, parse_cancellation,
+    replay, sample_json,
 };
 use super::{Exit, report_error};
 use crate::api::SIGNATURE_HEADER;
@@ -202,6 +203,19 @@ pub fn run(args: PluginArgs) -> Exit {
             if test_args.print_sample {
                 println!("{}", sample_json());
                 return Exit::SUCCESS;
+            }
+            if let Some(job) = &test_args.replay {
+                return match runtime.block_on(replay(&test_args, job)) {
+                    Ok(report) => {
+                        print!("{}", report.render());
+                        if report.identical() {
+                            Exit::SUCCESS
+                        } else {
+                            Exit::FAILURE
+                        }
+                    }
+                    Err(error) => report_error(&error, Exit::UNUSABLE),
+                };
             }
             let report = match runtime.block_on(test_plugin(&test_args)) {
                 Ok(report) => report,

@@ -190,7 +190,7 @@ inherits = "release"
 opt-level = "s"
 lto = true
 codegen-units = 1
-strip = true
+strip = "debuginfo"
 panic = "abort"
 
 # A crate of its own, even when created inside another workspace.

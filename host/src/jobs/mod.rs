@@ -34,6 +34,6 @@ mod plugin_processors;
 mod worker;
 
 pub use erp_sync::ErpSyncState;
-pub use plugin_processors::PluginProcessors;
+pub use plugin_processors::{PluginProcessors, wit_cancellation};
 
 pub use worker::{Delivery, DeliveryOutcome, Submission, WorkerConfig, WorkerPool, retry_share};

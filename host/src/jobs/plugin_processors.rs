@@ -110,7 +110,12 @@ impl PluginProcessors {
                 return Delivery::without_call(outcome);
             }
         };
-        let cancellation = wit_cancellation(submission);
+        let cancellation = wit_cancellation(
+            &submission.cancellation,
+            &submission.request_id,
+            submission.attempt,
+            &submission.parameters,
+        );
         let report = plugin
             .submit_within(&cancellation, &submission.connection, &self.limits, window)
             .await;
@@ -173,16 +178,23 @@ impl PluginProcessors {
     }
 }
 
-/// The WIT record for one attempt of a cancellation's job.
-fn wit_cancellation(submission: &Submission) -> Cancellation {
-    let c: &CancellationRecord = &submission.cancellation;
+/// The WIT record for one attempt of a cancellation's job: what attempt
+/// `attempt` of a job with `request_id` and `parameters` submits. The job
+/// detail's replay input (`GET /v1/admin/jobs/{id}/attempts/{n}/input`)
+/// rebuilds it the same way.
+pub fn wit_cancellation(
+    c: &CancellationRecord,
+    request_id: &str,
+    attempt: u32,
+    parameters: &std::collections::BTreeMap<String, String>,
+) -> Cancellation {
     let money = |amount_minor: i64| Money {
         amount_minor,
         currency: c.currency.clone(),
     };
     Cancellation {
-        request_id: submission.request_id.clone(),
-        attempt: submission.attempt,
+        request_id: request_id.to_owned(),
+        attempt,
         order_number: c.order_number.clone(),
         erp_order_number: c.erp_order_number.clone(),
         business_code: c.business_code.clone(),
@@ -229,8 +241,7 @@ fn wit_cancellation(submission: &Submission) -> Cancellation {
             cuid: t.cuid.clone(),
             offline_channel: t.offline_channel.clone(),
         }),
-        parameters: submission
-            .parameters
+        parameters: parameters
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),

@@ -1,10 +1,11 @@
 //! One plugin call: the store's state, its memory limiter, and how a
 //! failure is told apart (deadline, memory cap, trap).
 
+use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{ResourceTable, ResourceTableError};
-use wasmtime::{ResourceLimiter, Trap};
+use wasmtime::{ResourceLimiter, Trap, WasmBacktrace};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
@@ -154,10 +155,11 @@ pub(crate) fn classify(failure: Failure<'_>) -> CallOutcome {
             failure.resource_limit
         ));
     }
+    let backtrace = guest_backtrace(failure.error);
     if trap == Some(&Trap::StackOverflow) {
         return CallOutcome::Trapped(format!(
             "call stack exhausted: the plugin recursed deeper than its {} KiB of WebAssembly \
-             stack allow",
+             stack allow{backtrace}",
             MAX_WASM_STACK_BYTES / 1024
         ));
     }
@@ -168,9 +170,78 @@ pub(crate) fn classify(failure: Failure<'_>) -> CallOutcome {
         None => first_line(&failure.error.root_cause().to_string()).to_owned(),
     };
     match panic_message(&failure.stderr_tail) {
-        Some(panic) => CallOutcome::Trapped(format!("{panic} ({what})")),
-        None => CallOutcome::Trapped(what),
+        Some(panic) => CallOutcome::Trapped(format!("{panic} ({what}){backtrace}")),
+        None => CallOutcome::Trapped(format!("{what}{backtrace}")),
     }
+}
+
+/// Frames of a guest backtrace shown in a trap's outcome, youngest first.
+pub const MAX_BACKTRACE_FRAMES: usize = 20;
+
+/// Frames the engine collects per trap: more than are shown, so that the
+/// outcome can say how many were left out.
+pub(crate) const COLLECTED_BACKTRACE_FRAMES: usize = 64;
+
+/// Characters kept of one frame's function name.
+const MAX_FRAME_NAME_CHARS: usize = 120;
+
+/// The guest's call stack when it trapped, as lines to append to the
+/// outcome: `guest backtrace:` and one line per frame, youngest first, with
+/// the function's demangled name from the component's name section (or
+/// `function N` for a component built without one) and its offset in the
+/// core module. Empty when wasmtime recorded no frame.
+fn guest_backtrace(error: &wasmtime::Error) -> String {
+    let Some(trace) = error.downcast_ref::<WasmBacktrace>() else {
+        return String::new();
+    };
+    let frames = trace.frames();
+    if frames.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("\nguest backtrace:");
+    for (n, frame) in frames.iter().take(MAX_BACKTRACE_FRAMES).enumerate() {
+        let name = match frame.func_name() {
+            Some(raw) => frame_name(raw),
+            None => format!("function {}", frame.func_index()),
+        };
+        let _ = write!(out, "\n  {n:>2}: {name}");
+        if let Some(offset) = frame.module_offset() {
+            let _ = write!(out, " @ {offset:#x}");
+        }
+    }
+    let more = frames.len().saturating_sub(MAX_BACKTRACE_FRAMES);
+    if more > 0 {
+        let at_least = if frames.len() >= COLLECTED_BACKTRACE_FRAMES {
+            "at least "
+        } else {
+            ""
+        };
+        let _ = write!(out, "\n  … {at_least}{more} older frames not shown");
+    }
+    out
+}
+
+/// Characters kept of the start of a name longer than
+/// [`MAX_FRAME_NAME_CHARS`]; the rest are its end, which names the method.
+const FRAME_NAME_HEAD_CHARS: usize = 30;
+
+/// A function name as a person reads it: Rust's mangling undone (without
+/// the hash), one line, at most [`MAX_FRAME_NAME_CHARS`] (a longer one
+/// keeps its start and its end, which names the function, around `…`).
+fn frame_name(raw: &str) -> String {
+    let demangled = format!("{:#}", rustc_demangle::demangle(raw));
+    let chars: Vec<char> = demangled
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if chars.len() <= MAX_FRAME_NAME_CHARS {
+        return chars.into_iter().collect();
+    }
+    let tail = MAX_FRAME_NAME_CHARS - FRAME_NAME_HEAD_CHARS - 1;
+    let mut name: String = chars[..FRAME_NAME_HEAD_CHARS].iter().collect();
+    name.push('…');
+    name.extend(&chars[chars.len() - tail..]);
+    name
 }
 
 fn first_line(text: &str) -> &str {
@@ -314,6 +385,24 @@ mod tests {
             trapped_with(error),
             CallOutcome::Trapped("stream closed by the host".into())
         );
+    }
+
+    #[test]
+    fn frame_names_are_demangled_and_bounded() {
+        assert_eq!(
+            frame_name("_ZN4core9panicking9panic_fmt17h0123456789abcdefE"),
+            "core::panicking::panic_fmt"
+        );
+        assert_eq!(frame_name("cabi_realloc"), "cabi_realloc");
+        let long = frame_name(&format!(
+            "<{} as Guest>::submit_cancellation",
+            "x".repeat(500)
+        ));
+        assert_eq!(long.chars().count(), MAX_FRAME_NAME_CHARS);
+        assert!(long.starts_with("<xxxx"), "{long}");
+        assert!(long.ends_with("x as Guest>::submit_cancellation"), "{long}");
+        assert!(long.contains('…'), "{long}");
+        assert_eq!(frame_name("a\nb"), "a b");
     }
 
     #[test]

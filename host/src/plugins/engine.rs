@@ -2,13 +2,18 @@
 //! epochs.
 
 use std::hash::Hasher;
+use std::num::NonZeroUsize;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig,
+    WasmBacktraceDetails,
+};
 
+use crate::plugins::call::COLLECTED_BACKTRACE_FRAMES;
 use crate::plugins::config::{MAX_TABLE_ELEMENTS, MAX_WASM_STACK_BYTES, RuntimeConfig};
 
 /// Core instances one component may hold: a Rust `wasm32-wasip2` component
@@ -46,6 +51,11 @@ pub(crate) fn build_engine(config: &RuntimeConfig) -> wasmtime::Result<Engine> {
         // The guard against deep recursion; the fiber's stack (wasmtime's
         // default 2 MiB) leaves room above it for host calls.
         .max_wasm_stack(MAX_WASM_STACK_BYTES)
+        // A trap's outcome shows the guest's call stack by function name
+        // (from the component's name section); DWARF line tables are never
+        // parsed, whatever WASMTIME_BACKTRACE_DETAILS says.
+        .wasm_backtrace_max_frames(NonZeroUsize::new(COLLECTED_BACKTRACE_FRAMES))
+        .wasm_backtrace_details(WasmBacktraceDetails::Disable)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     Engine::new(&wasm)
 }

@@ -54,6 +54,7 @@ mod stdio_impl;
 mod trust;
 
 pub use address::{AddressClass, METADATA_ADDRESSES, METADATA_NAMES};
+pub use call::MAX_BACKTRACE_FRAMES;
 pub use cancellation::{
     BankDetails, Cancellation, CancellationReason, CancelledLine, CancelledLineKind, Channel,
     Money, Refund, RefundDestination, Tracking, WitName, sample_cancellation,

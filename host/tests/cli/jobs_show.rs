@@ -1,7 +1,8 @@
 //! `rescind jobs show` as an operator runs it: this build's `rescind serve`
 //! delivers a cancellation through the bundled `aaas` plugin to a loopback
 //! fake of the ERP, and `rescind jobs show` prints the job with what the
-//! plugin sent and what the ERP answered, the token redacted.
+//! plugin sent and what the ERP answered, the token redacted. The host,
+//! the calls and the binary's runs are shared with `replay.rs`.
 
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
@@ -11,20 +12,20 @@ use std::time::{Duration, Instant};
 use rescind_tests::fakes::aaas::{AaasAuth, AaasFake};
 use serde_json::{Value, json};
 
-const ADMIN: &str = "jobs-show-admin-token-0123456789abcdef";
+pub(crate) const ADMIN: &str = "jobs-show-admin-token-0123456789abcdef";
 const AAAS_TOKEN: &str = "jobs-show-aaas-t0ken-s3cret";
 /// A generous ceiling for starting the host and settling the job on a
 /// loaded machine; a run that works ends far earlier.
-const CEILING: Duration = Duration::from_secs(120);
+pub(crate) const CEILING: Duration = Duration::from_secs(120);
 
 /// A running `rescind serve`, stopped when dropped.
-struct Host {
+pub(crate) struct Host {
     child: Child,
-    base: String,
+    pub(crate) base: String,
 }
 
 impl Host {
-    fn start(dir: &Path) -> Host {
+    pub(crate) fn start(dir: &Path) -> Host {
         let mut child = Command::new(env!("CARGO_BIN_EXE_rescind"))
             .args(["serve", "--listen", "127.0.0.1:0", "--workers", "1"])
             .arg("--data-dir")
@@ -60,7 +61,7 @@ impl Drop for Host {
     }
 }
 
-async fn call(
+pub(crate) async fn call(
     client: &reqwest::Client,
     method: reqwest::Method,
     url: String,
@@ -77,7 +78,7 @@ async fn call(
     answer
 }
 
-fn rescind(arguments: &[&str]) -> Output {
+pub(crate) fn rescind(arguments: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_rescind"))
         .args(arguments)
         .env("RUST_BACKTRACE", "1")

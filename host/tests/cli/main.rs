@@ -6,4 +6,5 @@ mod docs;
 mod exit_status;
 mod jobs_show;
 mod keys;
+mod replay;
 mod runner;

@@ -19,9 +19,11 @@ use crate::store::now_ms;
 pub(super) mod audit;
 mod shapes;
 
+pub use shapes::ConnectionView;
+
 use shapes::{
-    ApiKeyBody, ApiKeySummaryView, ApiKeyView, ConnectionBody, ConnectionView, JobDefinitionBody,
-    PresetView, SettingsBody, StatusMappingBody, WebsiteBody,
+    ApiKeyBody, ApiKeySummaryView, ApiKeyView, ConnectionBody, JobDefinitionBody, PresetView,
+    SettingsBody, StatusMappingBody, WebsiteBody,
 };
 
 /// Creates an API key; its token is shown only in this answer.

@@ -290,7 +290,7 @@ impl ConnectionBody {
 
 /// A connection as `GET | PUT /v1/admin/connections/{name}` (admin) shows it:
 /// its secrets by name only.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectionView {
     /// The connection's name (the path's), which job definitions name in

@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 
 use super::AppState;
+use super::admin::ConnectionView;
 use super::error::{AppError, Problem};
 use super::extract::ApiJson;
 use super::routes::noted;
@@ -18,7 +19,9 @@ use crate::store::{JobFilter, JobState, ManualRun};
 mod shapes;
 
 use shapes::RunBody;
-pub use shapes::{AttemptView, BodyView, ExchangeView, HeaderView, JobView, LogLineView};
+pub use shapes::{
+    AttemptInputView, AttemptView, BodyView, ExchangeView, HeaderView, JobView, LogLineView,
+};
 
 /// Most jobs one list answer holds.
 const MAX_LIST: u32 = 1000;
@@ -133,6 +136,60 @@ pub async fn get_job(
         .ok_or_else(|| job_not_found(&id))?;
     let attempts = state.store.job_attempts(&id).await?;
     Ok(Json(JobView::new(&job, Some(&attempts))))
+}
+
+/// What an attempt handed its plugin: the cancellation as submitted (in the
+/// WIT's JSON shape) and the connection's settings, secrets by name only.
+#[utoipa::path(get, path = "/v1/admin/jobs/{id}/attempts/{number}/input", tag = "jobs",
+    params(
+        ("id" = String, Path, description = "The job's id"),
+        ("number" = u32, Path, description = "The attempt's number, from the job's `attemptHistory`"),
+    ),
+    responses(
+        (status = 200, description = "The attempt's cancellation and connection settings", body = AttemptInputView),
+        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn get_attempt_input(
+    State(state): State<AppState>,
+    Path((id, number)): Path<(String, String)>,
+) -> Result<Json<AttemptInputView>, AppError> {
+    let job = state
+        .store
+        .job(&id)
+        .await?
+        .ok_or_else(|| job_not_found(&id))?;
+    let attempt_not_found = || AppError::NotFound {
+        code: "attempt-not-found",
+        detail: format!("job {id} has no attempt {number}"),
+    };
+    let number: u32 = number.parse().map_err(|_| attempt_not_found())?;
+    let attempts = state.store.job_attempts(&id).await?;
+    if !attempts.iter().any(|a| a.number == number) {
+        return Err(attempt_not_found());
+    }
+    let record = match &job.cancellation_id {
+        Some(cancellation) => state.store.cancellation_record(cancellation).await?,
+        None => None,
+    }
+    .ok_or_else(|| AppError::NotFound {
+        code: "cancellation-not-found",
+        detail: format!("job {id} names no committed cancellation"),
+    })?;
+    let cancellation =
+        crate::jobs::wit_cancellation(&record, &job.request_id, number, &job.parameters);
+    let definition = state.store.job_definition(&job.definition).await?;
+    let connection = match &definition {
+        Some(definition) => state.store.connection(&definition.connection).await?,
+        None => None,
+    };
+    Ok(Json(AttemptInputView {
+        job: job.id.clone(),
+        attempt: number,
+        cancellation,
+        integration_processor: definition.map(|d| d.integration_processor),
+        connection: connection.as_ref().map(ConnectionView::from),
+    }))
 }
 
 /// Puts a failed job back in the queue with a full round of attempts.

@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::api::admin::ConnectionView;
 use crate::api::timestamp;
-use crate::plugins::{ErpExchange, RecordedBody, RecordedHeader};
+use crate::plugins::{Cancellation, ErpExchange, RecordedBody, RecordedHeader};
 use crate::store::{Job, JobAttempt, JobState};
 
 /// `POST /v1/admin/job-definitions/{name}/runs` body (service, admin): run a
@@ -282,4 +283,32 @@ impl JobView {
             attempt_history: attempts.map(|a| a.iter().map(AttemptView::from).collect()),
         }
     }
+}
+
+/// What one attempt of a job handed its plugin (admin): the cancellation as
+/// submitted and the connection's settings, so that the attempt can be
+/// replayed against another build of the plugin (`rescind plugin test FILE
+/// --replay JOB_ID`). Secrets are never returned, only their names.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AttemptInputView {
+    /// The job's id.
+    pub job: String,
+    /// The attempt's number, as in the job's `attemptHistory`.
+    pub attempt: u32,
+    /// The cancellation the attempt submitted, as the plugin received it:
+    /// JSON in the WIT's shape (field and case names as in the WIT file,
+    /// e.g. `request-id`, `erp-order-number`), the format `rescind plugin
+    /// test --cancellation FILE` reads. `attempt` is this attempt's number;
+    /// `parameters` are the job's.
+    #[schema(value_type = Object)]
+    pub cancellation: Cancellation,
+    /// The integration processor the job definition names now (a plugin
+    /// name, or `name@sha256:…` pinning a version), or `null` when the
+    /// definition no longer exists.
+    pub integration_processor: Option<String>,
+    /// The connection the job definition names, as it is now (settings in
+    /// full, secrets by name only), or `null` when the definition or the
+    /// connection no longer exists.
+    pub connection: Option<ConnectionView>,
 }

@@ -5,8 +5,13 @@
 //! (`--erp-status`, `--erp-body`) or a script (`--script`). A plugin author
 //! sees the outcome, the requests the plugin sent and its log, before
 //! uploading anything; `--expect` makes the exit status a test verdict.
+//! `--replay JOB_ID` takes the cancellation, the settings and the ERP's
+//! answers from a job of a running host and shows how what the local build
+//! sends differs from what the job's last attempt sent.
 
+mod compare;
 mod mock_erp;
+mod replay;
 mod script;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -17,7 +22,9 @@ use anyhow::{Context, bail};
 use axum::http::StatusCode;
 use clap::{Args, ValueEnum};
 
+pub use compare::{Comparison, RequestComparison, SentRequest, compare};
 pub use mock_erp::{ReceivedRequest, ScriptedErp};
+pub use replay::{ReplayReport, replay};
 pub use script::{
     MAX_ANSWER_DELAY, MAX_INPUT_FILE_BYTES, MAX_SCRIPT_ANSWERS, RequestPattern, Script, ScriptMode,
     ScriptedAnswer,
@@ -25,8 +32,11 @@ pub use script::{
 
 use crate::plugins::{
     CallLimits, CallOutcome, Cancellation, ConnectionContext, LogLine, PluginRuntime,
-    RuntimeConfig, sample_cancellation,
+    RecordedExchanges, RuntimeConfig, sample_cancellation,
 };
+
+/// The host `--replay` asks without `--host`.
+pub const DEFAULT_HOST: &str = "http://127.0.0.1:8080";
 
 /// What the mock ERP answers without a script: `--erp-status`.
 pub const DEFAULT_ERP_STATUS: u16 = 200;
@@ -47,13 +57,36 @@ pub struct TestArgs {
     pub print_sample: bool,
     /// The cancellation to submit: JSON in the WIT's shape (field and case
     /// names as in the WIT file). Default: the sample (`--print-sample`).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "replay")]
     pub cancellation: Option<PathBuf>,
     /// What the mock ERP answers: a JSON script of ordered `steps` or
     /// matched `routes` (status, headers, body, delay), e.g. a login, then
     /// the cancel call.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["erp_status", "erp_body"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["erp_status", "erp_body", "replay"])]
     pub script: Option<PathBuf>,
+    /// Replay the last attempt of this job of a running host (`--host`,
+    /// `--token`): its cancellation and connection settings (secrets only
+    /// as given with `--secret`), the mock ERP answering as the ERP did;
+    /// prints how the requests differ from the recorded ones. Exit status
+    /// 0: identical, 1: different, 2: could not replay.
+    #[arg(
+        long,
+        value_name = "JOB_ID",
+        conflicts_with_all = ["print_sample", "lines", "expect", "erp_status", "erp_body"]
+    )]
+    pub replay: Option<String>,
+    /// With `--replay`: the host's base URL.
+    #[arg(long, default_value = DEFAULT_HOST, env = "RESCIND_HOST", requires = "replay")]
+    pub host: String,
+    /// With `--replay`: an admin token of the host (`RESCIND_ADMIN_TOKEN`
+    /// or an admin API key).
+    #[arg(
+        long,
+        env = "RESCIND_ADMIN_TOKEN",
+        hide_env_values = true,
+        requires = "replay"
+    )]
+    pub token: Option<String>,
     /// A connection setting, `name=value` (repeat).
     #[arg(long = "setting", value_parser = key_value)]
     pub settings: Vec<(String, String)>,
@@ -84,6 +117,9 @@ impl Default for TestArgs {
             print_sample: false,
             cancellation: None,
             script: None,
+            replay: None,
+            host: DEFAULT_HOST.to_owned(),
+            token: None,
             settings: Vec::new(),
             secrets: Vec::new(),
             erp_status: DEFAULT_ERP_STATUS,
@@ -141,6 +177,9 @@ pub struct TestReport {
     pub erp: std::net::SocketAddr,
     /// Steps of the script the plugin never reached, if any.
     pub unused_steps: Option<String>,
+    /// The plugin's requests as the host records them for a job attempt
+    /// (bounded, secrets redacted): what `--replay` compares.
+    pub exchange: RecordedExchanges,
 }
 
 impl TestReport {
@@ -248,7 +287,19 @@ impl TestReport {
                 "misconfigured (the host would fail the job until the connection is fixed): {message}"
             ),
             accepted @ CallOutcome::Accepted { .. } => accepted.to_string(),
-            stopped => format!("{stopped} (the host would retry it as transient)"),
+            // A trap's guest backtrace goes last, after the note.
+            stopped => {
+                let text = stopped.to_string();
+                let (head, backtrace) = text
+                    .split_once('\n')
+                    .map_or((text.as_str(), ""), |(head, rest)| (head, rest));
+                let backtrace = if backtrace.is_empty() {
+                    String::new()
+                } else {
+                    format!("\n{backtrace}")
+                };
+                format!("{head} (the host would retry it as transient){backtrace}")
+            }
         }
     }
 }
@@ -259,7 +310,8 @@ fn outcome_kind(outcome: &CallOutcome) -> String {
         CallOutcome::Rejected(_) => "rejected".to_owned(),
         CallOutcome::Transient(_) => "transient".to_owned(),
         CallOutcome::Misconfigured(_) => "misconfigured".to_owned(),
-        other => format!("`{other}`"),
+        // The first line: a trap's backtrace is in the outcome above.
+        other => format!("`{}`", other.to_string().lines().next().unwrap_or_default()),
     }
 }
 
@@ -405,7 +457,35 @@ pub async fn test_plugin(args: &TestArgs) -> anyhow::Result<TestReport> {
         cancellation.full = false;
         cancellation.refund = None;
     }
+    let connection = LocalConnection {
+        base_path: String::new(),
+        settings: args.settings.iter().cloned().collect(),
+        secrets: args.secrets.iter().cloned().collect(),
+    };
+    run_component(file, bytes, &cancellation, script, connection).await
+}
 
+/// The connection a local run gives the plugin: the mock ERP's address,
+/// then `base_path`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct LocalConnection {
+    /// The path of the connection's base URL (`/api`), or empty.
+    pub base_path: String,
+    /// Settings.
+    pub settings: BTreeMap<String, String>,
+    /// Secrets.
+    pub secrets: BTreeMap<String, String>,
+}
+
+/// Loads the component `bytes` (read from `file`) and runs it once on
+/// `cancellation`, against a mock ERP serving `script`.
+pub(crate) async fn run_component(
+    file: &Path,
+    bytes: Vec<u8>,
+    cancellation: &Cancellation,
+    script: Script,
+    local: LocalConnection,
+) -> anyhow::Result<TestReport> {
     let runtime = PluginRuntime::new(RuntimeConfig {
         max_concurrent_calls: 1,
         ..RuntimeConfig::default()
@@ -430,14 +510,14 @@ pub async fn test_plugin(args: &TestArgs) -> anyhow::Result<TestReport> {
     let addr = erp.addr();
     let connection = ConnectionContext {
         name: "mock-erp".to_owned(),
-        base_url: format!("http://{addr}"),
+        base_url: format!("http://{addr}{}", local.base_path),
         allowed_hosts: vec![addr.to_string()],
-        settings: args.settings.iter().cloned().collect::<BTreeMap<_, _>>(),
-        secrets: args.secrets.iter().cloned().collect::<BTreeMap<_, _>>(),
+        settings: local.settings,
+        secrets: local.secrets,
         ..ConnectionContext::default()
     };
     let report = plugin
-        .submit(&cancellation, &connection, &CallLimits::default())
+        .submit(cancellation, &connection, &CallLimits::default())
         .await;
     Ok(TestReport {
         outcome: report.outcome,
@@ -445,6 +525,7 @@ pub async fn test_plugin(args: &TestArgs) -> anyhow::Result<TestReport> {
         log: report.log,
         erp: addr,
         unused_steps: erp.unused_steps(),
+        exchange: report.exchange,
     })
 }
 
@@ -519,6 +600,7 @@ mod tests {
             log: Vec::new(),
             erp: "127.0.0.1:9".parse().unwrap(),
             unused_steps: None,
+            exchange: RecordedExchanges::default(),
         }
     }
 
