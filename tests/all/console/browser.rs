@@ -1,6 +1,8 @@
 //! A real browser for the console's tests: Debian's `chromium`, headless,
-//! driven through `chromedriver` (package `chromium-driver`) with a fresh
-//! profile, the driver on a free loopback port.
+//! with a fresh profile, started by the test as its own child, and
+//! `chromedriver` (package `chromium-driver`) on a free loopback port
+//! attached to it. Both are ended by their process ids when the test's
+//! [`Browser`] is dropped, passing or failing.
 //!
 //! Where either program is missing, [`Browser::start`] prints why and the
 //! test skips; with `RESCIND_TEST_BROWSER=required` (what `.ci/run` sets) a
@@ -41,11 +43,13 @@ fn program(env: &str, candidates: &[&str]) -> Option<PathBuf> {
         .find(|path| path.is_file())
 }
 
-/// A headless Chromium under chromedriver, ended when dropped.
+/// A headless Chromium driven by chromedriver, both ended when dropped.
 pub struct Browser {
     /// The WebDriver session.
     pub client: Client,
-    driver: Child,
+    // Dropped in this order: the driver, then Chromium, then its profile.
+    _driver: Killed,
+    _chromium: Killed,
     _profile: tempfile::TempDir,
 }
 
@@ -73,33 +77,61 @@ impl Browser {
     }
 
     async fn launch(chromium: &std::path::Path, driver: &std::path::Path) -> Browser {
+        // Chromium is this test's own child (chromedriver attaches to it),
+        // so that it is ended by its id whatever becomes of the session.
+        let profile = tempfile::tempdir().expect("a profile directory");
+        let browser = Command::new(chromium)
+            .args(CHROMIUM_ARGS)
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg("--remote-debugging-address=127.0.0.1")
+            .arg("--remote-debugging-port=0")
+            .arg("about:blank")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", chromium.display()));
+        let mut browser = Killed(browser);
+        // Chromium writes the port it took into the profile.
+        let port_file = profile.path().join("DevToolsActivePort");
+        let started = Instant::now();
+        let devtools_port = loop {
+            if let Some(port) = std::fs::read_to_string(&port_file)
+                .ok()
+                .and_then(|text| text.lines().next()?.trim().parse::<u16>().ok())
+            {
+                break port;
+            }
+            if let Ok(Some(status)) = browser.0.try_wait() {
+                panic!("{} exited with {status} at start", chromium.display());
+            }
+            assert!(
+                started.elapsed() < CEILING,
+                "Chromium did not open its DevTools port within {CEILING:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+
         let port = {
             let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("a free port");
             listener.local_addr().expect("address").port()
         };
-        let mut command = Command::new(driver);
-        command
+        let driver_process = Command::new(driver)
             .arg(format!("--port={port}"))
             .arg("--allowed-ips=127.0.0.1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        // Its own process group, so that its browsers end with it.
-        std::os::unix::process::CommandExt::process_group(&mut command, 0);
-        let mut child = command.spawn().unwrap_or_else(|e| {
-            panic!("starting {}: {e}", driver.display());
-        });
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", driver.display()));
+        let mut driver_process = Killed(driver_process);
         let url = format!("http://127.0.0.1:{port}");
-        let profile = tempfile::tempdir().expect("a profile directory");
-        let mut args: Vec<String> = CHROMIUM_ARGS.iter().map(|a| (*a).to_owned()).collect();
-        args.push(format!("--user-data-dir={}", profile.path().display()));
         let mut capabilities = serde_json::Map::new();
         capabilities.insert("browserName".to_owned(), json!("chrome"));
         capabilities.insert(
             "goog:chromeOptions".to_owned(),
-            json!({"binary": chromium, "args": args}),
+            json!({"debuggerAddress": format!("127.0.0.1:{devtools_port}")}),
         );
-        let started = Instant::now();
         let client = loop {
             let connector = hyper_util::client::legacy::connect::HttpConnector::new();
             match ClientBuilder::new(connector)
@@ -109,7 +141,7 @@ impl Browser {
             {
                 Ok(client) => break client,
                 Err(error) => {
-                    if let Ok(Some(status)) = child.try_wait() {
+                    if let Ok(Some(status)) = driver_process.0.try_wait() {
                         panic!("chromedriver exited with {status} before it answered");
                     }
                     assert!(
@@ -122,15 +154,15 @@ impl Browser {
         };
         Browser {
             client,
-            driver: child,
+            _driver: driver_process,
+            _chromium: browser,
             _profile: profile,
         }
     }
 
-    /// Ends the session (and Chromium with it).
+    /// Ends the WebDriver session; the processes end when dropped.
     pub async fn close(self) {
-        let Browser { client, .. } = &self;
-        let _ = client.clone().close().await;
+        let _ = self.client.clone().close().await;
     }
 
     /// Loads `url`.
@@ -260,6 +292,50 @@ impl Browser {
             .expect("script runs")
     }
 
+    /// What a page must have to be usable without a mouse and zoomed in:
+    /// `lang`, one `h1`, a label (or accessible name) for every control,
+    /// and no sideways scrolling in a window 640 CSS pixels wide, which is
+    /// a 1280-pixel screen at 200 % zoom. Answers what is missing.
+    pub async fn accessibility_gaps(&self) -> Vec<String> {
+        let (width, height) = {
+            let rect = self.client.get_window_rect().await.expect("window size");
+            (rect.2, rect.3)
+        };
+        self.client
+            .set_window_size(640, 900)
+            .await
+            .expect("narrow window");
+        let gaps = self
+            .run(
+                r#"const gaps = [];
+                if (!document.documentElement.lang) gaps.push("no lang");
+                const h1 = document.querySelectorAll("h1").length;
+                if (h1 !== 1) gaps.push(h1 + " h1 headings");
+                document.querySelectorAll("input:not([type=hidden]), select, textarea").forEach(c => {
+                  if (!(c.labels && c.labels.length) && !c.getAttribute("aria-label")) gaps.push("unlabelled " + c.outerHTML);
+                });
+                document.querySelectorAll("button, a[href]").forEach(c => {
+                  if (!c.textContent.trim() && !c.getAttribute("aria-label")) gaps.push("nameless " + c.outerHTML);
+                });
+                if (document.documentElement.scrollWidth > window.innerWidth)
+                  gaps.push("scrolls sideways: " + document.documentElement.scrollWidth + " > " + window.innerWidth);
+                return gaps;"#,
+            )
+            .await;
+        self.client
+            .set_window_size(
+                u32::try_from(width).unwrap_or(1280),
+                u32::try_from(height).unwrap_or(900),
+            )
+            .await
+            .expect("window size back");
+        gaps.as_array()
+            .expect("a list")
+            .iter()
+            .map(|g| g.as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
     /// Waits (bounded) until the text of `css` is `expected`.
     pub async fn wait_for_text(&self, css: &str, expected: &str) {
         let started = Instant::now();
@@ -280,14 +356,12 @@ impl Browser {
     }
 }
 
-impl Drop for Browser {
+/// A process this test started, ended (by its id) and reaped when dropped.
+struct Killed(Child);
+
+impl Drop for Killed {
     fn drop(&mut self) {
-        // chromedriver and the browsers it started share its process group.
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(format!("-{}", self.driver.id()))
-            .status();
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }

@@ -463,6 +463,7 @@ async fn an_operator_signs_in_finds_the_failed_job_retries_it_and_watches_it_suc
         "en"
     );
     assert_eq!(browser.text("label[for=key]").await, "API key");
+    assert_eq!(browser.accessibility_gaps().await, Vec::<String>::new());
 
     // A wrong key: the refusal next to the field, which points at it.
     browser.type_into("#key", "rsk_wrong").await;
@@ -512,6 +513,7 @@ async fn an_operator_signs_in_finds_the_failed_job_retries_it_and_watches_it_suc
     assert_eq!(browser.text("#health-status").await, "ok");
     let page = browser.client.source().await.expect("source");
     assert!(!page.contains(&service_key), "the key is not in the page");
+    assert_eq!(browser.accessibility_gaps().await, Vec::<String>::new());
     // The first Tab reaches the skip link.
     browser.press("body", "\u{E004}").await;
     assert_eq!(
@@ -536,6 +538,7 @@ async fn an_operator_signs_in_finds_the_failed_job_retries_it_and_watches_it_suc
             .query()
             .is_some_and(|q| q.contains("state=failed")),
     );
+    assert_eq!(browser.accessibility_gaps().await, Vec::<String>::new());
     let row = format!("#jobs a[href='/console/jobs/{id}']");
     assert_eq!(browser.text(&row).await, id);
     browser.click_to_load(&row).await;
@@ -555,6 +558,7 @@ async fn an_operator_signs_in_finds_the_failed_job_retries_it_and_watches_it_suc
     assert!(browser.text(".exchange h4").await.contains("/hooks/cancel"));
     assert_eq!(browser.text(".exchange .erp-status").await, "HTTP 400");
     assert!(browser.text(".response-body").await.contains("is unknown"));
+    assert_eq!(browser.accessibility_gaps().await, Vec::<String>::new());
 
     // Retry, the ERP now holding the delivery until the test lets it go.
     erp.refusing.store(false, Ordering::SeqCst);
