@@ -210,7 +210,7 @@ pub async fn start(config: ServiceConfig) -> anyhow::Result<RunningService> {
     let mut state = AppState::new(store.clone(), admin_token.as_deref());
     state.plugins = Some(plugins.clone());
     // The operator console beside the API (not in its OpenAPI document).
-    let mut routes = api::routes().nest("/console", crate::console::routes());
+    let mut routes = crate::console::mount(api::routes());
     for companion in &config.companions {
         let own = companion
             .start(&store)

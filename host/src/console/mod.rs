@@ -37,6 +37,15 @@ const JOBS_LISTED: u32 = 100;
 /// Most job states one poll of `/console/job-states` answers.
 const MAX_POLLED_JOBS: usize = 200;
 
+/// Adds the console under `/console` to the API's routes (`/console/`
+/// leads to `/console`).
+pub fn mount(api: Router<AppState>) -> Router<AppState> {
+    api.nest("/console", routes()).route(
+        "/console/",
+        get(|| async { Redirect::permanent("/console") }),
+    )
+}
+
 /// The console's routes, to be nested at `/console`. The sessions live in
 /// this router (one set per process).
 pub fn routes() -> Router<AppState> {

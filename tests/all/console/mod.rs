@@ -298,6 +298,15 @@ async fn the_session_cookie_is_http_only_strict_and_secure_only_over_tls() {
     let html = overview.text().await.expect("page");
     assert!(html.contains(r#"<html lang="en">"#));
     assert!(!html.contains(&key));
+
+    // `/console/` leads to the console too.
+    let slash = plain_client()
+        .get(format!("{}/console/", service.base))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(slash.status(), StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(slash.headers()[LOCATION], "/console");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
