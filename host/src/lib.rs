@@ -13,6 +13,7 @@ pub mod bundled;
 pub mod cancel;
 pub mod cli;
 pub mod config_rules;
+pub mod console;
 pub mod demo;
 pub mod domain;
 pub mod jobs;

@@ -209,7 +209,8 @@ pub async fn start(config: ServiceConfig) -> anyhow::Result<RunningService> {
     });
     let mut state = AppState::new(store.clone(), admin_token.as_deref());
     state.plugins = Some(plugins.clone());
-    let mut routes = api::routes();
+    // The operator console beside the API (not in its OpenAPI document).
+    let mut routes = crate::console::mount(api::routes());
     for companion in &config.companions {
         let own = companion
             .start(&store)

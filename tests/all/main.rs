@@ -21,6 +21,7 @@ mod api_ops;
 mod api_schema;
 mod cli_plugin_new;
 mod cli_plugin_test;
+mod console;
 mod egress;
 mod egress_service;
 mod hostile_runtime;

@@ -23,6 +23,8 @@ mod api_cancel;
 mod api_contract;
 #[path = "../all/api_ops.rs"]
 mod api_ops;
+#[path = "../all/console/mod.rs"]
+mod console;
 #[path = "../all/hotload_api.rs"]
 mod hotload_api;
 #[path = "../all/hotload_jobs.rs"]

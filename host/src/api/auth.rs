@@ -66,7 +66,19 @@ impl Auth {
         store: &Store,
         token: &str,
     ) -> Result<Option<Caller>, AppError> {
-        let digest = token_digest(token);
+        self.authenticate_digest(store, &token_digest(token)).await
+    }
+
+    /// The caller whose token has this digest (hex SHA-256, see
+    /// [`token_digest`]); `None` for an unknown, revoked or expired one. The
+    /// console keeps a signed-in operator's digest, never the token, and
+    /// checks it again on every request, as the API checks a token.
+    pub async fn authenticate_digest(
+        &self,
+        store: &Store,
+        digest: &str,
+    ) -> Result<Option<Caller>, AppError> {
+        let digest = digest.to_owned();
         if self.admin_token_sha256.as_deref() == Some(digest.as_str()) {
             return Ok(Some(Caller {
                 role: Role::Admin,

@@ -59,7 +59,9 @@ pub use error::{AppError, Problem, ProblemField};
 pub use extract::{BODY_LIMIT, Caller};
 pub use jobs::{
     AttemptInputView, AttemptView, BodyView, ExchangeView, HeaderView, JobView, LogLineView,
+    retried_note, retry,
 };
+pub use ops::{HealthView, ReadinessWarningView, readiness};
 pub use plugins::SIGNATURE_HEADER;
 pub use routes::{
     ADMIN, ANY_ROLE, Access, AuditNote, MAX_AUDIT_SUMMARY_CHARS, RouteInfo, STAFF, noted,
@@ -327,7 +329,14 @@ async fn problems_only(request: Request, next: Next) -> Response {
         .is_some_and(|t| {
             t.starts_with("application/json") || t.starts_with("application/problem+json")
         });
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
+    // So are the console's HTML pages (`crate::console`), whose refusals
+    // are pages a browser shows.
+    let is_html = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|t| t.to_str().ok())
+        .is_some_and(|t| t.starts_with("text/html"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json || is_html {
         return response;
     }
     let body = axum::body::to_bytes(response.into_body(), REJECTION_DETAIL_BYTES * 4)

@@ -94,21 +94,31 @@ pub async fn healthz() -> Json<HealthView> {
         (status = 503, description = "Not ready", body = HealthView),
     ))]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<HealthView>) {
-    let database = state.store.ping().await.is_ok();
-    let workers = state.readiness.workers_running();
-    let ready = database && workers;
+    let (ready, report) = readiness(&state).await;
     (
         if ready {
             StatusCode::OK
         } else {
             StatusCode::SERVICE_UNAVAILABLE
         },
-        Json(HealthView {
+        Json(report),
+    )
+}
+
+/// Whether the service can take work, with the report `/readyz` answers
+/// (the console's overview shows the same).
+pub async fn readiness(state: &AppState) -> (bool, HealthView) {
+    let database = state.store.ping().await.is_ok();
+    let workers = state.readiness.workers_running();
+    let ready = database && workers;
+    (
+        ready,
+        HealthView {
             status: if ready { "ok" } else { "unavailable" }.to_owned(),
             database: Some(database),
             workers: Some(workers),
-            warnings: Some(readiness_warnings(&state)).filter(|w| !w.is_empty()),
-        }),
+            warnings: Some(readiness_warnings(state)).filter(|w| !w.is_empty()),
+        },
     )
 }
 

@@ -75,6 +75,8 @@ pub struct JobFilter {
     pub state: Option<JobState>,
     /// Only jobs about this order.
     pub order_number: Option<String>,
+    /// Only jobs of this job definition.
+    pub definition: Option<String>,
     /// At most this many (newest first).
     pub limit: u32,
 }
@@ -315,6 +317,10 @@ impl Store {
             values.push(order);
             conditions.push(format!("order_number = ${}", values.len()));
         }
+        if let Some(definition) = &filter.definition {
+            values.push(definition);
+            conditions.push(format!("definition = ${}", values.len()));
+        }
         let filters = if conditions.is_empty() {
             String::new()
         } else {
@@ -354,6 +360,21 @@ impl Store {
             .into_iter()
             .map(|s| (s, counts.get(s.as_str()).copied().unwrap_or(0)))
             .collect())
+    }
+
+    /// How many jobs failed for good (state `failed`) at or after
+    /// `since_ms`: the jobs whose last change, at that time or later, was
+    /// their failure. A failed job retried since is not counted.
+    pub async fn jobs_failed_since(&self, since_ms: i64) -> Result<i64, StoreError> {
+        on!(&self.reader, |pool| {
+            let row = sqlx::query(
+                "SELECT COUNT(*) AS n FROM jobs WHERE state = 'failed' AND updated_at >= $1",
+            )
+            .bind(since_ms)
+            .fetch_one(pool)
+            .await?;
+            row.int("n")
+        })
     }
 
     /// Enqueues a manual run of a definition: it submits the newest

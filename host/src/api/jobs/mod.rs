@@ -14,7 +14,7 @@ use super::error::{AppError, Problem};
 use super::extract::ApiJson;
 use super::routes::noted;
 use crate::domain::FieldError;
-use crate::store::{JobFilter, JobState, ManualRun};
+use crate::store::{Job, JobFilter, JobState, ManualRun, RetryError};
 
 mod shapes;
 
@@ -204,11 +204,22 @@ pub async fn retry_job(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
-    let job = state.store.retry_job(&id).await?;
+    let job = retry(&state, &id).await?;
+    Ok(noted(retried_note(&job), Json(JobView::new(&job, None))))
+}
+
+/// Puts a failed job back in the queue and wakes the workers: what
+/// `POST /v1/admin/jobs/{id}/retry` and the console's Retry button do.
+pub async fn retry(state: &AppState, id: &str) -> Result<Job, RetryError> {
+    let job = state.store.retry_job(id).await?;
     state.job_wakeup.notify_waiters();
-    let note = format!(
+    Ok(job)
+}
+
+/// What a retry changed, in the audit log's words.
+pub fn retried_note(job: &Job) -> String {
+    format!(
         "retried job {} ({:?} for order {:?})",
         job.id, job.definition, job.order_number
-    );
-    Ok(noted(note, Json(JobView::new(&job, None))))
+    )
 }
