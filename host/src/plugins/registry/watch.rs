@@ -19,8 +19,11 @@
 //!
 //! A file is looked at once per change. Reading it is not a change: the
 //! watcher drops the open and read events that the look itself causes
-//! (inotify reports them), or every look would trigger the next.
+//! (inotify reports them), or every look would trigger the next. Nor is an
+//! event about a file whose size and modification time (and its
+//! signature's) are what they were at its last look.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -181,13 +184,31 @@ impl FolderWatch {
 
         let (events, receiver) = mpsc::channel(256);
         let task = tokio::spawn(async move {
+            // The file and signature each file was last looked at with: one
+            // change can reach the watch as more than one debounced event
+            // (a rename is reported for both of its ends, and a busy
+            // machine may split them over two windows), and the second must
+            // not be a second look.
+            let mut looked: HashMap<PathBuf, Fingerprint> = HashMap::new();
             while let Some(path) = changes.recv().await {
                 let Some((file, name)) = plugin_file(&path) else {
                     continue;
                 };
+                let before = fingerprint(&file).await;
+                if looked.get(&file) == Some(&before) {
+                    continue;
+                }
                 let Some(event) = look_at(&registry, &file, &name, &config).await else {
+                    looked.remove(&file);
                     continue;
                 };
+                // Taken before the look: a change made while it ran has
+                // another fingerprint, so its event is looked at too.
+                if matches!(event, FolderEvent::Unsettled { .. }) {
+                    looked.remove(&file);
+                } else {
+                    looked.insert(file.clone(), before);
+                }
                 match &event {
                     FolderEvent::Loaded { version, .. } => tracing::info!(
                         file = %file.display(), version = %version.version,
@@ -373,6 +394,28 @@ async fn look_at<S: PluginStore>(
             },
         },
     )
+}
+
+/// A file's size, modification time and inode (a file renamed into place
+/// is a new inode, whatever its size and time), and its signature's, when
+/// they exist.
+type Fingerprint = (Option<FileIdentity>, Option<FileIdentity>);
+type FileIdentity = (u64, Option<SystemTime>, u64);
+
+async fn fingerprint(file: &Path) -> Fingerprint {
+    async fn identity(file: &Path) -> Option<FileIdentity> {
+        let metadata = tokio::fs::metadata(file).await.ok()?;
+        #[cfg(unix)]
+        let inode = std::os::unix::fs::MetadataExt::ino(&metadata);
+        #[cfg(not(unix))]
+        let inode = 0;
+        metadata
+            .is_file()
+            .then(|| (metadata.len(), metadata.modified().ok(), inode))
+    }
+    let mut signature = file.as_os_str().to_owned();
+    signature.push(".sig");
+    (identity(file).await, identity(Path::new(&signature)).await)
 }
 
 async fn stat(file: &Path) -> Option<(u64, Option<SystemTime>)> {
