@@ -195,6 +195,28 @@ async fn a_job_replayed_with_the_same_build_is_identical_and_with_another_shows_
     }
     assert!(!shown.contains("secrets the host keeps"), "{shown}");
 
+    // An earlier attempt by its number: the first one, which the ERP
+    // answered 503, is answered 503 again and sent the same request.
+    let first = run(replay(webhook, &["--secret", &secret, "--attempt", "1"]));
+    let shown = stdout_of(&first);
+    assert_eq!(first.status.code(), Some(0), "{shown}");
+    for expected in [
+        format!("replaying attempt 1 of job {job} (OrderCancel for order SO-1)"),
+        "request 1: POST /hooks: identical
+"
+        .to_owned(),
+    ] {
+        assert!(shown.contains(&expected), "{expected:?} not in:\n{shown}");
+    }
+    assert!(shown.contains("503"), "{shown}");
+    let none = run(replay(webhook, &["--attempt", "9"]));
+    let shown = stdout_of(&none);
+    assert_eq!(none.status.code(), Some(2), "{shown}");
+    assert!(
+        shown.contains(&format!("job {job} has no attempt 9 (it has 2 attempt(s))")),
+        "{shown}"
+    );
+
     // (b) A changed build: the webhook sending to another path, signed
     // with another key: each difference named, exit status 1.
     let changed = run(replay(

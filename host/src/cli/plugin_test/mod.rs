@@ -75,6 +75,10 @@ pub struct TestArgs {
         conflicts_with_all = ["print_sample", "lines", "expect", "erp_status", "erp_body"]
     )]
     pub replay: Option<String>,
+    /// With `--replay`: the attempt to replay, by its number (default: the
+    /// job's last attempt).
+    #[arg(long, value_name = "N", requires = "replay")]
+    pub attempt: Option<u32>,
     /// With `--replay`: the host's base URL.
     #[arg(long, default_value = DEFAULT_HOST, env = "RESCIND_HOST", requires = "replay")]
     pub host: String,
@@ -118,6 +122,7 @@ impl Default for TestArgs {
             cancellation: None,
             script: None,
             replay: None,
+            attempt: None,
             host: DEFAULT_HOST.to_owned(),
             token: None,
             settings: Vec::new(),

@@ -140,7 +140,8 @@ impl ReplayReport {
     }
 }
 
-/// Replays the last attempt of job `job_id` with the component `args.file`.
+/// Replays an attempt of job `job_id` (`args.attempt`, by default its
+/// last) with the component `args.file`.
 /// Fails when the host cannot be asked, the job has no attempt or the file
 /// is not a plugin this host would load.
 pub async fn replay(args: &TestArgs, job_id: &str) -> anyhow::Result<ReplayReport> {
@@ -155,7 +156,25 @@ pub async fn replay(args: &TestArgs, job_id: &str) -> anyhow::Result<ReplayRepor
     let job: JobView = get_from_host(&args.host, token, &job_path)
         .await
         .context("reading the job")?;
-    let Some(attempt) = job.attempt_history.iter().flatten().last().cloned() else {
+    let attempt = match args.attempt {
+        None => job.attempt_history.iter().flatten().last().cloned(),
+        Some(number) => {
+            let found = job
+                .attempt_history
+                .iter()
+                .flatten()
+                .find(|a| a.number == number)
+                .cloned();
+            if found.is_none() {
+                bail!(
+                    "job {job_id} has no attempt {number} (it has {} attempt(s))",
+                    job.attempts
+                );
+            }
+            found
+        }
+    };
+    let Some(attempt) = attempt else {
         bail!("job {job_id} has no attempt yet: there is nothing to replay");
     };
     let input: AttemptInputView = get_from_host(
