@@ -7,4 +7,5 @@ pub mod fakes;
 pub mod plugin_fixtures;
 pub mod raw_erp;
 pub mod rss;
+pub mod serve_process;
 pub mod test_database;

@@ -21,13 +21,24 @@ pub fn peak_resident_bytes() -> u64 {
     status_field("VmHWM:")
 }
 
+/// `VmRSS` of process `pid` (a `rescind serve` a benchmark started), in
+/// bytes.
+pub fn resident_bytes_of(pid: u32) -> u64 {
+    field_of(&format!("/proc/{pid}/status"), "VmRSS:")
+}
+
 fn status_field(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    field_of("/proc/self/status", field)
+}
+
+fn field_of(status_file: &str, field: &str) -> u64 {
+    let status =
+        std::fs::read_to_string(status_file).unwrap_or_else(|e| panic!("read {status_file}: {e}"));
     let kib: u64 = status
         .lines()
         .find_map(|line| line.strip_prefix(field))
         .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {field} in /proc/self/status"));
+        .unwrap_or_else(|| panic!("no {field} in {status_file}"));
     kib * 1024
 }
 

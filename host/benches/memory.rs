@@ -23,89 +23,29 @@
 //! Bounded: a fixed number of requests, a fixed soak, a time limit on each
 //! start. Servers listen on 127.0.0.1 only.
 
-use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::routing::get;
 use reqwest::StatusCode;
+use rescind_tests::rss::resident_bytes_of;
+use rescind_tests::serve_process::ServeProcess;
 use serde_json::json;
-use support::{ADMIN, env, load, load_with, median, order};
+use support::{ADMIN, SPAWN_LIMIT, env, load, load_with, median, order, spawn_serve};
 
 mod support;
 
-const START_LIMIT: Duration = Duration::from_secs(60);
 /// Workers of the delivering phase: as many as the runtime's plugin slots.
 const WORKERS: usize = 16;
 /// What each plugin holds, and how long its ERP takes to answer.
 const HELD_MIB: usize = 32;
 const ERP_DELAY: Duration = Duration::from_secs(2);
 
-/// A running `rescind serve`.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    fn spawn(dir: &Path, workers: usize) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rescind"))
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(["--workers", &workers.to_string()])
-            .arg("--data-dir")
-            .arg(dir)
-            .env("RESCIND_ADMIN_TOKEN", ADMIN)
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start rescind serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let (sender, receiver) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(rest) = line.strip_prefix("rescind listening on ") {
-                    let base = rest.split_whitespace().next().unwrap_or_default();
-                    let _ = sender.send(base.to_owned());
-                }
-            }
-        });
-        let base = receiver
-            .recv_timeout(START_LIMIT)
-            .expect("rescind serve printed its address");
-        Server { child, base }
-    }
-
-    /// Resident memory now, in MiB (`VmRSS`).
-    fn rss_mib(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .expect("/proc status");
-        let kib: f64 = status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
-            .and_then(|value| value.split_whitespace().next()?.parse().ok())
-            .expect("VmRSS");
-        kib / 1024.0
-    }
-
-    fn stop(mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Resident memory of `server` now, in MiB (`VmRSS`).
+fn rss_mib(server: &ServeProcess) -> f64 {
+    resident_bytes_of(server.child.id()) as f64 / (1024.0 * 1024.0)
 }
 
 async fn send(
@@ -186,9 +126,9 @@ async fn run() {
     let (erp, received) = start_erp().await;
 
     // 1. Idle, no workers.
-    let server = Server::spawn(dir.path(), 0);
+    let server = spawn_serve(dir.path(), 0);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let idle = server.rss_mib();
+    let idle = rss_mib(&server);
 
     // 2. The queue.
     let base = server.base.clone();
@@ -254,22 +194,22 @@ async fn run() {
     assert_eq!(orders.failed + cancellations.failed, 0);
     let filled_in = filling.elapsed();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let with_queue = server.rss_mib();
-    server.stop();
+    let with_queue = rss_mib(&server);
+    server.terminate();
 
     // 3. Every plugin slot holding 32 MiB, for the soak.
-    let server = Server::spawn(dir.path(), WORKERS);
+    let server = spawn_serve(dir.path(), WORKERS);
     let busy_from = Instant::now();
-    while received.load(Ordering::Relaxed) < WORKERS && busy_from.elapsed() < START_LIMIT {
+    while received.load(Ordering::Relaxed) < WORKERS && busy_from.elapsed() < SPAWN_LIMIT {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let mut samples = Vec::with_capacity(soak_secs);
     for _ in 0..soak_secs {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        samples.push(server.rss_mib());
+        samples.push(rss_mib(&server));
     }
     let delivered = received.load(Ordering::Relaxed);
-    server.stop();
+    server.terminate();
 
     let busy = median(samples.clone());
     let budget = 150.0 + (WORKERS * HELD_MIB) as f64;

@@ -19,18 +19,12 @@
 //! Bounded: a fixed number of starts and activations, each with a time
 //! limit. The server listens on 127.0.0.1 only.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sha2::Digest;
-use support::{ADMIN, env, median, range};
+use support::{ADMIN, SPAWN_LIMIT, env, median, range, spawn_serve};
 
 mod support;
-
-/// The longest a start may take before the bench gives up.
-const START_LIMIT: Duration = Duration::from_secs(60);
 
 /// The components uploaded, each under the names given.
 const COMPONENTS: &[(&str, &[&str])] = &[
@@ -54,58 +48,6 @@ const COMPONENTS: &[(&str, &[&str])] = &[
     (rescind_test_artifacts::ALLOC_BOMB, &["alloc-bomb"]),
 ];
 
-/// A running `rescind serve`.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    /// Spawns the binary on `dir`; answers it once it printed its address.
-    fn spawn(dir: &Path) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rescind"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--workers", "2"])
-            .arg("--data-dir")
-            .arg(dir)
-            .env("RESCIND_ADMIN_TOKEN", ADMIN)
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start rescind serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let (sender, receiver) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(rest) = line.strip_prefix("rescind listening on ") {
-                    let base = rest.split_whitespace().next().unwrap_or_default();
-                    let _ = sender.send(base.to_owned());
-                }
-            }
-        });
-        let base = receiver
-            .recv_timeout(START_LIMIT)
-            .expect("rescind serve printed its address");
-        Server { child, base }
-    }
-
-    /// `SIGTERM`, and waits for the process to exit.
-    fn stop(mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Polls `/readyz` until it answers 200 (bounded).
 async fn ready(client: &reqwest::Client, base: &str, since: Instant) {
     loop {
@@ -115,8 +57,8 @@ async fn ready(client: &reqwest::Client, base: &str, since: Instant) {
             return;
         }
         assert!(
-            since.elapsed() < START_LIMIT,
-            "not ready within {START_LIMIT:?}"
+            since.elapsed() < SPAWN_LIMIT,
+            "not ready within {SPAWN_LIMIT:?}"
         );
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
@@ -167,7 +109,7 @@ async fn run() {
     let dir = tempfile::tempdir().expect("data dir");
 
     // The store: the bundled plugins and 16 more names.
-    let server = Server::spawn(dir.path());
+    let server = spawn_serve(dir.path(), 2);
     ready(&client, &server.base, Instant::now()).await;
     let mut uploads = Vec::new();
     for (path, names) in COMPONENTS {
@@ -183,20 +125,20 @@ async fn run() {
         }
     }
     let count = plugins(&client, &server.base).await;
-    server.stop();
+    server.terminate();
 
     // Starts on the data directory, its compile cache warm.
     let mut ready_ms = Vec::new();
     for _ in 0..starts {
         let spawned = Instant::now();
-        let server = Server::spawn(dir.path());
+        let server = spawn_serve(dir.path(), 2);
         ready(&client, &server.base, spawned).await;
         ready_ms.push(spawned.elapsed().as_secs_f64() * 1000.0);
-        server.stop();
+        server.terminate();
     }
 
     // Activations between two compiled versions.
-    let server = Server::spawn(dir.path());
+    let server = spawn_serve(dir.path(), 2);
     ready(&client, &server.base, Instant::now()).await;
     let versions: Vec<(String, Vec<u8>)> = [
         rescind_test_artifacts::TRIVIAL,
@@ -225,7 +167,7 @@ async fn run() {
         assert!(response.status().is_success(), "{}", response.status());
         activation_ms.push(started.elapsed().as_secs_f64() * 1000.0);
     }
-    server.stop();
+    server.terminate();
 
     let (ready_low, ready_high) = range(&ready_ms);
     let ready_median = median(ready_ms);

@@ -25,9 +25,8 @@
 //! default; e.g. 500 for about 15,000 cancellations over 20 kills).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -35,6 +34,7 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rescind_tests::fakes::aaas::{AaasAuth, AaasFake};
+use rescind_tests::serve_process::ServeProcess;
 use serde_json::{Value, json};
 use sha2::Digest;
 use tokio::sync::{Semaphore, watch};
@@ -69,71 +69,26 @@ enum Backend {
 }
 
 /// A running `rescind serve` and its base URL.
-struct Server {
-    child: Child,
-    base: String,
-}
+type Server = ServeProcess;
 
-impl Server {
-    /// Starts the binary on `dir` and waits for the address it prints.
-    fn start(dir: &Path, backend: &Backend) -> Server {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_rescind"));
-        command.arg("serve");
-        if let Backend::Postgres { url, secrets_key } = backend {
-            command
-                .args(["--database-url", url, "--job-lease", "2s"])
-                .env("RESCIND_SECRETS_KEY", secrets_key);
-        }
-        let mut child = command
-            .args(["--listen", "127.0.0.1:0"])
-            .args(["--workers", "2"])
-            .arg("--data-dir")
-            .arg(dir)
-            .env("RESCIND_ADMIN_TOKEN", ADMIN)
-            .env("RUST_LOG", "error")
-            .env("RUST_BACKTRACE", "0")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start rescind serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let (sender, receiver) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(rest) = line.strip_prefix("rescind listening on ") {
-                    let base = rest.split_whitespace().next().unwrap_or_default();
-                    let _ = sender.send(base.to_owned());
-                }
-            }
-        });
-        let base = receiver
-            .recv_timeout(START_CEILING)
-            .expect("rescind serve printed its address");
-        Server { child, base }
+/// Starts the binary on `dir` and waits for the address it prints.
+fn start_server(dir: &Path, backend: &Backend) -> Server {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_rescind"));
+    command.arg("serve");
+    if let Backend::Postgres { url, secrets_key } = backend {
+        command
+            .args(["--database-url", url, "--job-lease", "2s"])
+            .env("RESCIND_SECRETS_KEY", secrets_key);
     }
-
-    /// Sends `signal` (`STOP`, `CONT`, …) to the process.
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{signal}"), &self.child.id().to_string()])
-            .status()
-            .expect("send a signal");
-        assert!(status.success(), "kill -{signal}");
-    }
-
-    /// `SIGKILL`: no shutdown, no final checkpoint, no released leases.
-    fn kill(mut self) {
-        self.child.kill().expect("kill");
-        self.child.wait().expect("wait");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    command
+        .args(["--listen", "127.0.0.1:0"])
+        .args(["--workers", "2"])
+        .arg("--data-dir")
+        .arg(dir)
+        .env("RESCIND_ADMIN_TOKEN", ADMIN)
+        .env("RUST_LOG", "error")
+        .env("RUST_BACKTRACE", "0");
+    ServeProcess::spawn(command, START_CEILING)
 }
 
 /// Order `n`: two independent product lines. Every third order is paid in
@@ -322,7 +277,7 @@ async fn kill_loop(replicas: usize, backend: Backend) {
     // definition, and the orders (known to the ERP too).
     let mut servers: Vec<Server> = dirs
         .iter()
-        .map(|dir| Server::start(dir.path(), &backend))
+        .map(|dir| start_server(dir.path(), &backend))
         .collect();
     let bases = |servers: &[Server]| servers.iter().map(|s| s.base.clone()).collect::<Vec<_>>();
     let base = servers[0].base.clone();
@@ -419,7 +374,7 @@ async fn kill_loop(replicas: usize, backend: Backend) {
             *triggers.entry("then frozen past its lease").or_default() += 1;
         } else {
             servers.remove(victim).kill();
-            servers.insert(victim, Server::start(dirs[victim].path(), &backend));
+            servers.insert(victim, start_server(dirs[victim].path(), &backend));
         }
         address_tx.send_replace(bases(&servers));
     }
@@ -791,7 +746,7 @@ async fn killed_between_the_erps_answer_and_its_record_the_retry_is_a_recognised
     // AaaS applies the request, then holds its answer back.
     erp.set_answer_delay(Duration::from_secs(60));
     erp.add_order("B1", "C-1", "ERP-1", &[1, 2]);
-    let server = Server::start(dir.path(), &Backend::Sqlite);
+    let server = start_server(dir.path(), &Backend::Sqlite);
     configure(&client, &server.base, &erp).await;
     let url = format!("{}/v1/orders/KO-0000", server.base);
     let (status, answer) = call(&client, reqwest::Method::PUT, url, Some(&order(1)), None)
@@ -818,7 +773,7 @@ async fn killed_between_the_erps_answer_and_its_record_the_retry_is_a_recognised
     assert_eq!(erp.accepted().len(), 1);
 
     erp.set_answer_delay(Duration::ZERO);
-    let server = Server::start(dir.path(), &Backend::Sqlite);
+    let server = start_server(dir.path(), &Backend::Sqlite);
     let settled = wait_for(
         &client,
         &server.base,
@@ -867,7 +822,7 @@ async fn a_graceful_shutdown_under_load_answers_what_it_took_and_loses_nothing()
         .expect("client");
     let erp = AaasFake::start(AaasAuth::Bearer(AAAS_TOKEN.to_owned())).await;
     erp.set_answer_delay(Duration::from_millis(100));
-    let mut server = Server::start(dir.path(), &Backend::Sqlite);
+    let mut server = start_server(dir.path(), &Backend::Sqlite);
     let base = server.base.clone();
     configure(&client, &base, &erp).await;
     for n in (0..ORDERS).map(authorised_only) {
@@ -946,7 +901,7 @@ async fn a_graceful_shutdown_under_load_answers_what_it_took_and_loses_nothing()
     }
 
     // Restarted: the unanswered requests were not committed.
-    let server = Server::start(dir.path(), &Backend::Sqlite);
+    let server = start_server(dir.path(), &Backend::Sqlite);
     let base = server.base.clone();
     let outcomes = outcomes.lock().unwrap().clone();
     let mut answered = 0;

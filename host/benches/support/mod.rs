@@ -18,6 +18,7 @@ use rescind_host::domain::{
 };
 use rescind_host::service::{self, RunningService, ServiceConfig};
 use rescind_host::store::{AppliesTo, Connection, JobDefinition, JobParameter, RetryPolicy, Store};
+use rescind_tests::serve_process::ServeProcess;
 use serde_json::{Value, json};
 
 /// The longest any load phase may run.
@@ -25,6 +26,23 @@ pub const PHASE_LIMIT: Duration = Duration::from_secs(120);
 
 /// The admin token of every benchmarked service.
 pub const ADMIN: &str = "bench-admin-token-0123456789abcdef0123";
+
+/// The longest the real binary may take to print its address.
+pub const SPAWN_LIMIT: Duration = Duration::from_secs(60);
+
+/// Starts this build's `rescind serve` binary on `dir` with `workers`
+/// workers and [`ADMIN`]; answers it once it printed its address.
+pub fn spawn_serve(dir: &std::path::Path, workers: usize) -> ServeProcess {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_rescind"));
+    command
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(["--workers", &workers.to_string()])
+        .arg("--data-dir")
+        .arg(dir)
+        .env("RESCIND_ADMIN_TOKEN", ADMIN)
+        .env("RUST_LOG", "error");
+    ServeProcess::spawn(command, SPAWN_LIMIT)
+}
 
 /// The value of environment variable `name`, or `default` when it is unset
 /// or does not parse.

@@ -4,12 +4,12 @@
 //! plugin sent and what the ERP answered, the token redacted. The host,
 //! the calls and the binary's runs are shared with `replay.rs`.
 
-use std::io::{BufRead as _, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use rescind_tests::fakes::aaas::{AaasAuth, AaasFake};
+use rescind_tests::serve_process::ServeProcess;
 use serde_json::{Value, json};
 
 pub(crate) const ADMIN: &str = "jobs-show-admin-token-0123456789abcdef";
@@ -18,47 +18,17 @@ const AAAS_TOKEN: &str = "jobs-show-aaas-t0ken-s3cret";
 /// loaded machine; a run that works ends far earlier.
 pub(crate) const CEILING: Duration = Duration::from_secs(120);
 
-/// A running `rescind serve`, stopped when dropped.
-pub(crate) struct Host {
-    child: Child,
-    pub(crate) base: String,
-}
-
-impl Host {
-    pub(crate) fn start(dir: &Path) -> Host {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rescind"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--workers", "1"])
-            .arg("--data-dir")
-            .arg(dir)
-            .env("RESCIND_ADMIN_TOKEN", ADMIN)
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start rescind serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let (sender, receiver) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(rest) = line.strip_prefix("rescind listening on ") {
-                    let base = rest.split_whitespace().next().unwrap_or_default();
-                    let _ = sender.send(base.to_owned());
-                }
-            }
-        });
-        let base = receiver
-            .recv_timeout(CEILING)
-            .expect("rescind serve printed its address");
-        Host { child, base }
-    }
-}
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Starts the binary with one worker on `dir`: a running `rescind serve`,
+/// stopped when dropped.
+pub(crate) fn start_host(dir: &Path) -> ServeProcess {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_rescind"));
+    command
+        .args(["serve", "--listen", "127.0.0.1:0", "--workers", "1"])
+        .arg("--data-dir")
+        .arg(dir)
+        .env("RESCIND_ADMIN_TOKEN", ADMIN)
+        .env("RUST_LOG", "error");
+    ServeProcess::spawn(command, CEILING)
 }
 
 pub(crate) async fn call(
@@ -93,7 +63,7 @@ async fn jobs_show_prints_each_attempt_with_what_was_sent_and_answered() {
     let erp = AaasFake::start(AaasAuth::Bearer(AAAS_TOKEN.to_owned())).await;
     erp.add_order("B1", "C-1", "ERP-1001", &[1]);
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let host = Host::start(dir.path());
+    let host = start_host(dir.path());
     let base = host.base.clone();
     let client = reqwest::Client::new();
     use reqwest::Method;

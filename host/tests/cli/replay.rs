@@ -14,7 +14,7 @@ use rescind_tests::erp_server::{ErpServer, Scripted};
 use rescind_tests::fakes::aaas::{AaasAuth, AaasFake};
 use serde_json::{Value, json};
 
-use crate::jobs_show::{ADMIN, CEILING, Host, call, rescind};
+use crate::jobs_show::{ADMIN, CEILING, call, rescind, start_host};
 
 const SIGNING_KEY: &str = "replay-webhook-signing-k3y";
 const AAAS_TOKEN: &str = "replay-aaas-t0ken-s3cret";
@@ -133,7 +133,7 @@ async fn a_job_replayed_with_the_same_build_is_identical_and_with_another_shows_
     let aaas = AaasFake::start(AaasAuth::Bearer(AAAS_TOKEN.to_owned())).await;
     aaas.add_order("B1", "C-1", "ERP-1001", &[1]);
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let host = Host::start(dir.path());
+    let host = start_host(dir.path());
     let base = host.base.clone();
     let (job, aaas_job) = deliver(&base, &erp, &aaas).await;
 
