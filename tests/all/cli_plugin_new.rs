@@ -3,7 +3,9 @@
 //! its tests, builds as a component, passes `rescind plugin test` against a
 //! scripted ERP that wants a login first (accepted, and the exit statuses of
 //! a refusal and an outage), is pushed to a running host, and delivers a
-//! real cancellation.
+//! real cancellation with its ERP exchange recorded; a changed build is
+//! then replayed against that job and shadow-run on the next five, the
+//! differences shown while the ERP hears only the active version.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -11,7 +13,8 @@ use std::process::Command;
 use clap::Parser as _;
 use reqwest::{Method, StatusCode};
 use rescind_host::cli::plugin::{
-    NewArgs, PushArgs, Script, ScriptedErp, TestArgs, new_plugin, push, sample_json, test_plugin,
+    NewArgs, PushArgs, Script, ScriptedErp, ShadowArgs, TestArgs, new_plugin, push, render_shadow,
+    replay, sample_json, shadow, test_plugin,
 };
 use rescind_host::cli::{Cli, Exit};
 use rescind_host::plugins::CallOutcome;
@@ -288,6 +291,141 @@ async fn a_new_plugin_goes_from_scaffold_to_a_delivered_cancellation() {
     );
     let body: serde_json::Value = serde_json::from_str(&received[1].body).unwrap();
     assert_eq!(body["orderNumber"], "SO-77");
+    // The job shows what was sent and answered, the session cookie redacted.
+    let exchange = job["attemptHistory"][0]["exchange"]
+        .as_array()
+        .expect("the exchange is recorded");
+    let urls: Vec<&str> = exchange
+        .iter()
+        .map(|e| e["url"].as_str().unwrap())
+        .collect();
+    assert!(
+        urls[0].ends_with("/login") && urls[1].ends_with("/cancellations"),
+        "{urls:?}"
+    );
+    assert_eq!(exchange[1]["status"], 201);
+    assert!(!job.to_string().contains("live-1"), "{job}");
+    let job_id = job["id"].as_str().unwrap().to_owned();
+
+    // A changed build: the reason under another name.
+    let source = root.join("src/lib.rs");
+    let code = std::fs::read_to_string(&source).unwrap();
+    let changed = code.replace(
+        r#""reason": cancellation.reason.code(),"#,
+        r#""reasonCode": cancellation.reason.code(),"#,
+    );
+    assert_ne!(changed, code, "the scaffold sends the reason as `reason`");
+    std::fs::write(&source, changed).unwrap();
+    let built = root.clone();
+    tokio::task::spawn_blocking(move || {
+        cargo(
+            &built,
+            &[
+                "build",
+                "--quiet",
+                "--target",
+                "wasm32-wasip2",
+                "--profile",
+                "plugin",
+            ],
+        );
+    })
+    .await
+    .expect("built again");
+
+    // Replayed against the job, it shows the difference (exit status 1).
+    let replay_line = vec![
+        text(&component),
+        "--replay".to_owned(),
+        job_id.clone(),
+        "--host".to_owned(),
+        service.base.clone(),
+        "--token".to_owned(),
+        ADMIN.to_owned(),
+        "--secret".to_owned(),
+        "username=rescind".to_owned(),
+        "--secret".to_owned(),
+        "password=s3cret".to_owned(),
+    ];
+    assert_eq!(plugin_test(replay_line).await, Exit::FAILURE);
+    let replayed = replay(
+        &TestArgs {
+            file: Some(component.clone()),
+            replay: Some(job_id.clone()),
+            host: service.base.clone(),
+            token: Some(ADMIN.to_owned()),
+            secrets: vec![
+                ("username".into(), "rescind".into()),
+                ("password".into(), "s3cret".into()),
+            ],
+            ..TestArgs::default()
+        },
+        &job_id,
+    )
+    .await
+    .expect("replayed");
+    let shown = replayed.render();
+    assert!(!replayed.identical(), "{shown}");
+    assert!(shown.contains("request 1: POST /login: identical"), "{shown}");
+    assert!(shown.contains("request 2: POST /cancellations: differs"), "{shown}");
+    assert!(shown.contains("-  \"reason\": "), "{shown}");
+    assert!(shown.contains("+  \"reasonCode\": "), "{shown}");
+
+    // Shadow-run over the next 5 jobs: the report shows the difference
+    // while the ERP hears the active version only.
+    let changed_version = push(&PushArgs {
+        no_activate: true,
+        ..push_args(ADMIN)
+    })
+    .await
+    .expect("pushed, not activated");
+    assert!(!changed_version.active);
+    let shadow_args = |version: Option<String>, jobs: Option<u32>| ShadowArgs {
+        name: "initech-erp".to_owned(),
+        version,
+        jobs,
+        stop: false,
+        host: service.base.clone(),
+        token: ADMIN.to_owned(),
+    };
+    let started = shadow(&shadow_args(Some(changed_version.version.clone()), Some(5)))
+        .await
+        .expect("started");
+    assert_eq!(started.state, "running");
+    for n in 1..=5 {
+        let job = settled_job(&service, &cancel_new_order(&service, &format!("SO-8{n}")).await).await;
+        assert_eq!(job["state"], "succeeded", "{job}");
+    }
+    let mut report = None;
+    for _ in 0..1200 {
+        let run = shadow(&shadow_args(None, None)).await.expect("read");
+        if run.state == "complete" {
+            report = Some(run);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let report = report.expect("the shadow run completed within 60 s");
+    let shown = render_shadow(&report);
+    assert_eq!((report.compared, report.different), (5, 5), "{shown}");
+    assert!(
+        shown.contains("5 of 5 jobs compared, 0 identical, 5 different"),
+        "{shown}"
+    );
+    for result in &report.results {
+        assert_eq!(result.shadow_outcome.as_deref(), Some("accepted"), "{shown}");
+        let cancel = &result.requests[1];
+        assert_eq!(cancel.active.as_deref(), Some("POST /cancellations"));
+        let differences = cancel.differences.join("\n");
+        assert!(differences.contains("\"reasonCode\""), "{shown}");
+        assert!(cancel.skipped.iter().any(|s| s.contains("cookie")), "{shown}");
+    }
+    let received = erp.received();
+    assert_eq!(received.len(), 12, "2 requests for each of 6 jobs");
+    assert!(
+        received.iter().all(|r| !r.body.contains("reasonCode")),
+        "the changed build reached the ERP: {received:?}"
+    );
 
     // Never over an existing crate, never a name cargo would refuse.
     let again = new_plugin(&args).expect_err("exists");

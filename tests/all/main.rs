@@ -39,6 +39,7 @@ mod jobs_share;
 mod plugin_cache;
 mod plugin_refusals;
 mod plugin_sandbox;
+mod plugin_shadow;
 mod plugin_signatures;
 mod registry_guard;
 mod registry_lifecycle;

@@ -49,6 +49,8 @@ mod jobs_outage;
 mod jobs_share;
 mod migrate;
 mod plugin_replicas;
+#[path = "../all/plugin_shadow.rs"]
+mod plugin_shadow;
 #[path = "../all/registry_support.rs"]
 #[allow(
     dead_code,

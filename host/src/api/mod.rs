@@ -62,7 +62,10 @@ pub use jobs::{
     retried_note, retry,
 };
 pub use ops::{HealthView, ReadinessWarningView, readiness};
-pub use plugins::SIGNATURE_HEADER;
+pub use plugins::{
+    MAX_SHADOW_JOBS, SIGNATURE_HEADER, ShadowBody, ShadowRequestView, ShadowResultView,
+    ShadowRunView,
+};
 pub use routes::{
     ADMIN, ANY_ROLE, Access, AuditNote, MAX_AUDIT_SUMMARY_CHARS, RouteInfo, STAFF, noted,
     route_list, routes,
@@ -157,6 +160,7 @@ A committed cancellation (`201`) may carry `warnings`, each with a stable `code`
         jobs::run_definition, jobs::list_jobs, jobs::get_job, jobs::get_attempt_input,
         jobs::retry_job,
         plugins::put_plugin, plugins::list_plugins, plugins::get_plugin, plugins::activate_plugin,
+        plugins::start_shadow, plugins::get_shadow, plugins::stop_shadow,
         ops::healthz, ops::readyz, ops::metrics, ops::openapi,
     ),
     modifiers(&BearerAuth, &RouteRoles, &RefusalsDocumented),

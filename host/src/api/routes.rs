@@ -143,7 +143,7 @@ fn table() -> Vec<Route> {
             admin::list_api_keys,
         ),
         route(
-            delete,
+            delete.clone(),
             "/v1/admin/api-keys/{id}",
             ADMIN,
             admin::revoke_api_key,
@@ -254,10 +254,28 @@ fn table() -> Vec<Route> {
             plugins::get_plugin,
         ),
         route(
-            post,
+            post.clone(),
             "/v1/admin/plugins/{name}/activate",
             ADMIN,
             plugins::activate_plugin,
+        ),
+        route(
+            post,
+            "/v1/admin/plugins/{name}/shadow",
+            ADMIN,
+            plugins::start_shadow,
+        ),
+        route(
+            get.clone(),
+            "/v1/admin/plugins/{name}/shadow",
+            ADMIN,
+            plugins::get_shadow,
+        ),
+        route(
+            delete,
+            "/v1/admin/plugins/{name}/shadow",
+            ADMIN,
+            plugins::stop_shadow,
         ),
         route(get.clone(), "/healthz", Public, ops::healthz),
         route(get.clone(), "/readyz", Public, ops::readyz),

@@ -78,6 +78,19 @@ pub(crate) async fn get_from_host<T: serde::de::DeserializeOwned>(
     token: &str,
     path: &str,
 ) -> anyhow::Result<T> {
+    call_host(reqwest::Method::GET, host, token, path, None).await
+}
+
+/// `{method} {host}{path}` with the token and an optional JSON body, the
+/// answer read as JSON. An error carries the host's own explanation (the
+/// problem's `detail` and the fields it names).
+pub(crate) async fn call_host<T: serde::de::DeserializeOwned>(
+    method: reqwest::Method,
+    host: &str,
+    token: &str,
+    path: &str,
+    body: Option<&serde_json::Value>,
+) -> anyhow::Result<T> {
     if token.trim().is_empty() {
         bail!("the token is empty: pass --token or set RESCIND_ADMIN_TOKEN");
     }
@@ -87,9 +100,11 @@ pub(crate) async fn get_from_host<T: serde::de::DeserializeOwned>(
         .build()
         .context("building the HTTP client")?;
     let url = format!("{}{path}", host.trim_end_matches('/'));
-    let response = client
-        .get(&url)
-        .bearer_auth(token)
+    let mut request = client.request(method, &url).bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(body);
+    }
+    let response = request
         .send()
         .await
         .with_context(|| format!("reaching the host at {host}"))?;
@@ -98,12 +113,29 @@ pub(crate) async fn get_from_host<T: serde::de::DeserializeOwned>(
         let answer: serde_json::Value = response.json().await.unwrap_or_default();
         let detail = answer["detail"].as_str().unwrap_or("no detail");
         let code = answer["code"].as_str().unwrap_or("unknown");
+        let fields: Vec<String> = answer["errors"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| {
+                format!(
+                    "{}: {}",
+                    e["field"].as_str().unwrap_or("?"),
+                    e["message"].as_str().unwrap_or("?")
+                )
+            })
+            .collect();
+        let fields = if fields.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", fields.join("; "))
+        };
         match status {
             reqwest::StatusCode::UNAUTHORIZED => bail!(
                 "the host refused the token (HTTP 401 {code}: {detail}): use the host's \
                  RESCIND_ADMIN_TOKEN or an admin or service API key"
             ),
-            other => bail!("the host answered HTTP {other} ({code}): {detail}"),
+            other => bail!("the host answered HTTP {other} ({code}): {detail}{fields}"),
         }
     }
     response

@@ -1,6 +1,7 @@
 //! The `rescind` command line: `serve` runs the host; `plugin new`, `plugin
 //! test`, `plugin sign` and `plugin push` take a plugin from an empty folder
-//! to a running host; `keys create` makes an API key while the host is
+//! to a running host, `plugin shadow` tries a new version on real jobs
+//! before it is activated; `keys create` makes an API key while the host is
 //! stopped; `secrets rotate-key` replaces the key that seals connection
 //! secrets; `jobs show` prints a job of a running host with the ERP
 //! exchange of each attempt.
@@ -10,6 +11,7 @@ pub mod keys;
 mod migrate;
 pub mod plugin;
 mod plugin_new;
+mod plugin_shadow;
 mod plugin_test;
 mod secrets;
 mod serve;

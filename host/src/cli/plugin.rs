@@ -15,12 +15,12 @@ use clap::{Args, Subcommand};
 use futures_util::StreamExt;
 
 pub use super::plugin_new::{NewArgs, new_plugin};
+pub use super::plugin_shadow::{ShadowArgs, render_shadow, shadow};
 use super::plugin_test::test_plugin as run_test;
 pub use super::plugin_test::{
-    Comparison, Expect, MAX_ANSWER_DELAY, MAX_INPUT_FILE_BYTES, MAX_SCRIPT_ANSWERS,
-    ReceivedRequest, ReplayReport, RequestComparison, RequestPattern, Script, ScriptMode,
-    ScriptedAnswer, ScriptedErp, SentRequest, TestArgs, TestReport, compare, parse_cancellation,
-    replay, sample_json,
+    Expect, MAX_ANSWER_DELAY, MAX_INPUT_FILE_BYTES, MAX_SCRIPT_ANSWERS, ReceivedRequest,
+    ReplayReport, RequestPattern, Script, ScriptMode, ScriptedAnswer, ScriptedErp, TestArgs,
+    TestReport, parse_cancellation, replay, sample_json,
 };
 use super::{Exit, report_error};
 use crate::api::SIGNATURE_HEADER;
@@ -58,6 +58,11 @@ pub enum PluginCommand {
     /// over `rescind-plugin-v1\nNAME\nSHA256` (base64) to `FILE.sig`, which
     /// `plugin push` sends.
     Sign(SignArgs),
+    /// Run a stored, inactive version beside the active one on the plugin's
+    /// next real jobs, in a capture-only sandbox (its requests are answered
+    /// with the active version's recorded ERP answers and never sent), and
+    /// report per job how its requests differ; or show or stop that run.
+    Shadow(ShadowArgs),
     /// Create a plugin signing key: the private key goes to a new file
     /// (mode 0600), the public key to trust (`rescind serve --trusted-key`)
     /// is printed.
@@ -184,6 +189,13 @@ pub fn run(args: PluginArgs) -> Exit {
                     signed.public_key,
                     signed.signature_file.display()
                 );
+                Exit::SUCCESS
+            }
+            Err(error) => report_error(&error, Exit::FAILURE),
+        },
+        PluginCommand::Shadow(shadow_args) => match runtime.block_on(shadow(&shadow_args)) {
+            Ok(run) => {
+                print!("{}", render_shadow(&run));
                 Exit::SUCCESS
             }
             Err(error) => report_error(&error, Exit::FAILURE),

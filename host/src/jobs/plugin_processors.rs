@@ -4,8 +4,8 @@
 use super::{Delivery, DeliveryOutcome, Submission};
 use crate::plugins::registry::{OutcomeEffect, PluginRegistry, RegistryError, parse_reference};
 use crate::plugins::{
-    BankDetails, CallLimits, CallOutcome, Cancellation, CancelledLine, ConnectionContext, Money,
-    Refund, SendWindow, Tracking,
+    BankDetails, CallLimits, CallOutcome, Cancellation, CancelledLine, ConnectionContext, LogLine,
+    Money, Refund, SendWindow, Tracking,
 };
 use crate::store::{AttemptLogLine, CancellationRecord, Connection};
 
@@ -44,8 +44,8 @@ impl From<Connection> for ConnectionContext {
 /// version back and ask for failed jobs to be re-queued.
 #[derive(Debug, Clone)]
 pub struct PluginProcessors {
-    registry: PluginRegistry,
-    limits: CallLimits,
+    pub(super) registry: PluginRegistry,
+    pub(super) limits: CallLimits,
 }
 
 impl PluginProcessors {
@@ -121,14 +121,7 @@ impl PluginProcessors {
             .await;
         Delivery {
             outcome: report.outcome.into(),
-            log: report
-                .log
-                .into_iter()
-                .map(|line| AttemptLogLine {
-                    level: line.level.as_str().to_owned(),
-                    message: format!("[{}] {}", line.source.as_str(), line.message),
-                })
-                .collect(),
+            log: log_lines(report.log),
             exchange: Some(report.exchange),
             elapsed: report.elapsed,
             plugin_version: Some(plugin.sha256().to_owned()),
@@ -176,6 +169,17 @@ impl PluginProcessors {
             }
         }
     }
+}
+
+/// A call's log lines as an attempt keeps them: the source before the
+/// message.
+pub(super) fn log_lines(log: Vec<LogLine>) -> Vec<AttemptLogLine> {
+    log.into_iter()
+        .map(|line| AttemptLogLine {
+            level: line.level.as_str().to_owned(),
+            message: format!("[{}] {}", line.source.as_str(), line.message),
+        })
+        .collect()
 }
 
 /// The WIT record for one attempt of a cancellation's job: what attempt

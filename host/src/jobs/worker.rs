@@ -65,7 +65,8 @@ impl DeliveryOutcome {
         }
     }
 
-    fn message(&self) -> Option<String> {
+    /// The outcome's message, if it has one.
+    pub(super) fn message(&self) -> Option<String> {
         match self {
             DeliveryOutcome::Call(outcome) => match outcome {
                 CallOutcome::Accepted { message, .. } => message.clone(),
@@ -388,12 +389,12 @@ impl Worker {
                         .processors
                         .submit(&processor, &submission, Some(&window))
                         .await;
-                    (Some(processor), delivery)
+                    (Some((processor, submission)), delivery)
                 }
                 Err(outcome) => (None, Delivery::without_call(outcome)),
             }
         };
-        let (processor, delivery) = tokio::select! {
+        let (prepared, delivery) = tokio::select! {
             done = attempt => done,
             () = self.keep_lease(claimed, &window) => {
                 // Another worker may run the job now: stop this attempt
@@ -421,7 +422,7 @@ impl Worker {
         }
         // Only an outcome that was recorded counts toward an activation
         // guard: a lost lease means another attempt's outcome will.
-        let Some(processor) = processor else {
+        let Some((processor, submission)) = prepared else {
             return;
         };
         let requeue = self
@@ -440,6 +441,11 @@ impl Worker {
                 Err(e) => tracing::error!(error = %e, "cannot re-queue jobs after a rollback"),
             }
         }
+        // Last: the job is settled, and the worker's next claim waits for
+        // this call, which never leaves the host.
+        self.processors
+            .shadow(&self.store, &processor, &submission, &recorded)
+            .await;
     }
 
     /// Renews the job's lease every third of its length while the attempt

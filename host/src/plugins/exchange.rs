@@ -49,6 +49,11 @@ const CREDENTIAL_HEADERS: [&str; 4] = [
     "set-cookie",
 ];
 
+/// The `error` of a request that neither got an answer nor failed before
+/// the call ended: the call's deadline cut it off (or the plugin stopped
+/// waiting for it).
+pub const UNANSWERED: &str = "no-answer-before-the-call-ended";
+
 /// What ends a cut body: how long the body was and how much is kept.
 pub fn body_cut_marker(body_bytes: u64) -> String {
     format!("… [cut: {body_bytes} bytes in the body, {MAX_RECORDED_BODY_BYTES} kept]")
@@ -266,7 +271,10 @@ impl ExchangeRecorder {
             let exchanges = book
                 .open
                 .iter()
-                .map(|open| ErpExchange {
+                .map(|open| {
+                    // Neither answered nor failed: the call ended first.
+                    let unanswered = open.status.is_none() && open.error.is_none();
+                    ErpExchange {
                     method: open.method.clone(),
                     url: open.url.clone(),
                     request_headers: open.request_headers.clone(),
@@ -277,8 +285,21 @@ impl ExchangeRecorder {
                         .response_body
                         .as_ref()
                         .map(|body| recorded_body(body, redactor)),
-                    duration_ms: u64::try_from(open.duration.as_millis()).unwrap_or(u64::MAX),
-                    error: open.error.clone(),
+                    duration_ms: u64::try_from(
+                        if unanswered {
+                            open.started.elapsed()
+                        } else {
+                            open.duration
+                        }
+                        .as_millis(),
+                    )
+                    .unwrap_or(u64::MAX),
+                    error: if unanswered {
+                        Some(UNANSWERED.to_owned())
+                    } else {
+                        open.error.clone()
+                    },
+                }
                 })
                 .collect();
             RecordedExchanges {
@@ -602,6 +623,21 @@ mod tests {
                 MAX_RECORDED_EXCHANGES + 1 - recorded
             );
         }
+    }
+
+    #[test]
+    fn a_request_the_call_ended_before_is_marked_unanswered() {
+        let r = recorder();
+        let id = r
+            .open("POST", "http://erp/slow", &http::HeaderMap::new())
+            .unwrap();
+        r.body_bytes(id, Side::Request, b"{}");
+        std::thread::sleep(Duration::from_millis(2));
+        let exchange = r.finish().exchanges.remove(0);
+        assert_eq!(exchange.status, None);
+        assert_eq!(exchange.error.as_deref(), Some(UNANSWERED));
+        assert!(exchange.duration_ms >= 2, "{exchange:?}");
+        assert_eq!(exchange.request_body.text, "{}");
     }
 
     #[test]

@@ -26,10 +26,13 @@
 //! recorded ERP exchange), generated bindings in `bindings`.
 
 mod address;
+mod answers;
 mod bindings;
 mod cache;
 mod call;
+mod capture;
 mod cancellation;
+pub mod compare;
 mod compat;
 mod config;
 mod connection;
@@ -54,6 +57,7 @@ mod stdio_impl;
 mod trust;
 
 pub use address::{AddressClass, METADATA_ADDRESSES, METADATA_NAMES};
+pub use answers::{RecordedAnswer, recorded_answers};
 pub use call::MAX_BACKTRACE_FRAMES;
 pub use cancellation::{
     BankDetails, Cancellation, CancellationReason, CancelledLine, CancelledLineKind, Channel,
@@ -67,7 +71,7 @@ pub use connection::ConnectionContext;
 pub use error::PluginError;
 pub use exchange::{
     ErpExchange, MAX_RECORDED_BODY_BYTES, MAX_RECORDED_EXCHANGES, MAX_RECORDED_HEADER_BYTES,
-    RecordedBody, RecordedExchanges, RecordedHeader, body_cut_marker,
+    RecordedBody, RecordedExchanges, RecordedHeader, UNANSWERED, body_cut_marker,
 };
 pub use log::{LogLevel, LogLine, LogSource, REDACTED};
 pub use name::{MAX_PLUGIN_NAME_BYTES, validate_plugin_name};

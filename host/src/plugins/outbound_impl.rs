@@ -36,6 +36,7 @@ use tokio::net::TcpStream;
 use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
+use crate::plugins::capture::CaptureAnswers;
 use crate::plugins::config::{CallLimits, ResolveOverrides};
 use crate::plugins::log::{CallLog, LogLevel, LogSource};
 use crate::plugins::outbound::{Destination, DestinationHost, EgressPolicy, EgressRefusal};
@@ -142,6 +143,9 @@ pub(crate) struct OutboundGate {
     pub body_bytes: Arc<AtomicU64>,
     /// Until when the call may send requests, when its caller bounds it.
     pub send_window: Option<SendWindow>,
+    /// For a shadow run: the answers a request that passed every check gets
+    /// instead of being sent.
+    pub capture: Option<CaptureAnswers>,
 }
 
 type ResponseIo = Box<dyn Future<Output = Result<(), Error>> + Send>;
@@ -201,6 +205,10 @@ impl WasiHttpHooks for OutboundGate {
                 return deny(request, Error::HttpRequestDenied);
             }
         };
+
+        if let Some(capture) = &mut self.capture {
+            return capture.answer(request, &self.log);
+        }
 
         let remaining = self.deadline.saturating_duration_since(Instant::now());
         let exchange = Exchange {

@@ -10,7 +10,9 @@ use wasmtime_wasi_http::WasiHttpCtx;
 
 use crate::plugins::bindings::IntegrationProcessorPre;
 use crate::plugins::bindings::rescind::erp::types as wit;
+use crate::plugins::RecordedAnswer;
 use crate::plugins::call::{self, CallState, Failure, MemoryCap};
+use crate::plugins::capture::CaptureAnswers;
 use crate::plugins::cancellation::Cancellation;
 use crate::plugins::compat::SdkStamp;
 use crate::plugins::config::CallLimits;
@@ -123,6 +125,40 @@ impl Plugin {
         limits: &CallLimits,
         window: Option<&SendWindow>,
     ) -> CallReport {
+        self.run_call(cancellation, connection, limits, window.cloned(), None)
+            .await
+    }
+
+    /// [`Plugin::submit`] in a capture-only sandbox, as a shadow run does:
+    /// every outbound request passes the same checks, is recorded, and is
+    /// answered with the next of `answers` (the active version's recorded
+    /// ones) instead of being sent; past them it is refused. Nothing leaves
+    /// the host.
+    pub async fn submit_captured(
+        &self,
+        cancellation: &Cancellation,
+        connection: &ConnectionContext,
+        limits: &CallLimits,
+        answers: Vec<RecordedAnswer>,
+    ) -> CallReport {
+        self.run_call(
+            cancellation,
+            connection,
+            limits,
+            None,
+            Some(CaptureAnswers::new(answers)),
+        )
+        .await
+    }
+
+    async fn run_call(
+        &self,
+        cancellation: &Cancellation,
+        connection: &ConnectionContext,
+        limits: &CallLimits,
+        window: Option<SendWindow>,
+        capture: Option<CaptureAnswers>,
+    ) -> CallReport {
         let started = Instant::now();
         let call = Call {
             plugin: self.name.clone(),
@@ -131,7 +167,8 @@ impl Plugin {
             cancellation: cancellation.clone(),
             connection: connection.clone(),
             limits: *limits,
-            window: window.cloned(),
+            window,
+            capture,
         };
         // On the runtime's plugin threads, never on the caller's: a plugin
         // busy until its deadline must not hold a thread of the API.
@@ -159,6 +196,7 @@ struct Call {
     connection: ConnectionContext,
     limits: CallLimits,
     window: Option<SendWindow>,
+    capture: Option<CaptureAnswers>,
 }
 
 impl Call {
@@ -240,6 +278,7 @@ impl Call {
                     requests: 0,
                     body_bytes: Default::default(),
                     send_window: self.window.clone(),
+                    capture: self.capture.clone(),
                 },
                 recorder: recorder.clone(),
             },

@@ -6,10 +6,10 @@
 //! payments and allocations, cancellations, idempotency records, jobs with
 //! their attempts, settings, websites, connections with their secrets
 //! (still sealed: the same key opens them), job definitions, API keys
-//! (token digests), the audit log and the secrets key's fingerprint. The
-//! plugins live in the data directory, not in the database: start the
-//! first replica on the same data directory, or copy `plugins/store/` to
-//! each replica.
+//! (token digests), the audit log, shadow runs and the secrets key's
+//! fingerprint. The plugins live in the data directory, not in the
+//! database: start the first replica on the same data directory, or copy
+//! `plugins/store/` to each replica.
 
 use std::path::{Path, PathBuf};
 
@@ -243,6 +243,28 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("plugin_version", Text),
             ("log", Text),
             ("exchange", Text),
+        ],
+    ),
+    (
+        "shadow_runs",
+        &[
+            ("plugin", Text),
+            ("version", Text),
+            ("jobs", Int),
+            ("started_at", Int),
+            ("started_by", Text),
+            ("stopped_at", Int),
+        ],
+    ),
+    (
+        "shadow_results",
+        &[
+            ("plugin", Text),
+            ("job_id", Text),
+            ("attempt", Int),
+            ("active_version", Text),
+            ("taken_at", Int),
+            ("report", Text),
         ],
     ),
 ];

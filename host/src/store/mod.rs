@@ -42,6 +42,7 @@ mod pg_cancel;
 mod plugins;
 mod records;
 mod secrets;
+mod shadow;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -67,6 +68,9 @@ pub use jobs::{
 pub use orders::{PutOrder, format_date};
 pub use plugins::PluginTables;
 pub use records::*;
+pub use shadow::{
+    NewShadowRun, ShadowComparison, ShadowRequest, ShadowResult, ShadowRun,
+};
 pub use secrets::{
     KeyRotation, SECRETS_KEY_FILE, SecretsError, SecretsKey, SecretsKeySource, rotate_secrets_key,
 };

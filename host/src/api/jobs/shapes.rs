@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use crate::api::admin::ConnectionView;
 use crate::api::timestamp;
 use crate::plugins::{Cancellation, ErpExchange, RecordedBody, RecordedHeader};
-use crate::store::{Job, JobAttempt, JobState};
+use crate::store::{AttemptLogLine, Job, JobAttempt, JobState};
 
 /// `POST /v1/admin/job-definitions/{name}/runs` body (service, admin): run a
 /// definition by hand, submitting an order's newest cancellation again.
@@ -35,6 +35,15 @@ pub struct LogLineView {
     /// attempt keeps at most 200 lines and 32 KiB; a last line says how many
     /// were dropped.
     pub message: String,
+}
+
+impl From<&AttemptLogLine> for LogLineView {
+    fn from(l: &AttemptLogLine) -> Self {
+        LogLineView {
+            level: l.level.clone(),
+            message: l.message.clone(),
+        }
+    }
 }
 
 /// One attempt of a job: one run of the plugin.
@@ -118,8 +127,9 @@ pub struct ExchangeView {
     /// `allowedHosts` refused the destination), `destination-IP-prohibited`,
     /// `connection-refused`, `connection-timeout`,
     /// `connection-limit-reached` (more requests than a call may make),
-    /// `HTTP-response-body-size`, `TLS-certificate-error`; `null` when it
-    /// did not fail.
+    /// `HTTP-response-body-size`, `TLS-certificate-error`; or
+    /// `no-answer-before-the-call-ended` when the call's deadline cut the
+    /// request off before an answer came; `null` when it did not fail.
     #[schema(example = json!(null))]
     pub error: Option<String>,
 }
@@ -186,6 +196,31 @@ impl From<&ErpExchange> for ExchangeView {
     }
 }
 
+/// Back to the host's own record: what a replay compares and answers from.
+impl From<&ExchangeView> for ErpExchange {
+    fn from(e: &ExchangeView) -> Self {
+        let header = |h: &HeaderView| RecordedHeader {
+            name: h.name.clone(),
+            value: h.value.clone(),
+        };
+        let body = |b: &BodyView| RecordedBody {
+            text: b.text.clone(),
+            bytes: b.bytes,
+        };
+        ErpExchange {
+            method: e.method.clone(),
+            url: e.url.clone(),
+            request_headers: e.request_headers.iter().map(header).collect(),
+            request_body: body(&e.request_body),
+            status: e.status,
+            response_headers: e.response_headers.iter().map(header).collect(),
+            response_body: e.response_body.as_ref().map(body),
+            duration_ms: e.duration_ms,
+            error: e.error.clone(),
+        }
+    }
+}
+
 impl From<&JobAttempt> for AttemptView {
     fn from(a: &JobAttempt) -> Self {
         AttemptView {
@@ -197,14 +232,7 @@ impl From<&JobAttempt> for AttemptView {
             message: a.message.clone(),
             erp_reference: a.erp_reference.clone(),
             plugin_version: a.plugin_version.clone(),
-            log: a
-                .log
-                .iter()
-                .map(|l| LogLineView {
-                    level: l.level.clone(),
-                    message: l.message.clone(),
-                })
-                .collect(),
+            log: a.log.iter().map(LogLineView::from).collect(),
             exchange: a
                 .exchange
                 .iter()

@@ -1,6 +1,7 @@
 //! `/v1/admin/plugins`: upload a plugin version, list versions, activate
-//! one (with an optional guard). The registry does the work; these
-//! handlers read the request, authorise and shape the answer.
+//! one (with an optional guard), shadow-run one beside the active one. The
+//! registry (and, for shadow runs, the store and the workers) does the
+//! work; these handlers read the request, authorise and shape the answer.
 
 use std::collections::HashMap;
 
@@ -18,11 +19,13 @@ use super::extract::{ApiJson, Caller};
 use super::routes::noted;
 use crate::domain::FieldError;
 use crate::plugins::registry::{Guard, PluginRegistry};
+use crate::store::{NewShadowRun, ShadowRun};
 
 mod shapes;
 
+pub use shapes::{ShadowBody, ShadowRequestView, ShadowResultView, ShadowRunView};
 use shapes::{ActivateBody, PluginVersionView, PluginView};
-use shapes::{plugin_view, version_view};
+use shapes::{plugin_view, shadow_view, version_view};
 
 /// The header carrying a detached ed25519 signature over the upload's
 /// bytes (base64), required when the host trusts signing keys.
@@ -247,4 +250,122 @@ pub async fn activate_plugin(
         note,
         Json(plugin_view(&summary, &registry.audit_log())),
     ))
+}
+
+/// The most jobs one shadow run compares.
+pub const MAX_SHADOW_JOBS: u32 = 1000;
+
+/// Starts a shadow run: `version` (stored, inactive) runs beside the active
+/// version on the plugin's next `jobs` real jobs, in a capture-only sandbox
+/// whose requests are answered with the active version's recorded ERP
+/// answers and never sent. Replaces the plugin's last shadow run.
+#[utoipa::path(post, path = "/v1/admin/plugins/{name}/shadow", tag = "plugins",
+    params(("name" = String, Path, description = "Plugin name")),
+    request_body = ShadowBody,
+    responses(
+        (status = 202, description = "Started: it takes the plugin's next jobs", body = ShadowRunView),
+        (status = 404, description = "No such plugin (`plugin-not-found`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The plugin has no active version to compare with (`no-active-version`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`version` is not a stored version of the plugin, is the active one, or is not trusted; `jobs` is out of range (`validation-failed`)", body = Problem, content_type = "application/problem+json"),
+        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn start_shadow(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<ShadowBody>,
+) -> Result<Response, AppError> {
+    let registry = registry(&state)?;
+    let summary = registry.get(&name).ok_or_else(|| not_found(&name))?;
+    if !(1..=MAX_SHADOW_JOBS).contains(&body.jobs) {
+        return Err(AppError::Validation(vec![FieldError::new(
+            "jobs",
+            format!("must be 1 to {MAX_SHADOW_JOBS}, not {}", body.jobs),
+        )]));
+    }
+    registry.check_reference(&format!("{name}@{}", body.version))?;
+    let active = registry.active(&name)?;
+    if active.sha256() == body.version {
+        return Err(AppError::Validation(vec![FieldError::new(
+            "version",
+            format!(
+                "{} is the active version of plugin {name:?}: a shadow run compares an \
+                 inactive version with the active one",
+                body.version
+            ),
+        )]));
+    }
+    debug_assert!(summary.versions.iter().any(|v| v.version == body.version));
+    let run = state
+        .store
+        .start_shadow_run(&NewShadowRun {
+            plugin: name.clone(),
+            version: body.version.clone(),
+            jobs: body.jobs,
+            started_by: actor(&caller),
+        })
+        .await?;
+    let note = format!(
+        "started a shadow run of plugin {name:?} version {} on {} jobs (active {})",
+        body.version,
+        body.jobs,
+        active.sha256()
+    );
+    Ok(noted(note, (StatusCode::ACCEPTED, Json(shadow_view(&run)))))
+}
+
+/// The plugin's shadow run: per job, whether the shadow version sent the
+/// same requests as the active one, or how they differ.
+#[utoipa::path(get, path = "/v1/admin/plugins/{name}/shadow", tag = "plugins",
+    params(("name" = String, Path, description = "Plugin name")),
+    responses(
+        (status = 200, description = "The plugin's shadow run and its results so far", body = ShadowRunView),
+        (status = 404, description = "No such plugin (`plugin-not-found`), or it has no shadow run (`shadow-run-not-found`)", body = Problem, content_type = "application/problem+json"),
+        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn get_shadow(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<ShadowRunView>, AppError> {
+    let run = shadow_run(&state, &name).await?;
+    Ok(Json(shadow_view(&run)))
+}
+
+/// Stops the plugin's shadow run: it takes no more jobs; the jobs it took
+/// still report, and the run stays readable until the next one replaces it.
+#[utoipa::path(delete, path = "/v1/admin/plugins/{name}/shadow", tag = "plugins",
+    params(("name" = String, Path, description = "Plugin name")),
+    responses(
+        (status = 200, description = "Stopped (or it had already ended)", body = ShadowRunView),
+        (status = 404, description = "No such plugin (`plugin-not-found`), or it has no shadow run (`shadow-run-not-found`)", body = Problem, content_type = "application/problem+json"),
+        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn stop_shadow(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Response, AppError> {
+    shadow_run(&state, &name).await?;
+    let stopped = state.store.stop_shadow_run(&name).await?;
+    let run = shadow_run(&state, &name).await?;
+    let note = if stopped {
+        format!("stopped the shadow run of plugin {name:?}")
+    } else {
+        format!("the shadow run of plugin {name:?} had already ended")
+    };
+    Ok(noted(note, Json(shadow_view(&run))))
+}
+
+async fn shadow_run(state: &AppState, name: &str) -> Result<ShadowRun, AppError> {
+    registry(state)?.get(name).ok_or_else(|| not_found(name))?;
+    state
+        .store
+        .shadow_run(name)
+        .await?
+        .ok_or_else(|| AppError::NotFound {
+            code: "shadow-run-not-found",
+            detail: format!("plugin {name:?} has no shadow run"),
+        })
 }

@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use utoipa::ToSchema;
 
+use crate::api::timestamp;
 use crate::plugins::registry::{AuditEntry, PluginSummary, PluginVersionInfo};
+use crate::store::{ShadowComparison, ShadowResult, ShadowRun};
 
 /// One stored version of a plugin.
 #[derive(Debug, Serialize, ToSchema)]
@@ -185,5 +187,172 @@ pub(super) fn plugin_view(summary: &PluginSummary, audit: &[AuditEntry]) -> Plug
             .filter(|e| e.plugin == summary.name)
             .map(audit_view)
             .collect(),
+    }
+}
+
+/// `POST /v1/admin/plugins/{name}/shadow` body (admin): run an inactive
+/// version beside the active one on the plugin's next real jobs.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ShadowBody {
+    /// The stored, inactive version to run in the shadow (`sha256:…`); signed
+    /// by a trusted key when the host requires signatures.
+    #[schema(example = "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08")]
+    pub version: String,
+    /// On how many jobs, 1 to 1,000: the next jobs of job definitions that
+    /// name the plugin (not a pinned version) whose attempt ran the active
+    /// version, one comparison per job.
+    #[schema(example = 50, minimum = 1, maximum = 1000)]
+    pub jobs: u32,
+}
+
+/// A shadow run: an inactive version run beside the active one on real
+/// jobs, in a capture-only sandbox. Its outbound requests pass the same
+/// checks as the active version's, are recorded, and are answered with the
+/// active version's recorded ERP answers, in order, instead of being sent:
+/// the ERP never sees them.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ShadowRunView {
+    /// The plugin.
+    pub plugin: String,
+    /// The version run in the shadow (`sha256:…`).
+    pub version: String,
+    /// How many jobs the run compares.
+    pub jobs: u32,
+    /// `running` (taking jobs), `complete` (every job compared) or
+    /// `stopped` (stopped before; the jobs it took still report).
+    #[schema(example = "running")]
+    pub state: String,
+    /// When it started (RFC 3339, UTC).
+    pub started_at: String,
+    /// Who started it, as the audit log names the caller.
+    pub started_by: String,
+    /// When it was stopped, or `null`.
+    pub stopped_at: Option<String>,
+    /// Jobs compared so far.
+    pub compared: u32,
+    /// Of those, how many sent the same requests in both versions.
+    pub identical: u32,
+    /// Of those, how many differ.
+    pub different: u32,
+    /// Each job taken, in the order taken.
+    pub results: Vec<ShadowResultView>,
+}
+
+/// One job of a shadow run.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ShadowResultView {
+    /// The job (see `GET /v1/admin/jobs/{id}` for the active version's
+    /// attempt and its recorded exchange).
+    pub job_id: String,
+    /// The attempt the shadow version ran beside.
+    pub attempt: u32,
+    /// The active version that ran that attempt.
+    pub active_version: String,
+    /// When the job was taken (RFC 3339, UTC).
+    pub taken_at: String,
+    /// `running` while the shadow version runs, then `compared`.
+    #[schema(example = "compared")]
+    pub state: String,
+    /// Whether the shadow version sent the same requests as the active one
+    /// (values recorded as `[redacted]` or cut are not compared); `null`
+    /// while it runs.
+    pub identical: Option<bool>,
+    /// The active version's outcome: `accepted`, `rejected`, `transient`, …
+    pub active_outcome: Option<String>,
+    /// The shadow version's outcome, given the active version's answers;
+    /// `not-run` when the version could not be loaded.
+    pub shadow_outcome: Option<String>,
+    /// The shadow version's message (a rejection's reason, a failure), if
+    /// its outcome has one.
+    pub shadow_message: Option<String>,
+    /// Request by request: the n-th request of each version.
+    pub requests: Vec<ShadowRequestView>,
+    /// What could not be answered as the ERP answered (a redacted header, a
+    /// cut body), or was not compared.
+    pub notes: Vec<String>,
+    /// The shadow version's log lines (bounded and redacted like an
+    /// attempt's).
+    pub shadow_log: Vec<crate::api::LogLineView>,
+    /// How long the shadow call took, in milliseconds.
+    pub shadow_ms: Option<u64>,
+}
+
+/// The n-th request of both versions compared.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ShadowRequestView {
+    /// `METHOD /path?query` of the active version's request, or `null` when
+    /// only the shadow version made one.
+    #[schema(example = "POST /api/orders/ERP-1001/cancel")]
+    pub active: Option<String>,
+    /// `METHOD /path?query` of the shadow version's request, or `null` when
+    /// it made fewer.
+    pub shadow: Option<String>,
+    /// What differs, one entry per field: method, URL path, each header
+    /// field, the body (a unified diff, JSON compared with sorted keys; at
+    /// most 4 KiB per entry). Empty when the request is the same.
+    pub differences: Vec<String>,
+    /// What was not compared and why (redacted or cut values).
+    pub skipped: Vec<String>,
+}
+
+pub(super) fn shadow_view(run: &ShadowRun) -> ShadowRunView {
+    let compared: Vec<&ShadowComparison> =
+        run.results.iter().filter_map(|r| r.report.as_ref()).collect();
+    let identical = compared.iter().filter(|c| c.identical).count();
+    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    ShadowRunView {
+        plugin: run.plugin.clone(),
+        version: run.version.clone(),
+        jobs: run.jobs,
+        state: run.state().to_owned(),
+        started_at: timestamp(run.started_at_ms),
+        started_by: run.started_by.clone(),
+        stopped_at: run.stopped_at_ms.map(timestamp),
+        compared: count(compared.len()),
+        identical: count(identical),
+        different: count(compared.len() - identical),
+        results: run.results.iter().map(shadow_result_view).collect(),
+    }
+}
+
+fn shadow_result_view(result: &ShadowResult) -> ShadowResultView {
+    let report = result.report.as_ref();
+    ShadowResultView {
+        job_id: result.job_id.clone(),
+        attempt: result.attempt,
+        active_version: result.active_version.clone(),
+        taken_at: timestamp(result.taken_at_ms),
+        state: if report.is_some() {
+            "compared"
+        } else {
+            "running"
+        }
+        .to_owned(),
+        identical: report.map(|r| r.identical),
+        active_outcome: report.map(|r| r.active_outcome.clone()),
+        shadow_outcome: report.map(|r| r.shadow_outcome.clone()),
+        shadow_message: report.and_then(|r| r.shadow_message.clone()),
+        requests: report
+            .map(|r| {
+                r.requests
+                    .iter()
+                    .map(|q| ShadowRequestView {
+                        active: q.active.clone(),
+                        shadow: q.shadow.clone(),
+                        differences: q.differences.clone(),
+                        skipped: q.skipped.clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        notes: report.map(|r| r.notes.clone()).unwrap_or_default(),
+        shadow_log: report
+            .map(|r| r.shadow_log.iter().map(crate::api::LogLineView::from).collect())
+            .unwrap_or_default(),
+        shadow_ms: report.map(|r| r.shadow_ms),
     }
 }

@@ -9,7 +9,6 @@
 //! answers from a job of a running host and shows how what the local build
 //! sends differs from what the job's last attempt sent.
 
-mod compare;
 mod mock_erp;
 mod replay;
 mod script;
@@ -22,7 +21,6 @@ use anyhow::{Context, bail};
 use axum::http::StatusCode;
 use clap::{Args, ValueEnum};
 
-pub use compare::{Comparison, RequestComparison, SentRequest, compare};
 pub use mock_erp::{ReceivedRequest, ScriptedErp};
 pub use replay::{ReplayReport, replay};
 pub use script::{

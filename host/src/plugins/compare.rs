@@ -1,9 +1,10 @@
-//! What `plugin test --replay` compares: the requests a recorded attempt
-//! sent to its ERP against the ones a new build sends, request by request
-//! (method, URL path and query, header fields, body). Pure: the recorded
-//! side comes from the host's job detail, the new side from the local
-//! run's own recording, so that both went through the same bounds and
-//! redaction.
+//! The requests one call sent to its ERP against the ones another sent,
+//! request by request (method, URL path and query, header fields, body):
+//! what `plugin test --replay` shows (a recorded attempt against a local
+//! build) and what a shadow run reports (the active version's attempt
+//! against the shadow version's capture). Pure: both sides come from the
+//! host's own recording ([`ErpExchange`]), so that both went through the
+//! same bounds and redaction.
 //!
 //! What the record does not hold is not counted as a difference, and is
 //! listed as skipped: a value recorded as `[redacted]` (or holding it)
@@ -13,11 +14,41 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::api::ExchangeView;
 use crate::plugins::{ErpExchange, REDACTED, body_cut_marker};
 
 /// Lines of one body's diff shown; the rest are counted.
 const MAX_DIFF_LINES: usize = 200;
+
+/// What the two sides of a comparison are called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sides {
+    /// The side compared against, as an adjective: `recorded`.
+    pub before: &'static str,
+    /// The side compared, as an adjective: `new build`.
+    pub after: &'static str,
+    /// Who sent the first side's requests: `the recorded attempt`.
+    pub before_sender: &'static str,
+    /// Who sent the second side's requests: `the new build`.
+    pub after_sender: &'static str,
+}
+
+impl Sides {
+    /// A recorded attempt against a local build (`plugin test --replay`).
+    pub const REPLAY: Sides = Sides {
+        before: "recorded",
+        after: "new build",
+        before_sender: "the recorded attempt",
+        after_sender: "the new build",
+    };
+
+    /// The active version's attempt against the shadow version's capture.
+    pub const SHADOW: Sides = Sides {
+        before: "active",
+        after: "shadow",
+        before_sender: "the active version",
+        after_sender: "the shadow version",
+    };
+}
 
 /// One request as compared.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,22 +63,6 @@ pub struct SentRequest {
     pub body: String,
     /// How many bytes the body had.
     pub body_bytes: u64,
-}
-
-impl From<&ExchangeView> for SentRequest {
-    fn from(e: &ExchangeView) -> Self {
-        SentRequest {
-            method: e.method.clone(),
-            url: e.url.clone(),
-            headers: e
-                .request_headers
-                .iter()
-                .map(|h| (h.name.clone(), h.value.clone()))
-                .collect(),
-            body: e.request_body.text.clone(),
-            body_bytes: e.request_body.bytes,
-        }
-    }
 }
 
 impl From<&ErpExchange> for SentRequest {
@@ -106,9 +121,11 @@ impl RequestComparison {
     }
 }
 
-/// Every request of a replay compared.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// Every request of two calls compared.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Comparison {
+    /// What the two sides are called.
+    pub sides: Sides,
     /// In order: the n-th recorded request against the n-th new one.
     pub requests: Vec<RequestComparison>,
 }
@@ -132,6 +149,11 @@ impl Comparison {
     /// The comparison as `plugin test --replay` prints it, ending with the
     /// verdict line (`identical: …` or `differs: …`).
     pub fn render(&self) -> String {
+        let Sides {
+            before_sender,
+            after_sender,
+            ..
+        } = self.sides;
         let mut out = String::new();
         for (n, request) in self.requests.iter().enumerate() {
             let n = n + 1;
@@ -139,11 +161,11 @@ impl Comparison {
                 (Some(recorded), None) => {
                     let _ = writeln!(
                         out,
-                        "request {n}: {recorded}: sent by the recorded attempt only"
+                        "request {n}: {recorded}: sent by {before_sender} only"
                     );
                 }
                 (None, Some(now)) => {
-                    let _ = writeln!(out, "request {n}: {now}: sent by the new build only");
+                    let _ = writeln!(out, "request {n}: {now}: sent by {after_sender} only");
                 }
                 (Some(recorded), Some(_)) if request.differences.is_empty() => {
                     let _ = writeln!(out, "request {n}: {recorded}: identical");
@@ -173,16 +195,16 @@ impl Comparison {
         if self.identical() {
             let _ = writeln!(
                 out,
-                "identical: the new build sent the same {total} request{} as the recorded \
-                 attempt{skipped}",
+                "identical: {after_sender} sent the same {total} request{} as \
+                 {before_sender}{skipped}",
                 if total == 1 { "" } else { "s" }
             );
         } else {
             let differing = self.differing();
             let _ = writeln!(
                 out,
-                "differs: {differing} of {total} request{} differ{} from the recorded \
-                 attempt{skipped}",
+                "differs: {differing} of {total} request{} differ{} from \
+                 {before_sender}{skipped}",
                 if total == 1 { "" } else { "s" },
                 if differing == 1 { "s" } else { "" }
             );
@@ -192,11 +214,11 @@ impl Comparison {
 }
 
 /// Compares the recorded requests with the new ones, in order.
-pub fn compare(recorded: &[SentRequest], now: &[SentRequest]) -> Comparison {
+pub fn compare(recorded: &[SentRequest], now: &[SentRequest], sides: Sides) -> Comparison {
     let count = recorded.len().max(now.len());
     let requests = (0..count)
         .map(|n| match (recorded.get(n), now.get(n)) {
-            (Some(recorded), Some(now)) => compare_request(recorded, now),
+            (Some(recorded), Some(now)) => compare_request(recorded, now, sides),
             (recorded, now) => RequestComparison {
                 recorded: recorded.map(summary),
                 now: now.map(summary),
@@ -205,7 +227,7 @@ pub fn compare(recorded: &[SentRequest], now: &[SentRequest]) -> Comparison {
             },
         })
         .collect();
-    Comparison { requests }
+    Comparison { sides, requests }
 }
 
 fn summary(request: &SentRequest) -> String {
@@ -258,12 +280,13 @@ fn matches_redacted(recorded: &str, now: &str) -> bool {
     rest.ends_with(last)
 }
 
-fn compare_request(recorded: &SentRequest, now: &SentRequest) -> RequestComparison {
+fn compare_request(recorded: &SentRequest, now: &SentRequest, sides: Sides) -> RequestComparison {
+    let Sides { before, after, .. } = sides;
     let mut differences = Vec::new();
     let mut skipped = Vec::new();
     if !recorded.method.eq_ignore_ascii_case(&now.method) {
         differences.push(format!(
-            "method: recorded {}, new build {}",
+            "method: {before} {}, {after} {}",
             recorded.method, now.method
         ));
     }
@@ -271,13 +294,20 @@ fn compare_request(recorded: &SentRequest, now: &SentRequest) -> RequestComparis
         Verdict::Same => {}
         Verdict::Redacted => skipped.push("the URL's redacted parts".to_owned()),
         Verdict::Differs => differences.push(format!(
-            "URL path: recorded {}, new build {}",
+            "URL path: {before} {}, {after} {}",
             recorded.path(),
             now.path()
         )),
     }
-    let body_exact = compare_body(recorded, now, &mut differences, &mut skipped);
-    compare_headers(recorded, now, body_exact, &mut differences, &mut skipped);
+    let body_exact = compare_body(recorded, now, sides, &mut differences, &mut skipped);
+    compare_headers(
+        recorded,
+        now,
+        sides,
+        body_exact,
+        &mut differences,
+        &mut skipped,
+    );
     RequestComparison {
         recorded: Some(summary(recorded)),
         now: Some(summary(now)),
@@ -301,10 +331,17 @@ fn by_name(headers: &[(String, String)]) -> BTreeMap<&str, Vec<&str>> {
 fn compare_headers(
     recorded: &SentRequest,
     now: &SentRequest,
+    sides: Sides,
     body_exact: bool,
     differences: &mut Vec<String>,
     skipped: &mut Vec<String>,
 ) {
+    let Sides {
+        before: before_side,
+        after: after_side,
+        before_sender,
+        after_sender,
+    } = sides;
     if recorded.headers.iter().any(|(name, _)| name == "…") {
         skipped.push(
             "header fields past the recording bound (8 KiB per message): only the recorded \
@@ -323,17 +360,17 @@ fn compare_headers(
                     // A credential the new build may send only with a
                     // secret given locally.
                     skipped.push(format!(
-                        "header {name} (redacted in the record; not sent by the new build)"
+                        "header {name} (redacted in the record; not sent by {after_sender})"
                     ));
                 } else {
                     differences.push(format!(
-                        "header {name}: sent by the recorded attempt only: {}",
+                        "header {name}: sent by {before_sender} only: {}",
                         quoted(before)
                     ));
                 }
             }
             (None, Some(after)) => differences.push(format!(
-                "header {name}: sent by the new build only: {}",
+                "header {name}: sent by {after_sender} only: {}",
                 quoted(after)
             )),
             (Some(before), Some(after)) => {
@@ -353,7 +390,7 @@ fn compare_headers(
                     .collect();
                 if before.len() != after.len() || verdicts.contains(&Verdict::Differs) {
                     differences.push(format!(
-                        "header {name}: recorded {}, new build {}",
+                        "header {name}: {before_side} {}, {after_side} {}",
                         quoted(before),
                         quoted(after)
                     ));
@@ -379,9 +416,11 @@ fn quoted(values: &[&str]) -> String {
 fn compare_body(
     recorded: &SentRequest,
     now: &SentRequest,
+    sides: Sides,
     differences: &mut Vec<String>,
     skipped: &mut Vec<String>,
 ) -> bool {
+    let Sides { before, after, .. } = sides;
     if recorded.body == now.body
         && recorded.body_bytes == now.body_bytes
         && !recorded.body.contains(REDACTED)
@@ -395,7 +434,7 @@ fn compare_body(
         );
         if now.body_bytes != recorded.body_bytes {
             differences.push(format!(
-                "body: recorded {} bytes, new build {} bytes",
+                "body: {before} {} bytes, {after} {} bytes",
                 recorded.body_bytes, now.body_bytes
             ));
         }
@@ -418,7 +457,7 @@ fn compare_body(
             differences.push(format!(
                 "body (the first {} bytes):\n{}",
                 kept.len(),
-                unified(kept, prefix)
+                unified(kept, prefix, sides)
             ));
         }
         return false;
@@ -439,7 +478,7 @@ fn compare_body(
         if old != new {
             differences.push(format!(
                 "body (JSON, compared normalised):\n{}",
-                unified(&old, &new)
+                unified(&old, &new, sides)
             ));
         }
         return redacted == 0;
@@ -459,7 +498,11 @@ fn compare_body(
             };
             differences.push(format!(
                 "body:\n{}",
-                unified(&readable(&recorded.body), &readable(&now.body))
+                unified(
+                    &readable(&recorded.body),
+                    &readable(&now.body),
+                    sides
+                )
             ));
             !recorded.body.contains(REDACTED)
         }
@@ -525,9 +568,9 @@ fn normalised(value: &serde_json::Value) -> String {
     text
 }
 
-/// A unified diff of two texts (`-` recorded, `+` new build), at most
-/// [`MAX_DIFF_LINES`] lines.
-fn unified(recorded: &str, now: &str) -> String {
+/// A unified diff of two texts (`-` the first side, `+` the second), at
+/// most [`MAX_DIFF_LINES`] lines.
+fn unified(recorded: &str, now: &str, sides: Sides) -> String {
     let with_newline = |text: &str| {
         if text.ends_with('\n') {
             text.to_owned()
@@ -540,7 +583,7 @@ fn unified(recorded: &str, now: &str) -> String {
     let text = diff
         .unified_diff()
         .context_radius(3)
-        .header("recorded", "new build")
+        .header(sides.before, sides.after)
         .to_string();
     let lines: Vec<&str> = text.lines().collect();
     let mut out = lines
@@ -623,7 +666,7 @@ mod tests {
             ],
             r#"{"b":[1,2],"a":1}"#,
         );
-        let comparison = compare(&[old], &[new]);
+        let comparison = compare(&[old], &[new], Sides::REPLAY);
         assert!(comparison.identical(), "{comparison:?}");
         let shown = comparison.render();
         assert!(
@@ -657,7 +700,7 @@ mod tests {
             &[("content-length", "120"), ("x-key", "k-1")],
             &format!("{kept}and more"),
         );
-        let comparison = compare(&[old], &[new]);
+        let comparison = compare(&[old], &[new], Sides::REPLAY);
         assert!(comparison.identical(), "{comparison:#?}");
         let skipped = &comparison.requests[0].skipped;
         assert_eq!(skipped.len(), 5, "{skipped:#?}");
@@ -693,7 +736,7 @@ mod tests {
             r#"{"order":"SO-1","reason":"CUSTOMER_REQUEST","secret":"s3"}"#,
         );
         new.method = "PUT".into();
-        let comparison = compare(&[old.clone(), old], &[new]);
+        let comparison = compare(&[old.clone(), old], &[new], Sides::REPLAY);
         assert!(!comparison.identical());
         let shown = comparison.render();
         for expected in [
@@ -719,7 +762,7 @@ mod tests {
     fn a_json_body_against_another_kind_is_shown_pretty() {
         let old = request("http://erp/x", &[], r#"{"b":1,"a":"x"}"#);
         let new = request("http://mock/x", &[], "a=x&b=1");
-        let shown = compare(&[old], &[new]).render();
+        let shown = compare(&[old], &[new], Sides::REPLAY).render();
         assert!(
             shown.contains(
                 "      -{\n      -  \"a\": \"x\",\n      -  \"b\": 1\n      -}\n      +a=x&b=1\n"
@@ -732,7 +775,7 @@ mod tests {
     fn a_value_redacted_on_both_sides_is_skipped_not_the_same() {
         let old = request("http://erp/x", &[("authorization", "[redacted]")], "");
         let new = request("http://mock/x", &[("authorization", "[redacted]")], "");
-        let comparison = compare(&[old], &[new]);
+        let comparison = compare(&[old], &[new], Sides::REPLAY);
         assert!(comparison.identical());
         assert_eq!(
             comparison.requests[0].skipped,
@@ -744,7 +787,7 @@ mod tests {
     fn text_bodies_get_a_line_diff() {
         let old = request("http://erp/x", &[], "a=1\nb=2\n");
         let new = request("http://mock/x", &[], "a=1\nb=3\n");
-        let shown = compare(&[old], &[new]).render();
+        let shown = compare(&[old], &[new], Sides::REPLAY).render();
         assert!(shown.contains("    body:\n"), "{shown}");
         assert!(shown.contains("      -b=2\n      +b=3\n"), "{shown}");
     }
