@@ -91,6 +91,18 @@ async fn every_admin_write_is_in_the_audit_log_with_who_what_and_the_request_id(
         "sha256:{}",
         hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&webhook))
     );
+    // An inactive version to shadow-run.
+    let shadow = service
+        .raw(
+            Method::PUT,
+            "/v1/admin/plugins/audited?activate=false",
+            Some(ADMIN),
+            "application/wasm",
+            crate::registry_support::same_code_other_bytes(webhook.clone()),
+        )
+        .await;
+    assert!(shadow.status.is_success(), "{}", shadow.body);
+    let shadow_version = shadow.body["version"].as_str().unwrap().to_owned();
 
     let writes: Vec<Write<'_>> = vec![
         (
@@ -199,6 +211,22 @@ async fn every_admin_write_is_in_the_audit_log_with_who_what_and_the_request_id(
             Some(json!({"version": webhook_version})),
             ADMIN,
             "activated plugin \"audited\" version sha256:",
+        ),
+        (
+            Method::POST,
+            "/v1/admin/plugins/{name}/shadow",
+            "/v1/admin/plugins/audited/shadow".into(),
+            Some(json!({"version": shadow_version, "jobs": 1})),
+            ADMIN,
+            "started a shadow run of plugin \"audited\" version sha256:",
+        ),
+        (
+            Method::DELETE,
+            "/v1/admin/plugins/{name}/shadow",
+            "/v1/admin/plugins/audited/shadow".into(),
+            None,
+            ADMIN,
+            "stopped the shadow run of plugin \"audited\"",
         ),
     ];
     let audited: BTreeSet<(String, &str)> = route_list()

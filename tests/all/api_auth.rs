@@ -263,6 +263,17 @@ async fn every_route_answers_every_kind_of_caller_as_documented() {
         .await;
     assert!(a.status.is_success(), "{}", a.body);
     let webhook_version = a.body["version"].as_str().unwrap().to_owned();
+    let a = service
+        .raw(
+            Method::PUT,
+            "/v1/admin/plugins/webhook?activate=false",
+            Some(ADMIN),
+            "application/wasm",
+            crate::registry_support::same_code_other_bytes(webhook.clone()),
+        )
+        .await;
+    assert!(a.status.is_success(), "{}", a.body);
+    let shadow_version = a.body["version"].as_str().unwrap().to_owned();
 
     let (get, put, post, delete) = (Method::GET, Method::PUT, Method::POST, Method::DELETE);
     let rows = vec![
@@ -322,7 +333,7 @@ async fn every_route_answers_every_kind_of_caller_as_documented() {
             200,
         ),
         row(
-            delete,
+            delete.clone(),
             "/v1/admin/api-keys/{id}",
             "/v1/admin/api-keys/{key}",
             Body::None,
@@ -485,10 +496,31 @@ async fn every_route_answers_every_kind_of_caller_as_documented() {
             200,
         ),
         row(
-            post,
+            post.clone(),
             "/v1/admin/plugins/{name}/activate",
             "/v1/admin/plugins/webhook/activate",
             Body::Json(json!({"version": webhook_version})),
+            200,
+        ),
+        row(
+            post,
+            "/v1/admin/plugins/{name}/shadow",
+            "/v1/admin/plugins/webhook/shadow",
+            Body::Json(json!({"version": shadow_version, "jobs": 1})),
+            202,
+        ),
+        row(
+            get.clone(),
+            "/v1/admin/plugins/{name}/shadow",
+            "/v1/admin/plugins/webhook/shadow",
+            Body::None,
+            200,
+        ),
+        row(
+            delete,
+            "/v1/admin/plugins/{name}/shadow",
+            "/v1/admin/plugins/webhook/shadow",
+            Body::None,
             200,
         ),
         row(get.clone(), "/healthz", "/healthz", Body::None, 200),

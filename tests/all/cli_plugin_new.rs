@@ -366,8 +366,14 @@ async fn a_new_plugin_goes_from_scaffold_to_a_delivered_cancellation() {
     .expect("replayed");
     let shown = replayed.render();
     assert!(!replayed.identical(), "{shown}");
-    assert!(shown.contains("request 1: POST /login: identical"), "{shown}");
-    assert!(shown.contains("request 2: POST /cancellations: differs"), "{shown}");
+    assert!(
+        shown.contains("request 1: POST /login: identical"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("request 2: POST /cancellations: differs"),
+        "{shown}"
+    );
     assert!(shown.contains("-  \"reason\": "), "{shown}");
     assert!(shown.contains("+  \"reasonCode\": "), "{shown}");
 
@@ -393,7 +399,11 @@ async fn a_new_plugin_goes_from_scaffold_to_a_delivered_cancellation() {
         .expect("started");
     assert_eq!(started.state, "running");
     for n in 1..=5 {
-        let job = settled_job(&service, &cancel_new_order(&service, &format!("SO-8{n}")).await).await;
+        let job = settled_job(
+            &service,
+            &cancel_new_order(&service, &format!("SO-8{n}")).await,
+        )
+        .await;
         assert_eq!(job["state"], "succeeded", "{job}");
     }
     let mut report = None;
@@ -413,12 +423,19 @@ async fn a_new_plugin_goes_from_scaffold_to_a_delivered_cancellation() {
         "{shown}"
     );
     for result in &report.results {
-        assert_eq!(result.shadow_outcome.as_deref(), Some("accepted"), "{shown}");
+        assert_eq!(
+            result.shadow_outcome.as_deref(),
+            Some("accepted"),
+            "{shown}"
+        );
         let cancel = &result.requests[1];
         assert_eq!(cancel.active.as_deref(), Some("POST /cancellations"));
         let differences = cancel.differences.join("\n");
         assert!(differences.contains("\"reasonCode\""), "{shown}");
-        assert!(cancel.skipped.iter().any(|s| s.contains("cookie")), "{shown}");
+        assert!(
+            cancel.skipped.iter().any(|s| s.contains("cookie")),
+            "{shown}"
+        );
     }
     let received = erp.received();
     assert_eq!(received.len(), 12, "2 requests for each of 6 jobs");

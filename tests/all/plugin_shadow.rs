@@ -13,23 +13,8 @@ use serde_json::{Value, json};
 use crate::hotload_support::{
     PLUGIN, cancel_new_order, configure, echoing_erp, settled_job, upload,
 };
-use crate::registry_support::{component, webhook};
+use crate::registry_support::{component, same_code_other_bytes, webhook};
 use crate::service::{ADMIN, Answer, TestService};
-
-/// `bytes` with a custom section appended: another version (other bytes,
-/// another digest) that behaves exactly the same.
-fn same_code_other_bytes(mut bytes: Vec<u8>) -> Vec<u8> {
-    let name = b"rescind-test-padding";
-    let payload = b"a version that differs only in this section";
-    let size = 1 + name.len() + payload.len();
-    assert!(size < 128, "one-byte LEB128 sizes");
-    bytes.push(0); // custom section
-    bytes.push(size as u8);
-    bytes.push(name.len() as u8);
-    bytes.extend_from_slice(name);
-    bytes.extend_from_slice(payload);
-    bytes
-}
 
 async fn shadow(service: &TestService, method: Method, body: Option<Value>) -> Answer {
     service
@@ -109,7 +94,11 @@ async fn a_shadow_version_is_compared_on_real_jobs_and_never_reaches_the_erp() {
     assert_eq!(report["version"], same.as_str());
     assert_eq!(report["jobs"], 2);
     assert_eq!(
-        (&report["compared"], &report["identical"], &report["different"]),
+        (
+            &report["compared"],
+            &report["identical"],
+            &report["different"]
+        ),
         (&json!(2), &json!(2), &json!(0)),
         "{report:#}"
     );
@@ -158,7 +147,11 @@ async fn a_shadow_version_is_compared_on_real_jobs_and_never_reaches_the_erp() {
     assert_eq!(report["state"], "complete", "{report:#}");
     assert_eq!(report["version"], other.as_str());
     assert_eq!(
-        (&report["compared"], &report["identical"], &report["different"]),
+        (
+            &report["compared"],
+            &report["identical"],
+            &report["different"]
+        ),
         (&json!(5), &json!(0), &json!(5)),
         "{report:#}"
     );
@@ -166,11 +159,11 @@ async fn a_shadow_version_is_compared_on_real_jobs_and_never_reaches_the_erp() {
         assert_eq!(result["identical"], false, "{result:#}");
         let requests = result["requests"].as_array().unwrap();
         assert!(
-            requests.iter().any(|r| r["active"]
-                .as_str()
-                .is_some_and(|a| a.starts_with("POST "))
-                && !r["differences"].as_array().unwrap().is_empty()
-                || r["shadow"].is_null()),
+            requests.iter().any(
+                |r| r["active"].as_str().is_some_and(|a| a.starts_with("POST "))
+                    && !r["differences"].as_array().unwrap().is_empty()
+                    || r["shadow"].is_null()
+            ),
             "{result:#}"
         );
     }
@@ -233,10 +226,19 @@ async fn a_stopped_shadow_run_takes_no_more_jobs_and_bad_requests_change_nothing
             "{body}: {}",
             refused.body
         );
-        assert_eq!(refused.body["errors"][0]["field"], field, "{}", refused.body);
+        assert_eq!(
+            refused.body["errors"][0]["field"], field,
+            "{}",
+            refused.body
+        );
     }
     let malformed = shadow(&service, Method::POST, Some(json!({"version": same}))).await;
-    assert_eq!(malformed.status, StatusCode::BAD_REQUEST, "{}", malformed.body);
+    assert_eq!(
+        malformed.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        malformed.body
+    );
     // Nothing was started by any of them.
     assert_eq!(
         shadow(&service, Method::GET, None).await.body["code"],

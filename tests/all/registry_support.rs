@@ -59,6 +59,21 @@ pub fn webhook() -> Vec<u8> {
     component(rescind_test_artifacts::WEBHOOK)
 }
 
+/// `bytes` with a custom section appended: another version (other bytes,
+/// another digest) that behaves exactly the same.
+pub fn same_code_other_bytes(mut bytes: Vec<u8>) -> Vec<u8> {
+    let name = b"rescind-test-padding";
+    let payload = b"a version that differs only in this section";
+    let size = 1 + name.len() + payload.len();
+    assert!(size < 128, "one-byte LEB128 sizes");
+    bytes.push(0); // custom section
+    bytes.push(size as u8);
+    bytes.push(name.len() as u8);
+    bytes.extend_from_slice(name);
+    bytes.extend_from_slice(payload);
+    bytes
+}
+
 /// The trivial guest: accepts without calling the ERP (reference `trivial`).
 pub fn trivial() -> Vec<u8> {
     component(rescind_test_artifacts::TRIVIAL)

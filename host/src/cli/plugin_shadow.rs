@@ -58,13 +58,7 @@ pub fn render_shadow(run: &ShadowRunView) -> String {
     let _ = writeln!(
         out,
         "shadow run of {} version {}: {} — {} of {} jobs compared, {} identical, {} different",
-        run.plugin,
-        run.version,
-        run.state,
-        run.compared,
-        run.jobs,
-        run.identical,
-        run.different
+        run.plugin, run.version, run.state, run.compared, run.jobs, run.identical, run.different
     );
     let _ = writeln!(
         out,

@@ -45,12 +45,7 @@ impl PluginProcessors {
             }
         }
         let version = match store
-            .take_shadow_job(
-                name,
-                &submission.job_id,
-                submission.attempt,
-                active_version,
-            )
+            .take_shadow_job(name, &submission.job_id, submission.attempt, active_version)
             .await
         {
             Ok(Some(version)) => version,

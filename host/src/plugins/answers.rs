@@ -169,10 +169,15 @@ mod tests {
         let notes = notes.join("\n");
         assert!(notes.contains("was cut in the record"), "{notes}");
         assert!(
-            notes.contains("request 3 (POST /x) got no answer from the ERP (no response); it is answered 502"),
+            notes.contains(
+                "request 3 (POST /x) got no answer from the ERP (no response); it is answered 502"
+            ),
             "{notes}"
         );
         assert!(notes.contains("set-cookie was redacted"), "{notes}");
-        assert!(notes.contains("request 4: the answer's body (3 bytes) was not text"), "{notes}");
+        assert!(
+            notes.contains("request 4: the answer's body (3 bytes) was not text"),
+            "{notes}"
+        );
     }
 }

@@ -159,10 +159,7 @@ impl Comparison {
             let n = n + 1;
             match (&request.recorded, &request.now) {
                 (Some(recorded), None) => {
-                    let _ = writeln!(
-                        out,
-                        "request {n}: {recorded}: sent by {before_sender} only"
-                    );
+                    let _ = writeln!(out, "request {n}: {recorded}: sent by {before_sender} only");
                 }
                 (None, Some(now)) => {
                     let _ = writeln!(out, "request {n}: {now}: sent by {after_sender} only");
@@ -498,11 +495,7 @@ fn compare_body(
             };
             differences.push(format!(
                 "body:\n{}",
-                unified(
-                    &readable(&recorded.body),
-                    &readable(&now.body),
-                    sides
-                )
+                unified(&readable(&recorded.body), &readable(&now.body), sides)
             ));
             !recorded.body.contains(REDACTED)
         }

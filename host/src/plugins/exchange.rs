@@ -275,31 +275,31 @@ impl ExchangeRecorder {
                     // Neither answered nor failed: the call ended first.
                     let unanswered = open.status.is_none() && open.error.is_none();
                     ErpExchange {
-                    method: open.method.clone(),
-                    url: open.url.clone(),
-                    request_headers: open.request_headers.clone(),
-                    request_body: recorded_body(&open.request_body, redactor),
-                    status: open.status,
-                    response_headers: open.response_headers.clone(),
-                    response_body: open
-                        .response_body
-                        .as_ref()
-                        .map(|body| recorded_body(body, redactor)),
-                    duration_ms: u64::try_from(
-                        if unanswered {
-                            open.started.elapsed()
+                        method: open.method.clone(),
+                        url: open.url.clone(),
+                        request_headers: open.request_headers.clone(),
+                        request_body: recorded_body(&open.request_body, redactor),
+                        status: open.status,
+                        response_headers: open.response_headers.clone(),
+                        response_body: open
+                            .response_body
+                            .as_ref()
+                            .map(|body| recorded_body(body, redactor)),
+                        duration_ms: u64::try_from(
+                            if unanswered {
+                                open.started.elapsed()
+                            } else {
+                                open.duration
+                            }
+                            .as_millis(),
+                        )
+                        .unwrap_or(u64::MAX),
+                        error: if unanswered {
+                            Some(UNANSWERED.to_owned())
                         } else {
-                            open.duration
-                        }
-                        .as_millis(),
-                    )
-                    .unwrap_or(u64::MAX),
-                    error: if unanswered {
-                        Some(UNANSWERED.to_owned())
-                    } else {
-                        open.error.clone()
-                    },
-                }
+                            open.error.clone()
+                        },
+                    }
                 })
                 .collect();
             RecordedExchanges {

@@ -8,12 +8,12 @@ use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi_http::WasiHttpCtx;
 
+use crate::plugins::RecordedAnswer;
 use crate::plugins::bindings::IntegrationProcessorPre;
 use crate::plugins::bindings::rescind::erp::types as wit;
-use crate::plugins::RecordedAnswer;
 use crate::plugins::call::{self, CallState, Failure, MemoryCap};
-use crate::plugins::capture::CaptureAnswers;
 use crate::plugins::cancellation::Cancellation;
+use crate::plugins::capture::CaptureAnswers;
 use crate::plugins::compat::SdkStamp;
 use crate::plugins::config::CallLimits;
 use crate::plugins::connection::ConnectionContext;

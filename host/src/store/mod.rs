@@ -68,12 +68,10 @@ pub use jobs::{
 pub use orders::{PutOrder, format_date};
 pub use plugins::PluginTables;
 pub use records::*;
-pub use shadow::{
-    NewShadowRun, ShadowComparison, ShadowRequest, ShadowResult, ShadowRun,
-};
 pub use secrets::{
     KeyRotation, SECRETS_KEY_FILE, SecretsError, SecretsKey, SecretsKeySource, rotate_secrets_key,
 };
+pub use shadow::{NewShadowRun, ShadowComparison, ShadowRequest, ShadowResult, ShadowRun};
 
 /// Why the store could not do what was asked. Refusals by the cancel rules
 /// are not here: they come back as [`CancelError::Refused`].

@@ -23,8 +23,8 @@ use crate::store::{NewShadowRun, ShadowRun};
 
 mod shapes;
 
-pub use shapes::{ShadowBody, ShadowRequestView, ShadowResultView, ShadowRunView};
 use shapes::{ActivateBody, PluginVersionView, PluginView};
+pub use shapes::{ShadowBody, ShadowRequestView, ShadowResultView, ShadowRunView};
 use shapes::{plugin_view, shadow_view, version_view};
 
 /// The header carrying a detached ed25519 signature over the upload's

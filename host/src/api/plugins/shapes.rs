@@ -300,8 +300,11 @@ pub struct ShadowRequestView {
 }
 
 pub(super) fn shadow_view(run: &ShadowRun) -> ShadowRunView {
-    let compared: Vec<&ShadowComparison> =
-        run.results.iter().filter_map(|r| r.report.as_ref()).collect();
+    let compared: Vec<&ShadowComparison> = run
+        .results
+        .iter()
+        .filter_map(|r| r.report.as_ref())
+        .collect();
     let identical = compared.iter().filter(|c| c.identical).count();
     let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
     ShadowRunView {
@@ -351,7 +354,12 @@ fn shadow_result_view(result: &ShadowResult) -> ShadowResultView {
             .unwrap_or_default(),
         notes: report.map(|r| r.notes.clone()).unwrap_or_default(),
         shadow_log: report
-            .map(|r| r.shadow_log.iter().map(crate::api::LogLineView::from).collect())
+            .map(|r| {
+                r.shadow_log
+                    .iter()
+                    .map(crate::api::LogLineView::from)
+                    .collect()
+            })
             .unwrap_or_default(),
         shadow_ms: report.map(|r| r.shadow_ms),
     }
