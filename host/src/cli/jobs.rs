@@ -41,7 +41,7 @@ pub enum JobsCommand {
 pub struct PruneArgs {
     /// How long ago a job must have finished to go: `30d`, `12h`, `90m`,
     /// `0s` for every finished job.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub older_than: String,
     /// The host's base URL.
     #[arg(long, default_value = "http://127.0.0.1:8080", env = "RESCIND_HOST")]

@@ -60,7 +60,13 @@ pub struct ServeArgs {
     /// kept: `30d`, `12h`, `90m`; `off` (or `0`) keeps them forever. The
     /// host deletes older ones every hour, in small batches. Queued,
     /// running and retrying jobs and cancellations are never deleted.
-    #[arg(long, default_value = "30d", env = "RESCIND_JOB_RETENTION", value_parser = parse_job_retention)]
+    #[arg(
+        long,
+        default_value = "30d",
+        env = "RESCIND_JOB_RETENTION",
+        value_parser = parse_job_retention,
+        allow_hyphen_values = true
+    )]
     pub job_retention: JobRetention,
     /// Watch this folder for plugins: `NAME.wasm` dropped there (with
     /// `NAME.wasm.sig` beside it when signatures are required) is uploaded
