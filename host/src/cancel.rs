@@ -19,8 +19,8 @@ use crate::domain::{
 };
 use crate::store::{
     AllocationRecord, BankDetailsRecord, CancellationRecord, CancelledLineRecord, Committed,
-    ConfigSnapshot, Planned, Planner, RefundRecord, TrackingRecord, WarningRecord, format_date,
-    new_job,
+    ConfigSnapshot, Planned, Planner, PrunedJobs, RefundRecord, TrackingRecord, WarningRecord,
+    format_date, new_job,
 };
 
 /// The warning code of a cancellation that no job definition will tell
@@ -82,7 +82,11 @@ pub fn plan(
         .collect();
     Ok(Planned {
         after,
-        committed: Committed { record, jobs },
+        committed: Committed {
+            record,
+            jobs,
+            pruned: PrunedJobs::default(),
+        },
     })
 }
 

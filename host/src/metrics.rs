@@ -11,7 +11,7 @@ use prometheus_client::registry::Registry;
 use std::sync::Mutex;
 
 use crate::plugins::registry::RegistryMetrics;
-use crate::store::JobState;
+use crate::store::{JobState, Pruned};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HttpLabels {
@@ -43,6 +43,8 @@ pub struct Metrics {
     cancellations: Family<OutcomeLabels, Counter>,
     jobs: Family<StateLabels, Gauge>,
     job_attempts: Family<OutcomeLabels, Counter>,
+    jobs_pruned: Counter,
+    job_attempts_pruned: Counter,
     plugin_call_seconds: Histogram,
     plugin_uploads: Family<OutcomeLabels, Counter>,
     plugin_switches: Family<ActionLabels, Counter>,
@@ -83,6 +85,18 @@ impl Metrics {
             "Job attempts by outcome",
             job_attempts.clone(),
         );
+        let jobs_pruned = Counter::default();
+        registry.register(
+            "jobs_pruned",
+            "Finished jobs deleted by the job retention (periodic or by hand)",
+            jobs_pruned.clone(),
+        );
+        let job_attempts_pruned = Counter::default();
+        registry.register(
+            "job_attempts_pruned",
+            "Attempts deleted with the jobs the job retention deleted",
+            job_attempts_pruned.clone(),
+        );
         // 1 ms … ~33 s
         let plugin_call_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 16));
         registry.register(
@@ -122,6 +136,8 @@ impl Metrics {
             cancellations,
             jobs,
             job_attempts,
+            jobs_pruned,
+            job_attempts_pruned,
             plugin_call_seconds,
             plugin_uploads,
             plugin_switches,
@@ -170,6 +186,12 @@ impl Metrics {
                 })
                 .set(*count);
         }
+    }
+
+    /// Counts what a batch of the job retention deleted.
+    pub fn jobs_pruned(&self, pruned: Pruned) {
+        self.jobs_pruned.inc_by(pruned.jobs);
+        self.job_attempts_pruned.inc_by(pruned.attempts);
     }
 
     /// Counts what the plugins folder watch did with a file.

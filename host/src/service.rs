@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::api::{self, AppState};
+use crate::jobs::retention::JobRetention;
 use crate::jobs::{PluginProcessors, WorkerConfig, WorkerPool};
 use crate::plugins::registry::{
     DatabaseStore, DirectoryStore, FolderEvent, FolderWatch, FolderWatchConfig, PluginRegistry,
@@ -44,6 +45,11 @@ pub struct ServiceConfig {
     pub secrets_key: SecretsKeySource,
     /// Job workers; `None` runs no workers (jobs stay queued).
     pub workers: Option<WorkerConfig>,
+    /// How long finished jobs are kept (`--job-retention`), and how often
+    /// the service deletes those past it.
+    pub job_retention: JobRetention,
+    /// How often the service looks for finished jobs past the retention.
+    pub job_retention_every: Duration,
     /// The plugins: where they are kept, watched and cached, and whom the
     /// host trusts.
     pub plugins: PluginsConfig,
@@ -84,6 +90,8 @@ impl std::fmt::Debug for ServiceConfig {
             )
             .field("secrets_key", &self.secrets_key)
             .field("workers", &self.workers)
+            .field("job_retention", &self.job_retention)
+            .field("job_retention_every", &self.job_retention_every)
             .field("plugins", &self.plugins)
             .field(
                 "companions",
@@ -104,6 +112,8 @@ impl ServiceConfig {
             database_url: None,
             secrets_key: SecretsKeySource::KeyFile,
             workers: Some(WorkerConfig::default()),
+            job_retention: JobRetention::default(),
+            job_retention_every: crate::jobs::retention::DEFAULT_EVERY,
             plugins: PluginsConfig::default(),
             companions: Vec::new(),
         }
@@ -178,6 +188,8 @@ pub struct RunningService {
     stop: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
     workers: Option<WorkerPool>,
+    /// The periodic job retention, when it is on.
+    retention: Option<JoinHandle<()>>,
 }
 
 /// Opens the store, binds the listener and serves the API. A bootstrap
@@ -255,6 +267,16 @@ pub async fn start(config: ServiceConfig) -> anyhow::Result<RunningService> {
         .with_context(|| format!("listening on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let (stop, mut stopped) = watch::channel(false);
+    let retention = match config.job_retention {
+        JobRetention::Off => None,
+        JobRetention::Keep(keep) => Some(tokio::spawn(crate::jobs::retention::run_periodically(
+            state.store.clone(),
+            Arc::clone(&state.metrics),
+            keep,
+            config.job_retention_every,
+            stop.subscribe(),
+        ))),
+    };
     let app = api::with_middleware(routes, state.clone());
     let server = tokio::spawn(async move {
         axum::serve(listener, app)
@@ -274,6 +296,7 @@ pub async fn start(config: ServiceConfig) -> anyhow::Result<RunningService> {
         stop,
         server,
         workers,
+        retention,
         companions: config.companions,
     })
 }
@@ -405,6 +428,13 @@ impl RunningService {
     /// queue, and closes the store.
     pub async fn shutdown(self, grace: Duration) -> anyhow::Result<()> {
         let _ = self.stop.send(true);
+        if let Some(mut retention) = self.retention {
+            // It stops at once: a batch cut short is rolled back.
+            if tokio::time::timeout(grace, &mut retention).await.is_err() {
+                tracing::warn!("the job retention still ran after the grace period");
+                retention.abort();
+            }
+        }
         if let Some(workers) = self.workers {
             self.state.readiness.set_workers_running(false);
             workers.shutdown(grace).await;

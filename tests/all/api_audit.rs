@@ -197,6 +197,14 @@ async fn every_admin_write_is_in_the_audit_log_with_who_what_and_the_request_id(
             "retried job",
         ),
         (
+            Method::POST,
+            "/v1/admin/jobs/prune",
+            "/v1/admin/jobs/prune".into(),
+            Some(json!({"olderThan": "3650d"})),
+            ADMIN,
+            "pruned 0 finished jobs older than 3650d (0 attempts)",
+        ),
+        (
             Method::PUT,
             "/v1/admin/plugins/{name}",
             "/v1/admin/plugins/audited".into(),

@@ -436,6 +436,14 @@ async fn every_route_answers_every_kind_of_caller_as_documented() {
             Body::Json(json!({"parameters": {"OrderNumber": "SO-0"}})),
             201,
         ),
+        // Nothing finished that long ago: the prune deletes nothing.
+        row(
+            post.clone(),
+            "/v1/admin/jobs/prune",
+            "/v1/admin/jobs/prune",
+            Body::Json(json!({"olderThan": "3650d"})),
+            200,
+        ),
         row(
             get.clone(),
             "/v1/admin/jobs",

@@ -59,7 +59,7 @@ pub use error::{AppError, Problem, ProblemField};
 pub use extract::{BODY_LIMIT, Caller};
 pub use jobs::{
     AttemptInputView, AttemptView, BodyView, ExchangeView, HeaderView, JobView, LogLineView,
-    retried_note, retry,
+    PruneBody, PruneView, retried_note, retry,
 };
 pub use ops::{HealthView, ReadinessWarningView, readiness};
 pub use plugins::{
@@ -158,7 +158,7 @@ A committed cancellation (`201`) may carry `warnings`, each with a stable `code`
         admin::get_website, admin::put_website, admin::get_connection, admin::put_connection,
         admin::get_job_definition, admin::put_job_definition,
         jobs::run_definition, jobs::list_jobs, jobs::get_job, jobs::get_attempt_input,
-        jobs::retry_job,
+        jobs::retry_job, jobs::prune_jobs,
         plugins::put_plugin, plugins::list_plugins, plugins::get_plugin, plugins::activate_plugin,
         plugins::start_shadow, plugins::get_shadow, plugins::stop_shadow,
         ops::healthz, ops::readyz, ops::metrics, ops::openapi,

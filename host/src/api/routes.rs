@@ -224,6 +224,12 @@ fn table() -> Vec<Route> {
         route(get.clone(), "/v1/admin/jobs", STAFF, jobs::list_jobs),
         route(get.clone(), "/v1/admin/jobs/{id}", STAFF, jobs::get_job),
         route(
+            post.clone(),
+            "/v1/admin/jobs/prune",
+            ADMIN,
+            jobs::prune_jobs,
+        ),
+        route(
             get.clone(),
             "/v1/admin/jobs/{id}/attempts/{number}/input",
             ADMIN,

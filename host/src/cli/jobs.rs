@@ -2,6 +2,10 @@
 //! in a readable form: the job, then each attempt with its outcome, the
 //! plugin's log and the ERP exchange, every request as `>` lines and every
 //! answer as `<` lines, the way `curl -v` shows them.
+//!
+//! `rescind jobs prune --older-than 30d`: deletes a running host's finished
+//! jobs older than that now (`POST /v1/admin/jobs/prune`, called again
+//! until none is left), what its job retention does every hour.
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -10,7 +14,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 
 use super::{Exit, report_error};
-use crate::api::{AttemptView, BodyView, ExchangeView, HeaderView, JobView};
+use crate::api::{AttemptView, BodyView, ExchangeView, HeaderView, JobView, PruneView};
 
 /// `rescind jobs …`.
 #[derive(Debug, Args)]
@@ -26,6 +30,25 @@ pub enum JobsCommand {
     /// Show a job with every attempt: outcome, plugin log, and what the
     /// plugin sent to the ERP and what the ERP answered.
     Show(ShowArgs),
+    /// Delete finished jobs (succeeded or failed) older than an age, with
+    /// their attempts, now: what the host's `--job-retention` does every
+    /// hour. Queued, running and retrying jobs and cancellations stay.
+    Prune(PruneArgs),
+}
+
+/// Options of `rescind jobs prune`.
+#[derive(Debug, Clone, Args)]
+pub struct PruneArgs {
+    /// How long ago a job must have finished to go: `30d`, `12h`, `90m`,
+    /// `0s` for every finished job.
+    #[arg(long, allow_hyphen_values = true)]
+    pub older_than: String,
+    /// The host's base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8080", env = "RESCIND_HOST")]
+    pub host: String,
+    /// An admin token.
+    #[arg(long, env = "RESCIND_ADMIN_TOKEN", hide_env_values = true)]
+    pub token: String,
 }
 
 /// Options of `rescind jobs show`.
@@ -61,7 +84,59 @@ pub fn run(args: JobsArgs) -> Exit {
             }
             Err(error) => report_error(&error, Exit::FAILURE),
         },
+        JobsCommand::Prune(prune) => match runtime.block_on(prune_jobs(&prune)) {
+            Ok(total) => {
+                println!(
+                    "pruned {} finished job{} older than {} ({} attempt{})",
+                    total.pruned_jobs,
+                    if total.pruned_jobs == 1 { "" } else { "s" },
+                    prune.older_than.trim(),
+                    total.pruned_attempts,
+                    if total.pruned_attempts == 1 { "" } else { "s" },
+                );
+                Exit::SUCCESS
+            }
+            Err(error) => report_error(&error, Exit::FAILURE),
+        },
     }
+}
+
+/// Most calls one `rescind jobs prune` makes (each deletes for up to about
+/// ten seconds; a host with more to delete goes on at its next hourly turn).
+const MAX_PRUNE_CALLS: usize = 360;
+
+/// Prunes the host's finished jobs older than `args.older_than`, calling
+/// again while the host says more are left; answers the totals. A bad age
+/// is refused here, before the host is called.
+pub async fn prune_jobs(args: &PruneArgs) -> anyhow::Result<PruneView> {
+    crate::jobs::retention::parse_age(&args.older_than)
+        .with_context(|| format!("--older-than {}", args.older_than))?;
+    let body = serde_json::json!({"olderThan": args.older_than.trim()});
+    let mut total: Option<PruneView> = None;
+    for _ in 0..MAX_PRUNE_CALLS {
+        let answer: PruneView = call_host(
+            reqwest::Method::POST,
+            &args.host,
+            &args.token,
+            "/v1/admin/jobs/prune",
+            Some(&body),
+        )
+        .await?;
+        let complete = answer.complete;
+        total = Some(match total {
+            None => answer,
+            Some(mut sum) => {
+                sum.pruned_jobs += answer.pruned_jobs;
+                sum.pruned_attempts += answer.pruned_attempts;
+                sum.complete = answer.complete;
+                sum
+            }
+        });
+        if complete {
+            break;
+        }
+    }
+    total.context("no call made")
 }
 
 /// Reads a job with its attempts from the host. An error carries the

@@ -10,6 +10,7 @@ use clap::Args;
 use tracing_subscriber::EnvFilter;
 
 use crate::jobs::WorkerConfig;
+use crate::jobs::retention::JobRetention;
 use crate::plugins::ResolveOverrides;
 use crate::plugins::registry::TrustedKey;
 use crate::service::{self, ServiceConfig};
@@ -55,6 +56,18 @@ pub struct ServeArgs {
     /// `5s`, `1500ms`; at least one second.
     #[arg(long, default_value = "60s", env = "RESCIND_JOB_LEASE", value_parser = parse_job_lease)]
     pub job_lease: Duration,
+    /// How long finished jobs (succeeded or failed) and their attempts are
+    /// kept: `30d`, `12h`, `90m`; `off` (or `0`) keeps them forever. The
+    /// host deletes older ones every hour, in small batches. Queued,
+    /// running and retrying jobs and cancellations are never deleted.
+    #[arg(
+        long,
+        default_value = "30d",
+        env = "RESCIND_JOB_RETENTION",
+        value_parser = parse_job_retention,
+        allow_hyphen_values = true
+    )]
+    pub job_retention: JobRetention,
     /// Watch this folder for plugins: `NAME.wasm` dropped there (with
     /// `NAME.wasm.sig` beside it when signatures are required) is uploaded
     /// and activated. Without it no folder is watched (`--demo` watches
@@ -138,6 +151,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         lease: args.job_lease,
         ..WorkerConfig::default()
     });
+    config.job_retention = args.job_retention;
     if args.demo {
         crate::demo::enable(&mut config);
     }
@@ -192,6 +206,12 @@ fn parse_job_lease(text: &str) -> Result<Duration, String> {
         );
     }
     Ok(lease)
+}
+
+/// `--job-retention`: a duration such as `30d`, or `off`.
+fn parse_job_retention(text: &str) -> Result<JobRetention, String> {
+    text.parse()
+        .map_err(|e| format!("{e} (or `off` to keep finished jobs forever)"))
 }
 
 /// The names pinned with `--resolve NAME=IP`.

@@ -2,7 +2,7 @@
 //! sees it: one state summing up the cancellation's jobs (`erpSync.state`
 //! in the API).
 
-use crate::store::{Job, JobState};
+use crate::store::{Job, JobState, PrunedJobs};
 
 /// The aggregate state of a cancellation's ERP jobs. A failed job outweighs
 /// every other state, since that ERP will not hear of the cancellation
@@ -28,8 +28,19 @@ pub enum ErpSyncState {
 impl ErpSyncState {
     /// The state of a cancellation's `jobs`. `erp_configured` is what the
     /// cancellation recorded at commit: whether any job definition applied.
-    pub fn of(erp_configured: bool, jobs: &[Job]) -> ErpSyncState {
-        ErpSyncState::of_states(erp_configured, jobs.iter().map(|j| j.state))
+    /// `pruned` are its jobs the job retention deleted, each in the final
+    /// state it had: they count as they did before they were deleted.
+    pub fn of(erp_configured: bool, jobs: &[Job], pruned: PrunedJobs) -> ErpSyncState {
+        let gone = |state: JobState, n: u64| {
+            std::iter::repeat_n(state, usize::try_from(n).unwrap_or(usize::MAX))
+        };
+        ErpSyncState::of_states(
+            erp_configured,
+            jobs.iter()
+                .map(|j| j.state)
+                .chain(gone(JobState::Succeeded, pruned.succeeded))
+                .chain(gone(JobState::Failed, pruned.failed)),
+        )
     }
 
     fn of_states(
@@ -78,6 +89,25 @@ mod tests {
 
     use JobState::{Failed, Queued, Retrying, Running, Succeeded};
 
+    fn sample_job() -> Job {
+        Job {
+            id: "j".to_owned(),
+            definition: "OrderCancel".to_owned(),
+            order_number: "SO-1".to_owned(),
+            cancellation_id: Some("c".to_owned()),
+            request_id: "r".to_owned(),
+            parameters: Default::default(),
+            state: Queued,
+            attempts: 0,
+            retry: Default::default(),
+            run_at_ms: 0,
+            erp_reference: None,
+            last_error: None,
+            created_at_ms: 0,
+            updated_at_ms: 0,
+        }
+    }
+
     #[test]
     fn the_jobs_sum_up_to_the_state_a_customer_sees() {
         let cases: &[(bool, &[JobState], ErpSyncState)] = &[
@@ -93,6 +123,26 @@ mod tests {
             (true, &[Succeeded, Failed], ErpSyncState::Failed),
         ];
         for (configured, states, expected) in cases {
+            // Pruned jobs count as the jobs they were.
+            let succeeded = states.iter().filter(|s| **s == Succeeded).count() as u64;
+            let failed = states.iter().filter(|s| **s == Failed).count() as u64;
+            let left: Vec<JobState> = states
+                .iter()
+                .copied()
+                .filter(|s| !matches!(s, Succeeded | Failed))
+                .collect();
+            let jobs: Vec<Job> = left
+                .iter()
+                .map(|state| Job {
+                    state: *state,
+                    ..sample_job()
+                })
+                .collect();
+            assert_eq!(
+                ErpSyncState::of(*configured, &jobs, PrunedJobs { succeeded, failed }),
+                *expected,
+                "{states:?} with the finished ones pruned"
+            );
             assert_eq!(
                 ErpSyncState::of_states(*configured, states.iter().copied()),
                 *expected,

@@ -40,8 +40,21 @@ pub struct CancelCommand<'a> {
 pub struct Committed {
     /// The cancellation.
     pub record: CancellationRecord,
-    /// Its jobs (at commit: all queued).
+    /// Its jobs (at commit: all queued), those the job retention has not
+    /// deleted.
     pub jobs: Vec<Job>,
+    /// Its jobs the job retention deleted (none at commit).
+    pub pruned: PrunedJobs,
+}
+
+/// How many of a cancellation's jobs the job retention deleted, by the
+/// final state each had.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PrunedJobs {
+    /// Jobs its ERP had accepted.
+    pub succeeded: u64,
+    /// Jobs that had failed for good.
+    pub failed: u64,
 }
 
 /// Why a cancellation was not committed.
@@ -214,18 +227,33 @@ impl Store {
     /// A committed cancellation with its jobs as they are now.
     pub async fn cancellation(&self, id: &str) -> Result<Option<Committed>, StoreError> {
         let mut conn = self.reader.acquire().await?;
-        let text: Option<String> = on!(&mut conn, |conn| sqlx::query_scalar(
-            "SELECT record FROM cancellations WHERE id = $1"
+        let row = on!(&mut conn, |conn| sqlx::query(
+            "SELECT record, jobs_pruned_succeeded, jobs_pruned_failed
+             FROM cancellations WHERE id = $1"
         )
         .bind(id)
         .fetch_optional(&mut **conn)
-        .await?);
-        let Some(text) = text else {
+        .await?
+        .map(|row| -> Result<_, StoreError> {
+            Ok((
+                row.text("record")?,
+                PrunedJobs {
+                    succeeded: row.count("jobs_pruned_succeeded")?,
+                    failed: row.count("jobs_pruned_failed")?,
+                },
+            ))
+        })
+        .transpose()?);
+        let Some((text, pruned)) = row else {
             return Ok(None);
         };
         let record: CancellationRecord = from_json("cancellation", &text)?;
         let jobs = jobs_of_cancellation(&mut conn, id).await?;
-        Ok(Some(Committed { record, jobs }))
+        Ok(Some(Committed {
+            record,
+            jobs,
+            pruned,
+        }))
     }
 
     /// The cancellation `id` as it was committed, without its jobs (what an

@@ -191,6 +191,8 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("customer_number", Text),
             ("record", Text),
             ("created_at", Int),
+            ("jobs_pruned_succeeded", Int),
+            ("jobs_pruned_failed", Int),
         ],
     ),
     (

@@ -801,6 +801,84 @@ impl Store {
     }
 }
 
+/// What one batch of the job retention deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Finished jobs deleted.
+    pub jobs: u64,
+    /// Their attempts, deleted with them.
+    pub attempts: u64,
+}
+
+impl Store {
+    /// Deletes up to `limit` finished jobs (`succeeded` or `failed`) that
+    /// finished before `finished_before_ms`, with their attempts, in one
+    /// short write transaction; answers what it deleted (fewer than `limit`
+    /// jobs: none older is left). Queued, running and retrying jobs are
+    /// never deleted, nor is any cancellation: each keeps how many of its
+    /// jobs were deleted in each state, so its `erpSync.state` stays what
+    /// it was.
+    ///
+    /// A finished job's `run_at` is the time it finished (no later attempt
+    /// is due), so the batch is a range of the `(state, run_at)` index,
+    /// whatever the table's size; `updated_at` is checked as well.
+    pub async fn prune_finished_jobs(
+        &self,
+        finished_before_ms: i64,
+        limit: u32,
+    ) -> Result<Pruned, StoreError> {
+        // The advisory write lock on PostgreSQL: a manual retry (the only
+        // write that moves a finished job) waits for it, so the batch's
+        // jobs stay finished until it commits.
+        let mut tx = self.write().await?;
+        let ids: Vec<String> = on!(&mut tx, |tx| sqlx::query_scalar(
+            "SELECT id FROM jobs
+             WHERE state IN ('succeeded', 'failed') AND run_at < $1 AND updated_at < $1
+             LIMIT $2"
+        )
+        .bind(finished_before_ms)
+        .bind(i64::from(limit.max(1)))
+        .fetch_all(&mut **tx)
+        .await?);
+        if ids.is_empty() {
+            return Ok(Pruned::default());
+        }
+        let batch = match &tx {
+            Db::Sqlite(_) => "SELECT value FROM json_each($1)",
+            Db::Postgres(_) => "SELECT json_array_elements_text($1::json)",
+        };
+        let ids_json = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".to_owned());
+        // What the cancellations will read in place of their deleted jobs.
+        let statements = [
+            format!(
+                "UPDATE cancellations SET
+                     jobs_pruned_succeeded = jobs_pruned_succeeded + (SELECT COUNT(*) FROM jobs
+                         WHERE jobs.cancellation_id = cancellations.id
+                           AND jobs.state = 'succeeded' AND jobs.id IN ({batch})),
+                     jobs_pruned_failed = jobs_pruned_failed + (SELECT COUNT(*) FROM jobs
+                         WHERE jobs.cancellation_id = cancellations.id
+                           AND jobs.state = 'failed' AND jobs.id IN ({batch}))
+                 WHERE id IN (SELECT cancellation_id FROM jobs WHERE id IN ({batch}))"
+            ),
+            format!("DELETE FROM job_attempts WHERE job_id IN ({batch})"),
+            format!("DELETE FROM jobs WHERE id IN ({batch})"),
+        ];
+        let mut affected = [0u64; 3];
+        for (statement, count) in statements.iter().zip(&mut affected) {
+            *count = on!(&mut tx, |tx| sqlx::query(statement)
+                .bind(&ids_json)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected());
+        }
+        tx.commit().await?;
+        Ok(Pruned {
+            jobs: affected[2],
+            attempts: affected[1],
+        })
+    }
+}
+
 /// The condition that passes over the retries of the definitions bound as
 /// a JSON array to parameter `$n`, or nothing when there are none, so that
 /// the common statement stays as simple as it can be (and binds nothing

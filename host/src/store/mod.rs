@@ -57,13 +57,13 @@ use sqlx::sqlite::{
 use db::{Db, Pool, SqliteTx, Tx, WRITE_LOCK, WriteTurn};
 
 pub use cancellations::{
-    CancelCommand, CancelError, Committed, IdempotencyClaim, Planned, Planner,
+    CancelCommand, CancelError, Committed, IdempotencyClaim, Planned, Planner, PrunedJobs,
 };
 pub use config::ConfigSnapshot;
 pub use copy::{CopiedTable, CopyError, copy_sqlite_to_postgres};
 pub use jobs::new_job;
 pub use jobs::{
-    AttemptInput, AttemptResult, ClaimedJob, JobFilter, ManualRun, RetryError, RunError,
+    AttemptInput, AttemptResult, ClaimedJob, JobFilter, ManualRun, Pruned, RetryError, RunError,
 };
 pub use orders::{PutOrder, format_date};
 pub use plugins::PluginTables;

@@ -132,6 +132,8 @@ fn the_operating_guide_sets_up_a_host_from_nothing() {
         "\"state\":\"queued\"",
         // `rescind jobs show` of the check's job
         "(OrderCancel for order SO-1): ",
+        // `rescind jobs prune`: the guide's jobs are young
+        "pruned 0 finished jobs older than 30d (0 attempts)",
         // the key `rescind keys create` made before the first start works
         "\"name\":\"ops\",\"role\":\"admin\"",
         "\"expiresAt\":\"2099-01-01T00:00:00Z\"",

@@ -177,3 +177,53 @@ async fn jobs_show_prints_each_attempt_with_what_was_sent_and_answered() {
     );
     assert!(!stderr.contains("acktrace"), "{stderr}");
 }
+
+/// `rescind jobs prune` refuses a negative or garbled age itself, with a
+/// reason, before it calls any host (none listens at the address given).
+#[test]
+fn jobs_prune_refuses_a_bad_age_before_calling_the_host() {
+    for (age, reason) in [
+        ("-5d", "is negative"),
+        ("soon", "is not a duration"),
+        ("30", "is not a duration"),
+    ] {
+        let refused = rescind(&[
+            "jobs",
+            "prune",
+            "--older-than",
+            age,
+            "--host",
+            "http://127.0.0.1:9",
+            "--token",
+            ADMIN,
+        ]);
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert_eq!(refused.status.code(), Some(1), "{age}: {stderr}");
+        assert!(stderr.contains(reason), "{age}: {stderr}");
+        assert!(!stderr.contains("reaching the host"), "{age}: {stderr}");
+    }
+}
+
+/// `rescind serve --job-retention` refuses a bad period at start.
+#[test]
+fn serve_refuses_a_bad_job_retention() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for retention in ["-1d", "forever"] {
+        let refused = Command::new(env!("CARGO_BIN_EXE_rescind"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--job-retention",
+                retention,
+            ])
+            .arg("--data-dir")
+            .arg(dir.path())
+            .env("RESCIND_ADMIN_TOKEN", ADMIN)
+            .output()
+            .expect("rescind runs");
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(!refused.status.success(), "{retention}: {stderr}");
+        assert!(stderr.contains("--job-retention"), "{retention}: {stderr}");
+    }
+}

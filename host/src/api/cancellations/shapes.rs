@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use crate::api::timestamp;
 use crate::domain::{BankDetailsInput, CancelRequest, ItemRef};
 use crate::jobs::ErpSyncState;
-use crate::store::{Committed, Job, JobState};
+use crate::store::{Committed, Job, JobState, PrunedJobs};
 
 /// `POST /v1/orders/{orderNumber}/cancellations` body (a customer for its own
 /// orders, service, admin); every field is optional. An empty body cancels the
@@ -322,9 +322,17 @@ impl CancellationView {
                 .collect(),
             approval_cancelled: record.approval_cancelled,
             erp_sync: ErpSyncView {
-                state: ErpSyncState::of(record.erp_configured, &jobs)
-                    .as_str()
-                    .to_owned(),
+                state: ErpSyncState::of(
+                    record.erp_configured,
+                    &jobs,
+                    if as_committed {
+                        PrunedJobs::default()
+                    } else {
+                        committed.pruned
+                    },
+                )
+                .as_str()
+                .to_owned(),
                 jobs: jobs
                     .iter()
                     .map(|j| CancellationJobView {

@@ -21,7 +21,12 @@ mod shapes;
 use shapes::RunBody;
 pub use shapes::{
     AttemptInputView, AttemptView, BodyView, ExchangeView, HeaderView, JobView, LogLineView,
+    PruneBody, PruneView,
 };
+
+/// The longest one prune call deletes before it answers (`complete:
+/// false` when older finished jobs are left).
+const PRUNE_CALL_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Most jobs one list answer holds.
 const MAX_LIST: u32 = 1000;
@@ -222,4 +227,37 @@ pub fn retried_note(job: &Job) -> String {
         "retried job {} ({:?} for order {:?})",
         job.id, job.definition, job.order_number
     )
+}
+
+/// Deletes finished jobs (`succeeded`, `failed`) older than `olderThan`
+/// with their attempts, in small batches, for at most about ten seconds.
+#[utoipa::path(post, path = "/v1/admin/jobs/prune", tag = "jobs",
+    request_body(content = PruneBody, example = json!({"olderThan": "30d"})),
+    responses(
+        (status = 200, description = "What was deleted", body = PruneView),
+        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn prune_jobs(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<PruneBody>,
+) -> Result<Response, AppError> {
+    let older_than = crate::jobs::retention::parse_age(&body.older_than)
+        .map_err(|e| AppError::Validation(vec![FieldError::new("olderThan", e.to_string())]))?;
+    let report =
+        crate::jobs::retention::prune(&state.store, &state.metrics, older_than, PRUNE_CALL_LIMIT)
+            .await?;
+    let view = PruneView {
+        pruned_jobs: report.pruned.jobs,
+        pruned_attempts: report.pruned.attempts,
+        finished_before: super::timestamp(report.finished_before_ms),
+        complete: report.complete,
+    };
+    let note = format!(
+        "pruned {} finished jobs older than {} ({} attempts)",
+        view.pruned_jobs,
+        body.older_than.trim(),
+        view.pruned_attempts
+    );
+    Ok(noted(note, Json(view)))
 }

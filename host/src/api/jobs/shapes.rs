@@ -25,6 +25,33 @@ pub struct RunBody {
     pub parameters: BTreeMap<String, String>,
 }
 
+/// `POST /v1/admin/jobs/prune` body (admin): delete finished jobs older
+/// than an age now, as the host's job retention does every hour.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PruneBody {
+    /// How long ago a job must have finished (`succeeded` or `failed`) to
+    /// be deleted with its attempts: `30d`, `12h`, `90m`, `0s` (every
+    /// finished job). A negative or garbled age is `422
+    /// validation-failed` and deletes nothing.
+    pub older_than: String,
+}
+
+/// What `POST /v1/admin/jobs/prune` deleted.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PruneView {
+    /// Finished jobs deleted.
+    pub pruned_jobs: u64,
+    /// Their attempts, deleted with them.
+    pub pruned_attempts: u64,
+    /// Jobs that finished before this time (RFC 3339) were deleted.
+    pub finished_before: String,
+    /// False when the call stopped at its time limit (about ten seconds)
+    /// with older finished jobs left: call it again.
+    pub complete: bool,
+}
+
 /// A line a plugin logged or printed during an attempt.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct LogLineView {
