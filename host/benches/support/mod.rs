@@ -5,6 +5,9 @@
 // Each benchmark uses a different subset.
 #![allow(dead_code)]
 
+pub mod results;
+pub use results::{Row, write_results};
+
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
