@@ -33,7 +33,7 @@ use serde_json::{Value, json};
 
 mod support;
 
-use support::{ADMIN, Figures, env, load, median, range, report, seed_store};
+use support::{ADMIN, Figures, Row, env, load, median, range, report, seed_store, write_results};
 
 async fn floor_server() -> SocketAddr {
     let app = Router::new().route(
@@ -163,6 +163,34 @@ async fn run() {
         "  HTTP floor {:.0} req/s ({lo:.0}-{hi:.0}); cancellations reach {:.1} % of it",
         median(floor_per_second.clone()),
         median(ratios)
+    );
+    let floor_p99: Vec<f64> = floors
+        .iter()
+        .map(|f| f.p99.as_secs_f64() * 1000.0)
+        .collect();
+    let (throughput, floor_throughput) = (median(per_second), median(floor_per_second));
+    let (p99, floor_p99) = (median(p99), median(floor_p99));
+    let durability = format!("{durability:?}");
+    write_results(
+        "cancel_api",
+        &[
+            Row::new(
+                format!("committed cancellations, {clients} clients, {durability}"),
+                throughput,
+                "req/s",
+                "HTTP floor (trivial axum handler), same clients",
+                floor_throughput,
+            )
+            .goal("≥ 35 % of the floor", throughput >= 0.35 * floor_throughput),
+            Row::new(
+                format!("cancellation p99, {clients} clients, {durability}"),
+                p99,
+                "ms",
+                "HTTP floor p99",
+                floor_p99,
+            )
+            .goal("p99 ≤ 15 ms", p99 <= 15.0),
+        ],
     );
     running
         .shutdown(Duration::from_secs(10))

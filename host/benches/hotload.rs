@@ -41,6 +41,10 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+mod support;
+
+use support::{Row, write_results};
+
 const ADMIN: &str = "bench-admin-token-0123456789abcdef0123";
 const PLUGIN: &str = "erp";
 /// The longest any phase may run.
@@ -410,8 +414,8 @@ async fn run() {
     }
     let (cached_put, cached_first) = activation(&webhook, cache.path(), erp, samples, false).await;
     for (name, put, first) in [
-        ("cold (validate + compile)", cold_put, cold_first),
-        ("from the compile cache", cached_put, cached_first),
+        ("cold (validate + compile)", cold_put, cold_first.clone()),
+        ("from the compile cache", cached_put, cached_first.clone()),
     ] {
         let (put50, _, put_max) = summary(put);
         let (first50, _, first_max) = summary(first);
@@ -474,5 +478,27 @@ async fn run() {
         "ratio (swapping / steady): p50 {:.2}×, p99 {:.2}×",
         w50 / s50,
         w99 / s99
+    );
+    let (cold50, _, _) = summary(cold_first);
+    let (cached50, _, _) = summary(cached_first);
+    write_results(
+        "hotload",
+        &[
+            Row::new(
+                "activation from the compile cache, upload → first job done (median)",
+                cached50,
+                "ms",
+                "the same, cold (validate + compile)",
+                cold50,
+            )
+            .goal("≤ 20 ms", cached50 <= 20.0),
+            Row::new(
+                format!("job latency p99, active version swapped every {swap_ms} ms"),
+                w99,
+                "ms",
+                "job latency p99 without swaps",
+                s99,
+            ),
+        ],
     );
 }

@@ -33,7 +33,9 @@ use reqwest::StatusCode;
 use rescind_tests::rss::resident_bytes_of;
 use rescind_tests::serve_process::ServeProcess;
 use serde_json::json;
-use support::{ADMIN, SPAWN_LIMIT, env, load, load_with, median, order, spawn_serve};
+use support::{
+    ADMIN, Row, SPAWN_LIMIT, env, load, load_with, median, order, spawn_serve, write_results,
+};
 
 mod support;
 
@@ -239,5 +241,36 @@ async fn run() {
         "soak: {} samples, slope {:+.2} MiB/min, {delivered} ERP requests",
         samples.len(),
         slope_per_minute(&samples)
+    );
+    let slope = slope_per_minute(&samples);
+    write_results(
+        "memory",
+        &[
+            Row::new(
+                format!("RSS with {queued} jobs queued"),
+                with_queue,
+                "MiB",
+                "RSS idle, same process",
+                idle,
+            ),
+            Row::new(
+                format!(
+                    "RSS, {WORKERS} plugins holding {HELD_MIB} MiB each (median of {soak_secs} s)"
+                ),
+                busy,
+                "MiB",
+                format!("goal: 150 MiB + {WORKERS} × {HELD_MIB} MiB"),
+                budget,
+            )
+            .goal(format!("≤ {budget:.0} MiB"), busy <= budget),
+            Row::new(
+                format!("RSS slope over the {soak_secs} s soak"),
+                slope,
+                "MiB/min",
+                "median RSS of the soak",
+                busy,
+            )
+            .goal("no growth (≤ +1 MiB/min)", slope <= 1.0),
+        ],
     );
 }

@@ -11,14 +11,14 @@
 //! same file builds against an earlier commit for a before/after ratio.
 //!
 //! Criterion reports means and medians; the p99 comes from a bounded loop of
-//! [`SAMPLE_CALLS`] timed calls per contender, printed at the end.
+//! [`sample_calls`] timed calls per contender, printed at the end.
 //!
 //! Run: `RUST_BACKTRACE=0 cargo bench -p rescind-host --bench plugin_dispatch`
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::Criterion;
 use rescind_host::plugins::{
     CallLimits, CallOutcome, Cancellation, CancellationReason, CancelledLine, CancelledLineKind,
     ConnectionContext, Money, Plugin, PluginRuntime, RuntimeConfig,
@@ -26,8 +26,15 @@ use rescind_host::plugins::{
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 
-/// Timed calls per contender for the median/p99 summary.
-const SAMPLE_CALLS: usize = 5_000;
+mod support;
+
+use support::{Row, write_results};
+
+/// Timed calls per contender for the median/p99 summary
+/// (`RESCIND_BENCH_CALLS`, 5,000 by default).
+fn sample_calls() -> usize {
+    support::env("RESCIND_BENCH_CALLS", 5_000).max(1)
+}
 
 /// The floor's bindings: the same world, async exports like ours.
 mod floor_async {
@@ -316,7 +323,7 @@ macro_rules! floor_input {
 floor_input!(floor_async_input, floor_async);
 floor_input!(floor_sync_input, floor_sync);
 
-/// Median and p99 of [`SAMPLE_CALLS`] timed runs of each contender. The
+/// Median and p99 of [`sample_calls`] timed runs of each contender. The
 /// runs are interleaved (one call of each in turn) so that a busy machine
 /// slows every contender alike instead of whichever ran during the noise.
 fn percentiles(contenders: &[&dyn Fn()]) -> Vec<(Duration, Duration)> {
@@ -325,8 +332,9 @@ fn percentiles(contenders: &[&dyn Fn()]) -> Vec<(Duration, Duration)> {
             call(); // warm the pool's slots and caches
         }
     }
-    let mut samples = vec![Vec::with_capacity(SAMPLE_CALLS); contenders.len()];
-    for _ in 0..SAMPLE_CALLS {
+    let calls = sample_calls();
+    let mut samples = vec![Vec::with_capacity(calls); contenders.len()];
+    for _ in 0..calls {
         for (call, samples) in contenders.iter().zip(&mut samples) {
             let start = Instant::now();
             call();
@@ -350,7 +358,7 @@ fn millis(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-fn dispatch(c: &mut Criterion) {
+fn dispatch(c: &mut Criterion) -> Vec<Row> {
     let contenders = Contenders::new();
     let mut group = c.benchmark_group("dispatch_trivial");
     group.bench_function("rescind_runtime", |b| b.iter(|| contenders.ours()));
@@ -371,7 +379,8 @@ fn dispatch(c: &mut Criterion) {
     let (ours, floor_async, floor_sync, webhook, unrecorded) =
         (figures[0], figures[1], figures[2], figures[3], figures[4]);
     println!(
-        "\ninstantiate + call + drop of `trivial`, {SAMPLE_CALLS} timed calls each (interleaved):"
+        "\ninstantiate + call + drop of `trivial`, {} timed calls each (interleaved):",
+        sample_calls()
     );
     println!("{:<18} {:>12} {:>12}", "host", "median µs", "p99 µs");
     for (name, (median, p99)) in [
@@ -404,9 +413,41 @@ fn dispatch(c: &mut Criterion) {
         micros(webhook.0) / micros(unrecorded.0),
         micros(webhook.1) / micros(unrecorded.1)
     );
+    let ratio = micros(ours.0) / micros(floor_async.0);
+    vec![
+        Row::new(
+            "rescind dispatch of `trivial` (instantiate + call + drop), median",
+            micros(ours.0),
+            "µs",
+            "bare-wasmtime floor (async), median",
+            micros(floor_async.0),
+        )
+        .goal("≤ 1.2× the floor", ratio <= 1.2),
+        Row::new(
+            "rescind dispatch of `trivial`, p99",
+            micros(ours.1),
+            "µs",
+            "bare-wasmtime floor (async), p99",
+            micros(floor_async.1),
+        ),
+        Row::new(
+            "bare-wasmtime floor (async), median",
+            micros(floor_async.0),
+            "µs",
+            "bare-wasmtime floor (sync), median",
+            micros(floor_sync.0),
+        ),
+        Row::new(
+            "webhook → loopback ERP, recording the exchange, median",
+            micros(webhook.0),
+            "µs",
+            "the same call recording nothing",
+            micros(unrecorded.0),
+        ),
+    ]
 }
 
-fn loading(c: &mut Criterion) {
+fn loading(c: &mut Criterion) -> Vec<Row> {
     let bytes = std::fs::read(rescind_test_artifacts::WEBHOOK).expect("webhook component");
     let cache_dir =
         std::env::temp_dir().join(format!("rescind-bench-cache-{}", std::process::id()));
@@ -442,14 +483,28 @@ fn loading(c: &mut Criterion) {
         samples.sort_unstable();
         samples[samples.len() / 2]
     };
+    let (cold, from_cache) = (millis(time(&uncached, 10)), millis(time(&cached, 200)));
     println!(
-        "\nwebhook ({} KiB): cold compile median {:.1} ms, load from disk cache median {:.2} ms\n",
+        "\nwebhook ({} KiB): cold compile median {cold:.1} ms, load from disk cache median \
+         {from_cache:.2} ms\n",
         bytes.len() / 1024,
-        millis(time(&uncached, 10)),
-        millis(time(&cached, 200))
     );
     let _ = std::fs::remove_dir_all(&cache_dir);
+    vec![Row::new(
+        "webhook component loaded from the on-disk compile cache, median",
+        from_cache,
+        "ms",
+        "cold compile of the same component, median",
+        cold,
+    )]
 }
 
-criterion_group!(benches, dispatch, loading);
-criterion_main!(benches);
+/// What `criterion_main!` would do, keeping the figures of the bounded
+/// loops for the results file.
+fn main() {
+    let mut criterion = Criterion::default().configure_from_args();
+    let mut rows = dispatch(&mut criterion);
+    rows.extend(loading(&mut criterion));
+    criterion.final_summary();
+    write_results("plugin_dispatch", &rows);
+}

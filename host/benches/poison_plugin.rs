@@ -36,7 +36,7 @@ use axum::routing::post;
 use rescind_host::jobs::WorkerConfig;
 use rescind_host::service::PluginsConfig;
 use serde_json::{Value, json};
-use support::{ADMIN, Host, env, percentile};
+use support::{ADMIN, Host, Row, env, percentile, write_results};
 
 mod support;
 
@@ -258,4 +258,33 @@ async fn run() {
             p99 / clean99,
         );
     }
+    let poisoned99 = percentile(&pooled[1], 99.0);
+    let rate = 1.0 / pace.as_secs_f64();
+    write_results(
+        "poison_plugin",
+        &[
+            Row::new(
+                format!("201 → ERP receipt p99, clean, {rate:.0} cancellations/s"),
+                clean99,
+                "ms",
+                "the goal (no baseline to measure)",
+                20.0,
+            )
+            .goal(
+                "≤ 20 ms, every request delivered",
+                clean99 <= 20.0 && missing[0] == 0,
+            ),
+            Row::new(
+                "201 → ERP receipt p99, a poisoned definition beside",
+                poisoned99,
+                "ms",
+                "the same, clean phases",
+                clean99,
+            )
+            .goal(
+                "no slowdown (≤ 2× clean), every request delivered",
+                poisoned99 <= 2.0 * clean99 && missing[1] == 0,
+            ),
+        ],
+    );
 }

@@ -36,7 +36,7 @@ use rescind_host::store::{JobState, SecretsKey, SecretsKeySource, Store};
 use serde_json::json;
 use sqlx::Connection;
 
-use support::{ADMIN, Figures, env, load, report, seed_store};
+use support::{ADMIN, Figures, Row, env, load, report, seed_store, write_results};
 
 /// The longest a queue may take to drain.
 const DRAIN_LIMIT: Duration = Duration::from_secs(180);
@@ -288,4 +288,26 @@ async fn run() {
         "| PostgreSQL | 3 | {three_replicas_jobs:.0} | {:.2}× |",
         three_replicas_jobs / sqlite_jobs
     );
+    let mut results: Vec<Row> = rows
+        .iter()
+        .map(|(replicas, figures)| {
+            Row::new(
+                format!("PostgreSQL cancellations, {replicas} replicas, {clients} clients"),
+                figures.per_second(),
+                "req/s",
+                "SQLite, one host",
+                baseline.per_second(),
+            )
+        })
+        .collect();
+    for (replicas, jobs) in [(1, one_replica_jobs), (3, three_replicas_jobs)] {
+        results.push(Row::new(
+            format!("PostgreSQL deliveries, {replicas} replicas"),
+            jobs,
+            "jobs/s",
+            "SQLite, one host",
+            sqlite_jobs,
+        ));
+    }
+    write_results("replicas", &results);
 }

@@ -5,6 +5,9 @@
 // Each benchmark uses a different subset.
 #![allow(dead_code)]
 
+pub mod results;
+pub use results::{Row, write_results};
+
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -33,7 +36,11 @@ pub const SPAWN_LIMIT: Duration = Duration::from_secs(60);
 /// Starts this build's `rescind serve` binary on `dir` with `workers`
 /// workers and [`ADMIN`]; answers it once it printed its address.
 pub fn spawn_serve(dir: &std::path::Path, workers: usize) -> ServeProcess {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_rescind"));
+    // Defined for the rescind-host benches; the support module is shared
+    // with benches of other packages, which do not start the binary.
+    let binary = option_env!("CARGO_BIN_EXE_rescind")
+        .expect("only the rescind-host benches start the rescind binary");
+    let mut command = std::process::Command::new(binary);
     command
         .args(["serve", "--listen", "127.0.0.1:0"])
         .args(["--workers", &workers.to_string()])

@@ -1,0 +1,240 @@
+//! `rescind-loadgen`: an HTTP load generator in a process of its own, so
+//! that the server it measures keeps its CPU to itself. A fixed number of
+//! requests from a fixed number of keep-alive clients, within a time cap,
+//! to loopback only; prints one JSON line of figures.
+//!
+//! ```sh
+//! rescind-loadgen --url 'http://127.0.0.1:8080/v1/orders/BO-{n}/cancellations' \
+//!   --pad 6 --first 0 --stride 5 --clients 64 --requests 5000 --expect 201 \
+//!   --body '{"cancellationReason":"OUT_OF_STOCK"}' --bearer TOKEN
+//! ```
+//!
+//! Request `i` (0-based) goes to the URL with `{n}` replaced by
+//! `first + i × stride`, zero-padded to `pad` digits.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use bytes::Bytes;
+use clap::Parser;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request, StatusCode, Uri};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::json;
+
+#[derive(Parser, Clone)]
+#[command(
+    name = "rescind-loadgen",
+    about = "Bounded HTTP load from a process of its own, loopback only"
+)]
+struct Args {
+    /// The URL; `{n}` is replaced per request (see --first, --stride, --pad).
+    #[arg(long)]
+    url: String,
+    #[arg(long, default_value_t = 0)]
+    first: usize,
+    #[arg(long, default_value_t = 1)]
+    stride: usize,
+    #[arg(long, default_value_t = 0)]
+    pad: usize,
+    /// Concurrent clients, each on its own keep-alive connection.
+    #[arg(long, default_value_t = 64)]
+    clients: usize,
+    /// Requests in all.
+    #[arg(long, default_value_t = 5_000)]
+    requests: usize,
+    /// The longest the whole run may take, in seconds.
+    #[arg(long, default_value_t = 120)]
+    time_cap: u64,
+    #[arg(long, default_value = "POST")]
+    method: String,
+    /// The JSON body of every request.
+    #[arg(long, default_value = "{}")]
+    body: String,
+    /// A bearer token for every request.
+    #[arg(long)]
+    bearer: Option<String>,
+    /// The status every request must answer with to count.
+    #[arg(long, default_value_t = 201)]
+    expect: u16,
+    /// Runtime threads (default: 2).
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    check_loopback(&args.url)?;
+    if args.clients == 0 || args.stride == 0 {
+        bail!("--clients and --stride must be at least 1");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.threads.max(1))
+        .enable_all()
+        .build()?;
+    let figures = runtime.block_on(load(args))?;
+    println!("{figures}");
+    Ok(())
+}
+
+/// Refuses any URL whose host is not a loopback address.
+fn check_loopback(url: &str) -> Result<()> {
+    let uri: Uri = url
+        .replace("{n}", "0")
+        .parse()
+        .with_context(|| format!("not a URL: {url}"))?;
+    if uri.scheme_str() != Some("http") {
+        bail!("only http:// URLs: {url}");
+    }
+    let host = uri.host().context("the URL has no host")?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if !loopback {
+        bail!("only loopback hosts (127.0.0.0/8, ::1, localhost): {host}");
+    }
+    Ok(())
+}
+
+fn url(args: &Args, i: usize) -> String {
+    let n = args.first + i * args.stride;
+    args.url
+        .replace("{n}", &format!("{n:0width$}", width = args.pad))
+}
+
+async fn load(args: Args) -> Result<serde_json::Value> {
+    let method: Method = args.method.parse().context("--method")?;
+    let expect = StatusCode::from_u16(args.expect).context("--expect")?;
+    let cap = Duration::from_secs(args.time_cap);
+    let args = Arc::new(args);
+    let next = Arc::new(AtomicUsize::new(0));
+    let body = Bytes::from(args.body.clone());
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..args.clients {
+        let (args, next, body, method) = (
+            Arc::clone(&args),
+            Arc::clone(&next),
+            body.clone(),
+            method.clone(),
+        );
+        tasks.spawn(async move {
+            let client = Client::builder(TokioExecutor::new())
+                .pool_max_idle_per_host(1)
+                .build_http::<Full<Bytes>>();
+            let mut latencies = Vec::new();
+            let mut failed = 0usize;
+            let mut first_error = None;
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= args.requests || started.elapsed() > cap {
+                    break;
+                }
+                let mut request = Request::builder()
+                    .method(method.clone())
+                    .uri(url(&args, i))
+                    .header("content-type", "application/json");
+                if let Some(token) = &args.bearer {
+                    request = request.header("authorization", format!("Bearer {token}"));
+                }
+                let request = request
+                    .body(Full::new(body.clone()))
+                    .expect("a request of a checked URL");
+                let t = Instant::now();
+                let left = cap
+                    .saturating_sub(started.elapsed())
+                    .max(Duration::from_millis(1));
+                match tokio::time::timeout(left, client.request(request)).await {
+                    Ok(Ok(response)) if response.status() == expect => {
+                        let _ = response.into_body().collect().await;
+                        latencies.push(t.elapsed());
+                    }
+                    Ok(Ok(response)) => {
+                        failed += 1;
+                        first_error.get_or_insert_with(|| format!("status {}", response.status()));
+                    }
+                    Ok(Err(e)) => {
+                        failed += 1;
+                        first_error.get_or_insert_with(|| e.to_string());
+                    }
+                    Err(_) => {
+                        failed += 1;
+                        first_error.get_or_insert_with(|| "time cap reached".to_owned());
+                    }
+                }
+            }
+            (latencies, failed, first_error)
+        });
+    }
+    let mut all = Vec::new();
+    let mut failed = 0;
+    let mut first_error = None;
+    while let Some(joined) = tasks.join_next().await {
+        let (latencies, f, e) = joined.context("a client task")?;
+        all.extend(latencies);
+        failed += f;
+        first_error = first_error.or(e);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.sort_unstable();
+    let pick = |q: f64| {
+        all.get(((all.len() as f64 * q) as usize).min(all.len().saturating_sub(1)))
+            .map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
+    };
+    Ok(json!({
+        "ok": all.len(),
+        "failed": failed,
+        "firstError": first_error,
+        "elapsedSecs": elapsed,
+        "perSecond": all.len() as f64 / elapsed,
+        "p50Ms": pick(0.50),
+        "p99Ms": pick(0.99),
+        "capped": started.elapsed() > cap,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_urls_are_taken() {
+        for ok in [
+            "http://127.0.0.1:8080/v1/orders/{n}/cancellations",
+            "http://127.1.2.3/x",
+            "http://localhost:1/",
+            "http://[::1]:80/",
+        ] {
+            check_loopback(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        for refused in [
+            "http://10.0.0.1/x",
+            "http://192.168.1.1/",
+            "http://example.com/",
+            "https://127.0.0.1/",
+            "not a url",
+        ] {
+            assert!(check_loopback(refused).is_err(), "{refused}");
+        }
+    }
+
+    #[test]
+    fn each_request_has_its_own_number() {
+        let args = Args::parse_from([
+            "rescind-loadgen",
+            "--url",
+            "http://127.0.0.1/o/BO-{n}/c",
+            "--first",
+            "2",
+            "--stride",
+            "5",
+            "--pad",
+            "6",
+        ]);
+        assert_eq!(url(&args, 0), "http://127.0.0.1/o/BO-000002/c");
+        assert_eq!(url(&args, 3), "http://127.0.0.1/o/BO-000017/c");
+    }
+}
