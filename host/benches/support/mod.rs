@@ -38,8 +38,9 @@ pub const SPAWN_LIMIT: Duration = Duration::from_secs(60);
 pub fn spawn_serve(dir: &std::path::Path, workers: usize) -> ServeProcess {
     // Defined for the rescind-host benches; the support module is shared
     // with benches of other packages, which do not start the binary.
-    let binary = option_env!("CARGO_BIN_EXE_rescind")
-        .expect("only the rescind-host benches start the rescind binary");
+    let Some(binary) = option_env!("CARGO_BIN_EXE_rescind") else {
+        panic!("only the rescind-host benches start the rescind binary");
+    };
     let mut command = std::process::Command::new(binary);
     command
         .args(["serve", "--listen", "127.0.0.1:0"])
