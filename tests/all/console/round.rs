@@ -165,6 +165,13 @@ async fn an_admin_configures_uploads_cancels_from_the_order_page_and_rolls_back(
     order["status"] = json!("M");
     service.put_order("SO-ROUND", &order).await;
     browser.click_to_load("nav a[href='/console/orders']").await;
+    browser.type_into("#customer", "C-21").await;
+    browser.click_to_load("form.filters button").await;
+    assert_eq!(
+        browser.text("#orders a[href='/console/orders/SO-ROUND']").await,
+        "SO-ROUND"
+    );
+    screen(&browser, "orders").await;
     browser.type_into("#number", "SO-ROUND").await;
     browser.click_to_load("form.filters button").await;
     assert_eq!(browser.text("h1").await, "Order SO-ROUND");
@@ -252,6 +259,18 @@ async fn an_admin_configures_uploads_cancels_from_the_order_page_and_rolls_back(
         job_id
     );
     screen(&browser, "jobs").await;
+
+    // Run now asks for the definition's parameters.
+    browser
+        .goto(&format!("{base}/console/jobs/run?definition=OrderCancel"))
+        .await;
+    assert!(
+        browser
+            .text("label[for=parameter-0]")
+            .await
+            .contains("OrderNumber")
+    );
+    screen(&browser, "run-now").await;
 
     // A second version, then the rollback to the first.
     browser.goto(&format!("{base}/console/plugins")).await;
