@@ -188,27 +188,28 @@ fn read_refused(operator: &Operator, answer: &ApiAnswer) -> Response {
     )
 }
 
-/// After a write: back to `to` when the API took it; the refusal by its
-/// fields otherwise (a role refusal as the console's).
+/// After a write: back to `to` when the API took it, or the answer to
+/// give (a role refusal as the console's); otherwise the refusal by its
+/// fields.
 enum Written {
     Done(Response),
     Refused(StatusCode, Refusals),
 }
 
-fn written(operator: &Operator, answer: ApiAnswer, to: &str) -> Result<Written, Response> {
+fn written(operator: &Operator, answer: ApiAnswer, to: &str) -> Written {
     if answer.ok() {
-        return Ok(Written::Done(Redirect::to(to).into_response()));
+        return Written::Done(Redirect::to(to).into_response());
     }
     if answer.status == StatusCode::FORBIDDEN {
-        return Err(role_refused(operator, "change the configuration"));
+        return Written::Done(role_refused(operator, "change the configuration"));
     }
     if answer.status.is_server_error() && answer.status != StatusCode::SERVICE_UNAVAILABLE {
-        return Err(internal(&format!(
+        return Written::Done(internal(&format!(
             "a configuration write answered {}",
             answer.status
         )));
     }
-    Ok(Written::Refused(answer.status, answer.refusals()))
+    Written::Refused(answer.status, answer.refusals())
 }
 
 fn notice_of(query: &HashMap<String, String>) -> Option<String> {
@@ -457,9 +458,8 @@ async fn settings_write(
         percent_encoding::utf8_percent_encode(saved, percent_encoding::NON_ALPHANUMERIC)
     );
     match written(operator, answer, &to) {
-        Err(response) => response,
-        Ok(Written::Done(response)) => response,
-        Ok(Written::Refused(status, refusals)) => {
+        Written::Done(response) => response,
+        Written::Refused(status, refusals) => {
             let sent = Sent {
                 form,
                 values: posted,
@@ -841,8 +841,8 @@ pub async fn put_connection(
             percent_encoding::utf8_percent_encode(&name, percent_encoding::NON_ALPHANUMERIC)
         );
         match written(&operator, answer, &to) {
-            Err(response) | Ok(Written::Done(response)) => return response,
-            Ok(Written::Refused(s, r)) => {
+            Written::Done(response) => return response,
+            Written::Refused(s, r) => {
                 status = s;
                 refusals = r;
             }
@@ -1132,8 +1132,8 @@ pub async fn put_definition(
             percent_encoding::utf8_percent_encode(&name, percent_encoding::NON_ALPHANUMERIC)
         );
         match written(&operator, answer, &to) {
-            Err(response) | Ok(Written::Done(response)) => return response,
-            Ok(Written::Refused(s, r)) => {
+            Written::Done(response) => return response,
+            Written::Refused(s, r) => {
                 status = s;
                 refusals = r;
             }
@@ -1288,8 +1288,8 @@ pub async fn create_key(
         .await;
     }
     match written(&operator, answer, "") {
-        Err(response) | Ok(Written::Done(response)) => response,
-        Ok(Written::Refused(status, refusals)) => {
+        Written::Done(response) => response,
+        Written::Refused(status, refusals) => {
             let sent = Sent {
                 form: "key",
                 values: &posted,
@@ -1324,8 +1324,8 @@ pub async fn revoke_key(
         percent_encoding::utf8_percent_encode(&id, percent_encoding::NON_ALPHANUMERIC)
     );
     match written(&operator, answer, &to) {
-        Err(response) | Ok(Written::Done(response)) => response,
-        Ok(Written::Refused(status, refusals)) => {
+        Written::Done(response) => response,
+        Written::Refused(status, refusals) => {
             let sent = Sent {
                 form: "revoke",
                 values: &posted,

@@ -18,6 +18,10 @@ fn element_text(page: &str, id: &str) -> Option<String> {
     Some(page[open_end..close].to_owned())
 }
 
+/// Form fields sent, the status expected, the id of the error paragraph
+/// and what it says.
+type RefusalCase<'a> = (&'a [(&'a str, &'a str)], StatusCode, &'a str, &'a str);
+
 async fn page(service: &TestService, session: &str, path: &str) -> (StatusCode, String) {
     let answer = with_session(service, Method::GET, path, session, None).await;
     (answer.status(), answer.text().await.expect("page"))
@@ -137,7 +141,7 @@ async fn the_cancel_form_shows_each_refusal_next_to_its_field_and_commits_throug
     };
 
     // Each refusal next to the field it concerns, the form as it was sent.
-    let cases: &[(&[(&str, &str)], StatusCode, &str, &str)] = &[
+    let cases: &[RefusalCase<'_>] = &[
         (
             &[("scope", "lines"), ("line", "1")],
             StatusCode::UNPROCESSABLE_ENTITY,

@@ -168,7 +168,9 @@ async fn an_admin_configures_uploads_cancels_from_the_order_page_and_rolls_back(
     browser.type_into("#customer", "C-21").await;
     browser.click_to_load("form.filters button").await;
     assert_eq!(
-        browser.text("#orders a[href='/console/orders/SO-ROUND']").await,
+        browser
+            .text("#orders a[href='/console/orders/SO-ROUND']")
+            .await,
         "SO-ROUND"
     );
     screen(&browser, "orders").await;
