@@ -279,11 +279,16 @@ pub async fn start(config: ServiceConfig) -> anyhow::Result<RunningService> {
     };
     let app = api::with_middleware(routes, state.clone());
     let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            })
-            .await
+        // The peer's address reaches the handlers (the console's sign-in
+        // limit counts failures by it).
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        })
+        .await
     });
     tracing::info!(%addr, "rescind listening");
     Ok(RunningService {

@@ -9,8 +9,13 @@
 //! ([`session`]); every form carries the session's CSRF token and every
 //! `POST` checks it.
 
+mod config;
+mod orders;
 mod pages;
+mod plugins;
+mod run;
 pub mod session;
+pub mod throttle;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,7 +29,7 @@ use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
 use serde::Deserialize;
 
-use crate::api::{AppState, JobView, STAFF};
+use crate::api::{AppState, Caller, JobView, RouteInfo, STAFF};
 use crate::keys::token_digest;
 use crate::store::{AdminWrite, AuditActor, JobFilter, JobState, RetryError, Role, now_ms};
 use session::{SESSION_COOKIE, SIGN_IN_COOKIE, Sessions, cookie, over_tls, same_token, set_cookie};
@@ -54,12 +59,45 @@ pub fn routes() -> Router<AppState> {
         .route("/sign-in", get(sign_in_page).post(sign_in))
         .route("/sign-out", post(sign_out))
         .route("/jobs", get(jobs_page))
+        .route("/jobs/run", get(run::run_page).post(run::run))
         .route("/jobs/{id}", get(job_page))
         .route("/jobs/{id}/retry", post(retry_job))
         .route("/job-states", get(job_states))
+        .route("/orders", get(orders::find))
+        .route("/orders/{number}", get(orders::order_page))
+        .route("/orders/{number}/cancel", post(orders::cancel))
+        .route(
+            "/plugins",
+            get(plugins::list).post(plugins::upload).layer(
+                // The upload reads its file up to the registry's own limit.
+                axum::extract::DefaultBodyLimit::disable(),
+            ),
+        )
+        .route("/plugins/{name}", get(plugins::plugin_page))
+        .route("/plugins/{name}/activate", post(plugins::activate))
+        .route("/config", get(config::settings_page))
+        .route("/config/preset", post(config::apply_preset))
+        .route("/config/settings", post(config::put_settings))
+        .route("/config/status-mappings", post(config::put_mappings))
+        .route("/config/websites", post(config::put_website))
+        .route(
+            "/config/connections",
+            get(config::connections_page).post(config::put_connection),
+        )
+        .route(
+            "/config/job-definitions",
+            get(config::definitions_page).post(config::put_definition),
+        )
+        .route(
+            "/config/api-keys",
+            get(config::keys_page).post(config::create_key),
+        )
+        .route("/config/api-keys/{id}/revoke", post(config::revoke_key))
+        .route("/config/audit", get(config::audit_page))
         .route("/assets/console.css", get(stylesheet))
         .route("/assets/console.js", get(script))
         .layer(Extension(Arc::new(Sessions::default())))
+        .layer(Extension(Arc::new(throttle::SignInThrottle::default())))
         .layer(middleware::from_fn(page_headers))
 }
 
@@ -119,6 +157,8 @@ pub struct Operator {
     csrf: String,
     role: Role,
     actor: AuditActor,
+    /// The key's caller, as the API's handlers take it.
+    caller: Caller,
 }
 
 /// Why a request has no operator: a page sends the browser to sign in, the
@@ -178,7 +218,8 @@ impl FromRequestParts<AppState> for Operator {
             session_id: id,
             csrf: session.csrf,
             role: caller.role,
-            actor: caller.audit_actor,
+            actor: caller.audit_actor.clone(),
+            caller,
         })
     }
 }
@@ -193,6 +234,154 @@ impl Operator {
     fn who(&self) -> String {
         format!("{} ({})", self.actor, self.role.as_str())
     }
+
+    /// Whether the API's route table lets this operator's role use
+    /// `method path` (a path template as the table writes it): the console
+    /// shows and does only what its role may do through the API.
+    fn may(&self, method: &axum::http::Method, path: &str) -> bool {
+        api_routes()
+            .iter()
+            .find(|r| r.method == *method && r.path == path)
+            .is_some_and(|r| r.access.admits(self.role))
+    }
+}
+
+/// What the API answered a request the console made for its operator
+/// ([`api_call`]): the status and the JSON body, a problem document when
+/// refused.
+#[derive(Debug)]
+pub struct ApiAnswer {
+    status: StatusCode,
+    body: serde_json::Value,
+}
+
+impl ApiAnswer {
+    fn ok(&self) -> bool {
+        self.status.is_success()
+    }
+
+    /// The problem's messages by the field each names (`errors[].field`);
+    /// a refusal naming no field is under `""`, with its `detail`.
+    fn refusals(&self) -> std::collections::BTreeMap<String, String> {
+        let mut by_field = std::collections::BTreeMap::<String, String>::new();
+        let mut add = |field: &str, message: &str| {
+            let entry = by_field.entry(field.to_owned()).or_default();
+            if !entry.is_empty() {
+                entry.push(' ');
+            }
+            entry.push_str(message);
+        };
+        match self.body["errors"].as_array() {
+            Some(errors) if !errors.is_empty() => {
+                for e in errors {
+                    let field = e["field"].as_str().unwrap_or("");
+                    let message = e["message"].as_str().unwrap_or("");
+                    add(field, &format!("{field}: {message}"));
+                }
+            }
+            _ => add(
+                "",
+                self.body["detail"]
+                    .as_str()
+                    .unwrap_or("The API refused this without saying why."),
+            ),
+        }
+        by_field
+    }
+}
+
+/// Hands a request to the API's routes as the signed-in operator
+/// ([`crate::api::dispatch`]): the API's role check, validation, work and
+/// audit log, exactly as for the operator's key over HTTP.
+async fn api_request(
+    state: &AppState,
+    operator: &Operator,
+    request: axum::extract::Request,
+) -> ApiAnswer {
+    let response = crate::api::dispatch(state, operator.caller.clone(), request).await;
+    let status = response.status();
+    let body = axum::body::to_bytes(response.into_body(), 16 * 1024 * 1024)
+        .await
+        .unwrap_or_default();
+    let body = if body.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null)
+    };
+    ApiAnswer { status, body }
+}
+
+/// [`api_request`] with a JSON body (or none).
+async fn api_call(
+    state: &AppState,
+    operator: &Operator,
+    method: axum::http::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> ApiAnswer {
+    let mut request = axum::http::Request::builder().method(method).uri(path);
+    let body = match body {
+        Some(json) => {
+            request = request.header(header::CONTENT_TYPE, "application/json");
+            axum::body::Body::from(serde_json::to_vec(&json).unwrap_or_default())
+        }
+        None => axum::body::Body::empty(),
+    };
+    match request.body(body) {
+        Ok(request) => api_request(state, operator, request).await,
+        Err(error) => ApiAnswer {
+            status: StatusCode::BAD_REQUEST,
+            body: serde_json::json!({"detail": format!("not a request: {error}")}),
+        },
+    }
+}
+
+/// A number as typed, or the text itself (which the API then refuses as
+/// malformed, saying what it expected).
+fn number(text: &str) -> serde_json::Value {
+    serde_json::from_str::<serde_json::Number>(text.trim())
+        .map(serde_json::Value::Number)
+        .unwrap_or_else(|_| serde_json::Value::String(text.to_owned()))
+}
+
+/// The API's route table, read once.
+fn api_routes() -> &'static [RouteInfo] {
+    static ROUTES: std::sync::OnceLock<Vec<RouteInfo>> = std::sync::OnceLock::new();
+    ROUTES.get_or_init(crate::api::route_list)
+}
+
+/// The refusal of a page or form the operator's role may not use, as the
+/// API refuses its route.
+fn role_refused(operator: &Operator, what: &str) -> Response {
+    pages::error_page(
+        StatusCode::FORBIDDEN,
+        &format!(
+            "A {} key may not {what}. Sign in with a key whose role may.",
+            operator.role.as_str()
+        ),
+    )
+}
+
+/// Where an order, plugin or definition named `name` is: `prefix` and the
+/// name percent-encoded as one path segment.
+fn link(prefix: &str, name: &str) -> String {
+    use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+    const SEGMENT: &AsciiSet = &CONTROLS
+        .add(b' ')
+        .add(b'"')
+        .add(b'#')
+        .add(b'%')
+        .add(b'/')
+        .add(b'<')
+        .add(b'>')
+        .add(b'?')
+        .add(b'`')
+        .add(b'{')
+        .add(b'}')
+        .add(b'\\')
+        .add(b'^')
+        .add(b'|');
+    format!("{prefix}{}", utf8_percent_encode(name, SEGMENT))
 }
 
 /// The refusal of a form without its session's CSRF token.
@@ -255,9 +444,28 @@ struct SignInForm {
     csrf: String,
 }
 
+/// The TCP peer's address, when the server records it (`rescind serve`
+/// does); `None` otherwise.
+pub struct ClientAddress(Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddress(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|info| info.0.ip()),
+        ))
+    }
+}
+
 async fn sign_in(
     State(state): State<AppState>,
     Extension(sessions): Extension<Arc<Sessions>>,
+    Extension(throttle): Extension<Arc<throttle::SignInThrottle>>,
+    ClientAddress(address): ClientAddress,
     uri: Uri,
     headers: HeaderMap,
     Form(form): Form<SignInForm>,
@@ -269,6 +477,22 @@ async fn sign_in(
             "This sign-in form's security token is missing or out of date, so nothing was \
              done. Reload the sign-in page and try again.",
         );
+    }
+    if let Err(seconds) = throttle.check(address) {
+        let mut response = sign_in_form(
+            StatusCode::TOO_MANY_REQUESTS,
+            Some(&format!(
+                "Too many failed sign-ins from your address: try again in {} (no key is \
+                 checked until then).",
+                humantime::format_duration(std::time::Duration::from_secs(seconds))
+            )),
+            &uri,
+            &headers,
+        );
+        if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        return response;
     }
     let key = form.key.trim();
     if key.is_empty() {
@@ -285,6 +509,7 @@ async fn sign_in(
         Err(error) => return internal(&error),
     };
     let Some(caller) = caller else {
+        throttle.failed(address);
         return sign_in_form(
             StatusCode::UNAUTHORIZED,
             Some("This key is not known, or it was revoked or has expired."),
@@ -371,47 +596,76 @@ async fn overview(State(state): State<AppState>, operator: Operator) -> Response
     .into_response()
 }
 
+/// A `datetime-local` field's value (`YYYY-MM-DDTHH:MM`, seconds
+/// optional), read as UTC: Unix ms.
+fn utc_ms(text: &str) -> Option<i64> {
+    use time::macros::format_description;
+    let text = text.trim();
+    let parsed = time::PrimitiveDateTime::parse(
+        text,
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]"),
+    )
+    .or_else(|_| {
+        time::PrimitiveDateTime::parse(
+            text,
+            format_description!("[year]-[month]-[day]T[hour]:[minute]"),
+        )
+    })
+    .ok()?;
+    i64::try_from(parsed.assume_utc().unix_timestamp_nanos() / 1_000_000).ok()
+}
+
 async fn jobs_page(
     State(state): State<AppState>,
     operator: Operator,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     let chrome = pages::Chrome::of(&operator);
-    let state_filter = query.get("state").map(String::as_str).unwrap_or("");
-    let definition = query
-        .get("definition")
-        .map(|d| d.trim())
-        .filter(|d| !d.is_empty());
-    let parsed_state = if state_filter.is_empty() {
-        None
-    } else {
-        match JobState::parse(state_filter) {
-            Some(s) => Some(s),
-            None => {
-                return (
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    pages::jobs(
-                        &chrome,
-                        &[],
-                        "",
-                        definition,
-                        Some("Pick a state from the list."),
-                    ),
-                )
-                    .into_response();
-            }
-        }
+    let field = |name: &str| query.get(name).map(|v| v.trim()).unwrap_or("").to_owned();
+    let shown = pages::JobsQuery {
+        state: field("state"),
+        definition: field("definition"),
+        from: field("from"),
+        until: field("until"),
     };
-    let filter = JobFilter {
-        state: parsed_state,
-        definition: definition.map(str::to_owned),
+    let mut errors: Vec<(&'static str, String)> = Vec::new();
+    let mut filter = JobFilter {
         limit: JOBS_LISTED,
+        definition: Some(shown.definition.clone()).filter(|d| !d.is_empty()),
         ..JobFilter::default()
     };
+    if !shown.state.is_empty() {
+        match JobState::parse(&shown.state) {
+            Some(s) => filter.state = Some(s),
+            None => errors.push(("state", "Pick a state from the list.".to_owned())),
+        }
+    }
+    for (name, value, slot) in [
+        ("from", &shown.from, &mut filter.created_from_ms),
+        ("until", &shown.until, &mut filter.created_until_ms),
+    ] {
+        if value.is_empty() {
+            continue;
+        }
+        match utc_ms(value) {
+            Some(ms) => *slot = Some(ms),
+            None => errors.push((
+                name,
+                format!("{value:?} is not a date and time: use YYYY-MM-DDTHH:MM (UTC)."),
+            )),
+        }
+    }
+    if !errors.is_empty() {
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            pages::jobs(&chrome, &[], &shown, &errors),
+        )
+            .into_response();
+    }
     match state.store.jobs(&filter).await {
         Ok(jobs) => {
             let views: Vec<JobView> = jobs.iter().map(|j| JobView::new(j, None)).collect();
-            pages::jobs(&chrome, &views, state_filter, definition, None).into_response()
+            pages::jobs(&chrome, &views, &shown, &[]).into_response()
         }
         Err(error) => internal(&error),
     }
@@ -439,9 +693,12 @@ async fn job_page(
         .map(|a| a.ended_at_ms.map(|end| end.saturating_sub(a.started_at_ms)))
         .collect();
     let view = JobView::new(&job, Some(&attempts));
-    let notice = match query.get("retried").map(String::as_str) {
-        Some("1") => Some("The job is queued again."),
-        _ => None,
+    let notice = if query.get("retried").is_some_and(|v| v == "1") {
+        Some("The job is queued again.")
+    } else if query.get("ran").is_some_and(|v| v == "1") {
+        Some("The run is queued as this job.")
+    } else {
+        None
     };
     pages::job(
         &pages::Chrome::of(&operator),

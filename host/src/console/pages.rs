@@ -14,7 +14,11 @@ use crate::store::JobState;
 /// CSRF token for its forms.
 pub struct Chrome {
     who: String,
-    csrf: String,
+    pub csrf: String,
+    /// Whether the role may use the plugin pages (`/v1/admin/plugins`).
+    plugins: bool,
+    /// Whether the role may use the configuration (`/v1/admin/settings`).
+    config: bool,
 }
 
 impl Chrome {
@@ -22,15 +26,17 @@ impl Chrome {
         Chrome {
             who: operator.who(),
             csrf: operator.csrf.clone(),
+            plugins: operator.may(&axum::http::Method::GET, "/v1/admin/plugins"),
+            config: operator.may(&axum::http::Method::GET, "/v1/admin/settings"),
         }
     }
 }
 
-fn csrf_field(csrf: &str) -> Markup {
+pub fn csrf_field(csrf: &str) -> Markup {
     html! { input type="hidden" name="csrf" value=(csrf); }
 }
 
-fn page(title: &str, chrome: Option<&Chrome>, current: &str, body: Markup) -> Html<String> {
+pub fn page(title: &str, chrome: Option<&Chrome>, current: &str, body: Markup) -> Html<String> {
     let markup = html! {
         (DOCTYPE)
         html lang="en" {
@@ -49,7 +55,14 @@ fn page(title: &str, chrome: Option<&Chrome>, current: &str, body: Markup) -> Ht
                         nav aria-label="Console" {
                             ul {
                                 li { a href="/console" aria-current=[(current == "overview").then_some("page")] { "Overview" } }
+                                li { a href="/console/orders" aria-current=[(current == "orders").then_some("page")] { "Orders" } }
                                 li { a href="/console/jobs" aria-current=[(current == "jobs").then_some("page")] { "Jobs" } }
+                                @if chrome.plugins {
+                                    li { a href="/console/plugins" aria-current=[(current == "plugins").then_some("page")] { "Plugins" } }
+                                }
+                                @if chrome.config {
+                                    li { a href="/console/config" aria-current=[(current == "config").then_some("page")] { "Configuration" } }
+                                }
                             }
                         }
                         div class="who" {
@@ -206,42 +219,71 @@ pub fn overview(
     )
 }
 
-fn state_badge(job: &JobView) -> Markup {
+pub fn state_badge(job: &JobView) -> Markup {
     html! {
         span class="state" data-job-id=(job.id) data-state=(job.state) aria-live="polite" { (job.state) }
     }
 }
 
-/// The jobs list with its filter.
+/// The jobs page's filter as typed.
+pub struct JobsQuery {
+    pub state: String,
+    pub definition: String,
+    /// `datetime-local` text, UTC.
+    pub from: String,
+    pub until: String,
+}
+
+/// The jobs list with its filter; `errors` by the filter field they
+/// concern.
 pub fn jobs(
     chrome: &Chrome,
     jobs: &[JobView],
-    state: &str,
-    definition: Option<&str>,
-    error: Option<&str>,
+    query: &JobsQuery,
+    errors: &[(&str, String)],
 ) -> Html<String> {
+    let error = |field: &str| {
+        errors
+            .iter()
+            .find(|(f, _)| *f == field)
+            .map(|(_, m)| m.clone())
+    };
+    let described = |field: &str| error(field).map(|_| format!("{field}-error"));
+    let state = query.state.as_str();
     page(
         "Jobs",
         Some(chrome),
         "jobs",
         html! {
             h1 { "Jobs" }
+            p { a href="/console/jobs/run" { "Run a job definition now" } }
             form method="get" action="/console/jobs" class="filters" {
                 div class="field" {
                     label for="state" { "State" }
-                    select id="state" name="state" aria-describedby=[error.map(|_| "state-error")] {
+                    select id="state" name="state" aria-describedby=[described("state")] {
                         option value="" selected[state.is_empty()] { "Any state" }
                         @for s in JobState::ALL {
                             option value=(s.as_str()) selected[state == s.as_str()] { (s.as_str()) }
                         }
                     }
-                    @if let Some(error) = error {
+                    @if let Some(error) = error("state") {
                         p id="state-error" class="error" role="alert" { (error) }
                     }
                 }
                 div class="field" {
                     label for="definition" { "Job definition" }
-                    input id="definition" name="definition" type="text" value=(definition.unwrap_or(""));
+                    input id="definition" name="definition" type="text" value=(query.definition);
+                }
+                @for (name, label, value) in [("from", "Created from (UTC)", &query.from), ("until", "Created before (UTC)", &query.until)] {
+                    div class="field" {
+                        label for=(name) { (label) }
+                        input id=(name) name=(name) type="datetime-local" value=(value)
+                            aria-invalid=[error(name).map(|_| "true")]
+                            aria-describedby=[described(name)];
+                        @if let Some(error) = error(name) {
+                            p id={ (name) "-error" } class="error" role="alert" { (error) }
+                        }
+                    }
                 }
                 button type="submit" { "Show jobs" }
             }

@@ -257,6 +257,44 @@ impl Store {
         Ok(())
     }
 
+    /// Every configured website with its `allowCancellationRequest`, by
+    /// name (the console's list; the API reads them one at a time).
+    pub async fn websites(&self) -> Result<Vec<(String, WebsiteSettings)>, StoreError> {
+        on!(&self.reader, |pool| sqlx::query(
+            "SELECT name, allow_cancellation_request FROM websites ORDER BY name"
+        )
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|row| -> Result<_, StoreError> {
+            Ok((
+                row.text("name")?,
+                WebsiteSettings {
+                    allow_cancellation_request: row.flag("allow_cancellation_request")?,
+                },
+            ))
+        })
+        .collect())
+    }
+
+    /// The names of every connection, sorted (the console's list).
+    pub async fn connection_names(&self) -> Result<Vec<String>, StoreError> {
+        Ok(on!(&self.reader, |pool| sqlx::query_scalar(
+            "SELECT name FROM connections ORDER BY name"
+        )
+        .fetch_all(pool)
+        .await?))
+    }
+
+    /// The names of every job definition, sorted (the console's list).
+    pub async fn job_definition_names(&self) -> Result<Vec<String>, StoreError> {
+        Ok(on!(&self.reader, |pool| sqlx::query_scalar(
+            "SELECT name FROM job_definitions ORDER BY name"
+        )
+        .fetch_all(pool)
+        .await?))
+    }
+
     /// A connection, secrets included and opened (for the job worker; the
     /// API must only show the secrets' names). A value that does not open
     /// under the key is [`crate::store::SecretsError::Undecryptable`].

@@ -79,6 +79,10 @@ pub struct JobFilter {
     pub definition: Option<String>,
     /// At most this many (newest first).
     pub limit: u32,
+    /// Only jobs created at or after this time (Unix ms).
+    pub created_from_ms: Option<i64>,
+    /// Only jobs created before this time (Unix ms).
+    pub created_until_ms: Option<i64>,
 }
 
 /// Why a job could not be retried.
@@ -307,19 +311,31 @@ impl Store {
     pub async fn jobs(&self, filter: &JobFilter) -> Result<Vec<Job>, StoreError> {
         // Only the filters given are in the statement, so that the planner
         // can use the index of each (an `OR $1 IS NULL` would hide it).
+        enum Value<'a> {
+            Text(&'a str),
+            Time(i64),
+        }
         let mut conditions = Vec::new();
-        let mut values: Vec<&str> = Vec::new();
+        let mut values: Vec<Value<'_>> = Vec::new();
         if let Some(state) = filter.state {
-            values.push(state.as_str());
+            values.push(Value::Text(state.as_str()));
             conditions.push(format!("state = ${}", values.len()));
         }
         if let Some(order) = &filter.order_number {
-            values.push(order);
+            values.push(Value::Text(order));
             conditions.push(format!("order_number = ${}", values.len()));
         }
         if let Some(definition) = &filter.definition {
-            values.push(definition);
+            values.push(Value::Text(definition));
             conditions.push(format!("definition = ${}", values.len()));
+        }
+        if let Some(from) = filter.created_from_ms {
+            values.push(Value::Time(from));
+            conditions.push(format!("created_at >= ${}", values.len()));
+        }
+        if let Some(until) = filter.created_until_ms {
+            values.push(Value::Time(until));
+            conditions.push(format!("created_at < ${}", values.len()));
         }
         let filters = if conditions.is_empty() {
             String::new()
@@ -334,7 +350,10 @@ impl Store {
         on!(&self.reader, |pool| {
             let mut query = sqlx::query(&sql);
             for value in &values {
-                query = query.bind(*value);
+                query = match value {
+                    Value::Text(text) => query.bind(*text),
+                    Value::Time(ms) => query.bind(*ms),
+                };
             }
             query
                 .bind(i64::from(filter.limit.max(1)))

@@ -65,7 +65,7 @@ pub use jobs::new_job;
 pub use jobs::{
     AttemptInput, AttemptResult, ClaimedJob, JobFilter, ManualRun, Pruned, RetryError, RunError,
 };
-pub use orders::{PutOrder, format_date};
+pub use orders::{OrderSummary, PutOrder, format_date};
 pub use plugins::PluginTables;
 pub use records::*;
 pub use secrets::{

@@ -20,6 +20,19 @@ pub enum PutOrder {
     Replaced,
 }
 
+/// An order in a list: its number, status, date and website.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderSummary {
+    /// The order number.
+    pub number: String,
+    /// Its current status.
+    pub status: String,
+    /// The day it was placed, `YYYY-MM-DD`.
+    pub order_date: String,
+    /// The website it was placed on.
+    pub website: String,
+}
+
 impl Store {
     /// Creates or replaces an order (API `PUT /v1/orders/{orderNumber}`).
     /// The order keeps its cancellations; its lines, payments and
@@ -94,6 +107,34 @@ impl Store {
         .fetch_all(pool)
         .await?);
         Ok(ids)
+    }
+
+    /// A customer's orders, newest order date first, at most `limit`
+    /// (the console's search by customer).
+    pub async fn orders_of_customer(
+        &self,
+        customer_number: &str,
+        limit: u32,
+    ) -> Result<Vec<OrderSummary>, StoreError> {
+        let rows: Vec<(String, String, String, String)> = on!(&self.reader, |pool| {
+            sqlx::query_as(
+                "SELECT number, status, order_date, website FROM orders
+                 WHERE customer_number = $1 ORDER BY order_date DESC, number LIMIT $2",
+            )
+            .bind(customer_number)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(number, status, order_date, website)| OrderSummary {
+                number,
+                status,
+                order_date,
+                website,
+            })
+            .collect())
     }
 
     /// Number of stored orders.

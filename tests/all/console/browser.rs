@@ -31,6 +31,8 @@ const CHROMIUM_ARGS: &[&str] = &[
     "--no-first-run",
     "--disable-quic",
     "--disable-dev-shm-usage",
+    // Tall enough for a screenshot to show most of a screen.
+    "--window-size=1100,1600",
 ];
 
 fn program(env: &str, candidates: &[&str]) -> Option<PathBuf> {

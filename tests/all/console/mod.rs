@@ -5,6 +5,11 @@
 //! and ERP exchange, Retry, the state changing without a reload.
 
 mod browser;
+mod config;
+mod jobs;
+mod orders;
+mod plugins;
+mod round;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;

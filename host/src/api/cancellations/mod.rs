@@ -16,7 +16,8 @@ use crate::store::{CancelCommand, Committed, IdempotencyClaim, Role};
 
 mod shapes;
 
-use shapes::{CancelBody, CancellationView, JobDetail};
+use shapes::CancelBody;
+pub use shapes::{CancellationView, JobDetail};
 
 /// Longest `Idempotency-Key` accepted.
 const MAX_KEY_LEN: usize = 255;
@@ -47,14 +48,7 @@ pub async fn create_cancellation(
     headers: HeaderMap,
     OptionalJsonBody(bytes): OptionalJsonBody,
 ) -> Result<Response, AppError> {
-    let result = cancel(&state, &caller, &order_number, &headers, &bytes).await;
-    let outcome = match &result {
-        Ok((_, replayed)) if *replayed => "replayed",
-        Ok(_) => "committed",
-        Err(e) => e.status_and_code().1,
-    };
-    state.metrics.cancellation(outcome);
-    let (committed, replayed) = result?;
+    let (committed, replayed) = submit(&state, &caller, &order_number, &headers, &bytes).await?;
     let view = CancellationView::new(&committed, replayed, job_detail(&caller));
     let mut response = (StatusCode::CREATED, Json(view)).into_response();
     if let Ok(location) =
@@ -68,6 +62,29 @@ pub async fn create_cancellation(
             .insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     Ok(response)
+}
+
+/// A cancel request (the JSON body of
+/// `POST /v1/orders/{orderNumber}/cancellations`, and its
+/// `Idempotency-Key` header when there is one) judged by the rules and
+/// committed, counted in the metrics: what that route does, and what the
+/// console's cancel form does with the body it builds from its fields.
+/// Answers the cancellation and whether it is an earlier one replayed.
+pub async fn submit(
+    state: &AppState,
+    caller: &Caller,
+    order_number: &str,
+    headers: &HeaderMap,
+    bytes: &[u8],
+) -> Result<(Committed, bool), AppError> {
+    let result = cancel(state, caller, order_number, headers, bytes).await;
+    let outcome = match &result {
+        Ok((_, replayed)) if *replayed => "replayed",
+        Ok(_) => "committed",
+        Err(e) => e.status_and_code().1,
+    };
+    state.metrics.cancellation(outcome);
+    result
 }
 
 async fn cancel(
@@ -200,7 +217,7 @@ pub async fn get_cancellation(
 }
 
 /// What a caller sees of a cancellation's jobs: customers their state only.
-fn job_detail(caller: &Caller) -> JobDetail {
+pub fn job_detail(caller: &Caller) -> JobDetail {
     match caller.role {
         Role::Customer => JobDetail::StateOnly,
         Role::Admin | Role::Service => JobDetail::Full,

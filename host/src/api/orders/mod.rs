@@ -66,13 +66,24 @@ pub async fn get_order(
     State(state): State<AppState>,
     Path(number): Path<String>,
 ) -> Result<Json<OrderView>, AppError> {
+    let (order, cancellations) = find_order(&state, &number).await?;
+    Ok(Json(OrderView::new(&order, cancellations)))
+}
+
+/// The order and the ids of its cancellations, oldest first, as
+/// `GET /v1/orders/{orderNumber}` reads them (the console's order page
+/// too); `order-not-found` when there is none.
+pub async fn find_order(
+    state: &AppState,
+    number: &str,
+) -> Result<(crate::domain::Order, Vec<String>), AppError> {
     let order = state
         .store
-        .order(&number)
+        .order(number)
         .await?
         .ok_or(Refusal::OrderNotFound)?;
-    let cancellations = state.store.order_cancellation_ids(&number).await?;
-    Ok(Json(OrderView::new(&order, cancellations)))
+    let cancellations = state.store.order_cancellation_ids(number).await?;
+    Ok((order, cancellations))
 }
 
 /// The ERP reports a new status of the order.

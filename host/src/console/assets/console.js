@@ -33,3 +33,60 @@
   }
   setInterval(poll, 2000);
 })();
+
+// The plugin upload: a dropped .wasm goes into the file field; with
+// scripts, the form is sent in the background to show the upload's
+// progress, then that the host validates and compiles it. Without
+// scripts the form posts as usual.
+(function () {
+  "use strict";
+  var form = document.getElementById("upload-form");
+  var file = document.getElementById("file");
+  if (!form || !file || !window.FormData || !window.XMLHttpRequest) return;
+  var zone = file.closest(".drop");
+  ["dragenter", "dragover"].forEach(function (kind) {
+    zone.addEventListener(kind, function (e) { e.preventDefault(); zone.classList.add("over"); });
+  });
+  zone.addEventListener("dragleave", function () { zone.classList.remove("over"); });
+  zone.addEventListener("drop", function (e) {
+    e.preventDefault();
+    zone.classList.remove("over");
+    if (e.dataTransfer && e.dataTransfer.files.length) file.files = e.dataTransfer.files;
+  });
+  form.addEventListener("submit", function (e) {
+    e.preventDefault();
+    var box = form.querySelector(".upload-progress");
+    var bar = document.getElementById("upload-progress");
+    var status = document.getElementById("upload-status");
+    var button = form.querySelector("button[type=submit]");
+    box.hidden = false;
+    bar.value = 0;
+    status.textContent = "Uploading…";
+    button.disabled = true;
+    var xhr = new XMLHttpRequest();
+    xhr.upload.onprogress = function (p) {
+      if (!p.lengthComputable) return;
+      bar.value = Math.round(100 * p.loaded / p.total);
+      status.textContent = "Uploading: " + bar.value + " %";
+    };
+    xhr.upload.onload = function () {
+      bar.removeAttribute("value");
+      status.textContent = "Uploaded; the host validates and compiles it…";
+    };
+    xhr.onload = function () {
+      if (xhr.responseURL && xhr.responseURL !== form.action) {
+        window.location.assign(xhr.responseURL);
+        return;
+      }
+      document.open();
+      document.write(xhr.responseText);
+      document.close();
+    };
+    xhr.onerror = function () {
+      button.disabled = false;
+      status.textContent = "The upload failed: the host did not answer. Try again.";
+    };
+    xhr.open("POST", form.action);
+    xhr.send(new FormData(form));
+  });
+})();
