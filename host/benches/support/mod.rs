@@ -3,7 +3,7 @@
 //! the knobs and percentiles of the reports.
 
 // Each benchmark uses a different subset.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 pub mod results;
 pub use results::{Row, write_results};
