@@ -184,7 +184,7 @@ enum Step {
 /// example is `Submitted`), then the order, its cancellation, a manual run
 /// of it and a status report. An operation the document gains an example
 /// for without a place here fails the test, and so does one it loses.
-const STEPS: [Step; 11] = [
+const STEPS: [Step; 12] = [
     Step::Send("POST", "/v1/admin/api-keys"),
     Step::Send("PUT", "/v1/admin/status-mappings"),
     Step::Send("PUT", "/v1/admin/settings"),
@@ -196,6 +196,8 @@ const STEPS: [Step; 11] = [
     Step::Send("POST", "/v1/orders/{orderNumber}/cancellations"),
     Step::Send("POST", "/v1/admin/job-definitions/{name}/runs"),
     Step::Send("POST", "/v1/orders/{orderNumber}/status"),
+    // Last: it deletes finished jobs (none yet: no workers run).
+    Step::Send("POST", "/v1/admin/jobs/prune"),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
