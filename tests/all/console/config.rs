@@ -5,35 +5,11 @@
 //! out of every configuration page and form; each form kind refuses a post
 //! without the CSRF token.
 
-use reqwest::header::LOCATION;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use super::{csrf_of, form, session_of, with_session};
+use super::{csrf_of, page, post, session_of};
 use crate::service::{ADMIN, TestService};
-
-struct Posted {
-    status: StatusCode,
-    location: Option<String>,
-    body: String,
-}
-
-async fn post(service: &TestService, session: &str, path: &str, fields: &[(&str, &str)]) -> Posted {
-    let answer = with_session(service, Method::POST, path, session, Some(form(fields))).await;
-    Posted {
-        status: answer.status(),
-        location: answer
-            .headers()
-            .get(LOCATION)
-            .map(|l| l.to_str().unwrap_or_default().to_owned()),
-        body: answer.text().await.expect("page"),
-    }
-}
-
-async fn page(service: &TestService, session: &str, path: &str) -> (StatusCode, String) {
-    let answer = with_session(service, Method::GET, path, session, None).await;
-    (answer.status(), answer.text().await.expect("page"))
-}
 
 async fn api(service: &TestService, path: &str) -> serde_json::Value {
     let answer = service.call(Method::GET, path, Some(ADMIN), None).await;

@@ -7,13 +7,8 @@ use reqwest::header::{LOCATION, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use super::{cancel_new_order, csrf_of, form, session_of, sign_in, with_session};
+use super::{cancel_new_order, csrf_of, form, page, session_of, sign_in, with_session};
 use crate::service::{ADMIN, TestService, webhook_connection};
-
-async fn page(service: &TestService, session: &str, path: &str) -> (StatusCode, String) {
-    let answer = with_session(service, Method::GET, path, session, None).await;
-    (answer.status(), answer.text().await.expect("page"))
-}
 
 /// `YYYY-MM-DDTHH:MM` (UTC) `offset` from now.
 fn local(offset: time::Duration) -> String {

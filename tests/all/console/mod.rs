@@ -248,6 +248,38 @@ async fn session_of(service: &TestService, key: &str) -> String {
     cookie_value(set_cookie(&signed_in.headers, "rescind_console").expect("a session cookie"))
 }
 
+/// A console page with the session cookie: its status and text.
+async fn page(service: &TestService, session: &str, path: &str) -> (StatusCode, String) {
+    let answer = with_session(service, Method::GET, path, session, None).await;
+    (answer.status(), answer.text().await.expect("page"))
+}
+
+/// What a console form post answered.
+struct Posted {
+    status: StatusCode,
+    location: Option<String>,
+    body: String,
+}
+
+impl Posted {
+    /// Reads the answer: status, redirect target, page.
+    async fn read(answer: reqwest::Response) -> Posted {
+        Posted {
+            status: answer.status(),
+            location: answer
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .map(|l| l.to_str().unwrap_or_default().to_owned()),
+            body: answer.text().await.expect("page"),
+        }
+    }
+}
+
+/// Posts a console form with the session cookie.
+async fn post(service: &TestService, session: &str, path: &str, fields: &[(&str, &str)]) -> Posted {
+    Posted::read(with_session(service, Method::POST, path, session, Some(form(fields))).await).await
+}
+
 /// A console request with the session cookie.
 async fn with_session(
     service: &TestService,

@@ -7,7 +7,7 @@ use reqwest::header::LOCATION;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use super::{csrf_of, form, session_of, with_session};
+use super::{csrf_of, form, page, session_of, with_session};
 use crate::service::{TestService, deposited_order, sample_order};
 
 /// The text of a page's element with this `id` (up to its closing tag).
@@ -21,11 +21,6 @@ fn element_text(page: &str, id: &str) -> Option<String> {
 /// Form fields sent, the status expected, the id of the error paragraph
 /// and what it says.
 type RefusalCase<'a> = (&'a [(&'a str, &'a str)], StatusCode, &'a str, &'a str);
-
-async fn page(service: &TestService, session: &str, path: &str) -> (StatusCode, String) {
-    let answer = with_session(service, Method::GET, path, session, None).await;
-    (answer.status(), answer.text().await.expect("page"))
-}
 
 async fn post(
     service: &TestService,

@@ -4,10 +4,9 @@
 //! stored, the CSRF token required, and a service key kept out as the API
 //! keeps it out.
 
-use reqwest::header::LOCATION;
 use reqwest::{Method, StatusCode};
 
-use super::{csrf_of, form, session_of, with_session};
+use super::{Posted, csrf_of, page, post, session_of};
 use crate::hotload_support::plugin;
 use crate::registry_support::{trivial, version_of, webhook};
 use crate::service::{ADMIN, TestService};
@@ -49,12 +48,6 @@ fn multipart(fields: &[(&str, &str)], file: Option<&[u8]>) -> (String, Vec<u8>) 
     (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
-struct Posted {
-    status: StatusCode,
-    location: Option<String>,
-    body: String,
-}
-
 async fn upload(
     service: &TestService,
     session: &str,
@@ -73,31 +66,7 @@ async fn upload(
         .send()
         .await
         .expect("upload");
-    Posted {
-        status: answer.status(),
-        location: answer
-            .headers()
-            .get(LOCATION)
-            .map(|l| l.to_str().unwrap_or_default().to_owned()),
-        body: answer.text().await.expect("page"),
-    }
-}
-
-async fn post(service: &TestService, session: &str, path: &str, fields: &[(&str, &str)]) -> Posted {
-    let answer = with_session(service, Method::POST, path, session, Some(form(fields))).await;
-    Posted {
-        status: answer.status(),
-        location: answer
-            .headers()
-            .get(LOCATION)
-            .map(|l| l.to_str().unwrap_or_default().to_owned()),
-        body: answer.text().await.expect("page"),
-    }
-}
-
-async fn page(service: &TestService, session: &str, path: &str) -> (StatusCode, String) {
-    let answer = with_session(service, Method::GET, path, session, None).await;
-    (answer.status(), answer.text().await.expect("page"))
+    Posted::read(answer).await
 }
 
 async fn plugin_count(service: &TestService) -> usize {
