@@ -29,7 +29,7 @@ async fn shadow(service: &TestService, method: Method, body: Option<Value>) -> A
 
 /// Polls the shadow run until it compared `count` jobs (bounded: 60 s).
 /// The shadow version runs after the job settled, on the same worker.
-async fn compared(service: &TestService, count: u64) -> Value {
+pub(crate) async fn compared(service: &TestService, count: u64) -> Value {
     for _ in 0..1200 {
         let a = shadow(service, Method::GET, None).await;
         assert_eq!(a.status, StatusCode::OK, "{}", a.body);
@@ -42,7 +42,7 @@ async fn compared(service: &TestService, count: u64) -> Value {
 }
 
 /// Cancels `count` new orders and waits for each job to succeed.
-async fn deliver(service: &TestService, prefix: &str, count: usize) -> Vec<String> {
+pub(crate) async fn deliver(service: &TestService, prefix: &str, count: usize) -> Vec<String> {
     let mut jobs = Vec::new();
     for n in 1..=count {
         let job = cancel_new_order(service, &format!("{prefix}-{n}")).await;

@@ -75,6 +75,8 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/plugins/{name}", get(plugins::plugin_page))
         .route("/plugins/{name}/activate", post(plugins::activate))
+        .route("/plugins/{name}/shadow", post(plugins::start_shadow))
+        .route("/plugins/{name}/shadow/stop", post(plugins::stop_shadow))
         .route("/config", get(config::settings_page))
         .route("/config/preset", post(config::apply_preset))
         .route("/config/settings", post(config::put_settings))

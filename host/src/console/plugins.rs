@@ -1,11 +1,13 @@
 //! Plugins: the list with an upload form (a file field that also takes a
 //! dropped `.wasm`, with a progress indicator when scripts run), a plugin
-//! with its versions, guard and history, activation and rollback.
+//! with its versions, guard and history, activation and rollback, and its
+//! shadow run: start one, watch its report, stop it.
 //!
 //! Everything goes through the API's routes as the operator
 //! ([`super::api_call`]): `GET /v1/admin/plugins[/{name}]`,
-//! `PUT /v1/admin/plugins/{name}`, `POST /v1/admin/plugins/{name}/activate`.
-//! Their role check (admin only), validation and audit log are the API's.
+//! `PUT /v1/admin/plugins/{name}`, `POST /v1/admin/plugins/{name}/activate`,
+//! `GET|POST|DELETE /v1/admin/plugins/{name}/shadow`. Their role check
+//! (admin only), validation and audit log are the API's.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -233,10 +235,14 @@ pub async fn plugin_page(
 ) -> Response {
     let notice = if let Some(version) = query.get("uploaded") {
         Some(format!("Version {version} is stored."))
+    } else if let Some(version) = query.get("activated") {
+        Some(format!("Version {version} is active."))
+    } else if query.contains_key("shadow-started") {
+        Some("The shadow run started: it takes the plugin's next jobs.".to_owned())
+    } else if query.contains_key("shadow-stopped") {
+        Some("The shadow run is stopped: it takes no more jobs.".to_owned())
     } else {
-        query
-            .get("activated")
-            .map(|version| format!("Version {version} is active."))
+        None
     };
     render_plugin(
         &state,
@@ -244,10 +250,17 @@ pub async fn plugin_page(
         &name,
         StatusCode::OK,
         notice.as_deref(),
-        &ActivateForm::default(),
+        &Sent::default(),
         &Refusals::new(),
     )
     .await
+}
+
+/// What the operator sent in the page's forms, shown again with refusals.
+#[derive(Debug, Default)]
+struct Sent {
+    activate: ActivateForm,
+    shadow: ShadowForm,
 }
 
 async fn render_plugin(
@@ -256,7 +269,7 @@ async fn render_plugin(
     name: &str,
     status: StatusCode,
     notice: Option<&str>,
-    sent: &ActivateForm,
+    sent: &Sent,
     refusals: &Refusals,
 ) -> Response {
     let answer = api_call(
@@ -270,11 +283,115 @@ async fn render_plugin(
     if !answer.ok() {
         return refused_page(operator, &answer);
     }
-    (
-        status,
-        plugin_markup(&Chrome::of(operator), &answer.body, notice, sent, refusals),
+    let shadow_path = format!("{}/shadow", link("/v1/admin/plugins/", name));
+    let shadow = api_call(state, operator, Method::GET, &shadow_path, None).await;
+    // No shadow run (404) is the common case; anything else but a report
+    // shows as none too, the plugin's own page still being useful.
+    let shadow = shadow.ok().then_some(shadow.body);
+    let page = PluginPage {
+        plugin: &answer.body,
+        shadow: shadow.as_ref(),
+        notice,
+        sent,
+        refusals,
+    };
+    (status, plugin_markup(&Chrome::of(operator), &page)).into_response()
+}
+
+/// The shadow-run form: an inactive version and how many jobs.
+#[derive(Debug, Default, Deserialize)]
+pub struct ShadowForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    version: String,
+    #[serde(default)]
+    jobs: String,
+}
+
+/// `POST /console/plugins/{name}/shadow`: starts a shadow run, handed to
+/// `POST /v1/admin/plugins/{name}/shadow`.
+pub async fn start_shadow(
+    State(state): State<AppState>,
+    operator: Operator,
+    Path(name): Path<String>,
+    axum::Form(form): axum::Form<ShadowForm>,
+) -> Response {
+    if !operator.sent_csrf(&form.csrf) {
+        return csrf_refused();
+    }
+    let body = serde_json::json!({"version": form.version.trim(), "jobs": number(&form.jobs)});
+    let path = format!("{}/shadow", link("/v1/admin/plugins/", &name));
+    let answer = api_call(&state, &operator, Method::POST, &path, Some(body)).await;
+    if answer.ok() {
+        return Redirect::to(&format!(
+            "{}?shadow-started#shadow-heading",
+            link("/console/plugins/", &name)
+        ))
+        .into_response();
+    }
+    if answer.status == StatusCode::FORBIDDEN || answer.body["code"] == "plugin-not-found" {
+        return refused_page(&operator, &answer);
+    }
+    if answer.status.is_server_error() && answer.status != StatusCode::SERVICE_UNAVAILABLE {
+        return internal(&format!("starting a shadow run answered {}", answer.status));
+    }
+    let refusals: Refusals = answer
+        .refusals()
+        .into_iter()
+        .map(|(field, message)| {
+            let at = match field.as_str() {
+                "version" => "shadow-version",
+                "jobs" => "shadow-jobs",
+                _ => "shadow",
+            };
+            (at.to_owned(), message)
+        })
+        .collect();
+    let sent = Sent {
+        shadow: form,
+        ..Sent::default()
+    };
+    render_plugin(
+        &state,
+        &operator,
+        &name,
+        answer.status,
+        None,
+        &sent,
+        &refusals,
     )
-        .into_response()
+    .await
+}
+
+/// The stop form: its CSRF token only.
+#[derive(Debug, Default, Deserialize)]
+pub struct StopForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// `POST /console/plugins/{name}/shadow/stop`: handed to
+/// `DELETE /v1/admin/plugins/{name}/shadow`.
+pub async fn stop_shadow(
+    State(state): State<AppState>,
+    operator: Operator,
+    Path(name): Path<String>,
+    axum::Form(form): axum::Form<StopForm>,
+) -> Response {
+    if !operator.sent_csrf(&form.csrf) {
+        return csrf_refused();
+    }
+    let path = format!("{}/shadow", link("/v1/admin/plugins/", &name));
+    let answer = api_call(&state, &operator, Method::DELETE, &path, None).await;
+    if answer.ok() {
+        return Redirect::to(&format!(
+            "{}?shadow-stopped#shadow-heading",
+            link("/console/plugins/", &name)
+        ))
+        .into_response();
+    }
+    refused_page(&operator, &answer)
 }
 
 /// The activation form: a version, and an optional guard.
@@ -337,13 +454,17 @@ pub async fn activate(
             (at.to_owned(), message)
         })
         .collect();
+    let sent = Sent {
+        activate: form,
+        ..Sent::default()
+    };
     render_plugin(
         &state,
         &operator,
         &name,
         answer.status,
         None,
-        &form,
+        &sent,
         &refusals,
     )
     .await
@@ -445,13 +566,25 @@ fn short(version: &str) -> &str {
     version.get(..19).unwrap_or(version)
 }
 
-fn plugin_markup(
-    chrome: &Chrome,
-    plugin: &Value,
-    notice: Option<&str>,
-    sent: &ActivateForm,
-    refusals: &Refusals,
-) -> Html<String> {
+/// What the plugin page shows.
+struct PluginPage<'a> {
+    /// `GET /v1/admin/plugins/{name}`.
+    plugin: &'a Value,
+    /// `GET /v1/admin/plugins/{name}/shadow`, when there is a run.
+    shadow: Option<&'a Value>,
+    notice: Option<&'a str>,
+    sent: &'a Sent,
+    refusals: &'a Refusals,
+}
+
+fn plugin_markup(chrome: &Chrome, page: &PluginPage<'_>) -> Html<String> {
+    let PluginPage {
+        plugin,
+        notice,
+        refusals,
+        ..
+    } = *page;
+    let sent = &page.sent.activate;
     let name = plugin["name"].as_str().unwrap_or("");
     let active = plugin["active"].as_str();
     let versions = plugin["versions"].as_array().cloned().unwrap_or_default();
@@ -581,6 +714,138 @@ fn plugin_markup(
                     }
                 }
             }
+            (shadow_markup(chrome, name, &versions, page))
         },
     )
+}
+
+/// The shadow run's report (when there is one) and the form that starts
+/// one: the inactive versions to choose from and how many jobs.
+fn shadow_markup(chrome: &Chrome, name: &str, versions: &[Value], page: &PluginPage<'_>) -> Markup {
+    let refusals = page.refusals;
+    let sent = &page.sent.shadow;
+    let base = link("/console/plugins/", name);
+    let inactive: Vec<&Value> = versions
+        .iter()
+        .rev()
+        .filter(|v| v["active"] != true)
+        .collect();
+    html! {
+        section aria-labelledby="shadow-heading" {
+            h2 id="shadow-heading" { "Shadow run" }
+            p { "A stored version runs beside the active one on the plugin's next jobs. \
+                 Its requests are answered with the active version's recorded ERP answers \
+                 and compared with the active version's requests; the ERP never sees them." }
+            @if let Some(run) = page.shadow {
+                @let state = run["state"].as_str().unwrap_or("");
+                dl class="pairs" id="shadow-summary" {
+                    dt { "Version" } dd { code class="version" title=(run["version"].as_str().unwrap_or("")) { (short(run["version"].as_str().unwrap_or(""))) "…" } }
+                    dt { "State" } dd id="shadow-state" { (state) }
+                    dt { "Compared" }
+                    dd id="shadow-compared" {
+                        (run["compared"]) " of " (run["jobs"]) " jobs: "
+                        (run["identical"]) " the same, " (run["different"]) " different"
+                    }
+                    dt { "Started" } dd { (run["startedAt"].as_str().unwrap_or("")) " by " (run["startedBy"].as_str().unwrap_or("")) }
+                    @if let Some(stopped) = run["stoppedAt"].as_str() { dt { "Stopped" } dd { (stopped) } }
+                }
+                @if state == "running" {
+                    form method="post" action={ (base) "/shadow/stop" } class="inline" id="shadow-stop-form" {
+                        (csrf_field(&chrome.csrf))
+                        button type="submit" { "Stop the shadow run" }
+                    }
+                }
+                @let results = run["results"].as_array().cloned().unwrap_or_default();
+                @if results.is_empty() { p { "No job taken yet." } } @else {
+                    table id="shadow-results" {
+                        caption { "Each job taken, in the order taken" }
+                        thead { tr {
+                            th scope="col" { "Job" } th scope="col" class="num" { "Attempt" }
+                            th scope="col" { "Active version's outcome" } th scope="col" { "Shadow version's outcome" }
+                            th scope="col" { "Requests" }
+                        } }
+                        tbody {
+                            @for r in &results {
+                                @let job = r["jobId"].as_str().unwrap_or("");
+                                tr data-job=(job) {
+                                    th scope="row" { a href=(link("/console/jobs/", job)) { code { (job) } } }
+                                    td class="num" { (r["attempt"]) }
+                                    td { (r["activeOutcome"].as_str().unwrap_or("")) }
+                                    td {
+                                        (r["shadowOutcome"].as_str().unwrap_or(r["state"].as_str().unwrap_or("")))
+                                        @if let Some(message) = r["shadowMessage"].as_str() { ": " (message) }
+                                    }
+                                    td class="verdict" {
+                                        @match r["identical"].as_bool() {
+                                            Some(true) => { "the same" }
+                                            Some(false) => { details {
+                                                summary { "different" }
+                                                (request_differences(r))
+                                            } }
+                                            None => { "still running" }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            } @else {
+                p id="shadow-none" { "No shadow run yet." }
+            }
+            @if !inactive.is_empty() {
+                form method="post" action={ (base) "/shadow" } class="stack" id="shadow-form" {
+                    (csrf_field(&chrome.csrf))
+                    (error_paragraph(refusals, "shadow"))
+                    div class="field" {
+                        label for="shadow-version" { "Version to run in the shadow" }
+                        select id="shadow-version" name="version"
+                            aria-invalid=[refusals.get("shadow-version").map(|_| "true")]
+                            aria-describedby=[described_by(refusals, "shadow-version")] {
+                            @for v in &inactive {
+                                @let version = v["version"].as_str().unwrap_or("");
+                                option value=(version) selected[sent.version == version] {
+                                    "#" (v["sequence"]) " " (short(version)) "…"
+                                }
+                            }
+                        }
+                        (error_paragraph(refusals, "shadow-version"))
+                    }
+                    div class="field" {
+                        label for="shadow-jobs" { "Jobs to compare (1 to 1,000)" }
+                        input id="shadow-jobs" name="jobs" type="number" min="1" max="1000" step="1" required
+                            value=(if sent.jobs.is_empty() { "20" } else { &sent.jobs })
+                            aria-invalid=[refusals.get("shadow-jobs").map(|_| "true")]
+                            aria-describedby=[described_by(refusals, "shadow-jobs")];
+                        (error_paragraph(refusals, "shadow-jobs"))
+                    }
+                    button type="submit" { @if page.shadow.is_some() { "Start a new shadow run" } @else { "Start the shadow run" } }
+                }
+            }
+        }
+    }
+}
+
+/// A compared job's requests, side by side, with what differs.
+fn request_differences(result: &Value) -> Markup {
+    html! {
+        ol class="requests" {
+            @for q in result["requests"].as_array().into_iter().flatten() {
+                li {
+                    "active: " code { (q["active"].as_str().unwrap_or("(none)")) }
+                    br;
+                    "shadow: " code { (q["shadow"].as_str().unwrap_or("(none)")) }
+                    @for d in q["differences"].as_array().into_iter().flatten() {
+                        pre { (d.as_str().unwrap_or("")) }
+                    }
+                    @for skipped in q["skipped"].as_array().into_iter().flatten() {
+                        p class="hint" { (skipped.as_str().unwrap_or("")) }
+                    }
+                }
+            }
+        }
+        @for note in result["notes"].as_array().into_iter().flatten() {
+            p class="hint" { (note.as_str().unwrap_or("")) }
+        }
+    }
 }

@@ -7,10 +7,17 @@
 //! Where either program is missing, [`Browser::start`] prints why and the
 //! test skips; with `RESCIND_TEST_BROWSER=required` (what `.ci/run` sets) a
 //! missing browser fails the test instead.
+//!
+//! Each screen is checked with axe-core, the accessibility rules engine,
+//! injected into the page: no violation of serious or critical impact. Its
+//! pinned release is taken from the npm registry on the first run (checked
+//! against its published SHA-512) and kept under the target directory, or
+//! read from the file `RESCIND_TEST_AXE` names.
 
 use std::net::{Ipv4Addr, TcpListener};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -45,6 +52,96 @@ fn program(env: &str, candidates: &[&str]) -> Option<PathBuf> {
         .find(|path| path.is_file())
 }
 
+/// The axe-core release the checks run, and the SHA-512 of its npm
+/// package as the registry publishes it (`dist.integrity`).
+const AXE_VERSION: &str = "4.14.1";
+const AXE_SHA512: &str = "1477dafa598d8d065f273d6af302aa203c02e83131707b7fa648cd41bd3d6b734f8c22a0dab86ee6a6f64b8afbe804b214d36db85a2826965edfb3a0b9d546b5";
+
+/// Whether a missing browser (or axe-core) fails the test.
+fn required() -> bool {
+    std::env::var("RESCIND_TEST_BROWSER").as_deref() == Ok("required")
+}
+
+/// Says why a check is skipped, straight to the process's stderr: the test
+/// harness would hide what `eprintln!` writes in a passing test.
+fn skipped(reason: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {reason}");
+}
+
+/// axe-core's `axe.min.js`, fetched once per test process (and once per
+/// target directory), or `None` with the reason printed.
+fn axe_source() -> Option<&'static str> {
+    static SOURCE: OnceLock<Result<String, String>> = OnceLock::new();
+    match SOURCE.get_or_init(load_axe) {
+        Ok(source) => Some(source),
+        Err(reason) => {
+            assert!(!required(), "RESCIND_TEST_BROWSER=required, but {reason}");
+            skipped(reason);
+            None
+        }
+    }
+}
+
+fn load_axe() -> Result<String, String> {
+    if let Some(path) = std::env::var_os("RESCIND_TEST_AXE") {
+        return std::fs::read_to_string(&path)
+            .map_err(|e| format!("RESCIND_TEST_AXE names {path:?}, which cannot be read: {e}"));
+    }
+    let folder = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("axe-core-{AXE_VERSION}"));
+    let script = folder.join("axe.min.js");
+    if let Ok(source) = std::fs::read_to_string(&script) {
+        return Ok(source);
+    }
+    std::fs::create_dir_all(&folder).map_err(|e| format!("creating {folder:?}: {e}"))?;
+    // A name of this process's own, so that two test binaries fetching at
+    // once do not write one file; the script is moved into place whole.
+    let package = folder.join(format!("package-{}.tgz", std::process::id()));
+    let url = format!("https://registry.npmjs.org/axe-core/-/axe-core-{AXE_VERSION}.tgz");
+    let why = format!(
+        "the accessibility check needs axe-core {AXE_VERSION} from {url} (curl and tar), \
+         or RESCIND_TEST_AXE naming its axe.min.js"
+    );
+    let fetched = Command::new("curl")
+        .args(["-sSfL", "--max-time", "120", "-o"])
+        .arg(&package)
+        .arg(&url)
+        .status();
+    if !fetched.is_ok_and(|status| status.success()) {
+        let _ = std::fs::remove_file(&package);
+        return Err(format!("{why}: it could not be fetched"));
+    }
+    let bytes = std::fs::read(&package).map_err(|e| format!("{why}: {e}"))?;
+    let digest = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha512::digest(&bytes))
+    };
+    if digest != AXE_SHA512 {
+        let _ = std::fs::remove_file(&package);
+        return Err(format!(
+            "{why}: what was fetched is not the published package (SHA-512 {digest})"
+        ));
+    }
+    let unpacked = folder.join(format!("unpacked-{}", std::process::id()));
+    std::fs::create_dir_all(&unpacked).map_err(|e| format!("{why}: {e}"))?;
+    let untarred = Command::new("tar")
+        .arg("-xzf")
+        .arg(&package)
+        .arg("-C")
+        .arg(&unpacked)
+        .arg("package/axe.min.js")
+        .status();
+    let _ = std::fs::remove_file(&package);
+    if !untarred.is_ok_and(|status| status.success()) {
+        let _ = std::fs::remove_dir_all(&unpacked);
+        return Err(format!("{why}: the package could not be unpacked"));
+    }
+    let moved = std::fs::rename(unpacked.join("package/axe.min.js"), &script);
+    let _ = std::fs::remove_dir_all(&unpacked);
+    moved.map_err(|e| format!("{why}: {e}"))?;
+    std::fs::read_to_string(&script).map_err(|e| format!("{why}: {e}"))
+}
+
 /// A headless Chromium driven by chromedriver, both ended when dropped.
 pub struct Browser {
     /// The WebDriver session.
@@ -65,14 +162,8 @@ impl Browser {
             let reason = "the console's browser test needs Debian's chromium and chromedriver \
                           (apt-get install -y chromium chromium-driver), or \
                           RESCIND_TEST_CHROMIUM and RESCIND_TEST_CHROMEDRIVER naming them";
-            assert!(
-                std::env::var("RESCIND_TEST_BROWSER").as_deref() != Ok("required"),
-                "RESCIND_TEST_BROWSER=required, but {reason}"
-            );
-            // Straight to the process's stderr: the test harness would hide
-            // what `eprintln!` writes in a passing test.
-            use std::io::Write;
-            let _ = writeln!(std::io::stderr(), "SKIPPED: {reason}");
+            assert!(!required(), "RESCIND_TEST_BROWSER=required, but {reason}");
+            skipped(reason);
             return None;
         };
         Some(Self::launch(&chromium, &driver).await)
@@ -295,10 +386,51 @@ impl Browser {
     }
 
     /// What a page must have to be usable without a mouse and zoomed in:
-    /// `lang`, one `h1`, a label (or accessible name) for every control,
-    /// and no sideways scrolling in a window 640 CSS pixels wide, which is
-    /// a 1280-pixel screen at 200 % zoom. Answers what is missing.
+    /// no axe-core violation of serious or critical impact, `lang`, one
+    /// `h1`, a label (or accessible name) for every control, and no
+    /// sideways scrolling in a window 640 CSS pixels wide, which is a
+    /// 1280-pixel screen at 200 % zoom. Answers what is missing.
     pub async fn accessibility_gaps(&self) -> Vec<String> {
+        let mut gaps = self.axe_violations().await;
+        gaps.extend(self.own_gaps().await);
+        gaps
+    }
+
+    /// axe-core's violations of serious or critical impact on the page, one
+    /// line each with the elements concerned (empty when axe-core is not at
+    /// hand and the browser is not required).
+    async fn axe_violations(&self) -> Vec<String> {
+        let Some(source) = axe_source() else {
+            return Vec::new();
+        };
+        self.client
+            .execute(&format!("{source}\nreturn typeof axe;"), Vec::new())
+            .await
+            .expect("axe-core loads into the page");
+        let found = self
+            .client
+            .execute_async(
+                r#"const done = arguments[arguments.length - 1];
+                axe.run(document, {resultTypes: ["violations"]}).then(result => done(
+                  result.violations
+                    .filter(v => v.impact === "serious" || v.impact === "critical")
+                    .map(v => `axe ${v.id} (${v.impact}): ${v.help}: ` +
+                      v.nodes.slice(0, 5).map(n => n.target.join(" ")).join(", "))
+                )).catch(error => done([`axe-core failed: ${error}`]));"#,
+                Vec::new(),
+            )
+            .await
+            .expect("axe-core runs");
+        found
+            .as_array()
+            .expect("a list")
+            .iter()
+            .map(|g| g.as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    /// What axe-core does not look for: the zoom test and our own rules.
+    async fn own_gaps(&self) -> Vec<String> {
         let (width, height) = {
             let rect = self.client.get_window_rect().await.expect("window size");
             (rect.2, rect.3)
@@ -366,4 +498,42 @@ impl Drop for Killed {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// The check itself: a page with what the console must never have (an
+/// image without a text alternative, an unlabelled field, text too faint
+/// to read, a page without a language or title) is found wanting, each by
+/// its axe-core rule, so a console screen that passes was really checked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_accessibility_check_finds_what_a_bad_page_lacks() {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    if axe_source().is_none() {
+        return;
+    }
+    let page = r#"<!doctype html><html><body><main>
+        <img src="data:image/gif;base64,R0lGODlhAQABAAAAACw=">
+        <input type="text" name="q">
+        <p style="color:#eee;background:#fff">faint text</p>
+        </main></body></html>"#;
+    let url = format!(
+        "data:text/html;base64,{}",
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, page)
+    );
+    browser.goto(&url).await;
+    let gaps = browser.accessibility_gaps().await;
+    for rule in [
+        "axe image-alt (critical)",
+        "axe label (critical)",
+        "axe color-contrast (serious)",
+        "axe html-has-lang (serious)",
+        "axe document-title (serious)",
+    ] {
+        assert!(
+            gaps.iter().any(|gap| gap.starts_with(rule)),
+            "{rule} not found in {gaps:#?}"
+        );
+    }
+    browser.close().await;
 }

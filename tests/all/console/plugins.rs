@@ -1,8 +1,8 @@
 //! The console's plugin pages over plain HTTP: an upload as a browser
 //! without scripts sends it (`multipart/form-data`), activation and
 //! rollback, the registry's refusals next to their fields with nothing
-//! stored, the CSRF token required, and a service key kept out as the API
-//! keeps it out.
+//! stored, a shadow run started, reported and stopped, the CSRF token
+//! required, and a service key kept out as the API keeps it out.
 
 use reqwest::{Method, StatusCode};
 
@@ -341,4 +341,155 @@ async fn a_service_key_cannot_reach_the_plugin_pages() {
     .await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
     assert_eq!(plugin(&service, NAME).await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_starts_a_shadow_run_reads_its_report_and_stops_the_next_one() {
+    use crate::hotload_support::{PLUGIN, configure, echoing_erp, upload as api_upload};
+    use crate::plugin_shadow::{compared, deliver};
+    use crate::registry_support::component;
+
+    let service = TestService::start().await;
+    let erp = echoing_erp().await;
+    let active = api_upload(&service, PLUGIN, webhook(), true).await;
+    assert_eq!(active.status, StatusCode::CREATED, "{}", active.body);
+    configure(&service, &erp, PLUGIN, 1).await;
+    let other = api_upload(
+        &service,
+        PLUGIN,
+        component(rescind_test_artifacts::PERSONALIZATION),
+        false,
+    )
+    .await;
+    assert_eq!(other.status, StatusCode::CREATED, "{}", other.body);
+    let other = other.body["version"].as_str().expect("version").to_owned();
+    let session = session_of(&service, ADMIN).await;
+    let plugin_page = format!("/console/plugins/{PLUGIN}");
+    let shadow_api = format!("/v1/admin/plugins/{PLUGIN}/shadow");
+
+    let (status, html) = page(&service, &session, &plugin_page).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        element_text(&html, "shadow-none").as_deref(),
+        Some("No shadow run yet.")
+    );
+    // Only the inactive version is offered.
+    assert!(
+        html.contains(&format!(r#"<option value="{other}""#)),
+        "{html}"
+    );
+    let csrf = csrf_of(&html);
+
+    // Refused: a job count out of range, next to its field; no run starts.
+    let refused = post(
+        &service,
+        &session,
+        &format!("{plugin_page}/shadow"),
+        &[("csrf", &csrf), ("version", &other), ("jobs", "0")],
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let message = element_text(&refused.body, "shadow-jobs-error").expect("an error by the field");
+    assert!(message.contains("1 to 1000"), "{message}");
+    assert!(
+        refused
+            .body
+            .contains(r#"aria-describedby="shadow-jobs-error""#)
+    );
+    let none = service
+        .call(Method::GET, &shadow_api, Some(ADMIN), None)
+        .await;
+    assert_eq!(none.status, StatusCode::NOT_FOUND, "{}", none.body);
+    // Refused: no CSRF token.
+    let refused = post(
+        &service,
+        &session,
+        &format!("{plugin_page}/shadow"),
+        &[("version", &other), ("jobs", "2")],
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let none = service
+        .call(Method::GET, &shadow_api, Some(ADMIN), None)
+        .await;
+    assert_eq!(none.status, StatusCode::NOT_FOUND, "{}", none.body);
+
+    // Started from the page; two jobs later its report is on the page.
+    let started = post(
+        &service,
+        &session,
+        &format!("{plugin_page}/shadow"),
+        &[("csrf", &csrf), ("version", &other), ("jobs", "2")],
+    )
+    .await;
+    assert_eq!(started.status, StatusCode::SEE_OTHER, "{}", started.body);
+    let (_, html) = page(&service, &session, started.location.as_deref().unwrap()).await;
+    assert!(html.contains("The shadow run started"), "{html}");
+    assert_eq!(
+        element_text(&html, "shadow-state").as_deref(),
+        Some("running")
+    );
+    let jobs = deliver(&service, "CONSOLE-SHADOW", 2).await;
+    compared(&service, 2).await;
+    let (_, html) = page(&service, &session, &plugin_page).await;
+    assert_eq!(
+        element_text(&html, "shadow-state").as_deref(),
+        Some("complete")
+    );
+    let summary = element_text(&html, "shadow-compared").expect("the counts");
+    assert_eq!(
+        summary.split_whitespace().collect::<Vec<_>>().join(" "),
+        "2 of 2 jobs: 0 the same, 2 different"
+    );
+    for job in &jobs {
+        assert!(
+            html.contains(&format!(r#"<a href="/console/jobs/{job}">"#)),
+            "each job links to its page: {html}"
+        );
+    }
+    // What differs is shown, request by request.
+    assert!(html.contains("<summary>different</summary>"), "{html}");
+    assert!(html.contains("active: <code>POST "), "{html}");
+    assert!(
+        !html.contains("shadow-stop-form"),
+        "a complete run has nothing to stop"
+    );
+
+    // A new run, stopped from the page: it takes no more jobs.
+    let csrf = csrf_of(&html);
+    let started = post(
+        &service,
+        &session,
+        &format!("{plugin_page}/shadow"),
+        &[("csrf", &csrf), ("version", &other), ("jobs", "5")],
+    )
+    .await;
+    assert_eq!(started.status, StatusCode::SEE_OTHER, "{}", started.body);
+    let (_, html) = page(&service, &session, &plugin_page).await;
+    assert!(html.contains("shadow-stop-form"), "{html}");
+    let stopped = post(
+        &service,
+        &session,
+        &format!("{plugin_page}/shadow/stop"),
+        &[("csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(stopped.status, StatusCode::SEE_OTHER, "{}", stopped.body);
+    let (_, html) = page(&service, &session, stopped.location.as_deref().unwrap()).await;
+    assert!(html.contains("The shadow run is stopped"), "{html}");
+    assert_eq!(
+        element_text(&html, "shadow-state").as_deref(),
+        Some("stopped")
+    );
+    deliver(&service, "CONSOLE-SHADOW-AFTER", 1).await;
+    let report = service
+        .call(Method::GET, &shadow_api, Some(ADMIN), None)
+        .await;
+    assert_eq!(report.body["state"], "stopped", "{}", report.body);
+    assert_eq!(
+        report.body["results"],
+        serde_json::json!([]),
+        "{}",
+        report.body
+    );
 }

@@ -274,17 +274,42 @@ async fn an_admin_configures_uploads_cancels_from_the_order_page_and_rolls_back(
     );
     screen(&browser, "run-now").await;
 
-    // A second version, then the rollback to the first.
+    // A second version, dropped on the upload field as a file dragged from
+    // the desktop is (a drop event carrying the file), then the rollback
+    // to the first.
     browser.goto(&format!("{base}/console/plugins")).await;
     browser.type_into("#name", "console-hook").await;
-    browser
+    let v2_bytes = std::fs::read(&v2_path).expect("v2");
+    let dropped = browser
         .client
-        .find(fantoccini::Locator::Css("#file"))
+        .execute(
+            r#"const [name, encoded] = arguments;
+            const bytes = Uint8Array.from(atob(encoded), c => c.charCodeAt(0));
+            const data = new DataTransfer();
+            data.items.add(new File([bytes], name, {type: "application/wasm"}));
+            const zone = document.querySelector(".drop");
+            const event = kind => new DragEvent(kind, {dataTransfer: data, bubbles: true, cancelable: true});
+            zone.dispatchEvent(event("dragover"));
+            const highlighted = zone.classList.contains("over");
+            zone.dispatchEvent(event("drop"));
+            const files = document.getElementById("file").files;
+            return [highlighted, zone.classList.contains("over"),
+                    files.length ? files[0].name + " " + files[0].size : "no file"];"#,
+            vec![
+                json!("dropped.wasm"),
+                json!(base64::Engine::encode(
+                    &base64::engine::general_purpose::STANDARD,
+                    &v2_bytes
+                )),
+            ],
+        )
         .await
-        .expect("the file field")
-        .send_keys(&v2_path.display().to_string())
-        .await
-        .expect("a file chosen");
+        .expect("the drop runs");
+    assert_eq!(
+        dropped,
+        json!([true, false, format!("dropped.wasm {}", v2_bytes.len())]),
+        "the drop zone lights up while a file is over it, and the dropped file fills the field"
+    );
     browser.click("#upload-form button").await;
     browser.wait_for_text("#active-version", &v2).await;
     browser
