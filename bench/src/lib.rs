@@ -50,8 +50,8 @@ const fn secs(s: u64) -> Duration {
 }
 
 /// Every benchmark, in the order `all` runs them. The knobs keep the whole
-/// suite to about a quarter of an hour on two cores; each bench's own
-/// defaults (run it alone with `cargo bench`) are larger.
+/// suite to about an hour on two cores, ten minutes of it the memory soak
+/// the goal names; each bench alone (`cargo bench`) has defaults of its own.
 pub const BENCHES: &[Bench] = &[
     Bench {
         name: "plugin_dispatch",
@@ -152,11 +152,11 @@ pub const BENCHES: &[Bench] = &[
         name: "memory",
         package: "rescind-host",
         knobs: &[
-            ("RESCIND_BENCH_QUEUED", "20000"),
-            ("RESCIND_BENCH_SOAK_SECS", "30"),
+            ("RESCIND_BENCH_QUEUED", "100000"),
+            ("RESCIND_BENCH_SOAK_SECS", "600"),
         ],
         args: &[],
-        cap: secs(300),
+        cap: secs(1200),
         about: "resident memory idle, with a queue, at full plugin concurrency; soak slope",
     },
     Bench {
@@ -170,9 +170,15 @@ pub const BENCHES: &[Bench] = &[
     Bench {
         name: "scaling",
         package: "rescind-host",
-        knobs: &[],
+        knobs: &[
+            ("RESCIND_BENCH_SCALES", "10000,100000,1000000"),
+            ("RESCIND_BENCH_REQUESTS", "2000"),
+            ("RESCIND_BENCH_ROUNDS", "2"),
+            ("RESCIND_BENCH_LOAD_LIMIT", "400"),
+            ("RESCIND_BENCH_JOBS", "1000000"),
+        ],
         args: &[],
-        cap: secs(600),
+        cap: secs(1200),
         about: "cancel throughput and p99 as the store grows",
     },
 ];
