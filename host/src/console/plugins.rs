@@ -285,12 +285,23 @@ async fn render_plugin(
     }
     let shadow_path = format!("{}/shadow", link("/v1/admin/plugins/", name));
     let shadow = api_call(state, operator, Method::GET, &shadow_path, None).await;
-    // No shadow run (404) is the common case; anything else but a report
-    // shows as none too, the plugin's own page still being useful.
-    let shadow = shadow.ok().then_some(shadow.body);
+    // No shadow run (404) is the common case; a failure to read one is
+    // said on the page, which stays useful for the rest.
+    let shadow = if shadow.ok() {
+        Shadow::Run(shadow.body)
+    } else if shadow.status == StatusCode::NOT_FOUND {
+        Shadow::None
+    } else {
+        Shadow::Unreadable(
+            shadow.body["detail"]
+                .as_str()
+                .unwrap_or("the registry did not answer")
+                .to_owned(),
+        )
+    };
     let page = PluginPage {
         plugin: &answer.body,
-        shadow: shadow.as_ref(),
+        shadow: &shadow,
         notice,
         sent,
         refusals,
@@ -566,12 +577,20 @@ fn short(version: &str) -> &str {
     version.get(..19).unwrap_or(version)
 }
 
+/// The plugin's shadow run, as the page found it.
+enum Shadow {
+    None,
+    Run(Value),
+    /// It could not be read: why.
+    Unreadable(String),
+}
+
 /// What the plugin page shows.
 struct PluginPage<'a> {
     /// `GET /v1/admin/plugins/{name}`.
     plugin: &'a Value,
-    /// `GET /v1/admin/plugins/{name}/shadow`, when there is a run.
-    shadow: Option<&'a Value>,
+    /// `GET /v1/admin/plugins/{name}/shadow`.
+    shadow: &'a Shadow,
     notice: Option<&'a str>,
     sent: &'a Sent,
     refusals: &'a Refusals,
@@ -736,7 +755,10 @@ fn shadow_markup(chrome: &Chrome, name: &str, versions: &[Value], page: &PluginP
             p { "A stored version runs beside the active one on the plugin's next jobs. \
                  Its requests are answered with the active version's recorded ERP answers \
                  and compared with the active version's requests; the ERP never sees them." }
-            @if let Some(run) = page.shadow {
+            @if let Shadow::Unreadable(why) = page.shadow {
+                p class="error" role="alert" { "The shadow run could not be read: " (why) }
+            }
+            @if let Shadow::Run(run) = page.shadow {
                 @let state = run["state"].as_str().unwrap_or("");
                 dl class="pairs" id="shadow-summary" {
                     dt { "Version" } dd { code class="version" title=(run["version"].as_str().unwrap_or("")) { (short(run["version"].as_str().unwrap_or(""))) "…" } }
@@ -790,7 +812,8 @@ fn shadow_markup(chrome: &Chrome, name: &str, versions: &[Value], page: &PluginP
                         }
                     }
                 }
-            } @else {
+            }
+            @if let Shadow::None = page.shadow {
                 p id="shadow-none" { "No shadow run yet." }
             }
             @if !inactive.is_empty() {
@@ -819,7 +842,7 @@ fn shadow_markup(chrome: &Chrome, name: &str, versions: &[Value], page: &PluginP
                             aria-describedby=[described_by(refusals, "shadow-jobs")];
                         (error_paragraph(refusals, "shadow-jobs"))
                     }
-                    button type="submit" { @if page.shadow.is_some() { "Start a new shadow run" } @else { "Start the shadow run" } }
+                    button type="submit" { @if let Shadow::Run(_) = page.shadow { "Start a new shadow run" } @else { "Start the shadow run" } }
                 }
             }
         }
