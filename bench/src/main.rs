@@ -267,7 +267,14 @@ fn build(
     Ok(found)
 }
 
+/// The cargo to build the benches with. Under rustup, its proxy (`cargo`
+/// on the path, which reads the workspace's `rust-toolchain.toml`): `$CARGO`
+/// is the resolved binary, and a toolchain reached by another path (a
+/// symlinked one) makes cargo see another sysroot and rebuild everything.
 fn cargo() -> String {
+    if std::env::var_os("RUSTUP_TOOLCHAIN").is_some() {
+        return "cargo".to_owned();
+    }
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
 }
 
