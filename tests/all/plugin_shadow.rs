@@ -16,7 +16,7 @@ use crate::hotload_support::{
 use crate::registry_support::{component, same_code_other_bytes, webhook};
 use crate::service::{ADMIN, Answer, TestService};
 
-async fn shadow(service: &TestService, method: Method, body: Option<Value>) -> Answer {
+pub(crate) async fn shadow(service: &TestService, method: Method, body: Option<Value>) -> Answer {
     service
         .call(
             method,

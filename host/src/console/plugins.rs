@@ -334,45 +334,56 @@ pub async fn start_shadow(
     let body = serde_json::json!({"version": form.version.trim(), "jobs": number(&form.jobs)});
     let path = format!("{}/shadow", link("/v1/admin/plugins/", &name));
     let answer = api_call(&state, &operator, Method::POST, &path, Some(body)).await;
-    if answer.ok() {
-        return Redirect::to(&format!(
-            "{}?shadow-started#shadow-heading",
-            link("/console/plugins/", &name)
-        ))
-        .into_response();
-    }
-    if answer.status == StatusCode::FORBIDDEN || answer.body["code"] == "plugin-not-found" {
-        return refused_page(&operator, &answer);
-    }
-    if answer.status.is_server_error() && answer.status != StatusCode::SERVICE_UNAVAILABLE {
-        return internal(&format!("starting a shadow run answered {}", answer.status));
-    }
-    let refusals: Refusals = answer
-        .refusals()
-        .into_iter()
-        .map(|(field, message)| {
-            let at = match field.as_str() {
-                "version" => "shadow-version",
-                "jobs" => "shadow-jobs",
-                _ => "shadow",
-            };
-            (at.to_owned(), message)
-        })
-        .collect();
+    let whole_page = answer.body["code"] == "plugin-not-found";
+    let done = format!(
+        "{}?shadow-started#shadow-heading",
+        link("/console/plugins/", &name)
+    );
+    let placed = |field: &str| match field {
+        "version" => "shadow-version",
+        "jobs" => "shadow-jobs",
+        _ => "shadow",
+    };
     let sent = Sent {
         shadow: form,
         ..Sent::default()
     };
-    render_plugin(
-        &state,
-        &operator,
-        &name,
-        answer.status,
-        None,
-        &sent,
-        &refusals,
+    form_answered(
+        &state, &operator, &name, answer, whole_page, &done, placed, sent,
     )
     .await
+}
+
+/// What a plugin page's form becomes once the API answered it: the page
+/// `done` leads to; the refused page when the role (or `whole_page`) says
+/// so; or the plugin's page again with `sent` and each refusal at the field
+/// `placed` names for the API's field.
+#[allow(clippy::too_many_arguments)]
+async fn form_answered(
+    state: &AppState,
+    operator: &Operator,
+    name: &str,
+    answer: ApiAnswer,
+    whole_page: bool,
+    done: &str,
+    placed: impl Fn(&str) -> &'static str,
+    sent: Sent,
+) -> Response {
+    if answer.ok() {
+        return Redirect::to(done).into_response();
+    }
+    if answer.status == StatusCode::FORBIDDEN || whole_page {
+        return refused_page(operator, &answer);
+    }
+    if answer.status.is_server_error() && answer.status != StatusCode::SERVICE_UNAVAILABLE {
+        return internal(&format!("the API answered {}", answer.status));
+    }
+    let refusals: Refusals = answer
+        .refusals()
+        .into_iter()
+        .map(|(field, message)| (placed(&field).to_owned(), message))
+        .collect();
+    render_plugin(state, operator, name, answer.status, None, &sent, &refusals).await
 }
 
 /// The stop form: its CSRF token only.
@@ -439,44 +450,23 @@ pub async fn activate(
     }
     let path = format!("{}/activate", link("/v1/admin/plugins/", &name));
     let answer = api_call(&state, &operator, Method::POST, &path, Some(body)).await;
-    if answer.ok() {
-        return Redirect::to(&format!(
-            "{}?activated={}",
-            link("/console/plugins/", &name),
-            form.version.trim()
-        ))
-        .into_response();
-    }
-    if answer.status == StatusCode::FORBIDDEN || answer.status == StatusCode::NOT_FOUND {
-        return refused_page(&operator, &answer);
-    }
-    if answer.status.is_server_error() && answer.status != StatusCode::SERVICE_UNAVAILABLE {
-        return internal(&format!("activation answered {}", answer.status));
-    }
-    let refusals: Refusals = answer
-        .refusals()
-        .into_iter()
-        .map(|(field, message)| {
-            let at = match field.as_str() {
-                "version" => "version",
-                f if f.starts_with("guard") => "guard",
-                _ => "",
-            };
-            (at.to_owned(), message)
-        })
-        .collect();
+    let whole_page = answer.status == StatusCode::NOT_FOUND;
+    let done = format!(
+        "{}?activated={}",
+        link("/console/plugins/", &name),
+        form.version.trim()
+    );
+    let placed = |field: &str| match field {
+        "version" => "version",
+        f if f.starts_with("guard") => "guard",
+        _ => "",
+    };
     let sent = Sent {
         activate: form,
         ..Sent::default()
     };
-    render_plugin(
-        &state,
-        &operator,
-        &name,
-        answer.status,
-        None,
-        &sent,
-        &refusals,
+    form_answered(
+        &state, &operator, &name, answer, whole_page, &done, placed, sent,
     )
     .await
 }

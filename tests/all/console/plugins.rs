@@ -346,7 +346,7 @@ async fn a_service_key_cannot_reach_the_plugin_pages() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_starts_a_shadow_run_reads_its_report_and_stops_the_next_one() {
     use crate::hotload_support::{PLUGIN, configure, echoing_erp, upload as api_upload};
-    use crate::plugin_shadow::{compared, deliver};
+    use crate::plugin_shadow::{compared, deliver, shadow};
     use crate::registry_support::component;
 
     let service = TestService::start().await;
@@ -365,7 +365,6 @@ async fn an_admin_starts_a_shadow_run_reads_its_report_and_stops_the_next_one() 
     let other = other.body["version"].as_str().expect("version").to_owned();
     let session = session_of(&service, ADMIN).await;
     let plugin_page = format!("/console/plugins/{PLUGIN}");
-    let shadow_api = format!("/v1/admin/plugins/{PLUGIN}/shadow");
 
     let (status, html) = page(&service, &session, &plugin_page).await;
     assert_eq!(status, StatusCode::OK);
@@ -396,9 +395,7 @@ async fn an_admin_starts_a_shadow_run_reads_its_report_and_stops_the_next_one() 
             .body
             .contains(r#"aria-describedby="shadow-jobs-error""#)
     );
-    let none = service
-        .call(Method::GET, &shadow_api, Some(ADMIN), None)
-        .await;
+    let none = shadow(&service, Method::GET, None).await;
     assert_eq!(none.status, StatusCode::NOT_FOUND, "{}", none.body);
     // Refused: no CSRF token.
     let refused = post(
@@ -409,9 +406,7 @@ async fn an_admin_starts_a_shadow_run_reads_its_report_and_stops_the_next_one() 
     )
     .await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
-    let none = service
-        .call(Method::GET, &shadow_api, Some(ADMIN), None)
-        .await;
+    let none = shadow(&service, Method::GET, None).await;
     assert_eq!(none.status, StatusCode::NOT_FOUND, "{}", none.body);
 
     // Started from the page; two jobs later its report is on the page.
@@ -482,9 +477,7 @@ async fn an_admin_starts_a_shadow_run_reads_its_report_and_stops_the_next_one() 
         Some("stopped")
     );
     deliver(&service, "CONSOLE-SHADOW-AFTER", 1).await;
-    let report = service
-        .call(Method::GET, &shadow_api, Some(ADMIN), None)
-        .await;
+    let report = shadow(&service, Method::GET, None).await;
     assert_eq!(report.body["state"], "stopped", "{}", report.body);
     assert_eq!(
         report.body["results"],
