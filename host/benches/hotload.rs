@@ -112,7 +112,12 @@ struct Host {
 }
 
 impl Host {
-    async fn start(cache: &Path, erp: SocketAddr) -> Host {
+    /// A fresh host with the ERP's connection and a job definition naming
+    /// the plugin, on which a bootstrap version (the webhook under its own
+    /// salt, compiled once into the shared cache) is active: a job
+    /// definition names a plugin that exists, and what is measured is the
+    /// hot load of a version over another, as an operator does it.
+    async fn start(cache: &Path, erp: SocketAddr, webhook: &[u8]) -> Host {
         let data = tempfile::tempdir().expect("temp dir");
         let mut config =
             ServiceConfig::new(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), data.path());
@@ -151,6 +156,7 @@ impl Host {
             ),
         )
         .await;
+        host.upload(salted(webhook, "bootstrap"), true).await;
         host.send(
             reqwest::Method::PUT,
             "/v1/admin/job-definitions/OrderCancel",
@@ -262,7 +268,8 @@ fn summary(mut samples: Vec<f64>) -> (f64, f64, f64) {
 }
 
 /// Upload → first job on the new version, `samples` times, each on a fresh
-/// host (empty registry). `cold`: bytes never compiled before.
+/// host whose only version is the bootstrap one. `cold`: bytes never
+/// compiled before.
 async fn activation(
     webhook: &[u8],
     cache: &Path,
@@ -272,7 +279,7 @@ async fn activation(
 ) -> (Vec<f64>, Vec<f64>) {
     let (mut put_ms, mut first_job_ms) = (Vec::new(), Vec::new());
     for n in 0..samples {
-        let host = Host::start(cache, erp).await;
+        let host = Host::start(cache, erp, webhook).await;
         let bytes = if cold {
             salted(webhook, &format!("cold-{n}-{}", uuid::Uuid::new_v4()))
         } else {
@@ -405,7 +412,7 @@ async fn run() {
     let (cold_put, cold_first) = activation(&webhook, cache.path(), erp, samples, true).await;
     // Compile the "cached" bytes once, into the shared cache.
     {
-        let host = Host::start(cache.path(), erp).await;
+        let host = Host::start(cache.path(), erp, &webhook).await;
         host.upload(salted(&webhook, "cached"), false).await;
         host.running
             .shutdown(Duration::from_secs(5))
@@ -425,7 +432,7 @@ async fn run() {
         );
     }
 
-    let host = Arc::new(Host::start(cache.path(), erp).await);
+    let host = Arc::new(Host::start(cache.path(), erp, &webhook).await);
     let v1 = host.upload(webhook.clone(), true).await["version"]
         .as_str()
         .expect("version")
