@@ -537,3 +537,80 @@ async fn retries_of_a_definition_holding_its_share_are_passed_over_but_not_its_f
     assert_eq!(claimed[0].job.id, retried);
     assert_eq!(claimed[0].attempt_in_round, 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_records_an_attempt_and_claims_its_next_job_in_one_transaction() {
+    let (service, first) = service_with_job().await;
+    let store = store(&service);
+    service.put_order("SO-2", &sample_order("C-1")).await;
+    let a = service
+        .cancel("SO-2", &json!({"cancellationReason": "OUT_OF_STOCK"}))
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    let second = a.body["erpSync"]["jobs"][0]["id"]
+        .as_str()
+        .expect("job")
+        .to_owned();
+    let claimed = store
+        .claim_due_jobs("worker-a", 1, 60_000)
+        .await
+        .expect("claim");
+    assert_eq!(claimed[0].job.id, first);
+
+    // The record of the first job's attempt claims the second.
+    let (recorded, next) = store
+        .finish_attempt_and_claim(
+            &claimed[0],
+            "worker-a",
+            &result("accepted", JobState::Succeeded),
+            1,
+            60_000,
+            &[],
+        )
+        .await
+        .expect("finish and claim");
+    assert!(recorded);
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].job.id, second);
+    assert_eq!(next[0].attempt, 1);
+    let job = |id: String| {
+        let service = &service;
+        async move {
+            service
+                .call(
+                    Method::GET,
+                    &format!("/v1/admin/jobs/{id}"),
+                    Some(ADMIN),
+                    None,
+                )
+                .await
+                .body
+        }
+    };
+    let done = job(first.clone()).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(done["attemptHistory"][0]["outcome"], "accepted");
+    let running = job(second.clone()).await;
+    assert_eq!(running["state"], "running", "{running}");
+    assert_eq!(running["attemptHistory"][0]["worker"], "worker-a");
+    assert!(running["attemptHistory"][0]["endedAt"].is_null());
+
+    // A record that comes too late (the first job's lease is no longer
+    // this attempt's) records nothing, and the queue is empty.
+    let (recorded, next) = store
+        .finish_attempt_and_claim(
+            &claimed[0],
+            "worker-a",
+            &result("rejected", JobState::Failed),
+            1,
+            60_000,
+            &[],
+        )
+        .await
+        .expect("finish and claim");
+    assert!(!recorded);
+    assert!(next.is_empty());
+    let done = job(first).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(done["attemptHistory"].as_array().map(Vec::len), Some(1));
+}

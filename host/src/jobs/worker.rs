@@ -182,6 +182,20 @@ struct RetryLanes {
 }
 
 impl RetryLanes {
+    /// Gives back a place in `definition`'s share; answers whether the
+    /// definition held its whole share before.
+    fn leave(&self, running: &mut BTreeMap<String, usize>, definition: &str) -> bool {
+        let Some(n) = running.get_mut(definition) else {
+            return false;
+        };
+        let was_full = *n >= self.share;
+        *n -= 1;
+        if *n == 0 {
+            running.remove(definition);
+        }
+        was_full
+    }
+
     /// The definitions whose retries hold their whole share.
     fn held(running: &BTreeMap<String, usize>, share: usize) -> Vec<String> {
         running
@@ -190,6 +204,16 @@ impl RetryLanes {
             .map(|(definition, _)| definition.clone())
             .collect()
     }
+}
+
+/// What a worker does after an attempt.
+#[derive(Debug, Default)]
+struct AfterAttempt {
+    /// The job claimed with the attempt's record, to attempt next.
+    next: Option<(ClaimedJob, Instant)>,
+    /// Whether the attempt's place in its definition's share of retries
+    /// was given back with the record.
+    lane_left: bool,
 }
 
 /// Running workers.
@@ -281,25 +305,40 @@ impl WorkerPool {
 impl Worker {
     async fn run(self, mut stop: watch::Receiver<bool>) {
         tracing::debug!(worker = %self.id, "worker started");
-        while !*stop.borrow() {
-            // Taken before the claim: the lease the store grants runs from
-            // a moment no earlier than this one.
-            let claimed_at = Instant::now();
-            let (claimed, held) = self.claim().await;
-            let Some(job) = claimed else {
-                let wait = self.idle_wait(&held).await;
-                tokio::select! {
-                    _ = self.wakeup.notified() => {}
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = stop.changed() => {}
+        // The job claimed in the transaction that recorded the last one:
+        // a claimed job is attempted, stopping or not, as one claimed alone.
+        let mut next: Option<(ClaimedJob, Instant)> = None;
+        loop {
+            let (job, claimed_at) = match next.take() {
+                Some(claimed) => claimed,
+                None => {
+                    if *stop.borrow() {
+                        break;
+                    }
+                    // Taken before the claim: the lease the store grants
+                    // runs from a moment no earlier than this one.
+                    let claimed_at = Instant::now();
+                    let (claimed, held) = self.claim().await;
+                    let Some(job) = claimed else {
+                        let wait = self.idle_wait(&held).await;
+                        tokio::select! {
+                            _ = self.wakeup.notified() => {}
+                            _ = tokio::time::sleep(wait) => {}
+                            _ = stop.changed() => {}
+                        }
+                        continue;
+                    };
+                    (job, claimed_at)
                 }
-                continue;
             };
             let retry = (job.attempt_in_round > 1).then(|| job.job.definition.clone());
-            self.attempt(job, claimed_at).await;
-            if let Some(definition) = retry {
+            let after = self.attempt(job, claimed_at, &stop).await;
+            if let Some(definition) = retry
+                && !after.lane_left
+            {
                 self.leave_lane(&definition).await;
             }
+            next = after.next;
         }
         tracing::debug!(worker = %self.id, "worker stopped");
     }
@@ -336,17 +375,49 @@ impl Worker {
     /// may have passed over its retries.
     async fn leave_lane(&self, definition: &str) {
         let mut running = self.lanes.running.lock().await;
-        let Some(n) = running.get_mut(definition) else {
-            return;
-        };
-        let was_full = *n >= self.lanes.share;
-        *n -= 1;
-        if *n == 0 {
-            running.remove(definition);
+        if self.lanes.leave(&mut running, definition) {
+            self.wakeup.notify_waiters();
         }
+    }
+
+    /// Records an attempt's result and claims this worker's next job in
+    /// one transaction, giving back the attempt's place in its
+    /// definition's share first (it is a retry: `retry`) so that the claim
+    /// sees the share as it is once the attempt is recorded. Answers
+    /// whether the result was recorded, and the next job with the moment
+    /// its lease was asked for.
+    async fn finish_and_claim(
+        &self,
+        claimed: &ClaimedJob,
+        result: &AttemptResult,
+    ) -> (Result<bool, StoreError>, Option<(ClaimedJob, Instant)>) {
+        let lease_ms = i64::try_from(self.config.lease.as_millis()).unwrap_or(i64::MAX);
+        let mut running = self.lanes.running.lock().await;
+        let was_full = claimed.attempt_in_round > 1
+            && self.lanes.leave(&mut running, &claimed.job.definition);
+        let held = RetryLanes::held(&running, self.lanes.share);
+        let claimed_at = Instant::now();
+        let answer = self
+            .store
+            .finish_attempt_and_claim(claimed, &self.id, result, 1, lease_ms, &held)
+            .await;
+        let answer = match answer {
+            Ok((recorded, next)) => {
+                let next = next.into_iter().next();
+                if let Some(job) = &next
+                    && job.attempt_in_round > 1
+                {
+                    *running.entry(job.job.definition.clone()).or_default() += 1;
+                }
+                (Ok(recorded), next.map(|job| (job, claimed_at)))
+            }
+            Err(e) => (Err(e), None),
+        };
+        drop(running);
         if was_full {
             self.wakeup.notify_waiters();
         }
+        answer
     }
 
     /// Sleeps no longer than until the next job it may claim is due.
@@ -360,7 +431,12 @@ impl Worker {
         }
     }
 
-    async fn attempt(&self, claimed: ClaimedJob, claimed_at: Instant) {
+    async fn attempt(
+        &self,
+        claimed: ClaimedJob,
+        claimed_at: Instant,
+        stop: &watch::Receiver<bool>,
+    ) -> AfterAttempt {
         let job = &claimed.job;
         let span = tracing::info_span!(
             "job",
@@ -370,12 +446,17 @@ impl Worker {
             attempt = claimed.attempt,
             request_id = %job.request_id,
         );
-        self.run_attempt(&claimed, claimed_at)
+        self.run_attempt(&claimed, claimed_at, stop)
             .instrument(span)
-            .await;
+            .await
     }
 
-    async fn run_attempt(&self, claimed: &ClaimedJob, claimed_at: Instant) {
+    async fn run_attempt(
+        &self,
+        claimed: &ClaimedJob,
+        claimed_at: Instant,
+        stop: &watch::Receiver<bool>,
+    ) -> AfterAttempt {
         // The plugin may send requests while the lease is surely ours; the
         // heartbeat moves the window on with each renewal.
         let window = SendWindow::until(self.send_until(claimed_at));
@@ -396,12 +477,12 @@ impl Worker {
         };
         let (prepared, delivery) = tokio::select! {
             done = attempt => done,
-            () = self.keep_lease(claimed, &window) => {
+            () = self.keep_lease(claimed, claimed_at, &window) => {
                 // Another worker may run the job now: stop this attempt
                 // rather than deliver twice at once; its outcome is not ours
                 // to record.
                 tracing::warn!("lease lost while the attempt ran; attempt stopped");
-                return;
+                return AfterAttempt::default();
             }
         };
         let recorded = delivery.clone();
@@ -409,21 +490,35 @@ impl Worker {
             .job_attempt(delivery.outcome.name(), delivery.elapsed.as_secs_f64());
         let result = self.decide(claimed, delivery);
         tracing::info!(outcome = %result.outcome, next = result.next.as_str(), "attempt finished");
-        match self.store.finish_attempt(claimed, &self.id, &result).await {
+        // A worker that goes on claims its next job as it records this one.
+        let (stored, after) = if *stop.borrow() {
+            let stored = self.store.finish_attempt(claimed, &self.id, &result).await;
+            (stored, AfterAttempt::default())
+        } else {
+            let (stored, next) = self.finish_and_claim(claimed, &result).await;
+            (
+                stored,
+                AfterAttempt {
+                    next,
+                    lane_left: true,
+                },
+            )
+        };
+        match stored {
             Ok(true) => {}
             Ok(false) => {
                 tracing::warn!("lease lost before the result was recorded");
-                return;
+                return after;
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot record the attempt");
-                return;
+                return after;
             }
         }
         // Only an outcome that was recorded counts toward an activation
         // guard: a lost lease means another attempt's outcome will.
         let Some((processor, submission)) = prepared else {
-            return;
+            return after;
         };
         let requeue = self
             .processors
@@ -441,23 +536,29 @@ impl Worker {
                 Err(e) => tracing::error!(error = %e, "cannot re-queue jobs after a rollback"),
             }
         }
-        // Last: the job is settled, and the worker's next claim waits for
-        // this call, which never leaves the host.
+        // Last: the job is settled, and the worker's next attempt waits
+        // for this call, which never leaves the host (the next job's lease
+        // is renewed on time meanwhile, counted from its claim).
         self.processors
             .shadow(&self.store, &processor, &submission, &recorded)
             .await;
+        after
     }
 
-    /// Renews the job's lease every third of its length while the attempt
-    /// runs; returns only when the lease is lost. A failed renewal (the
-    /// store busy or down) is tried again at the next beat: the lease still
-    /// has two thirds to run.
-    async fn keep_lease(&self, claimed: &ClaimedJob, window: &SendWindow) {
+    /// Renews the job's lease every third of its length, counted from the
+    /// claim (`claimed_at`: a job claimed with the previous one's record
+    /// waits for that one's last steps), while the attempt runs; returns
+    /// only when the lease is lost. A failed renewal (the store busy or
+    /// down) is tried again at the next beat: the lease still has two
+    /// thirds to run.
+    async fn keep_lease(&self, claimed: &ClaimedJob, claimed_at: Instant, window: &SendWindow) {
         let lease_ms = i64::try_from(self.config.lease.as_millis()).unwrap_or(i64::MAX);
         let beat = self.config.lease / 3;
+        let mut granted = claimed_at;
         loop {
-            tokio::time::sleep(beat).await;
+            tokio::time::sleep_until((granted + beat).into()).await;
             let asked = Instant::now();
+            granted = asked;
             match self.store.renew_lease(claimed, &self.id, lease_ms).await {
                 Ok(true) => window.extend_to(self.send_until(asked)),
                 Ok(false) => return,

@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 
 use super::config::{DEFINITION_SELECT, definition_from_row};
-use super::db::{Db, Link, StoreRow, on};
+use super::db::{Db, Link, StoreRow, Tx, on};
 use super::{
     AttemptLogLine, CancellationRecord, Connection, Job, JobAttempt, JobDefinition, JobState,
     RetryPolicy, Store, StoreError, from_json, now_ms, to_json,
@@ -150,6 +150,56 @@ const EARLIER_JOB_UNSETTLED: &str = "EXISTS (
       AND earlier.definition = due.definition
       AND earlier.state IN ('queued', 'running', 'retrying')
       AND (earlier.created_at, earlier.id) < (due.created_at, due.id))";
+
+/// One lane of due jobs: the claim takes from the lanes in order, each read
+/// along an index (`jobs_due`, `(state, run_at)`) in due order and stopped
+/// at the limit, so a claim costs the same with ten queued jobs or a
+/// million. One query ordering every due job by "first attempt, then due
+/// time" would sort the whole queue at every claim.
+struct ClaimLane {
+    /// The lane's jobs that are due now (`$3` is now).
+    due: &'static str,
+    /// The lane's jobs waiting for a time, whether due or not.
+    waiting: &'static str,
+    /// The time a job of the lane is due.
+    time: &'static str,
+    /// The order the lane is taken in.
+    order: &'static str,
+    /// Whether the lane's jobs hold an attempt left open (their worker
+    /// died during it): only a running job does.
+    open_attempt: bool,
+}
+
+/// Jobs whose worker died holding the lease (the oldest attempts in
+/// flight, and few), then first attempts (of a job, or of a round after a
+/// manual retry or a rollback: a `queued` job never has attempts in its
+/// round), then retries. A plugin that fails every attempt and is retried
+/// quickly cannot fill the queue in front of the first attempts of other
+/// jobs. The expired lane comes first so that a job the claim itself
+/// takes (with a lease that is over at once) is not taken twice.
+const CLAIM_LANES: [ClaimLane; 3] = [
+    ClaimLane {
+        due: "due.state = 'running' AND due.lease_expires_at <= $3",
+        waiting: "due.state = 'running'",
+        time: "due.lease_expires_at",
+        order: "due.lease_expires_at",
+        open_attempt: true,
+    },
+    ClaimLane {
+        due: "due.state = 'queued' AND due.run_at <= $3",
+        waiting: "due.state = 'queued'",
+        time: "due.run_at",
+        order: "due.run_at",
+        open_attempt: false,
+    },
+    ClaimLane {
+        due: "due.state = 'retrying' AND due.run_at <= $3",
+        waiting: "due.state = 'retrying'",
+        time: "due.run_at",
+        order: "due.run_at",
+        open_attempt: false,
+    },
+];
 
 const JOB_COLUMNS: &str = "id, definition, order_number, cancellation_id, request_id, parameters,
     state, attempts, attempt_base, max_attempts, initial_backoff_ms, max_backoff_ms, run_at,
@@ -541,10 +591,10 @@ impl Store {
     /// queued and retrying jobs whose time has come, and running jobs whose
     /// lease expired (their worker died). Starts an attempt for each.
     ///
-    /// Jobs that have not been tried yet (in this round of attempts) go
-    /// first, then the retries, each by due time: a plugin that fails every
-    /// attempt and is retried quickly cannot fill the queue in front of
-    /// the first attempts of other jobs.
+    /// Jobs whose lease expired go first, then the jobs that have not been
+    /// tried yet (in this round of attempts), then the retries, each by due
+    /// time: a plugin that fails every attempt and is retried quickly
+    /// cannot fill the queue in front of the first attempts of other jobs.
     pub async fn claim_due_jobs(
         &self,
         worker: &str,
@@ -567,69 +617,8 @@ impl Store {
         lease_ms: i64,
         retries_held: &[String],
     ) -> Result<Vec<ClaimedJob>, StoreError> {
-        let now = now_ms();
         let mut tx = self.write_rows().await?;
-        // On PostgreSQL, rows another replica is claiming are passed over
-        // rather than waited for.
-        let skip_locked = match &tx {
-            Db::Sqlite(_) => "",
-            Db::Postgres(_) => "FOR UPDATE OF due SKIP LOCKED",
-        };
-        let passed_over = passing_over(&tx, retries_held, 5);
-        let claimed_rows = on!(&mut tx, |tx| with_definitions(
-            sqlx::query(&format!(
-                "UPDATE jobs SET state = 'running', lease_owner = $1, lease_expires_at = $2,
-                 attempts = attempts + 1, updated_at = $3
-             WHERE id IN (
-                 SELECT id FROM jobs AS due
-                 WHERE ((state IN ('queued', 'retrying') AND run_at <= $3)
-                        OR (state = 'running' AND lease_expires_at <= $3))
-                   AND NOT {EARLIER_JOB_UNSETTLED} {passed_over}
-                 ORDER BY attempts > attempt_base, run_at LIMIT $4 {skip_locked})
-             RETURNING {JOB_COLUMNS}"
-            ))
-            .bind(worker)
-            .bind(now + lease_ms)
-            .bind(now)
-            .bind(i64::from(limit)),
-            retries_held
-        )
-        .fetch_all(&mut **tx)
-        .await?
-        .iter()
-        .map(|row| Ok((job_from_row(row)?, row.count::<u32>("attempt_base")?)))
-        .collect::<Result<Vec<_>, StoreError>>()?);
-        let mut claimed = Vec::with_capacity(claimed_rows.len());
-        for (job, base) in claimed_rows {
-            // An attempt left open belonged to a worker that died holding
-            // the lease.
-            on!(&mut tx, |tx| sqlx::query(
-                "UPDATE job_attempts SET ended_at = $1, outcome = 'lease-expired',
-                     message = 'the worker stopped before recording a result; the lease expired'
-                 WHERE job_id = $2 AND ended_at IS NULL",
-            )
-            .bind(now)
-            .bind(&job.id)
-            .execute(&mut **tx)
-            .await
-            .map(drop)?);
-            on!(&mut tx, |tx| sqlx::query(
-                "INSERT INTO job_attempts (job_id, number, worker, started_at)
-                 VALUES ($1, $2, $3, $4)",
-            )
-            .bind(&job.id)
-            .bind(i64::from(job.attempts))
-            .bind(worker)
-            .bind(now)
-            .execute(&mut **tx)
-            .await
-            .map(drop)?);
-            claimed.push(ClaimedJob {
-                attempt: job.attempts,
-                attempt_in_round: job.attempts.saturating_sub(base),
-                job,
-            });
-        }
+        let claimed = claim_in(&mut tx, worker, limit, lease_ms, retries_held).await?;
         tx.commit().await?;
         Ok(claimed)
     }
@@ -699,56 +688,34 @@ impl Store {
         worker: &str,
         result: &AttemptResult,
     ) -> Result<bool, StoreError> {
-        let now = now_ms();
         let mut tx = self.write_rows().await?;
-        let updated = on!(&mut tx, |tx| {
-            sqlx::query(
-            "UPDATE jobs SET state = $1, run_at = $2, lease_owner = NULL, lease_expires_at = NULL,
-                 erp_reference = COALESCE($3, erp_reference), last_error = $4, updated_at = $5
-             WHERE id = $6 AND lease_owner = $7 AND state = 'running' AND attempts = $8",
-        )
-        .bind(result.next.as_str())
-        .bind(if result.next == JobState::Retrying {
-            result.retry_at_ms
-        } else {
-            now
-        })
-        .bind(&result.erp_reference)
-        .bind(if result.next == JobState::Succeeded {
-            None
-        } else {
-            Some(describe(result))
-        })
-        .bind(now)
-        .bind(&claimed.job.id)
-        .bind(worker)
-        .bind(i64::from(claimed.attempt))
-        .execute(&mut **tx)
-        .await?
-        .rows_affected()
-        });
-        if updated == 0 {
-            return Ok(false);
+        let recorded = finish_in(&mut tx, claimed, worker, result).await?;
+        if recorded {
+            tx.commit().await?;
         }
-        on!(&mut tx, |tx| sqlx::query(
-            "UPDATE job_attempts SET ended_at = $1, outcome = $2, message = $3, erp_reference = $4,
-                 plugin_version = $5, log = $6, exchange = $7
-             WHERE job_id = $8 AND number = $9",
-        )
-        .bind(now)
-        .bind(&result.outcome)
-        .bind(&result.message)
-        .bind(&result.erp_reference)
-        .bind(&result.plugin_version)
-        .bind(to_json(&result.log))
-        .bind(result.exchange.as_ref().map(to_json))
-        .bind(&claimed.job.id)
-        .bind(i64::from(claimed.attempt))
-        .execute(&mut **tx)
-        .await
-        .map(drop)?);
+        Ok(recorded)
+    }
+
+    /// Records an attempt's result, as [`Store::finish_attempt`], and
+    /// claims the worker's next jobs, as
+    /// [`Store::claim_due_jobs_passing_over`], in one write transaction: a
+    /// busy worker moves from one job to the next with one commit. The
+    /// claim is made whether or not the result was recorded (false: the
+    /// lease was lost, and nothing of the attempt is recorded).
+    pub async fn finish_attempt_and_claim(
+        &self,
+        claimed: &ClaimedJob,
+        worker: &str,
+        result: &AttemptResult,
+        limit: u32,
+        lease_ms: i64,
+        retries_held: &[String],
+    ) -> Result<(bool, Vec<ClaimedJob>), StoreError> {
+        let mut tx = self.write_rows().await?;
+        let recorded = finish_in(&mut tx, claimed, worker, result).await?;
+        let next = claim_in(&mut tx, worker, limit, lease_ms, retries_held).await?;
         tx.commit().await?;
-        Ok(true)
+        Ok((recorded, next))
     }
 
     /// Gives back the leases of jobs a stopping worker could not finish:
@@ -798,14 +765,24 @@ impl Store {
         retries_held: &[String],
     ) -> Result<Option<i64>, StoreError> {
         let passed_over = passing_over(&self.reader, retries_held, 1);
+        // The first due time of each lane, read along the lane's index
+        // like the claim.
+        let firsts: Vec<String> = CLAIM_LANES
+            .iter()
+            .map(|lane| {
+                format!(
+                    "SELECT (SELECT {time} FROM jobs AS due
+                         WHERE {waiting} AND NOT {EARLIER_JOB_UNSETTLED} {passed_over}
+                         ORDER BY {order} LIMIT 1) AS t",
+                    time = lane.time,
+                    waiting = lane.waiting,
+                    order = lane.order,
+                )
+            })
+            .collect();
         let statement = format!(
-            "SELECT MIN(t) FROM (
-                    SELECT MIN(run_at) AS t FROM jobs AS due
-                    WHERE state IN ('queued', 'retrying') AND NOT {EARLIER_JOB_UNSETTLED}
-                      {passed_over}
-                    UNION ALL
-                    SELECT MIN(lease_expires_at) FROM jobs AS due
-                    WHERE state = 'running' {passed_over}) AS due_times"
+            "SELECT MIN(t) FROM ({}) AS due_times",
+            firsts.join(" UNION ALL ")
         );
         Ok(on!(&self.reader, |pool| {
             let query = sqlx::query_scalar(&statement);
@@ -896,6 +873,152 @@ impl Store {
             attempts: affected[1],
         })
     }
+}
+
+/// The claim of [`Store::claim_due_jobs_passing_over`], inside `tx`.
+async fn claim_in(
+    tx: &mut Tx,
+    worker: &str,
+    limit: u32,
+    lease_ms: i64,
+    retries_held: &[String],
+) -> Result<Vec<ClaimedJob>, StoreError> {
+    let now = now_ms();
+    // On PostgreSQL, rows another replica is claiming are passed over
+    // rather than waited for.
+    let skip_locked = match &*tx {
+        Db::Sqlite(_) => "",
+        Db::Postgres(_) => "FOR UPDATE OF due SKIP LOCKED",
+    };
+    let passed_over = passing_over(&*tx, retries_held, 5);
+    let mut claimed_rows = Vec::new();
+    for lane in CLAIM_LANES {
+        let wanted = i64::from(limit) - claimed_rows.len() as i64;
+        if wanted <= 0 {
+            break;
+        }
+        claimed_rows.extend(on!(&mut *tx, |tx| with_definitions(
+            sqlx::query(&format!(
+                "UPDATE jobs SET state = 'running', lease_owner = $1, lease_expires_at = $2,
+                     attempts = attempts + 1, updated_at = $3
+                 WHERE id IN (
+                     SELECT id FROM jobs AS due
+                     WHERE {lane} AND NOT {EARLIER_JOB_UNSETTLED} {passed_over}
+                     ORDER BY {lane_order} LIMIT $4 {skip_locked})
+                 RETURNING {JOB_COLUMNS}",
+                lane = lane.due,
+                lane_order = lane.order,
+            ))
+            .bind(worker)
+            .bind(now + lease_ms)
+            .bind(now)
+            .bind(wanted),
+            retries_held
+        )
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok((
+                job_from_row(row)?,
+                row.count::<u32>("attempt_base")?,
+                lane.open_attempt,
+            ))
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?));
+    }
+    let mut claimed = Vec::with_capacity(claimed_rows.len());
+    for (job, base, open_attempt) in claimed_rows {
+        // An attempt left open belonged to a worker that died holding
+        // the lease.
+        if open_attempt {
+            on!(&mut *tx, |tx| sqlx::query(
+                "UPDATE job_attempts SET ended_at = $1, outcome = 'lease-expired',
+                     message = 'the worker stopped before recording a result; the lease expired'
+                 WHERE job_id = $2 AND ended_at IS NULL",
+            )
+            .bind(now)
+            .bind(&job.id)
+            .execute(&mut **tx)
+            .await
+            .map(drop)?);
+        }
+        on!(&mut *tx, |tx| sqlx::query(
+            "INSERT INTO job_attempts (job_id, number, worker, started_at)
+                 VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&job.id)
+        .bind(i64::from(job.attempts))
+        .bind(worker)
+        .bind(now)
+        .execute(&mut **tx)
+        .await
+        .map(drop)?);
+        claimed.push(ClaimedJob {
+            attempt: job.attempts,
+            attempt_in_round: job.attempts.saturating_sub(base),
+            job,
+        });
+    }
+    Ok(claimed)
+}
+
+/// The record of [`Store::finish_attempt`], inside `tx`: false (and
+/// nothing written) when `worker` no longer holds the job's lease.
+async fn finish_in(
+    tx: &mut Tx,
+    claimed: &ClaimedJob,
+    worker: &str,
+    result: &AttemptResult,
+) -> Result<bool, StoreError> {
+    let now = now_ms();
+    let updated = on!(&mut *tx, |tx| {
+        sqlx::query(
+            "UPDATE jobs SET state = $1, run_at = $2, lease_owner = NULL, lease_expires_at = NULL,
+                 erp_reference = COALESCE($3, erp_reference), last_error = $4, updated_at = $5
+             WHERE id = $6 AND lease_owner = $7 AND state = 'running' AND attempts = $8",
+        )
+        .bind(result.next.as_str())
+        .bind(if result.next == JobState::Retrying {
+            result.retry_at_ms
+        } else {
+            now
+        })
+        .bind(&result.erp_reference)
+        .bind(if result.next == JobState::Succeeded {
+            None
+        } else {
+            Some(describe(result))
+        })
+        .bind(now)
+        .bind(&claimed.job.id)
+        .bind(worker)
+        .bind(i64::from(claimed.attempt))
+        .execute(&mut **tx)
+        .await?
+        .rows_affected()
+    });
+    if updated == 0 {
+        return Ok(false);
+    }
+    on!(&mut *tx, |tx| sqlx::query(
+        "UPDATE job_attempts SET ended_at = $1, outcome = $2, message = $3, erp_reference = $4,
+                 plugin_version = $5, log = $6, exchange = $7
+             WHERE job_id = $8 AND number = $9",
+    )
+    .bind(now)
+    .bind(&result.outcome)
+    .bind(&result.message)
+    .bind(&result.erp_reference)
+    .bind(&result.plugin_version)
+    .bind(to_json(&result.log))
+    .bind(result.exchange.as_ref().map(to_json))
+    .bind(&claimed.job.id)
+    .bind(i64::from(claimed.attempt))
+    .execute(&mut **tx)
+    .await
+    .map(drop)?);
+    Ok(true)
 }
 
 /// The condition that passes over the retries of the definitions bound as
