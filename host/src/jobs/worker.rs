@@ -393,8 +393,8 @@ impl Worker {
     ) -> (Result<bool, StoreError>, Option<(ClaimedJob, Instant)>) {
         let lease_ms = i64::try_from(self.config.lease.as_millis()).unwrap_or(i64::MAX);
         let mut running = self.lanes.running.lock().await;
-        let was_full = claimed.attempt_in_round > 1
-            && self.lanes.leave(&mut running, &claimed.job.definition);
+        let was_full =
+            claimed.attempt_in_round > 1 && self.lanes.leave(&mut running, &claimed.job.definition);
         let held = RetryLanes::held(&running, self.lanes.share);
         let claimed_at = Instant::now();
         let answer = self
