@@ -382,7 +382,7 @@ impl Worker {
 
     /// Records an attempt's result and claims this worker's next job in
     /// one transaction, giving back the attempt's place in its
-    /// definition's share first (it is a retry: `retry`) so that the claim
+    /// definition's share first (when it is a retry) so that the claim
     /// sees the share as it is once the attempt is recorded. Answers
     /// whether the result was recorded, and the next job with the moment
     /// its lease was asked for.
