@@ -24,7 +24,9 @@ use rescind_host::plugins::{
     ConnectionContext, Money, Plugin, PluginRuntime, RuntimeConfig,
 };
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime::{
+    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store,
+};
 
 mod support;
 
@@ -93,7 +95,8 @@ fn cancellation() -> Cancellation {
 }
 
 /// The floor's engine: pooling allocator with the same instance limits as
-/// rescind's default configuration, nothing else.
+/// rescind's default configuration, and the same slot reuse (pages a call
+/// touched stay mapped where the kernel can scan for them), nothing else.
 fn floor_engine() -> Engine {
     let defaults = RuntimeConfig::default();
     let slots = defaults.max_concurrent_calls;
@@ -107,6 +110,11 @@ fn floor_engine() -> Engine {
         .max_tables_per_component(8)
         .total_stacks(slots)
         .max_memory_size(defaults.max_memory_bytes as usize);
+    if PoolingAllocationConfig::is_pagemap_scan_available() {
+        pool.pagemap_scan(Enabled::Yes)
+            .linear_memory_keep_resident(2 << 20)
+            .table_keep_resident(64 << 10);
+    }
     let mut config = Config::new();
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     Engine::new(&config).expect("floor engine")
