@@ -8,6 +8,7 @@ use rescind_host::store::{AttemptLogLine, AttemptResult, JobState, Store, now_ms
 use serde_json::json;
 
 use crate::api_cancel::configure_job;
+use crate::hotload_support::{cancel_new_order, job};
 use crate::service::{ADMIN, TestService, sample_order};
 
 async fn service_with_job() -> (TestService, String) {
@@ -21,15 +22,7 @@ async fn service_with_job() -> (TestService, String) {
         json!({"maxAttempts": 2, "initialBackoffMs": 1, "maxBackoffMs": 1}),
     )
     .await;
-    service.put_order("SO-1", &sample_order("C-1")).await;
-    let a = service
-        .cancel("SO-1", &json!({"cancellationReason": "OUT_OF_STOCK"}))
-        .await;
-    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
-    let job = a.body["erpSync"]["jobs"][0]["id"]
-        .as_str()
-        .expect("job")
-        .to_owned();
+    let job = cancel_new_order(&service, "SO-1").await;
     (service, job)
 }
 
@@ -456,15 +449,7 @@ async fn first_attempts_are_claimed_before_retries_that_were_due_earlier() {
     );
     // A later cancellation's job, not tried yet, is due after it.
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    service.put_order("SO-2", &sample_order("C-1")).await;
-    let a = service
-        .cancel("SO-2", &json!({"cancellationReason": "OUT_OF_STOCK"}))
-        .await;
-    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
-    let fresh = a.body["erpSync"]["jobs"][0]["id"]
-        .as_str()
-        .expect("job")
-        .to_owned();
+    let fresh = cancel_new_order(&service, "SO-2").await;
 
     // One worker slot: the untried job goes first, then the retry.
     let first = store
@@ -518,12 +503,7 @@ async fn retries_of_a_definition_holding_its_share_are_passed_over_but_not_its_f
     );
 
     // A first attempt of the same definition is still claimed.
-    service.put_order("SO-2", &sample_order("C-1")).await;
-    let a = service
-        .cancel("SO-2", &json!({"cancellationReason": "OUT_OF_STOCK"}))
-        .await;
-    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
-    let fresh = a.body["erpSync"]["jobs"][0]["id"].as_str().expect("job");
+    let fresh = cancel_new_order(&service, "SO-2").await;
     let claimed = store
         .claim_due_jobs_passing_over("w", 10, 60_000, &held)
         .await
@@ -542,15 +522,7 @@ async fn retries_of_a_definition_holding_its_share_are_passed_over_but_not_its_f
 async fn a_worker_records_an_attempt_and_claims_its_next_job_in_one_transaction() {
     let (service, first) = service_with_job().await;
     let store = store(&service);
-    service.put_order("SO-2", &sample_order("C-1")).await;
-    let a = service
-        .cancel("SO-2", &json!({"cancellationReason": "OUT_OF_STOCK"}))
-        .await;
-    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
-    let second = a.body["erpSync"]["jobs"][0]["id"]
-        .as_str()
-        .expect("job")
-        .to_owned();
+    let second = cancel_new_order(&service, "SO-2").await;
     let claimed = store
         .claim_due_jobs("worker-a", 1, 60_000)
         .await
@@ -573,24 +545,10 @@ async fn a_worker_records_an_attempt_and_claims_its_next_job_in_one_transaction(
     assert_eq!(next.len(), 1);
     assert_eq!(next[0].job.id, second);
     assert_eq!(next[0].attempt, 1);
-    let job = |id: String| {
-        let service = &service;
-        async move {
-            service
-                .call(
-                    Method::GET,
-                    &format!("/v1/admin/jobs/{id}"),
-                    Some(ADMIN),
-                    None,
-                )
-                .await
-                .body
-        }
-    };
-    let done = job(first.clone()).await;
+    let done = job(&service, &first).await;
     assert_eq!(done["state"], "succeeded", "{done}");
     assert_eq!(done["attemptHistory"][0]["outcome"], "accepted");
-    let running = job(second.clone()).await;
+    let running = job(&service, &second).await;
     assert_eq!(running["state"], "running", "{running}");
     assert_eq!(running["attemptHistory"][0]["worker"], "worker-a");
     assert!(running["attemptHistory"][0]["endedAt"].is_null());
@@ -610,7 +568,7 @@ async fn a_worker_records_an_attempt_and_claims_its_next_job_in_one_transaction(
         .expect("finish and claim");
     assert!(!recorded);
     assert!(next.is_empty());
-    let done = job(first).await;
+    let done = job(&service, &first).await;
     assert_eq!(done["state"], "succeeded", "{done}");
     assert_eq!(done["attemptHistory"].as_array().map(Vec::len), Some(1));
 }

@@ -196,6 +196,13 @@ impl RetryLanes {
         was_full
     }
 
+    /// Takes a place in the share of `job`'s definition if it is a retry.
+    fn enter(running: &mut BTreeMap<String, usize>, job: &ClaimedJob) {
+        if job.attempt_in_round > 1 {
+            *running.entry(job.job.definition.clone()).or_default() += 1;
+        }
+    }
+
     /// The definitions whose retries hold their whole share.
     fn held(running: &BTreeMap<String, usize>, share: usize) -> Vec<String> {
         running
@@ -362,10 +369,8 @@ impl Worker {
                 None
             }
         };
-        if let Some(job) = &claimed
-            && job.attempt_in_round > 1
-        {
-            *running.entry(job.job.definition.clone()).or_default() += 1;
+        if let Some(job) = &claimed {
+            RetryLanes::enter(&mut running, job);
         }
         (claimed, held)
     }
@@ -404,10 +409,8 @@ impl Worker {
         let answer = match answer {
             Ok((recorded, next)) => {
                 let next = next.into_iter().next();
-                if let Some(job) = &next
-                    && job.attempt_in_round > 1
-                {
-                    *running.entry(job.job.definition.clone()).or_default() += 1;
+                if let Some(job) = &next {
+                    RetryLanes::enter(&mut running, job);
                 }
                 (Ok(recorded), next.map(|job| (job, claimed_at)))
             }

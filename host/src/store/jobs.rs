@@ -157,14 +157,10 @@ const EARLIER_JOB_UNSETTLED: &str = "EXISTS (
 /// million. One query ordering every due job by "first attempt, then due
 /// time" would sort the whole queue at every claim.
 struct ClaimLane {
-    /// The lane's jobs that are due now (`$3` is now).
-    due: &'static str,
-    /// The lane's jobs waiting for a time, whether due or not.
-    waiting: &'static str,
-    /// The time a job of the lane is due.
-    time: &'static str,
-    /// The order the lane is taken in.
-    order: &'static str,
+    /// The lane's state.
+    state: &'static str,
+    /// The column holding the time a job of the lane is due.
+    due_at: &'static str,
     /// Whether the lane's jobs hold an attempt left open (their worker
     /// died during it): only a running job does.
     open_attempt: bool,
@@ -179,24 +175,18 @@ struct ClaimLane {
 /// takes (with a lease that is over at once) is not taken twice.
 const CLAIM_LANES: [ClaimLane; 3] = [
     ClaimLane {
-        due: "due.state = 'running' AND due.lease_expires_at <= $3",
-        waiting: "due.state = 'running'",
-        time: "due.lease_expires_at",
-        order: "due.lease_expires_at",
+        state: "running",
+        due_at: "lease_expires_at",
         open_attempt: true,
     },
     ClaimLane {
-        due: "due.state = 'queued' AND due.run_at <= $3",
-        waiting: "due.state = 'queued'",
-        time: "due.run_at",
-        order: "due.run_at",
+        state: "queued",
+        due_at: "run_at",
         open_attempt: false,
     },
     ClaimLane {
-        due: "due.state = 'retrying' AND due.run_at <= $3",
-        waiting: "due.state = 'retrying'",
-        time: "due.run_at",
-        order: "due.run_at",
+        state: "retrying",
+        due_at: "run_at",
         open_attempt: false,
     },
 ];
@@ -771,12 +761,11 @@ impl Store {
             .iter()
             .map(|lane| {
                 format!(
-                    "SELECT (SELECT {time} FROM jobs AS due
-                         WHERE {waiting} AND NOT {EARLIER_JOB_UNSETTLED} {passed_over}
-                         ORDER BY {order} LIMIT 1) AS t",
-                    time = lane.time,
-                    waiting = lane.waiting,
-                    order = lane.order,
+                    "SELECT (SELECT due.{due_at} FROM jobs AS due
+                         WHERE due.state = '{state}' AND NOT {EARLIER_JOB_UNSETTLED} {passed_over}
+                         ORDER BY due.{due_at} LIMIT 1) AS t",
+                    due_at = lane.due_at,
+                    state = lane.state,
                 )
             })
             .collect();
@@ -903,11 +892,12 @@ async fn claim_in(
                      attempts = attempts + 1, updated_at = $3
                  WHERE id IN (
                      SELECT id FROM jobs AS due
-                     WHERE {lane} AND NOT {EARLIER_JOB_UNSETTLED} {passed_over}
-                     ORDER BY {lane_order} LIMIT $4 {skip_locked})
+                     WHERE due.state = '{state}' AND due.{due_at} <= $3
+                       AND NOT {EARLIER_JOB_UNSETTLED} {passed_over}
+                     ORDER BY due.{due_at} LIMIT $4 {skip_locked})
                  RETURNING {JOB_COLUMNS}",
-                lane = lane.due,
-                lane_order = lane.order,
+                state = lane.state,
+                due_at = lane.due_at,
             ))
             .bind(worker)
             .bind(now + lease_ms)
