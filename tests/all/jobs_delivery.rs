@@ -586,3 +586,55 @@ async fn shutdown_gives_unfinished_attempts_back_to_the_queue() {
     assert_eq!(history.len(), 1);
     assert_eq!(history[0]["outcome"], "released");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_workers_deliver_many_jobs_each_once_with_one_recorded_attempt() {
+    const ORDERS: usize = 40;
+    let erp = ErpServer::signed(SIGNING_KEY).await;
+    // Every answer a little late, so that attempts end together and their
+    // records are written in groups.
+    erp.script((0..ORDERS).map(|n| {
+        Scripted::json(201, &format!(r#"{{"id": "ERP-{n}"}}"#)).after(Duration::from_millis(5))
+    }));
+    let service = TestService::start_configured(true, |config| {
+        if let Some(workers) = &mut config.workers {
+            workers.workers = 8;
+        }
+    })
+    .await;
+    configure(&service, &erp, 3).await;
+    let mut jobs = Vec::new();
+    for n in 0..ORDERS {
+        let number = format!("SO-{n}");
+        service.put_order(&number, &sample_order("C-1")).await;
+        let a = service
+            .cancel(&number, &json!({"cancellationReason": "OUT_OF_STOCK"}))
+            .await;
+        assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+        jobs.push(a.body["erpSync"]["jobs"][0]["id"].as_str().expect("job").to_owned());
+    }
+
+    let mut request_ids = Vec::new();
+    for job in &jobs {
+        let settled = settled_job(&service, job).await;
+        assert_eq!(settled["state"], "succeeded", "{settled}");
+        let history = settled["attemptHistory"].as_array().expect("history");
+        assert_eq!(history.len(), 1, "{settled}");
+        assert_eq!(history[0]["outcome"], "accepted", "{settled}");
+        request_ids.push(settled["requestId"].as_str().expect("request id").to_owned());
+    }
+    let mut received: Vec<String> = erp
+        .requests()
+        .iter()
+        .map(|r| r.header("idempotency-key").expect("key").to_owned())
+        .collect();
+    received.sort();
+    request_ids.sort();
+    assert_eq!(received, request_ids, "each job reached the ERP once");
+    assert!(erp.overlapping().is_empty());
+    let queue = service
+        .call(Method::GET, "/v1/admin/jobs?state=running", Some(ADMIN), None)
+        .await;
+    assert_eq!(queue.status, StatusCode::OK, "{}", queue.body);
+    assert_eq!(queue.body, json!([]), "no job is left running");
+}

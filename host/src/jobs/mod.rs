@@ -31,6 +31,7 @@
 pub mod backoff;
 mod erp_sync;
 mod plugin_processors;
+mod recorder;
 pub mod retention;
 mod shadow;
 mod worker;

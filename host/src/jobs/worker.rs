@@ -5,12 +5,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use super::PluginProcessors;
 use super::backoff::{RetryDecision, after_transient_failure};
+use super::recorder::{Record, Recorded, Recorder};
 use crate::metrics::Metrics;
 use crate::plugins::{CallOutcome, ConnectionContext, RecordedExchanges, SendWindow};
 use crate::store::{
@@ -176,15 +177,15 @@ pub fn retry_share(workers: usize) -> usize {
 
 /// The retries each definition's workers are running now, in this pool.
 #[derive(Debug)]
-struct RetryLanes {
-    share: usize,
-    running: tokio::sync::Mutex<BTreeMap<String, usize>>,
+pub(super) struct RetryLanes {
+    pub(super) share: usize,
+    pub(super) running: tokio::sync::Mutex<BTreeMap<String, usize>>,
 }
 
 impl RetryLanes {
     /// Gives back a place in `definition`'s share; answers whether the
     /// definition held its whole share before.
-    fn leave(&self, running: &mut BTreeMap<String, usize>, definition: &str) -> bool {
+    pub(super) fn leave(&self, running: &mut BTreeMap<String, usize>, definition: &str) -> bool {
         let Some(n) = running.get_mut(definition) else {
             return false;
         };
@@ -197,14 +198,14 @@ impl RetryLanes {
     }
 
     /// Takes a place in the share of `job`'s definition if it is a retry.
-    fn enter(running: &mut BTreeMap<String, usize>, job: &ClaimedJob) {
+    pub(super) fn enter(running: &mut BTreeMap<String, usize>, job: &ClaimedJob) {
         if job.attempt_in_round > 1 {
             *running.entry(job.job.definition.clone()).or_default() += 1;
         }
     }
 
     /// The definitions whose retries hold their whole share.
-    fn held(running: &BTreeMap<String, usize>, share: usize) -> Vec<String> {
+    pub(super) fn held(running: &BTreeMap<String, usize>, share: usize) -> Vec<String> {
         running
             .iter()
             .filter(|(_, n)| **n >= share)
@@ -230,12 +231,15 @@ pub struct WorkerPool {
     handles: Vec<JoinHandle<()>>,
     stop: watch::Sender<bool>,
     store: Store,
+    recorder: JoinHandle<()>,
 }
 
 struct Worker {
     id: String,
     store: Store,
     lanes: Arc<RetryLanes>,
+    /// The pool's recorder, which writes this worker's attempts.
+    records: mpsc::Sender<Record>,
     processors: Arc<PluginProcessors>,
     metrics: Arc<Metrics>,
     wakeup: Arc<Notify>,
@@ -261,12 +265,24 @@ impl WorkerPool {
             share: retry_share(config.workers),
             running: tokio::sync::Mutex::default(),
         });
+        let (records, waiting) = mpsc::channel(config.workers.max(1));
+        let recorder = tokio::spawn(
+            Recorder {
+                store: store.clone(),
+                lanes: Arc::clone(&lanes),
+                wakeup: Arc::clone(&wakeup),
+                lease_ms: i64::try_from(config.lease.as_millis()).unwrap_or(i64::MAX),
+                stop: stop.subscribe(),
+            }
+            .run(waiting),
+        );
         for n in 0..config.workers.max(1) {
             let id = format!("worker-{}-{n}", &instance[..8]);
             let worker = Worker {
                 id: id.clone(),
                 store: store.clone(),
                 lanes: Arc::clone(&lanes),
+                records: records.clone(),
                 processors: Arc::clone(&processors),
                 metrics: Arc::clone(&metrics),
                 wakeup: Arc::clone(&wakeup),
@@ -280,6 +296,7 @@ impl WorkerPool {
             handles,
             stop,
             store,
+            recorder,
         }
     }
 
@@ -298,6 +315,16 @@ impl WorkerPool {
             if tokio::time::timeout_at(deadline, handle).await.is_err() {
                 abort.abort();
             }
+        }
+        // The workers are gone, and with them the recorder's senders: it
+        // ends after the group it is writing. Its claims for a worker that
+        // stopped are given back below with the rest.
+        let abort = self.recorder.abort_handle();
+        if tokio::time::timeout_at(deadline, self.recorder)
+            .await
+            .is_err()
+        {
+            abort.abort();
         }
         for id in &self.ids {
             match self.store.release_jobs(id).await {
@@ -385,42 +412,34 @@ impl Worker {
         }
     }
 
-    /// Records an attempt's result and claims this worker's next job in
-    /// one transaction, giving back the attempt's place in its
-    /// definition's share first (when it is a retry) so that the claim
-    /// sees the share as it is once the attempt is recorded. Answers
-    /// whether the result was recorded, and the next job with the moment
-    /// its lease was asked for.
-    async fn finish_and_claim(
+    /// Has the pool's recorder write an attempt's result and, when
+    /// `claim_next`, claim this worker's next job with it (in one
+    /// transaction, with the records of other workers that are waiting).
+    /// The attempt's place in its definition's share of retries (when it is
+    /// a retry) is given back first, so that the claim sees the share as it
+    /// is once the attempt is recorded.
+    async fn record(
         &self,
         claimed: &ClaimedJob,
         result: &AttemptResult,
-    ) -> (Result<bool, StoreError>, Option<(ClaimedJob, Instant)>) {
-        let lease_ms = i64::try_from(self.config.lease.as_millis()).unwrap_or(i64::MAX);
-        let mut running = self.lanes.running.lock().await;
-        let was_full =
-            claimed.attempt_in_round > 1 && self.lanes.leave(&mut running, &claimed.job.definition);
-        let held = RetryLanes::held(&running, self.lanes.share);
-        let claimed_at = Instant::now();
-        let answer = self
-            .store
-            .finish_attempt_and_claim(claimed, &self.id, result, 1, lease_ms, &held)
-            .await;
-        let answer = match answer {
-            Ok((recorded, next)) => {
-                let next = next.into_iter().next();
-                if let Some(job) = &next {
-                    RetryLanes::enter(&mut running, job);
-                }
-                (Ok(recorded), next.map(|job| (job, claimed_at)))
-            }
-            Err(e) => (Err(e), None),
+        claim_next: bool,
+    ) -> Recorded {
+        let (reply, answer) = oneshot::channel();
+        let record = Record {
+            worker: self.id.clone(),
+            claimed: claimed.clone(),
+            result: result.clone(),
+            claim_next,
+            reply,
         };
-        drop(running);
-        if was_full {
-            self.wakeup.notify_waiters();
+        if self.records.send(record).await.is_err() {
+            // No recorder (the pool is gone): the place is given back here.
+            if claimed.attempt_in_round > 1 {
+                self.leave_lane(&claimed.job.definition).await;
+            }
+            return (Err(StoreError::Closed), None);
         }
-        answer
+        answer.await.unwrap_or((Err(StoreError::Closed), None))
     }
 
     /// Sleeps no longer than until the next job it may claim is due.
@@ -494,18 +513,11 @@ impl Worker {
         let result = self.decide(claimed, delivery);
         tracing::info!(outcome = %result.outcome, next = result.next.as_str(), "attempt finished");
         // A worker that goes on claims its next job as it records this one.
-        let (stored, after) = if *stop.borrow() {
-            let stored = self.store.finish_attempt(claimed, &self.id, &result).await;
-            (stored, AfterAttempt::default())
-        } else {
-            let (stored, next) = self.finish_and_claim(claimed, &result).await;
-            (
-                stored,
-                AfterAttempt {
-                    next,
-                    lane_left: true,
-                },
-            )
+        let claim_next = !*stop.borrow();
+        let (stored, next) = self.record(claimed, &result, claim_next).await;
+        let after = AfterAttempt {
+            next,
+            lane_left: true,
         };
         match stored {
             Ok(true) => {}

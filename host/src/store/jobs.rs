@@ -708,6 +708,15 @@ impl Store {
         Ok((recorded, next))
     }
 
+    /// Opens one write transaction in which a worker pool records the
+    /// attempts of several workers and claims their next jobs: the pool's
+    /// deliveries share one commit. See [`JobWrites`].
+    pub async fn job_writes(&self) -> Result<JobWrites, StoreError> {
+        Ok(JobWrites {
+            tx: self.write_rows().await?,
+        })
+    }
+
     /// Gives back the leases of jobs a stopping worker could not finish:
     /// they are due again at once, and the open attempt is marked released.
     pub async fn release_jobs(&self, worker: &str) -> Result<u64, StoreError> {
@@ -865,6 +874,55 @@ impl Store {
 }
 
 /// The claim of [`Store::claim_due_jobs_passing_over`], inside `tx`.
+/// A write transaction of the job queue: [`JobWrites::finish`] and
+/// [`JobWrites::claim`] as [`Store::finish_attempt`] and
+/// [`Store::claim_due_jobs_passing_over`] do them, for any number of
+/// workers, until [`JobWrites::commit`]. Dropped without a commit, none of
+/// it is written. After an error the transaction is no longer usable (on
+/// PostgreSQL a failed statement aborts it): drop it and write again.
+pub struct JobWrites {
+    tx: Tx,
+}
+
+impl std::fmt::Debug for JobWrites {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JobWrites")
+    }
+}
+
+impl JobWrites {
+    /// Records an attempt's result and moves the job on, as
+    /// [`Store::finish_attempt`] (false: `worker` no longer held the lease,
+    /// and nothing of the attempt is written).
+    pub async fn finish(
+        &mut self,
+        claimed: &ClaimedJob,
+        worker: &str,
+        result: &AttemptResult,
+    ) -> Result<bool, StoreError> {
+        finish_in(&mut self.tx, claimed, worker, result).await
+    }
+
+    /// Claims up to `limit` due jobs for `worker`, as
+    /// [`Store::claim_due_jobs_passing_over`]; it sees what this
+    /// transaction wrote before it.
+    pub async fn claim(
+        &mut self,
+        worker: &str,
+        limit: u32,
+        lease_ms: i64,
+        retries_held: &[String],
+    ) -> Result<Vec<ClaimedJob>, StoreError> {
+        claim_in(&mut self.tx, worker, limit, lease_ms, retries_held).await
+    }
+
+    /// Commits everything written.
+    pub async fn commit(self) -> Result<(), StoreError> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
 async fn claim_in(
     tx: &mut Tx,
     worker: &str,
