@@ -1,17 +1,19 @@
-//! The pool's recorder: one task that writes the results of the workers'
-//! attempts and claims their next jobs, a group of workers per write
+//! How the pool's workers write the results of their attempts and claim
+//! their next jobs: the attempts that end together are written in one
 //! transaction.
 //!
 //! A busy worker moves from one job to the next with one write: its
-//! attempt's record and the claim of its next job. Each of those writes
-//! used to be a transaction of its own, and the claims of the pool take
-//! turns (so that two workers cannot both take the last place of a
-//! definition's share of retries): with many workers, each delivery waited
-//! for every other one's whole transaction. The recorder takes whatever
-//! records are waiting when it is free and writes them in one transaction,
-//! each record followed by its worker's claim, so that a claim sees the
-//! share as the records before it left it. Alone, a record is a group of
-//! one, and waits for nothing.
+//! attempt's record and the claim of its next job. The pool's claims take
+//! turns (the lanes' lock), so that two workers cannot both take the last
+//! place of a definition's share of retries; with one transaction per
+//! worker, each delivery waited for every other one's whole transaction. So
+//! a worker leaves its record with the [`Recorder`] and waits for the turn.
+//! The one that gets it writes every record left so far in one
+//! transaction, each followed by its worker's claim (a claim sees the share
+//! as the records before it left it), and answers them all before it gives
+//! the turn up: a worker that gets the turn after its record was written
+//! finds its answer waiting. Alone, a worker writes its own record at once,
+//! as a group of one, with no other task in between.
 //!
 //! When the group's transaction fails, nothing of it was written; each
 //! record is then written again in a transaction of its own, so that a
@@ -21,44 +23,43 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tokio::sync::{Notify, oneshot, watch};
 
 use super::worker::RetryLanes;
 use crate::store::{AttemptResult, ClaimedJob, JobWrites, Store, StoreError};
-
-/// Most records written in one transaction.
-const MAX_GROUP: usize = 64;
 
 /// What a worker is told once its record is written: whether the result
 /// was recorded (false: the lease was lost, and nothing of the attempt was
 /// written), and the job it claimed with it, with the moment before its
 /// lease was asked for.
-pub(super) type Recorded = (Result<bool, StoreError>, Option<(ClaimedJob, Instant)>);
+type Recorded = (Result<bool, StoreError>, Option<(ClaimedJob, Instant)>);
 
 /// An attempt's result on its way to the store.
-pub(super) struct Record {
+struct Record {
     /// The worker that ran it (and holds the lease).
-    pub worker: String,
+    worker: String,
     /// The job as the worker claimed it.
-    pub claimed: ClaimedJob,
+    claimed: ClaimedJob,
     /// What to record.
-    pub result: AttemptResult,
+    result: AttemptResult,
     /// Whether to claim the worker's next job with it.
-    pub claim_next: bool,
+    claim_next: bool,
     /// Where the answer goes.
-    pub reply: oneshot::Sender<Recorded>,
+    reply: oneshot::Sender<Recorded>,
 }
 
-/// The recorder task's side: the pool's store, lanes and wake-up.
+/// Where the pool's workers leave their records; shared by them.
 pub(super) struct Recorder {
-    pub store: Store,
-    pub lanes: Arc<RetryLanes>,
-    pub wakeup: Arc<Notify>,
+    store: Store,
+    lanes: Arc<RetryLanes>,
+    wakeup: Arc<Notify>,
     /// The pool's lease length, in ms.
-    pub lease_ms: i64,
+    lease_ms: i64,
     /// Set when the pool stops: records are still written, but no new job
     /// is claimed.
-    pub stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
+    /// Records left by workers waiting for the turn.
+    waiting: std::sync::Mutex<Vec<Record>>,
 }
 
 /// One record's answer in a group, before it is sent.
@@ -68,25 +69,73 @@ struct Answer {
 }
 
 impl Recorder {
-    /// Writes records until every worker has dropped its sender.
-    pub(super) async fn run(self, mut records: mpsc::Receiver<Record>) {
-        let mut group = Vec::with_capacity(MAX_GROUP);
-        while let Some(record) = records.recv().await {
-            group.push(record);
-            while group.len() < MAX_GROUP {
-                match records.try_recv() {
-                    Ok(record) => group.push(record),
-                    Err(_) => break,
-                }
-            }
-            self.write(std::mem::take(&mut group)).await;
+    /// The recorder of a pool whose leases last `lease_ms`.
+    pub(super) fn new(
+        store: Store,
+        lanes: Arc<RetryLanes>,
+        wakeup: Arc<Notify>,
+        lease_ms: i64,
+        stop: watch::Receiver<bool>,
+    ) -> Self {
+        Recorder {
+            store,
+            lanes,
+            wakeup,
+            lease_ms,
+            stop,
+            waiting: std::sync::Mutex::default(),
         }
     }
 
-    /// Writes a group and answers each of its workers.
-    async fn write(&self, group: Vec<Record>) {
+    /// Records `worker`'s attempt of `claimed` and, when `claim_next`,
+    /// claims the worker's next job with it: leaves the record and waits
+    /// until it is written, by this worker or by the one that has the turn.
+    /// The attempt's place in its definition's share of retries (when it is
+    /// a retry) is given back first, so that the claim sees the share as it
+    /// is once the attempt is recorded.
+    pub(super) async fn record(
+        &self,
+        worker: &str,
+        claimed: &ClaimedJob,
+        result: &AttemptResult,
+        claim_next: bool,
+    ) -> Recorded {
+        let (reply, mut answer) = oneshot::channel();
+        self.waiting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Record {
+                worker: worker.to_owned(),
+                claimed: claimed.clone(),
+                result: result.clone(),
+                claim_next,
+                reply,
+            });
+        tokio::select! {
+            biased;
+            written = &mut answer => written.unwrap_or((Err(StoreError::Closed), None)),
+            running = self.lanes.running.lock() => {
+                // Every group is answered before the turn is given up: if
+                // this record is not answered yet, it is still waiting.
+                if let Ok(written) = answer.try_recv() {
+                    return written;
+                }
+                let group = std::mem::take(
+                    &mut *self.waiting.lock().unwrap_or_else(|p| p.into_inner()),
+                );
+                self.write(group, running).await;
+                answer.await.unwrap_or((Err(StoreError::Closed), None))
+            }
+        }
+    }
+
+    /// Writes a group and answers each of its workers, holding the turn.
+    async fn write(
+        &self,
+        group: Vec<Record>,
+        mut running: tokio::sync::MutexGuard<'_, BTreeMap<String, usize>>,
+    ) {
         let stopping = *self.stop.borrow();
-        let mut running = self.lanes.running.lock().await;
         // The retry places the group's attempts held are given back whether
         // or not their records are written: the attempts are over.
         let mut woken = false;
@@ -104,10 +153,6 @@ impl Recorder {
         match self.write_group(&group, stopping, &mut lanes).await {
             Ok(answers) => {
                 *running = lanes;
-                drop(running);
-                if woken {
-                    self.wakeup.notify_waiters();
-                }
                 for (record, answer) in group.into_iter().zip(answers) {
                     let next = answer.next.map(|job| (job, claimed_at));
                     let _ = record.reply.send((Ok(answer.recorded), next));
@@ -123,20 +168,16 @@ impl Recorder {
                     let answer = self.write_alone(&record, stopping, &mut running).await;
                     let _ = record.reply.send(answer);
                 }
-                drop(running);
-                if woken {
-                    self.wakeup.notify_waiters();
-                }
             }
             Err(e) => {
-                drop(running);
-                if woken {
-                    self.wakeup.notify_waiters();
-                }
                 if let Some(record) = group.into_iter().next() {
                     let _ = record.reply.send((Err(e), None));
                 }
             }
+        }
+        drop(running);
+        if woken {
+            self.wakeup.notify_waiters();
         }
     }
 

@@ -5,13 +5,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
-use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use super::PluginProcessors;
 use super::backoff::{RetryDecision, after_transient_failure};
-use super::recorder::{Record, Recorded, Recorder};
+use super::recorder::Recorder;
 use crate::metrics::Metrics;
 use crate::plugins::{CallOutcome, ConnectionContext, RecordedExchanges, SendWindow};
 use crate::store::{
@@ -231,15 +231,14 @@ pub struct WorkerPool {
     handles: Vec<JoinHandle<()>>,
     stop: watch::Sender<bool>,
     store: Store,
-    recorder: JoinHandle<()>,
 }
 
 struct Worker {
     id: String,
     store: Store,
     lanes: Arc<RetryLanes>,
-    /// The pool's recorder, which writes this worker's attempts.
-    records: mpsc::Sender<Record>,
+    /// Where the pool's workers leave the records of their attempts.
+    recorder: Arc<Recorder>,
     processors: Arc<PluginProcessors>,
     metrics: Arc<Metrics>,
     wakeup: Arc<Notify>,
@@ -265,24 +264,20 @@ impl WorkerPool {
             share: retry_share(config.workers),
             running: tokio::sync::Mutex::default(),
         });
-        let (records, waiting) = mpsc::channel(config.workers.max(1));
-        let recorder = tokio::spawn(
-            Recorder {
-                store: store.clone(),
-                lanes: Arc::clone(&lanes),
-                wakeup: Arc::clone(&wakeup),
-                lease_ms: i64::try_from(config.lease.as_millis()).unwrap_or(i64::MAX),
-                stop: stop.subscribe(),
-            }
-            .run(waiting),
-        );
+        let recorder = Arc::new(Recorder::new(
+            store.clone(),
+            Arc::clone(&lanes),
+            Arc::clone(&wakeup),
+            i64::try_from(config.lease.as_millis()).unwrap_or(i64::MAX),
+            stop.subscribe(),
+        ));
         for n in 0..config.workers.max(1) {
             let id = format!("worker-{}-{n}", &instance[..8]);
             let worker = Worker {
                 id: id.clone(),
                 store: store.clone(),
                 lanes: Arc::clone(&lanes),
-                records: records.clone(),
+                recorder: Arc::clone(&recorder),
                 processors: Arc::clone(&processors),
                 metrics: Arc::clone(&metrics),
                 wakeup: Arc::clone(&wakeup),
@@ -296,7 +291,6 @@ impl WorkerPool {
             handles,
             stop,
             store,
-            recorder,
         }
     }
 
@@ -315,16 +309,6 @@ impl WorkerPool {
             if tokio::time::timeout_at(deadline, handle).await.is_err() {
                 abort.abort();
             }
-        }
-        // The workers are gone, and with them the recorder's senders: it
-        // ends after the group it is writing. Its claims for a worker that
-        // stopped are given back below with the rest.
-        let abort = self.recorder.abort_handle();
-        if tokio::time::timeout_at(deadline, self.recorder)
-            .await
-            .is_err()
-        {
-            abort.abort();
         }
         for id in &self.ids {
             match self.store.release_jobs(id).await {
@@ -412,36 +396,6 @@ impl Worker {
         }
     }
 
-    /// Has the pool's recorder write an attempt's result and, when
-    /// `claim_next`, claim this worker's next job with it (in one
-    /// transaction, with the records of other workers that are waiting).
-    /// The attempt's place in its definition's share of retries (when it is
-    /// a retry) is given back first, so that the claim sees the share as it
-    /// is once the attempt is recorded.
-    async fn record(
-        &self,
-        claimed: &ClaimedJob,
-        result: &AttemptResult,
-        claim_next: bool,
-    ) -> Recorded {
-        let (reply, answer) = oneshot::channel();
-        let record = Record {
-            worker: self.id.clone(),
-            claimed: claimed.clone(),
-            result: result.clone(),
-            claim_next,
-            reply,
-        };
-        if self.records.send(record).await.is_err() {
-            // No recorder (the pool is gone): the place is given back here.
-            if claimed.attempt_in_round > 1 {
-                self.leave_lane(&claimed.job.definition).await;
-            }
-            return (Err(StoreError::Closed), None);
-        }
-        answer.await.unwrap_or((Err(StoreError::Closed), None))
-    }
-
     /// Sleeps no longer than until the next job it may claim is due.
     async fn idle_wait(&self, held: &[String]) -> Duration {
         match self.store.next_due_ms_passing_over(held).await {
@@ -513,8 +467,13 @@ impl Worker {
         let result = self.decide(claimed, delivery);
         tracing::info!(outcome = %result.outcome, next = result.next.as_str(), "attempt finished");
         // A worker that goes on claims its next job as it records this one.
+        // The attempt's place in its definition's share of retries is
+        // given back with the record, before the claim.
         let claim_next = !*stop.borrow();
-        let (stored, next) = self.record(claimed, &result, claim_next).await;
+        let (stored, next) = self
+            .recorder
+            .record(&self.id, claimed, &result, claim_next)
+            .await;
         let after = AfterAttempt {
             next,
             lane_left: true,
