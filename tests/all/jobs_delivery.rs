@@ -611,7 +611,12 @@ async fn many_workers_deliver_many_jobs_each_once_with_one_recorded_attempt() {
             .cancel(&number, &json!({"cancellationReason": "OUT_OF_STOCK"}))
             .await;
         assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
-        jobs.push(a.body["erpSync"]["jobs"][0]["id"].as_str().expect("job").to_owned());
+        jobs.push(
+            a.body["erpSync"]["jobs"][0]["id"]
+                .as_str()
+                .expect("job")
+                .to_owned(),
+        );
     }
 
     let mut request_ids = Vec::new();
@@ -621,7 +626,12 @@ async fn many_workers_deliver_many_jobs_each_once_with_one_recorded_attempt() {
         let history = settled["attemptHistory"].as_array().expect("history");
         assert_eq!(history.len(), 1, "{settled}");
         assert_eq!(history[0]["outcome"], "accepted", "{settled}");
-        request_ids.push(settled["requestId"].as_str().expect("request id").to_owned());
+        request_ids.push(
+            settled["requestId"]
+                .as_str()
+                .expect("request id")
+                .to_owned(),
+        );
     }
     let mut received: Vec<String> = erp
         .requests()
@@ -633,7 +643,12 @@ async fn many_workers_deliver_many_jobs_each_once_with_one_recorded_attempt() {
     assert_eq!(received, request_ids, "each job reached the ERP once");
     assert!(erp.overlapping().is_empty());
     let queue = service
-        .call(Method::GET, "/v1/admin/jobs?state=running", Some(ADMIN), None)
+        .call(
+            Method::GET,
+            "/v1/admin/jobs?state=running",
+            Some(ADMIN),
+            None,
+        )
         .await;
     assert_eq!(queue.status, StatusCode::OK, "{}", queue.body);
     assert_eq!(queue.body, json!([]), "no job is left running");

@@ -141,7 +141,9 @@ impl Recorder {
         let mut woken = false;
         for record in &group {
             if record.claimed.attempt_in_round > 1 {
-                woken |= self.lanes.leave(&mut running, &record.claimed.job.definition);
+                woken |= self
+                    .lanes
+                    .leave(&mut running, &record.claimed.job.definition);
             }
         }
         // Taken before the claims: each lease the store grants runs from a

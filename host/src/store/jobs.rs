@@ -686,28 +686,6 @@ impl Store {
         Ok(recorded)
     }
 
-    /// Records an attempt's result, as [`Store::finish_attempt`], and
-    /// claims the worker's next jobs, as
-    /// [`Store::claim_due_jobs_passing_over`], in one write transaction: a
-    /// busy worker moves from one job to the next with one commit. The
-    /// claim is made whether or not the result was recorded (false: the
-    /// lease was lost, and nothing of the attempt is recorded).
-    pub async fn finish_attempt_and_claim(
-        &self,
-        claimed: &ClaimedJob,
-        worker: &str,
-        result: &AttemptResult,
-        limit: u32,
-        lease_ms: i64,
-        retries_held: &[String],
-    ) -> Result<(bool, Vec<ClaimedJob>), StoreError> {
-        let mut tx = self.write_rows().await?;
-        let recorded = finish_in(&mut tx, claimed, worker, result).await?;
-        let next = claim_in(&mut tx, worker, limit, lease_ms, retries_held).await?;
-        tx.commit().await?;
-        Ok((recorded, next))
-    }
-
     /// Opens one write transaction in which a worker pool records the
     /// attempts of several workers and claims their next jobs: the pool's
     /// deliveries share one commit. See [`JobWrites`].
