@@ -7,7 +7,9 @@
 //!    added by a bulk loader (SQL `INSERT … SELECT` in large transactions,
 //!    straight into the file the product's own migrations made), not
 //!    through the API; the service is started on it for each size and
-//!    cancels orders of the range just added, spread over it.
+//!    cancels orders of the range just added, spread over it in an order
+//!    that jumps about (neighbours one after the other would flatter the
+//!    small stores); it reports the bytes written to disk per cancellation.
 //! 2. **Jobs**: the same cancellations, and a claim of due jobs, with an
 //!    empty job table and with 1,000,000 finished jobs (each with an
 //!    attempt and a cancellation) in it; then the time the job retention
@@ -156,6 +158,34 @@ async fn create_store(dir: &Path) {
     let store = Store::open(&StoreOptions::new(dir)).await.expect("store");
     seed_store(&store, SocketAddr::from((Ipv4Addr::LOCALHOST, 9)), 0).await;
     store.close().await;
+}
+
+/// The `k`-th of distinct positions in `0..span` (for `k < span`), each
+/// far from the one before: `k` times a step near the golden section of
+/// `span` and coprime with it, modulo `span`.
+fn spread(k: usize, span: usize) -> usize {
+    let span = span.max(1) as u64;
+    let gcd = |mut a: u64, mut b: u64| {
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        a
+    };
+    let mut step = ((span as f64 * 0.618_034) as u64).max(1);
+    while gcd(step, span) != 1 {
+        step += 1;
+    }
+    ((k as u64 * step) % span) as usize
+}
+
+/// Bytes this process has caused to be written to the disk so far
+/// (`write_bytes` of `/proc/self/io`: the WAL, and the checkpoints' copies
+/// into the database file); `None` where the kernel does not say.
+fn disk_writes() -> Option<u64> {
+    let io = std::fs::read_to_string("/proc/self/io").ok()?;
+    io.lines()
+        .find_map(|line| line.strip_prefix("write_bytes:"))
+        .and_then(|n| n.trim().parse().ok())
 }
 
 /// Order `i`'s number: `BO-00000042`.
@@ -409,6 +439,7 @@ async fn run() {
     let deadline = Instant::now() + load_limit;
     let mut loaded = 0;
     let mut baseline: Option<(usize, Measured)> = None;
+    let mut base_written: Option<Option<f64>> = None;
     for &size in &scales {
         let needed = WARMUP + knobs.requests * knobs.rounds;
         if size - loaded < needed {
@@ -439,14 +470,22 @@ async fn run() {
         loaded = reached;
         let running = start_service(&dir).await;
         println!("  {size} orders:");
-        // The orders of the range just added, spread over it.
-        let stride = ((size - from) / needed).max(1);
+        // Distinct orders of the range just added, in an order that jumps
+        // all over it, as customers' cancellations do: each size's
+        // cancellations touch as few neighbouring rows as the range allows.
+        // (Cancelling neighbours one after the other would let the smallest
+        // store write one page for many cancellations and flatter it.)
+        let span = size - from;
+        let before = disk_writes();
         let rounds = cancel_rounds(
             running.addr,
             &knobs,
-            Arc::new(move |k: usize| from + k * stride),
+            Arc::new(move |k: usize| from + spread(k, span)),
         )
         .await;
+        let written = disk_writes()
+            .zip(before)
+            .map(|(after, before)| after - before);
         running
             .shutdown(Duration::from_secs(10))
             .await
@@ -456,7 +495,18 @@ async fn run() {
             "    median: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms",
             m.throughput, m.p50_ms, m.p99_ms
         );
-        curve.push(json!({"orders": size, "throughput": m.throughput, "p99Ms": m.p99_ms}));
+        let cancellations = WARMUP + knobs.requests * knobs.rounds;
+        let written_per_cancel = written.map(|bytes| bytes as f64 / cancellations as f64);
+        if let Some(bytes) = written_per_cancel {
+            println!(
+                "    written to disk: {:.1} KiB per cancellation",
+                bytes / 1024.0
+            );
+        }
+        curve.push(
+            json!({"orders": size, "throughput": m.throughput, "p99Ms": m.p99_ms,
+            "diskBytesPerCancellation": written_per_cancel}),
+        );
         let (base_size, base) = *baseline.get_or_insert((size, m));
         let base_name = format!("{} orders, same run", thousands(base_size));
         rows.push(Row {
@@ -472,11 +522,26 @@ async fn run() {
             figure: format!("cancel p99, {} orders", thousands(size)),
             value: m.p99_ms,
             unit: "ms",
-            baseline: base_name,
+            baseline: base_name.clone(),
             baseline_value: base.p99_ms,
             goal: "≤ 1.5× the smallest size".to_owned(),
             met: Some(m.p99_ms <= 1.5 * base.p99_ms),
         });
+        let base_written = *base_written.get_or_insert(written_per_cancel);
+        if let (Some(value), Some(baseline_value)) = (written_per_cancel, base_written) {
+            rows.push(Row {
+                figure: format!(
+                    "written to disk per cancellation (WAL and checkpoints), {} orders",
+                    thousands(size)
+                ),
+                value: value / 1024.0,
+                unit: "KiB",
+                baseline: base_name,
+                baseline_value: baseline_value / 1024.0,
+                goal: "none: what a cancellation costs the disk".to_owned(),
+                met: None,
+            });
+        }
     }
     let order_db_bytes = std::fs::metadata(dir.join("rescind.db")).map_or(0, |m| m.len());
     println!("  order store: {:.2} GB", order_db_bytes as f64 / 1e9);
