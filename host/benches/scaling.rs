@@ -160,10 +160,10 @@ async fn create_store(dir: &Path) {
     store.close().await;
 }
 
-/// The `k`-th of distinct positions in `0..span` (for `k < span`), each
-/// far from the one before: `k` times a step near the golden section of
-/// `span` and coprime with it, modulo `span`.
-fn spread(k: usize, span: usize) -> usize {
+/// Distinct positions in `0..span`, the `k`-th answered for `k < span`,
+/// each far from the one before: `k` times a step near the golden section
+/// of `span` and coprime with it, modulo `span`.
+fn spread(span: usize) -> impl Fn(usize) -> usize + Send + Sync + 'static {
     let span = span.max(1) as u64;
     let gcd = |mut a: u64, mut b: u64| {
         while b != 0 {
@@ -175,7 +175,7 @@ fn spread(k: usize, span: usize) -> usize {
     while gcd(step, span) != 1 {
         step += 1;
     }
-    ((k as u64 * step) % span) as usize
+    move |k| ((k as u64 * step) % span) as usize
 }
 
 /// Bytes this process has caused to be written to the disk so far
@@ -480,7 +480,10 @@ async fn run() {
         let rounds = cancel_rounds(
             running.addr,
             &knobs,
-            Arc::new(move |k: usize| from + spread(k, span)),
+            Arc::new({
+                let position = spread(span);
+                move |k: usize| from + position(k)
+            }),
         )
         .await;
         let written = disk_writes()

@@ -7,6 +7,7 @@ use reqwest::{Method, StatusCode};
 use rescind_tests::erp_server::{ErpServer, Scripted};
 use serde_json::{Value, json};
 
+use crate::hotload_support::cancel_new_order;
 use crate::service::{ADMIN, TestService, sample_order};
 
 const SIGNING_KEY: &str = "test-signing-key-for-the-webhook";
@@ -605,18 +606,7 @@ async fn many_workers_deliver_many_jobs_each_once_with_one_recorded_attempt() {
     configure(&service, &erp, 3).await;
     let mut jobs = Vec::new();
     for n in 0..ORDERS {
-        let number = format!("SO-{n}");
-        service.put_order(&number, &sample_order("C-1")).await;
-        let a = service
-            .cancel(&number, &json!({"cancellationReason": "OUT_OF_STOCK"}))
-            .await;
-        assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
-        jobs.push(
-            a.body["erpSync"]["jobs"][0]["id"]
-                .as_str()
-                .expect("job")
-                .to_owned(),
-        );
+        jobs.push(cancel_new_order(&service, &format!("SO-{n}")).await);
     }
 
     let mut request_ids = Vec::new();

@@ -68,6 +68,14 @@ struct Answer {
     next: Option<ClaimedJob>,
 }
 
+impl Answer {
+    /// What the worker is told, its next job's lease asked for no earlier
+    /// than `claimed_at`.
+    fn into_recorded(self, claimed_at: Instant) -> Recorded {
+        (Ok(self.recorded), self.next.map(|job| (job, claimed_at)))
+    }
+}
+
 impl Recorder {
     /// The recorder of a pool whose leases last `lease_ms`.
     pub(super) fn new(
@@ -156,8 +164,7 @@ impl Recorder {
             Ok(answers) => {
                 *running = lanes;
                 for (record, answer) in group.into_iter().zip(answers) {
-                    let next = answer.next.map(|job| (job, claimed_at));
-                    let _ = record.reply.send((Ok(answer.recorded), next));
+                    let _ = record.reply.send(answer.into_recorded(claimed_at));
                 }
             }
             Err(e) if group.len() > 1 => {
@@ -209,22 +216,16 @@ impl Recorder {
     ) -> Recorded {
         let claimed_at = Instant::now();
         let mut lanes = running.clone();
-        let written = async {
-            let mut writes = self.store.job_writes().await?;
-            let answer = self
-                .write_one(&mut writes, record, stopping, &mut lanes)
-                .await?;
-            writes.commit().await?;
-            Ok::<_, StoreError>(answer)
-        }
-        .await;
-        match written {
-            Ok(answer) => {
+        match self
+            .write_group(std::slice::from_ref(record), stopping, &mut lanes)
+            .await
+        {
+            Ok(mut answers) => {
                 *running = lanes;
-                (
-                    Ok(answer.recorded),
-                    answer.next.map(|job| (job, claimed_at)),
-                )
+                match answers.pop() {
+                    Some(answer) => answer.into_recorded(claimed_at),
+                    None => (Ok(false), None),
+                }
             }
             Err(e) => (Err(e), None),
         }
