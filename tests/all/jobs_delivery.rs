@@ -643,3 +643,92 @@ async fn many_workers_deliver_many_jobs_each_once_with_one_recorded_attempt() {
     assert_eq!(queue.status, StatusCode::OK, "{}", queue.body);
     assert_eq!(queue.body, json!([]), "no job is left running");
 }
+
+/// What a worker reads before an attempt, in one statement: the job's
+/// definition, its connection with every secret opened, the cancellation,
+/// and whether a shadow run wants the job; each piece `None` where the
+/// store has no such thing, so that the worker can fail the job saying
+/// which.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attempt_reads_its_definition_connection_secrets_and_cancellation_together() {
+    let service = TestService::start_without_workers().await;
+    service.configure_insite().await;
+    crate::api_cancel::configure_job(
+        &service,
+        "http://127.0.0.1:9",
+        "127.0.0.1:9",
+        json!({"maxAttempts": 1, "initialBackoffMs": 1, "maxBackoffMs": 1}),
+    )
+    .await;
+    let connection = service
+        .call(
+            Method::PUT,
+            "/v1/admin/connections/erp",
+            Some(ADMIN),
+            Some(
+                &json!({"baseUrl": "http://127.0.0.1:9", "allowedHosts": ["127.0.0.1:9"],
+                         "settings": {"path": "/hooks/cancel"},
+                         "secrets": {"signingKey": SIGNING_KEY, "apiToken": "token-2"}}),
+            ),
+        )
+        .await;
+    assert_eq!(connection.status, StatusCode::OK, "{}", connection.body);
+    let (cancellation, job) = cancel(&service).await;
+    let store = service
+        .running
+        .as_ref()
+        .expect("running")
+        .state
+        .store
+        .clone();
+    let job = store.job(&job).await.expect("read").expect("job");
+
+    let input = store.attempt_input(&job).await.expect("input");
+    let definition = input.definition.expect("definition");
+    assert_eq!(definition.name, "OrderCancel");
+    assert_eq!(definition.integration_processor, "webhook");
+    let connection = input.connection.expect("connection");
+    assert_eq!(connection.name, "erp");
+    assert_eq!(connection.base_url, "http://127.0.0.1:9");
+    assert_eq!(
+        connection
+            .secrets
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect::<Vec<_>>(),
+        [("apiToken", "token-2"), ("signingKey", SIGNING_KEY)],
+        "both secrets, opened"
+    );
+    let record = input.cancellation.expect("cancellation");
+    assert_eq!(record.id, cancellation);
+    assert_eq!(record.order_number, "SO-1");
+    assert!(!input.shadow_run_wants_jobs, "no shadow run");
+
+    // A connection without secrets: one row, no secret.
+    let connection = service
+        .call(
+            Method::PUT,
+            "/v1/admin/connections/erp",
+            Some(ADMIN),
+            Some(
+                &json!({"baseUrl": "http://127.0.0.1:9", "allowedHosts": ["127.0.0.1:9"],
+                         "settings": {"path": "/hooks/cancel"}, "secrets": {}}),
+            ),
+        )
+        .await;
+    assert_eq!(connection.status, StatusCode::OK, "{}", connection.body);
+    let input = store.attempt_input(&job).await.expect("input");
+    assert!(input.definition.is_some());
+    assert!(input.connection.expect("connection").secrets.is_empty());
+    assert!(input.cancellation.is_some());
+
+    // A job whose definition is gone, and one that names no cancellation.
+    let mut orphan = job.clone();
+    orphan.definition = "Deleted".to_owned();
+    orphan.cancellation_id = None;
+    let input = store.attempt_input(&orphan).await.expect("input");
+    assert!(input.definition.is_none());
+    assert!(input.connection.is_none());
+    assert!(input.cancellation.is_none());
+    assert!(!input.shadow_run_wants_jobs);
+}

@@ -19,7 +19,8 @@ const MAX_SHADOW_TEXT_BYTES: usize = 4 * 1024;
 impl PluginProcessors {
     /// Runs the shadow version of `processor`'s plugin beside the attempt
     /// just recorded, when the plugin has a shadow run that still wants
-    /// jobs; keeps the comparison in the store. Only for attempts of a
+    /// jobs (the worker asks only when the attempt's input said so; taking
+    /// the job checks again); keeps the comparison in the store. Only for attempts of a
     /// plugin's active version (`name`, not a pinned `name@sha256:…`) in
     /// which the plugin ran. Failures are logged: the job is not affected.
     pub(super) async fn shadow(
@@ -36,14 +37,6 @@ impl PluginProcessors {
         else {
             return;
         };
-        match store.shadow_run_wants_jobs(name).await {
-            Ok(true) => {}
-            Ok(false) => return,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the plugin's shadow run");
-                return;
-            }
-        }
         let version = match store
             .take_shadow_job(name, &submission.job_id, submission.attempt, active_version)
             .await

@@ -224,6 +224,17 @@ struct AfterAttempt {
     lane_left: bool,
 }
 
+/// What an attempt submits, read before it runs.
+struct Prepared {
+    /// The definition's integration processor.
+    processor: String,
+    /// What the processor is given.
+    submission: Submission,
+    /// Whether the processor's plugin had a shadow run that may still take
+    /// a job when the input was read: only then is the job offered to it.
+    shadow_run_wants_jobs: bool,
+}
+
 /// Running workers.
 #[derive(Debug)]
 pub struct WorkerPool {
@@ -441,12 +452,12 @@ impl Worker {
         // long as the attempt is alive, whatever that takes.
         let attempt = async {
             match self.prepare(claimed).await {
-                Ok((processor, submission)) => {
+                Ok(prepared) => {
                     let delivery = self
                         .processors
-                        .submit(&processor, &submission, Some(&window))
+                        .submit(&prepared.processor, &prepared.submission, Some(&window))
                         .await;
-                    (Some((processor, submission)), delivery)
+                    (Some(prepared), delivery)
                 }
                 Err(outcome) => (None, Delivery::without_call(outcome)),
             }
@@ -491,12 +502,12 @@ impl Worker {
         }
         // Only an outcome that was recorded counts toward an activation
         // guard: a lost lease means another attempt's outcome will.
-        let Some((processor, submission)) = prepared else {
+        let Some(prepared) = prepared else {
             return after;
         };
         let requeue = self
             .processors
-            .attempt_recorded(&processor, &claimed.job.id, &recorded)
+            .attempt_recorded(&prepared.processor, &claimed.job.id, &recorded)
             .await;
         if !requeue.is_empty() {
             match self.store.requeue_jobs(&requeue).await {
@@ -513,9 +524,16 @@ impl Worker {
         // Last: the job is settled, and the worker's next attempt waits
         // for this call, which never leaves the host (the next job's lease
         // is renewed on time meanwhile, counted from its claim).
-        self.processors
-            .shadow(&self.store, &processor, &submission, &recorded)
-            .await;
+        if prepared.shadow_run_wants_jobs {
+            self.processors
+                .shadow(
+                    &self.store,
+                    &prepared.processor,
+                    &prepared.submission,
+                    &recorded,
+                )
+                .await;
+        }
         after
     }
 
@@ -552,7 +570,7 @@ impl Worker {
 
     /// Loads what the attempt needs, in one read; a missing piece fails the
     /// job at once.
-    async fn prepare(&self, claimed: &ClaimedJob) -> Result<(String, Submission), DeliveryOutcome> {
+    async fn prepare(&self, claimed: &ClaimedJob) -> Result<Prepared, DeliveryOutcome> {
         let job = &claimed.job;
         let misconfigured =
             |message: String| DeliveryOutcome::from(CallOutcome::Misconfigured(message));
@@ -579,9 +597,9 @@ impl Worker {
         let cancellation = input
             .cancellation
             .ok_or_else(|| misconfigured("the job names no committed cancellation".to_owned()))?;
-        Ok((
-            definition.integration_processor,
-            Submission {
+        Ok(Prepared {
+            processor: definition.integration_processor,
+            submission: Submission {
                 job_id: job.id.clone(),
                 cancellation,
                 request_id: job.request_id.clone(),
@@ -589,7 +607,8 @@ impl Worker {
                 parameters: job.parameters.clone(),
                 connection: connection.into(),
             },
-        ))
+            shadow_run_wants_jobs: input.shadow_run_wants_jobs,
+        })
     }
 
     fn decide(&self, claimed: &ClaimedJob, delivery: Delivery) -> AttemptResult {

@@ -564,6 +564,21 @@ pub(super) async fn load_definition(
     .transpose())
 }
 
+/// A connection read back, without its secrets: the row holds its name as
+/// `connection_name`, and `base_url`, `allowed_hosts`,
+/// `allow_private_network`, `ca_certificates` and `settings`.
+pub(super) fn connection_from_row(row: &impl StoreRow) -> Result<Connection, StoreError> {
+    Ok(Connection {
+        name: row.text("connection_name")?,
+        base_url: row.text("base_url")?,
+        allowed_hosts: from_json("allowedHosts", &row.text("allowed_hosts")?)?,
+        allow_private_network: row.flag("allow_private_network")?,
+        ca_certificates: row.opt_text("ca_certificates")?,
+        settings: from_json("settings", &row.text("settings")?)?,
+        secrets: Default::default(),
+    })
+}
+
 /// The connection `name` with its secrets opened under `cipher`, read on
 /// `link`.
 pub(super) async fn load_connection(
@@ -572,24 +587,14 @@ pub(super) async fn load_connection(
     name: &str,
 ) -> Result<Option<Connection>, StoreError> {
     let connection = on!(&mut link, |c| sqlx::query(
-        "SELECT name, base_url, allowed_hosts, allow_private_network, ca_certificates,
-                settings
+        "SELECT name AS connection_name, base_url, allowed_hosts, allow_private_network,
+                ca_certificates, settings
          FROM connections WHERE name = $1",
     )
     .bind(name)
     .fetch_optional(&mut **c)
     .await?
-    .map(|row| -> Result<_, StoreError> {
-        Ok(Connection {
-            name: row.text("name")?,
-            base_url: row.text("base_url")?,
-            allowed_hosts: from_json("allowedHosts", &row.text("allowed_hosts")?)?,
-            allow_private_network: row.flag("allow_private_network")?,
-            ca_certificates: row.opt_text("ca_certificates")?,
-            settings: from_json("settings", &row.text("settings")?)?,
-            secrets: Default::default(),
-        })
-    })
+    .map(|row| connection_from_row(&row))
     .transpose()?);
     let Some(mut connection) = connection else {
         return Ok(None);

@@ -54,7 +54,7 @@ pub struct AttemptResult {
     pub retry_at_ms: i64,
 }
 
-/// What an attempt of a job submits, read together on one connection by
+/// What an attempt of a job submits, read together in one statement by
 /// [`Store::attempt_input`]. `None` where the store has no such thing (a
 /// definition deleted since the job was made, a connection it names that
 /// does not exist, a job that names no cancellation).
@@ -66,6 +66,10 @@ pub struct AttemptInput {
     pub connection: Option<Connection>,
     /// The committed cancellation the job names.
     pub cancellation: Option<CancellationRecord>,
+    /// Whether the definition's plugin (named without a version) has a
+    /// shadow run that may still take a job: the worker offers the job to
+    /// it after the attempt, and asks the store nothing when not.
+    pub shadow_run_wants_jobs: bool,
 }
 
 /// Which jobs to list.
@@ -613,32 +617,20 @@ impl Store {
         Ok(claimed)
     }
 
-    /// What an attempt of `job` submits, read on one connection: its
+    /// What an attempt of `job` submits, read in one statement: its
     /// definition, that definition's connection with its secrets opened,
-    /// and the committed cancellation the job names.
+    /// the committed cancellation the job names, and whether the
+    /// definition's plugin has a shadow run that may still take a job.
     pub async fn attempt_input(&self, job: &Job) -> Result<AttemptInput, StoreError> {
-        let mut conn = self.reader.acquire().await?;
-        let definition = super::config::load_definition(conn.link(), &job.definition).await?;
-        let connection = match &definition {
-            Some(definition) => {
-                super::config::load_connection(
-                    conn.link(),
-                    &self.secrets_cipher(),
-                    &definition.connection,
-                )
-                .await?
-            }
-            None => None,
-        };
-        let cancellation = match &job.cancellation_id {
-            Some(id) => super::cancellations::load_cancellation_record(conn.link(), id).await?,
-            None => None,
-        };
-        Ok(AttemptInput {
-            definition,
-            connection,
-            cancellation,
-        })
+        let cipher = self.secrets_cipher();
+        on!(&self.reader, |pool| attempt_input_from_rows(
+            &cipher,
+            &sqlx::query(ATTEMPT_INPUT)
+                .bind(&job.definition)
+                .bind(job.cancellation_id.as_deref())
+                .fetch_all(pool)
+                .await?,
+        ))
     }
 
     /// Extends the lease on a claimed job to `lease_ms` from now, if
@@ -1088,4 +1080,67 @@ fn describe(result: &AttemptResult) -> String {
         Some(message) => format!("{}: {message}", result.outcome),
         None => result.outcome.clone(),
     }
+}
+
+/// What an attempt submits, in one statement for either store: one row per
+/// secret of the definition's connection (one row with NULL secret columns
+/// when it has none, and NULL columns for whatever does not exist). The
+/// shadow-run check matches the definition's processor as written, so a
+/// pinned `name@sha256:…` never matches a plugin's run, as it must not.
+const ATTEMPT_INPUT: &str = "SELECT d.name AS name, d.job_type AS job_type,
+        d.connection AS connection, d.preprocessor AS preprocessor,
+        d.integration_processor AS integration_processor,
+        d.post_processor AS post_processor, d.parameters AS parameters,
+        d.max_attempts AS max_attempts, d.initial_backoff_ms AS initial_backoff_ms,
+        d.max_backoff_ms AS max_backoff_ms, d.enabled AS enabled,
+        d.applies_to AS applies_to,
+        c.name AS connection_name, c.base_url AS base_url,
+        c.allowed_hosts AS allowed_hosts,
+        c.allow_private_network AS allow_private_network,
+        c.ca_certificates AS ca_certificates, c.settings AS settings,
+        s.name AS secret_name, s.nonce AS nonce, s.ciphertext AS ciphertext,
+        x.record AS record,
+        EXISTS (SELECT 1 FROM shadow_runs r
+                WHERE r.plugin = d.integration_processor AND r.stopped_at IS NULL
+                  AND r.jobs > (SELECT COUNT(*) FROM shadow_results t
+                                WHERE t.plugin = r.plugin)) AS shadow_wanted
+    FROM (SELECT 1 AS one) AS one
+    LEFT JOIN job_definitions d ON d.name = $1
+    LEFT JOIN connections c ON c.name = d.connection
+    LEFT JOIN connection_secrets s ON s.connection = c.name
+    LEFT JOIN cancellations x ON x.id = $2
+    ORDER BY s.name";
+
+/// Reads [`ATTEMPT_INPUT`]'s rows.
+fn attempt_input_from_rows(
+    cipher: &super::secrets::SecretsCipher,
+    rows: &[impl StoreRow],
+) -> Result<AttemptInput, StoreError> {
+    let Some(first) = rows.first() else {
+        return Err(StoreError::Corrupt(
+            "the attempt's input read no row".to_owned(),
+        ));
+    };
+    let definition = match first.opt_text("name")? {
+        Some(_) => Some(definition_from_row(first)?),
+        None => None,
+    };
+    let connection = match first.opt_text("connection_name")? {
+        Some(name) => {
+            let mut connection = super::config::connection_from_row(first)?;
+            connection.secrets = super::secrets::open_rows(cipher, &name, rows)?;
+            Some(connection)
+        }
+        None => None,
+    };
+    let cancellation = first
+        .opt_text("record")?
+        .map(|t| from_json("cancellation", &t))
+        .transpose()?;
+    Ok(AttemptInput {
+        definition,
+        connection,
+        cancellation,
+        shadow_run_wants_jobs: first.flag("shadow_wanted")?,
+    })
 }

@@ -215,19 +215,6 @@ impl Store {
         })
     }
 
-    /// Whether the plugin has a shadow run that may still take a job: one
-    /// read, no write (asked after every attempt of the plugin).
-    pub async fn shadow_run_wants_jobs(&self, plugin: &str) -> Result<bool, StoreError> {
-        let wants: Option<i64> = on!(&self.reader, |pool| sqlx::query_scalar(
-            "SELECT s.jobs FROM shadow_runs s WHERE s.plugin = $1 AND s.stopped_at IS NULL
-               AND s.jobs > (SELECT COUNT(*) FROM shadow_results r WHERE r.plugin = s.plugin)"
-        )
-        .bind(plugin)
-        .fetch_optional(pool)
-        .await?);
-        Ok(wants.is_some())
-    }
-
     /// Takes job `job_id`, whose attempt `attempt` ran on `active_version`,
     /// for the plugin's shadow run: answers the version to run beside it,
     /// or `None` when the run is stopped or has all its jobs, when it took

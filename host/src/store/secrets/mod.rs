@@ -339,26 +339,36 @@ pub(super) async fn load(
     cipher: &SecretsCipher,
     connection: &str,
 ) -> Result<BTreeMap<String, String>, StoreError> {
-    let rows = on!(&mut link, |c| sqlx::query(
-        "SELECT name, nonce, ciphertext FROM connection_secrets WHERE connection = $1
-         ORDER BY name",
-    )
-    .bind(connection)
-    .fetch_all(&mut **c)
-    .await?
-    .iter()
-    .map(|row| -> Result<_, StoreError> {
-        Ok((
-            row.text("name")?,
-            Sealed {
-                nonce: row.bytes("nonce")?,
-                ciphertext: row.bytes("ciphertext")?,
-            },
-        ))
-    })
-    .collect::<Result<Vec<_>, _>>()?);
+    on!(&mut link, |c| open_rows(
+        cipher,
+        connection,
+        &sqlx::query(
+            "SELECT name AS secret_name, nonce, ciphertext FROM connection_secrets
+             WHERE connection = $1 ORDER BY name",
+        )
+        .bind(connection)
+        .fetch_all(&mut **c)
+        .await?,
+    ))
+}
+
+/// Opens the secrets of `connection` from rows that hold each secret's
+/// `secret_name`, `nonce` and `ciphertext`. A row whose `secret_name` is
+/// NULL (an outer join's row for a connection with no secrets) holds none.
+pub(in crate::store) fn open_rows(
+    cipher: &SecretsCipher,
+    connection: &str,
+    rows: &[impl StoreRow],
+) -> Result<BTreeMap<String, String>, StoreError> {
     let mut secrets = BTreeMap::new();
-    for (name, sealed) in rows {
+    for row in rows {
+        let Some(name) = row.opt_text("secret_name")? else {
+            continue;
+        };
+        let sealed = Sealed {
+            nonce: row.bytes("nonce")?,
+            ciphertext: row.bytes("ciphertext")?,
+        };
         let value =
             cipher
                 .open(connection, &name, &sealed)
