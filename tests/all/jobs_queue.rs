@@ -4,13 +4,11 @@
 use std::collections::BTreeSet;
 
 use reqwest::{Method, StatusCode};
-use rescind_host::store::{
-    AttemptLogLine, AttemptResult, ClaimedJob, JobState, JobWrites, Store, now_ms,
-};
+use rescind_host::store::{AttemptLogLine, AttemptResult, JobState, Store, now_ms};
 use serde_json::json;
 
 use crate::api_cancel::configure_job;
-use crate::hotload_support::{cancel_new_order, job};
+use crate::hotload_support::cancel_new_order;
 use crate::service::{ADMIN, TestService, sample_order};
 
 async fn service_with_job() -> (TestService, String) {
@@ -518,84 +516,4 @@ async fn retries_of_a_definition_holding_its_share_are_passed_over_but_not_its_f
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].job.id, retried);
     assert_eq!(claimed[0].attempt_in_round, 2);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_records_of_several_workers_and_their_next_claims_share_one_transaction() {
-    let (service, first) = service_with_job().await;
-    let store = store(&service);
-    let second = cancel_new_order(&service, "SO-2").await;
-    let a = store
-        .claim_due_jobs("worker-a", 1, 60_000)
-        .await
-        .expect("claim");
-    let b = store
-        .claim_due_jobs("worker-b", 1, 60_000)
-        .await
-        .expect("claim");
-    assert_eq!(a[0].job.id, first);
-    assert_eq!(b[0].job.id, second);
-    let third = cancel_new_order(&service, "SO-3").await;
-    let fourth = cancel_new_order(&service, "SO-4").await;
-    let accepted = result("accepted", JobState::Succeeded);
-    let rejected = result("rejected", JobState::Failed);
-
-    // Written, then dropped before the commit: nothing of it stays.
-    let mut writes = store.job_writes().await.expect("writes");
-    let (recorded, next) = record_and_claim(&mut writes, &a[0], "worker-a", &accepted).await;
-    assert!(recorded);
-    assert_eq!(next.len(), 1);
-    drop(writes);
-    assert_eq!(job(&service, &first).await["state"], "running");
-    assert_eq!(job(&service, &third).await["state"], "queued");
-
-    // Two workers' records, each followed by its worker's claim, in one
-    // commit.
-    let mut writes = store.job_writes().await.expect("writes");
-    let (recorded_a, next_a) = record_and_claim(&mut writes, &a[0], "worker-a", &accepted).await;
-    let (recorded_b, next_b) = record_and_claim(&mut writes, &b[0], "worker-b", &rejected).await;
-    assert!(recorded_a && recorded_b);
-    writes.commit().await.expect("commit");
-    assert_eq!(next_a[0].job.id, third);
-    assert_eq!(next_a[0].attempt, 1);
-    assert_eq!(next_b[0].job.id, fourth);
-    let done = job(&service, &first).await;
-    assert_eq!(done["state"], "succeeded", "{done}");
-    assert_eq!(done["attemptHistory"][0]["outcome"], "accepted");
-    let failed = job(&service, &second).await;
-    assert_eq!(failed["state"], "failed", "{failed}");
-    assert_eq!(failed["attemptHistory"][0]["outcome"], "rejected");
-    for (id, worker) in [(&third, "worker-a"), (&fourth, "worker-b")] {
-        let running = job(&service, id).await;
-        assert_eq!(running["state"], "running", "{running}");
-        assert_eq!(running["attemptHistory"][0]["worker"], worker);
-        assert!(running["attemptHistory"][0]["endedAt"].is_null());
-    }
-
-    // A record that comes too late (the first job's lease is no longer
-    // this attempt's) records nothing, and the queue is empty.
-    let mut writes = store.job_writes().await.expect("writes");
-    let (recorded, next) = record_and_claim(&mut writes, &a[0], "worker-a", &rejected).await;
-    assert!(!recorded);
-    assert!(next.is_empty());
-    writes.commit().await.expect("commit");
-    let done = job(&service, &first).await;
-    assert_eq!(done["state"], "succeeded", "{done}");
-    assert_eq!(done["attemptHistory"].as_array().map(Vec::len), Some(1));
-}
-
-/// Records `worker`'s attempt of `claimed` and claims its next job, as the
-/// pool's recorder does, in `writes`.
-async fn record_and_claim(
-    writes: &mut JobWrites,
-    claimed: &ClaimedJob,
-    worker: &str,
-    result: &AttemptResult,
-) -> (bool, Vec<ClaimedJob>) {
-    let recorded = writes
-        .finish(claimed, worker, result)
-        .await
-        .expect("finish");
-    let next = writes.claim(worker, 1, 60_000, &[]).await.expect("claim");
-    (recorded, next)
 }

@@ -35,6 +35,7 @@ mod jobs_exchange;
 mod jobs_lease;
 mod jobs_outage;
 mod jobs_queue;
+mod jobs_records;
 mod jobs_retention;
 mod jobs_share;
 mod plugin_cache;

@@ -45,6 +45,8 @@ mod jobs_exchange;
 mod jobs_lease;
 #[path = "../all/jobs_outage.rs"]
 mod jobs_outage;
+#[path = "../all/jobs_records.rs"]
+mod jobs_records;
 #[path = "../all/jobs_retention.rs"]
 mod jobs_retention;
 #[path = "../all/jobs_share.rs"]

@@ -13,7 +13,9 @@
 //! as the records before it left it), and answers them all before it gives
 //! the turn up: a worker that gets the turn after its record was written
 //! finds its answer waiting. Alone, a worker writes its own record at once,
-//! as a group of one, with no other task in between.
+//! as a group of one, with no other task in between. On SQLite the group's
+//! transaction runs on the store's writer thread, one trip there and back
+//! for the whole group ([`Store::record_attempts`]).
 //!
 //! When the group's transaction fails, nothing of it was written; each
 //! record is then written again in a transaction of its own, so that a
@@ -26,7 +28,9 @@ use std::time::Instant;
 use tokio::sync::{Notify, oneshot, watch};
 
 use super::worker::RetryLanes;
-use crate::store::{AttemptResult, ClaimedJob, JobWrites, Store, StoreError};
+use crate::store::{
+    AttemptRecord, AttemptResult, ClaimedJob, RecordedAttempt, RetryShares, Store, StoreError,
+};
 
 /// What a worker is told once its record is written: whether the result
 /// was recorded (false: the lease was lost, and nothing of the attempt was
@@ -34,17 +38,9 @@ use crate::store::{AttemptResult, ClaimedJob, JobWrites, Store, StoreError};
 /// lease was asked for.
 type Recorded = (Result<bool, StoreError>, Option<(ClaimedJob, Instant)>);
 
-/// An attempt's result on its way to the store.
+/// An attempt's result on its way to the store, and where its answer goes.
 struct Record {
-    /// The worker that ran it (and holds the lease).
-    worker: String,
-    /// The job as the worker claimed it.
-    claimed: ClaimedJob,
-    /// What to record.
-    result: AttemptResult,
-    /// Whether to claim the worker's next job with it.
-    claim_next: bool,
-    /// Where the answer goes.
+    record: AttemptRecord,
     reply: oneshot::Sender<Recorded>,
 }
 
@@ -62,18 +58,30 @@ pub(super) struct Recorder {
     waiting: std::sync::Mutex<Vec<Record>>,
 }
 
-/// One record's answer in a group, before it is sent.
-struct Answer {
-    recorded: bool,
-    next: Option<ClaimedJob>,
+/// A copy of the pool's retry lanes for a group's claims: kept only if the
+/// group commits.
+struct Shares {
+    running: BTreeMap<String, usize>,
+    share: usize,
 }
 
-impl Answer {
-    /// What the worker is told, its next job's lease asked for no earlier
-    /// than `claimed_at`.
-    fn into_recorded(self, claimed_at: Instant) -> Recorded {
-        (Ok(self.recorded), self.next.map(|job| (job, claimed_at)))
+impl RetryShares for Shares {
+    fn held(&self) -> Vec<String> {
+        RetryLanes::held(&self.running, self.share)
     }
+
+    fn enter(&mut self, job: &ClaimedJob) {
+        RetryLanes::enter(&mut self.running, job);
+    }
+}
+
+/// What the worker is told of a record written, its next job's lease asked
+/// for no earlier than `claimed_at`.
+fn into_recorded(answer: RecordedAttempt, claimed_at: Instant) -> Recorded {
+    (
+        Ok(answer.recorded),
+        answer.next.map(|job| (job, claimed_at)),
+    )
 }
 
 impl Recorder {
@@ -113,10 +121,12 @@ impl Recorder {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(Record {
-                worker: worker.to_owned(),
-                claimed: claimed.clone(),
-                result: result.clone(),
-                claim_next,
+                record: AttemptRecord {
+                    worker: worker.to_owned(),
+                    claimed: claimed.clone(),
+                    result: result.clone(),
+                    claim_next,
+                },
                 reply,
             });
         tokio::select! {
@@ -147,40 +157,40 @@ impl Recorder {
         // The retry places the group's attempts held are given back whether
         // or not their records are written: the attempts are over.
         let mut woken = false;
-        for record in &group {
+        let (mut records, replies): (Vec<AttemptRecord>, Vec<_>) =
+            group.into_iter().map(|r| (r.record, r.reply)).unzip();
+        for record in &mut records {
             if record.claimed.attempt_in_round > 1 {
                 woken |= self
                     .lanes
                     .leave(&mut running, &record.claimed.job.definition);
             }
+            record.claim_next &= !stopping;
         }
         // Taken before the claims: each lease the store grants runs from a
         // moment no earlier than this one.
         let claimed_at = Instant::now();
-        // The claims enter a copy of the lanes, kept only if the group
-        // commits.
-        let mut lanes = running.clone();
-        match self.write_group(&group, stopping, &mut lanes).await {
-            Ok(answers) => {
+        match self.write_group(&records, &running).await {
+            Ok((answers, lanes)) => {
                 *running = lanes;
-                for (record, answer) in group.into_iter().zip(answers) {
-                    let _ = record.reply.send(answer.into_recorded(claimed_at));
+                for (reply, answer) in replies.into_iter().zip(answers) {
+                    let _ = reply.send(into_recorded(answer, claimed_at));
                 }
             }
-            Err(e) if group.len() > 1 => {
+            Err(e) if records.len() > 1 => {
                 tracing::warn!(
                     error = %e,
-                    records = group.len(),
+                    records = records.len(),
                     "a group of attempt records failed; writing each alone"
                 );
-                for record in group {
-                    let answer = self.write_alone(&record, stopping, &mut running).await;
-                    let _ = record.reply.send(answer);
+                for (record, reply) in records.iter().zip(replies) {
+                    let answer = self.write_alone(record, &mut running).await;
+                    let _ = reply.send(answer);
                 }
             }
             Err(e) => {
-                if let Some(record) = group.into_iter().next() {
-                    let _ = record.reply.send((Err(e), None));
+                if let Some(reply) = replies.into_iter().next() {
+                    let _ = reply.send((Err(e), None));
                 }
             }
         }
@@ -190,72 +200,43 @@ impl Recorder {
         }
     }
 
-    /// The group's transaction: each record, then its worker's claim.
+    /// The group's transaction: each record, then its worker's claim, on a
+    /// copy of the lanes; answers the copy as the claims left it.
     async fn write_group(
         &self,
-        group: &[Record],
-        stopping: bool,
-        lanes: &mut BTreeMap<String, usize>,
-    ) -> Result<Vec<Answer>, StoreError> {
-        let mut writes = self.store.job_writes().await?;
-        let mut answers = Vec::with_capacity(group.len());
-        for record in group {
-            let answer = self.write_one(&mut writes, record, stopping, lanes).await?;
-            answers.push(answer);
-        }
-        writes.commit().await?;
-        Ok(answers)
+        records: &[AttemptRecord],
+        running: &BTreeMap<String, usize>,
+    ) -> Result<(Vec<RecordedAttempt>, BTreeMap<String, usize>), StoreError> {
+        let shares = Shares {
+            running: running.clone(),
+            share: self.lanes.share,
+        };
+        let (answers, shares) = self
+            .store
+            .record_attempts(records, self.lease_ms, shares)
+            .await?;
+        Ok((answers, shares.running))
     }
 
     /// One record alone, in its own transaction.
     async fn write_alone(
         &self,
-        record: &Record,
-        stopping: bool,
+        record: &AttemptRecord,
         running: &mut BTreeMap<String, usize>,
     ) -> Recorded {
         let claimed_at = Instant::now();
-        let mut lanes = running.clone();
         match self
-            .write_group(std::slice::from_ref(record), stopping, &mut lanes)
+            .write_group(std::slice::from_ref(record), running)
             .await
         {
-            Ok(mut answers) => {
+            Ok((mut answers, lanes)) => {
                 *running = lanes;
                 match answers.pop() {
-                    Some(answer) => answer.into_recorded(claimed_at),
+                    Some(answer) => into_recorded(answer, claimed_at),
                     None => (Ok(false), None),
                 }
             }
             Err(e) => (Err(e), None),
         }
-    }
-
-    /// Records one attempt and, unless the pool is stopping, claims its
-    /// worker's next job, passing over the retries of the definitions that
-    /// hold their share in `lanes` (which the claimed job then enters).
-    async fn write_one(
-        &self,
-        writes: &mut JobWrites,
-        record: &Record,
-        stopping: bool,
-        lanes: &mut BTreeMap<String, usize>,
-    ) -> Result<Answer, StoreError> {
-        let recorded = writes
-            .finish(&record.claimed, &record.worker, &record.result)
-            .await?;
-        let mut next = None;
-        if record.claim_next && !stopping {
-            let held = RetryLanes::held(lanes, self.lanes.share);
-            next = writes
-                .claim(&record.worker, 1, self.lease_ms, &held)
-                .await?
-                .into_iter()
-                .next();
-            if let Some(job) = &next {
-                RetryLanes::enter(lanes, job);
-            }
-        }
-        Ok(Answer { recorded, next })
     }
 }

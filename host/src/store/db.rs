@@ -238,3 +238,29 @@ macro_rules! store_row {
 
 store_row!(SqliteRow);
 store_row!(PgRow);
+
+/// A row read on the writer thread's own connection (rusqlite).
+impl StoreRow for rusqlite::Row<'_> {
+    fn text(&self, column: &str) -> Result<String, StoreError> {
+        self.get(column).map_err(|e| writer_column_error(column, e))
+    }
+    fn opt_text(&self, column: &str) -> Result<Option<String>, StoreError> {
+        self.get(column).map_err(|e| writer_column_error(column, e))
+    }
+    fn int(&self, column: &str) -> Result<i64, StoreError> {
+        self.get(column).map_err(|e| writer_column_error(column, e))
+    }
+    fn opt_int(&self, column: &str) -> Result<Option<i64>, StoreError> {
+        self.get(column).map_err(|e| writer_column_error(column, e))
+    }
+    fn flag(&self, column: &str) -> Result<bool, StoreError> {
+        self.get(column).map_err(|e| writer_column_error(column, e))
+    }
+    fn bytes(&self, column: &str) -> Result<Vec<u8>, StoreError> {
+        self.get(column).map_err(|e| writer_column_error(column, e))
+    }
+}
+
+fn writer_column_error(column: &str, e: rusqlite::Error) -> StoreError {
+    StoreError::Corrupt(format!("column {column}: {e}"))
+}

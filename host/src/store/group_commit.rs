@@ -21,8 +21,10 @@
 //! statement journal, which spilled to a temporary file and was most of the
 //! writer's system calls (about nine in ten of its writes).
 //!
-//! The other writes of the store stay on sqlx's writer connection. The two
-//! connections take turns in the order they ask (the store's write turn)
+//! The job queue's grouped writes (a pool's attempt records and the claims
+//! made with them) run on this thread too, between groups of cancellations
+//! ([`Batcher::run`]). The other writes of the store stay on sqlx's writer
+//! connection. The two connections take turns in the order they ask (the store's write turn)
 //! before they open their transactions with `BEGIN IMMEDIATE`, so they
 //! never wait for each other in SQLite's busy handler, which sleeps.
 
@@ -64,10 +66,16 @@ struct Pending {
     reply: oneshot::Sender<Result<Committed, CancelError>>,
 }
 
+/// Other writes the writer thread runs on its connection, between groups
+/// of cancellations and holding the write turn (see [`Batcher::run`]).
+type Task = Box<dyn FnOnce(&mut Connection) + Send>;
+
 /// What the writer thread is sent.
 enum Work {
     /// Boxed: the channel's slots stay small.
     Cancel(Box<Pending>),
+    /// Another write, run after the cancellations taken before it.
+    Run(Task),
     /// Commit what has been taken, refuse the rest, close the connection.
     Stop,
 }
@@ -85,6 +93,7 @@ impl std::fmt::Debug for Work {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Work::Cancel(pending) => write!(f, "Cancel({})", pending.order_number),
+            Work::Run(_) => f.write_str("Run"),
             Work::Stop => f.write_str("Stop"),
         }
     }
@@ -129,6 +138,27 @@ impl Batcher {
         if let Some(thread) = thread {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
+    }
+
+    /// Runs `task` on the writer's connection, holding the write turn, and
+    /// waits for its answer: writes that would otherwise make a round trip
+    /// to sqlx's connection thread for every statement. The task owns its
+    /// transaction; one it leaves open is rolled back.
+    pub(super) async fn run<T: Send + 'static>(
+        &self,
+        task: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        if self.stopped.load(Ordering::SeqCst) {
+            return Err(StoreError::Closed);
+        }
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Work::Run(Box::new(move |connection: &mut Connection| {
+                let _ = reply.send(task(connection));
+            })))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
     }
 
     /// Queues a cancellation and waits for its group to commit.
@@ -222,14 +252,24 @@ impl Writer {
         let mut group: Vec<Pending> = Vec::with_capacity(MAX_GROUP);
         let mut stop = false;
         while !stop {
-            // Sleep until there is work, then take whatever else is waiting.
+            // Sleep until there is work, then take whatever else is waiting
+            // up to the next task, which runs after the group.
             match waiting.blocking_recv() {
                 Some(Work::Cancel(pending)) => group.push(*pending),
+                Some(Work::Run(task)) => {
+                    self.run_task(task);
+                    continue;
+                }
                 Some(Work::Stop) | None => break,
             }
+            let mut then = None;
             while group.len() < MAX_GROUP {
                 match waiting.try_recv() {
                     Ok(Work::Cancel(pending)) => group.push(*pending),
+                    Ok(Work::Run(task)) => {
+                        then = Some(task);
+                        break;
+                    }
                     Ok(Work::Stop) => {
                         stop = true;
                         break;
@@ -238,6 +278,9 @@ impl Writer {
                 }
             }
             self.commit_group(std::mem::take(&mut group));
+            if let Some(task) = then {
+                self.run_task(task);
+            }
         }
         waiting.close();
         // Dropping the replies answers the rest with `StoreError::Closed`.
@@ -296,6 +339,15 @@ impl Writer {
                 }
             }
         }
+    }
+
+    /// Runs another write on the connection, holding the write turn; rolls
+    /// back a transaction the task left open.
+    fn run_task(&mut self, task: Task) {
+        let turn = Arc::clone(&self.turn);
+        let _held = turn.blocking_lock();
+        task(&mut self.connection);
+        self.roll_back();
     }
 
     /// Ends a failed transaction, if SQLite has not already.

@@ -72,6 +72,42 @@ pub struct AttemptInput {
     pub shadow_run_wants_jobs: bool,
 }
 
+/// One worker's attempt for [`Store::record_attempts`]: its result, and
+/// whether to claim the worker's next job with it.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    /// The worker that ran the attempt (and holds the lease).
+    pub worker: String,
+    /// The job as the worker claimed it.
+    pub claimed: ClaimedJob,
+    /// What to record.
+    pub result: AttemptResult,
+    /// Whether to claim the worker's next job with the record.
+    pub claim_next: bool,
+}
+
+/// What one record of [`Store::record_attempts`] came to.
+#[derive(Debug, Clone)]
+pub struct RecordedAttempt {
+    /// False when the worker no longer held the lease (another worker took
+    /// the job up after it expired): nothing of the attempt was written.
+    pub recorded: bool,
+    /// The worker's next job, claimed with the record.
+    pub next: Option<ClaimedJob>,
+}
+
+/// How the claims of [`Store::record_attempts`] share a pool's workers
+/// between the retries of job definitions: each claim passes over the
+/// retries of the definitions [`RetryShares::held`] names, and the job it
+/// claims [`RetryShares::enter`]s, so that the next claim of the group sees
+/// it.
+pub trait RetryShares: Send + 'static {
+    /// The definitions whose retries hold their whole share.
+    fn held(&self) -> Vec<String>;
+    /// A job just claimed.
+    fn enter(&mut self, job: &ClaimedJob);
+}
+
 /// Which jobs to list.
 #[derive(Debug, Clone, Default)]
 pub struct JobFilter {
@@ -678,10 +714,60 @@ impl Store {
         Ok(recorded)
     }
 
+    /// Records the attempts of several workers in one transaction, each
+    /// followed by the claim of its worker's next job where the record asks
+    /// for one (the claim passes over the retries `shares` says hold their
+    /// share, and the job it claims enters `shares`). All or nothing: after
+    /// an error none of it is written, and `shares` is dropped. Answers each
+    /// record's outcome, in order, and `shares` as the claims left it.
+    ///
+    /// On SQLite the transaction runs on the writer thread's own connection
+    /// as plain calls, one trip there and back for the whole group rather
+    /// than two thread wake-ups per statement through sqlx; on PostgreSQL
+    /// it is a transaction of the pool.
+    pub async fn record_attempts<S: RetryShares>(
+        &self,
+        records: &[AttemptRecord],
+        lease_ms: i64,
+        mut shares: S,
+    ) -> Result<(Vec<RecordedAttempt>, S), StoreError> {
+        if let Some(writer) = &self.cancellations {
+            let records = records.to_vec();
+            return writer
+                .run(move |connection| {
+                    let answers =
+                        on_writer::record_attempts(connection, &records, lease_ms, &mut shares)?;
+                    Ok((answers, shares))
+                })
+                .await;
+        }
+        let mut writes = self.job_writes().await?;
+        let mut answers = Vec::with_capacity(records.len());
+        for record in records {
+            let recorded = writes
+                .finish(&record.claimed, &record.worker, &record.result)
+                .await?;
+            let mut next = None;
+            if record.claim_next {
+                next = writes
+                    .claim(&record.worker, 1, lease_ms, &shares.held())
+                    .await?
+                    .into_iter()
+                    .next();
+                if let Some(job) = &next {
+                    shares.enter(job);
+                }
+            }
+            answers.push(RecordedAttempt { recorded, next });
+        }
+        writes.commit().await?;
+        Ok((answers, shares))
+    }
+
     /// Opens one write transaction in which a worker pool records the
     /// attempts of several workers and claims their next jobs: the pool's
     /// deliveries share one commit. See [`JobWrites`].
-    pub async fn job_writes(&self) -> Result<JobWrites, StoreError> {
+    pub(super) async fn job_writes(&self) -> Result<JobWrites, StoreError> {
         Ok(JobWrites {
             tx: self.write_rows().await?,
         })
@@ -843,14 +929,13 @@ impl Store {
     }
 }
 
-/// The claim of [`Store::claim_due_jobs_passing_over`], inside `tx`.
 /// A write transaction of the job queue: [`JobWrites::finish`] and
 /// [`JobWrites::claim`] as [`Store::finish_attempt`] and
 /// [`Store::claim_due_jobs_passing_over`] do them, for any number of
 /// workers, until [`JobWrites::commit`]. Dropped without a commit, none of
 /// it is written. After an error the transaction is no longer usable (on
 /// PostgreSQL a failed statement aborts it): drop it and write again.
-pub struct JobWrites {
+pub(super) struct JobWrites {
     tx: Tx,
 }
 
@@ -864,7 +949,7 @@ impl JobWrites {
     /// Records an attempt's result and moves the job on, as
     /// [`Store::finish_attempt`] (false: `worker` no longer held the lease,
     /// and nothing of the attempt is written).
-    pub async fn finish(
+    pub(super) async fn finish(
         &mut self,
         claimed: &ClaimedJob,
         worker: &str,
@@ -876,7 +961,7 @@ impl JobWrites {
     /// Claims up to `limit` due jobs for `worker`, as
     /// [`Store::claim_due_jobs_passing_over`]; it sees what this
     /// transaction wrote before it.
-    pub async fn claim(
+    pub(super) async fn claim(
         &mut self,
         worker: &str,
         limit: u32,
@@ -887,7 +972,7 @@ impl JobWrites {
     }
 
     /// Commits everything written.
-    pub async fn commit(self) -> Result<(), StoreError> {
+    pub(super) async fn commit(self) -> Result<(), StoreError> {
         self.tx.commit().await?;
         Ok(())
     }
@@ -915,22 +1000,11 @@ async fn claim_in(
             break;
         }
         claimed_rows.extend(on!(&mut *tx, |tx| with_definitions(
-            sqlx::query(&format!(
-                "UPDATE jobs SET state = 'running', lease_owner = $1, lease_expires_at = $2,
-                     attempts = attempts + 1, updated_at = $3
-                 WHERE id IN (
-                     SELECT id FROM jobs AS due
-                     WHERE due.state = '{state}' AND due.{due_at} <= $3
-                       AND NOT {EARLIER_JOB_UNSETTLED} {passed_over}
-                     ORDER BY due.{due_at} LIMIT $4 {skip_locked})
-                 RETURNING {JOB_COLUMNS}",
-                state = lane.state,
-                due_at = lane.due_at,
-            ))
-            .bind(worker)
-            .bind(now + lease_ms)
-            .bind(now)
-            .bind(wanted),
+            sqlx::query(&claim_lane_sql(&lane, &passed_over, skip_locked))
+                .bind(worker)
+                .bind(now + lease_ms)
+                .bind(now)
+                .bind(wanted),
             retries_held
         )
         .fetch_all(&mut **tx)
@@ -950,33 +1024,22 @@ async fn claim_in(
         // An attempt left open belonged to a worker that died holding
         // the lease.
         if open_attempt {
-            on!(&mut *tx, |tx| sqlx::query(
-                "UPDATE job_attempts SET ended_at = $1, outcome = 'lease-expired',
-                     message = 'the worker stopped before recording a result; the lease expired'
-                 WHERE job_id = $2 AND ended_at IS NULL",
-            )
-            .bind(now)
+            on!(&mut *tx, |tx| sqlx::query(CLOSE_EXPIRED_ATTEMPT)
+                .bind(now)
+                .bind(&job.id)
+                .execute(&mut **tx)
+                .await
+                .map(drop)?);
+        }
+        on!(&mut *tx, |tx| sqlx::query(START_ATTEMPT)
             .bind(&job.id)
+            .bind(i64::from(job.attempts))
+            .bind(worker)
+            .bind(now)
             .execute(&mut **tx)
             .await
             .map(drop)?);
-        }
-        on!(&mut *tx, |tx| sqlx::query(
-            "INSERT INTO job_attempts (job_id, number, worker, started_at)
-                 VALUES ($1, $2, $3, $4)",
-        )
-        .bind(&job.id)
-        .bind(i64::from(job.attempts))
-        .bind(worker)
-        .bind(now)
-        .execute(&mut **tx)
-        .await
-        .map(drop)?);
-        claimed.push(ClaimedJob {
-            attempt: job.attempts,
-            attempt_in_round: job.attempts.saturating_sub(base),
-            job,
-        });
+        claimed.push(claimed_job(job, base));
     }
     Ok(claimed)
 }
@@ -990,52 +1053,37 @@ async fn finish_in(
     result: &AttemptResult,
 ) -> Result<bool, StoreError> {
     let now = now_ms();
+    let (run_at, last_error) = moved_on(result, now);
     let updated = on!(&mut *tx, |tx| {
-        sqlx::query(
-            "UPDATE jobs SET state = $1, run_at = $2, lease_owner = NULL, lease_expires_at = NULL,
-                 erp_reference = COALESCE($3, erp_reference), last_error = $4, updated_at = $5
-             WHERE id = $6 AND lease_owner = $7 AND state = 'running' AND attempts = $8",
-        )
-        .bind(result.next.as_str())
-        .bind(if result.next == JobState::Retrying {
-            result.retry_at_ms
-        } else {
-            now
-        })
-        .bind(&result.erp_reference)
-        .bind(if result.next == JobState::Succeeded {
-            None
-        } else {
-            Some(describe(result))
-        })
-        .bind(now)
-        .bind(&claimed.job.id)
-        .bind(worker)
-        .bind(i64::from(claimed.attempt))
-        .execute(&mut **tx)
-        .await?
-        .rows_affected()
+        sqlx::query(FINISH_JOB)
+            .bind(result.next.as_str())
+            .bind(run_at)
+            .bind(&result.erp_reference)
+            .bind(last_error)
+            .bind(now)
+            .bind(&claimed.job.id)
+            .bind(worker)
+            .bind(i64::from(claimed.attempt))
+            .execute(&mut **tx)
+            .await?
+            .rows_affected()
     });
     if updated == 0 {
         return Ok(false);
     }
-    on!(&mut *tx, |tx| sqlx::query(
-        "UPDATE job_attempts SET ended_at = $1, outcome = $2, message = $3, erp_reference = $4,
-                 plugin_version = $5, log = $6, exchange = $7
-             WHERE job_id = $8 AND number = $9",
-    )
-    .bind(now)
-    .bind(&result.outcome)
-    .bind(&result.message)
-    .bind(&result.erp_reference)
-    .bind(&result.plugin_version)
-    .bind(to_json(&result.log))
-    .bind(result.exchange.as_ref().map(to_json))
-    .bind(&claimed.job.id)
-    .bind(i64::from(claimed.attempt))
-    .execute(&mut **tx)
-    .await
-    .map(drop)?);
+    on!(&mut *tx, |tx| sqlx::query(FINISH_ATTEMPT)
+        .bind(now)
+        .bind(&result.outcome)
+        .bind(&result.message)
+        .bind(&result.erp_reference)
+        .bind(&result.plugin_version)
+        .bind(to_json(&result.log))
+        .bind(result.exchange.as_ref().map(to_json))
+        .bind(&claimed.job.id)
+        .bind(i64::from(claimed.attempt))
+        .execute(&mut **tx)
+        .await
+        .map(drop)?);
     Ok(true)
 }
 
@@ -1044,14 +1092,81 @@ async fn finish_in(
 /// the common statement stays as simple as it can be (and binds nothing
 /// more: see [`with_definitions`]).
 fn passing_over<S, P>(db: &Db<S, P>, retries_held: &[String], n: u8) -> String {
+    passing_over_on(matches!(db, Db::Sqlite(_)), retries_held, n)
+}
+
+/// [`passing_over`] in SQLite's words (`sqlite`) or PostgreSQL's.
+fn passing_over_on(sqlite: bool, retries_held: &[String], n: u8) -> String {
     if retries_held.is_empty() {
         return String::new();
     }
-    let names = match db {
-        Db::Sqlite(_) => format!("SELECT value FROM json_each(${n})"),
-        Db::Postgres(_) => format!("SELECT json_array_elements_text(${n}::json)"),
+    let names = if sqlite {
+        format!("SELECT value FROM json_each(${n})")
+    } else {
+        format!("SELECT json_array_elements_text(${n}::json)")
     };
     format!("AND NOT (due.attempts > due.attempt_base AND due.definition IN ({names}))")
+}
+
+/// The claim of up to `$4` due jobs of `lane` for worker `$1`, leased until
+/// `$2`, at `$3` (now); `passed_over` from [`passing_over`] binds `$5`.
+fn claim_lane_sql(lane: &ClaimLane, passed_over: &str, skip_locked: &str) -> String {
+    format!(
+        "UPDATE jobs SET state = 'running', lease_owner = $1, lease_expires_at = $2,
+             attempts = attempts + 1, updated_at = $3
+         WHERE id IN (
+             SELECT id FROM jobs AS due
+             WHERE due.state = '{state}' AND due.{due_at} <= $3
+               AND NOT {EARLIER_JOB_UNSETTLED} {passed_over}
+             ORDER BY due.{due_at} LIMIT $4 {skip_locked})
+         RETURNING {JOB_COLUMNS}",
+        state = lane.state,
+        due_at = lane.due_at,
+    )
+}
+
+/// Closes the attempt left open by a worker that died holding job `$2`'s
+/// lease, at `$1`.
+const CLOSE_EXPIRED_ATTEMPT: &str = "UPDATE job_attempts SET ended_at = $1,
+        outcome = 'lease-expired',
+        message = 'the worker stopped before recording a result; the lease expired'
+    WHERE job_id = $2 AND ended_at IS NULL";
+
+/// Opens attempt `$2` of job `$1` by worker `$3` at `$4`.
+const START_ATTEMPT: &str = "INSERT INTO job_attempts (job_id, number, worker, started_at)
+    VALUES ($1, $2, $3, $4)";
+
+/// Moves job `$6` on to state `$1`, due at `$2`, if worker `$7` still holds
+/// its lease for attempt `$8`.
+const FINISH_JOB: &str = "UPDATE jobs SET state = $1, run_at = $2, lease_owner = NULL,
+        lease_expires_at = NULL, erp_reference = COALESCE($3, erp_reference),
+        last_error = $4, updated_at = $5
+    WHERE id = $6 AND lease_owner = $7 AND state = 'running' AND attempts = $8";
+
+/// Records how attempt `$9` of job `$8` ended.
+const FINISH_ATTEMPT: &str = "UPDATE job_attempts SET ended_at = $1, outcome = $2, message = $3,
+        erp_reference = $4, plugin_version = $5, log = $6, exchange = $7
+    WHERE job_id = $8 AND number = $9";
+
+/// When a job recorded with `result` at `now` is due again, and its last
+/// error (none once it succeeded).
+fn moved_on(result: &AttemptResult, now: i64) -> (i64, Option<String>) {
+    let run_at = if result.next == JobState::Retrying {
+        result.retry_at_ms
+    } else {
+        now
+    };
+    let last_error = (result.next != JobState::Succeeded).then(|| describe(result));
+    (run_at, last_error)
+}
+
+/// A job as claimed, its attempt counted in its round from `base`.
+fn claimed_job(job: Job, base: u32) -> ClaimedJob {
+    ClaimedJob {
+        attempt: job.attempts,
+        attempt_in_round: job.attempts.saturating_sub(base),
+        job,
+    }
 }
 
 /// `query` with `retries_held` bound as the JSON array [`passing_over`]
@@ -1143,4 +1258,133 @@ fn attempt_input_from_rows(
         cancellation,
         shadow_run_wants_jobs: first.flag("shadow_wanted")?,
     })
+}
+
+/// The job queue's grouped writes on the SQLite writer thread's own
+/// connection (rusqlite, prepared statements kept): the same statements as
+/// [`finish_in`] and [`claim_in`], as plain calls.
+mod on_writer {
+    use rusqlite::types::ToSql;
+    use rusqlite::{Connection, params};
+
+    use super::{
+        AttemptRecord, AttemptResult, CLAIM_LANES, CLOSE_EXPIRED_ATTEMPT, ClaimedJob,
+        FINISH_ATTEMPT, FINISH_JOB, RecordedAttempt, RetryShares, START_ATTEMPT, StoreError,
+        StoreRow, claim_lane_sql, claimed_job, definitions_json, job_from_row, moved_on,
+        passing_over_on,
+    };
+    use crate::store::{now_ms, to_json};
+
+    /// [`crate::store::Store::record_attempts`] in one transaction on
+    /// `connection`. An error leaves the transaction open: the writer
+    /// thread rolls it back.
+    pub(super) fn record_attempts(
+        connection: &mut Connection,
+        records: &[AttemptRecord],
+        lease_ms: i64,
+        shares: &mut impl RetryShares,
+    ) -> Result<Vec<RecordedAttempt>, StoreError> {
+        connection.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+        let mut answers = Vec::with_capacity(records.len());
+        for record in records {
+            let recorded = finish(connection, &record.claimed, &record.worker, &record.result)?;
+            let mut next = None;
+            if record.claim_next {
+                next = claim_one(connection, &record.worker, lease_ms, &shares.held())?;
+                if let Some(job) = &next {
+                    shares.enter(job);
+                }
+            }
+            answers.push(RecordedAttempt { recorded, next });
+        }
+        connection.prepare_cached("COMMIT")?.execute([])?;
+        Ok(answers)
+    }
+
+    /// Records an attempt's result and moves the job on; false (nothing
+    /// written) when `worker` no longer holds the lease.
+    fn finish(
+        connection: &Connection,
+        claimed: &ClaimedJob,
+        worker: &str,
+        result: &AttemptResult,
+    ) -> Result<bool, StoreError> {
+        let now = now_ms();
+        let (run_at, last_error) = moved_on(result, now);
+        let updated = connection.prepare_cached(FINISH_JOB)?.execute(params![
+            result.next.as_str(),
+            run_at,
+            result.erp_reference,
+            last_error,
+            now,
+            claimed.job.id,
+            worker,
+            i64::from(claimed.attempt),
+        ])?;
+        if updated == 0 {
+            return Ok(false);
+        }
+        connection.prepare_cached(FINISH_ATTEMPT)?.execute(params![
+            now,
+            result.outcome,
+            result.message,
+            result.erp_reference,
+            result.plugin_version,
+            to_json(&result.log),
+            result.exchange.as_ref().map(to_json),
+            claimed.job.id,
+            i64::from(claimed.attempt),
+        ])?;
+        Ok(true)
+    }
+
+    /// Claims one due job for `worker`, lane by lane.
+    fn claim_one(
+        connection: &Connection,
+        worker: &str,
+        lease_ms: i64,
+        retries_held: &[String],
+    ) -> Result<Option<ClaimedJob>, StoreError> {
+        let now = now_ms();
+        let leased_until = now.saturating_add(lease_ms);
+        let passed_over = passing_over_on(true, retries_held, 5);
+        let held = definitions_json(retries_held);
+        for lane in &CLAIM_LANES {
+            // Named: `$5` comes before `$4` in the statement, and is there
+            // only when definitions are passed over.
+            let mut bound: Vec<(&str, &dyn ToSql)> = vec![
+                ("$1", &worker),
+                ("$2", &leased_until),
+                ("$3", &now),
+                ("$4", &1_i64),
+            ];
+            if !passed_over.is_empty() {
+                bound.push(("$5", &held));
+            }
+            let sql = claim_lane_sql(lane, &passed_over, "");
+            let mut statement = connection.prepare_cached(&sql)?;
+            let mut rows = statement.query(bound.as_slice())?;
+            let mut claimed = None;
+            while let Some(row) = rows.next()? {
+                claimed = Some((job_from_row(row)?, row.count::<u32>("attempt_base")?));
+            }
+            drop(rows);
+            let Some((job, base)) = claimed else {
+                continue;
+            };
+            if lane.open_attempt {
+                connection
+                    .prepare_cached(CLOSE_EXPIRED_ATTEMPT)?
+                    .execute(params![now, job.id])?;
+            }
+            connection.prepare_cached(START_ATTEMPT)?.execute(params![
+                job.id,
+                i64::from(job.attempts),
+                worker,
+                now
+            ])?;
+            return Ok(Some(claimed_job(job, base)));
+        }
+        Ok(None)
+    }
 }

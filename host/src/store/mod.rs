@@ -63,8 +63,8 @@ pub use config::ConfigSnapshot;
 pub use copy::{CopiedTable, CopyError, copy_sqlite_to_postgres};
 pub use jobs::new_job;
 pub use jobs::{
-    AttemptInput, AttemptResult, ClaimedJob, JobFilter, JobWrites, ManualRun, Pruned, RetryError,
-    RunError,
+    AttemptInput, AttemptRecord, AttemptResult, ClaimedJob, JobFilter, ManualRun, Pruned,
+    RecordedAttempt, RetryError, RetryShares, RunError,
 };
 pub use orders::{OrderSummary, PutOrder, format_date};
 pub use plugins::PluginTables;
