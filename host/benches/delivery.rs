@@ -1,7 +1,8 @@
-//! `delivery`: how many ERP deliveries a host sustains, through the bundled
-//! `webhook` plugin to a loopback ERP that answers each request after a
-//! fixed delay (1 ms: a fast ERP; 50 ms: a real one, where the number of
-//! attempts in flight decides the rate).
+//! `delivery`: how many ERP deliveries a host sustains, through a bundled
+//! plugin (`aaas`, Accounting as a Service, by default; `webhook` with
+//! `RESCIND_BENCH_PLUGIN=webhook`) to a loopback ERP that answers each
+//! request after a fixed delay (1 ms: a fast ERP; 50 ms: a real one, where
+//! the number of attempts in flight decides the rate).
 //!
 //! Each phase fills a store with queued jobs first (a service without
 //! workers takes `N` cancellations over HTTP, each queueing one job), stops
@@ -9,7 +10,9 @@
 //! workers. The figure is the rate between the ERP's first and last request:
 //! jobs per second, against what the concurrency allows (`min(W, plugin
 //! slots) / delay`) as a ratio. The service and the ERP share the process
-//! (and the machine's two cores).
+//! (and the machine's two cores). Every job must end `succeeded`: a phase
+//! whose plugin failed its jobs fails the bench rather than report how fast
+//! it failed them.
 //!
 //! ```sh
 //! cargo bench -p rescind-host --bench delivery
@@ -25,13 +28,14 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::post;
 use reqwest::StatusCode;
 use rescind_host::jobs::WorkerConfig;
 use rescind_host::plugins::RuntimeConfig;
 use rescind_host::service::{self, PluginsConfig, ServiceConfig};
-use serde_json::json;
+use rescind_host::store::{Connection, JobState, Store};
+use serde_json::{Value, json};
 use support::{ADMIN, PHASE_LIMIT, Row, env, load, seed_store, write_results};
 
 mod support;
@@ -39,16 +43,77 @@ mod support;
 /// When the ERP received each request.
 type Arrivals = Arc<Mutex<Vec<Instant>>>;
 
-/// A loopback ERP answering every request `delay` after it arrived.
+/// The bundled plugin the jobs go through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Plugin {
+    /// Accounting as a Service: a bearer token, one `POST` per job to the
+    /// order's `/businesses/…/cancellations`.
+    Aaas,
+    /// A signed `POST` to the connection's `path`.
+    Webhook,
+}
+
+impl Plugin {
+    fn from_env() -> Self {
+        match std::env::var("RESCIND_BENCH_PLUGIN").as_deref() {
+            Err(_) | Ok("aaas") => Plugin::Aaas,
+            Ok("webhook") => Plugin::Webhook,
+            Ok(other) => panic!("RESCIND_BENCH_PLUGIN: {other:?} (aaas or webhook)"),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Plugin::Aaas => "aaas",
+            Plugin::Webhook => "webhook",
+        }
+    }
+
+    /// Points the seeded `OrderCancel` definition at this plugin, with a
+    /// connection it accepts (the seed is the webhook's).
+    async fn configure(self, store: &Store, erp: SocketAddr) {
+        if self == Plugin::Webhook {
+            return;
+        }
+        store
+            .put_connection(
+                &Connection {
+                    name: "erp".to_owned(),
+                    base_url: format!("http://{erp}"),
+                    allowed_hosts: vec![erp.to_string()],
+                    allow_private_network: false,
+                    ca_certificates: None,
+                    settings: Default::default(),
+                    secrets: [("apiToken".to_owned(), "bench-api-token".to_owned())].into(),
+                },
+                false,
+            )
+            .await
+            .expect("connection");
+        let mut definition = store
+            .job_definition("OrderCancel")
+            .await
+            .expect("read")
+            .expect("the seeded definition");
+        definition.integration_processor = self.name().to_owned();
+        store
+            .put_job_definition(&definition)
+            .await
+            .expect("definition");
+    }
+}
+
+/// A loopback ERP answering every request `delay` after it arrived, with
+/// what both plugins read as an acceptance.
 async fn start_erp(delay: Duration) -> (SocketAddr, Arrivals) {
-    async fn receive(State((arrivals, delay)): State<(Arrivals, Duration)>) -> &'static str {
+    async fn receive(State((arrivals, delay)): State<(Arrivals, Duration)>) -> Json<Value> {
         arrivals.lock().expect("arrivals").push(Instant::now());
         tokio::time::sleep(delay).await;
-        r#"{"id":"ERP-1"}"#
+        Json(json!({"id": "ERP-1", "internalRequestId": "ERP-1"}))
     }
     let arrivals: Arrivals = Arc::default();
     let app = axum::Router::new()
-        .route("/hooks/cancel", post(receive))
+        .fallback(receive)
         .with_state((Arc::clone(&arrivals), delay));
     let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .await
@@ -77,7 +142,13 @@ fn config(data: &Path, cache: &Path, workers: Option<usize>) -> ServiceConfig {
 /// One phase: `jobs` jobs queued, then delivered by `workers` workers to
 /// an ERP answering after `delay`. Answers the rate (jobs/s) between the
 /// first and the last request the ERP received, and how many arrived.
-async fn phase(cache: &Path, delay: Duration, workers: usize, jobs: usize) -> (f64, usize) {
+async fn phase(
+    cache: &Path,
+    plugin: Plugin,
+    delay: Duration,
+    workers: usize,
+    jobs: usize,
+) -> (f64, usize) {
     let (erp, arrivals) = start_erp(delay).await;
     let data = tempfile::tempdir().expect("data dir");
 
@@ -86,6 +157,7 @@ async fn phase(cache: &Path, delay: Duration, workers: usize, jobs: usize) -> (f
         .await
         .expect("service");
     seed_store(&filling.state.store, erp, jobs).await;
+    plugin.configure(&filling.state.store, erp).await;
     let addr = filling.addr;
     let queued = load(
         16,
@@ -114,6 +186,31 @@ async fn phase(cache: &Path, delay: Duration, workers: usize, jobs: usize) -> (f
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let arrived = arrivals.lock().expect("arrivals").clone();
+    // Each delivery must have been an acceptance (its record follows the
+    // ERP's answer by a moment).
+    let mut succeeded = 0;
+    let settle_by = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < settle_by {
+        succeeded = delivering
+            .state
+            .store
+            .job_counts()
+            .await
+            .expect("job counts")
+            .iter()
+            .find(|(state, _)| *state == JobState::Succeeded)
+            .map_or(0, |(_, n)| *n);
+        if succeeded >= arrived.len() as i64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        succeeded,
+        arrived.len() as i64,
+        "every job the ERP received succeeded, through {}",
+        plugin.name()
+    );
     delivering
         .shutdown(Duration::from_secs(5))
         .await
@@ -148,10 +245,12 @@ async fn run() {
     let delays = list("RESCIND_BENCH_DELAYS_MS", "1,50");
     let worker_counts = list("RESCIND_BENCH_WORKERS", "2,8,32");
     let slots = RuntimeConfig::default().max_concurrent_calls as usize;
+    let plugin = Plugin::from_env();
     let cache = tempfile::tempdir().expect("cache dir");
     println!(
-        "delivery: the webhook plugin to a loopback ERP; {slots} plugin slots; {} CPUs; load \
+        "delivery: the {} plugin to a loopback ERP; {slots} plugin slots; {} CPUs; load \
          average {}",
+        plugin.name(),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         std::fs::read_to_string("/proc/loadavg")
             .unwrap_or_default()
@@ -169,7 +268,7 @@ async fn run() {
             } else {
                 (40 * workers.min(slots)).max(100)
             };
-            let (rate, delivered) = phase(cache.path(), delay, workers, jobs).await;
+            let (rate, delivered) = phase(cache.path(), plugin, delay, workers, jobs).await;
             let allowed = workers.min(slots) as f64 / delay.as_secs_f64();
             println!(
                 "| {delay_ms} ms | {workers} | {jobs} | {delivered} | {rate:.0} | {allowed:.0} | \
@@ -177,7 +276,10 @@ async fn run() {
                 rate / allowed
             );
             let row = Row::new(
-                format!("deliveries, ERP answering in {delay_ms} ms, {workers} workers"),
+                format!(
+                    "deliveries through {}, ERP answering in {delay_ms} ms, {workers} workers",
+                    plugin.name()
+                ),
                 rate,
                 "jobs/s",
                 format!("what the concurrency allows (min({workers}, {slots}) / {delay_ms} ms)"),
