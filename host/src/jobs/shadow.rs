@@ -19,10 +19,11 @@ const MAX_SHADOW_TEXT_BYTES: usize = 4 * 1024;
 impl PluginProcessors {
     /// Runs the shadow version of `processor`'s plugin beside the attempt
     /// just recorded, when the plugin has a shadow run that still wants
-    /// jobs (the worker asks only when the attempt's input said so; taking
-    /// the job checks again); keeps the comparison in the store. Only for attempts of a
-    /// plugin's active version (`name`, not a pinned `name@sha256:…`) in
-    /// which the plugin ran. Failures are logged: the job is not affected.
+    /// jobs (the worker calls this only when the attempt's input said so;
+    /// taking the job checks again); keeps the comparison in the store.
+    /// Only for attempts of a plugin's active version (`name`, not a pinned
+    /// `name@sha256:…`) in which the plugin ran. Failures are logged: the
+    /// job is not affected.
     pub(super) async fn shadow(
         &self,
         store: &Store,

@@ -24,9 +24,10 @@
 //! The job queue's grouped writes (a pool's attempt records and the claims
 //! made with them) run on this thread too, between groups of cancellations
 //! ([`Batcher::run`]). The other writes of the store stay on sqlx's writer
-//! connection. The two connections take turns in the order they ask (the store's write turn)
-//! before they open their transactions with `BEGIN IMMEDIATE`, so they
-//! never wait for each other in SQLite's busy handler, which sleeps.
+//! connection. The two connections take turns in the order they ask (the
+//! store's write turn) before they open their transactions with `BEGIN
+//! IMMEDIATE`, so they never wait for each other in SQLite's busy handler,
+//! which sleeps.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -355,7 +356,7 @@ impl Writer {
         if !self.connection.is_autocommit()
             && let Err(e) = self.connection.execute_batch("ROLLBACK")
         {
-            tracing::error!(error = %e, "rollback of a failed cancellation group failed");
+            tracing::error!(error = %e, "rollback of a failed write group failed");
         }
     }
 
