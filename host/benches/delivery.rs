@@ -285,11 +285,17 @@ async fn run() {
                 format!("what the concurrency allows (min({workers}, {slots}) / {delay_ms} ms)"),
                 allowed,
             );
-            // The goals: ≥ 2,000 jobs/s with a fast ERP; with a
-            // slow one, limited only by the concurrency (taken as ≥ 0.8 of
-            // what it allows).
+            // The goals: ≥ 2,000 jobs/s with a fast ERP, for a pool
+            // whose concurrency allows more than that (two workers at 1 ms
+            // allow 2,000 at best: that row carries no goal); with a slow
+            // ERP, limited only by the concurrency (taken as ≥ 0.8 of what
+            // it allows).
             rows.push(if delay_ms <= 1 {
-                row.goal("≥ 2,000 jobs/s", rate >= 2_000.0)
+                if allowed > 2_000.0 {
+                    row.goal("≥ 2,000 jobs/s", rate >= 2_000.0)
+                } else {
+                    row
+                }
             } else {
                 row.goal(
                     "≥ 0.8 of what the concurrency allows",
