@@ -651,36 +651,25 @@ async fn many_workers_deliver_many_jobs_each_once_with_one_recorded_attempt() {
 /// which.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_attempt_reads_its_definition_connection_secrets_and_cancellation_together() {
-    let service = TestService::start_without_workers().await;
-    service.configure_insite().await;
-    crate::api_cancel::configure_job(
-        &service,
-        "http://127.0.0.1:9",
-        "127.0.0.1:9",
-        json!({"maxAttempts": 1, "initialBackoffMs": 1, "maxBackoffMs": 1}),
-    )
-    .await;
-    let connection = service
-        .call(
-            Method::PUT,
-            "/v1/admin/connections/erp",
-            Some(ADMIN),
-            Some(
-                &json!({"baseUrl": "http://127.0.0.1:9", "allowedHosts": ["127.0.0.1:9"],
-                         "settings": {"path": "/hooks/cancel"},
-                         "secrets": {"signingKey": SIGNING_KEY, "apiToken": "token-2"}}),
-            ),
-        )
-        .await;
-    assert_eq!(connection.status, StatusCode::OK, "{}", connection.body);
+    let (service, _) = crate::jobs_records::service_with_jobs(0).await;
+    // The job's connection `erp`, with `secrets`.
+    let put_connection = async |secrets: Value| {
+        let a = service
+            .call(
+                Method::PUT,
+                "/v1/admin/connections/erp",
+                Some(ADMIN),
+                Some(
+                    &json!({"baseUrl": "http://127.0.0.1:9", "allowedHosts": ["127.0.0.1:9"],
+                             "settings": {"path": "/hooks/cancel"}, "secrets": secrets}),
+                ),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    };
+    put_connection(json!({"signingKey": SIGNING_KEY, "apiToken": "token-2"})).await;
     let (cancellation, job) = cancel(&service).await;
-    let store = service
-        .running
-        .as_ref()
-        .expect("running")
-        .state
-        .store
-        .clone();
+    let store = service.store();
     let job = store.job(&job).await.expect("read").expect("job");
 
     let input = store.attempt_input(&job).await.expect("input");
@@ -705,18 +694,7 @@ async fn an_attempt_reads_its_definition_connection_secrets_and_cancellation_tog
     assert!(!input.shadow_run_wants_jobs, "no shadow run");
 
     // A connection without secrets: one row, no secret.
-    let connection = service
-        .call(
-            Method::PUT,
-            "/v1/admin/connections/erp",
-            Some(ADMIN),
-            Some(
-                &json!({"baseUrl": "http://127.0.0.1:9", "allowedHosts": ["127.0.0.1:9"],
-                         "settings": {"path": "/hooks/cancel"}, "secrets": {}}),
-            ),
-        )
-        .await;
-    assert_eq!(connection.status, StatusCode::OK, "{}", connection.body);
+    put_connection(json!({})).await;
     let input = store.attempt_input(&job).await.expect("input");
     assert!(input.definition.is_some());
     assert!(input.connection.expect("connection").secrets.is_empty());

@@ -4,11 +4,12 @@
 use std::collections::BTreeSet;
 
 use reqwest::{Method, StatusCode};
-use rescind_host::store::{AttemptLogLine, AttemptResult, JobState, Store, now_ms};
+use rescind_host::store::{AttemptResult, JobState, Store, now_ms};
 use serde_json::json;
 
 use crate::api_cancel::configure_job;
 use crate::hotload_support::cancel_new_order;
+use crate::jobs_records::result;
 use crate::service::{ADMIN, TestService, sample_order};
 
 async fn service_with_job() -> (TestService, String) {
@@ -26,36 +27,10 @@ async fn service_with_job() -> (TestService, String) {
     (service, job)
 }
 
-fn store(service: &TestService) -> Store {
-    service
-        .running
-        .as_ref()
-        .expect("running")
-        .state
-        .store
-        .clone()
-}
-
-fn result(outcome: &str, next: JobState) -> AttemptResult {
-    AttemptResult {
-        outcome: outcome.to_owned(),
-        message: Some(format!("{outcome} for the test")),
-        erp_reference: (next == JobState::Succeeded).then(|| "ERP-REF-1".to_owned()),
-        plugin_version: Some("sha256:test".to_owned()),
-        log: vec![AttemptLogLine {
-            level: "info".to_owned(),
-            message: "posted".to_owned(),
-        }],
-        exchange: None,
-        next,
-        retry_at_ms: now_ms(),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_lease_is_taken_up_by_another_worker() {
     let (service, job) = service_with_job().await;
-    let store = store(&service);
+    let store = service.store();
 
     // Worker A claims with a lease that is over at once, and "dies".
     let claimed = store
@@ -132,7 +107,7 @@ async fn an_expired_lease_is_taken_up_by_another_worker() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_jobs_can_be_retried_and_listed_by_state() {
     let (service, job) = service_with_job().await;
-    let store = store(&service);
+    let store = service.store();
     let c = store.claim_due_jobs("w", 1, 60_000).await.expect("claim");
     assert!(
         store
@@ -278,7 +253,7 @@ async fn an_orders_jobs_are_claimed_in_the_order_their_cancellations_were_commit
         json!({"maxAttempts": 3, "initialBackoffMs": 60000, "maxBackoffMs": 60000}),
     )
     .await;
-    let store = store(&service);
+    let store = service.store();
     // Two partial cancellations of one order (line 2 alone, then line 1
     // with the discount that goes with it), and one of another order.
     service.put_order("SO-1", &sample_order("C-1")).await;
@@ -409,28 +384,30 @@ async fn a_restarted_host_takes_up_the_jobs_its_previous_run_left_running_at_onc
     let (service, job) = service_with_job().await;
     // A worker of this run claims the job for a minute, and the run ends
     // before it records anything (as a killed process would).
-    let claimed = store(&service)
+    let claimed = service
+        .store()
         .claim_due_jobs("worker-of-a-dead-run", 10, 60_000)
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1);
     let service = service.restart().await;
 
-    let again = store(&service)
+    let again = service
+        .store()
         .claim_due_jobs("worker-b", 10, 60_000)
         .await
         .unwrap();
     assert_eq!(again.len(), 1, "due at once, not after the lease");
     assert_eq!(again[0].job.id, job);
     assert_eq!(again[0].attempt, 2);
-    let attempts = store(&service).job_attempts(&job).await.unwrap();
+    let attempts = service.store().job_attempts(&job).await.unwrap();
     assert_eq!(attempts[0].outcome.as_deref(), Some("interrupted"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_attempts_are_claimed_before_retries_that_were_due_earlier() {
     let (service, retried) = service_with_job().await;
-    let store = store(&service);
+    let store = service.store();
     // The first job fails once and is due again at once.
     let claimed = store
         .claim_due_jobs("worker-a", 1, 60_000)
@@ -470,7 +447,7 @@ async fn first_attempts_are_claimed_before_retries_that_were_due_earlier() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retries_of_a_definition_holding_its_share_are_passed_over_but_not_its_first_attempts() {
     let (service, retried) = service_with_job().await;
-    let store = store(&service);
+    let store = service.store();
     let held = ["OrderCancel".to_owned()];
     // The job fails once and is due again at once.
     let claimed = store.claim_due_jobs("w", 1, 60_000).await.expect("claim");

@@ -14,7 +14,7 @@ use crate::service::TestService;
 
 /// A service without workers (the test claims and records itself) and
 /// `count` queued jobs of `OrderCancel`, oldest first.
-async fn service_with_jobs(count: usize) -> (TestService, Vec<String>) {
+pub(crate) async fn service_with_jobs(count: usize) -> (TestService, Vec<String>) {
     let service = TestService::start_without_workers().await;
     service.configure_insite().await;
     crate::api_cancel::configure_job(
@@ -31,17 +31,8 @@ async fn service_with_jobs(count: usize) -> (TestService, Vec<String>) {
     (service, jobs)
 }
 
-fn store(service: &TestService) -> Store {
-    service
-        .running
-        .as_ref()
-        .expect("running")
-        .state
-        .store
-        .clone()
-}
-
-fn result(outcome: &str, next: JobState) -> AttemptResult {
+/// An attempt's result: `outcome`, moving the job on to `next`.
+pub(crate) fn result(outcome: &str, next: JobState) -> AttemptResult {
     AttemptResult {
         outcome: outcome.to_owned(),
         message: Some(format!("{outcome} for the test")),
@@ -104,9 +95,9 @@ async fn claim(store: &Store, worker: &str) -> ClaimedJob {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_records_each_attempt_and_claims_its_workers_next_job() {
     let (service, jobs) = service_with_jobs(4).await;
-    let store = store(&service);
-    let a = claim(&store, "worker-a").await;
-    let b = claim(&store, "worker-b").await;
+    let store = service.store();
+    let a = claim(store, "worker-a").await;
+    let b = claim(store, "worker-b").await;
     assert_eq!((&a.job.id, &b.job.id), (&jobs[0], &jobs[1]));
     let accepted = result("accepted", JobState::Succeeded);
     let rejected = result("rejected", JobState::Failed);
@@ -163,9 +154,9 @@ async fn a_group_records_each_attempt_and_claims_its_workers_next_job() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_whose_transaction_fails_writes_nothing_of_any_record() {
     let (service, jobs) = service_with_jobs(3).await;
-    let store = store(&service);
-    let a = claim(&store, "worker-a").await;
-    let b = claim(&store, "worker-b").await;
+    let store = service.store();
+    let a = claim(store, "worker-a").await;
+    let b = claim(store, "worker-b").await;
     // The store refuses the record of an attempt whose outcome is `poison`.
     service
         .edit_database(
@@ -216,10 +207,10 @@ async fn a_group_whose_transaction_fails_writes_nothing_of_any_record() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_claim_passes_over_the_retries_of_a_definition_that_holds_its_share() {
     let (service, jobs) = service_with_jobs(3).await;
-    let store = store(&service);
-    let a = claim(&store, "worker-a").await;
-    let b = claim(&store, "worker-b").await;
-    let c = claim(&store, "worker-c").await;
+    let store = service.store();
+    let a = claim(store, "worker-a").await;
+    let b = claim(store, "worker-b").await;
+    let c = claim(store, "worker-c").await;
     let accepted = result("accepted", JobState::Succeeded);
 
     // The first job's attempt failed for now: a retry, due at once.

@@ -16,16 +16,6 @@ use crate::service::{ADMIN, TestService, sample_order};
 /// Forty days, in milliseconds: past the 30-day retention.
 const FORTY_DAYS_MS: i64 = 40 * 24 * 3600 * 1000;
 
-fn store(service: &TestService) -> Store {
-    service
-        .running
-        .as_ref()
-        .expect("running")
-        .state
-        .store
-        .clone()
-}
-
 fn result(next: JobState) -> AttemptResult {
     AttemptResult {
         outcome: if next == JobState::Succeeded {
@@ -119,19 +109,19 @@ async fn service() -> TestService {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn finished_jobs_past_the_age_go_with_their_attempts_and_the_rest_stay() {
     let service = service().await;
-    let store = store(&service);
+    let store = service.store();
 
     // Old and succeeded, old and failed: to go.
     let (old_ok_cancellation, old_ok) = cancel(&service, "SO-1").await;
-    finish(&store, &old_ok, JobState::Succeeded).await;
+    finish(store, &old_ok, JobState::Succeeded).await;
     let (old_failed_cancellation, old_failed) = cancel(&service, "SO-2").await;
-    finish(&store, &old_failed, JobState::Failed).await;
+    finish(store, &old_failed, JobState::Failed).await;
     // Young and succeeded: stays.
     let (_, young_ok) = cancel(&service, "SO-3").await;
-    finish(&store, &young_ok, JobState::Succeeded).await;
+    finish(store, &young_ok, JobState::Succeeded).await;
     // Old but retrying, old and running (claimed, no result yet): stay.
     let (_, old_retrying) = cancel(&service, "SO-4").await;
-    finish(&store, &old_retrying, JobState::Retrying).await;
+    finish(store, &old_retrying, JobState::Retrying).await;
     let (_, old_running) = cancel(&service, "SO-5").await;
     let claimed = store.claim_due_jobs("w", 1, 60_000).await.expect("claim");
     assert_eq!(claimed[0].job.id, old_running);
@@ -214,9 +204,9 @@ async fn finished_jobs_past_the_age_go_with_their_attempts_and_the_rest_stay() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_age_is_refused_and_deletes_nothing() {
     let service = service().await;
-    let store = store(&service);
+    let store = service.store();
     let (_, job) = cancel(&service, "SO-1").await;
-    finish(&store, &job, JobState::Succeeded).await;
+    finish(store, &job, JobState::Succeeded).await;
     age(&service, &job).await;
 
     for (body, expected) in [
@@ -284,11 +274,11 @@ async fn the_service_prunes_by_its_retention_on_its_own() {
         json!({"maxAttempts": 1, "initialBackoffMs": 1, "maxBackoffMs": 1}),
     )
     .await;
-    let store = store(&service);
+    let store = service.store();
     let (_, old) = cancel(&service, "SO-1").await;
-    finish(&store, &old, JobState::Succeeded).await;
+    finish(store, &old, JobState::Succeeded).await;
     let (_, young) = cancel(&service, "SO-2").await;
-    finish(&store, &young, JobState::Succeeded).await;
+    finish(store, &young, JobState::Succeeded).await;
     age(&service, &old).await;
 
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -89,14 +89,14 @@ async fn a_shadow_version_is_compared_on_real_jobs_and_never_reaches_the_erp() {
         compared(&service, n).await;
         if n == 1 {
             // The run wants its second job: the next attempt reads so.
-            let store = &service.running.as_ref().expect("running").state.store;
+            let store = service.store();
             let job = store.job(&jobs[0]).await.expect("read").expect("job");
             let input = store.attempt_input(&job).await.expect("input");
             assert!(input.shadow_run_wants_jobs, "the run wants one more job");
         }
     }
     // The run has its two jobs: the next attempt reads that it wants none.
-    let store = &service.running.as_ref().expect("running").state.store;
+    let store = service.store();
     let job = store.job(&jobs[0]).await.expect("read").expect("job");
     let input = store.attempt_input(&job).await.expect("input");
     assert!(!input.shadow_run_wants_jobs, "the run has its jobs");

@@ -207,60 +207,39 @@ pub(super) trait StoreRow {
     }
 }
 
-fn column_error(column: &str, e: sqlx::Error) -> StoreError {
+/// A column that does not decode as asked: corrupt data.
+fn column_error(column: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("column {column}: {e}"))
 }
 
+/// [`StoreRow`] for a driver's row type, whose `$get` reads a column by
+/// name.
 macro_rules! store_row {
-    ($row:ty) => {
+    ($row:ty, $get:ident) => {
         impl StoreRow for $row {
             fn text(&self, column: &str) -> Result<String, StoreError> {
-                self.try_get(column).map_err(|e| column_error(column, e))
+                self.$get(column).map_err(|e| column_error(column, e))
             }
             fn opt_text(&self, column: &str) -> Result<Option<String>, StoreError> {
-                self.try_get(column).map_err(|e| column_error(column, e))
+                self.$get(column).map_err(|e| column_error(column, e))
             }
             fn int(&self, column: &str) -> Result<i64, StoreError> {
-                self.try_get(column).map_err(|e| column_error(column, e))
+                self.$get(column).map_err(|e| column_error(column, e))
             }
             fn opt_int(&self, column: &str) -> Result<Option<i64>, StoreError> {
-                self.try_get(column).map_err(|e| column_error(column, e))
+                self.$get(column).map_err(|e| column_error(column, e))
             }
             fn flag(&self, column: &str) -> Result<bool, StoreError> {
-                self.try_get(column).map_err(|e| column_error(column, e))
+                self.$get(column).map_err(|e| column_error(column, e))
             }
             fn bytes(&self, column: &str) -> Result<Vec<u8>, StoreError> {
-                self.try_get(column).map_err(|e| column_error(column, e))
+                self.$get(column).map_err(|e| column_error(column, e))
             }
         }
     };
 }
 
-store_row!(SqliteRow);
-store_row!(PgRow);
-
-/// A row read on the writer thread's own connection (rusqlite).
-impl StoreRow for rusqlite::Row<'_> {
-    fn text(&self, column: &str) -> Result<String, StoreError> {
-        self.get(column).map_err(|e| writer_column_error(column, e))
-    }
-    fn opt_text(&self, column: &str) -> Result<Option<String>, StoreError> {
-        self.get(column).map_err(|e| writer_column_error(column, e))
-    }
-    fn int(&self, column: &str) -> Result<i64, StoreError> {
-        self.get(column).map_err(|e| writer_column_error(column, e))
-    }
-    fn opt_int(&self, column: &str) -> Result<Option<i64>, StoreError> {
-        self.get(column).map_err(|e| writer_column_error(column, e))
-    }
-    fn flag(&self, column: &str) -> Result<bool, StoreError> {
-        self.get(column).map_err(|e| writer_column_error(column, e))
-    }
-    fn bytes(&self, column: &str) -> Result<Vec<u8>, StoreError> {
-        self.get(column).map_err(|e| writer_column_error(column, e))
-    }
-}
-
-fn writer_column_error(column: &str, e: rusqlite::Error) -> StoreError {
-    StoreError::Corrupt(format!("column {column}: {e}"))
-}
+store_row!(SqliteRow, try_get);
+store_row!(PgRow, try_get);
+// A row read on the writer thread's own connection (rusqlite).
+store_row!(rusqlite::Row<'_>, get);

@@ -13,7 +13,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use rescind_host::jobs::WorkerConfig;
 use rescind_host::service::{self, PluginsConfig, RunningService, ServiceConfig};
-use rescind_host::store::SECRETS_KEY_FILE;
+use rescind_host::store::{SECRETS_KEY_FILE, Store};
 use serde_json::{Value, json};
 
 pub use rescind_tests::test_database::TestDatabase;
@@ -127,6 +127,11 @@ pub fn config(dir: PathBuf, workers: bool) -> ServiceConfig {
 }
 
 impl TestService {
+    /// The running service's store, for tests that drive it directly.
+    pub fn store(&self) -> &Store {
+        &self.running.as_ref().expect("running").state.store
+    }
+
     /// Starts a service with job workers on a fresh data directory.
     pub async fn start() -> TestService {
         Self::start_with(true).await
