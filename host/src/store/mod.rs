@@ -288,14 +288,20 @@ pub struct Store {
     /// SQLite's checkpointer, PostgreSQL's listener for new jobs.
     background: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
     /// This process's hold on the data directory, let go at [`Store::close`].
-    lock: Arc<std::sync::Mutex<Option<std::fs::File>>>,
+    held: Arc<std::sync::Mutex<Option<Held>>>,
     /// Seals and opens connection secrets (replaced only by a key rotation).
     secrets: Arc<std::sync::RwLock<secrets::SecretsCipher>>,
 }
 
 /// WAL pages after which a commit checkpoints by itself; the background
 /// checkpointer normally keeps the WAL far below this.
-const AUTOCHECKPOINT_PAGES: &str = "16384";
+const AUTOCHECKPOINT_PAGES: i64 = 16_384;
+
+/// WAL frames from which the background checkpointer syncs the database
+/// file after each pass (a quarter of [`AUTOCHECKPOINT_PAGES`]): the WAL
+/// is on its way to the mark where a commit checkpoints by itself. Below
+/// it, syncing early would only write pages that later passes copy again.
+const SYNC_FROM_FRAMES: i64 = AUTOCHECKPOINT_PAGES / 4;
 
 /// How often the background checkpointer copies the WAL into the database.
 /// Often, so that under a steady stream of cancellations little is left to
@@ -353,7 +359,14 @@ impl Store {
             .test_before_acquire(false)
             .connect_with(connect)
             .await?;
-        let checkpointer = tokio::spawn(checkpoint_continually(maintenance));
+        let database =
+            Arc::new(
+                std::fs::File::open(&path).map_err(|source| StoreError::DataDir {
+                    path: path.clone(),
+                    source,
+                })?,
+            );
+        let checkpointer = tokio::spawn(checkpoint_continually(maintenance, Arc::clone(&database)));
         let config = config::ConfigCache::default();
         let write_turn = WriteTurn::default();
         let cancellations = group_commit::Batcher::start(
@@ -370,7 +383,10 @@ impl Store {
             postgres_config: Arc::default(),
             cancellations: Some(cancellations),
             background: Arc::new(std::sync::Mutex::new(vec![checkpointer])),
-            lock: Arc::new(std::sync::Mutex::new(Some(lock))),
+            held: Arc::new(std::sync::Mutex::new(Some(Held {
+                _lock: lock,
+                _database: Some(database),
+            }))),
             secrets: Arc::new(std::sync::RwLock::new(cipher)),
         })
     }
@@ -403,7 +419,10 @@ impl Store {
             postgres_config: Arc::default(),
             cancellations: None,
             background: Arc::default(),
-            lock: Arc::new(std::sync::Mutex::new(Some(lock))),
+            held: Arc::new(std::sync::Mutex::new(Some(Held {
+                _lock: lock,
+                _database: None,
+            }))),
             secrets: Arc::new(std::sync::RwLock::new(cipher)),
         })
     }
@@ -451,8 +470,8 @@ impl Store {
         }
         self.writer.close().await;
         self.reader.close().await;
-        let mut lock = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        drop(lock.take());
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        drop(held.take());
     }
 
     /// Wakes `wakeup`'s waiters (the job workers) whenever any replica
@@ -549,22 +568,63 @@ async fn listen_for_jobs(
     }
 }
 
+/// What a store holds of its data directory while it is open: files kept
+/// open only to be closed when the store closes.
+#[derive(Debug)]
+struct Held {
+    /// `rescind.lock`: no other process opens this store meanwhile.
+    _lock: std::fs::File,
+    /// SQLite: the database file, opened once for the checkpointer to sync.
+    /// Closed only when the store closes, after its connections: closing
+    /// any descriptor of a file lets go of every POSIX lock the process
+    /// holds on it, SQLite's own included.
+    _database: Option<Arc<std::fs::File>>,
+}
+
 /// Copies SQLite's WAL into the database every [`CHECKPOINT_EVERY`] until
-/// the pool closes.
-async fn checkpoint_continually(maintenance: SqlitePool) {
+/// the pool closes, and syncs what it copied once the WAL grows.
+///
+/// Under a steady stream of commits a pass rarely catches up with the end
+/// of the WAL, and SQLite syncs the database file only in a pass that
+/// does. Left alone, the pages the passes copy wait in the page cache
+/// until the WAL reaches [`AUTOCHECKPOINT_PAGES`] and a commit checkpoints
+/// itself: its sync then flushes all of them (tens of milliseconds on a
+/// large store) while every cancellation of its group waits. Syncing here
+/// after each pass, from [`SYNC_FROM_FRAMES`] on, leaves that commit
+/// little to flush.
+async fn checkpoint_continually(maintenance: SqlitePool, database: Arc<std::fs::File>) {
     let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // WAL frames copied as of the last pass.
+    let mut last_copied = 0;
     loop {
         tick.tick().await;
         if maintenance.is_closed() {
             break;
         }
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&maintenance)
-            .await
-        {
-            tracing::warn!(error = %e, "WAL checkpoint failed");
+        let (in_wal, copied) =
+            match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)")
+                .fetch_one(&maintenance)
+                .await
+            {
+                Ok((_busy, in_wal, copied)) => (in_wal, copied),
+                Err(e) => {
+                    tracing::warn!(error = %e, "WAL checkpoint failed");
+                    continue;
+                }
+            };
+        // Whether SQLite synced cannot be told from the answer (it counts
+        // the WAL as the pass found it, not as it is at the end of the
+        // pass); a sync with nothing left to write costs little.
+        if in_wal >= SYNC_FROM_FRAMES && copied != last_copied {
+            let file = Arc::clone(&database);
+            match tokio::task::spawn_blocking(move || file.sync_data()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "syncing the database file failed"),
+                Err(e) => tracing::warn!(error = %e, "syncing the database file failed"),
+            }
         }
+        last_copied = copied;
     }
 }
 
@@ -643,7 +703,7 @@ fn connect_options(path: &Path, durability: Durability) -> SqliteConnectOptions 
         .journal_mode(SqliteJournalMode::Wal)
         .foreign_keys(true)
         .busy_timeout(BUSY_TIMEOUT)
-        .pragma("wal_autocheckpoint", AUTOCHECKPOINT_PAGES)
+        .pragma("wal_autocheckpoint", AUTOCHECKPOINT_PAGES.to_string())
         .synchronous(match durability {
             Durability::Normal => SqliteSynchronous::Normal,
             Durability::Full => SqliteSynchronous::Full,
