@@ -202,6 +202,61 @@ async fn finished_jobs_past_the_age_go_with_their_attempts_and_the_rest_stay() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prune_whose_transaction_fails_deletes_and_counts_nothing() {
+    let service = service().await;
+    let store = service.store();
+    let (cancellation, job) = cancel(&service, "SO-1").await;
+    finish(store, &job, JobState::Succeeded).await;
+    age(&service, &job).await;
+    // The store refuses to delete a job: the batch's last statement fails,
+    // after the cancellation's count and the attempt's delete have run.
+    service
+        .edit_database(
+            "CREATE TRIGGER keep BEFORE DELETE ON jobs
+             BEGIN SELECT RAISE(ABORT, 'the disk is full'); END;",
+            "CREATE FUNCTION keep() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN RAISE EXCEPTION 'the disk is full'; END $$;
+             CREATE TRIGGER keep BEFORE DELETE ON jobs FOR EACH ROW EXECUTE FUNCTION keep();",
+            "",
+        )
+        .await;
+    // Cancellations that count a deleted job.
+    let pruned_count =
+        "SELECT COUNT(*) FROM cancellations WHERE jobs_pruned_succeeded + jobs_pruned_failed > 0";
+
+    let refused = prune(&service, &json!({"olderThan": "30d"})).await;
+    assert!(refused.status.is_server_error(), "{}", refused.body);
+    assert!(store.job(&job).await.expect("read").is_some());
+    assert_eq!(store.job_attempts(&job).await.expect("read").len(), 1);
+    assert_eq!(service.count_rows(pruned_count).await, 0, "nothing counted");
+
+    // Once the store takes deletes again, the same prune goes through, and
+    // the job is counted once.
+    service
+        .edit_database(
+            "DROP TRIGGER keep;",
+            "DROP TRIGGER keep ON jobs; DROP FUNCTION keep();",
+            "",
+        )
+        .await;
+    let answer = prune(&service, &json!({"olderThan": "30d"})).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(answer.body["prunedJobs"], 1, "{}", answer.body);
+    assert_eq!(answer.body["prunedAttempts"], 1, "{}", answer.body);
+    assert!(store.job(&job).await.expect("read").is_none());
+    assert_eq!(service.count_rows(pruned_count).await, 1);
+    let read = service
+        .call(
+            Method::GET,
+            &format!("/v1/cancellations/{cancellation}"),
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(read.body["erpSync"]["state"], "succeeded", "{}", read.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_age_is_refused_and_deletes_nothing() {
     let service = service().await;
     let store = service.store();

@@ -877,44 +877,32 @@ impl Store {
         finished_before_ms: i64,
         limit: u32,
     ) -> Result<Pruned, StoreError> {
+        let limit = i64::from(limit.max(1));
+        // SQLite: on the writer thread, between groups of cancellations,
+        // with no round trip to a connection thread per statement.
+        if let Some(writer) = &self.cancellations {
+            return writer
+                .run(move |connection| on_writer::prune(connection, finished_before_ms, limit))
+                .await;
+        }
         // The advisory write lock on PostgreSQL: a manual retry (the only
         // write that moves a finished job) waits for it, so the batch's
         // jobs stay finished until it commits.
         let mut tx = self.write().await?;
-        let ids: Vec<String> = on!(&mut tx, |tx| sqlx::query_scalar(
-            "SELECT id FROM jobs
-             WHERE state IN ('succeeded', 'failed') AND run_at < $1 AND updated_at < $1
-             LIMIT $2"
-        )
-        .bind(finished_before_ms)
-        .bind(i64::from(limit.max(1)))
-        .fetch_all(&mut **tx)
-        .await?);
+        let ids: Vec<String> = on!(&mut tx, |tx| sqlx::query_scalar(PRUNE_PICK)
+            .bind(finished_before_ms)
+            .bind(limit)
+            .fetch_all(&mut **tx)
+            .await?);
         if ids.is_empty() {
             return Ok(Pruned::default());
         }
-        let batch = match &tx {
-            Db::Sqlite(_) => "SELECT value FROM json_each($1)",
-            Db::Postgres(_) => "SELECT json_array_elements_text($1::json)",
-        };
         let ids_json = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".to_owned());
-        // What the cancellations will read in place of their deleted jobs.
-        let statements = [
-            format!(
-                "UPDATE cancellations SET
-                     jobs_pruned_succeeded = jobs_pruned_succeeded + (SELECT COUNT(*) FROM jobs
-                         WHERE jobs.cancellation_id = cancellations.id
-                           AND jobs.state = 'succeeded' AND jobs.id IN ({batch})),
-                     jobs_pruned_failed = jobs_pruned_failed + (SELECT COUNT(*) FROM jobs
-                         WHERE jobs.cancellation_id = cancellations.id
-                           AND jobs.state = 'failed' AND jobs.id IN ({batch}))
-                 WHERE id IN (SELECT cancellation_id FROM jobs WHERE id IN ({batch}))"
-            ),
-            format!("DELETE FROM job_attempts WHERE job_id IN ({batch})"),
-            format!("DELETE FROM jobs WHERE id IN ({batch})"),
-        ];
         let mut affected = [0u64; 3];
-        for (statement, count) in statements.iter().zip(&mut affected) {
+        for (statement, count) in prune_statements("SELECT json_array_elements_text($1::json)")
+            .iter()
+            .zip(&mut affected)
+        {
             *count = on!(&mut tx, |tx| sqlx::query(statement)
                 .bind(&ids_json)
                 .execute(&mut **tx)
@@ -927,6 +915,31 @@ impl Store {
             attempts: affected[1],
         })
     }
+}
+
+/// A batch of the job retention: finished jobs before `$1`, at most `$2`.
+const PRUNE_PICK: &str = "SELECT id FROM jobs
+     WHERE state IN ('succeeded', 'failed') AND run_at < $1 AND updated_at < $1
+     LIMIT $2";
+
+/// What a prune batch writes, given `batch`, a query of the batch's job ids
+/// from the JSON array `$1`: the counts the cancellations read in place of
+/// their deleted jobs, then the attempts, then the jobs.
+fn prune_statements(batch: &str) -> [String; 3] {
+    [
+        format!(
+            "UPDATE cancellations SET
+                 jobs_pruned_succeeded = jobs_pruned_succeeded + (SELECT COUNT(*) FROM jobs
+                     WHERE jobs.cancellation_id = cancellations.id
+                       AND jobs.state = 'succeeded' AND jobs.id IN ({batch})),
+                 jobs_pruned_failed = jobs_pruned_failed + (SELECT COUNT(*) FROM jobs
+                     WHERE jobs.cancellation_id = cancellations.id
+                       AND jobs.state = 'failed' AND jobs.id IN ({batch}))
+             WHERE id IN (SELECT cancellation_id FROM jobs WHERE id IN ({batch}))"
+        ),
+        format!("DELETE FROM job_attempts WHERE job_id IN ({batch})"),
+        format!("DELETE FROM jobs WHERE id IN ({batch})"),
+    ]
 }
 
 /// A write transaction of the job queue: [`JobWrites::finish`] and
@@ -1269,9 +1282,9 @@ mod on_writer {
 
     use super::{
         AttemptRecord, AttemptResult, CLAIM_LANES, CLOSE_EXPIRED_ATTEMPT, ClaimedJob,
-        FINISH_ATTEMPT, FINISH_JOB, RecordedAttempt, RetryShares, START_ATTEMPT, StoreError,
-        StoreRow, claim_lane_sql, claimed_job, definitions_json, job_from_row, moved_on,
-        passing_over_on,
+        FINISH_ATTEMPT, FINISH_JOB, PRUNE_PICK, Pruned, RecordedAttempt, RetryShares,
+        START_ATTEMPT, StoreError, StoreRow, claim_lane_sql, claimed_job, definitions_json,
+        job_from_row, moved_on, passing_over_on, prune_statements,
     };
     use crate::store::{now_ms, to_json};
 
@@ -1299,6 +1312,40 @@ mod on_writer {
         }
         connection.prepare_cached("COMMIT")?.execute([])?;
         Ok(answers)
+    }
+
+    /// [`crate::store::Store::prune_finished_jobs`] in one transaction on
+    /// `connection`. An error leaves the transaction open: the writer
+    /// thread rolls it back.
+    pub(super) fn prune(
+        connection: &mut Connection,
+        finished_before_ms: i64,
+        limit: i64,
+    ) -> Result<Pruned, StoreError> {
+        connection.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+        let ids = connection
+            .prepare_cached(PRUNE_PICK)?
+            .query_map(params![finished_before_ms, limit], |row| {
+                row.get::<_, String>(0)
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut affected = [0u64; 3];
+        if !ids.is_empty() {
+            let ids_json = to_json(&ids);
+            for (statement, count) in prune_statements("SELECT value FROM json_each($1)")
+                .iter()
+                .zip(&mut affected)
+            {
+                *count = connection
+                    .prepare_cached(statement)?
+                    .execute(params![ids_json])? as u64;
+            }
+        }
+        connection.prepare_cached("COMMIT")?.execute([])?;
+        Ok(Pruned {
+            jobs: affected[2],
+            attempts: affected[1],
+        })
     }
 
     /// Records an attempt's result and moves the job on; false (nothing
