@@ -597,6 +597,8 @@ async fn checkpoint_continually(maintenance: SqlitePool, database: Arc<std::fs::
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // WAL frames copied as of the last pass.
     let mut last_copied = 0;
+    // Cleared if the system refuses the sync: it is only an optimisation.
+    let mut sync = true;
     loop {
         tick.tick().await;
         if maintenance.is_closed() {
@@ -616,12 +618,20 @@ async fn checkpoint_continually(maintenance: SqlitePool, database: Arc<std::fs::
         // Whether SQLite synced cannot be told from the answer (it counts
         // the WAL as the pass found it, not as it is at the end of the
         // pass); a sync with nothing left to write costs little.
-        if in_wal >= SYNC_FROM_FRAMES && copied != last_copied {
+        if sync && in_wal >= SYNC_FROM_FRAMES && copied != last_copied {
             let file = Arc::clone(&database);
-            match tokio::task::spawn_blocking(move || file.sync_data()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::warn!(error = %e, "syncing the database file failed"),
-                Err(e) => tracing::warn!(error = %e, "syncing the database file failed"),
+            let failed = match tokio::task::spawn_blocking(move || file.sync_data()).await {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e.to_string()),
+                Err(e) => Some(e.to_string()),
+            };
+            if let Some(error) = failed {
+                tracing::warn!(
+                    %error,
+                    "cannot sync the database file behind the checkpointer; SQLite's own \
+                     checkpoints still sync it"
+                );
+                sync = false;
             }
         }
         last_copied = copied;
