@@ -17,10 +17,10 @@ use crate::metrics::Metrics;
 use crate::store::{Pruned, Store, StoreError, now_ms};
 
 /// Jobs deleted by one write transaction.
-pub const BATCH: u32 = 500;
+pub const BATCH: u32 = 200;
 
 /// The rest between two batches, leaving the writer to others.
-pub const PAUSE: Duration = Duration::from_millis(20);
+pub const PAUSE: Duration = Duration::from_millis(10);
 
 /// The retention period a host keeps finished jobs by default.
 pub const DEFAULT_KEEP: Duration = Duration::from_secs(30 * 24 * 3600);
