@@ -885,9 +885,9 @@ impl Store {
                 .run(move |connection| on_writer::prune(connection, finished_before_ms, limit))
                 .await;
         }
-        // The advisory write lock on PostgreSQL: a manual retry (the only
-        // write that moves a finished job) waits for it, so the batch's
-        // jobs stay finished until it commits.
+        // Only PostgreSQL gets here. Its advisory write lock: a manual
+        // retry (the only write that moves a finished job) waits for it, so
+        // the batch's jobs stay finished until it commits.
         let mut tx = self.write().await?;
         let ids: Vec<String> = on!(&mut tx, |tx| sqlx::query_scalar(PRUNE_PICK)
             .bind(finished_before_ms)
