@@ -310,6 +310,10 @@ const SYNC_FROM_FRAMES: i64 = AUTOCHECKPOINT_PAGES / 4;
 /// also bounds what a power loss can take with `synchronous=NORMAL`.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
+/// How soon the background checkpointer's next pass follows one that got
+/// on while the WAL is large (past [`SYNC_FROM_FRAMES`]).
+const CHECKPOINT_CHASING: Duration = Duration::from_millis(10);
+
 /// How long a caller waits for SQLite's write lock held by another process
 /// (a second host on the same file) before the statement fails.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -618,7 +622,9 @@ async fn checkpoint_continually(maintenance: SqlitePool, database: Arc<std::fs::
         // Whether SQLite synced cannot be told from the answer (it counts
         // the WAL as the pass found it, not as it is at the end of the
         // pass); a sync with nothing left to write costs little.
-        if sync && in_wal >= SYNC_FROM_FRAMES && copied != last_copied {
+        let large = in_wal >= SYNC_FROM_FRAMES;
+        let advanced = copied != last_copied;
+        if sync && large && advanced {
             let file = Arc::clone(&database);
             let failed = match tokio::task::spawn_blocking(move || file.sync_data()).await {
                 Ok(Ok(())) => None,
@@ -635,6 +641,14 @@ async fn checkpoint_continually(maintenance: SqlitePool, database: Arc<std::fs::
             }
         }
         last_copied = copied;
+        // While the WAL is large and the passes get on, the next one follows
+        // soon ([`CHECKPOINT_CHASING`]): the less they leave uncopied and
+        // unsynced, the shorter the commit that checkpoints at the mark. A
+        // pass that copied nothing new (readers hold the rest) waits for the
+        // next tick.
+        if large && advanced {
+            tick.reset_after(CHECKPOINT_CHASING);
+        }
     }
 }
 
