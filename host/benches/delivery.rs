@@ -34,7 +34,7 @@ use reqwest::StatusCode;
 use rescind_host::jobs::WorkerConfig;
 use rescind_host::plugins::RuntimeConfig;
 use rescind_host::service::{self, PluginsConfig, ServiceConfig};
-use rescind_host::store::{Connection, JobState, Store};
+use rescind_host::store::{JobState, Store};
 use serde_json::{Value, json};
 use support::{ADMIN, PHASE_LIMIT, Row, env, load, seed_store, write_results};
 
@@ -77,15 +77,11 @@ impl Plugin {
         }
         store
             .put_connection(
-                &Connection {
-                    name: "erp".to_owned(),
-                    base_url: format!("http://{erp}"),
-                    allowed_hosts: vec![erp.to_string()],
-                    allow_private_network: false,
-                    ca_certificates: None,
-                    settings: Default::default(),
-                    secrets: [("apiToken".to_owned(), "bench-api-token".to_owned())].into(),
-                },
+                &support::erp_connection(
+                    erp,
+                    Default::default(),
+                    [("apiToken".to_owned(), "bench-api-token".to_owned())].into(),
+                ),
                 false,
             )
             .await

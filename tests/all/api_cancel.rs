@@ -533,14 +533,7 @@ async fn a_restart_keeps_orders_cancellations_and_queued_jobs() {
 
     let service = service.restart().await;
     assert_eq!(service.order("SO-1").await, order_before);
-    let c = service
-        .call(
-            Method::GET,
-            &format!("/v1/cancellations/{id}"),
-            Some(ADMIN),
-            None,
-        )
-        .await;
+    let c = service.cancellation(&id).await;
     assert_eq!(c.status, StatusCode::OK);
     assert_eq!(c.body["cancelledLines"], json!([1, 2, 3]));
     assert_eq!(c.body["erpSync"]["jobs"][0]["id"], job.as_str());

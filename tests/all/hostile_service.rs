@@ -284,14 +284,7 @@ async fn memory_growth_as_a_job_ends_at_the_memory_cap_while_the_service_serves(
 
 /// Everything the API shows about a cancellation and its job, as text.
 async fn shown(service: &TestService, cancellation: &str, job_id: &str) -> String {
-    let view = service
-        .call(
-            Method::GET,
-            &format!("/v1/cancellations/{cancellation}"),
-            Some(ADMIN),
-            None,
-        )
-        .await;
+    let view = service.cancellation(cancellation).await;
     assert_eq!(view.status, StatusCode::OK, "{}", view.body);
     let jobs = service
         .call(Method::GET, "/v1/admin/jobs", Some(ADMIN), None)

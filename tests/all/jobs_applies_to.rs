@@ -170,14 +170,7 @@ async fn a_partial_cancellation_that_reaches_no_erp_says_so() {
     assert!(message.contains("OrderCancel"), "{message}");
     // Read back later, it says the same.
     let id = partial["internalRequestId"].as_str().expect("id");
-    let again = service
-        .call(
-            Method::GET,
-            &format!("/v1/cancellations/{id}"),
-            Some(ADMIN),
-            None,
-        )
-        .await;
+    let again = service.cancellation(id).await;
     assert_eq!(again.body["erpSync"], partial["erpSync"]);
     assert_eq!(again.body["warnings"], partial["warnings"]);
 

@@ -98,14 +98,7 @@ async fn a_cancellation_reaches_the_erp_once_and_the_job_succeeds() {
     assert!(!String::from_utf8_lossy(&request.body).contains(SIGNING_KEY));
     assert!(!settled.to_string().contains(SIGNING_KEY));
 
-    let c = service
-        .call(
-            Method::GET,
-            &format!("/v1/cancellations/{id}"),
-            Some(ADMIN),
-            None,
-        )
-        .await;
+    let c = service.cancellation(&id).await;
     assert_eq!(c.body["erpSync"]["state"], "succeeded");
     assert_eq!(c.body["erpSync"]["jobs"][0]["erpReference"], "ERP-CXL-77");
 }
@@ -158,14 +151,7 @@ async fn a_rejection_fails_the_job_at_once_with_the_erps_message() {
         "{settled}"
     );
     assert_eq!(erp.requests().len(), 1);
-    let c = service
-        .call(
-            Method::GET,
-            &format!("/v1/cancellations/{id}"),
-            Some(ADMIN),
-            None,
-        )
-        .await;
+    let c = service.cancellation(&id).await;
     assert_eq!(c.body["erpSync"]["state"], "failed");
 
     // Retried by hand, it reaches the ERP again (which now accepts).
@@ -289,14 +275,7 @@ async fn a_stored_cancellation_with_an_unknown_reason_is_never_sent_as_another_r
         erp.requests()
     );
     // The API does not answer a guess either.
-    let view = service
-        .call(
-            Method::GET,
-            &format!("/v1/cancellations/{cancellation}"),
-            Some(ADMIN),
-            None,
-        )
-        .await;
+    let view = service.cancellation(&cancellation).await;
     assert_eq!(
         view.status,
         StatusCode::INTERNAL_SERVER_ERROR,

@@ -146,14 +146,7 @@ async fn failed_jobs_can_be_retried_and_listed_by_state() {
     // The cancellation shows the failure.
     let order = service.order("SO-1").await;
     let cid = order["cancellations"][0].as_str().expect("id");
-    let c = service
-        .call(
-            Method::GET,
-            &format!("/v1/cancellations/{cid}"),
-            Some(ADMIN),
-            None,
-        )
-        .await;
+    let c = service.cancellation(cid).await;
     assert_eq!(c.body["erpSync"]["state"], "failed");
     assert_eq!(c.body["erpSync"]["jobs"][0]["attempts"], 1);
 

@@ -171,14 +171,7 @@ async fn finished_jobs_past_the_age_go_with_their_attempts_and_the_rest_stay() {
         (&old_ok_cancellation, "succeeded"),
         (&old_failed_cancellation, "failed"),
     ] {
-        let read = service
-            .call(
-                Method::GET,
-                &format!("/v1/cancellations/{cancellation}"),
-                Some(ADMIN),
-                None,
-            )
-            .await;
+        let read = service.cancellation(cancellation).await;
         assert_eq!(read.status, StatusCode::OK, "{}", read.body);
         assert_eq!(read.body["erpSync"]["state"], state, "{}", read.body);
         assert_eq!(read.body["erpSync"]["jobs"], json!([]), "{}", read.body);
@@ -245,14 +238,7 @@ async fn a_prune_whose_transaction_fails_deletes_and_counts_nothing() {
     assert_eq!(answer.body["prunedAttempts"], 1, "{}", answer.body);
     assert!(store.job(&job).await.expect("read").is_none());
     assert_eq!(service.count_rows(pruned_count).await, 1);
-    let read = service
-        .call(
-            Method::GET,
-            &format!("/v1/cancellations/{cancellation}"),
-            Some(ADMIN),
-            None,
-        )
-        .await;
+    let read = service.cancellation(&cancellation).await;
     assert_eq!(read.body["erpSync"]["state"], "succeeded", "{}", read.body);
 }
 

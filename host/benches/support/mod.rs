@@ -8,6 +8,7 @@
 pub mod results;
 pub use results::{Row, write_results};
 
+use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -344,6 +345,24 @@ pub fn report(name: &str, f: &Figures) {
     );
 }
 
+/// The connection `erp` to a loopback ERP at `erp`, allowed there and
+/// nowhere else, with a plugin's `settings` and `secrets`.
+pub fn erp_connection(
+    erp: SocketAddr,
+    settings: BTreeMap<String, String>,
+    secrets: BTreeMap<String, String>,
+) -> Connection {
+    Connection {
+        name: "erp".to_owned(),
+        base_url: format!("http://{erp}"),
+        allowed_hosts: vec![erp.to_string()],
+        allow_private_network: false,
+        ca_certificates: None,
+        settings,
+        secrets,
+    }
+}
+
 /// Seeds a store through its own methods, not the API: the insite settings,
 /// a `webhook` connection `erp` to the ERP at `erp`, an enabled
 /// `OrderCancel` definition (so every cancellation queues a job), and the
@@ -355,15 +374,11 @@ pub async fn seed_store(store: &Store, erp: SocketAddr, orders: usize) {
         .expect("settings");
     store
         .put_connection(
-            &Connection {
-                name: "erp".to_owned(),
-                base_url: format!("http://{erp}"),
-                allowed_hosts: vec![erp.to_string()],
-                allow_private_network: false,
-                ca_certificates: None,
-                settings: [("path".to_owned(), "/hooks/cancel".to_owned())].into(),
-                secrets: [("signingKey".to_owned(), "bench-signing-key".to_owned())].into(),
-            },
+            &erp_connection(
+                erp,
+                [("path".to_owned(), "/hooks/cancel".to_owned())].into(),
+                [("signingKey".to_owned(), "bench-signing-key".to_owned())].into(),
+            ),
             false,
         )
         .await

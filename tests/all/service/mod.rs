@@ -312,6 +312,17 @@ impl TestService {
         self.send(method, path, token, body, &[]).await
     }
 
+    /// `GET /v1/cancellations/{id}` with the admin token.
+    pub async fn cancellation(&self, id: &str) -> Answer {
+        self.call(
+            Method::GET,
+            &format!("/v1/cancellations/{id}"),
+            Some(ADMIN),
+            None,
+        )
+        .await
+    }
+
     /// Sends a request with extra headers.
     pub async fn send(
         &self,
