@@ -81,7 +81,7 @@ pub use outbound::{
 };
 pub use outcome::{CallOutcome, CallReport};
 pub use plugin::Plugin;
-pub use redact::Redactor;
+pub use redact::{Redactor, RedactorCache};
 pub use returned_text::{MAX_RETURNED_TEXT_BYTES, cut_marker};
 pub use runtime::PluginRuntime;
 pub use send_window::SendWindow;

@@ -19,7 +19,7 @@ use crate::plugins::config::CallLimits;
 use crate::plugins::connection::ConnectionContext;
 use crate::plugins::exchange::ExchangeRecorder;
 use crate::plugins::exchange_tap::RecordingGate;
-use crate::plugins::log::{CallLog, LogBounds, Redactor};
+use crate::plugins::log::{CallLog, LogBounds};
 use crate::plugins::outbound::{AllowedHosts, EgressPolicy};
 use crate::plugins::outbound_impl::{EgressVerdict, OutboundGate, OutboundTimeouts};
 use crate::plugins::outcome::{CallOutcome, CallReport};
@@ -201,7 +201,10 @@ struct Call {
 
 impl Call {
     async fn report(self, started: Instant) -> CallReport {
-        let redactor = Redactor::new(self.connection.secrets.values().cloned());
+        let redactor = self
+            .shared
+            .redactors
+            .redactor(self.connection.secrets.values().map(String::as_str));
         let limits = &self.limits;
         let log = CallLog::new(
             LogBounds {

@@ -18,15 +18,20 @@
 //!
 //! All forms of all secrets go into one Aho-Corasick automaton, so a text is
 //! scanned once whatever the number of secrets: linear in its length.
+//! Building that automaton costs more than the rest of a short plugin call,
+//! so the runtime keeps the redactors it built ([`RedactorCache`]), one per
+//! set of secret values, and a connection's calls share one.
 //!
 //! Pure text handling (no wasmtime, no I/O).
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::{Arc, Mutex};
 
 use aho_corasick::AhoCorasick;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+use hashlink::LruCache;
 
 /// What replaces a secret value in stored text.
 pub const REDACTED: &str = "[redacted]";
@@ -37,11 +42,11 @@ pub const REDACTED: &str = "[redacted]";
 const MIN_BASE64_FRAGMENT: usize = 6;
 
 /// Replaces every occurrence of any secret value, in any of the forms it
-/// leaks in (see the module docs), by [`REDACTED`].
+/// leaks in (see the module docs), by [`REDACTED`]. Cheap to clone.
 #[derive(Clone, Default)]
 pub struct Redactor {
     /// The patterns (every form of every secret), deduplicated.
-    patterns: Vec<String>,
+    patterns: Arc<[String]>,
     /// One automaton over all patterns; `None` without secrets.
     automaton: Option<AhoCorasick>,
     /// The longest pattern, in bytes.
@@ -80,7 +85,7 @@ impl Redactor {
             AhoCorasick::new(&patterns).expect("an automaton over a few short patterns builds")
         });
         Self {
-            patterns,
+            patterns: patterns.into(),
             automaton,
             longest,
         }
@@ -163,6 +168,77 @@ impl Redactor {
             // A pattern starts with a character's first byte, so the tail
             // it matches starts on a character boundary.
             .map(|n| text.len() - n)
+    }
+}
+
+/// The redactors built so far, by the secret values they redact, so that
+/// the calls of one connection share one instead of building the same
+/// automaton for each call. Bounded: past `capacity` sets of secrets, the
+/// one used least recently is dropped (a rotated secret's old redactor
+/// goes that way too). The values are held as long as their redactor is,
+/// in the memory of the process that already holds them for the calls.
+pub struct RedactorCache {
+    built: Mutex<LruCache<Vec<String>, Redactor>>,
+}
+
+impl fmt::Debug for RedactorCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The keys are the secrets: never print them.
+        let held = self.built.lock().map_or(0, |built| built.len());
+        f.debug_struct("RedactorCache")
+            .field("held", &held)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedactorCache {
+    /// A cache of at most `capacity` redactors (at least one).
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            built: Mutex::new(LruCache::new(capacity.max(1))),
+        }
+    }
+
+    /// The redactor of these secret values, as [`Redactor::new`] builds
+    /// it: the one built before for the same values (in any order, empty
+    /// ones and repeats ignored), or a new one, kept for the next call.
+    pub fn redactor<I, S>(&self, secrets: I) -> Redactor
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let mut key: Vec<String> = secrets
+            .into_iter()
+            .map(Into::into)
+            .filter(|secret| !secret.is_empty())
+            .collect();
+        if key.is_empty() {
+            return Redactor::default();
+        }
+        key.sort_unstable();
+        key.dedup();
+        if let Some(redactor) = self.lock().get(&key) {
+            return redactor.clone();
+        }
+        // Built outside the lock: calls of other connections go on. Two
+        // calls missing at once both build it; the second insert wins.
+        let redactor = Redactor::new(key.iter().map(String::as_str));
+        self.lock().insert(key, redactor.clone());
+        redactor
+    }
+
+    /// How many redactors are held.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<Vec<String>, Redactor>> {
+        // A panic while holding the lock leaves a consistent cache (each
+        // operation is one call on it).
+        self.built
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -312,6 +388,68 @@ fn upper_hex_escapes(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cached_redactor_redacts_as_a_new_one_and_is_shared_by_equal_secrets() {
+        let cache = RedactorCache::new(4);
+        let first = cache.redactor(["hunter2", "s3cret", ""]);
+        // The same values in another order, repeated: the same redactor.
+        let again = cache.redactor(["s3cret", "hunter2", "s3cret"]);
+        assert!(Arc::ptr_eq(&first.patterns, &again.patterns));
+        assert_eq!(cache.len(), 1);
+        let fresh = Redactor::new(["hunter2", "s3cret"]);
+        let text = format!(
+            "Basic {} and s3cret and {} and %73%33cret",
+            STANDARD.encode("user:hunter2"),
+            serde_json::to_string("hunter2").unwrap()
+        );
+        assert_eq!(again.redact(&text), fresh.redact(&text));
+        assert!(!again.redact(&text).contains("s3cret"));
+        assert!(!again.redact(&text).contains("hunter2"));
+    }
+
+    #[test]
+    fn a_rotated_secret_gets_a_redactor_of_its_own() {
+        let cache = RedactorCache::new(4);
+        let old = cache.redactor(["old-secret-value"]);
+        let new = cache.redactor(["new-secret-value"]);
+        assert_eq!(new.redact("x new-secret-value y"), "x [redacted] y");
+        assert_eq!(old.redact("x new-secret-value y"), "x new-secret-value y");
+        assert_eq!(cache.len(), 2);
+    }
+
+    #[test]
+    fn the_cache_holds_at_most_its_capacity_and_drops_the_least_recently_used() {
+        let cache = RedactorCache::new(3);
+        let kept = cache.redactor(["kept-secret"]);
+        let first_other = cache.redactor(["secret-0"]);
+        for n in 1..10 {
+            // Used between the others: never the least recent.
+            let again = cache.redactor(["kept-secret"]);
+            assert!(Arc::ptr_eq(&kept.patterns, &again.patterns));
+            cache.redactor([format!("secret-{n}")]);
+            assert!(cache.len() <= 3, "{} held", cache.len());
+        }
+        let again = cache.redactor(["kept-secret"]);
+        assert!(Arc::ptr_eq(&kept.patterns, &again.patterns));
+        // The first of the others was dropped long ago: built anew.
+        assert_eq!(cache.len(), 3);
+        let rebuilt = cache.redactor(["secret-0"]);
+        assert!(!Arc::ptr_eq(&first_other.patterns, &rebuilt.patterns));
+        assert_eq!(rebuilt.redact("a secret-0 b"), "a [redacted] b");
+        assert_eq!(cache.len(), 3);
+    }
+
+    #[test]
+    fn no_secrets_redact_nothing_and_are_not_held() {
+        let cache = RedactorCache::new(2);
+        let none = cache.redactor(["", ""]);
+        assert_eq!(none.redact("anything at all"), "anything at all");
+        assert_eq!(cache.len(), 0);
+        // The cache's debug output names no secret.
+        cache.redactor(["do-not-print-me"]);
+        assert!(!format!("{cache:?}").contains("do-not-print-me"));
+    }
 
     #[test]
     fn redaction_table() {

@@ -19,6 +19,11 @@ use crate::plugins::host_impl::ErpHost;
 use crate::plugins::name::validate_plugin_name;
 use crate::plugins::outbound_impl::Network;
 use crate::plugins::plugin::Plugin;
+use crate::plugins::redact::RedactorCache;
+
+/// How many sets of connection secrets keep their redactor built: more than
+/// a host has connections, so that each connection's calls share one.
+const REDACTORS_KEPT: usize = 64;
 
 /// What every plugin and call of one runtime share.
 pub(crate) struct Shared {
@@ -32,6 +37,9 @@ pub(crate) struct Shared {
     pub network: Arc<Network>,
     /// The threads plugin calls run on.
     pub executor: PluginExecutor,
+    /// The redactors of the connections' secrets, built once per set of
+    /// values rather than once per call.
+    pub redactors: RedactorCache,
     cache: Option<CompiledCache>,
     compilations: AtomicU64,
     /// Kept alive as long as any plugin can still run.
@@ -98,6 +106,7 @@ impl PluginRuntime {
                 slots: tokio::sync::Semaphore::new(config.max_concurrent_calls.max(1) as usize),
                 network: Arc::new(network),
                 executor,
+                redactors: RedactorCache::new(REDACTORS_KEPT),
                 engine,
                 config,
                 linker,
