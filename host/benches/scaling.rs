@@ -31,7 +31,8 @@
 //! `RESCIND_BENCH_JOBS` (finished jobs, 1,000,000; 0 skips part 2),
 //! `RESCIND_BENCH_CLAIMS` (claims timed per phase, 300).
 //!
-//! Writes `target/bench-results/scaling.json`. Every phase is bounded in
+//! Writes `scaling.json` where every bench writes its figures
+//! (`target/bench-results/`, or `$RESCIND_BENCH_RESULTS`). Every phase is bounded in
 //! requests and time; servers listen on 127.0.0.1 only.
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -791,14 +792,16 @@ fn thousands(n: usize) -> String {
     out
 }
 
-/// `target/` of the workspace, where the suite's results are gathered
-/// (whatever `CARGO_TARGET_DIR` the build used).
+/// `target/` of the workspace, where the large stores are made (whatever
+/// `CARGO_TARGET_DIR` the build used).
 fn target_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target")
 }
 
+/// Where the results go: as every bench's, `$RESCIND_BENCH_RESULTS` (which
+/// `rescind-bench` sets) or `bench-results` beside the binary's build.
 fn results_dir() -> PathBuf {
-    target_dir().join("bench-results")
+    support::results::results_dir()
 }
 
 /// A fresh directory for a store, under `target/` (the stores are large:
