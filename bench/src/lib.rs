@@ -172,8 +172,10 @@ pub const BENCHES: &[Bench] = &[
         package: "rescind-host",
         knobs: &[
             ("RESCIND_BENCH_SCALES", "10000,100000,1000000"),
-            ("RESCIND_BENCH_REQUESTS", "2000"),
-            ("RESCIND_BENCH_ROUNDS", "2"),
+            // The bench's own defaults: at 1M orders, two rounds of 2,000
+            // were too few for a steady p99.
+            ("RESCIND_BENCH_REQUESTS", "3000"),
+            ("RESCIND_BENCH_ROUNDS", "3"),
             ("RESCIND_BENCH_LOAD_LIMIT", "400"),
             ("RESCIND_BENCH_JOBS", "1000000"),
         ],
