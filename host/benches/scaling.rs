@@ -586,8 +586,11 @@ async fn run() {
     for note in &notes {
         println!("note: {note}");
     }
-    let path = results_dir().join("scaling.json");
-    std::fs::create_dir_all(results_dir()).expect("results directory");
+    // Where every bench writes its figures (`$RESCIND_BENCH_RESULTS`, which
+    // `rescind-bench` sets, or `bench-results` beside the binary's build).
+    let dir = support::results::results_dir();
+    std::fs::create_dir_all(&dir).expect("results directory");
+    let path = dir.join("scaling.json");
     std::fs::write(
         &path,
         serde_json::to_string_pretty(&out).expect("json") + "\n",
@@ -796,12 +799,6 @@ fn thousands(n: usize) -> String {
 /// `CARGO_TARGET_DIR` the build used).
 fn target_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target")
-}
-
-/// Where the results go: as every bench's, `$RESCIND_BENCH_RESULTS` (which
-/// `rescind-bench` sets) or `bench-results` beside the binary's build.
-fn results_dir() -> PathBuf {
-    support::results::results_dir()
 }
 
 /// A fresh directory for a store, under `target/` (the stores are large:

@@ -184,9 +184,8 @@ pub struct RedactorCache {
 impl fmt::Debug for RedactorCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The keys are the secrets: never print them.
-        let held = self.built.lock().map_or(0, |built| built.len());
         f.debug_struct("RedactorCache")
-            .field("held", &held)
+            .field("held", &self.lock().len())
             .finish_non_exhaustive()
     }
 }
