@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
+use rescind_host::store::JobState;
 use rescind_tests::erp_server::{ErpServer, Scripted};
 use serde_json::{Value, json};
 
@@ -565,6 +566,34 @@ async fn shutdown_gives_unfinished_attempts_back_to_the_queue() {
     let history = j.body["attemptHistory"].as_array().expect("history");
     assert_eq!(history.len(), 1);
     assert_eq!(history[0]["outcome"], "released");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_dropped_without_shutdown_stops_its_workers_as_a_crash_would() {
+    let erp = ErpServer::signed(SIGNING_KEY).await;
+    // The ERP answers only after 3 s: time to drop the host mid-attempt.
+    erp.script([Scripted::json(200, r#"{"id": "late"}"#).after(Duration::from_secs(3))]);
+    let mut service = TestService::start().await;
+    configure(&service, &erp, 3).await;
+    let (_, job) = cancel(&service).await;
+    for _ in 0..600 {
+        if !erp.requests().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(erp.requests().len(), 1, "the attempt is under way");
+
+    // The workers run on the plugin threads (on SQLite), which outlive
+    // whatever started them unless the pool stops them.
+    let store = service.store().clone();
+    drop(service.running.take());
+    // Past the ERP's answer: a worker still alive would have recorded it.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let left = store.job(&job).await.expect("read").expect("the job");
+    assert_eq!(left.state, JobState::Running, "{left:?}");
+    assert_eq!(left.attempts, 1);
+    assert_eq!(erp.requests().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -163,8 +163,10 @@ fn rescind_figures() -> Option<(f64, f64, f64)> {
         rows.iter()
             .find(|r| r["figure"].as_str().is_some_and(|f| f.starts_with(prefix)))
     };
-    let median = find("rescind dispatch of `trivial` (instantiate + call + drop), median")?;
-    let p99 = find("rescind dispatch of `trivial`, p99")?;
+    let median = find(
+        "rescind dispatch of `trivial` from a job worker (instantiate + call + drop), median",
+    )?;
+    let p99 = find("rescind dispatch of `trivial` from a job worker, p99")?;
     Some((
         median["value"].as_f64()?,
         p99["value"].as_f64()?,
@@ -234,7 +236,7 @@ fn main() {
                  {ours_p99:.1} µs; its bare-wasmtime floor {floor:.1} µs"
             );
             rows.push(row(
-                "rescind dispatch of `trivial` (instantiate + call + drop), median",
+                "rescind dispatch of `trivial` from a job worker (instantiate + call + drop), median",
                 ours_median,
                 "Extism fresh plugin + call of an equivalent plugin, median",
                 extism_median,
@@ -244,7 +246,7 @@ fn main() {
                 )),
             ));
             rows.push(row(
-                "rescind dispatch of `trivial`, p99",
+                "rescind dispatch of `trivial` from a job worker, p99",
                 ours_p99,
                 "Extism fresh plugin + call, p99",
                 extism_p99,

@@ -266,6 +266,15 @@ impl WorkerPool {
         config: WorkerConfig,
     ) -> WorkerPool {
         let (stop, _) = watch::channel(false);
+        let plugins = processors.registry().runtime().clone();
+        // On an SQLite store the workers run on the plugin threads: their
+        // calls need no hop there (two thread wake-ups each), and their
+        // own work never takes a thread of the API. Not on PostgreSQL: a
+        // database connection a worker opened would belong to the plugin
+        // threads' I/O driver, and a request of the API that used it later
+        // would wait for a low-priority thread, perhaps busy with a looping
+        // plugin, to learn that its query was answered.
+        let on_plugin_threads = store.backend() == "sqlite";
         // A fresh instance id per start: a restarted host never mistakes a
         // lease of its previous life for its own.
         let instance = uuid::Uuid::new_v4().simple().to_string();
@@ -294,7 +303,12 @@ impl WorkerPool {
                 wakeup: Arc::clone(&wakeup),
                 config: config.clone(),
             };
-            handles.push(tokio::spawn(worker.run(stop.subscribe())));
+            let run = worker.run(stop.subscribe());
+            handles.push(if on_plugin_threads {
+                plugins.spawn(run)
+            } else {
+                tokio::spawn(run)
+            });
             ids.push(id);
         }
         WorkerPool {
@@ -312,10 +326,10 @@ impl WorkerPool {
 
     /// Stops claiming, lets running attempts finish up to `grace`, then
     /// stops the rest and gives their jobs back to the queue.
-    pub async fn shutdown(self, grace: Duration) {
+    pub async fn shutdown(mut self, grace: Duration) {
         let _ = self.stop.send(true);
         let deadline = tokio::time::Instant::now() + grace;
-        for handle in self.handles {
+        for handle in std::mem::take(&mut self.handles) {
             let abort = handle.abort_handle();
             if tokio::time::timeout_at(deadline, handle).await.is_err() {
                 abort.abort();
@@ -327,6 +341,18 @@ impl WorkerPool {
                 Ok(n) => tracing::info!(worker = %id, jobs = n, "released unfinished jobs"),
                 Err(e) => tracing::error!(worker = %id, error = %e, "cannot release jobs"),
             }
+        }
+    }
+}
+
+/// A pool dropped without [`WorkerPool::shutdown`] stops its workers at
+/// once, as a crash would: their jobs stay claimed until their leases
+/// expire. (On the plugin threads they would otherwise keep going after
+/// whatever started them is gone.)
+impl Drop for WorkerPool {
+    fn drop(&mut self) {
+        for handle in &self.handles {
+            handle.abort();
         }
     }
 }

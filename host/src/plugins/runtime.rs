@@ -117,6 +117,19 @@ impl PluginRuntime {
         })
     }
 
+    /// Starts `task` on the runtime's plugin threads, at their lower
+    /// priority, to run as long as it likes. Plugin calls it makes run
+    /// where it is; a call made from any other thread is handed to these
+    /// threads and its answer handed back, two thread wake-ups more. The
+    /// job workers run here, so that a delivery's call costs no hop.
+    pub fn spawn<F>(&self, task: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.shared.executor.spawn(task)
+    }
+
     /// The runtime's configuration.
     pub fn config(&self) -> &RuntimeConfig {
         &self.shared.config
