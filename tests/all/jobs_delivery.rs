@@ -38,6 +38,18 @@ async fn cancel(service: &TestService) -> (String, String) {
     )
 }
 
+/// Waits until the ERP got the job's one request (bounded: 12 s): its
+/// attempt is under way.
+async fn attempt_under_way(erp: &ErpServer) {
+    for _ in 0..600 {
+        if !erp.requests().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(erp.requests().len(), 1, "the attempt is under way");
+}
+
 /// Polls the job until it reaches a final state (bounded: 30 s).
 async fn settled_job(service: &TestService, job: &str) -> Value {
     for _ in 0..600 {
@@ -538,13 +550,7 @@ async fn shutdown_gives_unfinished_attempts_back_to_the_queue() {
     let service = TestService::start().await;
     configure(&service, &erp, 3).await;
     let (_, job) = cancel(&service).await;
-    for _ in 0..600 {
-        if !erp.requests().is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(erp.requests().len(), 1, "the attempt is under way");
+    attempt_under_way(&erp).await;
 
     let mut service = service;
     let running = service.running.take().expect("running");
@@ -576,13 +582,7 @@ async fn a_host_dropped_without_shutdown_stops_its_workers_as_a_crash_would() {
     let mut service = TestService::start().await;
     configure(&service, &erp, 3).await;
     let (_, job) = cancel(&service).await;
-    for _ in 0..600 {
-        if !erp.requests().is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(erp.requests().len(), 1, "the attempt is under way");
+    attempt_under_way(&erp).await;
 
     // The workers run on the plugin threads (on SQLite), which outlive
     // whatever started them unless the pool stops them.
