@@ -14,6 +14,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -23,6 +24,7 @@ use axum::extract::{Request, State};
 use axum::response::Response;
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
+use hyper_util::rt::TokioIo;
 
 /// The largest request body the server reads.
 pub const MAX_BODY: usize = 4 * 1024 * 1024;
@@ -149,10 +151,17 @@ struct Receiver {
     signing_key: Option<Arc<str>>,
 }
 
-/// The running server; stops when dropped.
+#[derive(Default)]
+struct Connections {
+    accepted: AtomicUsize,
+    closed: AtomicUsize,
+}
+
+/// The running server; stops when dropped, closing its connections.
 pub struct ErpServer {
     addr: SocketAddr,
     recorder: Arc<Mutex<Recorder>>,
+    connections: Arc<Connections>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -218,14 +227,56 @@ impl ErpServer {
             signing_key,
         });
         let addr = listener.local_addr().expect("local address");
+        let connections = Arc::new(Connections::default());
+        let counted = Arc::clone(&connections);
         let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.expect("serve");
+            // Each connection is served by a task of this set, so that
+            // dropping the server closes them all, as an ERP that goes down
+            // closes its kept-alive connections.
+            let mut served = tokio::task::JoinSet::new();
+            loop {
+                let (stream, _) = tokio::select! {
+                    accepted = listener.accept() => match accepted {
+                        Ok(accepted) => accepted,
+                        Err(_) => continue,
+                    },
+                    Some(_) = served.join_next(), if !served.is_empty() => continue,
+                };
+                counted.accepted.fetch_add(1, Ordering::SeqCst);
+                let service = hyper::service::service_fn({
+                    let app = app.clone();
+                    move |request: Request<hyper::body::Incoming>| {
+                        tower::ServiceExt::oneshot(app.clone(), request.map(Body::new))
+                    }
+                });
+                let counted = Arc::clone(&counted);
+                served.spawn(async move {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                    counted.closed.fetch_add(1, Ordering::SeqCst);
+                });
+            }
         });
         Self {
             addr,
             recorder,
+            connections,
             task,
         }
+    }
+
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.accepted.load(Ordering::SeqCst)
+    }
+
+    /// TCP connections open now: accepted, and not yet closed by either
+    /// side.
+    pub fn open_connections(&self) -> usize {
+        // Closed first: a connection is counted closed after accepted.
+        let closed = self.connections.closed.load(Ordering::SeqCst);
+        self.connections.accepted.load(Ordering::SeqCst) - closed
     }
 
     /// Queues answers, used in order.

@@ -38,22 +38,23 @@ impl RawAnswer {
     /// headers, blank line), padded with an `x-pad` header, and an empty
     /// body. `head_bytes` must leave room for the fixed part (~60 bytes).
     pub fn head_of(head_bytes: usize) -> RawAnswer {
-        let fixed = "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nx-pad: \r\n\r\n";
+        let fixed = "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\nx-pad: \r\n\r\n";
         let pad = head_bytes
             .checked_sub(fixed.len())
             .expect("head_bytes leaves room for the status line");
         let head = format!(
-            "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nx-pad: {}\r\n\r\n",
+            "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\nx-pad: {}\r\n\r\n",
             "p".repeat(pad)
         );
         assert_eq!(head.len(), head_bytes);
         RawAnswer::Bytes(head.into_bytes())
     }
 
-    /// `200 OK` with `fields` header fields and an empty body.
+    /// `200 OK` with `fields` header fields (at least 2) and an empty body.
     pub fn fields(fields: usize) -> RawAnswer {
-        let mut head = String::from("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n");
-        for i in 1..fields {
+        let mut head =
+            String::from("HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n");
+        for i in 2..fields {
             head.push_str(&format!("x-f{i}: v\r\n"));
         }
         head.push_str("\r\n");
@@ -64,7 +65,10 @@ impl RawAnswer {
     /// streamed in `chunk`-byte writes `pause` apart.
     pub fn body(total: u64, chunk: usize, pause: Duration) -> RawAnswer {
         RawAnswer::Stream {
-            head: format!("HTTP/1.1 200 OK\r\ncontent-length: {total}\r\n\r\n").into_bytes(),
+            head: format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {total}\r\nconnection: close\r\n\r\n"
+            )
+            .into_bytes(),
             total,
             chunk,
             pause,

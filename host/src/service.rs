@@ -142,6 +142,9 @@ pub struct PluginsConfig {
     /// Host names pinned to addresses for plugins' outbound requests
     /// (`rescind serve --resolve NAME=IP`).
     pub resolve: ResolveOverrides,
+    /// How long plugins' outbound connections stay open for their next
+    /// requests (`rescind serve --outbound-keep-alive`).
+    pub keep_alive: Duration,
 }
 
 impl Default for PluginsConfig {
@@ -154,6 +157,7 @@ impl Default for PluginsConfig {
             limits: CallLimits::default(),
             install_bundled: true,
             resolve: ResolveOverrides::default(),
+            keep_alive: RuntimeConfig::default().keep_alive,
         }
     }
 }
@@ -323,6 +327,7 @@ pub async fn open_plugins(
     let runtime = PluginRuntime::new(RuntimeConfig {
         cache_dir: Some(cache_dir),
         resolve: config.resolve.clone(),
+        keep_alive: config.keep_alive,
         ..RuntimeConfig::default()
     })
     .context("starting the plugin runtime")?;

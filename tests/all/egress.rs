@@ -600,7 +600,9 @@ fn tls_erp_config(name: &str) -> (Arc<rustls::ServerConfig>, String) {
 
 #[tokio::test]
 async fn a_private_ca_is_trusted_only_when_the_connection_names_it() {
-    let ok = RawAnswer::Bytes(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok".to_vec());
+    let ok = RawAnswer::Bytes(
+        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok".to_vec(),
+    );
     let (config, ca_pem) = tls_erp_config("tls.customer.test");
     let erp = RawErp::start_tls(ok.clone(), config).await;
     let port = erp.port();

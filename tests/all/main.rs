@@ -23,6 +23,7 @@ mod cli_plugin_new;
 mod cli_plugin_test;
 mod console;
 mod egress;
+mod egress_keepalive;
 mod egress_service;
 mod hostile_runtime;
 mod hostile_service;

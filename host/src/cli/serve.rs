@@ -11,8 +11,8 @@ use tracing_subscriber::EnvFilter;
 
 use crate::jobs::WorkerConfig;
 use crate::jobs::retention::JobRetention;
-use crate::plugins::ResolveOverrides;
 use crate::plugins::registry::TrustedKey;
+use crate::plugins::{MAX_OUTBOUND_KEEP_ALIVE, ResolveOverrides};
 use crate::service::{self, ServiceConfig};
 use crate::store::Durability;
 
@@ -96,6 +96,18 @@ pub struct ServeArgs {
         value_name = "NAME=IP"
     )]
     pub resolve: Vec<String>,
+    /// How long a plugin's outbound connection stays open after a response
+    /// read to its end, for that plugin's next request to the same ERP
+    /// (`3s`, `500ms`; at most `5m`). `0s` closes every connection after
+    /// its response. Every request is checked against the egress policy
+    /// all the same.
+    #[arg(
+        long,
+        default_value = "3s",
+        env = "RESCIND_OUTBOUND_KEEP_ALIVE",
+        value_parser = parse_keep_alive
+    )]
+    pub outbound_keep_alive: Duration,
     /// Log lines as JSON instead of text.
     #[arg(long, env = "RESCIND_LOG_JSON")]
     pub log_json: bool,
@@ -146,6 +158,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .collect::<anyhow::Result<Vec<_>>>()?;
     config.plugins = config.plugins.trust(keys);
     config.plugins.resolve = resolve_overrides(&args.resolve)?;
+    config.plugins.keep_alive = args.outbound_keep_alive;
     config.workers = (args.workers > 0).then(|| WorkerConfig {
         workers: args.workers,
         lease: args.job_lease,
@@ -206,6 +219,19 @@ fn parse_job_lease(text: &str) -> Result<Duration, String> {
         );
     }
     Ok(lease)
+}
+
+/// `--outbound-keep-alive`: a duration up to five minutes, `0s` for none.
+fn parse_keep_alive(text: &str) -> Result<Duration, String> {
+    let keep = humantime::parse_duration(text)
+        .map_err(|e| format!("{e}: write a duration such as `3s` or `500ms`, or `0s` for none"))?;
+    if keep > MAX_OUTBOUND_KEEP_ALIVE {
+        return Err(format!(
+            "at most {} (a kept connection holds a socket on both sides)",
+            humantime::format_duration(MAX_OUTBOUND_KEEP_ALIVE)
+        ));
+    }
+    Ok(keep)
 }
 
 /// `--job-retention`: a duration such as `30d`, or `off`.
@@ -282,6 +308,19 @@ mod tests {
                 .starts_with("--resolve `erp.customer.test=localhost`"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn keep_alive_table() {
+        assert_eq!(parse_keep_alive("3s"), Ok(Duration::from_secs(3)));
+        assert_eq!(parse_keep_alive("0s"), Ok(Duration::ZERO));
+        assert_eq!(parse_keep_alive("5m"), Ok(Duration::from_secs(300)));
+        assert!(parse_keep_alive("6m").unwrap_err().contains("at most 5m"));
+        assert!(parse_keep_alive("forever").unwrap_err().contains("`3s`"));
+        let cli = Cli::try_parse_from(["serve"]).expect("parses");
+        assert_eq!(cli.serve.outbound_keep_alive, Duration::from_secs(3));
+        let cli = Cli::try_parse_from(["serve", "--outbound-keep-alive", "0s"]).expect("parses");
+        assert_eq!(cli.serve.outbound_keep_alive, Duration::ZERO);
     }
 
     #[test]

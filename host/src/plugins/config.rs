@@ -34,6 +34,13 @@ pub struct RuntimeConfig {
     pub first_byte_timeout: Duration,
     /// Outbound HTTP: the longest pause between two chunks of a response.
     pub between_bytes_timeout: Duration,
+    /// Outbound HTTP: how long a connection stays open after a response
+    /// read to its end, for the same plugin's next request to the same
+    /// destination through the same connection settings (less when the ERP
+    /// announces a shorter `Keep-Alive: timeout`). Zero closes every
+    /// connection after its response. Default 3 s; at most
+    /// [`MAX_OUTBOUND_KEEP_ALIVE`].
+    pub keep_alive: Duration,
     /// Host names answered without asking the system resolver, like curl's
     /// `--resolve` (`rescind serve --resolve NAME=IP`). The addresses pass
     /// the same egress checks as resolved ones.
@@ -51,12 +58,17 @@ impl Default for RuntimeConfig {
             connect_timeout: Duration::from_secs(5),
             first_byte_timeout: Duration::from_secs(10),
             between_bytes_timeout: Duration::from_secs(10),
+            keep_alive: Duration::from_secs(3),
             resolve: ResolveOverrides::default(),
         }
     }
 }
 
 const MIB: u64 = 1024 * 1024;
+
+/// The longest [`RuntimeConfig::keep_alive`]: a kept connection holds a
+/// socket on both sides.
+pub const MAX_OUTBOUND_KEEP_ALIVE: Duration = Duration::from_secs(300);
 
 /// One less than the cores this process may use, at least one.
 fn default_plugin_threads() -> usize {

@@ -42,6 +42,7 @@ mod exchange;
 mod exchange_tap;
 mod executor;
 mod host_impl;
+mod keepalive;
 mod log;
 mod name;
 mod outbound;
@@ -65,7 +66,8 @@ pub use cancellation::{
 };
 pub use compat::{PROCESSOR_EXPORT, SDK_SECTION, SUPPORTED_WIT, SdkStamp};
 pub use config::{
-    CallLimits, MAX_TABLE_ELEMENTS, MAX_WASM_STACK_BYTES, ResolveOverrides, RuntimeConfig,
+    CallLimits, MAX_OUTBOUND_KEEP_ALIVE, MAX_TABLE_ELEMENTS, MAX_WASM_STACK_BYTES,
+    ResolveOverrides, RuntimeConfig,
 };
 pub use connection::ConnectionContext;
 pub use error::PluginError;

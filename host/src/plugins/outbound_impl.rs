@@ -11,15 +11,20 @@
 //! it with head-size limits. The response body is counted as it streams,
 //! under the between-bytes timeout and the call's deadline.
 //!
+//! A response read to its end over HTTP/1.1 leaves its connection open for
+//! the plugin's next request to the same destination (`keepalive.rs`); that
+//! request passes every check above all the same, and takes the kept
+//! connection only when its address is among those it just checked.
+//!
 //! Redirects are never followed: a 3xx goes back to the plugin as it came.
 //!
 //! A refused destination or a TLS certificate the connection does not trust
 //! is recorded in the call's [`EgressVerdict`]: the attempt then ends
 //! `misconfigured` with that message, whatever the plugin answered.
 
-use std::future::{Future, poll_fn};
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::pin::{Pin, pin};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
@@ -38,6 +43,7 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use crate::plugins::capture::CaptureAnswers;
 use crate::plugins::config::{CallLimits, ResolveOverrides};
+use crate::plugins::keepalive::{ConnectionPool, Lease, PoolKey, keep_after};
 use crate::plugins::log::{CallLog, LogLevel, LogSource};
 use crate::plugins::outbound::{Destination, DestinationHost, EgressPolicy, EgressRefusal};
 use crate::plugins::send_window::SendWindow;
@@ -54,23 +60,33 @@ pub(crate) struct OutboundTimeouts {
     pub between_bytes: Duration,
 }
 
-/// What every call of a runtime shares for sending: pinned names and the
-/// TLS set-up trusting the public web roots.
+/// What every call of a runtime shares for sending: pinned names, the
+/// TLS set-up trusting the public web roots, and the kept-alive
+/// connections.
 pub(crate) struct Network {
     resolve: ResolveOverrides,
     provider: Arc<CryptoProvider>,
     web_roots: Arc<ClientConfig>,
+    pool: Arc<ConnectionPool>,
 }
 
 impl Network {
-    pub fn new(resolve: ResolveOverrides) -> Result<Self, rustls::Error> {
+    /// `keep_alive`: how long a connection may stay idle for the next
+    /// request (zero: none is kept).
+    pub fn new(resolve: ResolveOverrides, keep_alive: Duration) -> Result<Self, rustls::Error> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let web_roots = Arc::new(client_config(&provider, &[])?);
         Ok(Self {
             resolve,
             provider,
             web_roots,
+            pool: Arc::new(ConnectionPool::new(keep_alive)),
         })
+    }
+
+    /// Idle connections kept for the next requests.
+    pub fn idle_connections(&self) -> usize {
+        self.pool.idle()
     }
 
     /// The TLS set-up of a connection: the web roots, plus its own CAs.
@@ -128,6 +144,9 @@ impl EgressVerdict {
 
 /// The outbound-request hook of one call.
 pub(crate) struct OutboundGate {
+    /// The calling plugin's component digest: connections are kept for it
+    /// alone.
+    pub plugin: Arc<str>,
     pub policy: Arc<EgressPolicy>,
     /// The connection's own CAs (`caCertificates`).
     pub extra_roots: Arc<[CertificateDer<'static>]>,
@@ -212,6 +231,7 @@ impl WasiHttpHooks for OutboundGate {
 
         let remaining = self.deadline.saturating_duration_since(Instant::now());
         let exchange = Exchange {
+            plugin: Arc::clone(&self.plugin),
             destination,
             policy: Arc::clone(&self.policy),
             network: Arc::clone(&self.network),
@@ -247,6 +267,7 @@ fn deny(request: http::Request<WasiBody>, error: Error) -> ResponseFuture {
 
 /// One request on its way out, after the name checks passed.
 struct Exchange {
+    plugin: Arc<str>,
     destination: Destination,
     policy: Arc<EgressPolicy>,
     network: Arc<Network>,
@@ -258,6 +279,15 @@ struct Exchange {
     limits: CallLimits,
     body_bytes: Arc<AtomicU64>,
 }
+
+/// Why a request got no response head.
+enum SendFailure {
+    /// Nothing of it was written: the connection was closed or not ready.
+    Unsent(Box<http::Request<WasiBody>>, hyper::Error),
+    /// It failed on the way, or its answer did.
+    Failed(Error),
+}
+use SendFailure::{Failed, Unsent};
 
 trait Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Stream for T {}
@@ -279,19 +309,6 @@ impl Exchange {
             drain(request.into_body()).await;
             return Err(Error::DestinationIpProhibited);
         }
-        let stream = tokio::time::timeout_at(connect_by, self.connect(&addresses))
-            .await
-            .map_err(|_| Error::ConnectionTimeout)??;
-        let (mut sender, connection) = tokio::time::timeout_at(connect_by, async {
-            hyper::client::conn::http1::Builder::new()
-                .max_headers(self.limits.response_header_fields)
-                .max_header_size(self.limits.response_header_bytes)
-                .max_buf_size((2 * self.limits.response_header_bytes).max(8192))
-                .handshake::<_, WasiBody>(TokioIo::new(stream))
-                .await
-        })
-        .await
-        .map_err(|_| Error::ConnectionTimeout)??;
 
         // The request line carries only the path: scheme and authority are
         // for proxies (the Host header names the destination).
@@ -305,34 +322,55 @@ impl Exchange {
             .build()
             .map_err(|_| Error::HttpRequestUriInvalid)?;
 
-        let first_byte = self.timeouts.first_byte;
-        let mut connection = Some(connection);
-        let mut response = pin!(async {
-            match tokio::time::timeout(first_byte, sender.send_request(request)).await {
-                Err(_) => Err(Error::ConnectionReadTimeout),
-                Ok(result) => result.map_err(|e| self.response_error(e)),
-            }
-        });
-        // Wait for the response while driving the connection's I/O.
-        let response = poll_fn(|cx| match response.as_mut().poll(cx) {
-            Poll::Ready(result) => Poll::Ready(result),
-            Poll::Pending => {
-                let Some(io) = connection.as_mut() else {
-                    return Poll::Pending;
-                };
-                let done = ready!(Pin::new(io).poll(cx));
-                connection = None;
-                match done {
-                    Ok(()) => response.as_mut().poll(cx),
-                    Err(error) => Poll::Ready(Err(self.response_error(error))),
+        // A kept connection to one of the addresses just checked, else a
+        // new one.
+        let key = self.pool_key();
+        let pool = &self.network.pool;
+        let mut kept = None;
+        if let Some(mut lease) = pool.take(&key, &addresses)
+            && let Ok(Ok(())) = tokio::time::timeout_at(connect_by, lease.sender.ready()).await
+        {
+            kept = Some(lease);
+        }
+        let reused = kept.is_some();
+        let mut lease = match kept {
+            Some(lease) => lease,
+            None => self.open(&addresses, connect_by).await?,
+        };
+        let response = match self.send_on(&mut lease, request).await {
+            Ok(response) => response,
+            // The kept connection closed as it was taken, before anything
+            // of the request was written: once more, on a new one.
+            Err(Unsent(request, _)) if reused => {
+                lease = self.open(&addresses, connect_by).await?;
+                match self.send_on(&mut lease, *request).await {
+                    Ok(response) => response,
+                    Err(Unsent(_, error)) => return Err(self.response_error(error)),
+                    Err(Failed(error)) => return Err(error),
                 }
             }
-        })
-        .await?;
+            Err(Unsent(_, error)) => return Err(self.response_error(error)),
+            Err(Failed(error)) => return Err(error),
+        };
 
+        // The connection is kept only if the response ends whole and the
+        // ERP did not ask to close it.
+        let keep = keep_after(response.version(), response.headers());
+        let mut lease = Some(lease);
+        if response.body().is_end_stream()
+            && let Some(lease) = lease.take()
+        {
+            pool.put(key.clone(), lease, keep);
+        }
         let timer = Box::pin(tokio::time::sleep_until(self.next_byte_deadline()));
         let body = MeteredBody {
             incoming: None,
+            connection: lease.map(|lease| Kept {
+                pool: Arc::clone(pool),
+                key,
+                lease,
+                keep,
+            }),
             destination: self.destination.to_string(),
             read: Arc::clone(&self.body_bytes),
             limit: self.limits.response_body_bytes,
@@ -348,19 +386,77 @@ impl Exchange {
             }
             .boxed_unsync()
         });
-        let io: ResponseIo = Box::new(async move {
-            match connection {
-                None => Ok(()),
-                Some(connection) => connection.await.map_err(|error| {
-                    if error.is_timeout() {
-                        Error::HttpResponseTimeout
-                    } else {
-                        Error::Hyper(error)
-                    }
-                }),
-            }
-        });
+        // The connection's I/O runs in its own task, which the body holds
+        // (or the pool, once the body ended): nothing more to drive here.
+        let io: ResponseIo = Box::new(std::future::ready(Ok(())));
         Ok((response, io))
+    }
+
+    /// What a connection made for this request may be used for again.
+    fn pool_key(&self) -> PoolKey {
+        PoolKey {
+            plugin: Arc::clone(&self.plugin),
+            connection: self.policy.connection().to_owned(),
+            destination: self.destination.to_string(),
+            roots: Arc::clone(&self.extra_roots),
+            head_limits: (
+                self.limits.response_header_fields,
+                self.limits.response_header_bytes,
+            ),
+        }
+    }
+
+    /// A new connection to the first of `addresses` that answers, HTTP/1.1
+    /// set up over it, its I/O driven by a task of its own.
+    async fn open(
+        &self,
+        addresses: &[IpAddr],
+        connect_by: tokio::time::Instant,
+    ) -> Result<Lease, Error> {
+        let (stream, peer) = tokio::time::timeout_at(connect_by, self.connect(addresses))
+            .await
+            .map_err(|_| Error::ConnectionTimeout)??;
+        let (sender, connection) = tokio::time::timeout_at(connect_by, async {
+            hyper::client::conn::http1::Builder::new()
+                .max_headers(self.limits.response_header_fields)
+                .max_header_size(self.limits.response_header_bytes)
+                .max_buf_size((2 * self.limits.response_header_bytes).max(8192))
+                .handshake::<_, WasiBody>(TokioIo::new(stream))
+                .await
+        })
+        .await
+        .map_err(|_| Error::ConnectionTimeout)??;
+        // Its errors reach the request or the body it was serving.
+        let driver = tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(Lease {
+            sender,
+            driver,
+            peer,
+        })
+    }
+
+    /// Sends `request` on `lease`'s connection and waits for the response
+    /// head, under the first-byte timeout.
+    async fn send_on(
+        &self,
+        lease: &mut Lease,
+        request: http::Request<WasiBody>,
+    ) -> Result<http::Response<Incoming>, SendFailure> {
+        match tokio::time::timeout(
+            self.timeouts.first_byte,
+            lease.sender.try_send_request(request),
+        )
+        .await
+        {
+            Err(_) => Err(Failed(Error::ConnectionReadTimeout)),
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(mut failed)) => match failed.take_message() {
+                Some(request) => Err(Unsent(Box::new(request), failed.into_error())),
+                None => Err(Failed(self.response_error(failed.into_error()))),
+            },
+        }
     }
 
     /// The destination's addresses: an IP literal is itself, a pinned name
@@ -393,28 +489,28 @@ impl Exchange {
     }
 
     /// A TCP connection to the first checked address that answers, then
-    /// TLS for https.
-    async fn connect(&self, addresses: &[IpAddr]) -> Result<Box<dyn Stream>, Error> {
+    /// TLS for https; and the address it went to.
+    async fn connect(&self, addresses: &[IpAddr]) -> Result<(Box<dyn Stream>, IpAddr), Error> {
         let port = self.destination.port();
         let mut last_error = None;
         let mut tcp = None;
         for &address in addresses {
             match TcpStream::connect(SocketAddr::new(address, port)).await {
                 Ok(stream) => {
-                    tcp = Some(stream);
+                    tcp = Some((stream, address));
                     break;
                 }
                 Err(error) => last_error = Some(error),
             }
         }
-        let tcp = match (tcp, last_error) {
+        let (tcp, peer) = match (tcp, last_error) {
             (Some(tcp), _) => tcp,
             (None, Some(error)) => return Err(connect_error(error)),
             (None, None) => return Err(Error::DestinationNotFound),
         };
         let _ = tcp.set_nodelay(true);
         if !self.destination.is_https() {
-            return Ok(Box::new(tcp));
+            return Ok((Box::new(tcp), peer));
         }
         let config = self.network.tls_config(&self.extra_roots)?;
         let server_name = match self.destination.host() {
@@ -427,7 +523,7 @@ impl Exchange {
             .connect(server_name, tcp)
             .await
         {
-            Ok(tls) => Ok(Box::new(tls)),
+            Ok(tls) => Ok((Box::new(tls), peer)),
             Err(error) => Err(self.tls_error(&error)),
         }
     }
@@ -523,10 +619,14 @@ fn connect_error(error: std::io::Error) -> Error {
 }
 
 /// A response body counted against the call's byte limit as it streams,
-/// under the between-bytes timeout and the call's deadline.
+/// under the between-bytes timeout and the call's deadline. Read to its
+/// end, it gives its connection back to the pool; dropped or cut before,
+/// it closes it.
 struct MeteredBody {
     /// `None` only while the response is being put together.
     incoming: Option<Incoming>,
+    /// The connection the body comes over, while it may be kept.
+    connection: Option<Kept>,
     destination: String,
     read: Arc<AtomicU64>,
     limit: u64,
@@ -534,6 +634,30 @@ struct MeteredBody {
     deadline: tokio::time::Instant,
     timer: Pin<Box<tokio::time::Sleep>>,
     log: CallLog,
+}
+
+/// A connection to give back once its response has ended.
+struct Kept {
+    pool: Arc<ConnectionPool>,
+    key: PoolKey,
+    lease: Lease,
+    /// How long the ERP lets it stay idle.
+    keep: Duration,
+}
+
+impl MeteredBody {
+    /// Gives the connection back, the response having ended whole.
+    fn ended(&mut self) {
+        if let Some(kept) = self.connection.take() {
+            kept.pool.put(kept.key, kept.lease, kept.keep);
+        }
+    }
+
+    /// Stops reading: the connection closes.
+    fn cut(&mut self) {
+        self.incoming = None;
+        self.connection = None;
+    }
 }
 
 impl Body for MeteredBody {
@@ -549,19 +673,24 @@ impl Body for MeteredBody {
             return Poll::Ready(None);
         };
         match Pin::new(incoming).poll_frame(cx) {
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(if error.is_timeout() {
-                Error::HttpResponseTimeout
-            } else {
-                Error::Hyper(error)
-            }))),
+            Poll::Ready(None) => {
+                this.ended();
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Err(error))) => {
+                this.cut();
+                Poll::Ready(Some(Err(if error.is_timeout() {
+                    Error::HttpResponseTimeout
+                } else {
+                    Error::Hyper(error)
+                })))
+            }
             Poll::Ready(Some(Ok(frame))) => {
                 let len = frame.data_ref().map_or(0, |d| d.len() as u64);
                 let total = this.read.fetch_add(len, Ordering::Relaxed) + len;
                 if total > this.limit {
-                    // Nothing more is read: the connection closes with the
-                    // body.
-                    this.incoming = None;
+                    // Nothing more is read: the connection closes.
+                    this.cut();
                     let limit = this.limit;
                     this.log.with(|book| {
                         book.line(
@@ -576,13 +705,16 @@ impl Body for MeteredBody {
                     });
                     return Poll::Ready(Some(Err(Error::HttpResponseBodySize(Some(limit)))));
                 }
+                if this.incoming.as_ref().is_some_and(Body::is_end_stream) {
+                    this.ended();
+                }
                 let next = tokio::time::Instant::now() + this.between_bytes;
                 this.timer.as_mut().reset(next.min(this.deadline));
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Pending => {
                 ready!(this.timer.as_mut().poll(cx));
-                this.incoming = None;
+                this.cut();
                 Poll::Ready(Some(Err(Error::ConnectionReadTimeout)))
             }
         }

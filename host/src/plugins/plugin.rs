@@ -162,6 +162,7 @@ impl Plugin {
         let started = Instant::now();
         let call = Call {
             plugin: self.name.clone(),
+            sha256: Arc::from(self.sha256.as_str()),
             pre: self.pre.clone(),
             shared: Arc::clone(&self.shared),
             cancellation: cancellation.clone(),
@@ -190,6 +191,8 @@ impl Plugin {
 /// One call, owning all it needs so that it can run on the plugin threads.
 struct Call {
     plugin: String,
+    /// The component's digest (`sha256:…`).
+    sha256: Arc<str>,
     pre: IntegrationProcessorPre<CallState>,
     shared: Arc<Shared>,
     cancellation: Cancellation,
@@ -266,6 +269,7 @@ impl Call {
             table: resource_table(limits.resources),
             outbound: RecordingGate {
                 gate: OutboundGate {
+                    plugin: Arc::clone(&self.sha256),
                     policy,
                     extra_roots,
                     network: Arc::clone(&self.shared.network),

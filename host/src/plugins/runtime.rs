@@ -94,8 +94,13 @@ impl PluginRuntime {
             ),
             None => None,
         };
-        let network = Network::new(config.resolve.clone())
-            .map_err(|e| runtime_error(format!("cannot set up TLS for outbound requests: {e}")))?;
+        let network = Network::new(
+            config.resolve.clone(),
+            config
+                .keep_alive
+                .min(crate::plugins::MAX_OUTBOUND_KEEP_ALIVE),
+        )
+        .map_err(|e| runtime_error(format!("cannot set up TLS for outbound requests: {e}")))?;
         let ticker = EpochTicker::start(engine.clone(), config.epoch_tick)
             .map_err(|e| runtime_error(format!("cannot start the epoch ticker: {e}")))?;
         let executor = PluginExecutor::start(config.plugin_threads)
@@ -139,6 +144,12 @@ impl PluginRuntime {
     /// the on-disk cache does not count).
     pub fn compilations(&self) -> u64 {
         self.shared.compilations.load(Ordering::Relaxed)
+    }
+
+    /// Outbound connections kept open now for the plugins' next requests
+    /// (at most 64; each closes once idle for [`RuntimeConfig::keep_alive`]).
+    pub fn idle_connections(&self) -> usize {
+        self.shared.network.idle_connections()
     }
 
     /// Validates, compiles (or loads from the cache) and pre-instantiates a
