@@ -3,8 +3,9 @@
 //! component through the smallest wasmtime host that can call it (no WASI,
 //! unknown imports trap, pooling allocator, `InstancePre`, a fresh `Store`
 //! per call), in the same run. Also: the `webhook` plugin delivering to a
-//! loopback ERP (a new TCP connection per call, through the host's outbound
-//! gate: allow-list, resolved-address check, its own HTTP client), and cold
+//! loopback ERP (through the host's outbound gate: allow-list,
+//! resolved-address check, its own HTTP client; the connection kept alive
+//! between calls, as a job worker's deliveries find it), and cold
 //! compile of the webhook plugin and its load from the on-disk cache.
 //!
 //! Rescind's dispatch is timed twice: from a job worker, which runs on the
@@ -459,7 +460,7 @@ fn dispatch(c: &mut Criterion) -> Vec<Row> {
         micros(handed_over.1) / micros(ours.1)
     );
     println!(
-        "webhook -> loopback ERP (new TCP connection per call): median {:.1} µs, p99 {:.1} µs\n",
+        "webhook -> loopback ERP (connection kept alive): median {:.1} µs, p99 {:.1} µs\n",
         micros(webhook.0),
         micros(webhook.1)
     );
