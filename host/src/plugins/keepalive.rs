@@ -161,9 +161,15 @@ impl ConnectionPool {
         if self.reaping.swap(true, Ordering::AcqRel) {
             return;
         }
+        // Outside a runtime (never on the plugin threads) the next `put`
+        // sweeps instead.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            self.reaping.store(false, Ordering::Release);
+            return;
+        };
         let pool: Weak<Self> = Arc::downgrade(self);
         let every = (self.keep_alive / 3).max(Duration::from_millis(50));
-        tokio::spawn(async move {
+        runtime.spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
                 let Some(pool) = pool.upgrade() else { return };
