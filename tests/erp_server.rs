@@ -238,7 +238,11 @@ impl ErpServer {
                 let (stream, _) = tokio::select! {
                     accepted = listener.accept() => match accepted {
                         Ok(accepted) => accepted,
-                        Err(_) => continue,
+                        // Out of descriptors, say: wait rather than spin.
+                        Err(_) => {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
                     },
                     Some(_) = served.join_next(), if !served.is_empty() => continue,
                 };
