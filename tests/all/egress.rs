@@ -109,7 +109,7 @@ fn misconfigured(report: &CallReport) -> &str {
     }
 }
 
-fn assert_accepted(report: &CallReport) {
+pub(super) fn assert_accepted(report: &CallReport) {
     assert!(
         report.outcome.is_accepted(),
         "{:?}; log {:?}",
@@ -476,7 +476,7 @@ fn rss_bytes() -> Option<u64> {
 }
 
 /// Waits (bounded: 30 s) until `done` holds.
-async fn wait_until(what: &str, done: impl Fn() -> bool) {
+pub(super) async fn wait_until(what: &str, done: impl Fn() -> bool) {
     for _ in 0..600 {
         if done() {
             return;

@@ -18,6 +18,8 @@ use rescind_tests::erp_server::ErpServer;
 use rescind_tests::plugin_fixtures::sample_cancellation;
 use serde_json::json;
 
+use crate::egress::{assert_accepted, wait_until};
+
 /// A runtime keeping idle connections for `keep_alive`, with
 /// `erp.customer.test` pinned to loopback, and the probe loaded in it.
 fn runtime(keep_alive: Duration) -> (PluginRuntime, Arc<Plugin>) {
@@ -60,26 +62,6 @@ async fn submit(probe: &Plugin, connection: &ConnectionContext) -> CallReport {
     probe
         .submit(&sample_cancellation(), connection, &CallLimits::default())
         .await
-}
-
-fn assert_accepted(report: &CallReport) {
-    assert!(
-        report.outcome.is_accepted(),
-        "{:?}; log {:?}",
-        report.outcome,
-        report.log
-    );
-}
-
-/// Waits (bounded: 30 s) until `done` holds.
-async fn wait_until(what: &str, done: impl Fn() -> bool) {
-    for _ in 0..600 {
-        if done() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("waited 30 s for {what}");
 }
 
 #[tokio::test]

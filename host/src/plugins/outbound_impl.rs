@@ -356,21 +356,21 @@ impl Exchange {
         // The connection is kept only if the response ends whole and the
         // ERP did not ask to close it.
         let keep = keep_after(response.version(), response.headers());
-        let mut lease = Some(lease);
-        if response.body().is_end_stream()
-            && let Some(lease) = lease.take()
-        {
-            pool.put(key.clone(), lease, keep);
-        }
-        let timer = Box::pin(tokio::time::sleep_until(self.next_byte_deadline()));
-        let body = MeteredBody {
-            incoming: None,
-            connection: lease.map(|lease| Kept {
+        let connection = if response.body().is_end_stream() {
+            pool.put(key, lease, keep);
+            None
+        } else {
+            Some(Kept {
                 pool: Arc::clone(pool),
                 key,
                 lease,
                 keep,
-            }),
+            })
+        };
+        let timer = Box::pin(tokio::time::sleep_until(self.next_byte_deadline()));
+        let body = MeteredBody {
+            incoming: None,
+            connection,
             destination: self.destination.to_string(),
             read: Arc::clone(&self.body_bytes),
             limit: self.limits.response_body_bytes,

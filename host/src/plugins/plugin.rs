@@ -33,7 +33,7 @@ use crate::plugins::trust::parse_ca_certificates;
 /// [`Plugin::submit`] runs on a fresh instance.
 pub struct Plugin {
     name: String,
-    sha256: String,
+    sha256: Arc<str>,
     stamp: Option<SdkStamp>,
     warnings: Vec<String>,
     pre: IntegrationProcessorPre<CallState>,
@@ -68,7 +68,7 @@ impl Plugin {
     ) -> Self {
         Self {
             name,
-            sha256,
+            sha256: Arc::from(sha256),
             stamp,
             warnings,
             pre,
@@ -162,7 +162,7 @@ impl Plugin {
         let started = Instant::now();
         let call = Call {
             plugin: self.name.clone(),
-            sha256: Arc::from(self.sha256.as_str()),
+            sha256: Arc::clone(&self.sha256),
             pre: self.pre.clone(),
             shared: Arc::clone(&self.shared),
             cancellation: cancellation.clone(),
