@@ -2,6 +2,7 @@
 //! failure is told apart (deadline, memory cap, trap).
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{ResourceTable, ResourceTableError};
@@ -22,7 +23,7 @@ pub(crate) struct CallState {
     pub http: WasiHttpCtx,
     pub table: ResourceTable,
     pub outbound: RecordingGate,
-    pub connection: ConnectionContext,
+    pub connection: Arc<ConnectionContext>,
     pub log: CallLog,
     pub limiter: MemoryCap,
 }

@@ -32,7 +32,7 @@ use crate::plugins::trust::parse_ca_certificates;
 /// A validated, compiled and pre-instantiated integration processor. Each
 /// [`Plugin::submit`] runs on a fresh instance.
 pub struct Plugin {
-    name: String,
+    name: Arc<str>,
     sha256: Arc<str>,
     stamp: Option<SdkStamp>,
     warnings: Vec<String>,
@@ -67,7 +67,7 @@ impl Plugin {
         shared: Arc<Shared>,
     ) -> Self {
         Self {
-            name,
+            name: Arc::from(name),
             sha256: Arc::from(sha256),
             stamp,
             warnings,
@@ -160,13 +160,16 @@ impl Plugin {
         capture: Option<CaptureAnswers>,
     ) -> CallReport {
         let started = Instant::now();
+        // The plugin's input is made here, once, from the caller's
+        // cancellation: the call owns it without a copy of the cancellation
+        // in between.
         let call = Call {
-            plugin: self.name.clone(),
+            plugin: Arc::clone(&self.name),
             sha256: Arc::clone(&self.sha256),
             pre: self.pre.clone(),
             shared: Arc::clone(&self.shared),
-            cancellation: cancellation.clone(),
-            connection: connection.clone(),
+            input: wit::Cancellation::from(cancellation),
+            connection: Arc::new(connection.clone()),
             limits: *limits,
             window,
             capture,
@@ -190,13 +193,15 @@ impl Plugin {
 
 /// One call, owning all it needs so that it can run on the plugin threads.
 struct Call {
-    plugin: String,
+    plugin: Arc<str>,
     /// The component's digest (`sha256:…`).
     sha256: Arc<str>,
     pre: IntegrationProcessorPre<CallState>,
     shared: Arc<Shared>,
-    cancellation: Cancellation,
-    connection: ConnectionContext,
+    /// The cancellation as the plugin receives it.
+    input: wit::Cancellation,
+    /// Shared with the call's WASI state, which the host functions read.
+    connection: Arc<ConnectionContext>,
     limits: CallLimits,
     window: Option<SendWindow>,
     capture: Option<CaptureAnswers>,
@@ -236,8 +241,7 @@ impl Call {
         recorder: &ExchangeRecorder,
         started: Instant,
     ) -> CallOutcome {
-        let (cancellation, connection, limits) =
-            (&self.cancellation, &self.connection, &self.limits);
+        let (connection, limits) = (&self.connection, &self.limits);
         let allowed = match AllowedHosts::parse(&connection.allowed_hosts) {
             Ok(allowed) => allowed,
             Err(err) => return CallOutcome::Misconfigured(err.to_string()),
@@ -289,7 +293,7 @@ impl Call {
                 },
                 recorder: recorder.clone(),
             },
-            connection: connection.clone(),
+            connection: Arc::clone(connection),
             log: log.clone(),
             limiter: MemoryCap::new(usize::try_from(memory_cap).unwrap_or(usize::MAX)),
         };
@@ -307,7 +311,7 @@ impl Call {
             })
         });
 
-        let input = wit::Cancellation::from(cancellation);
+        let input = &self.input;
         let attempt = async {
             let processor = self
                 .pre
@@ -316,7 +320,7 @@ impl Call {
                 .map_err(Stop::Instantiate)?;
             processor
                 .rescind_erp_processor()
-                .call_submit_cancellation(&mut store, &input)
+                .call_submit_cancellation(&mut store, input)
                 .await
                 .map_err(Stop::Call)
         };
