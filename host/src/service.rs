@@ -223,8 +223,7 @@ pub async fn start(config: ServiceConfig) -> anyhow::Result<RunningService> {
         store.wake_on_plugin_changes(Arc::clone(&changes));
         follow_shared_store(plugins.clone(), changes)
     });
-    let mut state = AppState::new(store.clone(), admin_token.as_deref());
-    state.plugins = Some(plugins.clone());
+    let state = AppState::new(store.clone(), admin_token.as_deref()).with_plugins(plugins.clone());
     // The operator console beside the API (not in its OpenAPI document).
     let mut routes = crate::console::mount(api::routes());
     for companion in &config.companions {

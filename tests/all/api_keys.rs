@@ -174,10 +174,9 @@ impl ClockedApi {
         let store = Store::open(&StoreOptions::new(dir.path())).await.unwrap();
         let clock = Arc::new(AtomicI64::new(rescind_host::store::now_ms()));
         let reading = Arc::clone(&clock);
-        let mut state = AppState::new(store, Some(ADMIN));
-        state.auth = Arc::new(
+        let state = AppState::new(store, Some(ADMIN)).with_auth(Arc::new(
             Auth::new(Some(ADMIN)).with_clock(Arc::new(move || reading.load(Ordering::SeqCst))),
-        );
+        ));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, router(state)).await });

@@ -108,9 +108,15 @@ impl Readiness {
     }
 }
 
-/// What every handler shares.
+/// What every handler shares: a handle to [`SharedState`], cloned for every
+/// request by each layer and extractor that takes the state, so one
+/// reference count rather than one per pool, cache and channel inside.
 #[derive(Clone, Debug)]
-pub struct AppState {
+pub struct AppState(Arc<SharedState>);
+
+/// What the handlers share, reached through [`AppState`].
+#[derive(Clone, Debug)]
+pub struct SharedState {
     /// Where orders, cancellations, configuration and jobs are kept.
     pub store: Store,
     /// Checks bearer tokens against the admin token and the stored API keys.
@@ -129,14 +135,34 @@ pub struct AppState {
 impl AppState {
     /// State over a store, with an optional bootstrap admin token.
     pub fn new(store: Store, admin_token: Option<&str>) -> Self {
-        AppState {
+        AppState(Arc::new(SharedState {
             store,
             auth: Arc::new(Auth::new(admin_token)),
             metrics: Arc::new(Metrics::new()),
             job_wakeup: Arc::new(Notify::new()),
             readiness: Readiness::default(),
             plugins: None,
-        }
+        }))
+    }
+
+    /// The same state with the plugin registry's endpoints served.
+    pub fn with_plugins(mut self, plugins: PluginRegistry) -> Self {
+        Arc::make_mut(&mut self.0).plugins = Some(plugins);
+        self
+    }
+
+    /// The same state authenticating with `auth`.
+    pub fn with_auth(mut self, auth: Arc<Auth>) -> Self {
+        Arc::make_mut(&mut self.0).auth = auth;
+        self
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = SharedState;
+
+    fn deref(&self) -> &SharedState {
+        &self.0
     }
 }
 
