@@ -8,6 +8,12 @@
 pub mod results;
 pub use results::{Row, write_results};
 
+/// The allocator of the `rescind` binary (`host/src/main.rs`): the
+/// benchmarks that run the service in their own process measure it with the
+/// allocator it ships with.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
