@@ -1,7 +1,8 @@
 //! `rescind-loadgen`: an HTTP load generator in a process of its own, so
 //! that the server it measures keeps its CPU to itself. A fixed number of
 //! requests from a fixed number of keep-alive clients, within a time cap,
-//! to loopback only; prints one JSON line of figures.
+//! to loopback only; prints one JSON line of figures. Every client opens
+//! its connection before the run's clock starts.
 //!
 //! ```sh
 //! rescind-loadgen --url 'http://127.0.0.1:8080/v1/orders/BO-{n}/cancellations' \
@@ -22,8 +23,7 @@ use bytes::Bytes;
 use clap::Parser;
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, StatusCode, Uri};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::TokioIo;
 use serde_json::json;
 
 #[derive(Parser, Clone)]
@@ -105,26 +105,54 @@ fn url(args: &Args, i: usize) -> String {
         .replace("{n}", &format!("{n:0width$}", width = args.pad))
 }
 
+/// One client's keep-alive connection to the server.
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+/// Opens a connection to `authority` (`host:port`) and starts driving it.
+async fn connect(authority: &str) -> Result<Sender> {
+    let stream = tokio::net::TcpStream::connect(authority)
+        .await
+        .with_context(|| format!("connecting to {authority}"))?;
+    stream.set_nodelay(true)?;
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    Ok(sender)
+}
+
 async fn load(args: Args) -> Result<serde_json::Value> {
     let method: Method = args.method.parse().context("--method")?;
     let expect = StatusCode::from_u16(args.expect).context("--expect")?;
     let cap = Duration::from_secs(args.time_cap);
+    let authority = args
+        .url
+        .replace("{n}", "0")
+        .parse::<Uri>()
+        .ok()
+        .and_then(|uri| uri.authority().map(|a| a.as_str().to_owned()))
+        .context("--url: no host and port")?;
+    // Every client's connection is open before the clock starts: the run
+    // measures requests over kept-alive connections, not a burst of
+    // connects (hundreds at once can lose a SYN to the loopback's queues
+    // and wait out the one-second retransmission).
+    let mut senders = Vec::with_capacity(args.clients);
+    for _ in 0..args.clients {
+        senders.push(connect(&authority).await?);
+    }
     let args = Arc::new(args);
+    let authority: Arc<str> = authority.into();
     let next = Arc::new(AtomicUsize::new(0));
     let body = Bytes::from(args.body.clone());
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..args.clients {
-        let (args, next, body, method) = (
+    for mut sender in senders {
+        let (args, next, body, method, authority) = (
             Arc::clone(&args),
             Arc::clone(&next),
             body.clone(),
             method.clone(),
+            Arc::clone(&authority),
         );
         tasks.spawn(async move {
-            let client = Client::builder(TokioExecutor::new())
-                .pool_max_idle_per_host(1)
-                .build_http::<Full<Bytes>>();
             let mut latencies = Vec::new();
             let mut failed = 0usize;
             let mut first_error = None;
@@ -133,9 +161,15 @@ async fn load(args: Args) -> Result<serde_json::Value> {
                 if i >= args.requests || started.elapsed() > cap {
                     break;
                 }
+                let target = url(&args, i)
+                    .parse::<Uri>()
+                    .ok()
+                    .and_then(|uri| uri.path_and_query().cloned())
+                    .map_or_else(|| "/".to_owned(), |p| p.to_string());
                 let mut request = Request::builder()
                     .method(method.clone())
-                    .uri(url(&args, i))
+                    .uri(target)
+                    .header("host", &*authority)
                     .header("content-type", "application/json");
                 if let Some(token) = &args.bearer {
                     request = request.header("authorization", format!("Bearer {token}"));
@@ -147,18 +181,28 @@ async fn load(args: Args) -> Result<serde_json::Value> {
                 let left = cap
                     .saturating_sub(started.elapsed())
                     .max(Duration::from_millis(1));
-                match tokio::time::timeout(left, client.request(request)).await {
-                    Ok(Ok(response)) if response.status() == expect => {
-                        let _ = response.into_body().collect().await;
-                        latencies.push(t.elapsed());
-                    }
-                    Ok(Ok(response)) => {
+                let exchange = async {
+                    sender.ready().await?;
+                    let response = sender.send_request(request).await?;
+                    let status = response.status();
+                    response.into_body().collect().await?;
+                    Ok::<_, hyper::Error>(status)
+                };
+                match tokio::time::timeout(left, exchange).await {
+                    Ok(Ok(status)) if status == expect => latencies.push(t.elapsed()),
+                    Ok(Ok(status)) => {
                         failed += 1;
-                        first_error.get_or_insert_with(|| format!("status {}", response.status()));
+                        first_error.get_or_insert_with(|| format!("status {status}"));
                     }
                     Ok(Err(e)) => {
                         failed += 1;
                         first_error.get_or_insert_with(|| e.to_string());
+                        // The connection is gone: the next request opens
+                        // another (its connect is then timed with it).
+                        match connect(&authority).await {
+                            Ok(fresh) => sender = fresh,
+                            Err(_) => break,
+                        }
                     }
                     Err(_) => {
                         failed += 1;
