@@ -197,8 +197,9 @@ async fn load(args: Args) -> Result<serde_json::Value> {
                     Ok(Err(e)) => {
                         failed += 1;
                         first_error.get_or_insert_with(|| e.to_string());
-                        // The connection is gone: the next request opens
-                        // another (its connect is then timed with it).
+                        // The connection is gone: the next request goes
+                        // over a new one, opened here, outside any
+                        // request's time.
                         match connect(&authority).await {
                             Ok(fresh) => sender = fresh,
                             Err(_) => break,
