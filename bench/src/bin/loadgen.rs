@@ -68,7 +68,7 @@ struct Args {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    check_loopback(&args.url)?;
+    let authority = check_loopback(&args.url)?;
     if args.clients == 0 || args.stride == 0 {
         bail!("--clients and --stride must be at least 1");
     }
@@ -76,13 +76,14 @@ fn main() -> Result<()> {
         .worker_threads(args.threads.max(1))
         .enable_all()
         .build()?;
-    let figures = runtime.block_on(load(args))?;
+    let figures = runtime.block_on(load(args, authority))?;
     println!("{figures}");
     Ok(())
 }
 
-/// Refuses any URL whose host is not a loopback address.
-fn check_loopback(url: &str) -> Result<()> {
+/// Refuses any URL whose host is not a loopback address; answers the
+/// URL's `host:port` (port 80 when it names none), where the clients connect.
+fn check_loopback(url: &str) -> Result<String> {
     let uri: Uri = url
         .replace("{n}", "0")
         .parse()
@@ -90,13 +91,13 @@ fn check_loopback(url: &str) -> Result<()> {
     if uri.scheme_str() != Some("http") {
         bail!("only http:// URLs: {url}");
     }
-    let host = uri.host().context("the URL has no host")?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let written = uri.host().context("the URL has no host")?;
+    let host = written.trim_start_matches('[').trim_end_matches(']');
     let loopback = host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
     if !loopback {
         bail!("only loopback hosts (127.0.0.0/8, ::1, localhost): {host}");
     }
-    Ok(())
+    Ok(format!("{written}:{}", uri.port_u16().unwrap_or(80)))
 }
 
 fn url(args: &Args, i: usize) -> String {
@@ -119,17 +120,11 @@ async fn connect(authority: &str) -> Result<Sender> {
     Ok(sender)
 }
 
-async fn load(args: Args) -> Result<serde_json::Value> {
+/// Runs the load; `authority` is the checked `host:port` of `args.url`.
+async fn load(args: Args, authority: String) -> Result<serde_json::Value> {
     let method: Method = args.method.parse().context("--method")?;
     let expect = StatusCode::from_u16(args.expect).context("--expect")?;
     let cap = Duration::from_secs(args.time_cap);
-    let authority = args
-        .url
-        .replace("{n}", "0")
-        .parse::<Uri>()
-        .ok()
-        .and_then(|uri| uri.authority().map(|a| a.as_str().to_owned()))
-        .context("--url: no host and port")?;
     // Every client's connection is open before the clock starts: the run
     // measures requests over kept-alive connections, not a burst of
     // connects (hundreds at once can lose a SYN to the loopback's queues
