@@ -753,13 +753,14 @@ async fn job_part(
         met: None,
     });
     notes.push(format!(
-        "prune: {} jobs and {} attempts in {:.1} s = {:.0} jobs/s, in batches of {} with a \
-         {} ms pause after each",
+        "prune: {} jobs and {} attempts in {:.1} s = {:.0} jobs/s, in batches of {}, each \
+         followed by a rest {} times as long as it took ({} ms at least)",
         pruned.pruned.jobs,
         pruned.pruned.attempts,
         prune_time.as_secs_f64(),
         pruned.pruned.jobs as f64 / prune_time.as_secs_f64(),
         retention::BATCH,
+        retention::REST_PER_BATCH,
         retention::PAUSE.as_millis()
     ));
     rows.push(Row {

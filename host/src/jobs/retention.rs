@@ -6,8 +6,10 @@
 //! The service runs [`run_periodically`]; an operator prunes by hand with
 //! `POST /v1/admin/jobs/prune` (`rescind jobs prune --older-than 30d`).
 //! Both delete in small batches, each a short write transaction of its own
-//! with a pause after it, so that cancellations and workers, which take
-//! the same writer, never wait long behind a prune.
+//! with a rest after it at least [`REST_PER_BATCH`] times as long as the
+//! batch took, so that a prune holds at most about an eighth of the
+//! writer's time and cancellations and workers, which take the same
+//! writer, never wait long behind it.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -19,8 +21,26 @@ use crate::store::{Pruned, Store, StoreError, now_ms};
 /// Jobs deleted by one write transaction.
 pub const BATCH: u32 = 200;
 
-/// The rest between two batches, leaving the writer to others.
+/// The shortest rest between two batches, leaving the writer to others.
 pub const PAUSE: Duration = Duration::from_millis(10);
+
+/// How many times as long as a batch took (waiting for the writer
+/// included) the rest after it lasts at least: the prune's share of the
+/// writer's time stays at or below one part in `REST_PER_BATCH + 1`,
+/// whatever this machine's speed, and it gives way more while the writer
+/// is busy with others.
+pub const REST_PER_BATCH: u32 = 7;
+
+/// The longest rest between two batches, so that a prune goes on after a
+/// batch that waited long (behind a checkpoint, say).
+pub const LONGEST_REST: Duration = Duration::from_secs(1);
+
+/// The rest after a batch that took `took`: [`REST_PER_BATCH`] times as
+/// long, between [`PAUSE`] and [`LONGEST_REST`].
+pub fn rest_after(took: Duration) -> Duration {
+    took.saturating_mul(REST_PER_BATCH)
+        .clamp(PAUSE, LONGEST_REST)
+}
 
 /// The retention period a host keeps finished jobs by default.
 pub const DEFAULT_KEEP: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -129,7 +149,9 @@ pub async fn prune(
         ..PruneReport::default()
     };
     loop {
+        let batch_started = Instant::now();
         let batch = store.prune_finished_jobs(finished_before_ms, BATCH).await?;
+        let took = batch_started.elapsed();
         metrics.jobs_pruned(batch);
         report.pruned.jobs += batch.jobs;
         report.pruned.attempts += batch.attempts;
@@ -140,7 +162,7 @@ pub async fn prune(
         if started.elapsed() >= limit {
             return Ok(report);
         }
-        tokio::time::sleep(PAUSE).await;
+        tokio::time::sleep(rest_after(took)).await;
     }
 }
 
@@ -198,6 +220,18 @@ mod tests {
         assert!(matches!(parse_age("99999y"), Err(AgeError::TooLong(_))));
         let message = parse_age("-5d").unwrap_err().to_string();
         assert!(message.contains("negative"), "{message}");
+    }
+
+    #[test]
+    fn a_prune_rests_seven_times_as_long_as_its_batch_took_within_bounds() {
+        assert_eq!(rest_after(Duration::ZERO), PAUSE);
+        assert_eq!(rest_after(Duration::from_millis(1)), PAUSE);
+        assert_eq!(
+            rest_after(Duration::from_millis(3)),
+            Duration::from_millis(21)
+        );
+        assert_eq!(rest_after(Duration::from_secs(5)), LONGEST_REST);
+        assert_eq!(rest_after(Duration::MAX), LONGEST_REST);
     }
 
     #[test]
