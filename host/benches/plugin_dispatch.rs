@@ -12,12 +12,21 @@
 //! plugin threads (`PluginRuntime::spawn`), so its calls run where it is;
 //! and from another thread, whose call is handed to the plugin threads and
 //! its answer handed back. The first is a delivery's dispatch, the second
-//! what a call from the API (a test call) costs.
+//! what a call from the API (a test call) costs. The goal holds the first
+//! against the floor called the same way (in a task on the plugin threads,
+//! timed inside it), so that both start on a thread just woken; the floor
+//! on the bench's own thread, never handed over, is reported beside.
 //!
 //! Criterion reports means and medians; the p99 comes from a bounded loop of
 //! [`sample_calls`] timed calls per contender, printed at the end.
 //!
 //! Run: `RUST_BACKTRACE=0 cargo bench -p rescind-host --bench plugin_dispatch`
+//!
+//! To profile one contender alone (`perf stat`, `perf record`),
+//! `RESCIND_BENCH_ONLY=worker` (or `floor-worker`, `other-thread`,
+//! `floor-async`, `floor-sync`, `none`) makes [`sample_calls`] calls of it
+//! after a warm-up of 200, and nothing else; `none` sets everything up and
+//! calls nothing, the run to subtract.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -280,6 +289,37 @@ impl Contenders {
         });
     }
 
+    /// The floor called where rescind's call from a job worker runs: in a
+    /// task on the plugin threads, timed inside it, so that both start on
+    /// a thread just woken (caches, migrations) and only what rescind does
+    /// beyond the floor tells them apart.
+    fn floor_async_from_worker(&self) -> Duration {
+        let (engine, pre, input) = (
+            self.floor_engine.clone(),
+            self.floor_async.clone(),
+            self.floor_async_input.clone(),
+        );
+        self.tokio
+            .block_on(self.runtime.spawn(async move {
+                let start = Instant::now();
+                let mut store = Store::new(&engine, ());
+                let instance = pre
+                    .instantiate_async(&mut store)
+                    .await
+                    .expect("instantiate");
+                let answer = instance
+                    .rescind_erp_processor()
+                    .call_submit_cancellation(&mut store, &input)
+                    .await
+                    .expect("call");
+                assert!(answer.is_ok());
+                black_box(&answer);
+                drop(store);
+                start.elapsed()
+            }))
+            .expect("the floor's task")
+    }
+
     fn floor_sync(&self) {
         let mut store = Store::new(&self.floor_engine, ());
         let instance = self
@@ -422,14 +462,15 @@ fn dispatch(c: &mut Criterion) -> Vec<Row> {
 
     let figures = percentiles(&[
         &|| contenders.ours_from_worker(),
+        &|| contenders.floor_async_from_worker(),
         &|| timed(|| contenders.ours()),
         &|| timed(|| contenders.floor_async()),
         &|| timed(|| contenders.floor_sync()),
         &|| timed(|| contenders.webhook()),
         &|| timed(|| contenders.webhook_unrecorded()),
     ]);
-    let (ours, handed_over, floor_async, floor_sync, webhook, unrecorded) = (
-        figures[0], figures[1], figures[2], figures[3], figures[4], figures[5],
+    let (ours, floor_worker, handed_over, floor_async, floor_sync, webhook, unrecorded) = (
+        figures[0], figures[1], figures[2], figures[3], figures[4], figures[5], figures[6],
     );
     println!(
         "\ninstantiate + call + drop of `trivial`, {} timed calls each (interleaved):",
@@ -438,6 +479,7 @@ fn dispatch(c: &mut Criterion) -> Vec<Row> {
     println!("{:<30} {:>12} {:>12}", "host", "median µs", "p99 µs");
     for (name, (median, p99)) in [
         ("rescind, from a job worker", ours),
+        ("floor (async), the same way", floor_worker),
         ("rescind, from another thread", handed_over),
         ("floor (async)", floor_async),
         ("floor (sync)", floor_sync),
@@ -445,7 +487,12 @@ fn dispatch(c: &mut Criterion) -> Vec<Row> {
         println!("{name:<30} {:>12.1} {:>12.1}", micros(median), micros(p99));
     }
     println!(
-        "ratio rescind (worker) / floor (async): median {:.2}x, p99 {:.2}x",
+        "ratio rescind (worker) / floor (async, the same way): median {:.2}x, p99 {:.2}x",
+        micros(ours.0) / micros(floor_worker.0),
+        micros(ours.1) / micros(floor_worker.1)
+    );
+    println!(
+        "ratio rescind (worker) / floor (async, bench thread): median {:.2}x, p99 {:.2}x",
         micros(ours.0) / micros(floor_async.0),
         micros(ours.1) / micros(floor_async.1)
     );
@@ -472,22 +519,29 @@ fn dispatch(c: &mut Criterion) -> Vec<Row> {
         micros(webhook.0) / micros(unrecorded.0),
         micros(webhook.1) / micros(unrecorded.1)
     );
-    let ratio = micros(ours.0) / micros(floor_async.0);
+    let ratio = micros(ours.0) / micros(floor_worker.0);
     vec![
         Row::new(
             "rescind dispatch of `trivial` from a job worker (instantiate + call + drop), median",
             micros(ours.0),
             "µs",
-            "bare-wasmtime floor (async), median",
-            micros(floor_async.0),
+            "bare-wasmtime floor (async) timed the same way, on the plugin threads, median",
+            micros(floor_worker.0),
         )
         .goal("≤ 1.2× the floor", ratio <= 1.2),
         Row::new(
             "rescind dispatch of `trivial` from a job worker, p99",
             micros(ours.1),
             "µs",
-            "bare-wasmtime floor (async), p99",
-            micros(floor_async.1),
+            "bare-wasmtime floor (async) on the plugin threads, p99",
+            micros(floor_worker.1),
+        ),
+        Row::new(
+            "rescind dispatch of `trivial` from a job worker, median",
+            micros(ours.0),
+            "µs",
+            "bare-wasmtime floor (async) on the bench's own thread, never handed over, median",
+            micros(floor_async.0),
         ),
         Row::new(
             "rescind dispatch of `trivial` from another thread (handed to the plugin threads), median",
@@ -575,9 +629,46 @@ fn loading(c: &mut Criterion) -> Vec<Row> {
 /// What `criterion_main!` would do, keeping the figures of the bounded
 /// loops for the results file.
 fn main() {
+    if let Ok(only) = std::env::var("RESCIND_BENCH_ONLY") {
+        return only_one(&only);
+    }
     let mut criterion = Criterion::default().configure_from_args();
     let mut rows = dispatch(&mut criterion);
     rows.extend(loading(&mut criterion));
     criterion.final_summary();
     write_results("plugin_dispatch", &rows);
+}
+
+/// `RESCIND_BENCH_ONLY`: warms up and then makes [`sample_calls`] calls of
+/// one contender, for a profiler to count what one call costs.
+fn only_one(name: &str) {
+    let contenders = Contenders::new();
+    let call: &dyn Fn() = match name {
+        "worker" => &|| {
+            contenders.ours_from_worker();
+        },
+        "other-thread" => &|| contenders.ours(),
+        "floor-async" => &|| contenders.floor_async(),
+        "floor-worker" => &|| {
+            contenders.floor_async_from_worker();
+        },
+        "floor-sync" => &|| contenders.floor_sync(),
+        "none" => &|| {},
+        other => panic!(
+            "RESCIND_BENCH_ONLY={other:?}: say worker, floor-worker, other-thread, floor-async, \
+             floor-sync or none"
+        ),
+    };
+    for _ in 0..200 {
+        call();
+    }
+    let calls = sample_calls();
+    let start = Instant::now();
+    for _ in 0..calls {
+        call();
+    }
+    println!(
+        "{name}: {calls} calls, {:.1} µs each on average",
+        micros(start.elapsed()) / calls as f64
+    );
 }
