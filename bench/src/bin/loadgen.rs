@@ -100,6 +100,13 @@ fn check_loopback(url: &str) -> Result<String> {
     Ok(format!("{written}:{}", uri.port_u16().unwrap_or(80)))
 }
 
+/// Where the path of `url` (a checked `http://` URL) starts: past the
+/// scheme and the authority as written.
+fn path_start(url: &str) -> usize {
+    let rest = url.strip_prefix("http://").unwrap_or(url);
+    url.len() - rest.len() + rest.find(['/', '?']).unwrap_or(rest.len())
+}
+
 fn url(args: &Args, i: usize) -> String {
     let n = args.first + i * args.stride;
     args.url
@@ -133,6 +140,7 @@ async fn load(args: Args, authority: String) -> Result<serde_json::Value> {
     for _ in 0..args.clients {
         senders.push(connect(&authority).await?);
     }
+    let path_start = path_start(&args.url);
     let args = Arc::new(args);
     let authority: Arc<str> = authority.into();
     let next = Arc::new(AtomicUsize::new(0));
@@ -156,11 +164,13 @@ async fn load(args: Args, authority: String) -> Result<serde_json::Value> {
                 if i >= args.requests || started.elapsed() > cap {
                     break;
                 }
-                let target = url(&args, i)
-                    .parse::<Uri>()
-                    .ok()
-                    .and_then(|uri| uri.path_and_query().cloned())
-                    .map_or_else(|| "/".to_owned(), |p| p.to_string());
+                // The request's target: the URL's path and query (the
+                // number goes there, never in the authority).
+                let url = url(&args, i);
+                let target = match &url[path_start..] {
+                    path if path.starts_with('/') => path.to_owned(),
+                    path => format!("/{path}"),
+                };
                 let mut request = Request::builder()
                     .method(method.clone())
                     .uri(target)
@@ -276,5 +286,17 @@ mod tests {
         ]);
         assert_eq!(url(&args, 0), "http://127.0.0.1/o/BO-000002/c");
         assert_eq!(url(&args, 3), "http://127.0.0.1/o/BO-000017/c");
+    }
+
+    #[test]
+    fn a_requests_target_starts_past_the_authority() {
+        for (url, target) in [
+            ("http://127.0.0.1:8080/o/BO-{n}/c?x=1", "/o/BO-{n}/c?x=1"),
+            ("http://[::1]:80/healthz", "/healthz"),
+            ("http://localhost?q", "?q"),
+            ("http://localhost", ""),
+        ] {
+            assert_eq!(&url[path_start(url)..], target, "{url}");
+        }
     }
 }
