@@ -360,6 +360,60 @@ async fn a_hundred_concurrent_cancellations_of_one_order_commit_exactly_one() {
     }
 }
 
+/// Cancellations arriving together are committed together, each against
+/// its own order: every one of an order the store holds commits and cancels
+/// that order, every one of an order it never held is `404
+/// order-not-found`, whichever others shared its group.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancellations_arriving_together_each_meet_their_own_order() {
+    let service = Arc::new(TestService::start_without_workers().await);
+    service.configure_insite().await;
+    for i in 0..12 {
+        service
+            .put_order(&format!("SO-T{i}"), &sample_order("C-1"))
+            .await;
+    }
+    let mut tasks = JoinSet::new();
+    for i in 0..24 {
+        let service = Arc::clone(&service);
+        tasks.spawn(async move {
+            let number = if i % 2 == 0 {
+                format!("SO-T{}", i / 2)
+            } else {
+                format!("SO-NONE{i}")
+            };
+            let answer = service
+                .cancel(&number, &json!({"cancellationReason": "OUT_OF_STOCK"}))
+                .await;
+            (number, answer)
+        });
+    }
+    let mut committed = 0;
+    while let Some(joined) = tasks.join_next().await {
+        let (number, answer) = joined.expect("task");
+        if number.starts_with("SO-NONE") {
+            assert_eq!(answer.status, StatusCode::NOT_FOUND, "{}", answer.body);
+            assert_eq!(answer.code(), "order-not-found", "{number}");
+            continue;
+        }
+        assert_eq!(
+            answer.status,
+            StatusCode::CREATED,
+            "{number}: {}",
+            answer.body
+        );
+        assert_eq!(answer.body["orderNumber"], number.as_str());
+        let order = service.order(&number).await;
+        assert_eq!(order["status"], "Cancelled", "{number}");
+        assert_eq!(
+            order["cancellations"],
+            json!([answer.body["internalRequestId"]])
+        );
+        committed += 1;
+    }
+    assert_eq!(committed, 12);
+}
+
 /// Cancellations are committed in groups; one whose writes fail (a trigger
 /// in the database stands in for a full disk) fails alone: those arriving
 /// with it commit with their jobs, and nothing of the failed one remains.

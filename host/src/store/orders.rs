@@ -279,10 +279,11 @@ pub(super) async fn write_order(tx: &mut Tx, order: &Order) -> Result<(), StoreE
 /// The order columns with lines, payments and allocations as JSON arrays, so
 /// that a whole order (or a commit group's orders) is one statement: this is
 /// on every cancellation's path. `$open … $close` is the dialect's JSON
-/// aggregate around `$row`, its JSON array of a row; a macro so that each
+/// aggregate around `$row`, its JSON array of a row; `$from` is where the
+/// orders come from (`o` is the orders table); a macro so that each
 /// dialect's statement is one constant string.
 macro_rules! order_select {
-    ($open:literal, $row:literal, $close:literal) => {
+    ($open:literal, $row:literal, $close:literal, $from:literal) => {
         concat!(
             "SELECT o.number, o.business_code, o.customer_number, o.website,
     o.status, o.order_date, o.currency, o.erp_order_number, o.approval_state, o.tracking,
@@ -309,28 +310,43 @@ macro_rules! order_select {
             $close,
             "
        FROM allocations WHERE order_number = o.number) AS allocations
-    FROM orders o"
+    FROM ",
+            $from
         )
     };
 }
 
 /// One order by its number, on SQLite.
 const SQLITE_ORDER: &str = concat!(
-    order_select!("json_group_array(", "json_array", ")"),
+    order_select!("json_group_array(", "json_array", ")", "orders o"),
     " WHERE o.number = $1"
 );
 
 /// One order by its number, on PostgreSQL (where no rows aggregate to
 /// NULL, not an empty array).
 const POSTGRES_ORDER: &str = concat!(
-    order_select!("COALESCE(json_agg(", "json_build_array", "), '[]')::text"),
+    order_select!(
+        "COALESCE(json_agg(",
+        "json_build_array",
+        "), '[]')::text",
+        "orders o"
+    ),
     " WHERE o.number = $1"
 );
 
-/// A commit group's orders, by a JSON array of their numbers (SQLite).
+/// A commit group's orders, by a JSON array of their distinct numbers
+/// (SQLite). The numbers drive the join, each looking its order up by
+/// primary key: `o.number IN (SELECT value FROM json_each(?1))` built a
+/// temporary B-tree of the list first (a pager and page cache opened and
+/// closed on every group).
 pub(super) const LOAD_ORDERS: &str = concat!(
-    order_select!("json_group_array(", "json_array", ")"),
-    " WHERE o.number IN (SELECT value FROM json_each(?1))"
+    order_select!(
+        "json_group_array(",
+        "json_array",
+        ")",
+        "json_each(?1) AS wanted CROSS JOIN orders o"
+    ),
+    " WHERE o.number = wanted.value"
 );
 
 type LineRow = (
