@@ -382,48 +382,91 @@ pub(super) async fn load_order(
         .transpose())
 }
 
+/// A column of [`order_select!`]: its position in the statement, by which
+/// it is read (a lookup by name compares the name with every column's,
+/// on every order a commit group reads), and its name, for errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Column(usize, &'static str);
+
+/// The columns of [`order_select!`], in the statement's order.
+mod column {
+    use super::Column;
+
+    pub const NUMBER: Column = Column(0, "number");
+    pub const BUSINESS_CODE: Column = Column(1, "business_code");
+    pub const CUSTOMER_NUMBER: Column = Column(2, "customer_number");
+    pub const WEBSITE: Column = Column(3, "website");
+    pub const STATUS: Column = Column(4, "status");
+    pub const ORDER_DATE: Column = Column(5, "order_date");
+    pub const CURRENCY: Column = Column(6, "currency");
+    pub const ERP_ORDER_NUMBER: Column = Column(7, "erp_order_number");
+    pub const APPROVAL_STATE: Column = Column(8, "approval_state");
+    pub const TRACKING: Column = Column(9, "tracking");
+    pub const LINES: Column = Column(10, "lines");
+    pub const PAYMENTS: Column = Column(11, "payments");
+    pub const ALLOCATIONS: Column = Column(12, "allocations");
+
+    /// Every column, in order.
+    #[cfg(test)]
+    pub const ALL: [Column; 13] = [
+        NUMBER,
+        BUSINESS_CODE,
+        CUSTOMER_NUMBER,
+        WEBSITE,
+        STATUS,
+        ORDER_DATE,
+        CURRENCY,
+        ERP_ORDER_NUMBER,
+        APPROVAL_STATE,
+        TRACKING,
+        LINES,
+        PAYMENTS,
+        ALLOCATIONS,
+    ];
+}
+
 /// A row of [`order_select!`], from whichever driver read it: the API's
 /// reads go through sqlx, SQLite's cancellation writer through its own
 /// connection.
 pub(super) trait OrderRow {
     /// A text column that may be NULL.
-    fn text(&self, column: &str) -> Result<Option<String>, StoreError>;
+    fn text(&self, column: Column) -> Result<Option<String>, StoreError>;
 
     /// A text column that must not be NULL.
-    fn required(&self, column: &str) -> Result<String, StoreError> {
+    fn required(&self, column: Column) -> Result<String, StoreError> {
         self.text(column)?
-            .ok_or_else(|| StoreError::Corrupt(format!("order column {column} is NULL")))
+            .ok_or_else(|| StoreError::Corrupt(format!("order column {} is NULL", column.1)))
     }
 }
 
 impl OrderRow for sqlx::sqlite::SqliteRow {
-    fn text(&self, column: &str) -> Result<Option<String>, StoreError> {
-        Ok(self.try_get(column)?)
+    fn text(&self, column: Column) -> Result<Option<String>, StoreError> {
+        Ok(self.try_get(column.0)?)
     }
 }
 
 impl OrderRow for sqlx::postgres::PgRow {
-    fn text(&self, column: &str) -> Result<Option<String>, StoreError> {
-        Ok(self.try_get(column)?)
+    fn text(&self, column: Column) -> Result<Option<String>, StoreError> {
+        Ok(self.try_get(column.0)?)
     }
 }
 
 impl OrderRow for rusqlite::Row<'_> {
-    fn text(&self, column: &str) -> Result<Option<String>, StoreError> {
-        Ok(self.get(column)?)
+    fn text(&self, column: Column) -> Result<Option<String>, StoreError> {
+        Ok(self.get(column.0)?)
     }
 }
 
 pub(super) fn order_from_row(row: &impl OrderRow) -> Result<Order, StoreError> {
-    let currency = row.required("currency")?;
+    let currency = row.required(column::CURRENCY)?;
     let currency = Currency::parse(&currency).map_err(|_| corrupt("currency", &currency))?;
-    let approval = match row.text("approval_state")? {
+    let approval = match row.text(column::APPROVAL_STATE)? {
         None => None,
         Some(state) => Some(Approval {
             state: parse_approval(&state).ok_or_else(|| corrupt("approval state", &state))?,
         }),
     };
-    let tracking = match row.text("tracking")? {
+    let tracking = match row.text(column::TRACKING)? {
         None => None,
         Some(text) => {
             let record: super::TrackingRecord = from_json("tracking", &text)?;
@@ -436,7 +479,7 @@ pub(super) fn order_from_row(row: &impl OrderRow) -> Result<Order, StoreError> {
         }
     };
 
-    let mut line_rows: Vec<LineRow> = from_json("lines", &row.required("lines")?)?;
+    let mut line_rows: Vec<LineRow> = from_json("lines", &row.required(column::LINES)?)?;
     line_rows.sort_by_key(|l| l.0);
     let mut lines = Vec::with_capacity(line_rows.len());
     for (
@@ -475,7 +518,8 @@ pub(super) fn order_from_row(row: &impl OrderRow) -> Result<Order, StoreError> {
         });
     }
 
-    let mut payment_rows: Vec<PaymentRow> = from_json("payments", &row.required("payments")?)?;
+    let mut payment_rows: Vec<PaymentRow> =
+        from_json("payments", &row.required(column::PAYMENTS)?)?;
     payment_rows.sort_by_key(|p| p.0);
     let payments = payment_rows
         .into_iter()
@@ -494,7 +538,7 @@ pub(super) fn order_from_row(row: &impl OrderRow) -> Result<Order, StoreError> {
         .collect();
 
     let mut allocation_rows: Vec<AllocationRow> =
-        from_json("allocations", &row.required("allocations")?)?;
+        from_json("allocations", &row.required(column::ALLOCATIONS)?)?;
     allocation_rows.sort_by_key(|a| a.0);
     let mut allocations = Vec::with_capacity(allocation_rows.len());
     for (_, line_number, warehouse, quantity, kind, state) in allocation_rows {
@@ -512,14 +556,14 @@ pub(super) fn order_from_row(row: &impl OrderRow) -> Result<Order, StoreError> {
     }
 
     Ok(Order {
-        number: row.required("number")?,
-        business_code: row.required("business_code")?,
-        customer_number: row.required("customer_number")?,
-        website: row.required("website")?,
-        status: row.required("status")?,
-        order_date: parse_date(&row.required("order_date")?)?,
+        number: row.required(column::NUMBER)?,
+        business_code: row.required(column::BUSINESS_CODE)?,
+        customer_number: row.required(column::CUSTOMER_NUMBER)?,
+        website: row.required(column::WEBSITE)?,
+        status: row.required(column::STATUS)?,
+        order_date: parse_date(&row.required(column::ORDER_DATE)?)?,
         currency,
-        erp_order_number: row.text("erp_order_number")?,
+        erp_order_number: row.text(column::ERP_ORDER_NUMBER)?,
         lines,
         payments,
         allocations,
@@ -546,5 +590,58 @@ pub(crate) fn parse_approval(s: &str) -> Option<ApprovalState> {
         "rejected" => Some(ApprovalState::Rejected),
         "cancelled" => Some(ApprovalState::Cancelled),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The names of a statement's result columns, in order: its select
+    /// list split at the commas outside parentheses, each item named by
+    /// its alias or, for `o.column`, the column.
+    fn result_columns(statement: &str) -> Vec<String> {
+        let list = statement
+            .trim_start()
+            .strip_prefix("SELECT ")
+            .expect("a SELECT");
+        let mut items = vec![String::new()];
+        let mut depth = 0usize;
+        for (at, c) in list.char_indices() {
+            match c {
+                '(' => depth += 1,
+                ')' => depth -= 1,
+                ',' if depth == 0 => {
+                    items.push(String::new());
+                    continue;
+                }
+                _ if depth == 0 && list[at..].starts_with("FROM ") => break,
+                _ => {}
+            }
+            if let Some(item) = items.last_mut() {
+                item.push(c);
+            }
+        }
+        items
+            .iter()
+            .map(|item| {
+                let item = item.trim();
+                match item.rsplit_once(" AS ") {
+                    Some((_, alias)) => alias.trim().to_owned(),
+                    None => item.trim_start_matches("o.").to_owned(),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_order_statement_has_its_columns_where_they_are_read() {
+        let expected: Vec<&str> = column::ALL.iter().map(|c| c.1).collect();
+        for (position, c) in column::ALL.iter().enumerate() {
+            assert_eq!(c.0, position, "{}", c.1);
+        }
+        for statement in [SQLITE_ORDER, POSTGRES_ORDER, LOAD_ORDERS] {
+            assert_eq!(result_columns(statement), expected, "{statement}");
+        }
     }
 }
