@@ -15,6 +15,11 @@
 //! instead of deciding the result; the summary gives the median round and
 //! the range.
 //!
+//! Each round also prints the CPU time a cancellation cost (on Linux, from
+//! `/proc`): the cancellation writer's thread, and the whole process (the
+//! in-process clients included), over the round's cancellations. The
+//! writer's share bounds the rate however fast the rest becomes.
+//!
 //! Every run is bounded: a fixed number of requests per phase and a time
 //! limit, whichever comes first. Servers listen on 127.0.0.1 only.
 
@@ -51,6 +56,30 @@ async fn floor_server() -> SocketAddr {
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, app).await });
     addr
+}
+
+/// On-CPU time so far, in nanoseconds, of the cancellation writer's
+/// thread and of all the process's live threads (from each thread's
+/// `/proc/self/task/*/schedstat`; a thread that ends between two readings
+/// takes its time with it); `None` where `/proc` does not say.
+fn cpu_ns() -> Option<(u64, u64)> {
+    let mut writer = None;
+    let mut all = 0;
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let path = task.path();
+        // A thread may end between the listing and the reads: skip it.
+        let Ok(schedstat) = std::fs::read_to_string(path.join("schedstat")) else {
+            continue;
+        };
+        let on_cpu: u64 = schedstat.split_whitespace().next()?.parse().ok()?;
+        all += on_cpu;
+        // Linux keeps the first 15 bytes of a thread's name.
+        let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        if "rescind-cancel-writer".get(..15) == Some(name.trim_end()) {
+            writer = Some(on_cpu);
+        }
+    }
+    Some((writer?, all))
 }
 
 fn main() {
@@ -110,6 +139,7 @@ async fn run() {
         )
         .await;
         report("  HTTP floor (trivial axum)", &floor_figures);
+        let cpu_before = cpu_ns();
         let cancel_figures = load(
             clients,
             requests,
@@ -126,6 +156,17 @@ async fn run() {
         )
         .await;
         report("  committed cancellations", &cancel_figures);
+        match (cpu_before, cpu_ns()) {
+            (Some((writer_0, all_0)), Some((writer_1, all_1))) if cancel_figures.ok > 0 => {
+                let per = |ns: u64| ns as f64 / 1000.0 / cancel_figures.ok as f64;
+                println!(
+                    "  CPU per cancellation: writer thread {:.1} µs, whole process {:.1} µs",
+                    per(writer_1.saturating_sub(writer_0)),
+                    per(all_1.saturating_sub(all_0))
+                );
+            }
+            _ => println!("  CPU per cancellation: not measured (no /proc/self/task here)"),
+        }
         println!(
             "  ratio: cancellations reach {:.1} % of the HTTP floor's throughput",
             100.0 * cancel_figures.per_second() / floor_figures.per_second()
