@@ -61,7 +61,8 @@ async fn floor_server() -> SocketAddr {
 /// On-CPU time so far, in nanoseconds, of the cancellation writer's
 /// thread and of all the process's live threads (from each thread's
 /// `/proc/self/task/*/schedstat`; a thread that ends between two readings
-/// takes its time with it); `None` where `/proc` does not say.
+/// takes its time with it); `None` where `/proc` does not say or names
+/// no writer thread.
 fn cpu_ns() -> Option<(u64, u64)> {
     let mut writer = None;
     let mut all = 0;
@@ -165,7 +166,9 @@ async fn run() {
                     per(all_1.saturating_sub(all_0))
                 );
             }
-            _ => println!("  CPU per cancellation: not measured (no /proc/self/task here)"),
+            _ => println!(
+                "  CPU per cancellation: not measured (no /proc/self/task, or no writer thread in it)"
+            ),
         }
         println!(
             "  ratio: cancellations reach {:.1} % of the HTTP floor's throughput",
