@@ -299,6 +299,23 @@ pub async fn overlapping_answers(mut tasks: JoinSet<Answer>) -> (Vec<Value>, i64
     (committed, refunded)
 }
 
+/// Asserts that `answer` committed a cancellation of order `number` and
+/// that the order is now cancelled by it and no other.
+async fn assert_cancelled_by(service: &TestService, number: &str, answer: &Answer) {
+    assert_eq!(
+        answer.status,
+        StatusCode::CREATED,
+        "{number}: {}",
+        answer.body
+    );
+    let order = service.order(number).await;
+    assert_eq!(order["status"], "Cancelled", "{number}");
+    assert_eq!(
+        order["cancellations"],
+        json!([answer.body["internalRequestId"]])
+    );
+}
+
 /// Asserts that no line is in two of the committed cancellations.
 pub fn assert_no_line_cancelled_twice(committed: &[Value]) {
     let mut lines: Vec<u64> = committed
@@ -396,19 +413,8 @@ async fn cancellations_arriving_together_each_meet_their_own_order() {
             assert_eq!(answer.code(), "order-not-found", "{number}");
             continue;
         }
-        assert_eq!(
-            answer.status,
-            StatusCode::CREATED,
-            "{number}: {}",
-            answer.body
-        );
+        assert_cancelled_by(&service, &number, &answer).await;
         assert_eq!(answer.body["orderNumber"], number.as_str());
-        let order = service.order(&number).await;
-        assert_eq!(order["status"], "Cancelled", "{number}");
-        assert_eq!(
-            order["cancellations"],
-            json!([answer.body["internalRequestId"]])
-        );
         committed += 1;
     }
     assert_eq!(committed, 12);
@@ -485,18 +491,7 @@ async fn a_cancellation_whose_writes_fail_fails_alone() {
             );
             continue;
         }
-        assert_eq!(
-            answer.status,
-            StatusCode::CREATED,
-            "{number}: {}",
-            answer.body
-        );
-        let order = service.order(&number).await;
-        assert_eq!(order["status"], "Cancelled", "{number}");
-        assert_eq!(
-            order["cancellations"],
-            json!([answer.body["internalRequestId"]])
-        );
+        assert_cancelled_by(&service, &number, &answer).await;
         // Its two jobs, both of its cancellation.
         let jobs = service
             .call(
