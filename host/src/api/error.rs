@@ -122,6 +122,8 @@ impl From<CancelError> for AppError {
         match e {
             CancelError::Refused(r) => AppError::Refused(r),
             CancelError::Store(s) => AppError::Store(s),
+            CancelError::KeyInProgress => AppError::RequestInProgress,
+            CancelError::KeyReused => AppError::IdempotencyKeyReused,
         }
     }
 }

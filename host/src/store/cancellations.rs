@@ -28,11 +28,41 @@ pub struct CancelCommand<'a> {
     pub request: &'a CancelRequest,
     /// Today's date (UTC) for the date rules.
     pub today: Date,
-    /// `(scope, key)` of an `Idempotency-Key` claimed with
-    /// [`Store::claim_idempotency_key`], recorded in the same transaction.
-    pub idempotency: Option<(&'a str, &'a str)>,
+    /// The request's `Idempotency-Key`, if it came with one: checked and
+    /// recorded in the cancellation's own transaction (see
+    /// [`Store::cancel`]).
+    pub idempotency: Option<IdempotencyKey<'a>>,
     /// What decides the cancellation and what it queues.
     pub planner: Planner,
+}
+
+/// A request's `Idempotency-Key`: the caller's scope, the key, and the
+/// digest of the request it came with (see `api::request_digest`).
+#[derive(Debug, Clone, Copy)]
+pub struct IdempotencyKey<'a> {
+    /// Whose key it is (keys are per caller).
+    pub scope: &'a str,
+    /// The key as the caller sent it.
+    pub key: &'a str,
+    /// Hex SHA-256 of the order number and the canonical body.
+    pub request_sha256: &'a str,
+}
+
+/// What a cancel command came to.
+#[derive(Debug, Clone)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "moved once, through the writer's reply; a box would cost an allocation per cancellation"
+)]
+pub enum Cancelled {
+    /// Committed now, by this command.
+    Committed(Committed),
+    /// The same request with the same `Idempotency-Key` was committed
+    /// before, as this cancellation: nothing was written now.
+    Replayed {
+        /// The cancellation the first request committed.
+        cancellation_id: String,
+    },
 }
 
 /// A committed cancellation with the jobs it enqueued.
@@ -67,6 +97,15 @@ pub enum CancelError {
     /// The store failed; nothing changed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The first request with this `Idempotency-Key` has not been answered
+    /// yet (it runs on another replica, or ran on a host that stopped less
+    /// than the key's hold ago); nothing changed.
+    #[error("a request with this Idempotency-Key is still being processed")]
+    KeyInProgress,
+    /// The `Idempotency-Key` was used before for another request; nothing
+    /// changed.
+    #[error("the Idempotency-Key was used for another request")]
+    KeyReused,
 }
 
 impl From<sqlx::Error> for CancelError {
@@ -91,9 +130,61 @@ pub enum IdempotencyClaim {
     Reused,
 }
 
+/// What an `Idempotency-Key`'s stored row says about a request with that
+/// key: the one judgement behind [`Store::claim_idempotency_key`] and the
+/// group commit's own check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum KeyVerdict {
+    /// No row: the key is new.
+    New,
+    /// The same request was committed before, as this cancellation.
+    Replay(String),
+    /// The same request is being processed, within its hold.
+    InProgress,
+    /// The same request's holder let its hold run out (it stopped): the
+    /// key may be taken over.
+    Abandoned,
+    /// Another request used the key.
+    Reused,
+}
+
+/// The row of an `Idempotency-Key`: its request's digest, state,
+/// cancellation and hold.
+pub(super) type KeyRow = (String, String, Option<String>, i64);
+
+/// Judges `row` (the key's stored row, if any) for a request with digest
+/// `request_sha256` at `now` (Unix milliseconds).
+pub(super) fn judge_key(
+    row: Option<KeyRow>,
+    request_sha256: &str,
+    now: i64,
+) -> Result<KeyVerdict, StoreError> {
+    let Some((stored, state, cancellation_id, expires_at)) = row else {
+        return Ok(KeyVerdict::New);
+    };
+    Ok(if stored != request_sha256 {
+        KeyVerdict::Reused
+    } else if state == "done" {
+        KeyVerdict::Replay(cancellation_id.ok_or_else(|| {
+            StoreError::Corrupt("an idempotency key done without a cancellation".to_owned())
+        })?)
+    } else if expires_at > now {
+        KeyVerdict::InProgress
+    } else {
+        KeyVerdict::Abandoned
+    })
+}
+
+/// How long, from `now`, a new request holds its key.
+pub(super) fn key_hold(now: i64) -> i64 {
+    now.saturating_add(i64::try_from(IDEMPOTENCY_HOLD.as_millis()).unwrap_or(i64::MAX))
+}
+
 impl Store {
     /// Claims an idempotency key for a request whose canonical body has the
-    /// digest `request_sha256`.
+    /// digest `request_sha256`: the first step of a keyed cancellation on
+    /// PostgreSQL, where replicas share keys (on SQLite the group commit
+    /// checks and records the key in the cancellation's own transaction).
     pub async fn claim_idempotency_key(
         &self,
         scope: &str,
@@ -101,7 +192,7 @@ impl Store {
         request_sha256: &str,
     ) -> Result<IdempotencyClaim, StoreError> {
         let now = now_ms();
-        let hold = now + IDEMPOTENCY_HOLD.as_millis() as i64;
+        let hold = key_hold(now);
         // A new key is inserted at once; a known one is read under its row
         // lock, so that of two requests with one key (on any replica) the
         // second sees what the first decided.
@@ -129,8 +220,8 @@ impl Store {
             super::db::Db::Postgres(_) => " FOR UPDATE",
         };
         let row = on!(&mut tx, |tx| sqlx::query(&format!(
-            "SELECT request_sha256, state, cancellation_id, expires_at
-             FROM idempotency_keys WHERE scope = $1 AND key = $2{lock}"
+            "{}{lock}",
+            sql::KEY_ROW
         ))
         .bind(scope)
         .bind(key)
@@ -145,9 +236,9 @@ impl Store {
             ))
         })
         .transpose()?);
-        let claim = match row {
+        let claim = match judge_key(row, request_sha256, now)? {
             // Deleted (released) since the insert found it: take it now.
-            None => {
+            KeyVerdict::New => {
                 on!(&mut tx, |tx| sqlx::query(
                     "INSERT INTO idempotency_keys
                         (scope, key, request_sha256, state, expires_at, created_at)
@@ -163,32 +254,20 @@ impl Store {
                 .map(drop)?);
                 IdempotencyClaim::Proceed
             }
-            Some((stored, state, cancellation_id, expires_at)) => {
-                if stored != request_sha256 {
-                    IdempotencyClaim::Reused
-                } else if state == "done" {
-                    match cancellation_id {
-                        Some(cancellation_id) => IdempotencyClaim::Replay { cancellation_id },
-                        None => {
-                            return Err(StoreError::Corrupt(format!(
-                                "idempotency key {key:?} done without a cancellation"
-                            )));
-                        }
-                    }
-                } else if expires_at > now {
-                    IdempotencyClaim::InProgress
-                } else {
-                    on!(&mut tx, |tx| sqlx::query(
-                        "UPDATE idempotency_keys SET expires_at = $1 WHERE scope = $2 AND key = $3",
-                    )
-                    .bind(hold)
-                    .bind(scope)
-                    .bind(key)
-                    .execute(&mut **tx)
-                    .await
-                    .map(drop)?);
-                    IdempotencyClaim::Proceed
-                }
+            KeyVerdict::Reused => IdempotencyClaim::Reused,
+            KeyVerdict::Replay(cancellation_id) => IdempotencyClaim::Replay { cancellation_id },
+            KeyVerdict::InProgress => IdempotencyClaim::InProgress,
+            KeyVerdict::Abandoned => {
+                on!(&mut tx, |tx| sqlx::query(
+                    "UPDATE idempotency_keys SET expires_at = $1 WHERE scope = $2 AND key = $3",
+                )
+                .bind(hold)
+                .bind(scope)
+                .bind(key)
+                .execute(&mut **tx)
+                .await
+                .map(drop)?);
+                IdempotencyClaim::Proceed
             }
         };
         tx.commit().await?;
@@ -214,11 +293,44 @@ impl Store {
     /// Plans and commits a cancellation. The order is read inside the write
     /// transaction, under the write lock, so that of two overlapping
     /// cancellations the second plans against the first's result.
-    pub async fn cancel(&self, command: CancelCommand<'_>) -> Result<Committed, CancelError> {
+    ///
+    /// With an `Idempotency-Key`: a key answered before for the same
+    /// request replays that cancellation and writes nothing; one used for
+    /// another request is [`CancelError::KeyReused`]; one whose first
+    /// request is still running is [`CancelError::KeyInProgress`]. A
+    /// refused or failed cancellation leaves no trace of its key. On SQLite
+    /// the key is checked and recorded in the cancellation's own
+    /// transaction, with the rest of its group: a keyed cancellation costs
+    /// no write of its own. On PostgreSQL, whose replicas share keys, the
+    /// key is claimed first (a row the other replicas see as in progress)
+    /// and released if the cancellation does not commit.
+    pub async fn cancel(&self, command: CancelCommand<'_>) -> Result<Cancelled, CancelError> {
         match (&self.cancellations, &self.writer) {
             (Some(batcher), _) => batcher.submit(command).await,
             (None, super::db::Db::Postgres(pool)) => {
-                super::pg_cancel::cancel(pool, &self.postgres_config, command).await
+                let Some(key) = command.idempotency else {
+                    return super::pg_cancel::cancel(pool, &self.postgres_config, command)
+                        .await
+                        .map(Cancelled::Committed);
+                };
+                match self
+                    .claim_idempotency_key(key.scope, key.key, key.request_sha256)
+                    .await?
+                {
+                    IdempotencyClaim::Proceed => {}
+                    IdempotencyClaim::Replay { cancellation_id } => {
+                        return Ok(Cancelled::Replayed { cancellation_id });
+                    }
+                    IdempotencyClaim::InProgress => return Err(CancelError::KeyInProgress),
+                    IdempotencyClaim::Reused => return Err(CancelError::KeyReused),
+                }
+                let result = super::pg_cancel::cancel(pool, &self.postgres_config, command).await;
+                if result.is_err()
+                    && let Err(error) = self.release_idempotency_key(key.scope, key.key).await
+                {
+                    tracing::error!(%error, "could not release an idempotency key");
+                }
+                result.map(Cancelled::Committed)
             }
             (None, super::db::Db::Sqlite(_)) => Err(StoreError::Closed.into()),
         }
@@ -381,9 +493,21 @@ pub(super) mod sql {
     /// The cancellation's record.
     pub const INSERT_CANCELLATION: &str = "INSERT INTO cancellations
         (id, order_number, customer_number, record, created_at) VALUES ($1, $2, $3, $4, $5)";
-    /// The `Idempotency-Key` of the request, now answered by the cancellation.
+    /// The `Idempotency-Key` of the request, claimed before, now answered
+    /// by the cancellation (PostgreSQL).
     pub const COMPLETE_IDEMPOTENCY_KEY: &str = "UPDATE idempotency_keys
         SET state = 'done', cancellation_id = $1 WHERE scope = $2 AND key = $3";
+    /// An `Idempotency-Key`'s row, for [`super::judge_key`].
+    pub const KEY_ROW: &str = "SELECT request_sha256, state, cancellation_id, expires_at
+        FROM idempotency_keys WHERE scope = $1 AND key = $2";
+    /// The `Idempotency-Key` of the request, answered by the cancellation
+    /// in the same transaction that checked it (SQLite's group commit): a
+    /// new row, or the row of a holder that gave up.
+    pub const RECORD_IDEMPOTENCY_KEY: &str = "INSERT INTO idempotency_keys
+        (scope, key, request_sha256, state, cancellation_id, expires_at, created_at)
+        VALUES ($1, $2, $3, 'done', $4, $5, $6)
+        ON CONFLICT (scope, key) DO UPDATE SET state = 'done',
+            cancellation_id = excluded.cancellation_id, expires_at = excluded.expires_at";
 }
 
 /// The committed cancellation `id` without its jobs, read on `link`.
@@ -398,4 +522,59 @@ pub(super) async fn load_cancellation_record(
     .fetch_optional(&mut **c)
     .await?);
     text.map(|t| from_json("cancellation", &t)).transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{KeyVerdict, judge_key};
+
+    fn row(digest: &str, state: &str, id: Option<&str>, expires_at: i64) -> Option<super::KeyRow> {
+        Some((
+            digest.to_owned(),
+            state.to_owned(),
+            id.map(str::to_owned),
+            expires_at,
+        ))
+    }
+
+    #[test]
+    fn a_key_is_judged_by_its_row_the_request_and_the_time() {
+        let now = 1_000;
+        let cases = [
+            (None, KeyVerdict::New),
+            (
+                row("d", "done", Some("c-1"), 0),
+                KeyVerdict::Replay("c-1".to_owned()),
+            ),
+            // Another request: refused whatever the row's state or hold.
+            (row("other", "done", Some("c-1"), 0), KeyVerdict::Reused),
+            (
+                row("other", "in-progress", None, now + 1),
+                KeyVerdict::Reused,
+            ),
+            (
+                row("other", "in-progress", None, now - 1),
+                KeyVerdict::Reused,
+            ),
+            (
+                row("d", "in-progress", None, now + 1),
+                KeyVerdict::InProgress,
+            ),
+            // The hold ends at `expires_at`.
+            (row("d", "in-progress", None, now), KeyVerdict::Abandoned),
+            (
+                row("d", "in-progress", None, now - 1),
+                KeyVerdict::Abandoned,
+            ),
+        ];
+        for (row, verdict) in cases {
+            let what = format!("{row:?}");
+            assert_eq!(judge_key(row, "d", now).expect(&what), verdict, "{what}");
+        }
+        let error = judge_key(row("d", "done", None, 0), "d", now).expect_err("corrupt");
+        assert!(
+            error.to_string().contains("without a cancellation"),
+            "{error}"
+        );
+    }
 }

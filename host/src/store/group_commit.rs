@@ -35,12 +35,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use rusqlite::{Connection, OpenFlags, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use time::Date;
 use tokio::sync::{mpsc, oneshot};
 
 use super::cancellations::{
-    CancelCommand, CancelError, Committed, Planned, Planner, RowChanges, sql,
+    CancelCommand, CancelError, Cancelled, KeyVerdict, Planned, Planner, RowChanges, judge_key,
+    key_hold, sql,
 };
 use super::config::{ConfigCache, ConfigSnapshot, config_snapshot};
 use super::db::WriteTurn;
@@ -62,9 +63,16 @@ struct Pending {
     actor: Requester,
     request: CancelRequest,
     today: Date,
-    idempotency: Option<(String, String)>,
+    idempotency: Option<OwnedKey>,
     planner: Planner,
-    reply: oneshot::Sender<Result<Committed, CancelError>>,
+    reply: oneshot::Sender<Result<Cancelled, CancelError>>,
+}
+
+/// A pending cancellation's `Idempotency-Key`, owned.
+struct OwnedKey {
+    scope: String,
+    key: String,
+    request_sha256: String,
 }
 
 /// Other writes the writer thread runs on its connection, between groups
@@ -166,7 +174,7 @@ impl Batcher {
     pub(super) async fn submit(
         &self,
         command: CancelCommand<'_>,
-    ) -> Result<Committed, CancelError> {
+    ) -> Result<Cancelled, CancelError> {
         if self.stopped.load(Ordering::SeqCst) {
             return Err(StoreError::Closed.into());
         }
@@ -177,9 +185,11 @@ impl Batcher {
                 actor: command.actor.clone(),
                 request: command.request.clone(),
                 today: command.today,
-                idempotency: command
-                    .idempotency
-                    .map(|(scope, key)| (scope.to_owned(), key.to_owned())),
+                idempotency: command.idempotency.map(|k| OwnedKey {
+                    scope: k.scope.to_owned(),
+                    key: k.key.to_owned(),
+                    request_sha256: k.request_sha256.to_owned(),
+                }),
                 planner: command.planner,
                 reply,
             })))
@@ -367,7 +377,7 @@ impl Writer {
     fn write_group(
         &mut self,
         group: &[Pending],
-    ) -> Result<Vec<Result<Committed, CancelError>>, GroupError> {
+    ) -> Result<Vec<Result<Cancelled, CancelError>>, GroupError> {
         self.connection
             .prepare_cached("BEGIN IMMEDIATE")?
             .execute([])?;
@@ -405,13 +415,33 @@ impl Writer {
 
     /// Plans one cancellation and writes it. The outer error means the
     /// group's transaction is unusable; the inner result is this
-    /// cancellation's answer (a refusal writes nothing).
+    /// cancellation's answer (a refusal writes nothing). Its
+    /// `Idempotency-Key` is judged first, in the group's transaction: an
+    /// earlier cancellation of the group with the same key counts as
+    /// answered before.
     fn plan_and_write(
         &mut self,
         config: &ConfigSnapshot,
         orders: &mut HashMap<String, Order>,
         pending: &Pending,
-    ) -> Result<Result<Committed, CancelError>, StoreError> {
+    ) -> Result<Result<Cancelled, CancelError>, StoreError> {
+        if let Some(key) = &pending.idempotency {
+            let row = self
+                .connection
+                .prepare_cached(sql::KEY_ROW)?
+                .query_row(params![key.scope, key.key], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                })
+                .optional()?;
+            match judge_key(row, &key.request_sha256, now_ms())? {
+                KeyVerdict::New | KeyVerdict::Abandoned => {}
+                KeyVerdict::Replay(cancellation_id) => {
+                    return Ok(Ok(Cancelled::Replayed { cancellation_id }));
+                }
+                KeyVerdict::InProgress => return Ok(Err(CancelError::KeyInProgress)),
+                KeyVerdict::Reused => return Ok(Err(CancelError::KeyReused)),
+            }
+        }
         let Some(order) = orders.get(&pending.order_number) else {
             return Ok(Err(Refusal::OrderNotFound.into()));
         };
@@ -426,20 +456,16 @@ impl Writer {
             Ok(planned) => planned,
             Err(refusal) => return Ok(Err(refusal.into())),
         };
-        let idempotency = pending
-            .idempotency
-            .as_ref()
-            .map(|(scope, key)| (scope.as_str(), key.as_str()));
         write_cancellation(
             &self.connection,
             order,
             &after,
             &committed.record,
             &committed.jobs,
-            idempotency,
+            pending.idempotency.as_ref(),
         )?;
         orders.insert(after.number.clone(), after);
-        Ok(Ok(committed))
+        Ok(Ok(Cancelled::Committed(committed)))
     }
 }
 
@@ -452,7 +478,7 @@ fn write_cancellation(
     after: &Order,
     record: &super::CancellationRecord,
     jobs: &[Job],
-    idempotency: Option<(&str, &str)>,
+    idempotency: Option<&OwnedKey>,
 ) -> Result<(), rusqlite::Error> {
     let number = after.number.as_str();
     let now = record.created_at_ms;
@@ -503,10 +529,17 @@ fn write_cancellation(
             now
         ])?;
     }
-    if let Some((scope, key)) = idempotency {
+    if let Some(key) = idempotency {
         connection
-            .prepare_cached(sql::COMPLETE_IDEMPOTENCY_KEY)?
-            .execute(params![record.id, scope, key])?;
+            .prepare_cached(sql::RECORD_IDEMPOTENCY_KEY)?
+            .execute(params![
+                key.scope,
+                key.key,
+                key.request_sha256,
+                record.id,
+                key_hold(now),
+                now
+            ])?;
     }
     Ok(())
 }

@@ -57,7 +57,8 @@ use sqlx::sqlite::{
 use db::{Db, Pool, SqliteTx, Tx, WRITE_LOCK, WriteTurn};
 
 pub use cancellations::{
-    CancelCommand, CancelError, Committed, IdempotencyClaim, Planned, Planner, PrunedJobs,
+    CancelCommand, CancelError, Cancelled, Committed, IdempotencyClaim, IdempotencyKey, Planned,
+    Planner, PrunedJobs,
 };
 pub use config::ConfigSnapshot;
 pub use copy::{CopiedTable, CopyError, copy_sqlite_to_postgres};

@@ -112,11 +112,11 @@ pub(super) async fn cancel(
             .execute(&mut *tx)
             .await?;
     }
-    if let Some((scope, key)) = command.idempotency {
+    if let Some(key) = command.idempotency {
         sqlx::query(sql::COMPLETE_IDEMPOTENCY_KEY)
             .bind(&record.id)
-            .bind(scope)
-            .bind(key)
+            .bind(key.scope)
+            .bind(key.key)
             .execute(&mut *tx)
             .await?;
     }

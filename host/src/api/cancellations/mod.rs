@@ -12,7 +12,7 @@ use super::AppState;
 use super::error::{AppError, Problem};
 use super::extract::{Caller, OptionalJsonBody, parse_json, parse_json_object};
 use crate::domain::{CancelRequest, FieldError};
-use crate::store::{CancelCommand, Committed, IdempotencyClaim, Role};
+use crate::store::{CancelCommand, Cancelled, Committed, IdempotencyKey, Role};
 
 mod shapes;
 
@@ -98,32 +98,10 @@ async fn cancel(
     let key = idempotency_key(headers)?;
     let request = CancelRequest::from(body);
     let actor = caller.requester();
-
-    if let Some(key) = key {
-        let digest = request_digest(order_number, bytes)?;
-        match state
-            .store
-            .claim_idempotency_key(&caller.idempotency_scope, key, &digest)
-            .await?
-        {
-            IdempotencyClaim::Proceed => {}
-            IdempotencyClaim::Replay { cancellation_id } => {
-                let committed = state
-                    .store
-                    .cancellation(&cancellation_id)
-                    .await?
-                    .ok_or_else(|| {
-                        AppError::Internal(format!(
-                            "idempotency record names missing cancellation {cancellation_id}"
-                        ))
-                    })?;
-                return Ok((committed, true));
-            }
-            IdempotencyClaim::InProgress => return Err(AppError::RequestInProgress),
-            IdempotencyClaim::Reused => return Err(AppError::IdempotencyKeyReused),
-        }
-    }
-
+    let digest = match key {
+        Some(_) => Some(request_digest(order_number, bytes)?),
+        None => None,
+    };
     let result = state
         .store
         .cancel(CancelCommand {
@@ -131,27 +109,34 @@ async fn cancel(
             actor: &actor,
             request: &request,
             today: OffsetDateTime::now_utc().date(),
-            idempotency: key.map(|k| (caller.idempotency_scope.as_str(), k)),
+            idempotency: key
+                .zip(digest.as_deref())
+                .map(|(key, digest)| IdempotencyKey {
+                    scope: &caller.idempotency_scope,
+                    key,
+                    request_sha256: digest,
+                }),
             planner: crate::cancel::PLANNER,
         })
-        .await;
+        .await?;
     match result {
-        Ok(committed) => {
+        Cancelled::Committed(committed) => {
             if !committed.jobs.is_empty() {
                 state.job_wakeup.notify_waiters();
             }
             Ok((committed, false))
         }
-        Err(e) => {
-            if let Some(key) = key
-                && let Err(release) = state
-                    .store
-                    .release_idempotency_key(&caller.idempotency_scope, key)
-                    .await
-            {
-                tracing::error!(error = %release, "could not release an idempotency key");
-            }
-            Err(e.into())
+        Cancelled::Replayed { cancellation_id } => {
+            let committed = state
+                .store
+                .cancellation(&cancellation_id)
+                .await?
+                .ok_or_else(|| {
+                    AppError::Internal(format!(
+                        "idempotency record names missing cancellation {cancellation_id}"
+                    ))
+                })?;
+            Ok((committed, true))
         }
     }
 }
