@@ -10,10 +10,12 @@
 //! ```
 //!
 //! A run seeds the database once and then measures several rounds, each the
-//! floor and then the cancellations (of orders no earlier round touched), so
-//! that a passing disturbance on a shared machine shows as one odd round
-//! instead of deciding the result; the summary gives the median round and
-//! the range.
+//! floor, the cancellations, and the cancellations again with an
+//! `Idempotency-Key` on every request, as a commerce platform that retries
+//! sends them (each phase on orders no other phase touched), so that a
+//! passing disturbance on a shared machine shows as one odd round instead
+//! of deciding the result; the summary gives the median round and the
+//! range.
 //!
 //! Each round also prints the CPU time a cancellation cost (on Linux, from
 //! `/proc`): the cancellation writer's thread, and the whole process (the
@@ -38,7 +40,9 @@ use serde_json::{Value, json};
 
 mod support;
 
-use support::{ADMIN, Figures, Row, env, load, median, range, report, seed_store, write_results};
+use support::{
+    ADMIN, Figures, Row, env, load, load_keyed, median, range, report, seed_store, write_results,
+};
 
 async fn floor_server() -> SocketAddr {
     let app = Router::new().route(
@@ -92,7 +96,7 @@ fn main() {
 }
 
 async fn run() {
-    let orders: usize = env("RESCIND_BENCH_ORDERS", 100_000);
+    let orders: usize = env("RESCIND_BENCH_ORDERS", 120_000);
     let clients: usize = env("RESCIND_BENCH_CLIENTS", 64);
     let requests: usize = env::<usize>("RESCIND_BENCH_REQUESTS", 20_000).min(orders);
     let durability: Durability = env("RESCIND_BENCH_DURABILITY", Durability::Normal);
@@ -119,12 +123,14 @@ async fn run() {
 
     let floor = floor_server().await;
     let addr = running.addr;
-    // Spread each round's orders over the whole table; round r takes the
-    // orders r, r + stride, r + 2 stride, ...
+    // Spread each phase's orders over the whole table: the phase in slot s
+    // takes the orders s, s + stride, s + 2 stride, ... (round r's
+    // cancellations slot 2r, its keyed cancellations slot 2r + 1).
     let stride = (orders / requests.max(1)).max(1);
-    let rounds: usize = env::<usize>("RESCIND_BENCH_ROUNDS", 3).clamp(1, stride);
+    let rounds: usize = env::<usize>("RESCIND_BENCH_ROUNDS", 3).clamp(1, (stride / 2).max(1));
     let mut floors = Vec::new();
     let mut cancels = Vec::new();
+    let mut keyed = Vec::new();
     for round in 0..rounds {
         println!("round {} of {rounds}", round + 1);
         let floor_figures = load(
@@ -149,7 +155,7 @@ async fn run() {
                 (
                     format!(
                         "http://{addr}/v1/orders/BO-{:06}/cancellations",
-                        i * stride + round
+                        i * stride + 2 * round
                     ),
                     json!({"cancellationReason": "OUT_OF_STOCK"}),
                 )
@@ -174,8 +180,38 @@ async fn run() {
             "  ratio: cancellations reach {:.1} % of the HTTP floor's throughput",
             100.0 * cancel_figures.per_second() / floor_figures.per_second()
         );
+        let keyed_figures = if stride > 1 {
+            let figures = load_keyed(
+                clients,
+                requests,
+                StatusCode::CREATED,
+                Arc::new(move |i| {
+                    (
+                        format!(
+                            "http://{addr}/v1/orders/BO-{:06}/cancellations",
+                            i * stride + 2 * round + 1
+                        ),
+                        json!({"cancellationReason": "OUT_OF_STOCK"}),
+                    )
+                }),
+                &format!("round-{round}"),
+            )
+            .await;
+            report("  with an Idempotency-Key", &figures);
+            println!(
+                "  ratio: keyed cancellations make {:.2}x the unkeyed ones",
+                figures.per_second() / cancel_figures.per_second()
+            );
+            Some(figures)
+        } else {
+            println!(
+                "  with an Idempotency-Key: not measured (too few orders for a phase of its own)"
+            );
+            None
+        };
         floors.push(floor_figures);
         cancels.push(cancel_figures);
+        keyed.extend(keyed_figures);
     }
 
     let per_second: Vec<f64> = cancels.iter().map(Figures::per_second).collect();
@@ -215,6 +251,33 @@ async fn run() {
     let (throughput, floor_throughput) = (median(per_second), median(floor_per_second));
     let (p99, floor_p99) = (median(p99), median(floor_p99));
     let durability = format!("{durability:?}");
+    let mut keyed_rows = Vec::new();
+    if !keyed.is_empty() {
+        let keyed_per_second: Vec<f64> = keyed.iter().map(Figures::per_second).collect();
+        let keyed_p99: Vec<f64> = keyed.iter().map(|f| f.p99.as_secs_f64() * 1000.0).collect();
+        let (lo, hi) = range(&keyed_per_second);
+        let (keyed_throughput, keyed_p99) = (median(keyed_per_second), median(keyed_p99));
+        println!(
+            "  with an Idempotency-Key: {keyed_throughput:.0} req/s ({lo:.0}-{hi:.0}), \
+             p99 {keyed_p99:.2} ms"
+        );
+        keyed_rows.push(Row::new(
+            format!(
+                "committed cancellations with an Idempotency-Key, {clients} clients, {durability}"
+            ),
+            keyed_throughput,
+            "req/s",
+            "the same without a key",
+            throughput,
+        ));
+        keyed_rows.push(Row::new(
+            format!("cancellation p99 with an Idempotency-Key, {clients} clients, {durability}"),
+            keyed_p99,
+            "ms",
+            "the same without a key",
+            p99,
+        ));
+    }
     write_results(
         "cancel_api",
         &[
@@ -234,7 +297,10 @@ async fn run() {
                 floor_p99,
             )
             .goal("p99 ≤ 15 ms", p99 <= 15.0),
-        ],
+        ]
+        .into_iter()
+        .chain(keyed_rows)
+        .collect::<Vec<_>>(),
     );
     running
         .shutdown(Duration::from_secs(10))

@@ -251,6 +251,30 @@ pub async fn load_with(
     expect: StatusCode,
     make: Arc<dyn Fn(usize) -> (String, Value) + Send + Sync>,
 ) -> Figures {
+    load_inner(method, clients, total, expect, make, None).await
+}
+
+/// [`load`] with an `Idempotency-Key` on every request, as a commerce
+/// platform that retries sends them: `{prefix}-{i}` for the i-th.
+pub async fn load_keyed(
+    clients: usize,
+    total: usize,
+    expect: StatusCode,
+    make: Arc<dyn Fn(usize) -> (String, Value) + Send + Sync>,
+    prefix: &str,
+) -> Figures {
+    let prefix = Some(Arc::<str>::from(prefix));
+    load_inner(reqwest::Method::POST, clients, total, expect, make, prefix).await
+}
+
+async fn load_inner(
+    method: reqwest::Method,
+    clients: usize,
+    total: usize,
+    expect: StatusCode,
+    make: Arc<dyn Fn(usize) -> (String, Value) + Send + Sync>,
+    key_prefix: Option<Arc<str>>,
+) -> Figures {
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
@@ -258,6 +282,7 @@ pub async fn load_with(
         let next = Arc::clone(&next);
         let make = Arc::clone(&make);
         let method = method.clone();
+        let key_prefix = key_prefix.clone();
         tasks.spawn(async move {
             let client = reqwest::Client::builder()
                 .pool_max_idle_per_host(1)
@@ -273,12 +298,11 @@ pub async fn load_with(
                 }
                 let (url, body) = make(i);
                 let t = Instant::now();
-                let answer = client
-                    .request(method.clone(), url)
-                    .bearer_auth(ADMIN)
-                    .json(&body)
-                    .send()
-                    .await;
+                let mut request = client.request(method.clone(), url).bearer_auth(ADMIN);
+                if let Some(prefix) = &key_prefix {
+                    request = request.header("idempotency-key", format!("{prefix}-{i}"));
+                }
+                let answer = request.json(&body).send().await;
                 match answer {
                     Ok(r) if r.status() == expect => {
                         let _ = r.bytes().await;
