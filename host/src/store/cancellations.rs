@@ -303,7 +303,8 @@ impl Store {
     /// transaction, with the rest of its group: a keyed cancellation costs
     /// no write of its own. On PostgreSQL, whose replicas share keys, the
     /// key is claimed first (a row the other replicas see as in progress)
-    /// and released if the cancellation does not commit.
+    /// and released if the cancellation does not commit (should that
+    /// release fail too, the claim lapses at the end of its hold).
     pub async fn cancel(&self, command: CancelCommand<'_>) -> Result<Cancelled, CancelError> {
         match (&self.cancellations, &self.writer) {
             (Some(batcher), _) => batcher.submit(command).await,
