@@ -128,6 +128,18 @@ async fn run() {
     // cancellations slot 2r, its keyed cancellations slot 2r + 1).
     let stride = (orders / requests.max(1)).max(1);
     let rounds: usize = env::<usize>("RESCIND_BENCH_ROUNDS", 3).clamp(1, (stride / 2).max(1));
+    // The i-th cancellation of the phase in `slot`.
+    let in_slot = |slot: usize| -> Arc<dyn Fn(usize) -> (String, Value) + Send + Sync> {
+        Arc::new(move |i| {
+            (
+                format!(
+                    "http://{addr}/v1/orders/BO-{:06}/cancellations",
+                    i * stride + slot
+                ),
+                json!({"cancellationReason": "OUT_OF_STOCK"}),
+            )
+        })
+    };
     let mut floors = Vec::new();
     let mut cancels = Vec::new();
     let mut keyed = Vec::new();
@@ -147,21 +159,7 @@ async fn run() {
         .await;
         report("  HTTP floor (trivial axum)", &floor_figures);
         let cpu_before = cpu_ns();
-        let cancel_figures = load(
-            clients,
-            requests,
-            StatusCode::CREATED,
-            Arc::new(move |i| {
-                (
-                    format!(
-                        "http://{addr}/v1/orders/BO-{:06}/cancellations",
-                        i * stride + 2 * round
-                    ),
-                    json!({"cancellationReason": "OUT_OF_STOCK"}),
-                )
-            }),
-        )
-        .await;
+        let cancel_figures = load(clients, requests, StatusCode::CREATED, in_slot(2 * round)).await;
         report("  committed cancellations", &cancel_figures);
         match (cpu_before, cpu_ns()) {
             (Some((writer_0, all_0)), Some((writer_1, all_1))) if cancel_figures.ok > 0 => {
@@ -185,15 +183,7 @@ async fn run() {
                 clients,
                 requests,
                 StatusCode::CREATED,
-                Arc::new(move |i| {
-                    (
-                        format!(
-                            "http://{addr}/v1/orders/BO-{:06}/cancellations",
-                            i * stride + 2 * round + 1
-                        ),
-                        json!({"cancellationReason": "OUT_OF_STOCK"}),
-                    )
-                }),
+                in_slot(2 * round + 1),
                 &format!("round-{round}"),
             )
             .await;

@@ -309,24 +309,23 @@ impl Store {
         match (&self.cancellations, &self.writer) {
             (Some(batcher), _) => batcher.submit(command).await,
             (None, super::db::Db::Postgres(pool)) => {
-                let Some(key) = command.idempotency else {
-                    return super::pg_cancel::cancel(pool, &self.postgres_config, command)
-                        .await
-                        .map(Cancelled::Committed);
-                };
-                match self
-                    .claim_idempotency_key(key.scope, key.key, key.request_sha256)
-                    .await?
-                {
-                    IdempotencyClaim::Proceed => {}
-                    IdempotencyClaim::Replay { cancellation_id } => {
-                        return Ok(Cancelled::Replayed { cancellation_id });
+                let key = command.idempotency;
+                if let Some(key) = key {
+                    match self
+                        .claim_idempotency_key(key.scope, key.key, key.request_sha256)
+                        .await?
+                    {
+                        IdempotencyClaim::Proceed => {}
+                        IdempotencyClaim::Replay { cancellation_id } => {
+                            return Ok(Cancelled::Replayed { cancellation_id });
+                        }
+                        IdempotencyClaim::InProgress => return Err(CancelError::KeyInProgress),
+                        IdempotencyClaim::Reused => return Err(CancelError::KeyReused),
                     }
-                    IdempotencyClaim::InProgress => return Err(CancelError::KeyInProgress),
-                    IdempotencyClaim::Reused => return Err(CancelError::KeyReused),
                 }
                 let result = super::pg_cancel::cancel(pool, &self.postgres_config, command).await;
                 if result.is_err()
+                    && let Some(key) = key
                     && let Err(error) = self.release_idempotency_key(key.scope, key.key).await
                 {
                     tracing::error!(%error, "could not release an idempotency key");

@@ -98,10 +98,9 @@ async fn cancel(
     let key = idempotency_key(headers)?;
     let request = CancelRequest::from(body);
     let actor = caller.requester();
-    let digest = match key {
-        Some(_) => Some(request_digest(order_number, bytes)?),
-        None => None,
-    };
+    let digest = key
+        .map(|_| request_digest(order_number, bytes))
+        .transpose()?;
     let result = state
         .store
         .cancel(CancelCommand {
