@@ -73,7 +73,7 @@ pub const BENCHES: &[Bench] = &[
         name: "cancel_api",
         package: "rescind-host",
         knobs: &[
-            ("RESCIND_BENCH_ORDERS", "30000"),
+            ("RESCIND_BENCH_ORDERS", "45000"),
             ("RESCIND_BENCH_REQUESTS", "5000"),
             ("RESCIND_BENCH_ROUNDS", "3"),
         ],

@@ -10,9 +10,11 @@
 //! ```
 //!
 //! A run seeds the database once and then measures several rounds, each the
-//! floor, the cancellations, and the cancellations again with an
+//! floor, the cancellations, the cancellations again with an
 //! `Idempotency-Key` on every request, as a commerce platform that retries
-//! sends them (each phase on orders no other phase touched), so that a
+//! sends them, and again authenticated with a `service` API key instead of
+//! the admin token, as a platform calls (each phase on orders no other
+//! phase touched), so that a
 //! passing disturbance on a shared machine shows as one odd round instead
 //! of deciding the result; the summary gives the median round and the
 //! range.
@@ -41,7 +43,8 @@ use serde_json::{Value, json};
 mod support;
 
 use support::{
-    ADMIN, Figures, Row, env, load, load_keyed, median, range, report, seed_store, write_results,
+    ADMIN, Figures, Row, env, load, load_as, load_keyed, median, range, report, seed_store,
+    write_results,
 };
 
 async fn floor_server() -> SocketAddr {
@@ -87,6 +90,40 @@ fn cpu_ns() -> Option<(u64, u64)> {
     Some((writer?, all))
 }
 
+/// Prints the CPU time each of the phase's cancellations cost since
+/// `before` (see [`cpu_ns`]).
+fn report_cpu(before: Option<(u64, u64)>, figures: &Figures) {
+    match (before, cpu_ns()) {
+        (Some((writer_0, all_0)), Some((writer_1, all_1))) if figures.ok > 0 => {
+            let per = |ns: u64| ns as f64 / 1000.0 / figures.ok as f64;
+            println!(
+                "  CPU per cancellation: writer thread {:.1} µs, whole process {:.1} µs",
+                per(writer_1.saturating_sub(writer_0)),
+                per(all_1.saturating_sub(all_0))
+            );
+        }
+        _ => println!(
+            "  CPU per cancellation: not measured (no /proc/self/task, or no writer thread in it)"
+        ),
+    }
+}
+
+/// A new `service` API key's token, made through the admin API at `addr`.
+async fn service_key(addr: SocketAddr) -> String {
+    let created: Value = reqwest::Client::new()
+        .post(format!("http://{addr}/v1/admin/api-keys"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"name": "bench platform", "role": "service"}))
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .expect("create an API key")
+        .json()
+        .await
+        .expect("the key's answer");
+    created["token"].as_str().expect("a token").to_owned()
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -96,7 +133,7 @@ fn main() {
 }
 
 async fn run() {
-    let orders: usize = env("RESCIND_BENCH_ORDERS", 120_000);
+    let orders: usize = env("RESCIND_BENCH_ORDERS", 180_000);
     let clients: usize = env("RESCIND_BENCH_CLIENTS", 64);
     let requests: usize = env::<usize>("RESCIND_BENCH_REQUESTS", 20_000).min(orders);
     let durability: Durability = env("RESCIND_BENCH_DURABILITY", Durability::Normal);
@@ -123,11 +160,13 @@ async fn run() {
 
     let floor = floor_server().await;
     let addr = running.addr;
+    let platform_token = service_key(addr).await;
     // Spread each phase's orders over the whole table: the phase in slot s
     // takes the orders s, s + stride, s + 2 stride, ... (round r's
-    // cancellations slot 2r, its keyed cancellations slot 2r + 1).
+    // cancellations slot 3r, its keyed cancellations slot 3r + 1, its
+    // cancellations with the API key slot 3r + 2).
     let stride = (orders / requests.max(1)).max(1);
-    let rounds: usize = env::<usize>("RESCIND_BENCH_ROUNDS", 3).clamp(1, (stride / 2).max(1));
+    let rounds: usize = env::<usize>("RESCIND_BENCH_ROUNDS", 3).clamp(1, (stride / 3).max(1));
     // The i-th cancellation of the phase in `slot`.
     let in_slot = |slot: usize| -> Arc<dyn Fn(usize) -> (String, Value) + Send + Sync> {
         Arc::new(move |i| {
@@ -143,6 +182,7 @@ async fn run() {
     let mut floors = Vec::new();
     let mut cancels = Vec::new();
     let mut keyed = Vec::new();
+    let mut platform = Vec::new();
     for round in 0..rounds {
         println!("round {} of {rounds}", round + 1);
         let floor_figures = load(
@@ -159,49 +199,54 @@ async fn run() {
         .await;
         report("  HTTP floor (trivial axum)", &floor_figures);
         let cpu_before = cpu_ns();
-        let cancel_figures = load(clients, requests, StatusCode::CREATED, in_slot(2 * round)).await;
+        let cancel_figures = load(clients, requests, StatusCode::CREATED, in_slot(3 * round)).await;
         report("  committed cancellations", &cancel_figures);
-        match (cpu_before, cpu_ns()) {
-            (Some((writer_0, all_0)), Some((writer_1, all_1))) if cancel_figures.ok > 0 => {
-                let per = |ns: u64| ns as f64 / 1000.0 / cancel_figures.ok as f64;
-                println!(
-                    "  CPU per cancellation: writer thread {:.1} µs, whole process {:.1} µs",
-                    per(writer_1.saturating_sub(writer_0)),
-                    per(all_1.saturating_sub(all_0))
-                );
-            }
-            _ => println!(
-                "  CPU per cancellation: not measured (no /proc/self/task, or no writer thread in it)"
-            ),
-        }
+        report_cpu(cpu_before, &cancel_figures);
         println!(
             "  ratio: cancellations reach {:.1} % of the HTTP floor's throughput",
             100.0 * cancel_figures.per_second() / floor_figures.per_second()
         );
-        let keyed_figures = if stride > 1 {
+        if stride < 3 {
+            println!(
+                "  with an Idempotency-Key, with an API key: not measured \
+                 (too few orders for phases of their own)"
+            );
+        } else {
+            let cpu_before = cpu_ns();
             let figures = load_keyed(
                 clients,
                 requests,
                 StatusCode::CREATED,
-                in_slot(2 * round + 1),
+                in_slot(3 * round + 1),
                 &format!("round-{round}"),
             )
             .await;
             report("  with an Idempotency-Key", &figures);
+            report_cpu(cpu_before, &figures);
             println!(
                 "  ratio: keyed cancellations make {:.2}x the unkeyed ones",
                 figures.per_second() / cancel_figures.per_second()
             );
-            Some(figures)
-        } else {
+            keyed.push(figures);
+            let cpu_before = cpu_ns();
+            let figures = load_as(
+                &platform_token,
+                clients,
+                requests,
+                StatusCode::CREATED,
+                in_slot(3 * round + 2),
+            )
+            .await;
+            report("  with a service API key", &figures);
+            report_cpu(cpu_before, &figures);
             println!(
-                "  with an Idempotency-Key: not measured (too few orders for a phase of its own)"
+                "  ratio: cancellations with an API key make {:.2}x those with the admin token",
+                figures.per_second() / cancel_figures.per_second()
             );
-            None
-        };
+            platform.push(figures);
+        }
         floors.push(floor_figures);
         cancels.push(cancel_figures);
-        keyed.extend(keyed_figures);
     }
 
     let per_second: Vec<f64> = cancels.iter().map(Figures::per_second).collect();
@@ -241,30 +286,41 @@ async fn run() {
     let (throughput, floor_throughput) = (median(per_second), median(floor_per_second));
     let (p99, floor_p99) = (median(p99), median(floor_p99));
     let durability = format!("{durability:?}");
-    let mut keyed_rows = Vec::new();
-    if !keyed.is_empty() {
-        let keyed_per_second: Vec<f64> = keyed.iter().map(Figures::per_second).collect();
-        let keyed_p99: Vec<f64> = keyed.iter().map(|f| f.p99.as_secs_f64() * 1000.0).collect();
-        let (lo, hi) = range(&keyed_per_second);
-        let (keyed_throughput, keyed_p99) = (median(keyed_per_second), median(keyed_p99));
+    // Each variant beside the plain cancellations of the same rounds.
+    let mut variant_rows = Vec::new();
+    for (phases, what, baseline) in [
+        (&keyed, "with an Idempotency-Key", "the same without a key"),
+        (
+            &platform,
+            "with a service API key",
+            "the same with the admin token",
+        ),
+    ] {
+        if phases.is_empty() {
+            continue;
+        }
+        let per_second: Vec<f64> = phases.iter().map(Figures::per_second).collect();
+        let p99s: Vec<f64> = phases
+            .iter()
+            .map(|f| f.p99.as_secs_f64() * 1000.0)
+            .collect();
+        let (lo, hi) = range(&per_second);
+        let (variant_throughput, variant_p99) = (median(per_second), median(p99s));
         println!(
-            "  with an Idempotency-Key: {keyed_throughput:.0} req/s ({lo:.0}-{hi:.0}), \
-             p99 {keyed_p99:.2} ms"
+            "  {what}: {variant_throughput:.0} req/s ({lo:.0}-{hi:.0}), p99 {variant_p99:.2} ms"
         );
-        keyed_rows.push(Row::new(
-            format!(
-                "committed cancellations with an Idempotency-Key, {clients} clients, {durability}"
-            ),
-            keyed_throughput,
+        variant_rows.push(Row::new(
+            format!("committed cancellations {what}, {clients} clients, {durability}"),
+            variant_throughput,
             "req/s",
-            "the same without a key",
+            baseline,
             throughput,
         ));
-        keyed_rows.push(Row::new(
-            format!("cancellation p99 with an Idempotency-Key, {clients} clients, {durability}"),
-            keyed_p99,
+        variant_rows.push(Row::new(
+            format!("cancellation p99 {what}, {clients} clients, {durability}"),
+            variant_p99,
             "ms",
-            "the same without a key",
+            baseline,
             p99,
         ));
     }
@@ -289,7 +345,7 @@ async fn run() {
             .goal("p99 ≤ 15 ms", p99 <= 15.0),
         ]
         .into_iter()
-        .chain(keyed_rows)
+        .chain(variant_rows)
         .collect::<Vec<_>>(),
     );
     running

@@ -251,7 +251,20 @@ pub async fn load_with(
     expect: StatusCode,
     make: Arc<dyn Fn(usize) -> (String, Value) + Send + Sync>,
 ) -> Figures {
-    load_inner(method, clients, total, expect, make, None).await
+    load_inner(method, clients, total, expect, make, ADMIN.into(), None).await
+}
+
+/// [`load`] authenticated with `token` instead of the admin token, as a
+/// commerce platform with its API key calls.
+pub async fn load_as(
+    token: &str,
+    clients: usize,
+    total: usize,
+    expect: StatusCode,
+    make: Arc<dyn Fn(usize) -> (String, Value) + Send + Sync>,
+) -> Figures {
+    let method = reqwest::Method::POST;
+    load_inner(method, clients, total, expect, make, token.into(), None).await
 }
 
 /// [`load`] with an `Idempotency-Key` on every request, as a commerce
@@ -264,7 +277,8 @@ pub async fn load_keyed(
     prefix: &str,
 ) -> Figures {
     let prefix = Some(Arc::<str>::from(prefix));
-    load_inner(reqwest::Method::POST, clients, total, expect, make, prefix).await
+    let method = reqwest::Method::POST;
+    load_inner(method, clients, total, expect, make, ADMIN.into(), prefix).await
 }
 
 async fn load_inner(
@@ -273,6 +287,7 @@ async fn load_inner(
     total: usize,
     expect: StatusCode,
     make: Arc<dyn Fn(usize) -> (String, Value) + Send + Sync>,
+    token: Arc<str>,
     key_prefix: Option<Arc<str>>,
 ) -> Figures {
     let next = Arc::new(AtomicUsize::new(0));
@@ -283,6 +298,7 @@ async fn load_inner(
         let make = Arc::clone(&make);
         let method = method.clone();
         let key_prefix = key_prefix.clone();
+        let token = Arc::clone(&token);
         tasks.spawn(async move {
             let client = reqwest::Client::builder()
                 .pool_max_idle_per_host(1)
@@ -298,7 +314,7 @@ async fn load_inner(
                 }
                 let (url, body) = make(i);
                 let t = Instant::now();
-                let mut request = client.request(method.clone(), url).bearer_auth(ADMIN);
+                let mut request = client.request(method.clone(), url).bearer_auth(&token);
                 if let Some(prefix) = &key_prefix {
                     request = request.header("idempotency-key", format!("{prefix}-{i}"));
                 }
