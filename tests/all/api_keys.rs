@@ -42,7 +42,8 @@ async fn a_revoked_key_is_refused_by_the_very_next_request() {
     let key = create(&service, json!({"name": "ci", "role": "service"})).await;
     let token = key["token"].as_str().unwrap().to_owned();
     let id = key["id"].as_str().unwrap().to_owned();
-    // Used many times first, so that a cache of looked-up keys would hold it.
+    // Used many times first, so that the keys the host keeps in memory
+    // (on SQLite) hold it when it is revoked.
     for _ in 0..5 {
         let a = service
             .call(Method::GET, "/v1/admin/jobs", Some(&token), None)
@@ -80,6 +81,52 @@ async fn a_revoked_key_is_refused_by_the_very_next_request() {
         .call(Method::GET, "/v1/admin/jobs", Some(&token), None)
         .await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.body);
+}
+
+/// The keys a host keeps in memory are dropped by every key write: a key
+/// created after others were used signs in at once, and revoking one of
+/// two keys leaves the other working, each answered from the table read
+/// again after the write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_created_and_revoked_between_requests_are_seen_by_the_next_one() {
+    let service = TestService::start_without_workers().await;
+    let token = |key: &Value| key["token"].as_str().unwrap().to_owned();
+    let jobs = |token: String| {
+        let service = &service;
+        async move {
+            service
+                .call(Method::GET, "/v1/admin/jobs", Some(&token), None)
+                .await
+                .status
+        }
+    };
+    let first = create(&service, json!({"name": "first", "role": "service"})).await;
+    assert_eq!(jobs(token(&first)).await, StatusCode::OK);
+    let second = create(&service, json!({"name": "second", "role": "service"})).await;
+    assert_eq!(
+        jobs(token(&second)).await,
+        StatusCode::OK,
+        "a new key at once"
+    );
+    assert_eq!(jobs(token(&first)).await, StatusCode::OK);
+    let a = service
+        .call(
+            Method::DELETE,
+            &format!("/v1/admin/api-keys/{}", first["id"].as_str().unwrap()),
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.body);
+    assert_eq!(jobs(token(&first)).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        jobs(token(&second)).await,
+        StatusCode::OK,
+        "the other key stays"
+    );
+    // A token no key has, after the table is kept: refused too.
+    let unknown = rescind_host::keys::new_token();
+    assert_eq!(jobs(unknown).await, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

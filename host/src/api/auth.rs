@@ -2,11 +2,12 @@
 //! SHA-256 of each key's token, and the bootstrap admin token
 //! (`RESCIND_ADMIN_TOKEN`) lives only in memory, as a digest.
 //!
-//! **No cache of keys.** Every request reads its key from the store (one
-//! indexed read on the reader pool), so that deleting a key refuses the very
-//! next request with it, on this process and on any other that shares the
-//! database. A process-local cache would keep a revoked key working on the
-//! replicas that did not see the revocation.
+//! **Revocation is seen at once.** Deleting a key refuses the very next
+//! request with it, on this process and on any other that shares the
+//! database. On PostgreSQL every request reads its key from the database
+//! (other replicas write keys); on SQLite, whose database this process
+//! alone opens, the store keeps the key table in memory and drops it with
+//! every key write before the write answers (see `store::keys`).
 //!
 //! **Last use.** A key's `lastUsedAt` is written at most once per
 //! [`LAST_USED_INTERVAL`], not on every request: the write happens only when

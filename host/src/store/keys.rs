@@ -1,7 +1,141 @@
 //! API keys, stored as SHA-256 digests of their tokens.
+//!
+//! **Where a request's key is read.** On PostgreSQL, from the database on
+//! every request: other replicas create and revoke keys, and nothing tells
+//! this one. On SQLite the database belongs to this process alone (the data
+//! directory's lock refuses a second host and `rescind keys create` while
+//! one runs), so every key write is one of ours: the store keeps the whole
+//! key table in memory ([`KeyTable`]), read once, and drops it whenever a
+//! key is created or revoked, before that write answers. A request after a
+//! revocation reads the table again, without the key.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use super::db::{StoreRow, on};
 use super::{ApiKey, Role, Store, StoreError};
+
+/// SQLite: every API key by its token's digest, as the database held them
+/// after this process's last key write; empty until a request needs it and
+/// after every key write. Its size is the key table's, which only admins
+/// grow.
+#[derive(Default)]
+pub(super) struct KeyTable {
+    state: Mutex<KeyTableState>,
+}
+
+#[derive(Default)]
+struct KeyTableState {
+    /// Moved on by every key write: a table read before it is used for the
+    /// request that read it, never kept.
+    generation: u64,
+    keys: Option<Arc<Keys>>,
+}
+
+/// The keys as read, found by their token's digest or their id.
+struct Keys {
+    entries: Vec<KeyEntry>,
+    by_digest: HashMap<String, usize>,
+    by_id: HashMap<String, usize>,
+}
+
+impl Keys {
+    fn new(keys: Vec<ApiKey>) -> Keys {
+        let entries: Vec<KeyEntry> = keys
+            .into_iter()
+            .map(|key| KeyEntry {
+                last_used_at_ms: AtomicI64::new(key.last_used_at_ms.unwrap_or(i64::MIN)),
+                key,
+            })
+            .collect();
+        let index = |field: fn(&ApiKey) -> &String| {
+            entries
+                .iter()
+                .enumerate()
+                .map(|(i, entry)| (field(&entry.key).clone(), i))
+                .collect()
+        };
+        Keys {
+            by_digest: index(|key| &key.token_sha256),
+            by_id: index(|key| &key.id),
+            entries,
+        }
+    }
+
+    fn by_digest(&self, token_sha256: &str) -> Option<&KeyEntry> {
+        self.by_digest.get(token_sha256).map(|&i| &self.entries[i])
+    }
+}
+
+struct KeyEntry {
+    key: ApiKey,
+    /// The key's last use as this process last wrote or read it (Unix
+    /// milliseconds, `i64::MIN` for never), so that a kept key is not
+    /// written as used on every request once its stored time is stale.
+    last_used_at_ms: AtomicI64,
+}
+
+impl std::fmt::Debug for KeyTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.lock();
+        f.debug_struct("KeyTable")
+            .field("generation", &state.generation)
+            .field("keys", &state.keys.as_ref().map(|keys| keys.entries.len()))
+            .finish()
+    }
+}
+
+impl KeyTable {
+    fn lock(&self) -> std::sync::MutexGuard<'_, KeyTableState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The table's generation and the table, if one is kept.
+    fn current(&self) -> (u64, Option<Arc<Keys>>) {
+        let state = self.lock();
+        (state.generation, state.keys.clone())
+    }
+
+    /// Keeps `keys`, read after [`KeyTable::current`] answered
+    /// `generation`, unless a key write came since; answers whether it did.
+    fn keep(&self, generation: u64, keys: &Arc<Keys>) -> bool {
+        let mut state = self.lock();
+        let current = state.generation == generation;
+        if current {
+            state.keys = Some(Arc::clone(keys));
+        }
+        current
+    }
+
+    /// Forgets the table: called after every key write, before it answers.
+    fn forget(&self) {
+        let mut state = self.lock();
+        state.generation += 1;
+        state.keys = None;
+    }
+
+    /// Notes that `id` was recorded as used at `now_ms`.
+    fn used(&self, id: &str, now_ms: i64) {
+        if let Some(keys) = &self.lock().keys
+            && let Some(&i) = keys.by_id.get(id)
+        {
+            keys.entries[i]
+                .last_used_at_ms
+                .fetch_max(now_ms, Ordering::Relaxed);
+        }
+    }
+}
+
+impl KeyEntry {
+    fn key(&self) -> ApiKey {
+        let last_used = self.last_used_at_ms.load(Ordering::Relaxed);
+        ApiKey {
+            last_used_at_ms: (last_used != i64::MIN).then_some(last_used),
+            ..self.key.clone()
+        }
+    }
+}
 
 const COLUMNS: &str = "id, token_sha256, token_prefix, name, role, customer_number, created_by,
      created_at, last_used_at, expires_at";
@@ -45,25 +179,41 @@ impl Store {
         .execute(&mut **tx)
         .await
         .map(drop)?);
-        tx.commit().await?;
-        Ok(())
+        let committed = tx.commit().await;
+        self.keys.forget();
+        Ok(committed?)
     }
 
-    /// The key whose token has this digest, read from the database on
-    /// every call (revocation must be seen at once; see `api::auth`).
+    /// The key whose token has this digest, as the database holds it now:
+    /// on PostgreSQL read on every call, on SQLite from the [`KeyTable`]
+    /// (see the module's documentation).
     pub async fn api_key_by_digest(
         &self,
         token_sha256: &str,
     ) -> Result<Option<ApiKey>, StoreError> {
-        on!(&self.reader, |pool| sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM api_keys WHERE token_sha256 = $1"
-        ))
-        .bind(token_sha256)
-        .fetch_optional(pool)
-        .await?
-        .as_ref()
-        .map(api_key)
-        .transpose())
+        if self.reader.is_postgres() {
+            return on!(&self.reader, |pool| sqlx::query(&format!(
+                "SELECT {COLUMNS} FROM api_keys WHERE token_sha256 = $1"
+            ))
+            .bind(token_sha256)
+            .fetch_optional(pool)
+            .await?
+            .as_ref()
+            .map(api_key)
+            .transpose());
+        }
+        let (generation, keys) = self.keys.current();
+        let keys = match keys {
+            Some(keys) => keys,
+            None => {
+                // Read after the generation was taken: a key write that
+                // commits meanwhile moves it on, and this table is not kept.
+                let keys = Arc::new(Keys::new(self.api_keys().await?));
+                self.keys.keep(generation, &keys);
+                keys
+            }
+        };
+        Ok(keys.by_digest(token_sha256).map(KeyEntry::key))
     }
 
     /// Every key, oldest first.
@@ -101,7 +251,9 @@ impl Store {
         .execute(&mut **tx)
         .await
         .map(drop)?);
-        tx.commit().await?;
+        let committed = tx.commit().await;
+        self.keys.forget();
+        committed?;
         Ok(Some(key))
     }
 
@@ -128,6 +280,62 @@ impl Store {
         .await?
         .rows_affected());
         tx.commit().await?;
+        // Written now, or by another request within the interval.
+        self.keys.used(id, now_ms);
         Ok(written > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(digests: &[&str]) -> Arc<Keys> {
+        let key = |digest: &str| ApiKey {
+            id: format!("id-{digest}"),
+            token_sha256: digest.to_owned(),
+            token_prefix: None,
+            name: "k".to_owned(),
+            role: Role::Service,
+            customer_number: None,
+            created_by: "admin token".to_owned(),
+            created_at_ms: 0,
+            last_used_at_ms: None,
+            expires_at_ms: None,
+        };
+        Arc::new(Keys::new(digests.iter().map(|d| key(d)).collect()))
+    }
+
+    #[test]
+    fn a_table_read_before_a_key_write_is_not_kept() {
+        let keys = KeyTable::default();
+        let (generation, kept) = keys.current();
+        assert!(kept.is_none(), "nothing is kept before a request reads");
+        // A revocation commits while the table is read.
+        keys.forget();
+        assert!(!keys.keep(generation, &table(&["revoked"])));
+        assert!(keys.current().1.is_none(), "the stale table is not kept");
+        // Read again after it: kept.
+        let (generation, _) = keys.current();
+        assert!(keys.keep(generation, &table(&["live"])));
+        let kept = keys.current().1.expect("kept");
+        assert!(kept.by_digest("live").is_some());
+        assert!(kept.by_digest("revoked").is_none());
+        // The next key write forgets it.
+        keys.forget();
+        assert!(keys.current().1.is_none());
+    }
+
+    #[test]
+    fn a_use_recorded_moves_the_kept_last_use_forward_only() {
+        let keys = KeyTable::default();
+        let (generation, _) = keys.current();
+        assert!(keys.keep(generation, &table(&["a", "b"])));
+        keys.used("id-a", 5_000);
+        keys.used("id-a", 4_000);
+        let kept = keys.current().1.expect("kept");
+        let last_used = |digest| kept.by_digest(digest).unwrap().key().last_used_at_ms;
+        assert_eq!(last_used("a"), Some(5_000));
+        assert_eq!(last_used("b"), None, "only the key used");
     }
 }

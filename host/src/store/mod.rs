@@ -281,6 +281,9 @@ pub struct Store {
     /// PostgreSQL: the configuration with the version it was read at,
     /// checked by every cancellation (empty on SQLite).
     postgres_config: config::VersionedConfigCache,
+    /// SQLite: the API keys, kept between key writes (see [`keys`]).
+    /// Unused on PostgreSQL.
+    keys: Arc<keys::KeyTable>,
     /// SQLite: commits cancellations in groups on a thread of its own
     /// (see [`group_commit`]). PostgreSQL: none, each cancellation is a
     /// transaction of the pool (`pg_cancel`).
@@ -386,6 +389,7 @@ impl Store {
             reader: Db::Sqlite(reader),
             config,
             postgres_config: Arc::default(),
+            keys: Arc::default(),
             cancellations: Some(cancellations),
             background: Arc::new(std::sync::Mutex::new(vec![checkpointer])),
             held: Arc::new(std::sync::Mutex::new(Some(Held {
@@ -422,6 +426,7 @@ impl Store {
             reader: pool,
             config: config::ConfigCache::default(),
             postgres_config: Arc::default(),
+            keys: Arc::default(),
             cancellations: None,
             background: Arc::default(),
             held: Arc::new(std::sync::Mutex::new(Some(Held {
