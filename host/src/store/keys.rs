@@ -115,14 +115,34 @@ impl KeyTable {
         state.keys = None;
     }
 
-    /// Notes that `id` was recorded as used at `now_ms`.
-    fn used(&self, id: &str, now_ms: i64) {
-        if let Some(keys) = &self.lock().keys
-            && let Some(&i) = keys.by_id.get(id)
-        {
-            keys.entries[i]
-                .last_used_at_ms
-                .fetch_max(now_ms, Ordering::Relaxed);
+    /// Takes the turn to record `id`'s use at `now_ms`: moves the kept last
+    /// use on to `now_ms` and answers true, unless it is less than
+    /// `interval_ms` old (another request took the turn, or the use is
+    /// recorded), then false. True when no table is kept or it has no such
+    /// key: the database's own condition decides.
+    fn claim_use(&self, id: &str, now_ms: i64, interval_ms: i64) -> bool {
+        let state = self.lock();
+        let Some(entry) = state
+            .keys
+            .as_ref()
+            .and_then(|keys| keys.by_id.get(id).map(|&i| &keys.entries[i]))
+        else {
+            return true;
+        };
+        let mut kept = entry.last_used_at_ms.load(Ordering::Relaxed);
+        loop {
+            if kept != i64::MIN && now_ms.saturating_sub(kept) < interval_ms {
+                return false;
+            }
+            match entry.last_used_at_ms.compare_exchange(
+                kept,
+                now_ms,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(moved) => kept = moved,
+            }
         }
     }
 }
@@ -260,13 +280,18 @@ impl Store {
     /// Records that a key was used at `now_ms`, unless its last use on
     /// record is less than `interval_ms` before: the row is written at most
     /// once per interval, whichever process or replica sees the key first.
-    /// Answers whether it wrote.
+    /// On SQLite, of the requests that saw the same stale last use only the
+    /// first writes (the kept table's turn); if its write fails, the next
+    /// try comes an interval later. Answers whether it wrote.
     pub async fn touch_api_key(
         &self,
         id: &str,
         now_ms: i64,
         interval_ms: i64,
     ) -> Result<bool, StoreError> {
+        if !self.keys.claim_use(id, now_ms, interval_ms) {
+            return Ok(false);
+        }
         // One conditional statement: right without the store-wide lock.
         let mut tx = self.write_rows().await?;
         let written = on!(&mut tx, |tx| sqlx::query(
@@ -280,8 +305,6 @@ impl Store {
         .await?
         .rows_affected());
         tx.commit().await?;
-        // Written now, or by another request within the interval.
-        self.keys.used(id, now_ms);
         Ok(written > 0)
     }
 }
@@ -327,15 +350,35 @@ mod tests {
     }
 
     #[test]
-    fn a_use_recorded_moves_the_kept_last_use_forward_only() {
+    fn one_request_an_interval_takes_the_turn_to_record_a_use() {
         let keys = KeyTable::default();
+        assert!(
+            keys.claim_use("id-a", 5_000, 60_000),
+            "no table: the database decides"
+        );
         let (generation, _) = keys.current();
         assert!(keys.keep(generation, &table(&["a", "b"])));
-        keys.used("id-a", 5_000);
-        keys.used("id-a", 4_000);
+        assert!(
+            keys.claim_use("id-a", 5_000, 60_000),
+            "never used: the first writes"
+        );
+        assert!(
+            !keys.claim_use("id-a", 5_000, 60_000),
+            "the same stale time: one writes"
+        );
+        assert!(
+            !keys.claim_use("id-a", 64_999, 60_000),
+            "within the interval"
+        );
+        assert!(keys.claim_use("id-a", 65_000, 60_000), "an interval later");
+        assert!(
+            keys.claim_use("id-b", 65_000, 60_000),
+            "each key its own turn"
+        );
+        assert!(keys.claim_use("id-unknown", 65_000, 60_000));
         let kept = keys.current().1.expect("kept");
         let last_used = |digest| kept.by_digest(digest).unwrap().key().last_used_at_ms;
-        assert_eq!(last_used("a"), Some(5_000));
-        assert_eq!(last_used("b"), None, "only the key used");
+        assert_eq!(last_used("a"), Some(65_000));
+        assert_eq!(last_used("b"), Some(65_000));
     }
 }
