@@ -70,9 +70,10 @@ impl Keys {
 
 struct KeyEntry {
     key: ApiKey,
-    /// The key's last use as this process last wrote or read it (Unix
-    /// milliseconds, `i64::MIN` for never), so that a kept key is not
-    /// written as used on every request once its stored time is stale.
+    /// The key's last use as read, or as a request last took the turn to
+    /// write it (Unix milliseconds, `i64::MIN` for never), so that a kept
+    /// key is not written as used on every request once its stored time is
+    /// stale.
     last_used_at_ms: AtomicI64,
 }
 
@@ -129,21 +130,13 @@ impl KeyTable {
         else {
             return true;
         };
-        let mut kept = entry.last_used_at_ms.load(Ordering::Relaxed);
-        loop {
-            if kept != i64::MIN && now_ms.saturating_sub(kept) < interval_ms {
-                return false;
-            }
-            match entry.last_used_at_ms.compare_exchange(
-                kept,
-                now_ms,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return true,
-                Err(moved) => kept = moved,
-            }
+        // The table's lock is held: no other request takes a turn meanwhile.
+        let kept = entry.last_used_at_ms.load(Ordering::Relaxed);
+        if kept != i64::MIN && now_ms.saturating_sub(kept) < interval_ms {
+            return false;
         }
+        entry.last_used_at_ms.store(now_ms, Ordering::Relaxed);
+        true
     }
 }
 
