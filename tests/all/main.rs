@@ -54,4 +54,5 @@ mod registry_watch;
 mod secrets_at_rest;
 mod service;
 mod store_refusals;
+mod store_schema;
 mod store_unwritable;
