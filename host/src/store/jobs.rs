@@ -183,15 +183,12 @@ impl From<sqlx::Error> for RetryError {
 /// the same order has not settled yet. Jobs of one order reach an ERP in the
 /// order their cancellations were committed (ids are time-ordered within a
 /// millisecond), so a partial cancellation is never delivered after the one
-/// that ended the order, which the ERP would refuse. Unsettled is "not in
-/// a final state": SQLite checks a list of two by comparing, where a list of
-/// three (the other states) would be built into a temporary B-tree at
-/// every claim.
+/// that ended the order, which the ERP would refuse.
 const EARLIER_JOB_UNSETTLED: &str = "EXISTS (
     SELECT 1 FROM jobs AS earlier
     WHERE earlier.order_number = due.order_number
       AND earlier.definition = due.definition
-      AND earlier.state NOT IN ('succeeded', 'failed')
+      AND earlier.state IN ('queued', 'running', 'retrying')
       AND (earlier.created_at, earlier.id) < (due.created_at, due.id))";
 
 /// One lane of due jobs: the claim takes from the lanes in order, each read
