@@ -184,6 +184,7 @@ async fn phase(cache: &Path, loopers: usize, requests: usize, round: usize) -> L
 }
 
 fn main() {
+    support::as_served();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -125,6 +125,7 @@ async fn service_key(addr: SocketAddr) -> String {
 }
 
 fn main() {
+    support::as_served();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

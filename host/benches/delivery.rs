@@ -229,6 +229,7 @@ fn list(name: &str, default: &str) -> Vec<u64> {
 }
 
 fn main() {
+    support::as_served();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -386,6 +386,7 @@ async fn job_latencies(
 }
 
 fn main() {
+    support::as_served();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -113,6 +113,7 @@ fn slope_per_minute(samples: &[f64]) -> f64 {
 }
 
 fn main() {
+    support::as_served();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -629,6 +629,7 @@ fn loading(c: &mut Criterion) -> Vec<Row> {
 /// What `criterion_main!` would do, keeping the figures of the bounded
 /// loops for the results file.
 fn main() {
+    support::as_served();
     if let Ok(only) = std::env::var("RESCIND_BENCH_ONLY") {
         return only_one(&only);
     }

@@ -204,6 +204,7 @@ async fn phase(
 }
 
 fn main() {
+    support::as_served();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

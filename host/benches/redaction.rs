@@ -150,6 +150,7 @@ fn summary() -> Vec<Row> {
 }
 
 fn main() {
+    support::as_served();
     let mut criterion = Criterion::default().configure_from_args();
     redaction(&mut criterion);
     criterion.final_summary();

@@ -196,6 +196,7 @@ async fn drop_database(server: &str, name: &str) {
 }
 
 fn main() {
+    support::as_served();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -65,6 +65,7 @@ fn forty_days_ago() -> i64 {
 }
 
 fn main() {
+    support::as_served();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -95,6 +95,7 @@ async fn plugins(client: &reqwest::Client, base: &str) -> usize {
 }
 
 fn main() {
+    support::as_served();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -14,6 +14,14 @@ pub use results::{Row, write_results};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// What `rescind serve` sets for its whole process before it starts
+/// anything (transparent huge pages off, see
+/// [`rescind_host::service::without_huge_pages`]): each benchmark calls it
+/// first, so that what it runs in its own process runs as it ships.
+pub fn as_served() {
+    rescind_host::service::without_huge_pages();
+}
+
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;

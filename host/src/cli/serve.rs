@@ -125,6 +125,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     } else {
         tracing_subscriber::fmt().with_env_filter(filter).init();
     }
+    if !crate::service::without_huge_pages() {
+        tracing::debug!("transparent huge pages stay as the system sets them");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

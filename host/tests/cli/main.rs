@@ -6,5 +6,6 @@ mod docs;
 mod exit_status;
 mod jobs_show;
 mod keys;
+mod process;
 mod replay;
 mod runner;
