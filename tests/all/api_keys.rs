@@ -391,50 +391,15 @@ async fn a_customer_sees_the_state_of_its_jobs_and_nothing_the_erp_wrote() {
     }
 }
 
-/// The schema before named keys (migrations 0001 to 0003), as a host of
-/// that version left it, with sqlx's record of having applied them.
-const OLD_MIGRATIONS: [(i64, &str, &str); 3] = [
-    (
-        1,
-        "init",
-        include_str!("../../host/migrations/sqlite/0001_init.sql"),
-    ),
-    (
-        2,
-        "connection egress",
-        include_str!("../../host/migrations/sqlite/0002_connection_egress.sql"),
-    ),
-    (
-        3,
-        "job definition applies to",
-        include_str!("../../host/migrations/sqlite/0003_job_definition_applies_to.sql"),
-    ),
-];
-
 /// A key made before keys had names keeps working after the upgrade, listed
 /// under a name that says so and without a token prefix.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_made_before_names_still_work_after_the_upgrade() {
-    use sha2::Digest as _;
     let dir = tempfile::tempdir().unwrap();
     let token = rescind_host::keys::new_token();
     {
-        let old = rusqlite::Connection::open(dir.path().join("rescind.db")).unwrap();
-        old.execute_batch(
-            "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL,
-                 installed_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, success BOOLEAN NOT NULL,
-                 checksum BLOB NOT NULL, execution_time BIGINT NOT NULL);",
-        )
-        .unwrap();
-        for (version, description, sql) in OLD_MIGRATIONS {
-            old.execute_batch(sql).unwrap();
-            old.execute(
-                "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
-                 VALUES (?1, ?2, 1, ?3, 0)",
-                rusqlite::params![version, description, sha2::Sha384::digest(sql).to_vec()],
-            )
-            .unwrap();
-        }
+        // The schema before named keys: migrations 0001 to 0003.
+        let old = crate::store_schema::database_as_of(dir.path(), 3);
         old.execute(
             "INSERT INTO api_keys (token_sha256, role, customer_number, created_at)
              VALUES (?1, 'customer', 'C-1', 1725000000000)",

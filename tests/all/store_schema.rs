@@ -1,15 +1,17 @@
 //! The SQLite store's schema across an upgrade: the jobs table's rule on
 //! `state` (rewritten in place by a migration, without copying the table)
 //! holds on a new store and on one made before, and a job queued before
-//! the upgrade is still claimed after it.
+//! the upgrade is still claimed after it. [`database_as_of`] makes a store's
+//! database as an earlier version of the host left it, for every upgrade
+//! test.
 
 use std::path::Path;
 
 use rescind_host::domain::JobState;
 use rescind_host::store::{Store, StoreOptions};
 
-/// The migrations a store had before the jobs' state rule was rewritten,
-/// in order, as sqlx records them.
+/// The SQLite migrations a store had before the jobs' state rule was
+/// rewritten, in order, as sqlx records them (version, description, SQL).
 const BEFORE_THE_RULE: [(i64, &str, &str); 8] = [
     (
         1,
@@ -53,9 +55,10 @@ const BEFORE_THE_RULE: [(i64, &str, &str); 8] = [
     ),
 ];
 
-/// A store's database as the version before the rewrite left it, with one
-/// queued job, due now.
-fn store_before_the_rule(dir: &Path) {
+/// A store's database in `dir` as a host that had applied the first
+/// `migrations` SQLite migrations left it, with sqlx's record of having
+/// applied them: opening the store applies the rest, as an upgrade does.
+pub(crate) fn database_as_of(dir: &Path, migrations: usize) -> rusqlite::Connection {
     use sha2::Digest as _;
     let old = rusqlite::Connection::open(dir.join("rescind.db")).unwrap();
     old.execute_batch(
@@ -65,7 +68,7 @@ fn store_before_the_rule(dir: &Path) {
              checksum BLOB NOT NULL, execution_time BIGINT NOT NULL);",
     )
     .unwrap();
-    for (version, description, sql) in BEFORE_THE_RULE {
+    for (version, description, sql) in &BEFORE_THE_RULE[..migrations] {
         old.execute_batch(sql).unwrap();
         old.execute(
             "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
@@ -74,14 +77,21 @@ fn store_before_the_rule(dir: &Path) {
         )
         .unwrap();
     }
-    old.execute(
-        "INSERT INTO jobs (id, definition, order_number, request_id, parameters, state,
-             max_attempts, initial_backoff_ms, max_backoff_ms, run_at, created_at, updated_at)
-         VALUES ('job-before', 'aaas', 'SO-1', 'request-1', '{}', 'queued',
-             3, 1000, 60000, 0, 1725000000000, 1725000000000)",
-        [],
-    )
-    .unwrap();
+    old
+}
+
+/// A store's database as the version before the rewrite left it, with one
+/// queued job, due now.
+fn store_before_the_rule(dir: &Path) {
+    database_as_of(dir, BEFORE_THE_RULE.len())
+        .execute(
+            "INSERT INTO jobs (id, definition, order_number, request_id, parameters, state,
+                 max_attempts, initial_backoff_ms, max_backoff_ms, run_at, created_at, updated_at)
+             VALUES ('job-before', 'aaas', 'SO-1', 'request-1', '{}', 'queued',
+                 3, 1000, 60000, 0, 1725000000000, 1725000000000)",
+            [],
+        )
+        .unwrap();
 }
 
 /// Checks the jobs table's rule on the closed store in `dir`: each state
