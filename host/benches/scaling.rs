@@ -255,21 +255,26 @@ fn bulk_connection(dir: &Path) -> rusqlite::Connection {
 }
 
 /// Adds `count` finished jobs (nine in ten succeeded, one failed), 40 days
-/// old, each with one attempt and a cancellation of its own (of one extra
-/// order), to the stopped store in `dir`; and marks every queued job of the
-/// run so far succeeded, so that the phases claim from alike queues.
-fn load_finished_jobs(dir: &Path, count: usize) {
+/// old, each with one attempt and a cancellation of its own, to the stopped
+/// store in `dir`; and marks every queued job of the run so far succeeded,
+/// so that the phases claim from alike queues. The cancellations and jobs
+/// belong to the store's `orders` orders, spread over them as a store that
+/// kept its deliveries holds them (ten each for 1M jobs over 100k orders),
+/// so that the indexes by order are as large and as mixed as a real
+/// store's: a new cancellation's entries land among old ones, and one after
+/// the other they land far apart.
+fn load_finished_jobs(dir: &Path, count: usize, orders: usize) {
     let db = bulk_connection(dir);
     let old = forty_days_ago();
     db.execute_batch(&format!(
         "UPDATE jobs SET state = 'succeeded', updated_at = {old}, run_at = {old}
-             WHERE state = 'queued';
-         INSERT INTO orders (number, business_code, customer_number, website, status,
-             order_date, currency, erp_order_number, approval_state, tracking, updated_at)
-         VALUES ('BULK-ORDER', 'B1', 'C-0', 'main', 'Cancelled', '2024-09-01', 'EUR', NULL,
-             NULL, NULL, {old});"
+             WHERE state = 'queued';"
     ))
     .expect("prepare");
+    // The order of job `i`: `i` times a step near the golden section of
+    // the orders, as `spread` picks them.
+    let step = spread(orders)(1);
+    let order = format!("printf('BO-%08d', (i * {step}) % {orders})");
     let mut at = 0;
     while at < count {
         let end = (at + LOAD_CHUNK).min(count);
@@ -280,14 +285,15 @@ fn load_finished_jobs(dir: &Path, count: usize) {
         tx.execute_batch(&format!(
             "{range}
              INSERT INTO cancellations (id, order_number, customer_number, record, created_at)
-             SELECT printf('bulk-c-%08d', i), 'BULK-ORDER', 'C-0', '{{}}', {old} + i FROM n;
+             SELECT printf('bulk-c-%08d', i), {order}, 'C-0', '{{}}', {old} + i FROM n;
              {range}
              INSERT INTO jobs (id, definition, order_number, cancellation_id, request_id,
                  parameters, state, attempts, attempt_base, max_attempts, initial_backoff_ms,
                  max_backoff_ms, run_at, lease_owner, lease_expires_at, erp_reference,
                  last_error, created_at, updated_at)
-             SELECT printf('bulk-j-%08d', i), 'OrderCancel', 'BULK-ORDER',
-                 printf('bulk-c-%08d', i), 'bulk-r-' || i, '{{\"OrderNumber\":\"BULK-ORDER\"}}',
+             SELECT printf('bulk-j-%08d', i), 'OrderCancel', {order},
+                 printf('bulk-c-%08d', i), 'bulk-r-' || i,
+                 json_object('OrderNumber', {order}),
                  CASE WHEN i % 10 = 0 THEN 'failed' ELSE 'succeeded' END, 1, 0, 8, 1000,
                  300000, {old} + i, NULL, NULL,
                  CASE WHEN i % 10 = 0 THEN NULL ELSE 'ERP-' || i END,
@@ -640,7 +646,7 @@ async fn job_part(
 
     // 1M finished jobs.
     let t = Instant::now();
-    load_finished_jobs(&dir, jobs);
+    load_finished_jobs(&dir, jobs, orders);
     println!(
         "  loaded {} finished jobs with attempts and cancellations in {:.1} s",
         thousands(jobs),
