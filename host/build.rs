@@ -23,6 +23,10 @@ use wasm_build::BuildError;
 fn main() {
     let root = wasm_build::workspace_root();
     wasm_build::watch(&root, &[wasm_build::PLUGINS]);
+    // sqlx's `migrate!` embeds the store's migrations when this crate
+    // compiles, and tells cargo of the files it found, not of the folder: a
+    // migration added alone must compile the crate again.
+    println!("cargo:rerun-if-changed=migrations");
     let plugins = wasm_build::discover(&root, wasm_build::PLUGINS)
         .unwrap_or_else(|error| wasm_build::fail(error));
     let components =
