@@ -1,18 +1,20 @@
 //! The SQLite store's schema across an upgrade: the jobs table's rule on
 //! `state` (rewritten in place by a migration, without copying the table)
 //! holds on a new store and on one made before, and a job queued before
-//! the upgrade is still claimed after it. [`database_as_of`] makes a store's
-//! database as an earlier version of the host left it, for every upgrade
-//! test.
+//! the upgrade is still claimed after it; an order's jobs, indexed by order
+//! only while they are unsettled since a later migration, are listed and
+//! delivered in order across that upgrade. [`database_as_of`] makes a
+//! store's database as an earlier version of the host left it, for every
+//! upgrade test.
 
 use std::path::Path;
 
 use rescind_host::domain::JobState;
-use rescind_host::store::{Store, StoreOptions};
+use rescind_host::store::{AttemptResult, JobFilter, Store, StoreOptions};
 
-/// The SQLite migrations a store had before the jobs' state rule was
-/// rewritten, in order, as sqlx records them (version, description, SQL).
-const BEFORE_THE_RULE: [(i64, &str, &str); 8] = [
+/// The SQLite migrations a store made by an earlier host had, in order, as
+/// sqlx records them (version, description, SQL).
+const EARLIER: [(i64, &str, &str); 9] = [
     (
         1,
         "init",
@@ -53,7 +55,16 @@ const BEFORE_THE_RULE: [(i64, &str, &str); 8] = [
         "shadow runs",
         include_str!("../../host/migrations/sqlite/0008_shadow_runs.sql"),
     ),
+    (
+        9,
+        "jobs state check",
+        include_str!("../../host/migrations/sqlite/0009_jobs_state_check.sql"),
+    ),
 ];
+
+/// How many of [`EARLIER`] a store had before the jobs' state rule was
+/// rewritten.
+const BEFORE_THE_RULE: usize = 8;
 
 /// A store's database in `dir` as a host that had applied the first
 /// `migrations` SQLite migrations left it, with sqlx's record of having
@@ -68,7 +79,7 @@ pub(crate) fn database_as_of(dir: &Path, migrations: usize) -> rusqlite::Connect
              checksum BLOB NOT NULL, execution_time BIGINT NOT NULL);",
     )
     .unwrap();
-    for (version, description, sql) in &BEFORE_THE_RULE[..migrations] {
+    for (version, description, sql) in &EARLIER[..migrations] {
         old.execute_batch(sql).unwrap();
         old.execute(
             "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
@@ -83,7 +94,7 @@ pub(crate) fn database_as_of(dir: &Path, migrations: usize) -> rusqlite::Connect
 /// A store's database as the version before the rewrite left it, with one
 /// queued job, due now.
 fn store_before_the_rule(dir: &Path) {
-    database_as_of(dir, BEFORE_THE_RULE.len())
+    database_as_of(dir, BEFORE_THE_RULE)
         .execute(
             "INSERT INTO jobs (id, definition, order_number, request_id, parameters, state,
                  max_attempts, initial_backoff_ms, max_backoff_ms, run_at, created_at, updated_at)
@@ -187,4 +198,157 @@ async fn a_job_queued_before_the_upgrade_is_claimed_after_it_under_the_same_rule
     let job = store.job("job-before").await.unwrap().expect("the job");
     assert_eq!(job.state, JobState::Retrying);
     store.close().await;
+}
+
+/// The names of the indexes of the jobs table in the closed store in `dir`.
+fn job_indexes(dir: &Path) -> Vec<String> {
+    let db = rusqlite::Connection::open(dir.join("rescind.db")).unwrap();
+    let mut statement = db
+        .prepare(
+            "SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'jobs'
+             AND sql IS NOT NULL ORDER BY name",
+        )
+        .unwrap();
+    statement
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// A job's result: it reached the ERP.
+fn delivered() -> AttemptResult {
+    AttemptResult {
+        outcome: "accepted".to_owned(),
+        message: None,
+        erp_reference: Some("ERP-1".to_owned()),
+        plugin_version: None,
+        log: Vec::new(),
+        exchange: None,
+        next: JobState::Succeeded,
+        retry_at_ms: 0,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_s_jobs_are_listed_and_delivered_in_order_across_the_index_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        // As the host before the index of unsettled jobs left it: order
+        // SO-1 cancelled three times, its first job delivered, the next two
+        // queued; order SO-2 with one queued job.
+        let old = database_as_of(dir.path(), EARLIER.len());
+        for order in ["SO-1", "SO-2"] {
+            old.execute(
+                "INSERT INTO orders (number, business_code, customer_number, website, status,
+                     order_date, currency, updated_at)
+                 VALUES (?1, 'B', 'C-1', 'web', 'Cancelled', '2026-12-01', 'EUR', 0)",
+                [order],
+            )
+            .unwrap();
+        }
+        for (cancellation, order, at) in [
+            ("c-1", "SO-1", 1),
+            ("c-2", "SO-1", 2),
+            ("c-3", "SO-1", 3),
+            ("c-4", "SO-2", 4),
+        ] {
+            old.execute(
+                "INSERT INTO cancellations (id, order_number, customer_number, record, created_at)
+                 VALUES (?1, ?2, 'C-1', '{}', ?3)",
+                rusqlite::params![cancellation, order, at],
+            )
+            .unwrap();
+        }
+        for (job, order, cancellation, state, at) in [
+            ("job-1", "SO-1", "c-1", "succeeded", 1),
+            ("job-2", "SO-1", "c-2", "queued", 2),
+            ("job-3", "SO-1", "c-3", "queued", 3),
+            ("job-4", "SO-2", "c-4", "queued", 4),
+        ] {
+            old.execute(
+                "INSERT INTO jobs (id, definition, order_number, cancellation_id, request_id,
+                     parameters, state, max_attempts, initial_backoff_ms, max_backoff_ms, run_at,
+                     created_at, updated_at)
+                 VALUES (?1, 'aaas', ?2, ?3, ?1, '{}', ?4, 3, 1000, 60000, ?5, ?5, ?5)",
+                rusqlite::params![job, order, cancellation, state, at],
+            )
+            .unwrap();
+        }
+    }
+    assert!(job_indexes(dir.path()).contains(&"jobs_order".to_owned()));
+
+    let store = Store::open(&StoreOptions::new(dir.path())).await.unwrap();
+    let listed = |state: Option<JobState>| {
+        let store = &store;
+        async move {
+            let filter = JobFilter {
+                state,
+                order_number: Some("SO-1".to_owned()),
+                definition: None,
+                limit: 10,
+                created_from_ms: None,
+                created_until_ms: None,
+            };
+            let jobs = store.jobs(&filter).await.unwrap();
+            jobs.into_iter().map(|job| job.id).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        listed(None).await,
+        ["job-3", "job-2", "job-1"],
+        "newest first"
+    );
+    assert_eq!(listed(Some(JobState::Succeeded)).await, ["job-1"]);
+    assert_eq!(listed(Some(JobState::Queued)).await, ["job-3", "job-2"]);
+
+    // SO-1's third cancellation waits for its second; SO-2's does not.
+    let claimed = store.claim_due_jobs("worker-1", 10, 60_000).await.unwrap();
+    let mut ids: Vec<&str> = claimed.iter().map(|c| c.job.id.as_str()).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, ["job-2", "job-4"]);
+    assert!(
+        store
+            .claim_due_jobs("worker-1", 10, 60_000)
+            .await
+            .unwrap()
+            .is_empty(),
+        "job-3 waits while job-2 is running"
+    );
+    for job in &claimed {
+        assert!(
+            store
+                .finish_attempt(job, "worker-1", &delivered())
+                .await
+                .unwrap()
+        );
+    }
+    let next = store.claim_due_jobs("worker-1", 10, 60_000).await.unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].job.id, "job-3", "delivered once job-2 has settled");
+    assert_eq!(listed(Some(JobState::Running)).await, ["job-3"]);
+    assert_eq!(listed(Some(JobState::Succeeded)).await, ["job-2", "job-1"]);
+    store.close().await;
+
+    let indexes = job_indexes(dir.path());
+    assert!(
+        indexes.contains(&"jobs_order_unsettled".to_owned())
+            && !indexes.contains(&"jobs_order".to_owned()),
+        "{indexes:?}"
+    );
+    let db = rusqlite::Connection::open(dir.path().join("rescind.db")).unwrap();
+    let check: String = db
+        .query_row("PRAGMA integrity_check", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    // The index holds the one job left unsettled.
+    let unsettled: i64 = db
+        .query_row(
+            "SELECT count(*) FROM jobs INDEXED BY jobs_order_unsettled
+             WHERE state = 'queued' OR state = 'running' OR state = 'retrying'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(unsettled, 1);
 }

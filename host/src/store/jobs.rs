@@ -184,12 +184,84 @@ impl From<sqlx::Error> for RetryError {
 /// order their cancellations were committed (ids are time-ordered within a
 /// millisecond), so a partial cancellation is never delivered after the one
 /// that ended the order, which the ERP would refuse.
+///
+/// The test of `earlier.state` is, word for word, the rule of SQLite's
+/// index of unsettled jobs by order (`jobs_order_unsettled`): that is how
+/// SQLite knows the index answers it, and the index holds only the queue,
+/// however many finished jobs the store keeps. PostgreSQL indexes every job
+/// by order and reads the same text.
 const EARLIER_JOB_UNSETTLED: &str = "EXISTS (
     SELECT 1 FROM jobs AS earlier
     WHERE earlier.order_number = due.order_number
       AND earlier.definition = due.definition
-      AND earlier.state IN ('queued', 'running', 'retrying')
+      AND (earlier.state = 'queued' OR earlier.state = 'running' OR earlier.state = 'retrying')
       AND (earlier.created_at, earlier.id) < (due.created_at, due.id))";
+
+/// A value [`job_list_sql`] binds.
+enum ListValue<'a> {
+    Text(&'a str),
+    Time(i64),
+}
+
+/// The statement listing the jobs that match `filter`, newest first, in
+/// SQLite's words (`sqlite`) or PostgreSQL's, and the values it binds in
+/// order (the limit is bound last, after them). Only the filters given are
+/// in the statement, so that the planner can use the index of each (an
+/// `OR $1 IS NULL` would hide it).
+fn job_list_sql(filter: &JobFilter, sqlite: bool) -> (String, Vec<ListValue<'_>>) {
+    let mut conditions = Vec::new();
+    let mut values = Vec::new();
+    if let Some(order) = &filter.order_number {
+        values.push(ListValue::Text(order));
+        let n = values.len();
+        conditions.push(if sqlite {
+            // SQLite indexes only the unsettled jobs by order: the order's
+            // jobs are found through its cancellations (every job belongs
+            // to one), along `cancellations_order` and `jobs_cancellation`.
+            format!(
+                "order_number = ${n}
+                 AND cancellation_id IN (SELECT id FROM cancellations WHERE order_number = ${n})"
+            )
+        } else {
+            format!("order_number = ${n}")
+        });
+    }
+    if let Some(state) = filter.state {
+        values.push(ListValue::Text(state.as_str()));
+        // With an order given, its few jobs are read first: on SQLite, `+`
+        // keeps the planner from reading every job in the state along
+        // `jobs_due` instead.
+        let unindexed = if sqlite && filter.order_number.is_some() {
+            "+"
+        } else {
+            ""
+        };
+        conditions.push(format!("{unindexed}state = ${}", values.len()));
+    }
+    if let Some(definition) = &filter.definition {
+        values.push(ListValue::Text(definition));
+        conditions.push(format!("definition = ${}", values.len()));
+    }
+    if let Some(from) = filter.created_from_ms {
+        values.push(ListValue::Time(from));
+        conditions.push(format!("created_at >= ${}", values.len()));
+    }
+    if let Some(until) = filter.created_until_ms {
+        values.push(ListValue::Time(until));
+        conditions.push(format!("created_at < ${}", values.len()));
+    }
+    let filters = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conditions.join(" AND "))
+    };
+    let sql = format!(
+        "SELECT {JOB_COLUMNS} FROM jobs {filters}
+         ORDER BY created_at DESC, id DESC LIMIT ${}",
+        values.len() + 1
+    );
+    (sql, values)
+}
 
 /// One lane of due jobs: the claim takes from the lanes in order, each read
 /// along an index (`jobs_due`, `(state, run_at)`) in due order and stopped
@@ -389,50 +461,13 @@ impl Store {
 
     /// Jobs matching the filter, newest first.
     pub async fn jobs(&self, filter: &JobFilter) -> Result<Vec<Job>, StoreError> {
-        // Only the filters given are in the statement, so that the planner
-        // can use the index of each (an `OR $1 IS NULL` would hide it).
-        enum Value<'a> {
-            Text(&'a str),
-            Time(i64),
-        }
-        let mut conditions = Vec::new();
-        let mut values: Vec<Value<'_>> = Vec::new();
-        if let Some(state) = filter.state {
-            values.push(Value::Text(state.as_str()));
-            conditions.push(format!("state = ${}", values.len()));
-        }
-        if let Some(order) = &filter.order_number {
-            values.push(Value::Text(order));
-            conditions.push(format!("order_number = ${}", values.len()));
-        }
-        if let Some(definition) = &filter.definition {
-            values.push(Value::Text(definition));
-            conditions.push(format!("definition = ${}", values.len()));
-        }
-        if let Some(from) = filter.created_from_ms {
-            values.push(Value::Time(from));
-            conditions.push(format!("created_at >= ${}", values.len()));
-        }
-        if let Some(until) = filter.created_until_ms {
-            values.push(Value::Time(until));
-            conditions.push(format!("created_at < ${}", values.len()));
-        }
-        let filters = if conditions.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", conditions.join(" AND "))
-        };
-        let sql = format!(
-            "SELECT {JOB_COLUMNS} FROM jobs {filters}
-             ORDER BY created_at DESC, id DESC LIMIT ${}",
-            values.len() + 1
-        );
+        let (sql, values) = job_list_sql(filter, matches!(self.reader, Db::Sqlite(_)));
         on!(&self.reader, |pool| {
             let mut query = sqlx::query(&sql);
             for value in &values {
                 query = match value {
-                    Value::Text(text) => query.bind(*text),
-                    Value::Time(ms) => query.bind(*ms),
+                    ListValue::Text(text) => query.bind(*text),
+                    ListValue::Time(ms) => query.bind(*ms),
                 };
             }
             query
@@ -819,25 +854,7 @@ impl Store {
         &self,
         retries_held: &[String],
     ) -> Result<Option<i64>, StoreError> {
-        let passed_over = passing_over(&self.reader, retries_held, 1);
-        // The first due time of each lane, read along the lane's index
-        // like the claim.
-        let firsts: Vec<String> = CLAIM_LANES
-            .iter()
-            .map(|lane| {
-                format!(
-                    "SELECT (SELECT due.{due_at} FROM jobs AS due
-                         WHERE due.state = '{state}' AND NOT {EARLIER_JOB_UNSETTLED} {passed_over}
-                         ORDER BY due.{due_at} LIMIT 1) AS t",
-                    due_at = lane.due_at,
-                    state = lane.state,
-                )
-            })
-            .collect();
-        let statement = format!(
-            "SELECT MIN(t) FROM ({}) AS due_times",
-            firsts.join(" UNION ALL ")
-        );
+        let statement = next_due_sql(&passing_over(&self.reader, retries_held, 1));
         Ok(on!(&self.reader, |pool| {
             let query = sqlx::query_scalar(&statement);
             if retries_held.is_empty() {
@@ -1119,6 +1136,28 @@ fn passing_over_on(sqlite: bool, retries_held: &[String], n: u8) -> String {
         format!("SELECT json_array_elements_text(${n}::json)")
     };
     format!("AND NOT (due.attempts > due.attempt_base AND due.definition IN ({names}))")
+}
+
+/// The statement answering the earliest due time of the jobs a claim with
+/// `passed_over` (from [`passing_over`], binding `$1`) would take: the
+/// first due time of each lane, read along the lane's index like the claim.
+fn next_due_sql(passed_over: &str) -> String {
+    let firsts: Vec<String> = CLAIM_LANES
+        .iter()
+        .map(|lane| {
+            format!(
+                "SELECT (SELECT due.{due_at} FROM jobs AS due
+                     WHERE due.state = '{state}' AND NOT {EARLIER_JOB_UNSETTLED} {passed_over}
+                     ORDER BY due.{due_at} LIMIT 1) AS t",
+                due_at = lane.due_at,
+                state = lane.state,
+            )
+        })
+        .collect();
+    format!(
+        "SELECT MIN(t) FROM ({}) AS due_times",
+        firsts.join(" UNION ALL ")
+    )
 }
 
 /// The claim of up to `$4` due jobs of `lane` for worker `$1`, leased until
@@ -1433,5 +1472,119 @@ mod on_writer {
             return Ok(Some(claimed_job(job, base)));
         }
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database made by every SQLite migration of the store, in order.
+    fn migrated() -> rusqlite::Connection {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .collect();
+        files.sort();
+        let db = rusqlite::Connection::open_in_memory().unwrap();
+        for file in files {
+            db.execute_batch(&std::fs::read_to_string(&file).unwrap())
+                .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        }
+        db
+    }
+
+    /// What SQLite's planner says it will do for `sql`, one step a line.
+    fn plan(db: &rusqlite::Connection, sql: &str) -> String {
+        let mut statement = db.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let unbound = vec![rusqlite::types::Null; statement.parameter_count()];
+        let steps: Vec<String> = statement
+            .query_map(rusqlite::params_from_iter(unbound), |row| {
+                row.get::<_, String>(3)
+            })
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        steps.join("\n")
+    }
+
+    /// No step of `plan` reads the whole of the jobs or cancellations
+    /// table (under any of the names the statements give them).
+    fn reads_no_whole_table(plan: &str) {
+        for step in plan.lines() {
+            let scanned = step.strip_prefix("SCAN ").and_then(|s| s.split(' ').next());
+            assert!(
+                !matches!(scanned, Some("jobs" | "due" | "earlier" | "cancellations")),
+                "a step reads a whole table: {step}\nin\n{plan}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_claim_reads_only_the_queue_of_an_order() {
+        let db = migrated();
+        let held = ["aaas".to_owned()];
+        for retries_held in [&[][..], &held[..]] {
+            for lane in &CLAIM_LANES {
+                let plan = plan(
+                    &db,
+                    &claim_lane_sql(lane, &passing_over_on(true, retries_held, 5), ""),
+                );
+                assert!(
+                    plan.contains(
+                        "SEARCH earlier USING INDEX jobs_order_unsettled (order_number=?)"
+                    ),
+                    "the {} lane's test of an earlier job reads the unsettled jobs' index:\n{plan}",
+                    lane.state
+                );
+                assert!(
+                    plan.contains("SEARCH due USING INDEX jobs_due (state=?"),
+                    "the {} lane is read along the due jobs' index:\n{plan}",
+                    lane.state
+                );
+                reads_no_whole_table(&plan);
+            }
+            let plan = plan(&db, &next_due_sql(&passing_over_on(true, retries_held, 1)));
+            assert_eq!(
+                plan.matches("USING INDEX jobs_order_unsettled").count(),
+                CLAIM_LANES.len(),
+                "each lane's first due time tests earlier jobs along the index:\n{plan}"
+            );
+            reads_no_whole_table(&plan);
+        }
+    }
+
+    #[test]
+    fn an_order_s_jobs_are_listed_through_its_cancellations() {
+        let db = migrated();
+        let mut filter = JobFilter {
+            state: None,
+            order_number: Some("SO-1".to_owned()),
+            definition: Some("aaas".to_owned()),
+            limit: 10,
+            created_from_ms: Some(0),
+            created_until_ms: None,
+        };
+        for state in [None, Some(JobState::Succeeded), Some(JobState::Queued)] {
+            filter.state = state;
+            let plan = plan(&db, &job_list_sql(&filter, true).0);
+            assert!(
+                plan.contains("SEARCH jobs USING INDEX jobs_cancellation (cancellation_id=?)")
+                    && plan.contains(
+                        "SEARCH cancellations USING INDEX cancellations_order (order_number=?)"
+                    ),
+                "with state {state:?}, the order's jobs are read through its cancellations:\n{plan}"
+            );
+            reads_no_whole_table(&plan);
+        }
+        let index: Option<String> = db
+            .query_row(
+                "SELECT name FROM sqlite_schema WHERE type = 'index' AND name = 'jobs_order'",
+                [],
+                |row| row.get(0),
+            )
+            .ok();
+        assert_eq!(index, None, "no index of every job by order is kept");
     }
 }
