@@ -219,6 +219,40 @@ pub fn without_huge_pages() -> bool {
     }
 }
 
+/// The most free memory at the top of one of the C library's heaps that it
+/// keeps for reuse instead of giving back to the kernel: see
+/// [`steady_c_heap`].
+pub const C_HEAP_TRIM_THRESHOLD: usize = 8 << 20;
+
+/// Has the C library keep up to [`C_HEAP_TRIM_THRESHOLD`] of freed memory
+/// at the top of each of its heaps for reuse, as `rescind serve` does
+/// before it starts anything (Linux with glibc; elsewhere nothing to do).
+///
+/// SQLite allocates through the C library's `malloc`, not through the
+/// binary's allocator. glibc gives the free top of a heap back to the
+/// kernel once it passes the trim threshold (128 KiB to start with, moved
+/// up and down by glibc as it goes), and the next allocation there has the
+/// kernel fault the pages in again, zeroed, on the store's threads. Whether
+/// a run fell into that churn changed from run to run: on two cores the
+/// same deliveries made 13,000 minor page faults with the setting and up to
+/// 50 times as many without, taking about 1.15× the CPU (`BENCHMARKS.md`).
+/// A fixed threshold keeps at most this much per heap, less than glibc's
+/// own threshold can grow to (64 MiB). The setting holds for the whole
+/// process. Answers whether it took.
+pub fn steady_c_heap() -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let threshold = libc::c_int::try_from(C_HEAP_TRIM_THRESHOLD).unwrap_or(libc::c_int::MAX);
+        // SAFETY: `mallopt` sets one of glibc's allocator parameters under
+        // its own lock; it takes two integers and touches no memory of ours.
+        unsafe { libc::mallopt(libc::M_TRIM_THRESHOLD, threshold) == 1 }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        false
+    }
+}
+
 /// Opens the store, binds the listener and serves the API. A bootstrap
 /// admin token shorter than [`crate::keys::MIN_ADMIN_TOKEN_CHARS`] is
 /// refused before anything is opened.
@@ -484,5 +518,115 @@ impl RunningService {
         drop(self.companions);
         self.state.store.close().await;
         Ok(())
+    }
+}
+
+#[cfg(all(test, target_os = "linux", target_env = "gnu"))]
+mod c_heap_tests {
+    use std::alloc::{GlobalAlloc as _, Layout, System};
+
+    /// Blocks of the probe: the size of SQLite's larger allocations, under
+    /// glibc's threshold for giving a block a mapping of its own.
+    const BLOCK: usize = 120 << 10;
+    const BLOCKS: usize = 4;
+    const ROUNDS: usize = 200;
+
+    /// This thread's minor page faults so far.
+    fn faults() -> i64 {
+        let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+        // SAFETY: `getrusage` fills the struct it is given, which is ours
+        // and zeroed, and is read only after it answered success.
+        let answered = unsafe { libc::getrusage(libc::RUSAGE_THREAD, usage.as_mut_ptr()) };
+        assert_eq!(answered, 0, "getrusage");
+        // SAFETY: filled by the successful call above.
+        unsafe { usage.assume_init() }.ru_minflt
+    }
+
+    /// On a thread of its own (so a heap of its own), allocates [`BLOCKS`]
+    /// blocks from the C library, writes every page of each, frees them,
+    /// [`ROUNDS`] times over; prints the thread's minor page faults. With
+    /// `RESCIND_C_HEAP_PROBE=steady` it first sets what `rescind serve` sets.
+    #[test]
+    #[ignore = "a probe run by c_heap_keeps_freed_memory_for_reuse, each in a process of its own"]
+    fn c_heap_probe() {
+        if std::env::var("RESCIND_C_HEAP_PROBE").as_deref() == Ok("steady") {
+            assert!(super::steady_c_heap(), "mallopt took the threshold");
+        }
+        let faults = std::thread::spawn(|| {
+            let layout = Layout::from_size_align(BLOCK, 16).unwrap();
+            let before = faults();
+            for _ in 0..ROUNDS {
+                let blocks: Vec<*mut u8> = (0..BLOCKS)
+                    .map(|_| {
+                        // SAFETY: a non-zero size; the block is checked,
+                        // written within its size, and freed below with the
+                        // same layout.
+                        let block = unsafe { System.alloc(layout) };
+                        assert!(!block.is_null());
+                        for page in (0..BLOCK).step_by(4096) {
+                            // SAFETY: `page` is within the block.
+                            unsafe { block.add(page).write_volatile(1) };
+                        }
+                        block
+                    })
+                    .collect();
+                for block in blocks.into_iter().rev() {
+                    // SAFETY: allocated above with this layout, freed once.
+                    unsafe { System.dealloc(block, layout) };
+                }
+            }
+            faults() - before
+        })
+        .join()
+        .unwrap();
+        println!("c-heap-probe-faults={faults}");
+    }
+
+    /// Runs [`c_heap_probe`] in a new process of this test binary, in
+    /// `mode`; answers the faults it printed.
+    fn probe(mode: &str) -> i64 {
+        let output = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "service::c_heap_tests::c_heap_probe",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("RESCIND_C_HEAP_PROBE", mode)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "the probe ran: {stdout}");
+        stdout
+            .lines()
+            .find_map(|line| {
+                line.split_once("c-heap-probe-faults=")
+                    .map(|(_, n)| n.trim())
+            })
+            .unwrap_or_else(|| panic!("the probe printed its faults: {stdout}"))
+            .parse()
+            .unwrap()
+    }
+
+    /// What SQLite frees at the top of a heap is kept and used again with
+    /// the setting, where glibc's default hands it back to the kernel and
+    /// faults it in again on the next allocation (each probe counts page
+    /// faults, not time).
+    #[test]
+    fn c_heap_keeps_freed_memory_for_reuse() {
+        let pages = (BLOCK * BLOCKS / 4096) as i64;
+        let default = probe("default");
+        let steady = probe("steady");
+        assert!(
+            default >= pages * ROUNDS as i64 / 2,
+            "without the setting glibc gives the freed blocks back every round: \
+             {default} faults for {ROUNDS} rounds of {pages} pages"
+        );
+        assert!(
+            steady <= pages * 4,
+            "with it the blocks are faulted in once and used again: {steady} faults \
+             ({default} without)"
+        );
     }
 }

@@ -16,10 +16,13 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// What `rescind serve` sets for its whole process before it starts
 /// anything (transparent huge pages off, see
-/// [`rescind_host::service::without_huge_pages`]): each benchmark calls it
-/// first, so that what it runs in its own process runs as it ships.
+/// [`rescind_host::service::without_huge_pages`]; the C library's heap
+/// trimming steady, [`rescind_host::service::steady_c_heap`]): each
+/// benchmark calls it first, so that what it runs in its own process runs
+/// as it ships.
 pub fn as_served() {
     rescind_host::service::without_huge_pages();
+    rescind_host::service::steady_c_heap();
 }
 
 use std::collections::BTreeMap;

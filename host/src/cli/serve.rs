@@ -128,6 +128,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     if !crate::service::without_huge_pages() {
         tracing::debug!("transparent huge pages stay as the system sets them");
     }
+    if !crate::service::steady_c_heap() {
+        tracing::debug!("the C library's heap trimming stays as it is");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
