@@ -235,7 +235,7 @@ pub const C_HEAP_TRIM_THRESHOLD: usize = 8 << 20;
 /// kernel fault the pages in again, zeroed, on the store's threads. Whether
 /// a run fell into that churn changed from run to run: on two cores the
 /// same deliveries made 13,000 minor page faults with the setting and up to
-/// 50 times as many without, taking about 1.15× the CPU (`BENCHMARKS.md`).
+/// 50 times as many without, taking 1.06–1.15× the CPU (`BENCHMARKS.md`).
 /// A fixed threshold keeps at most this much per heap, less than glibc's
 /// own threshold can grow to (64 MiB). The setting holds for the whole
 /// process. Answers whether it took.
