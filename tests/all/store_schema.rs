@@ -10,7 +10,7 @@
 use std::path::Path;
 
 use rescind_host::domain::JobState;
-use rescind_host::store::{AttemptResult, JobFilter, Store, StoreOptions};
+use rescind_host::store::{JobFilter, Store, StoreOptions};
 
 /// The SQLite migrations a store made by an earlier host had, in order, as
 /// sqlx records them (version, description, SQL).
@@ -165,6 +165,11 @@ fn state_rule_holds(dir: &Path) {
         )
         .unwrap();
     assert_eq!(unknown, 0, "a refused job left no row");
+    assert_intact(&db);
+}
+
+/// SQLite finds the database intact.
+fn assert_intact(db: &rusqlite::Connection) {
     let check: String = db
         .query_row("PRAGMA integrity_check", [], |row| row.get(0))
         .unwrap();
@@ -214,20 +219,6 @@ fn job_indexes(dir: &Path) -> Vec<String> {
         .unwrap()
         .map(Result::unwrap)
         .collect()
-}
-
-/// A job's result: it reached the ERP.
-fn delivered() -> AttemptResult {
-    AttemptResult {
-        outcome: "accepted".to_owned(),
-        message: None,
-        erp_reference: Some("ERP-1".to_owned()),
-        plugin_version: None,
-        log: Vec::new(),
-        exchange: None,
-        next: JobState::Succeeded,
-        retry_at_ms: 0,
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -315,10 +306,11 @@ async fn an_order_s_jobs_are_listed_and_delivered_in_order_across_the_index_upgr
             .is_empty(),
         "job-3 waits while job-2 is running"
     );
+    let delivered = crate::jobs_records::result("accepted", JobState::Succeeded);
     for job in &claimed {
         assert!(
             store
-                .finish_attempt(job, "worker-1", &delivered())
+                .finish_attempt(job, "worker-1", &delivered)
                 .await
                 .unwrap()
         );
@@ -337,10 +329,7 @@ async fn an_order_s_jobs_are_listed_and_delivered_in_order_across_the_index_upgr
         "{indexes:?}"
     );
     let db = rusqlite::Connection::open(dir.path().join("rescind.db")).unwrap();
-    let check: String = db
-        .query_row("PRAGMA integrity_check", [], |row| row.get(0))
-        .unwrap();
-    assert_eq!(check, "ok");
+    assert_intact(&db);
     // The index holds the one job left unsettled.
     let unsettled: i64 = db
         .query_row(
