@@ -10,7 +10,9 @@
 //! A request body over [`MAX_BODY`] is answered 413 and is an error of the
 //! test: [`ErpServer::requests`] panics with it, and so does dropping the
 //! server, so that a body the server could not read is never taken for an
-//! empty one.
+//! empty one. A body whose sender went away before its end (a host killed
+//! mid-request) is what a real ERP never sees either: it is not recorded,
+//! only counted ([`ErpServer::cut_off`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -98,8 +100,10 @@ type Api = Arc<dyn Fn(&RecordedRequest) -> Scripted + Send + Sync>;
 struct Recorder {
     requests: Vec<RecordedRequest>,
     script: VecDeque<Scripted>,
-    /// Why request bodies could not be read (over the limit, broken).
+    /// Why request bodies could not be read (over the limit).
     unreadable: Vec<String>,
+    /// Requests whose body ended before its end: the sender went away.
+    cut_off: usize,
     /// Requests being handled now, by `Idempotency-Key`.
     in_flight: HashMap<String, usize>,
     /// Keys of requests that arrived while another request with the same
@@ -319,6 +323,12 @@ impl ErpServer {
     pub fn overlapping(&self) -> Vec<String> {
         lock(&self.recorder).overlapping.clone()
     }
+
+    /// How many requests were cut off by their sender before the body's
+    /// end (not recorded: the ERP never had them whole).
+    pub fn cut_off(&self) -> usize {
+        lock(&self.recorder).cut_off
+    }
 }
 
 impl Drop for ErpServer {
@@ -369,6 +379,14 @@ async fn answer(State(receiver): State<Receiver>, request: Request) -> Response 
         .map(|key| InFlight::arrive(&recorder, key));
     let body = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(body) => body,
+        Err(e) if !over_the_limit(&e) => {
+            lock(&recorder).cut_off += 1;
+            return respond(Scripted::json(
+                400,
+                r#"{"message": "the body ended early"}"#,
+            ))
+            .await;
+        }
         Err(e) => {
             let problem = format!(
                 "{} {}: the body could not be read (limit {MAX_BODY} bytes): {e}",
@@ -412,6 +430,18 @@ async fn answer(State(receiver): State<Receiver>, request: Request) -> Response 
         _ => scripted.unwrap_or_else(|| api(&received)),
     };
     respond(scripted).await
+}
+
+/// Whether reading a body failed on [`MAX_BODY`], not on the connection.
+fn over_the_limit(error: &axum::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = cause {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 async fn respond(scripted: Scripted) -> Response {
@@ -479,5 +509,27 @@ mod tests {
         // A test that never looks at the requests fails when the server goes.
         let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(server)));
         assert!(dropped.is_err(), "dropping the server panics too");
+    }
+
+    #[tokio::test]
+    async fn a_body_its_sender_cut_off_is_not_recorded_and_not_an_error() {
+        use tokio::io::AsyncWriteExt as _;
+        let server = ErpServer::start().await;
+        let mut stream = tokio::net::TcpStream::connect(server.addr)
+            .await
+            .expect("connected");
+        stream
+            .write_all(b"POST /hooks HTTP/1.1\r\nhost: erp\r\ncontent-length: 100\r\n\r\n{\"order")
+            .await
+            .expect("sent");
+        drop(stream);
+        let until = std::time::Instant::now() + Duration::from_secs(10);
+        while server.cut_off() == 0 {
+            assert!(std::time::Instant::now() < until, "the server saw the cut");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(server.requests().is_empty(), "nothing whole arrived");
+        assert_eq!(post(&server, "{}".to_owned(), None).await, 200);
+        assert_eq!(server.requests().len(), 1);
     }
 }
