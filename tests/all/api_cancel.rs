@@ -615,6 +615,90 @@ async fn a_cancellation_whose_writes_fail_fails_alone() {
     );
 }
 
+/// A row of the order that the cancellation plans to change and the
+/// database leaves alone (here a trigger skips the update of its second
+/// allocation, as a row deleted behind the host's back would be) fails
+/// the cancellation whole: no order status, line, payment, cancellation or
+/// job of it is committed, and other orders are cancelled as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_the_database_leaves_alone_fails_the_cancellation_whole() {
+    let service = TestService::start_without_workers().await;
+    service.configure_insite().await;
+    configure_job(
+        &service,
+        "http://127.0.0.1:9",
+        "127.0.0.1:9",
+        json!({"maxAttempts": 1, "initialBackoffMs": 1, "maxBackoffMs": 1}),
+    )
+    .await;
+    service.put_order("SO-S1", &sample_order("C-1")).await;
+    service.put_order("SO-S2", &sample_order("C-1")).await;
+    service
+        .edit_database(
+            "CREATE TRIGGER skip_s1 BEFORE UPDATE ON allocations
+               WHEN OLD.order_number = 'SO-S1' AND OLD.position = 1
+             BEGIN SELECT RAISE(IGNORE); END;",
+            "CREATE FUNCTION skip_s1() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN RETURN NULL; END $$;
+             CREATE TRIGGER skip_s1 BEFORE UPDATE ON allocations FOR EACH ROW
+               WHEN (OLD.order_number = 'SO-S1' AND OLD.position = 1)
+               EXECUTE FUNCTION skip_s1();",
+            "",
+        )
+        .await;
+    let before = service.order("SO-S1").await;
+
+    let answer = service
+        .cancel("SO-S1", &json!({"cancellationReason": "OUT_OF_STOCK"}))
+        .await;
+    assert_eq!(
+        answer.status,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "{}",
+        answer.body
+    );
+    assert_eq!(
+        service.order("SO-S1").await,
+        before,
+        "the cancellation was committed in part"
+    );
+    let traces = service
+        .count_rows(
+            "SELECT (SELECT COUNT(*) FROM cancellations WHERE order_number = 'SO-S1')
+                  + (SELECT COUNT(*) FROM jobs WHERE order_number = 'SO-S1')",
+        )
+        .await;
+    assert_eq!(
+        traces, 0,
+        "a cancellation or job of the failed cancellation"
+    );
+    let other = service
+        .cancel("SO-S2", &json!({"cancellationReason": "OUT_OF_STOCK"}))
+        .await;
+    assert_cancelled_by(&service, "SO-S2", &other).await;
+
+    // The trigger gone, the same request cancels the order.
+    service
+        .edit_database(
+            "DROP TRIGGER skip_s1",
+            "DROP TRIGGER skip_s1 ON allocations",
+            "",
+        )
+        .await;
+    let answer = service
+        .cancel("SO-S1", &json!({"cancellationReason": "OUT_OF_STOCK"}))
+        .await;
+    assert_cancelled_by(&service, "SO-S1", &answer).await;
+    let order = service.order("SO-S1").await;
+    let states: Vec<&str> = order["allocations"]
+        .as_array()
+        .expect("allocations")
+        .iter()
+        .map(|a| a["state"].as_str().unwrap_or("?"))
+        .collect();
+    assert_eq!(states, ["released", "released"], "{order}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_keeps_orders_cancellations_and_queued_jobs() {
     let service = TestService::start_without_workers().await;

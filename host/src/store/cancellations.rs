@@ -493,10 +493,6 @@ pub(super) mod sql {
     /// The cancellation's record.
     pub const INSERT_CANCELLATION: &str = "INSERT INTO cancellations
         (id, order_number, customer_number, record, created_at) VALUES ($1, $2, $3, $4, $5)";
-    /// The `Idempotency-Key` of the request, claimed before, now answered
-    /// by the cancellation (PostgreSQL).
-    pub const COMPLETE_IDEMPOTENCY_KEY: &str = "UPDATE idempotency_keys
-        SET state = 'done', cancellation_id = $1 WHERE scope = $2 AND key = $3";
     /// An `Idempotency-Key`'s row, for [`super::judge_key`].
     pub const KEY_ROW: &str = "SELECT request_sha256, state, cancellation_id, expires_at
         FROM idempotency_keys WHERE scope = $1 AND key = $2";

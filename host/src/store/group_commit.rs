@@ -482,29 +482,37 @@ fn write_cancellation(
 ) -> Result<(), rusqlite::Error> {
     let number = after.number.as_str();
     let now = record.created_at_ms;
-    connection
-        .prepare_cached(sql::UPDATE_ORDER)?
-        .execute(params![
-            after.status,
-            after.approval.as_ref().map(|a| approval_str(&a.state)),
-            now,
-            number
-        ])?;
+    one_row(
+        connection
+            .prepare_cached(sql::UPDATE_ORDER)?
+            .execute(params![
+                after.status,
+                after.approval.as_ref().map(|a| approval_str(&a.state)),
+                now,
+                number
+            ])?,
+    )?;
     let changes = RowChanges::between(before, after);
     for line in changes.cancelled_lines {
-        connection
-            .prepare_cached(sql::CANCEL_LINE)?
-            .execute(params![number, line])?;
+        one_row(
+            connection
+                .prepare_cached(sql::CANCEL_LINE)?
+                .execute(params![number, line])?,
+        )?;
     }
     for (position, voided, refunded) in changes.payments {
-        connection
-            .prepare_cached(sql::UPDATE_PAYMENT)?
-            .execute(params![voided, refunded, number, position])?;
+        one_row(
+            connection
+                .prepare_cached(sql::UPDATE_PAYMENT)?
+                .execute(params![voided, refunded, number, position])?,
+        )?;
     }
     for position in changes.released_allocations {
-        connection
-            .prepare_cached(sql::RELEASE_ALLOCATION)?
-            .execute(params![number, position])?;
+        one_row(
+            connection
+                .prepare_cached(sql::RELEASE_ALLOCATION)?
+                .execute(params![number, position])?,
+        )?;
     }
     connection
         .prepare_cached(sql::INSERT_CANCELLATION)?
@@ -542,4 +550,14 @@ fn write_cancellation(
             ])?;
     }
     Ok(())
+}
+
+/// Checks that a write of a row of the order the plan changed found it:
+/// a row the database left alone (gone, or skipped by a trigger) fails
+/// the cancellation whole rather than commit it in part.
+fn one_row(changed: usize) -> Result<(), rusqlite::Error> {
+    match changed {
+        1 => Ok(()),
+        n => Err(rusqlite::Error::StatementChangedRows(n)),
+    }
 }
