@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -191,6 +192,47 @@ async fn replicas_deliver_every_job_once() {
     assert_eq!(deliveries.len(), jobs.len(), "{deliveries:?}");
     let twice: Vec<_> = deliveries.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "delivered more than once: {twice:?}");
+}
+
+/// A cancellation on a replica without workers queues a job that another
+/// replica's workers deliver as soon as it commits: the first tells the
+/// others (its announcement after the commit), so they do not wait for
+/// their next look at the queue, here an hour away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_queued_on_one_replica_wakes_the_workers_of_another() {
+    let erp = ErpServer::signed(crate::api_cancel::SIGNING_KEY).await;
+    let api = TestService::start_configured(false, |config| {
+        if let Some(workers) = config.workers.as_mut() {
+            workers.poll_interval = Duration::from_secs(3600);
+        }
+    })
+    .await;
+    let worker = api.replica(true).await;
+    crate::api_cancel::configure_job(
+        &api,
+        &erp.url(""),
+        &erp.authority(),
+        json!({"maxAttempts": 3, "initialBackoffMs": 10, "maxBackoffMs": 20}),
+    )
+    .await;
+    api.configure_insite().await;
+    // Each cancellation while the workers sleep: the second after the
+    // first was delivered, so that the workers are asleep again.
+    for number in ["SO-N1", "SO-N2"] {
+        api.put_order(number, &sample_order("C-1")).await;
+        let answer = api
+            .cancel(number, &json!({"cancellationReason": "OUT_OF_STOCK"}))
+            .await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+        let job = answer.body["erpSync"]["jobs"][0]["id"]
+            .as_str()
+            .expect("a job");
+        // Bounded at 60 s: far below the workers' hour, whatever the
+        // machine's speed.
+        let settled = crate::hotload_support::settled_job(&worker, job).await;
+        assert_eq!(settled["state"], "succeeded", "{settled}");
+    }
+    assert_eq!(erp.requests().len(), 2);
 }
 
 /// Settings changed on one replica are what the next cancellation on

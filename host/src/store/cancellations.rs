@@ -324,6 +324,11 @@ impl Store {
                     }
                 }
                 let result = super::pg_cancel::cancel(pool, &self.postgres_config, command).await;
+                if let (Ok(committed), Some(announcer)) = (&result, &self.jobs_announcer)
+                    && !committed.jobs.is_empty()
+                {
+                    announcer.announce();
+                }
                 if result.is_err()
                     && let Some(key) = key
                     && let Err(error) = self.release_idempotency_key(key.scope, key.key).await

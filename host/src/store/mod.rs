@@ -288,8 +288,13 @@ pub struct Store {
     /// (see [`group_commit`]). PostgreSQL: none, each cancellation is a
     /// transaction of the pool (`pg_cancel`).
     cancellations: Option<group_commit::Batcher>,
+    /// PostgreSQL: tells the other replicas' workers about the jobs its
+    /// cancellations queued, after they commit (see [`JobsAnnouncer`]).
+    /// None on SQLite.
+    jobs_announcer: Option<JobsAnnouncer>,
     /// Tasks that live as long as the store, stopped by [`Store::close`]:
-    /// SQLite's checkpointer, PostgreSQL's listener for new jobs.
+    /// SQLite's checkpointer, PostgreSQL's listener for new jobs and its
+    /// announcer of them.
     background: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
     /// This process's hold on the data directory, let go at [`Store::close`].
     held: Arc<std::sync::Mutex<Option<Held>>>,
@@ -391,6 +396,7 @@ impl Store {
             postgres_config: Arc::default(),
             keys: Arc::default(),
             cancellations: Some(cancellations),
+            jobs_announcer: None,
             background: Arc::new(std::sync::Mutex::new(vec![checkpointer])),
             held: Arc::new(std::sync::Mutex::new(Some(Held {
                 _lock: lock,
@@ -415,11 +421,13 @@ impl Store {
         // Replicas starting together: one applies the migrations, the
         // others wait for its lock (sqlx takes an advisory lock).
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        let pg = pool.clone();
         let pool = Db::Postgres(pool);
         // Nothing is taken back at start: other replicas may be running the
         // jobs and holding the keys; what a dead replica held comes free
         // when its leases and holds expire.
         let cipher = secrets::prepare(&mut pool.acquire().await?, options).await?;
+        let (announcer, announcing) = JobsAnnouncer::start(pg);
         Ok(Store {
             writer: pool.clone(),
             write_turn: WriteTurn::default(),
@@ -428,7 +436,8 @@ impl Store {
             postgres_config: Arc::default(),
             keys: Arc::default(),
             cancellations: None,
-            background: Arc::default(),
+            jobs_announcer: Some(announcer),
+            background: Arc::new(std::sync::Mutex::new(vec![announcing])),
             held: Arc::new(std::sync::Mutex::new(Some(Held {
                 _lock: lock,
                 _database: None,
@@ -556,6 +565,68 @@ async fn notify_jobs(tx: &mut Tx) -> Result<(), StoreError> {
             .await?;
     }
     Ok(())
+}
+
+/// Announces, on PostgreSQL, that cancellations queued jobs: one `NOTIFY`
+/// on [`JOBS_CHANNEL`] sent after they commit, on a task of its own, for
+/// every cancellation that committed since the last one was sent.
+///
+/// A transaction that sends a `NOTIFY` holds a lock of the whole database
+/// through its commit, WAL flush included, so that notifications arrive in
+/// commit order: every such commit waits for the one before. Sent from
+/// inside each cancellation's transaction, that lock made every
+/// cancellation of every replica commit one after the other, one WAL flush
+/// each. Announced from here, cancellations commit side by side and share
+/// flushes; announcements that pile up while one is being sent are sent
+/// once. The announcement is a hint, as the `NOTIFY` was (the workers
+/// poll): it is sent with `synchronous_commit` off, so its own commit does
+/// not wait for a flush either, and one lost in a crash delays the job by
+/// a poll at most.
+#[derive(Debug, Clone)]
+struct JobsAnnouncer {
+    /// Stores one permit while announcements are due.
+    due: Arc<tokio::sync::Notify>,
+}
+
+/// The announcement: the `NOTIFY`, in a transaction whose commit does not
+/// wait for the WAL's flush (a setting local to that transaction).
+const ANNOUNCE_JOBS: &str =
+    "SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, '')";
+
+impl JobsAnnouncer {
+    /// The announcer and its task, which runs until it is aborted.
+    fn start(pool: sqlx::PgPool) -> (JobsAnnouncer, tokio::task::JoinHandle<()>) {
+        let due = Arc::new(tokio::sync::Notify::new());
+        let task = tokio::spawn(announce_jobs(pool, Arc::clone(&due)));
+        (JobsAnnouncer { due }, task)
+    }
+
+    /// Asks for an announcement once what the caller committed is
+    /// committed; returns at once.
+    fn announce(&self) {
+        self.due.notify_one();
+    }
+}
+
+/// Sends [`ANNOUNCE_JOBS`] each time announcements are due.
+async fn announce_jobs(pool: sqlx::PgPool, due: Arc<tokio::sync::Notify>) {
+    loop {
+        due.notified().await;
+        if pool.is_closed() {
+            return;
+        }
+        if let Err(e) = sqlx::query(ANNOUNCE_JOBS)
+            .bind(JOBS_CHANNEL)
+            .execute(&pool)
+            .await
+        {
+            tracing::warn!(
+                error = %e,
+                "telling the replicas about new jobs failed; their workers find them when they \
+                 next look"
+            );
+        }
+    }
 }
 
 /// Wakes the workers on every notification until the pool closes.

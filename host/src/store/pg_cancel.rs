@@ -76,9 +76,10 @@ pub(super) async fn cancel(
 
 /// Everything a cancellation writes, in one statement: the order's status
 /// and approval, its lines cancelled, payments voided or refunded and
-/// allocations released, the cancellation's record, its jobs, the
-/// request's `Idempotency-Key` answered and, if it queued jobs, the
-/// `NOTIFY` that wakes the replicas' workers (sent at commit).
+/// allocations released, the cancellation's record, its jobs and the
+/// request's `Idempotency-Key` answered. The other replicas hear of its
+/// jobs after the commit, from the store's announcer: a `NOTIFY` in here
+/// would make every cancellation's commit wait for the one before.
 ///
 /// One round trip instead of one per row: on a server a network hop away,
 /// and on one sharing the host's cores, each statement costs its own
@@ -126,16 +127,14 @@ const WRITE: &str = "WITH
     answered_key AS (
         UPDATE idempotency_keys SET state = 'done', cancellation_id = $10
         WHERE scope = $20 AND key = $21
-        RETURNING 1),
-    woken AS (
-        SELECT pg_notify($22, '') WHERE CARDINALITY($13::TEXT[]) > 0)
+        RETURNING 1)
 SELECT (SELECT COUNT(*) FROM changed_order), (SELECT COUNT(*) FROM cancelled_lines),
     (SELECT COUNT(*) FROM changed_payments), (SELECT COUNT(*) FROM released_allocations),
     (SELECT COUNT(*) FROM cancellation), (SELECT COUNT(*) FROM queued),
-    (SELECT COUNT(*) FROM answered_key), (SELECT COUNT(*) FROM woken)";
+    (SELECT COUNT(*) FROM answered_key)";
 
 /// The rows [`WRITE`] changed, part by part, in its answer's order.
-type Written = (i64, i64, i64, i64, i64, i64, i64, i64);
+type Written = (i64, i64, i64, i64, i64, i64, i64);
 
 /// Sends [`WRITE`] for the cancellation `committed` of `order` (which it
 /// leaves as `after`) and checks that every row it planned to change was
@@ -184,7 +183,6 @@ async fn write(
         }))
         .bind(idempotency.map(|key| key.scope))
         .bind(idempotency.map(|key| key.key))
-        .bind(super::JOBS_CHANNEL)
         .fetch_one(&mut *tx)
         .await?;
     let expected: Written = (
@@ -197,7 +195,6 @@ async fn write(
         // The key's row was claimed in a transaction before this one; as
         // before, its answer is written where the row still is.
         written.6,
-        i64::from(!jobs.is_empty()),
     );
     if written != expected {
         return Err(StoreError::Corrupt(format!(
