@@ -112,8 +112,12 @@ struct Recorder {
 }
 
 /// A request with an `Idempotency-Key` being handled: counted in
-/// [`Recorder::in_flight`] from its arrival until its answer is sent or
-/// its client goes away.
+/// [`Recorder::in_flight`] from the moment the whole request is in (the
+/// last byte of its body) until its answer is sent or its client goes
+/// away. Not from its first byte: a sender frozen halfway through a body
+/// (a host stopped by `SIGSTOP` past its lease, whose job another host
+/// then delivers) has not delivered anything yet, and its late request
+/// arrives whole after the other's answer.
 struct InFlight {
     recorder: Arc<Mutex<Recorder>>,
     key: String,
@@ -317,9 +321,10 @@ impl ErpServer {
         recorder.requests.clone()
     }
 
-    /// The `Idempotency-Key`s of requests that arrived while another
-    /// request with the same key was still being handled (not yet answered,
-    /// its client still there): deliveries of one job that overlapped.
+    /// The `Idempotency-Key`s of requests that arrived whole while another
+    /// request with the same key was still being handled (whole, not yet
+    /// answered, its client still there): deliveries of one job that
+    /// overlapped.
     pub fn overlapping(&self) -> Vec<String> {
         lock(&self.recorder).overlapping.clone()
     }
@@ -372,11 +377,6 @@ async fn answer(State(receiver): State<Receiver>, request: Request) -> Response 
         signing_key,
     } = receiver;
     let (parts, body) = request.into_parts();
-    let _in_flight = parts
-        .headers
-        .get("idempotency-key")
-        .and_then(|key| key.to_str().ok())
-        .map(|key| InFlight::arrive(&recorder, key));
     let body = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(body) => body,
         Err(e) if !over_the_limit(&e) => {
@@ -400,6 +400,11 @@ async fn answer(State(receiver): State<Receiver>, request: Request) -> Response 
             .await;
         }
     };
+    let _in_flight = parts
+        .headers
+        .get("idempotency-key")
+        .and_then(|key| key.to_str().ok())
+        .map(|key| InFlight::arrive(&recorder, key));
     let received = RecordedRequest {
         method: parts.method,
         path: parts
@@ -531,5 +536,73 @@ mod tests {
         assert!(server.requests().is_empty(), "nothing whole arrived");
         assert_eq!(post(&server, "{}".to_owned(), None).await, 200);
         assert_eq!(server.requests().len(), 1);
+    }
+
+    /// The head of a raw `POST` of `key` whose body is the 7 bytes
+    /// `{"n":1}`.
+    fn keyed_head(key: &str) -> String {
+        format!(
+            "POST /hooks HTTP/1.1\r\nhost: erp\r\nidempotency-key: {key}\r\n\
+             content-type: application/json\r\ncontent-length: 7\r\n\r\n"
+        )
+    }
+
+    async fn keyed_post(server: &ErpServer, key: &str) -> u16 {
+        reqwest::Client::new()
+            .post(server.url("/hooks"))
+            .header("idempotency-key", key)
+            .body(r#"{"n":1}"#)
+            .send()
+            .await
+            .expect("sent")
+            .status()
+            .as_u16()
+    }
+
+    /// A sender stopped halfway through its body has delivered nothing
+    /// yet: a delivery of the same key answered meanwhile is not an
+    /// overlap, and neither is the first request once it comes in whole.
+    #[tokio::test]
+    async fn a_request_stalled_in_its_body_does_not_overlap_one_answered_meanwhile() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let server = ErpServer::start().await;
+        let mut stalled = tokio::net::TcpStream::connect(server.addr)
+            .await
+            .expect("connected");
+        let head = keyed_head("job-1");
+        stalled
+            .write_all(format!("{head}{{\"n\"").as_bytes())
+            .await
+            .expect("sent the start");
+        assert_eq!(keyed_post(&server, "job-1").await, 200);
+        stalled.write_all(b":1}").await.expect("sent the rest");
+        let mut answer = [0u8; 12];
+        stalled.read_exact(&mut answer).await.expect("answered");
+        assert_eq!(&answer, b"HTTP/1.1 200");
+        assert_eq!(server.requests().len(), 2);
+        assert_eq!(server.overlapping(), Vec::<String>::new());
+    }
+
+    /// Two whole requests of one key, the second in while the first waits
+    /// for its answer: an overlap.
+    #[tokio::test]
+    async fn two_whole_requests_of_one_key_at_once_overlap() {
+        let server = Arc::new(
+            ErpServer::start_with(|_| Scripted::json(200, "{}").after(Duration::from_secs(30)))
+                .await,
+        );
+        let mut waiting = tokio::task::JoinSet::new();
+        for _ in 0..2 {
+            let server = Arc::clone(&server);
+            waiting.spawn(async move { keyed_post(&server, "job-2").await });
+        }
+        // Both are in long before either is answered.
+        let until = std::time::Instant::now() + Duration::from_secs(10);
+        while server.requests().len() < 2 {
+            assert!(std::time::Instant::now() < until, "both requests arrived");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(server.overlapping(), ["job-2"]);
+        waiting.abort_all();
     }
 }
