@@ -37,7 +37,13 @@ use crate::domain::{Order, Refusal};
 /// the outer select runs on the row its lock returned: no row (no such
 /// order), no configuration lock. The order and the configuration are read
 /// in statements after it, which see every commit before the locks.
-const LOCK: &str = "SELECT pg_advisory_xact_lock_shared($2)
+///
+/// It also has the server run the transaction's statements on the plans it
+/// keeps for them (`plan_cache_mode`, for this transaction only): each
+/// finds its rows by key, whatever the parameters, and the server
+/// otherwise plans [`WRITE`] anew on many executions.
+const LOCK: &str = "SELECT pg_advisory_xact_lock_shared($2),
+        set_config('plan_cache_mode', 'force_generic_plan', true)
     FROM (SELECT 1 FROM orders WHERE number = $1 FOR UPDATE) AS locked";
 
 /// Plans and commits one cancellation.
