@@ -219,17 +219,10 @@ async fn a_job_queued_on_one_replica_wakes_the_workers_of_another() {
     // Each cancellation while the workers sleep: the second after the
     // first was delivered, so that the workers are asleep again.
     for number in ["SO-N1", "SO-N2"] {
-        api.put_order(number, &sample_order("C-1")).await;
-        let answer = api
-            .cancel(number, &json!({"cancellationReason": "OUT_OF_STOCK"}))
-            .await;
-        assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
-        let job = answer.body["erpSync"]["jobs"][0]["id"]
-            .as_str()
-            .expect("a job");
+        let job = crate::hotload_support::cancel_new_order(&api, number).await;
         // Bounded at 60 s: far below the workers' hour, whatever the
         // machine's speed.
-        let settled = crate::hotload_support::settled_job(&worker, job).await;
+        let settled = crate::hotload_support::settled_job(&worker, &job).await;
         assert_eq!(settled["state"], "succeeded", "{settled}");
     }
     assert_eq!(erp.requests().len(), 2);
