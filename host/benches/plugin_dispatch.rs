@@ -26,7 +26,10 @@
 //! `RESCIND_BENCH_ONLY=worker` (or `floor-worker`, `other-thread`,
 //! `floor-async`, `floor-sync`, `none`) makes [`sample_calls`] calls of it
 //! after a warm-up of 200, and nothing else; `none` sets everything up and
-//! calls nothing, the run to subtract.
+//! calls nothing, the run to subtract. Under `valgrind`, which cannot
+//! reserve the pooling allocator's address space for the default 16 call
+//! slots, `RESCIND_BENCH_SLOTS=2` sizes rescind's runtime and the floor's
+//! engine alike for 2.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -107,11 +110,20 @@ fn cancellation() -> Cancellation {
     }
 }
 
+/// Rescind's default runtime, with `RESCIND_BENCH_SLOTS` call slots when set.
+fn runtime_config() -> RuntimeConfig {
+    let defaults = RuntimeConfig::default();
+    RuntimeConfig {
+        max_concurrent_calls: support::env("RESCIND_BENCH_SLOTS", defaults.max_concurrent_calls),
+        ..defaults
+    }
+}
+
 /// The floor's engine: pooling allocator with the same instance limits as
 /// rescind's default configuration, and the same slot reuse (pages a call
 /// touched stay mapped where the kernel can scan for them), nothing else.
 fn floor_engine() -> Engine {
-    let defaults = RuntimeConfig::default();
+    let defaults = runtime_config();
     let slots = defaults.max_concurrent_calls;
     let mut pool = PoolingAllocationConfig::new();
     pool.total_component_instances(slots)
@@ -164,7 +176,7 @@ struct Contenders {
 impl Contenders {
     fn new() -> Self {
         let bytes = std::fs::read(rescind_test_artifacts::TRIVIAL).expect("trivial component");
-        let runtime = PluginRuntime::new(RuntimeConfig::default()).expect("runtime");
+        let runtime = PluginRuntime::new(runtime_config()).expect("runtime");
         let ours = runtime.load("trivial", &bytes).expect("load trivial");
         let floor_engine = floor_engine();
         let pre = floor_pre(&floor_engine, &bytes);
