@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use wasmtime::component::{ResourceTable, ResourceTableError};
 use wasmtime::{ResourceLimiter, Trap, WasmBacktrace};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::plugins::config::{MAX_TABLE_ELEMENTS, MAX_WASM_STACK_BYTES};
@@ -16,10 +16,14 @@ use crate::plugins::exchange_tap::RecordingGate;
 use crate::plugins::host_impl::ErpHostView;
 use crate::plugins::log::CallLog;
 use crate::plugins::outcome::CallOutcome;
+use crate::plugins::stdio_impl::CapturedOutput;
 
 /// The `T` of a call's `Store<T>`: everything the guest's imports reach.
 pub(crate) struct CallState {
-    pub wasi: WasiCtx,
+    /// The call's WASI context, made on the guest's first use of WASI (see
+    /// [`sandbox`]): a call that never asks for a clock, random bytes or
+    /// its standard streams does not pay for one.
+    pub wasi: Option<WasiCtx>,
     pub http: WasiHttpCtx,
     pub table: ResourceTable,
     pub outbound: RecordingGate,
@@ -41,10 +45,24 @@ impl CallState {
 impl WasiView for CallState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
-            ctx: &mut self.wasi,
+            ctx: self.wasi.get_or_insert_with(|| sandbox(&self.log)),
             table: &mut self.table,
         }
     }
+}
+
+/// WASI for one call: no preopened directories, no environment, no
+/// arguments, no stdin, no sockets or name lookups (outbound HTTP goes
+/// through wasi:http only), stdout and stderr into the call's log.
+fn sandbox(log: &CallLog) -> WasiCtx {
+    WasiCtxBuilder::new()
+        .stdout(CapturedOutput::stdout(log.clone()))
+        .stderr(CapturedOutput::stderr(log.clone()))
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        .socket_addr_check(|_, _| Box::pin(async { false }))
+        .build()
 }
 
 impl WasiHttpView for CallState {

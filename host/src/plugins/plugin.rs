@@ -5,7 +5,6 @@ use std::time::Instant;
 
 use wasmtime::component::ResourceTable;
 use wasmtime::{Store, UpdateDeadline};
-use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi_http::WasiHttpCtx;
 
 use crate::plugins::RecordedAnswer;
@@ -26,7 +25,6 @@ use crate::plugins::outcome::{CallOutcome, CallReport};
 use crate::plugins::returned_text::bound_returned_text;
 use crate::plugins::runtime::Shared;
 use crate::plugins::send_window::SendWindow;
-use crate::plugins::stdio_impl::CapturedOutput;
 use crate::plugins::trust::parse_ca_certificates;
 
 /// A validated, compiled and pre-instantiated integration processor. Each
@@ -268,7 +266,7 @@ impl Call {
         let memory_cap = limits.memory_bytes.min(config.max_memory_bytes);
         let deadline = Instant::now() + limits.deadline;
         let state = CallState {
-            wasi: sandbox(log),
+            wasi: None,
             http: WasiHttpCtx::new(),
             table: resource_table(limits.resources),
             outbound: RecordingGate {
@@ -371,18 +369,4 @@ fn resource_table(limit: usize) -> ResourceTable {
     let mut table = ResourceTable::new();
     table.set_max_capacity(limit);
     table
-}
-
-/// WASI for one call: no preopened directories, no environment, no
-/// arguments, no stdin, no sockets or name lookups (outbound HTTP goes
-/// through wasi:http only), stdout and stderr into the call's log.
-fn sandbox(log: &CallLog) -> wasmtime_wasi::WasiCtx {
-    WasiCtxBuilder::new()
-        .stdout(CapturedOutput::stdout(log.clone()))
-        .stderr(CapturedOutput::stderr(log.clone()))
-        .allow_tcp(false)
-        .allow_udp(false)
-        .allow_ip_name_lookup(false)
-        .socket_addr_check(|_, _| Box::pin(async { false }))
-        .build()
 }
