@@ -223,7 +223,7 @@ impl Contenders {
             .tokio
             .block_on(self.runtime.spawn(async move {
                 let start = Instant::now();
-                let report = plugin.submit(&input, &connection, &limits).await;
+                let report = plugin.submit(input, &connection, &limits).await;
                 (start.elapsed(), report)
             }))
             .expect("the call's task");
@@ -239,7 +239,7 @@ impl Contenders {
     /// A call from another thread than the plugin threads.
     fn ours(&self) {
         let report = self.tokio.block_on(self.ours.submit(
-            &self.ours_input,
+            self.ours_input.clone(),
             &self.connection,
             &self.limits,
         ));
@@ -253,7 +253,7 @@ impl Contenders {
 
     fn webhook(&self) {
         let report = self.tokio.block_on(self.webhook.submit(
-            &self.ours_input,
+            self.ours_input.clone(),
             &self.erp,
             &self.limits,
         ));
@@ -274,7 +274,7 @@ impl Contenders {
         };
         let report = self
             .tokio
-            .block_on(self.webhook.submit(&self.ours_input, &self.erp, &limits));
+            .block_on(self.webhook.submit(self.ours_input.clone(), &self.erp, &limits));
         assert!(
             matches!(report.outcome, CallOutcome::Accepted { .. }),
             "{:?}",

@@ -39,7 +39,7 @@ fn connection(fake: &AaasFake) -> ConnectionContext {
 
 async fn submit(cancellation: &Cancellation, connection: &ConnectionContext) -> CallOutcome {
     aaas()
-        .submit(cancellation, connection, &CallLimits::default())
+        .submit(cancellation.clone(), connection, &CallLimits::default())
         .await
         .outcome
 }
@@ -71,7 +71,7 @@ async fn a_full_cancellation_lists_every_position_and_keeps_the_internal_request
 
     let report = aaas()
         .submit(
-            &sample_cancellation(),
+            sample_cancellation(),
             &connection(&fake),
             &CallLimits::default(),
         )

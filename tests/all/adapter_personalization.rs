@@ -39,7 +39,7 @@ fn connection(fake: &PersonalizationFake, extra: &[(&str, &str)]) -> ConnectionC
 
 async fn submit(cancellation: &Cancellation, connection: &ConnectionContext) -> CallOutcome {
     personalization()
-        .submit(cancellation, connection, &CallLimits::default())
+        .submit(cancellation.clone(), connection, &CallLimits::default())
         .await
         .outcome
 }
@@ -105,7 +105,7 @@ async fn an_offline_order_is_deleted_with_the_site_headers() {
 
     let report = personalization()
         .submit(
-            &offline(Some("store")),
+            offline(Some("store")),
             &connection(&fake, &[]),
             &CallLimits::default(),
         )

@@ -39,7 +39,7 @@ async fn delivers_the_exact_request_and_is_accepted() {
 
     let report = webhook()
         .submit(
-            &sample_cancellation(),
+            sample_cancellation(),
             &erp_connection(&erp),
             &CallLimits::default(),
         )
@@ -142,7 +142,7 @@ async fn a_host_outside_allowed_hosts_is_denied_and_logged() {
     );
 
     let report = webhook()
-        .submit(&sample_cancellation(), &connection, &CallLimits::default())
+        .submit(sample_cancellation(), &connection, &CallLimits::default())
         .await;
 
     match &report.outcome {
@@ -175,7 +175,7 @@ async fn an_unavailable_erp_is_a_transient_failure() {
 
     let report = webhook()
         .submit(
-            &sample_cancellation(),
+            sample_cancellation(),
             &erp_connection(&erp),
             &CallLimits::default(),
         )
@@ -197,7 +197,7 @@ async fn an_erp_refusal_is_rejected_with_its_message() {
 
     let report = webhook()
         .submit(
-            &sample_cancellation(),
+            sample_cancellation(),
             &erp_connection(&erp),
             &CallLimits::default(),
         )
@@ -219,7 +219,7 @@ async fn a_refused_connection_is_a_transient_failure() {
     );
 
     let report = webhook()
-        .submit(&sample_cancellation(), &connection, &CallLimits::default())
+        .submit(sample_cancellation(), &connection, &CallLimits::default())
         .await;
 
     assert!(
@@ -239,7 +239,7 @@ async fn the_deadline_covers_a_slow_erp() {
     };
 
     let report = webhook()
-        .submit(&sample_cancellation(), &erp_connection(&erp), &limits)
+        .submit(sample_cancellation(), &erp_connection(&erp), &limits)
         .await;
 
     assert_eq!(

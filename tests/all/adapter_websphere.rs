@@ -34,7 +34,7 @@ fn connection(fake: &WebSphereFake, extra: &[(&str, &str)]) -> ConnectionContext
 
 async fn submit(cancellation: &Cancellation, connection: &ConnectionContext) -> CallOutcome {
     websphere()
-        .submit(cancellation, connection, &CallLimits::default())
+        .submit(cancellation.clone(), connection, &CallLimits::default())
         .await
         .outcome
 }

@@ -81,7 +81,7 @@ fn limits() -> CallLimits {
 
 async fn submit(connection: &ConnectionContext) -> CallReport {
     probe()
-        .submit(&sample_cancellation(), connection, &limits())
+        .submit(sample_cancellation(), connection, &limits())
         .await
 }
 
@@ -342,7 +342,7 @@ async fn a_redirect_to_an_internal_address_is_not_followed() {
     }]);
     let report = webhook
         .submit(
-            &sample_cancellation(),
+            sample_cancellation(),
             &ConnectionContext {
                 name: "erp".into(),
                 base_url: erp.url(""),
@@ -553,7 +553,7 @@ async fn a_trickling_body_is_cut_at_the_deadline() {
     let deadline = Duration::from_secs(1);
     let report = probe()
         .submit(
-            &sample_cancellation(),
+            sample_cancellation(),
             &accepting(connection(
                 &[&erp.authority()],
                 &[format!("http://{}/", erp.authority())],
@@ -671,7 +671,7 @@ async fn a_plugin_built_with_the_sdk_sees_the_body_limit_as_a_limit() {
         rescind_tests::plugin_fixtures::plugin("webhook", rescind_test_artifacts::WEBHOOK);
     let report = webhook
         .submit(
-            &sample_cancellation(),
+            sample_cancellation(),
             &ConnectionContext {
                 name: "erp".into(),
                 base_url: format!("http://{}", erp.authority()),
@@ -703,7 +703,7 @@ async fn once_the_send_window_has_closed_nothing_is_sent() {
     // Open: the request goes out.
     let window = SendWindow::until(Instant::now() + Duration::from_secs(60));
     let report = probe()
-        .submit_within(&sample_cancellation(), &open, &limits(), Some(&window))
+        .submit_within(sample_cancellation(), &open, &limits(), Some(&window))
         .await;
     assert_accepted(&report);
     assert_eq!(erp.requests().len(), 1);
@@ -712,7 +712,7 @@ async fn once_the_send_window_has_closed_nothing_is_sent() {
     // request is refused before anything is sent, and the log says why.
     let closed = SendWindow::until(Instant::now());
     let report = probe()
-        .submit_within(&sample_cancellation(), &open, &limits(), Some(&closed))
+        .submit_within(sample_cancellation(), &open, &limits(), Some(&closed))
         .await;
     assert_eq!(results(&report)[0]["error"], "HttpRequestDenied");
     assert!(
@@ -740,7 +740,7 @@ async fn a_call_records_at_most_sixteen_exchanges_and_counts_the_rest() {
         ..limits()
     };
     let report = probe()
-        .submit(&sample_cancellation(), &connection, &limits)
+        .submit(sample_cancellation(), &connection, &limits)
         .await;
     assert_accepted(&report);
     assert_eq!(erp.requests().len(), 20, "every request went out");

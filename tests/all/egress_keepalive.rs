@@ -60,7 +60,7 @@ fn connection(name: &str, host: &str, url: &str, repeat: usize) -> ConnectionCon
 
 async fn submit(probe: &Plugin, connection: &ConnectionContext) -> CallReport {
     probe
-        .submit(&sample_cancellation(), connection, &CallLimits::default())
+        .submit(sample_cancellation(), connection, &CallLimits::default())
         .await
 }
 

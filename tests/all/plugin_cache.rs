@@ -30,7 +30,7 @@ async fn accepts(runtime: &PluginRuntime, bytes: &[u8]) {
     let trivial = runtime.load("trivial", bytes).expect("loads");
     let report = trivial
         .submit(
-            &sample_cancellation(),
+            sample_cancellation(),
             &ConnectionContext::default(),
             &CallLimits::default(),
         )

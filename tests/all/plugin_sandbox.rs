@@ -27,7 +27,7 @@ async fn submit(
     limits: &CallLimits,
 ) -> CallReport {
     plugin
-        .submit(&sample_cancellation(), connection, limits)
+        .submit(sample_cancellation(), connection, limits)
         .await
 }
 

@@ -128,7 +128,7 @@ pub enum Delivery {
 /// Runs job `n` on `plugin` against `erp`.
 pub async fn run(plugin: &Plugin, erp: &ErpServer, n: u32) -> Delivery {
     let report = plugin
-        .submit(&job(n), &connection(erp), &CallLimits::default())
+        .submit(job(n), &connection(erp), &CallLimits::default())
         .await;
     match report.outcome {
         CallOutcome::Accepted {

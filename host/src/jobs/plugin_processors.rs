@@ -117,7 +117,7 @@ impl PluginProcessors {
             &submission.parameters,
         );
         let report = plugin
-            .submit_within(&cancellation, &submission.connection, &self.limits, window)
+            .submit_within(cancellation, &submission.connection, &self.limits, window)
             .await;
         Delivery {
             outcome: report.outcome.into(),

@@ -67,7 +67,7 @@ impl PluginProcessors {
                     &submission.parameters,
                 );
                 let report = plugin
-                    .submit_captured(&cancellation, &submission.connection, &self.limits, answers)
+                    .submit_captured(cancellation, &submission.connection, &self.limits, answers)
                     .await;
                 let shadow: Vec<SentRequest> = report
                     .exchange

@@ -54,66 +54,68 @@ impl From<domain::Channel> for wit::OrderChannel {
     }
 }
 
-impl From<&host::Money> for wit::Money {
-    fn from(m: &host::Money) -> Self {
+impl From<host::Money> for wit::Money {
+    fn from(m: host::Money) -> Self {
         Self {
             amount_minor: m.amount_minor,
-            currency: m.currency.clone(),
+            currency: m.currency,
         }
     }
 }
 
-impl From<&host::CancelledLine> for wit::CancelledLine {
-    fn from(l: &host::CancelledLine) -> Self {
+impl From<host::CancelledLine> for wit::CancelledLine {
+    fn from(l: host::CancelledLine) -> Self {
         Self {
             line_number: l.line_number,
-            sku: l.sku.clone(),
+            sku: l.sku,
             quantity: l.quantity,
             kind: l.kind.into(),
-            amount: (&l.amount).into(),
-            tax: (&l.tax).into(),
+            amount: l.amount.into(),
+            tax: l.tax.into(),
             parent_line: l.parent_line,
-            erp_line_ref: l.erp_line_ref.clone(),
+            erp_line_ref: l.erp_line_ref,
         }
     }
 }
 
-impl From<&host::Cancellation> for wit::Cancellation {
-    fn from(c: &host::Cancellation) -> Self {
+/// The plugin's input, moved out of the host's cancellation: its strings
+/// and lists change hands without a copy.
+impl From<host::Cancellation> for wit::Cancellation {
+    fn from(c: host::Cancellation) -> Self {
         Self {
-            request_id: c.request_id.clone(),
+            request_id: c.request_id,
             attempt: c.attempt,
-            order_number: c.order_number.clone(),
-            erp_order_number: c.erp_order_number.clone(),
-            business_code: c.business_code.clone(),
-            customer_number: c.customer_number.clone(),
-            website: c.website.clone(),
-            order_date: c.order_date.clone(),
+            order_number: c.order_number,
+            erp_order_number: c.erp_order_number,
+            business_code: c.business_code,
+            customer_number: c.customer_number,
+            website: c.website,
+            order_date: c.order_date,
             full: c.full,
-            lines: c.lines.iter().map(Into::into).collect(),
-            all_line_numbers: c.all_line_numbers.clone(),
+            lines: c.lines.into_iter().map(Into::into).collect(),
+            all_line_numbers: c.all_line_numbers,
             reason: c.reason.into(),
-            date: c.date.clone(),
-            invoice_reference: c.invoice_reference.clone(),
+            date: c.date,
+            invoice_reference: c.invoice_reference,
             forced_cancel: c.forced_cancel,
             forced_cancel_with_refund: c.forced_cancel_with_refund,
-            refund: c.refund.as_ref().map(|r| wit::Refund {
-                amount: (&r.amount).into(),
+            refund: c.refund.map(|r| wit::Refund {
+                amount: r.amount.into(),
                 to: r.to.into(),
             }),
-            bank_details: c.bank_details.as_ref().map(|b| wit::BankDetails {
-                account_owner: b.account_owner.clone(),
-                iban: b.iban.clone(),
-                bic: b.bic.clone(),
+            bank_details: c.bank_details.map(|b| wit::BankDetails {
+                account_owner: b.account_owner,
+                iban: b.iban,
+                bic: b.bic,
             }),
-            for_user: c.for_user.clone(),
-            tracking: c.tracking.as_ref().map(|t| wit::Tracking {
+            for_user: c.for_user,
+            tracking: c.tracking.map(|t| wit::Tracking {
                 channel: t.channel.into(),
-                session: t.session.clone(),
-                cuid: t.cuid.clone(),
-                offline_channel: t.offline_channel.clone(),
+                session: t.session,
+                cuid: t.cuid,
+                offline_channel: t.offline_channel,
             }),
-            parameters: c.parameters.clone(),
+            parameters: c.parameters,
         }
     }
 }

@@ -13,7 +13,7 @@
 //!     allowed_hosts: vec!["erp.example.com".into()],
 //!     ..Default::default()
 //! };
-//! let report = plugin.submit(&cancellation, &connection, &CallLimits::default()).await;
+//! let report = plugin.submit(cancellation, &connection, &CallLimits::default()).await;
 //! println!("{} ({} log lines)", report.outcome, report.log.len());
 //! # Ok(()) }
 //! ```

@@ -103,10 +103,11 @@ impl Plugin {
     /// Asks the plugin to tell the ERP about a cancellation, on a fresh
     /// instance, within `limits`. Never fails: every way a call can end is a
     /// [`CallOutcome`]. Text the plugin returns is redacted and bounded like
-    /// its log (see [`crate::plugins::MAX_RETURNED_TEXT_BYTES`]).
+    /// its log (see [`crate::plugins::MAX_RETURNED_TEXT_BYTES`]). The
+    /// cancellation becomes the plugin's input as it is, without a copy.
     pub async fn submit(
         &self,
-        cancellation: &Cancellation,
+        cancellation: Cancellation,
         connection: &ConnectionContext,
         limits: &CallLimits,
     ) -> CallReport {
@@ -118,7 +119,7 @@ impl Plugin {
     /// anything is sent, once `window` has closed.
     pub async fn submit_within(
         &self,
-        cancellation: &Cancellation,
+        cancellation: Cancellation,
         connection: &ConnectionContext,
         limits: &CallLimits,
         window: Option<&SendWindow>,
@@ -134,7 +135,7 @@ impl Plugin {
     /// the host.
     pub async fn submit_captured(
         &self,
-        cancellation: &Cancellation,
+        cancellation: Cancellation,
         connection: &ConnectionContext,
         limits: &CallLimits,
         answers: Vec<RecordedAnswer>,
@@ -151,16 +152,15 @@ impl Plugin {
 
     async fn run_call(
         &self,
-        cancellation: &Cancellation,
+        cancellation: Cancellation,
         connection: &ConnectionContext,
         limits: &CallLimits,
         window: Option<SendWindow>,
         capture: Option<CaptureAnswers>,
     ) -> CallReport {
         let started = Instant::now();
-        // The plugin's input is made here, once, from the caller's
-        // cancellation: the call owns it without a copy of the cancellation
-        // in between.
+        // The plugin's input is the caller's cancellation, moved: the call
+        // owns it without a copy.
         let call = Call {
             plugin: Arc::clone(&self.name),
             sha256: Arc::clone(&self.sha256),

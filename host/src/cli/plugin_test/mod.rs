@@ -465,7 +465,7 @@ pub async fn test_plugin(args: &TestArgs) -> anyhow::Result<TestReport> {
         settings: args.settings.iter().cloned().collect(),
         secrets: args.secrets.iter().cloned().collect(),
     };
-    run_component(file, bytes, &cancellation, script, connection).await
+    run_component(file, bytes, cancellation, script, connection).await
 }
 
 /// The connection a local run gives the plugin: the mock ERP's address,
@@ -485,7 +485,7 @@ pub(crate) struct LocalConnection {
 pub(crate) async fn run_component(
     file: &Path,
     bytes: Vec<u8>,
-    cancellation: &Cancellation,
+    cancellation: Cancellation,
     script: Script,
     local: LocalConnection,
 ) -> anyhow::Result<TestReport> {

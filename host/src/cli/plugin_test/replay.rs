@@ -192,7 +192,7 @@ pub async fn replay(args: &TestArgs, job_id: &str) -> anyhow::Result<ReplayRepor
 
     let exchanges: Vec<ErpExchange> = attempt.exchange.iter().map(ErpExchange::from).collect();
     let (script, answer_notes) = recorded_script(&exchanges);
-    let run = run_component(file, bytes, &input.cancellation, script, local).await?;
+    let run = run_component(file, bytes, input.cancellation.clone(), script, local).await?;
     let recorded: Vec<SentRequest> = exchanges.iter().map(SentRequest::from).collect();
     // Compared as far as the attempt's record goes.
     let now: Vec<SentRequest> = run
