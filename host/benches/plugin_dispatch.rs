@@ -272,9 +272,11 @@ impl Contenders {
             recorded_exchanges: 0,
             ..self.limits
         };
-        let report = self
-            .tokio
-            .block_on(self.webhook.submit(self.ours_input.clone(), &self.erp, &limits));
+        let report = self.tokio.block_on(self.webhook.submit(
+            self.ours_input.clone(),
+            &self.erp,
+            &limits,
+        ));
         assert!(
             matches!(report.outcome, CallOutcome::Accepted { .. }),
             "{:?}",

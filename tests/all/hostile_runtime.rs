@@ -53,7 +53,11 @@ async fn attack(plugin: &Plugin, settings: &[(&str, &str)], limits: &CallLimits)
     let bystander_limits = CallLimits::default();
     let (report, beside) = tokio::join!(
         plugin.submit(cancellation.clone(), &attacker_connection, limits),
-        bystander.submit(cancellation.clone(), &bystander_connection, &bystander_limits),
+        bystander.submit(
+            cancellation.clone(),
+            &bystander_connection,
+            &bystander_limits
+        ),
     );
     let highest = sampler.stop();
     // Shown with `--nocapture`: the figures of SECURITY.md.
@@ -71,7 +75,11 @@ async fn attack(plugin: &Plugin, settings: &[(&str, &str)], limits: &CallLimits)
         "resident memory reached {highest} bytes during the attack"
     );
     let after = bystander
-        .submit(cancellation.clone(), &bystander_connection, &bystander_limits)
+        .submit(
+            cancellation.clone(),
+            &bystander_connection,
+            &bystander_limits,
+        )
         .await;
     assert!(after.outcome.is_accepted(), "after: {:?}", after.outcome);
     assert_no_secret(&report);

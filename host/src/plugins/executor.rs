@@ -18,6 +18,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures_util::FutureExt;
+use futures_util::future::Either;
 use tokio::runtime::{Builder, Runtime};
 use tokio::task::{AbortHandle, JoinError, JoinHandle};
 
@@ -114,9 +115,16 @@ impl PluginExecutor {
     }
 
     /// Runs `future` on the plugin threads and waits for it: where the
-    /// caller is when it already runs on them, else spawned there. The call
-    /// is aborted if the returned future is dropped first.
-    pub async fn run<F>(&self, future: F) -> Result<F::Output, RunError>
+    /// caller is when it already runs on them, else spawned there (at
+    /// once). The call is aborted if the returned future is dropped first.
+    ///
+    /// Not an `async fn`: one would keep `future` twice in its own state
+    /// (as its argument and where it is awaited), and a plugin call's
+    /// future is large; this one holds it once.
+    pub fn run<F>(
+        &self,
+        future: F,
+    ) -> impl Future<Output = Result<F::Output, RunError>> + Send + use<F>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
@@ -124,14 +132,16 @@ impl PluginExecutor {
         if self.is_current() {
             // A panic ends the call, not the caller, as it would in a task
             // of its own.
-            return AssertUnwindSafe(future)
-                .catch_unwind()
-                .await
-                .map_err(|payload| RunError::Panicked(panic_message(payload.as_ref())));
+            return Either::Left(AssertUnwindSafe(future).catch_unwind().map(|ended| {
+                ended.map_err(|payload| RunError::Panicked(panic_message(payload.as_ref())))
+            }));
         }
         let handle = self.runtime().spawn(future);
-        let _abort = AbortOnDrop(handle.abort_handle());
-        Ok(handle.await?)
+        let abort = AbortOnDrop(handle.abort_handle());
+        Either::Right(async move {
+            let _abort = abort;
+            Ok(handle.await?)
+        })
     }
 
     /// Starts `task` on the plugin threads, to run as long as it likes.

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use futures_util::FutureExt;
 use wasmtime::component::ResourceTable;
 use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi_http::WasiHttpCtx;
@@ -105,27 +106,32 @@ impl Plugin {
     /// [`CallOutcome`]. Text the plugin returns is redacted and bounded like
     /// its log (see [`crate::plugins::MAX_RETURNED_TEXT_BYTES`]). The
     /// cancellation becomes the plugin's input as it is, without a copy.
-    pub async fn submit(
+    ///
+    /// The returned future borrows nothing from the caller. Called on the
+    /// runtime's plugin threads (a job worker), the call runs where the
+    /// future is polled; called on any other thread, it is handed to the
+    /// plugin threads at once, and aborted if the future is dropped first.
+    pub fn submit(
         &self,
         cancellation: Cancellation,
         connection: &ConnectionContext,
         limits: &CallLimits,
-    ) -> CallReport {
-        self.submit_within(cancellation, connection, limits, None)
-            .await
+    ) -> impl Future<Output = CallReport> + Send + use<> {
+        self.call(cancellation, connection, limits, None, None)
+            .dispatch()
     }
 
     /// [`Plugin::submit`], with every outbound request refused, before
     /// anything is sent, once `window` has closed.
-    pub async fn submit_within(
+    pub fn submit_within(
         &self,
         cancellation: Cancellation,
         connection: &ConnectionContext,
         limits: &CallLimits,
         window: Option<&SendWindow>,
-    ) -> CallReport {
-        self.run_call(cancellation, connection, limits, window.cloned(), None)
-            .await
+    ) -> impl Future<Output = CallReport> + Send + use<> {
+        self.call(cancellation, connection, limits, window.cloned(), None)
+            .dispatch()
     }
 
     /// [`Plugin::submit`] in a capture-only sandbox, as a shadow run does:
@@ -133,35 +139,36 @@ impl Plugin {
     /// answered with the next of `answers` (the active version's recorded
     /// ones) instead of being sent; past them it is refused. Nothing leaves
     /// the host.
-    pub async fn submit_captured(
+    pub fn submit_captured(
         &self,
         cancellation: Cancellation,
         connection: &ConnectionContext,
         limits: &CallLimits,
         answers: Vec<RecordedAnswer>,
-    ) -> CallReport {
-        self.run_call(
+    ) -> impl Future<Output = CallReport> + Send + use<> {
+        self.call(
             cancellation,
             connection,
             limits,
             None,
             Some(CaptureAnswers::new(answers)),
         )
-        .await
+        .dispatch()
     }
 
-    async fn run_call(
+    /// The call, made before its future: the future holds the plugin's
+    /// input once, moved out of the caller's cancellation without a copy,
+    /// and borrows nothing from the caller.
+    fn call(
         &self,
         cancellation: Cancellation,
         connection: &ConnectionContext,
         limits: &CallLimits,
         window: Option<SendWindow>,
         capture: Option<CaptureAnswers>,
-    ) -> CallReport {
-        let started = Instant::now();
-        // The plugin's input is the caller's cancellation, moved: the call
-        // owns it without a copy.
-        let call = Call {
+    ) -> Call {
+        Call {
+            started: Instant::now(),
             plugin: Arc::clone(&self.name),
             sha256: Arc::clone(&self.sha256),
             pre: self.pre.clone(),
@@ -171,26 +178,14 @@ impl Plugin {
             limits: *limits,
             window,
             capture,
-        };
-        // On the runtime's plugin threads, never on the caller's: a plugin
-        // busy until its deadline must not hold a thread of the API.
-        match self.shared.executor.run(call.report(started)).await {
-            Ok(report) => report,
-            Err(failed) => CallReport {
-                outcome: CallOutcome::Transient(format!(
-                    "the call of plugin `{}` failed inside the host: {failed}",
-                    self.name
-                )),
-                log: Vec::new(),
-                exchange: Default::default(),
-                elapsed: started.elapsed(),
-            },
         }
     }
 }
 
 /// One call, owning all it needs so that it can run on the plugin threads.
 struct Call {
+    /// When the caller asked for it.
+    started: Instant,
     plugin: Arc<str>,
     /// The component's digest (`sha256:…`).
     sha256: Arc<str>,
@@ -206,7 +201,33 @@ struct Call {
 }
 
 impl Call {
-    async fn report(self, started: Instant) -> CallReport {
+    /// Runs the call on the runtime's plugin threads, never on the
+    /// caller's: a plugin busy until its deadline must not hold a thread of
+    /// the API.
+    fn dispatch(self) -> impl Future<Output = CallReport> + Send + use<> {
+        let (started, plugin) = (self.started, Arc::clone(&self.plugin));
+        let shared = Arc::clone(&self.shared);
+        // A combinator, not an `async` block: a block would keep the call's
+        // (large) future twice, once as what it captured and once where it
+        // awaits it.
+        shared
+            .executor
+            .run(self.report())
+            .map(move |ran| match ran {
+                Ok(report) => report,
+                Err(failed) => CallReport {
+                    outcome: CallOutcome::Transient(format!(
+                        "the call of plugin `{plugin}` failed inside the host: {failed}"
+                    )),
+                    log: Vec::new(),
+                    exchange: Default::default(),
+                    elapsed: started.elapsed(),
+                },
+            })
+    }
+
+    async fn report(self) -> CallReport {
+        let started = self.started;
         let redactor = self
             .shared
             .redactors
