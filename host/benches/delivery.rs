@@ -241,7 +241,8 @@ async fn phase(
         }
         _ => 0.0,
     };
-    // Every request was answered before the service stopped.
+    // Every request that arrived was answered (its job succeeded, as
+    // checked above), so its hold is counted.
     let held = erp_log.lock().expect("the ERP's log").held;
     let mean_held = held / u32::try_from(arrived.len().max(1)).unwrap_or(u32::MAX);
     (rate, arrived.len(), mean_held)
