@@ -117,8 +117,7 @@ impl Plugin {
         connection: &ConnectionContext,
         limits: &CallLimits,
     ) -> impl Future<Output = CallReport> + Send + use<> {
-        self.call(cancellation, connection, limits, None, None)
-            .dispatch()
+        self.submit_within(cancellation, connection, limits, None)
     }
 
     /// [`Plugin::submit`], with every outbound request refused, before
