@@ -156,14 +156,16 @@ impl Recorder {
         let stopping = *self.stop.borrow();
         // The retry places the group's attempts held are given back whether
         // or not their records are written: the attempts are over.
-        let mut woken = false;
+        let mut freed: Vec<String> = Vec::new();
         let (mut records, replies): (Vec<AttemptRecord>, Vec<_>) =
             group.into_iter().map(|r| (r.record, r.reply)).unzip();
         for record in &mut records {
-            if record.claimed.attempt_in_round > 1 {
-                woken |= self
-                    .lanes
-                    .leave(&mut running, &record.claimed.job.definition);
+            let definition = &record.claimed.job.definition;
+            if record.claimed.attempt_in_round > 1
+                && self.lanes.leave(&mut running, definition)
+                && !freed.contains(definition)
+            {
+                freed.push(definition.clone());
             }
             record.claim_next &= !stopping;
         }
@@ -194,6 +196,15 @@ impl Recorder {
                 }
             }
         }
+        // The idle workers passed over the retries of the definitions that
+        // held their whole share; they are woken only for a share that has
+        // a place left once the group's claims are made. A worker that
+        // claimed the next retry of the same definition with its record
+        // filled the place again, and waking every idle worker for it
+        // would only have them claim nothing and go back to sleep, each
+        // after a trip to the store while holding the turn (a definition
+        // that always fails would do this after every attempt).
+        let woken = self.lanes.any_reopened(&freed, &running);
         drop(running);
         if woken {
             self.wakeup.notify_waiters();

@@ -204,6 +204,17 @@ impl RetryLanes {
         }
     }
 
+    /// Whether any of `freed`, definitions that held their whole share
+    /// before some of their retries ended, has a place left in `running`
+    /// (the lanes once the claims made with those retries' records are
+    /// counted): only then may a worker that passed over their retries
+    /// claim one now.
+    pub(super) fn any_reopened(&self, freed: &[String], running: &BTreeMap<String, usize>) -> bool {
+        freed
+            .iter()
+            .any(|definition| running.get(definition).copied().unwrap_or(0) < self.share)
+    }
+
     /// The definitions whose retries hold their whole share.
     pub(super) fn held(running: &BTreeMap<String, usize>, share: usize) -> Vec<String> {
         running
@@ -665,5 +676,67 @@ impl Worker {
             next,
             retry_at_ms,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lanes(workers: usize) -> RetryLanes {
+        RetryLanes {
+            share: retry_share(workers),
+            running: tokio::sync::Mutex::default(),
+        }
+    }
+
+    fn running(of: &[(&str, usize)]) -> BTreeMap<String, usize> {
+        of.iter().map(|(d, n)| ((*d).to_owned(), *n)).collect()
+    }
+
+    #[test]
+    fn the_retries_of_a_definition_hold_half_the_workers_rounded_up() {
+        assert_eq!(retry_share(0), 1);
+        assert_eq!(retry_share(1), 1);
+        assert_eq!(retry_share(2), 1);
+        assert_eq!(retry_share(4), 2);
+        assert_eq!(retry_share(5), 3);
+        let held = RetryLanes::held(&running(&[("Poison", 2), ("Deliver", 1)]), 2);
+        assert_eq!(held, ["Poison"]);
+    }
+
+    #[test]
+    fn leaving_a_full_share_says_so_and_an_empty_lane_is_forgotten() {
+        let lanes = lanes(4);
+        let mut now = running(&[("Poison", 2), ("Deliver", 1)]);
+        assert!(
+            lanes.leave(&mut now, "Poison"),
+            "Poison held its whole share"
+        );
+        assert!(
+            !lanes.leave(&mut now, "Deliver"),
+            "Deliver held one place of two"
+        );
+        assert_eq!(now, running(&[("Poison", 1)]));
+        assert!(
+            !lanes.leave(&mut now, "Unknown"),
+            "no retry of it was running"
+        );
+    }
+
+    #[test]
+    fn idle_workers_are_woken_only_for_a_share_with_a_place_left() {
+        let lanes = lanes(4);
+        let freed = vec!["Poison".to_owned()];
+        // The worker that recorded Poison's retry claimed Poison's next
+        // retry with it: the share is full again, the idle workers would
+        // pass over its retries as before.
+        assert!(!lanes.any_reopened(&freed, &running(&[("Poison", 2)])));
+        // It claimed something else (or nothing): one place is free.
+        assert!(lanes.any_reopened(&freed, &running(&[("Poison", 1)])));
+        assert!(lanes.any_reopened(&freed, &running(&[])));
+        // Other definitions' places do not count; nothing freed, no wake.
+        assert!(!lanes.any_reopened(&freed, &running(&[("Poison", 2), ("Deliver", 0)])));
+        assert!(!lanes.any_reopened(&[], &running(&[])));
     }
 }
