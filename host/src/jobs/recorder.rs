@@ -160,11 +160,10 @@ impl Recorder {
         let (mut records, replies): (Vec<AttemptRecord>, Vec<_>) =
             group.into_iter().map(|r| (r.record, r.reply)).unzip();
         for record in &mut records {
+            // `leave` answers true only while the share is full, so once
+            // per definition in a group.
             let definition = &record.claimed.job.definition;
-            if record.claimed.attempt_in_round > 1
-                && self.lanes.leave(&mut running, definition)
-                && !freed.contains(definition)
-            {
+            if record.claimed.attempt_in_round > 1 && self.lanes.leave(&mut running, definition) {
                 freed.push(definition.clone());
             }
             record.claim_next &= !stopping;
