@@ -43,7 +43,7 @@ use serde_json::{Value, json};
 mod support;
 
 use support::{
-    ADMIN, Figures, Row, env, load, load_as, load_keyed, median, range, report, seed_store,
+    ADMIN, Figures, Row, cpu_ns, env, load, load_as, load_keyed, median, range, report, seed_store,
     write_results,
 };
 
@@ -63,31 +63,6 @@ async fn floor_server() -> SocketAddr {
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, app).await });
     addr
-}
-
-/// On-CPU time so far, in nanoseconds, of the cancellation writer's
-/// thread and of all the process's live threads (from each thread's
-/// `/proc/self/task/*/schedstat`; a thread that ends between two readings
-/// takes its time with it); `None` where `/proc` does not say or names
-/// no writer thread.
-fn cpu_ns() -> Option<(u64, u64)> {
-    let mut writer = None;
-    let mut all = 0;
-    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
-        let path = task.path();
-        // A thread may end between the listing and the reads: skip it.
-        let Ok(schedstat) = std::fs::read_to_string(path.join("schedstat")) else {
-            continue;
-        };
-        let on_cpu: u64 = schedstat.split_whitespace().next()?.parse().ok()?;
-        all += on_cpu;
-        // Linux keeps the first 15 bytes of a thread's name.
-        let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
-        if "rescind-cancel-writer".get(..15) == Some(name.trim_end()) {
-            writer = Some(on_cpu);
-        }
-    }
-    Some((writer?, all))
 }
 
 /// Prints the CPU time each of the phase's cancellations cost since

@@ -48,7 +48,7 @@ use serde_json::{Value, json};
 
 mod support;
 
-use support::{ADMIN, Figures, env, load, median, report, seed_store};
+use support::{ADMIN, Figures, cpu_ns, env, load, median, report, seed_store};
 
 /// Orders loaded per transaction.
 const LOAD_CHUNK: usize = 250_000;
@@ -448,6 +448,7 @@ async fn run() {
     let mut loaded = 0;
     let mut baseline: Option<(usize, Measured)> = None;
     let mut base_written: Option<Option<f64>> = None;
+    let mut base_cpu: Option<Option<(f64, f64)>> = None;
     for &size in &scales {
         let needed = WARMUP + knobs.requests * knobs.rounds;
         if size - loaded < needed {
@@ -485,6 +486,7 @@ async fn run() {
         // store write one page for many cancellations and flatter it.)
         let span = size - from;
         let before = disk_writes();
+        let cpu_before = cpu_ns();
         let rounds = cancel_rounds(
             running.addr,
             &knobs,
@@ -497,6 +499,11 @@ async fn run() {
         let written = disk_writes()
             .zip(before)
             .map(|(after, before)| after - before);
+        let cpu = cpu_ns()
+            .zip(cpu_before)
+            .map(|((writer, all), (writer_0, all_0))| {
+                (writer.saturating_sub(writer_0), all.saturating_sub(all_0))
+            });
         running
             .shutdown(Duration::from_secs(10))
             .await
@@ -514,9 +521,22 @@ async fn run() {
                 bytes / 1024.0
             );
         }
+        // Microseconds of CPU per cancellation: the writer thread's, and
+        // the whole process's (the in-process clients included).
+        let cpu_per_cancel = cpu.map(|(writer, all)| {
+            let per = |ns: u64| ns as f64 / 1000.0 / cancellations as f64;
+            (per(writer), per(all))
+        });
+        if let Some((writer, all)) = cpu_per_cancel {
+            println!(
+                "    CPU per cancellation: writer thread {writer:.1} µs, whole process {all:.1} µs"
+            );
+        }
         curve.push(
             json!({"orders": size, "throughput": m.throughput, "p99Ms": m.p99_ms,
-            "diskBytesPerCancellation": written_per_cancel}),
+            "diskBytesPerCancellation": written_per_cancel,
+            "writerCpuUsPerCancellation": cpu_per_cancel.map(|(writer, _)| writer),
+            "processCpuUsPerCancellation": cpu_per_cancel.map(|(_, all)| all)}),
         );
         let (base_size, base) = *baseline.get_or_insert((size, m));
         let base_name = format!("{} orders, same run", thousands(base_size));
@@ -547,9 +567,24 @@ async fn run() {
                 ),
                 value: value / 1024.0,
                 unit: "KiB",
-                baseline: base_name,
+                baseline: base_name.clone(),
                 baseline_value: baseline_value / 1024.0,
                 goal: "none: what a cancellation costs the disk".to_owned(),
+                met: None,
+            });
+        }
+        let base_cpu = *base_cpu.get_or_insert(cpu_per_cancel);
+        if let (Some((value, _)), Some((baseline_value, _))) = (cpu_per_cancel, base_cpu) {
+            rows.push(Row {
+                figure: format!(
+                    "cancellation writer's CPU per cancellation, {} orders",
+                    thousands(size)
+                ),
+                value,
+                unit: "µs",
+                baseline: base_name,
+                baseline_value,
+                goal: "none: what bounds the rate on a busy writer".to_owned(),
                 met: None,
             });
         }

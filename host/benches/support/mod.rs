@@ -235,6 +235,8 @@ pub struct Figures {
     pub elapsed: Duration,
     pub p50: Duration,
     pub p99: Duration,
+    /// The slowest request's latency.
+    pub max: Duration,
 }
 
 impl Figures {
@@ -372,7 +374,33 @@ async fn load_inner(
         elapsed,
         p50: pick(0.50),
         p99: pick(0.99),
+        max: all.last().copied().unwrap_or_default(),
     }
+}
+
+/// On-CPU time so far, in nanoseconds, of the cancellation writer's
+/// thread and of all the process's live threads (from each thread's
+/// `/proc/self/task/*/schedstat`; a thread that ends between two readings
+/// takes its time with it); `None` where `/proc` does not say or names
+/// no writer thread.
+pub fn cpu_ns() -> Option<(u64, u64)> {
+    let mut writer = None;
+    let mut all = 0;
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let path = task.path();
+        // A thread may end between the listing and the reads: skip it.
+        let Ok(schedstat) = std::fs::read_to_string(path.join("schedstat")) else {
+            continue;
+        };
+        let on_cpu: u64 = schedstat.split_whitespace().next()?.parse().ok()?;
+        all += on_cpu;
+        // Linux keeps the first 15 bytes of a thread's name.
+        let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        if "rescind-cancel-writer".get(..15) == Some(name.trim_end()) {
+            writer = Some(on_cpu);
+        }
+    }
+    Some((writer?, all))
 }
 
 /// The median of some values (the upper one of the middle two).
@@ -392,10 +420,11 @@ pub fn range(values: &[f64]) -> (f64, f64) {
 
 pub fn report(name: &str, f: &Figures) {
     println!(
-        "{name:<28} {:>8.0} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms  ({} ok, {} failed, {:.1} s)",
+        "{name:<28} {:>8.0} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms  max {:>7.2} ms  ({} ok, {} failed, {:.1} s)",
         f.per_second(),
         f.p50.as_secs_f64() * 1000.0,
         f.p99.as_secs_f64() * 1000.0,
+        f.max.as_secs_f64() * 1000.0,
         f.ok,
         f.failed,
         f.elapsed.as_secs_f64()
