@@ -561,3 +561,36 @@ fn one_row(changed: usize) -> Result<(), rusqlite::Error> {
         n => Err(rusqlite::Error::StatementChangedRows(n)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{AUTOCHECKPOINT_PAGES, Db, Store, StoreOptions};
+
+    /// Every connection that writes checkpoints at the same mark: one left
+    /// at SQLite's default (1,000 pages, 4 MiB) would checkpoint inside its
+    /// own commits sixty times as often, each a stall for what waits on it.
+    #[tokio::test]
+    async fn every_writing_connection_checkpoints_at_the_same_mark() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let store = Store::open(&StoreOptions::new(dir.path()))
+            .await
+            .expect("open the store");
+        let batcher = store.cancellations.as_ref().expect("a SQLite store");
+        let on_writer: i64 = batcher
+            .run(|connection| {
+                Ok(connection.query_row("PRAGMA wal_autocheckpoint", [], |row| row.get(0))?)
+            })
+            .await
+            .expect("ask the cancellation writer");
+        let Db::Sqlite(pool) = &store.writer else {
+            panic!("a SQLite store")
+        };
+        let on_sqlx: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint")
+            .fetch_one(pool)
+            .await
+            .expect("ask sqlx's writer");
+        assert_eq!(on_writer, AUTOCHECKPOINT_PAGES);
+        assert_eq!(on_sqlx, AUTOCHECKPOINT_PAGES);
+        store.close().await;
+    }
+}

@@ -302,15 +302,34 @@ pub struct Store {
     secrets: Arc<std::sync::RwLock<secrets::SecretsCipher>>,
 }
 
-/// WAL pages after which a commit checkpoints by itself; the background
-/// checkpointer normally keeps the WAL far below this.
-const AUTOCHECKPOINT_PAGES: i64 = 16_384;
+/// WAL pages after which a commit checkpoints by itself (256 MiB of WAL
+/// with SQLite's 4 KiB pages).
+///
+/// Under a light load the background checkpointer catches up with the
+/// end of the WAL between commits, the WAL starts again from its
+/// beginning, and this mark is never reached. Under a steady stream of
+/// cancellations into a large store it cannot catch up (each cancellation
+/// dirties pages no other shares, and the stream never pauses), so the
+/// WAL grows to this mark and the cancellation writer checkpoints it
+/// itself, inside a commit: every cancellation of that group waits for
+/// the rest of the copy and the sync of the database file (tens of
+/// milliseconds). How long that stall lasts depends on what the
+/// background passes left, not on the mark; how often it comes depends
+/// on the mark. At 16,384 pages it came often enough to set the p99 of a
+/// steady stream into a 1M-order store; at this mark it comes four times
+/// less often and no longer does (`BENCHMARKS.md`, `scaling`). The price is
+/// disk: while the store is open the WAL file keeps the largest size it
+/// reached (SQLite reuses it rather than shrinking it; the last connection
+/// to close removes it), so up to about 256 MiB beside the database.
+const AUTOCHECKPOINT_PAGES: i64 = 65_536;
 
-/// WAL frames from which the background checkpointer syncs the database
-/// file after each pass (a quarter of [`AUTOCHECKPOINT_PAGES`]): the WAL
-/// is on its way to the mark where a commit checkpoints by itself. Below
-/// it, syncing early would only write pages that later passes copy again.
-const SYNC_FROM_FRAMES: i64 = AUTOCHECKPOINT_PAGES / 4;
+/// WAL frames (16 MiB) from which the background checkpointer syncs the
+/// database file after each pass and follows it with the next one soon:
+/// the stream is outrunning the passes. Below it, syncing early would
+/// only write pages that later passes copy again. It stayed here when
+/// [`AUTOCHECKPOINT_PAGES`] grew fourfold (a quarter of the new mark did
+/// no better in the runs that tried it).
+const SYNC_FROM_FRAMES: i64 = 4_096;
 
 /// How often the background checkpointer copies the WAL into the database.
 /// Often, so that under a steady stream of cancellations little is left to
