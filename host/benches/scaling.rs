@@ -9,7 +9,9 @@
 //!    through the API; the service is started on it for each size and
 //!    cancels orders of the range just added, spread over it in an order
 //!    that jumps about (neighbours one after the other would flatter the
-//!    small stores); it reports the bytes written to disk per cancellation.
+//!    small stores); it reports the bytes written to disk per cancellation
+//!    and the CPU each one cost the cancellation writer's thread (what
+//!    bounds the rate when that thread is busy) and the whole process.
 //! 2. **Jobs**: the same cancellations, and a claim of due jobs, with an
 //!    empty job table and with 1,000,000 finished jobs (each with an
 //!    attempt and a cancellation) in it; then the time the job retention
