@@ -568,7 +568,8 @@ mod tests {
 
     /// Every connection that writes checkpoints at the same mark: one left
     /// at SQLite's default (1,000 pages, 4 MiB) would checkpoint inside its
-    /// own commits sixty times as often, each a stall for what waits on it.
+    /// own commits some sixty-five times as often, each a stall for what
+    /// waits on it.
     #[tokio::test]
     async fn every_writing_connection_checkpoints_at_the_same_mark() {
         let dir = tempfile::tempdir().expect("temporary directory");
