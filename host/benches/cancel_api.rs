@@ -43,8 +43,8 @@ use serde_json::{Value, json};
 mod support;
 
 use support::{
-    ADMIN, Figures, Row, cpu_ns, env, load, load_as, load_keyed, median, range, report, seed_store,
-    write_results,
+    ADMIN, Figures, Row, cpu_ns, cpu_per, env, load, load_as, load_keyed, median, range, report,
+    seed_store, write_results,
 };
 
 async fn floor_server() -> SocketAddr {
@@ -68,16 +68,11 @@ async fn floor_server() -> SocketAddr {
 /// Prints the CPU time each of the phase's cancellations cost since
 /// `before` (see [`cpu_ns`]).
 fn report_cpu(before: Option<(u64, u64)>, figures: &Figures) {
-    match (before, cpu_ns()) {
-        (Some((writer_0, all_0)), Some((writer_1, all_1))) if figures.ok > 0 => {
-            let per = |ns: u64| ns as f64 / 1000.0 / figures.ok as f64;
-            println!(
-                "  CPU per cancellation: writer thread {:.1} µs, whole process {:.1} µs",
-                per(writer_1.saturating_sub(writer_0)),
-                per(all_1.saturating_sub(all_0))
-            );
-        }
-        _ => println!(
+    match cpu_per(before, figures.ok) {
+        Some((writer, all)) => println!(
+            "  CPU per cancellation: writer thread {writer:.1} µs, whole process {all:.1} µs"
+        ),
+        None => println!(
             "  CPU per cancellation: not measured (no /proc/self/task, or no writer thread in it)"
         ),
     }

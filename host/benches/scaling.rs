@@ -50,7 +50,7 @@ use serde_json::{Value, json};
 
 mod support;
 
-use support::{ADMIN, Figures, cpu_ns, env, load, median, report, seed_store};
+use support::{ADMIN, Figures, cpu_ns, cpu_per, env, load, median, report, seed_store};
 
 /// Orders loaded per transaction.
 const LOAD_CHUNK: usize = 250_000;
@@ -450,7 +450,7 @@ async fn run() {
     let mut loaded = 0;
     let mut baseline: Option<(usize, Measured)> = None;
     let mut base_written: Option<Option<f64>> = None;
-    let mut base_cpu: Option<Option<(f64, f64)>> = None;
+    let mut base_cpu: Option<Option<f64>> = None;
     for &size in &scales {
         let needed = WARMUP + knobs.requests * knobs.rounds;
         if size - loaded < needed {
@@ -501,11 +501,12 @@ async fn run() {
         let written = disk_writes()
             .zip(before)
             .map(|(after, before)| after - before);
-        let cpu = cpu_ns()
-            .zip(cpu_before)
-            .map(|((writer, all), (writer_0, all_0))| {
-                (writer.saturating_sub(writer_0), all.saturating_sub(all_0))
-            });
+        let cancellations = WARMUP + knobs.requests * knobs.rounds;
+        // Microseconds of CPU per cancellation: the writer thread's, and
+        // the whole process's (the in-process clients included); read
+        // before the service stops, while its writer thread still counts.
+        let cpu_per_cancel = cpu_per(cpu_before, cancellations);
+        let writer_cpu = cpu_per_cancel.map(|(writer, _)| writer);
         running
             .shutdown(Duration::from_secs(10))
             .await
@@ -515,7 +516,6 @@ async fn run() {
             "    median: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms",
             m.throughput, m.p50_ms, m.p99_ms
         );
-        let cancellations = WARMUP + knobs.requests * knobs.rounds;
         let written_per_cancel = written.map(|bytes| bytes as f64 / cancellations as f64);
         if let Some(bytes) = written_per_cancel {
             println!(
@@ -523,12 +523,6 @@ async fn run() {
                 bytes / 1024.0
             );
         }
-        // Microseconds of CPU per cancellation: the writer thread's, and
-        // the whole process's (the in-process clients included).
-        let cpu_per_cancel = cpu.map(|(writer, all)| {
-            let per = |ns: u64| ns as f64 / 1000.0 / cancellations as f64;
-            (per(writer), per(all))
-        });
         if let Some((writer, all)) = cpu_per_cancel {
             println!(
                 "    CPU per cancellation: writer thread {writer:.1} µs, whole process {all:.1} µs"
@@ -537,7 +531,7 @@ async fn run() {
         curve.push(
             json!({"orders": size, "throughput": m.throughput, "p99Ms": m.p99_ms,
             "diskBytesPerCancellation": written_per_cancel,
-            "writerCpuUsPerCancellation": cpu_per_cancel.map(|(writer, _)| writer),
+            "writerCpuUsPerCancellation": writer_cpu,
             "processCpuUsPerCancellation": cpu_per_cancel.map(|(_, all)| all)}),
         );
         let (base_size, base) = *baseline.get_or_insert((size, m));
@@ -575,8 +569,8 @@ async fn run() {
                 met: None,
             });
         }
-        let base_cpu = *base_cpu.get_or_insert(cpu_per_cancel);
-        if let (Some((value, _)), Some((baseline_value, _))) = (cpu_per_cancel, base_cpu) {
+        let base_cpu = *base_cpu.get_or_insert(writer_cpu);
+        if let (Some(value), Some(baseline_value)) = (writer_cpu, base_cpu) {
             rows.push(Row {
                 figure: format!(
                     "cancellation writer's CPU per cancellation, {} orders",

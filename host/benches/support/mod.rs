@@ -403,6 +403,21 @@ pub fn cpu_ns() -> Option<(u64, u64)> {
     Some((writer?, all))
 }
 
+/// Microseconds of CPU each of `count` operations cost since `before` (a
+/// reading of [`cpu_ns`]): the writer thread's and the whole process's;
+/// `None` where either reading is missing or nothing was counted.
+pub fn cpu_per(before: Option<(u64, u64)>, count: usize) -> Option<(f64, f64)> {
+    let ((writer_0, all_0), (writer_1, all_1)) = before.zip(cpu_ns())?;
+    if count == 0 {
+        return None;
+    }
+    let per = |ns: u64| ns as f64 / 1000.0 / count as f64;
+    Some((
+        per(writer_1.saturating_sub(writer_0)),
+        per(all_1.saturating_sub(all_0)),
+    ))
+}
+
 /// The median of some values (the upper one of the middle two).
 pub fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
