@@ -3,18 +3,23 @@
 //! holds on a new store and on one made before, and a job queued before
 //! the upgrade is still claimed after it; an order's jobs, indexed by order
 //! only while they are unsettled since a later migration, are listed and
-//! delivered in order across that upgrade. [`database_as_of`] makes a
-//! store's database as an earlier version of the host left it, for every
-//! upgrade test.
+//! delivered in order across that upgrade; orders stored before their
+//! tables were keyed by their primary keys read back, cancel and keep their
+//! rules after it. [`database_as_of`] makes a store's database as an
+//! earlier version of the host left it, for every upgrade test.
 
 use std::path::Path;
 
+use reqwest::StatusCode;
 use rescind_host::domain::JobState;
 use rescind_host::store::{JobFilter, Store, StoreOptions};
+use serde_json::json;
+
+use crate::service::TestService;
 
 /// The SQLite migrations a store made by an earlier host had, in order, as
 /// sqlx records them (version, description, SQL).
-const EARLIER: [(i64, &str, &str); 9] = [
+const EARLIER: [(i64, &str, &str); 10] = [
     (
         1,
         "init",
@@ -60,11 +65,24 @@ const EARLIER: [(i64, &str, &str); 9] = [
         "jobs state check",
         include_str!("../../host/migrations/sqlite/0009_jobs_state_check.sql"),
     ),
+    (
+        10,
+        "jobs order unsettled",
+        include_str!("../../host/migrations/sqlite/0010_jobs_order_unsettled.sql"),
+    ),
 ];
 
 /// How many of [`EARLIER`] a store had before the jobs' state rule was
 /// rewritten.
 const BEFORE_THE_RULE: usize = 8;
+
+/// How many of [`EARLIER`] a store had before only unsettled jobs were
+/// indexed by order.
+const BEFORE_THE_UNSETTLED_INDEX: usize = 9;
+
+/// How many of [`EARLIER`] a store had before an order's tables were
+/// stored by their primary keys.
+const BEFORE_ORDERS_BY_KEY: usize = 10;
 
 /// A store's database in `dir` as a host that had applied the first
 /// `migrations` SQLite migrations left it, with sqlx's record of having
@@ -228,7 +246,7 @@ async fn an_order_s_jobs_are_listed_and_delivered_in_order_across_the_index_upgr
         // As the host before the index of unsettled jobs left it: order
         // SO-1 cancelled three times, its first job delivered, the next two
         // queued; order SO-2 with one queued job.
-        let old = database_as_of(dir.path(), EARLIER.len());
+        let old = database_as_of(dir.path(), BEFORE_THE_UNSETTLED_INDEX);
         for order in ["SO-1", "SO-2"] {
             old.execute(
                 "INSERT INTO orders (number, business_code, customer_number, website, status,
@@ -340,4 +358,171 @@ async fn an_order_s_jobs_are_listed_and_delivered_in_order_across_the_index_upgr
         )
         .unwrap();
     assert_eq!(unsettled, 1);
+}
+
+/// The names of the tables of the closed store in `dir` whose rows are
+/// stored by their primary key (`WITHOUT ROWID`), among an order's.
+fn orders_by_key(db: &rusqlite::Connection) -> Vec<String> {
+    let mut statement = db
+        .prepare(
+            "SELECT name FROM sqlite_schema WHERE type = 'table'
+             AND name IN ('orders', 'order_lines', 'payments', 'allocations')
+             AND sql LIKE '%WITHOUT ROWID' ORDER BY name",
+        )
+        .unwrap();
+    statement
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_stored_before_the_upgrade_read_and_cancel_the_same_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        // As the host before orders were stored by their primary key left
+        // it: two orders whose rows were written interleaved, the way a
+        // bulk import writes them (every order's first line, then every
+        // order's next), so that in the old layout an order's rows lay
+        // apart.
+        let old = database_as_of(dir.path(), BEFORE_ORDERS_BY_KEY);
+        old.execute_batch(
+            "INSERT INTO orders (number, business_code, customer_number, website, status,
+                 order_date, currency, erp_order_number, approval_state, tracking, updated_at)
+             VALUES ('SO-1', 'B1', 'C-1', 'main', 'Submitted', '2024-09-01', 'EUR', 'ERP-1001',
+                     'pending', NULL, 0),
+                    ('SO-2', 'B1', 'C-2', 'main', 'Submitted', '2024-09-02', 'EUR', NULL,
+                     NULL, NULL, 0);
+             INSERT INTO order_lines (order_number, line_number, sku, quantity, amount_minor,
+                 tax_minor, parent_line, kind, applies_to, state, erp_line_ref)
+             VALUES ('SO-2', 1, 'DESK', 1, 30000, 5700, NULL, 'product', '[]', 'active', NULL),
+                    ('SO-1', 1, 'CHAIR', 2, 20000, 3800, NULL, 'product', '[]', 'active', NULL),
+                    ('SO-2', 2, 'LAMP', 3, 6000, 1140, NULL, 'product', '[]', 'active', NULL),
+                    ('SO-1', 3, 'PROMO10', 1, -2000, -380, NULL, 'discount', '[1]', 'active',
+                     NULL),
+                    ('SO-1', 2, 'WARRANTY', 1, 1500, 285, 1, 'product', '[]', 'active', NULL);
+             INSERT INTO payments (order_number, position, id, method, authorized_minor,
+                 deposited_minor, voided_minor, refunded_minor)
+             VALUES ('SO-2', 0, 'pay-9', 'card', 42840, 42840, 0, 0),
+                    ('SO-1', 0, 'pay-1', 'card', 23205, 0, 0, 0);
+             INSERT INTO allocations (order_number, position, line_number, warehouse, quantity,
+                 kind, state)
+             VALUES ('SO-1', 1, 2, 'W1', 1, 'expected', 'allocated'),
+                    ('SO-2', 0, 1, 'W2', 1, 'existing', 'allocated'),
+                    ('SO-1', 0, 1, 'W1', 2, 'existing', 'allocated');",
+        )
+        .unwrap();
+        assert_eq!(orders_by_key(&old), Vec::<String>::new());
+    }
+
+    let service = TestService::start_on(dir, None, false, |_| {}).await;
+    let before = service.order("SO-1").await;
+    assert_eq!(before["status"], "Submitted");
+    assert_eq!(before["erpOrderNumber"], "ERP-1001");
+    assert_eq!(before["approval"]["state"], "pending");
+    let lines: Vec<_> = before["lines"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .map(|l| {
+            (
+                l["lineNumber"].clone(),
+                l["sku"].clone(),
+                l["state"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            (json!(1), json!("CHAIR"), json!("active")),
+            (json!(2), json!("WARRANTY"), json!("active")),
+            (json!(3), json!("PROMO10"), json!("active")),
+        ],
+        "every line, in line order: {before}"
+    );
+    assert_eq!(before["lines"][1]["parentLine"], 1);
+    assert_eq!(before["lines"][2]["appliesTo"], json!([1]));
+    assert_eq!(before["payments"][0]["authorizedMinor"], 23205);
+    assert_eq!(
+        before["allocations"],
+        json!([{"lineNumber": 1, "warehouse": "W1", "quantity": 2, "kind": "existing",
+                "state": "allocated"},
+               {"lineNumber": 2, "warehouse": "W1", "quantity": 1, "kind": "expected",
+                "state": "allocated"}]),
+        "both allocations, in position order"
+    );
+
+    service.configure_insite().await;
+    let cancelled = service
+        .cancel("SO-1", &json!({"cancellationReason": "OUT_OF_STOCK"}))
+        .await;
+    assert_eq!(cancelled.status, StatusCode::CREATED, "{}", cancelled.body);
+    assert_eq!(cancelled.body["cancelledLines"], json!([1, 2, 3]));
+    assert_eq!(cancelled.body["voidedMinor"], 23205);
+    assert_eq!(
+        cancelled.body["releasedAllocations"]
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
+    let after = service.order("SO-1").await;
+    assert_eq!(after["status"], "Cancelled");
+    assert!(
+        after["lines"]
+            .as_array()
+            .expect("lines")
+            .iter()
+            .all(|l| l["state"] == "cancelled"),
+        "{after}"
+    );
+    let other = service.order("SO-2").await;
+    assert_eq!(other["status"], "Submitted", "the other order is untouched");
+    assert_eq!(other["lines"].as_array().map(Vec::len), Some(2));
+    assert_eq!(other["payments"][0]["depositedMinor"], 42840);
+    let dir = service.stop().await;
+
+    let db = rusqlite::Connection::open(dir.path().join("rescind.db")).unwrap();
+    assert_eq!(
+        orders_by_key(&db),
+        ["allocations", "order_lines", "orders", "payments"],
+        "an order's tables are stored by their primary keys"
+    );
+    assert_intact(&db);
+    let dangling: i64 = db
+        .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |row| {
+            row.get(0)
+        })
+        .unwrap();
+    assert_eq!(dangling, 0, "every reference still finds its order");
+    // The rules of the copied tables hold: a line of no order is refused,
+    // and an order deleted takes its rows with it.
+    db.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+    let refused = db
+        .execute(
+            "INSERT INTO order_lines (order_number, line_number, sku, quantity, amount_minor,
+                 tax_minor, kind, state)
+             VALUES ('SO-404', 1, 'CHAIR', 1, 100, 19, 'product', 'active')",
+            [],
+        )
+        .expect_err("a line of no order");
+    assert!(
+        refused
+            .to_string()
+            .contains("FOREIGN KEY constraint failed"),
+        "{refused}"
+    );
+    db.execute("DELETE FROM orders WHERE number = 'SO-2'", [])
+        .unwrap();
+    for table in ["order_lines", "payments", "allocations"] {
+        let left: i64 = db
+            .query_row(
+                &format!("SELECT count(*) FROM {table} WHERE order_number = 'SO-2'"),
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(left, 0, "{table} of a deleted order");
+    }
 }

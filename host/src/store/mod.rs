@@ -5,7 +5,8 @@
 //! mostly the same statements (`db`):
 //!
 //! - **SQLite** in the data directory, the embedded default (WAL, foreign
-//!   keys on, migrations from `host/migrations/sqlite/` applied at open).
+//!   keys on, migrations from `host/migrations/sqlite/` applied at open, on
+//!   a connection of their own with foreign keys off).
 //!   There are two writer connections: cancellations are committed in
 //!   groups by a thread that owns a connection of its own
 //!   (`group_commit`), every other write goes through sqlx's single writer
@@ -40,6 +41,8 @@ mod keys;
 mod orders;
 mod pg_cancel;
 mod plugins;
+#[cfg(test)]
+mod query_plans;
 mod records;
 mod secrets;
 mod shadow;
@@ -365,6 +368,7 @@ impl Store {
     async fn open_sqlite(options: &StoreOptions, lock: std::fs::File) -> Result<Store, StoreError> {
         let path = options.data_dir.join("rescind.db");
         let connect = connect_options(&path, options.durability);
+        migrate_sqlite(&connect).await?;
         // Connections are only ever ours and local: no need to ping them
         // before each use.
         let writer = SqlitePoolOptions::new()
@@ -374,7 +378,6 @@ impl Store {
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(connect.clone())
             .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
         let writer = Db::Sqlite(writer);
         recover_after_restart(&writer).await?;
         let cipher = secrets::prepare(&mut writer.acquire().await?, options).await?;
@@ -813,6 +816,22 @@ async fn recover_after_restart(writer: &Pool) -> Result<(), StoreError> {
             "took back what the previous run left in flight"
         );
     }
+    Ok(())
+}
+
+/// Applies the SQLite migrations the store's file has not had yet, each in
+/// a transaction of its own, on a connection of their own with foreign keys
+/// off: SQLite changes how a table is stored only by copying it, and with
+/// foreign keys on, dropping the old copy of a parent table deletes its
+/// children's rows (a migration that deletes parent rows deletes their
+/// children itself). Every other connection enforces the keys.
+async fn migrate_sqlite(connect: &SqliteConnectOptions) -> Result<(), StoreError> {
+    use sqlx::{ConnectOptions as _, Connection as _};
+    let mut connection = connect.clone().foreign_keys(false).connect().await?;
+    sqlx::migrate!("./migrations/sqlite")
+        .run(&mut connection)
+        .await?;
+    connection.close().await?;
     Ok(())
 }
 

@@ -644,4 +644,37 @@ mod tests {
             assert_eq!(result_columns(statement), expected, "{statement}");
         }
     }
+
+    /// An order's tables are stored by their primary keys: reading a
+    /// commit group's orders or one order, and each write of a
+    /// cancellation, goes down one B-tree per table, never an index first
+    /// and then the table it points into.
+    #[test]
+    fn an_order_is_read_and_written_along_its_primary_keys() {
+        use super::super::cancellations::sql;
+        use super::super::query_plans::{migrated, plan};
+        let db = migrated();
+        for statement in [LOAD_ORDERS, SQLITE_ORDER] {
+            let read = plan(&db, statement);
+            for table in ["o", "order_lines", "payments", "allocations"] {
+                assert!(
+                    read.contains(&format!("SEARCH {table} USING PRIMARY KEY (")),
+                    "{table} is read along its primary key:\n{read}"
+                );
+            }
+            assert!(!read.contains("USING INDEX"), "{read}");
+        }
+        for (table, statement) in [
+            ("orders", sql::UPDATE_ORDER),
+            ("order_lines", sql::CANCEL_LINE),
+            ("payments", sql::UPDATE_PAYMENT),
+            ("allocations", sql::RELEASE_ALLOCATION),
+        ] {
+            let write = plan(&db, statement);
+            assert!(
+                write.starts_with(&format!("SEARCH {table} USING PRIMARY KEY (")),
+                "{table} is written along its primary key:\n{write}"
+            );
+        }
+    }
 }
