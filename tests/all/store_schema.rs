@@ -360,8 +360,8 @@ async fn an_order_s_jobs_are_listed_and_delivered_in_order_across_the_index_upgr
     assert_eq!(unsettled, 1);
 }
 
-/// The names of the tables of the closed store in `dir` whose rows are
-/// stored by their primary key (`WITHOUT ROWID`), among an order's.
+/// Which of an order's tables in `db` store their rows by their primary
+/// key (`WITHOUT ROWID`), by name.
 fn orders_by_key(db: &rusqlite::Connection) -> Vec<String> {
     let mut statement = db
         .prepare(
