@@ -223,20 +223,24 @@ async fn a_job_queued_before_the_upgrade_is_claimed_after_it_under_the_same_rule
     store.close().await;
 }
 
-/// The names of the indexes of the jobs table in the closed store in `dir`.
-fn job_indexes(dir: &Path) -> Vec<String> {
-    let db = rusqlite::Connection::open(dir.join("rescind.db")).unwrap();
-    let mut statement = db
-        .prepare(
-            "SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'jobs'
-             AND sql IS NOT NULL ORDER BY name",
-        )
-        .unwrap();
+/// The names `query` (a select of one text column) answers on `db`.
+fn names(db: &rusqlite::Connection, query: &str) -> Vec<String> {
+    let mut statement = db.prepare(query).unwrap();
     statement
         .query_map([], |row| row.get(0))
         .unwrap()
         .map(Result::unwrap)
         .collect()
+}
+
+/// The names of the indexes of the jobs table in the closed store in `dir`.
+fn job_indexes(dir: &Path) -> Vec<String> {
+    let db = rusqlite::Connection::open(dir.join("rescind.db")).unwrap();
+    names(
+        &db,
+        "SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'jobs'
+         AND sql IS NOT NULL ORDER BY name",
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -363,18 +367,12 @@ async fn an_order_s_jobs_are_listed_and_delivered_in_order_across_the_index_upgr
 /// Which of an order's tables in `db` store their rows by their primary
 /// key (`WITHOUT ROWID`), by name.
 fn orders_by_key(db: &rusqlite::Connection) -> Vec<String> {
-    let mut statement = db
-        .prepare(
-            "SELECT name FROM sqlite_schema WHERE type = 'table'
-             AND name IN ('orders', 'order_lines', 'payments', 'allocations')
-             AND sql LIKE '%WITHOUT ROWID' ORDER BY name",
-        )
-        .unwrap();
-    statement
-        .query_map([], |row| row.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
+    names(
+        db,
+        "SELECT name FROM sqlite_schema WHERE type = 'table'
+         AND name IN ('orders', 'order_lines', 'payments', 'allocations')
+         AND sql LIKE '%WITHOUT ROWID' ORDER BY name",
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
