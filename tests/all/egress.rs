@@ -724,6 +724,17 @@ async fn once_the_send_window_has_closed_nothing_is_sent() {
         report.log
     );
     assert_eq!(erp.requests().len(), 1, "nothing more reached the ERP");
+    // The outcome is the host's, not the plugin's: the plugin took the
+    // refusal for the allow-list's, but the connection is fine and nothing
+    // was sent, so the attempt is a passing failure (retried, never failed
+    // for good).
+    match &report.outcome {
+        CallOutcome::Transient(message) => assert!(
+            message.contains("the job's lease ran out") && message.contains("nothing was sent"),
+            "{message}"
+        ),
+        other => panic!("expected a passing failure, got {other:?}"),
+    }
 }
 
 /// The ERP exchange of a call keeps at most 16 requests, whatever the

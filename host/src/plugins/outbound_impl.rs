@@ -46,6 +46,7 @@ use crate::plugins::config::{CallLimits, ResolveOverrides};
 use crate::plugins::keepalive::{ConnectionPool, Lease, PoolKey, keep_after};
 use crate::plugins::log::{CallLog, LogLevel, LogSource};
 use crate::plugins::outbound::{Destination, DestinationHost, EgressPolicy, EgressRefusal};
+use crate::plugins::outcome::CallOutcome;
 use crate::plugins::send_window::SendWindow;
 
 /// How much of a refused request's body is read (and thrown away) before
@@ -119,25 +120,40 @@ fn client_config(
         .with_no_client_auth())
 }
 
-/// The host's decision about a call's egress: the first refused request or
-/// untrusted certificate, which overrides the plugin's own answer.
+/// The host's decision about a call's egress, which overrides the plugin's
+/// own answer: the first refused request or untrusted certificate (the
+/// connection needs fixing), or a request held back because the job's lease
+/// ran out while the call ran (nothing was sent: another attempt may
+/// deliver).
 #[derive(Debug, Clone, Default)]
-pub(crate) struct EgressVerdict(Arc<Mutex<Option<String>>>);
+pub(crate) struct EgressVerdict(Arc<Mutex<Option<CallOutcome>>>);
 
 impl EgressVerdict {
-    /// Logs `message` as a runtime warning and keeps it, redacted, unless an
-    /// earlier one was kept.
+    /// Logs `message` as a runtime warning and keeps it, redacted, as the
+    /// call's outcome (the connection is misconfigured), unless an earlier
+    /// verdict was kept.
     fn record(&self, log: &CallLog, message: &str) {
+        self.keep(log, message, CallOutcome::Misconfigured);
+    }
+
+    /// Logs `message` as a runtime warning and keeps it, redacted, as the
+    /// call's outcome (a passing failure: nothing was sent, so a later
+    /// attempt may deliver), unless an earlier verdict was kept.
+    fn hold_back(&self, log: &CallLog, message: &str) {
+        self.keep(log, message, CallOutcome::Transient);
+    }
+
+    fn keep(&self, log: &CallLog, message: &str, outcome: fn(String) -> CallOutcome) {
         let redacted = log.with(|book| {
             book.line(LogSource::Runtime, LogLevel::Warn, message);
             book.redacted(message)
         });
         let mut verdict = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        verdict.get_or_insert(redacted);
+        verdict.get_or_insert_with(|| outcome(redacted));
     }
 
-    /// The kept message, if any.
-    pub fn take(&self) -> Option<String> {
+    /// The kept outcome, if any.
+    pub fn take(&self) -> Option<CallOutcome> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 }
@@ -193,7 +209,8 @@ impl WasiHttpHooks for OutboundGate {
         if let Some(window) = &self.send_window
             && !window.is_open()
         {
-            self.warn(
+            self.verdict.hold_back(
+                &self.log,
                 "outbound request refused: the job's lease ran out while the call ran \
                  (the worker was paused or the store could not be reached), so another \
                  worker may be running the job; nothing was sent",
@@ -831,8 +848,10 @@ mod tests {
         verdict.record(&log, "egress refused: s3cret.evil.example is not listed");
         verdict.record(&log, "egress refused: second");
         assert_eq!(
-            verdict.take().as_deref(),
-            Some("egress refused: [redacted].evil.example is not listed")
+            verdict.take(),
+            Some(CallOutcome::Misconfigured(
+                "egress refused: [redacted].evil.example is not listed".to_owned()
+            ))
         );
         assert_eq!(log.with(|book| book.finish()).len(), 2);
     }

@@ -358,9 +358,13 @@ impl Call {
         };
         // A refused destination or an untrusted certificate is the host's
         // call, not the plugin's: whatever it answered (a retryable failure
-        // would only repeat the refusal), the connection needs fixing.
-        if let Some(refusal) = verdict.take() {
-            return CallOutcome::Misconfigured(refusal);
+        // would only repeat the refusal), the connection needs fixing. A
+        // request held back because the job's lease ran out is the host's
+        // too: the plugin saw a refusal it would take for the allow-list's,
+        // but nothing was sent and the connection is fine, so the attempt
+        // is a passing failure.
+        if let Some(verdict) = verdict.take() {
+            return verdict;
         }
         match answer {
             Err(_elapsed) => CallOutcome::DeadlineExceeded(limits.deadline),
