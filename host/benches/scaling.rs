@@ -14,8 +14,10 @@
 //!    bounds the rate when that thread is busy) and the whole process.
 //! 2. **Jobs**: the same cancellations, and a claim of due jobs, with an
 //!    empty job table and with 1,000,000 finished jobs (each with an
-//!    attempt and a cancellation) in it; then the time the job retention
-//!    takes to prune those 1M, and the cancellations while it does.
+//!    attempt and a cancellation) in it: two stores of the same 100,000
+//!    orders served side by side, their rounds (at least five) taken in
+//!    turns; then the time the job retention takes to prune those 1M, and
+//!    the cancellations while it does.
 //!
 //! The baseline of every ratio is measured in the same run: the smallest
 //! size, or the empty job table.
@@ -28,7 +30,7 @@
 //!
 //! Knobs: `RESCIND_BENCH_SCALES` (order counts), `RESCIND_BENCH_CLIENTS`
 //! (64), `RESCIND_BENCH_REQUESTS` (per round, 3000), `RESCIND_BENCH_ROUNDS`
-//! (3), `RESCIND_BENCH_LOAD_LIMIT` (seconds the order loader may take in
+//! (3; the job part takes five when its orders hold them), `RESCIND_BENCH_LOAD_LIMIT` (seconds the order loader may take in
 //! all, 900: a size it cannot reach in time is reported as not measured),
 //! `RESCIND_BENCH_JOBS` (finished jobs, 1,000,000; 0 skips part 2),
 //! `RESCIND_BENCH_CLAIMS` (claims timed per phase, 300).
@@ -316,6 +318,53 @@ fn load_finished_jobs(dir: &Path, count: usize, orders: usize) {
     }
 }
 
+/// Where the cancellations of one phase go: a service and the orders it
+/// cancels, the `k`-th being `slot(k)`.
+type Phase = (SocketAddr, Arc<dyn Fn(usize) -> usize + Send + Sync>);
+
+/// The cancellation of the phase's orders from the `offset`-th on, as the
+/// load sends them.
+fn cancellations(
+    phase: &Phase,
+    offset: usize,
+) -> Arc<dyn Fn(usize) -> (String, Value) + Send + Sync> {
+    let (addr, slot) = (phase.0, Arc::clone(&phase.1));
+    Arc::new(move |i: usize| {
+        (
+            format!(
+                "http://{addr}/v1/orders/{}/cancellations",
+                order_number(slot(offset + i))
+            ),
+            json!({"cancellationReason": "OUT_OF_STOCK"}),
+        )
+    })
+}
+
+/// The phase's warm-up: cancellations sent first and not counted.
+async fn warm_up(knobs: &Knobs, phase: &Phase) {
+    let warm = load(
+        knobs.clients,
+        WARMUP,
+        StatusCode::CREATED,
+        cancellations(phase, 0),
+    )
+    .await;
+    assert_eq!(warm.failed, 0, "the warm-up cancellations failed");
+}
+
+/// The phase's round `round` (after its warm-up).
+async fn cancel_round(knobs: &Knobs, phase: &Phase, round: usize, name: &str) -> Figures {
+    let figures = load(
+        knobs.clients,
+        knobs.requests,
+        StatusCode::CREATED,
+        cancellations(phase, WARMUP + round * knobs.requests),
+    )
+    .await;
+    report(&format!("    round {}{name}", round + 1), &figures);
+    figures
+}
+
 /// Rounds of cancellations of the orders `slot(k)` (warm-up first, not
 /// counted); answers each round's figures.
 async fn cancel_rounds(
@@ -323,33 +372,36 @@ async fn cancel_rounds(
     knobs: &Knobs,
     slot: Arc<dyn Fn(usize) -> usize + Send + Sync>,
 ) -> Vec<Figures> {
-    let cancel = |offset: usize| {
-        let slot = Arc::clone(&slot);
-        Arc::new(move |i: usize| {
-            (
-                format!(
-                    "http://{addr}/v1/orders/{}/cancellations",
-                    order_number(slot(offset + i))
-                ),
-                json!({"cancellationReason": "OUT_OF_STOCK"}),
-            )
-        }) as Arc<dyn Fn(usize) -> (String, Value) + Send + Sync>
-    };
-    let warm = load(knobs.clients, WARMUP, StatusCode::CREATED, cancel(0)).await;
-    assert_eq!(warm.failed, 0, "the warm-up cancellations failed");
+    let phase: Phase = (addr, slot);
+    warm_up(knobs, &phase).await;
     let mut rounds = Vec::new();
     for round in 0..knobs.rounds {
-        let figures = load(
-            knobs.clients,
-            knobs.requests,
-            StatusCode::CREATED,
-            cancel(WARMUP + round * knobs.requests),
-        )
-        .await;
-        report(&format!("    round {}", round + 1), &figures);
-        rounds.push(figures);
+        rounds.push(cancel_round(knobs, &phase, round, "").await);
     }
     rounds
+}
+
+/// The rounds of two phases taken in turns (a b, b a, a b, …), so that a
+/// change in the machine's speed while they run falls on both alike and
+/// neither always goes first; answers each phase's rounds.
+async fn alternate_rounds(
+    knobs: &Knobs,
+    a: (&Phase, &str),
+    b: (&Phase, &str),
+) -> (Vec<Figures>, Vec<Figures>) {
+    warm_up(knobs, a.0).await;
+    warm_up(knobs, b.0).await;
+    let (mut of_a, mut of_b) = (Vec::new(), Vec::new());
+    for round in 0..knobs.rounds {
+        if round % 2 == 0 {
+            of_a.push(cancel_round(knobs, a.0, round, a.1).await);
+            of_b.push(cancel_round(knobs, b.0, round, b.1).await);
+        } else {
+            of_b.push(cancel_round(knobs, b.0, round, b.1).await);
+            of_a.push(cancel_round(knobs, a.0, round, a.1).await);
+        }
+    }
+    (of_a, of_b)
 }
 
 /// The median time of `GET /metrics` (which counts the jobs in each
@@ -644,38 +696,38 @@ async fn job_part(
     rows: &mut Vec<Row>,
     notes: &mut Vec<String>,
 ) {
-    let orders = 100_000;
-    let needed = WARMUP + knobs.requests * knobs.rounds;
+    let orders: usize = 100_000;
     // Three phases, each cancelling orders of its own third.
     let third = orders / 3;
+    // Rounds of a fraction of a second: as many as a third of the orders
+    // holds, up to five, or more if asked for.
+    let fit = third.saturating_sub(WARMUP) / knobs.requests.max(1);
+    let knobs = &Knobs {
+        clients: knobs.clients,
+        requests: knobs.requests,
+        rounds: knobs.rounds.max(fit.min(5)),
+    };
+    let needed = WARMUP + knobs.requests * knobs.rounds;
     assert!(
         needed <= third,
         "RESCIND_BENCH_REQUESTS x RESCIND_BENCH_ROUNDS must leave room in {third} orders"
     );
+    // Two stores of the same orders, one of them with the finished jobs
+    // too, served side by side: their rounds alternate, so that the
+    // comparison holds on a machine whose speed moves within minutes
+    // (one store measured before the other, rounds of a fraction of a
+    // second each, did not).
+    let empty_dir = bench_dir("jobs-empty");
     let dir = bench_dir("jobs");
-    create_store(&dir).await;
-    load_orders(&dir, 0, orders, Instant::now() + Duration::from_secs(3600));
+    for dir in [&empty_dir, &dir] {
+        create_store(dir).await;
+        load_orders(dir, 0, orders, Instant::now() + Duration::from_secs(3600));
+    }
     let stride = third / needed;
-    let slot = |phase: usize| Arc::new(move |k: usize| phase * third + k * stride);
+    let slot = |phase: usize| -> Arc<dyn Fn(usize) -> usize + Send + Sync> {
+        Arc::new(move |k: usize| phase * third + k * stride)
+    };
     println!("  jobs, {} orders:", thousands(orders));
-
-    // Empty job table.
-    let running = start_service(&dir).await;
-    println!("  empty job table:");
-    let empty = summarize(&cancel_rounds(running.addr, knobs, slot(0)).await);
-    let (empty_claim_p50, empty_claim_p99) = time_claims(&running.state.store, claims).await;
-    let empty_scrape = time_scrapes(running.addr).await;
-    println!(
-        "    median {:.0} req/s, p99 {:.2} ms; claim p50 {empty_claim_p50:.2} ms, p99 \
-         {empty_claim_p99:.2} ms",
-        empty.throughput, empty.p99_ms
-    );
-    running
-        .shutdown(Duration::from_secs(10))
-        .await
-        .expect("shutdown");
-
-    // 1M finished jobs.
     let t = Instant::now();
     load_finished_jobs(&dir, jobs, orders);
     println!(
@@ -683,17 +735,45 @@ async fn job_part(
         thousands(jobs),
         t.elapsed().as_secs_f64()
     );
+
+    let empty_service = start_service(&empty_dir).await;
     let running = start_service(&dir).await;
-    println!("  {} finished jobs:", thousands(jobs));
-    let full = summarize(&cancel_rounds(running.addr, knobs, slot(1)).await);
-    let (full_claim_p50, full_claim_p99) = time_claims(&running.state.store, claims).await;
-    let full_scrape = time_scrapes(running.addr).await;
-    println!("    /metrics scrape: {full_scrape:.2} ms (empty job table: {empty_scrape:.2} ms)");
     println!(
-        "    median {:.0} req/s, p99 {:.2} ms; claim p50 {full_claim_p50:.2} ms, p99 \
-         {full_claim_p99:.2} ms",
-        full.throughput, full.p99_ms
+        "  an empty job table and {} finished jobs, in turns:",
+        thousands(jobs)
     );
+    let (empty, full) = alternate_rounds(
+        knobs,
+        (&(empty_service.addr, slot(0)), ", empty job table"),
+        (
+            &(running.addr, slot(1)),
+            &format!(", {} finished jobs", thousands(jobs)),
+        ),
+    )
+    .await;
+    let (empty, full) = (summarize(&empty), summarize(&full));
+    let (empty_claim_p50, empty_claim_p99) = time_claims(&empty_service.state.store, claims).await;
+    let (full_claim_p50, full_claim_p99) = time_claims(&running.state.store, claims).await;
+    let empty_scrape = time_scrapes(empty_service.addr).await;
+    let full_scrape = time_scrapes(running.addr).await;
+    empty_service
+        .shutdown(Duration::from_secs(10))
+        .await
+        .expect("shutdown");
+    let _ = std::fs::remove_dir_all(&empty_dir);
+    println!(
+        "    empty job table: median {:.0} req/s, p99 {:.2} ms; claim p50 {empty_claim_p50:.2} \
+         ms, p99 {empty_claim_p99:.2} ms",
+        empty.throughput, empty.p99_ms
+    );
+    println!(
+        "    {} finished jobs: median {:.0} req/s, p99 {:.2} ms; claim p50 {full_claim_p50:.2} \
+         ms, p99 {full_claim_p99:.2} ms",
+        thousands(jobs),
+        full.throughput,
+        full.p99_ms
+    );
+    println!("    /metrics scrape: {full_scrape:.2} ms (empty job table: {empty_scrape:.2} ms)");
 
     // The prune of the 1M, and cancellations while it runs.
     let store = running.state.store.clone();
