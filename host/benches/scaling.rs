@@ -15,9 +15,9 @@
 //! 2. **Jobs**: the same cancellations, and a claim of due jobs, with an
 //!    empty job table and with 1,000,000 finished jobs (each with an
 //!    attempt and a cancellation) in it: two stores of the same 100,000
-//!    orders served side by side, their rounds (at least five) taken in
-//!    turns; then the time the job retention takes to prune those 1M, and
-//!    the cancellations while it does.
+//!    orders served side by side, their rounds (five of 6,000 at least)
+//!    taken in turns; then the time the job retention takes to prune those
+//!    1M, and the cancellations while it does.
 //!
 //! The baseline of every ratio is measured in the same run: the smallest
 //! size, or the empty job table.
@@ -30,8 +30,9 @@
 //!
 //! Knobs: `RESCIND_BENCH_SCALES` (order counts), `RESCIND_BENCH_CLIENTS`
 //! (64), `RESCIND_BENCH_REQUESTS` (per round, 3000), `RESCIND_BENCH_ROUNDS`
-//! (3; the job part takes five when its orders hold them), `RESCIND_BENCH_LOAD_LIMIT` (seconds the order loader may take in
-//! all, 900: a size it cannot reach in time is reported as not measured),
+//! (3; the job part takes five of 6,000 when its orders hold them),
+//! `RESCIND_BENCH_LOAD_LIMIT` (seconds the order loader may take in all,
+//! 900: a size it cannot reach in time is reported as not measured),
 //! `RESCIND_BENCH_JOBS` (finished jobs, 1,000,000; 0 skips part 2),
 //! `RESCIND_BENCH_CLAIMS` (claims timed per phase, 300).
 //!
@@ -699,12 +700,14 @@ async fn job_part(
     let orders: usize = 100_000;
     // Three phases, each cancelling orders of its own third.
     let third = orders / 3;
-    // Rounds of a fraction of a second: as many as a third of the orders
-    // holds, up to five, or more if asked for.
-    let fit = third.saturating_sub(WARMUP) / knobs.requests.max(1);
+    // Rounds of 6,000 cancellations at least (3,000 take a fraction of a
+    // second on a fast machine): as many as a third of the orders holds,
+    // up to five, or more if asked for.
+    let requests = knobs.requests.max(6_000);
+    let fit = third.saturating_sub(WARMUP) / requests;
     let knobs = &Knobs {
         clients: knobs.clients,
-        requests: knobs.requests,
+        requests,
         rounds: knobs.rounds.max(fit.min(5)),
     };
     let needed = WARMUP + knobs.requests * knobs.rounds;
