@@ -151,7 +151,8 @@ pub struct ExchangeView {
     pub duration_ms: u64,
     /// Why the request or its response body failed, as the wasi:http error
     /// code the plugin received: e.g. `HTTP-request-denied` (the connection's
-    /// `allowedHosts` refused the destination), `destination-IP-prohibited`,
+    /// `allowedHosts` refused the destination, or the job's lease ran out
+    /// before the request went), `destination-IP-prohibited`,
     /// `connection-refused`, `connection-timeout`,
     /// `connection-limit-reached` (more requests than a call may make),
     /// `HTTP-response-body-size`, `TLS-certificate-error`; or
