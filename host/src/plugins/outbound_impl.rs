@@ -855,4 +855,37 @@ mod tests {
         );
         assert_eq!(log.with(|book| book.finish()).len(), 2);
     }
+
+    #[test]
+    fn a_request_held_back_is_a_passing_failure_unless_a_refusal_came_first() {
+        let log = CallLog::new(
+            crate::plugins::log::LogBounds {
+                max_lines: 10,
+                max_bytes: 1000,
+                max_line_bytes: 200,
+            },
+            crate::plugins::log::Redactor::new(Vec::<String>::new()),
+        );
+        let held_back = "outbound request refused: the job's lease ran out";
+        let refused = "egress refused: evil.example is not listed";
+
+        let verdict = EgressVerdict::default();
+        verdict.hold_back(&log, held_back);
+        verdict.record(&log, refused);
+        assert_eq!(
+            verdict.take(),
+            Some(CallOutcome::Transient(held_back.to_owned()))
+        );
+
+        // A refusal before it: the connection needs fixing whatever came
+        // after.
+        let verdict = EgressVerdict::default();
+        verdict.record(&log, refused);
+        verdict.hold_back(&log, held_back);
+        assert_eq!(
+            verdict.take(),
+            Some(CallOutcome::Misconfigured(refused.to_owned()))
+        );
+        assert_eq!(log.with(|book| book.finish()).len(), 4);
+    }
 }
