@@ -834,16 +834,21 @@ mod tests {
         );
     }
 
-    #[test]
-    fn the_verdict_keeps_the_first_refusal_redacted() {
-        let log = CallLog::new(
+    /// A call's log of ten lines at most, redacting `secrets`.
+    fn call_log(secrets: &[&str]) -> CallLog {
+        CallLog::new(
             crate::plugins::log::LogBounds {
                 max_lines: 10,
                 max_bytes: 1000,
                 max_line_bytes: 200,
             },
-            crate::plugins::log::Redactor::new(["s3cret".to_owned()]),
-        );
+            crate::plugins::log::Redactor::new(secrets.iter().map(|s| (*s).to_owned())),
+        )
+    }
+
+    #[test]
+    fn the_verdict_keeps_the_first_refusal_redacted() {
+        let log = call_log(&["s3cret"]);
         let verdict = EgressVerdict::default();
         verdict.record(&log, "egress refused: s3cret.evil.example is not listed");
         verdict.record(&log, "egress refused: second");
@@ -858,14 +863,7 @@ mod tests {
 
     #[test]
     fn a_request_held_back_is_a_passing_failure_unless_a_refusal_came_first() {
-        let log = CallLog::new(
-            crate::plugins::log::LogBounds {
-                max_lines: 10,
-                max_bytes: 1000,
-                max_line_bytes: 200,
-            },
-            crate::plugins::log::Redactor::new(Vec::<String>::new()),
-        );
+        let log = call_log(&[]);
         let held_back = "outbound request refused: the job's lease ran out";
         let refused = "egress refused: evil.example is not listed";
 
