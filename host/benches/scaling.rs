@@ -220,25 +220,18 @@ fn load_orders(dir: &Path, from: usize, to: usize, deadline: Instant) -> usize {
         tx.execute_batch(&format!(
             "{range}
              INSERT INTO orders (number, business_code, customer_number, website, status,
-                 order_date, currency, erp_order_number, approval_state, tracking, updated_at)
+                 order_date, currency, erp_order_number, approval_state, tracking, updated_at,
+                 lines, payments, allocations)
              SELECT printf('BO-%08d', i), 'B1', 'C-' || (i % 5000), 'main', 'Submitted',
-                 '2024-09-01', 'EUR', 'ERP-' || i, NULL, NULL, {now} FROM n;
-             {range}
-             INSERT INTO order_lines (order_number, line_number, sku, quantity, amount_minor,
-                 tax_minor, parent_line, kind, applies_to, state, erp_line_ref)
-             SELECT printf('BO-%08d', i), 1, 'CHAIR', 1, 20000, 3800, NULL, 'product', '[]',
-                 'active', NULL FROM n
-             UNION ALL
-             SELECT printf('BO-%08d', i), 2, 'WARRANTY', 1, 1500, 285, 1, 'product', '[]',
-                 'active', NULL FROM n;
-             {range}
-             INSERT INTO payments (order_number, position, id, method, authorized_minor,
-                 deposited_minor, voided_minor, refunded_minor)
-             SELECT printf('BO-%08d', i), 0, 'pay-' || i, 'card', 25585, 0, 0, 0 FROM n;
-             {range}
-             INSERT INTO allocations (order_number, position, line_number, warehouse, quantity,
-                 kind, state)
-             SELECT printf('BO-%08d', i), 0, 1, 'W1', 1, 'existing', 'allocated' FROM n;"
+                 '2024-09-01', 'EUR', 'ERP-' || i, NULL, NULL, {now},
+                 json_array(
+                     json_array(1, 'CHAIR', 1, 20000, 3800, NULL, 'product', '[]', 'active',
+                         NULL),
+                     json_array(2, 'WARRANTY', 1, 1500, 285, 1, 'product', '[]', 'active',
+                         NULL)),
+                 json_array(json_array(0, 'pay-' || i, 'card', 25585, 0, 0, 0)),
+                 json_array(json_array(0, 1, 'W1', 1, 'existing', 'allocated'))
+             FROM n;"
         ))
         .expect("load orders");
         tx.commit().expect("commit");

@@ -616,9 +616,10 @@ async fn a_cancellation_whose_writes_fail_fails_alone() {
 }
 
 /// A row of the order that the cancellation plans to change and the
-/// database leaves alone (here a trigger skips the update of its second
-/// allocation, as a row deleted behind the host's back would be) fails
-/// the cancellation whole: no order status, line, payment, cancellation or
+/// database leaves alone (here a trigger skips the update, as a row
+/// deleted behind the host's back would be: on PostgreSQL of the order's
+/// second allocation, on SQLite of the order's own row, which holds its
+/// allocations) fails the cancellation whole: no order status, line, payment, cancellation or
 /// job of it is committed, and other orders are cancelled as before.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_row_the_database_leaves_alone_fails_the_cancellation_whole() {
@@ -635,8 +636,8 @@ async fn a_row_the_database_leaves_alone_fails_the_cancellation_whole() {
     service.put_order("SO-S2", &sample_order("C-1")).await;
     service
         .edit_database(
-            "CREATE TRIGGER skip_s1 BEFORE UPDATE ON allocations
-               WHEN OLD.order_number = 'SO-S1' AND OLD.position = 1
+            "CREATE TRIGGER skip_s1 BEFORE UPDATE ON orders
+               WHEN OLD.number = 'SO-S1'
              BEGIN SELECT RAISE(IGNORE); END;",
             "CREATE FUNCTION skip_s1() RETURNS trigger LANGUAGE plpgsql AS $$
              BEGIN RETURN NULL; END $$;

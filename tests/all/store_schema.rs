@@ -4,8 +4,9 @@
 //! the upgrade is still claimed after it; an order's jobs, indexed by order
 //! only while they are unsettled since a later migration, are listed and
 //! delivered in order across that upgrade; orders stored before their
-//! tables were keyed by their primary keys read back, cancel and keep their
-//! rules after it. [`database_as_of`] makes a store's database as an
+//! tables were keyed by their primary keys, and before their lines,
+//! payments and allocations moved into the order's row, read back and
+//! cancel after both, and the old tables' names still read the same rows. [`database_as_of`] makes a store's database as an
 //! earlier version of the host left it, for every upgrade test.
 
 use std::path::Path;
@@ -19,7 +20,7 @@ use crate::service::TestService;
 
 /// The SQLite migrations a store made by an earlier host had, in order, as
 /// sqlx records them (version, description, SQL).
-const EARLIER: [(i64, &str, &str); 10] = [
+const EARLIER: [(i64, &str, &str); 11] = [
     (
         1,
         "init",
@@ -69,6 +70,11 @@ const EARLIER: [(i64, &str, &str); 10] = [
         10,
         "jobs order unsettled",
         include_str!("../../host/migrations/sqlite/0010_jobs_order_unsettled.sql"),
+    ),
+    (
+        11,
+        "orders without rowid",
+        include_str!("../../host/migrations/sqlite/0011_orders_without_rowid.sql"),
     ),
 ];
 
@@ -364,15 +370,29 @@ async fn an_order_s_jobs_are_listed_and_delivered_in_order_across_the_index_upgr
     assert_eq!(unsettled, 1);
 }
 
-/// Which of an order's tables in `db` store their rows by their primary
-/// key (`WITHOUT ROWID`), by name.
-fn orders_by_key(db: &rusqlite::Connection) -> Vec<String> {
-    names(
-        db,
-        "SELECT name FROM sqlite_schema WHERE type = 'table'
-         AND name IN ('orders', 'order_lines', 'payments', 'allocations')
-         AND sql LIKE '%WITHOUT ROWID' ORDER BY name",
-    )
+/// What `name` is in `db`'s schema (`table`, `view`, …), and whether it
+/// stores its rows by their primary key (`WITHOUT ROWID`), for each of an
+/// order's former tables, by name.
+fn order_schema(db: &rusqlite::Connection) -> Vec<(String, String, bool)> {
+    let mut statement = db
+        .prepare(
+            "SELECT name, type, sql LIKE '%WITHOUT ROWID' FROM sqlite_schema
+             WHERE name IN ('orders', 'order_lines', 'payments', 'allocations') ORDER BY name",
+        )
+        .unwrap();
+    statement
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// [`order_schema`] as `expected` gives it, in name order.
+fn schema_of(expected: [(&str, &str, bool); 4]) -> Vec<(String, String, bool)> {
+    expected
+        .iter()
+        .map(|(name, kind, by_key)| ((*name).to_owned(), (*kind).to_owned(), *by_key))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -411,7 +431,15 @@ async fn orders_stored_before_the_upgrade_read_and_cancel_the_same_after_it() {
                     ('SO-1', 0, 1, 'W1', 2, 'existing', 'allocated');",
         )
         .unwrap();
-        assert_eq!(orders_by_key(&old), Vec::<String>::new());
+        assert_eq!(
+            order_schema(&old),
+            schema_of([
+                ("allocations", "table", false),
+                ("order_lines", "table", false),
+                ("orders", "table", false),
+                ("payments", "table", false),
+            ])
+        );
     }
 
     let service = TestService::start_on(dir, None, false, |_| {}).await;
@@ -483,9 +511,14 @@ async fn orders_stored_before_the_upgrade_read_and_cancel_the_same_after_it() {
 
     let db = rusqlite::Connection::open(dir.path().join("rescind.db")).unwrap();
     assert_eq!(
-        orders_by_key(&db),
-        ["allocations", "order_lines", "orders", "payments"],
-        "an order's tables are stored by their primary keys"
+        order_schema(&db),
+        schema_of([
+            ("allocations", "view", false),
+            ("order_lines", "view", false),
+            ("orders", "table", true),
+            ("payments", "view", false),
+        ]),
+        "an order is stored by its primary key, its lines, payments and allocations in its row"
     );
     assert_intact(&db);
     let dangling: i64 = db
@@ -494,33 +527,127 @@ async fn orders_stored_before_the_upgrade_read_and_cancel_the_same_after_it() {
         })
         .unwrap();
     assert_eq!(dangling, 0, "every reference still finds its order");
-    // The rules of the copied tables hold: a line of no order is refused,
-    // and an order deleted takes its rows with it.
-    db.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+    // The old tables' names read the rows as they were, with what the
+    // cancellation changed.
+    let lines: Vec<(String, i64, String, Option<i64>, String, String)> = db
+        .prepare(
+            "SELECT order_number, line_number, sku, parent_line, applies_to, state
+             FROM order_lines ORDER BY order_number, line_number",
+        )
+        .unwrap()
+        .query_map([], |row| {
+            Ok((
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+                row.get(4)?,
+                row.get(5)?,
+            ))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let line = |order: &str, number, sku: &str, parent, applies_to: &str, state: &str| {
+        (
+            order.to_owned(),
+            number,
+            sku.to_owned(),
+            parent,
+            applies_to.to_owned(),
+            state.to_owned(),
+        )
+    };
+    assert_eq!(
+        lines,
+        [
+            line("SO-1", 1, "CHAIR", None, "[]", "cancelled"),
+            line("SO-1", 2, "WARRANTY", Some(1), "[]", "cancelled"),
+            line("SO-1", 3, "PROMO10", None, "[1]", "cancelled"),
+            line("SO-2", 1, "DESK", None, "[]", "active"),
+            line("SO-2", 2, "LAMP", None, "[]", "active"),
+        ]
+    );
+    let payments: Vec<(String, i64, String, i64, i64, i64)> = db
+        .prepare(
+            "SELECT order_number, position, id, authorized_minor, deposited_minor, voided_minor
+             FROM payments ORDER BY order_number, position",
+        )
+        .unwrap()
+        .query_map([], |row| {
+            Ok((
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+                row.get(4)?,
+                row.get(5)?,
+            ))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        payments,
+        [
+            ("SO-1".to_owned(), 0, "pay-1".to_owned(), 23205, 0, 23205),
+            ("SO-2".to_owned(), 0, "pay-9".to_owned(), 42840, 42840, 0),
+        ]
+    );
+    let allocations: Vec<(String, i64, i64, String, String)> = db
+        .prepare(
+            "SELECT order_number, position, line_number, kind, state
+             FROM allocations ORDER BY order_number, position",
+        )
+        .unwrap()
+        .query_map([], |row| {
+            Ok((
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+                row.get(4)?,
+            ))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let allocation = |order: &str, position, line, kind: &str, state: &str| {
+        (
+            order.to_owned(),
+            position,
+            line,
+            kind.to_owned(),
+            state.to_owned(),
+        )
+    };
+    assert_eq!(
+        allocations,
+        [
+            allocation("SO-1", 0, 1, "existing", "released"),
+            allocation("SO-1", 1, 2, "expected", "released"),
+            allocation("SO-2", 0, 1, "existing", "allocated"),
+        ]
+    );
+    // They are read-only: a line is the order's, written with it.
     let refused = db
         .execute(
             "INSERT INTO order_lines (order_number, line_number, sku, quantity, amount_minor,
                  tax_minor, kind, state)
-             VALUES ('SO-404', 1, 'CHAIR', 1, 100, 19, 'product', 'active')",
+             VALUES ('SO-2', 3, 'CHAIR', 1, 100, 19, 'product', 'active')",
             [],
         )
-        .expect_err("a line of no order");
+        .expect_err("a view is not written");
     assert!(
-        refused
-            .to_string()
-            .contains("FOREIGN KEY constraint failed"),
+        refused.to_string().contains("cannot modify order_lines"),
         "{refused}"
     );
-    db.execute("DELETE FROM orders WHERE number = 'SO-2'", [])
-        .unwrap();
-    for table in ["order_lines", "payments", "allocations"] {
-        let left: i64 = db
-            .query_row(
-                &format!("SELECT count(*) FROM {table} WHERE order_number = 'SO-2'"),
-                [],
-                |row| row.get(0),
-            )
-            .unwrap();
-        assert_eq!(left, 0, "{table} of a deleted order");
-    }
+    // An order's row refuses arrays that are not arrays.
+    let refused = db
+        .execute("UPDATE orders SET lines = '{}' WHERE number = 'SO-2'", [])
+        .expect_err("lines must be an array");
+    assert!(
+        refused.to_string().contains("CHECK constraint failed"),
+        "{refused}"
+    );
 }

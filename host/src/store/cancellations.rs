@@ -480,21 +480,14 @@ impl RowChanges {
     }
 }
 
-/// The statements of a cancellation's writes, the same text for SQLite's
-/// cancellation writer and for PostgreSQL.
+/// The statements of a cancellation's writes on SQLite (the cancellation
+/// writer), and the `Idempotency-Key` row read on both databases.
 pub(super) mod sql {
-    /// The order's status and approval state.
+    /// The order as the cancellation leaves it: status, approval state,
+    /// and its lines, payments and allocations, which SQLite keeps in the
+    /// order's row (see `orders::OrderDocuments`).
     pub const UPDATE_ORDER: &str = "UPDATE orders SET status = $1, approval_state = $2,
-        updated_at = $3 WHERE number = $4";
-    /// A line newly cancelled.
-    pub const CANCEL_LINE: &str = "UPDATE order_lines SET state = 'cancelled'
-        WHERE order_number = $1 AND line_number = $2";
-    /// A payment's voided and refunded amounts.
-    pub const UPDATE_PAYMENT: &str = "UPDATE payments SET voided_minor = $1, refunded_minor = $2
-        WHERE order_number = $3 AND position = $4";
-    /// An allocation released.
-    pub const RELEASE_ALLOCATION: &str = "UPDATE allocations SET state = 'released'
-        WHERE order_number = $1 AND position = $2";
+        lines = $3, payments = $4, allocations = $5, updated_at = $6 WHERE number = $7";
     /// The cancellation's record.
     pub const INSERT_CANCELLATION: &str = "INSERT INTO cancellations
         (id, order_number, customer_number, record, created_at) VALUES ($1, $2, $3, $4, $5)";

@@ -40,13 +40,12 @@ use time::Date;
 use tokio::sync::{mpsc, oneshot};
 
 use super::cancellations::{
-    CancelCommand, CancelError, Cancelled, KeyVerdict, Planned, Planner, RowChanges, judge_key,
-    key_hold, sql,
+    CancelCommand, CancelError, Cancelled, KeyVerdict, Planned, Planner, judge_key, key_hold, sql,
 };
 use super::config::{ConfigCache, ConfigSnapshot, config_snapshot};
 use super::db::WriteTurn;
 use super::jobs::INSERT_JOB;
-use super::orders::{LOAD_ORDERS, approval_str, order_from_row};
+use super::orders::{LOAD_ORDERS, OrderDocuments, approval_str, order_from_row};
 use super::{AUTOCHECKPOINT_PAGES, BUSY_TIMEOUT, Durability, Job, StoreError, now_ms, to_json};
 use crate::domain::{CancelRequest, Order, Refusal, Requester};
 
@@ -458,7 +457,6 @@ impl Writer {
         };
         write_cancellation(
             &self.connection,
-            order,
             &after,
             &committed.record,
             &committed.jobs,
@@ -469,12 +467,11 @@ impl Writer {
     }
 }
 
-/// Every write of a cancellation: the order's status and approval, its
-/// newly cancelled lines, payment voids and refunds, released allocations,
-/// the cancellation, its outbox jobs and the idempotency record.
+/// Every write of a cancellation: the order as it leaves it (status,
+/// approval, lines, payments and allocations, all in the order's row), the
+/// cancellation, its outbox jobs and the idempotency record.
 fn write_cancellation(
     connection: &Connection,
-    before: &Order,
     after: &Order,
     record: &super::CancellationRecord,
     jobs: &[Job],
@@ -482,38 +479,20 @@ fn write_cancellation(
 ) -> Result<(), rusqlite::Error> {
     let number = after.number.as_str();
     let now = record.created_at_ms;
+    let documents = OrderDocuments::of(after);
     one_row(
         connection
             .prepare_cached(sql::UPDATE_ORDER)?
             .execute(params![
                 after.status,
                 after.approval.as_ref().map(|a| approval_str(&a.state)),
+                documents.lines,
+                documents.payments,
+                documents.allocations,
                 now,
                 number
             ])?,
     )?;
-    let changes = RowChanges::between(before, after);
-    for line in changes.cancelled_lines {
-        one_row(
-            connection
-                .prepare_cached(sql::CANCEL_LINE)?
-                .execute(params![number, line])?,
-        )?;
-    }
-    for (position, voided, refunded) in changes.payments {
-        one_row(
-            connection
-                .prepare_cached(sql::UPDATE_PAYMENT)?
-                .execute(params![voided, refunded, number, position])?,
-        )?;
-    }
-    for position in changes.released_allocations {
-        one_row(
-            connection
-                .prepare_cached(sql::RELEASE_ALLOCATION)?
-                .execute(params![number, position])?,
-        )?;
-    }
     connection
         .prepare_cached(sql::INSERT_CANCELLATION)?
         .execute(params![
@@ -552,9 +531,9 @@ fn write_cancellation(
     Ok(())
 }
 
-/// Checks that a write of a row of the order the plan changed found it:
-/// a row the database left alone (gone, or skipped by a trigger) fails
-/// the cancellation whole rather than commit it in part.
+/// Checks that the write of the order the plan changed found its row: a
+/// row the database left alone (gone, or skipped by a trigger) fails the
+/// cancellation whole rather than commit it in part.
 fn one_row(changed: usize) -> Result<(), rusqlite::Error> {
     match changed {
         1 => Ok(()),

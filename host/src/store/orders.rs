@@ -162,8 +162,8 @@ fn corrupt(what: &str, value: &str) -> StoreError {
     StoreError::Corrupt(format!("unknown {what} {value:?}"))
 }
 
-/// Writes the order and replaces its children (inside the caller's
-/// transaction).
+/// Writes the order and replaces its lines, payments and allocations
+/// (inside the caller's transaction).
 pub(super) async fn write_order(tx: &mut Tx, order: &Order) -> Result<(), StoreError> {
     let tracking = order.tracking.as_ref().map(|t| {
         to_json(&super::TrackingRecord {
@@ -173,6 +173,42 @@ pub(super) async fn write_order(tx: &mut Tx, order: &Order) -> Result<(), StoreE
             offline_channel: t.offline_channel.clone(),
         })
     });
+    if let Db::Sqlite(tx) = &mut *tx {
+        // On SQLite the lines, payments and allocations are in the
+        // order's own row.
+        let documents = OrderDocuments::of(order);
+        sqlx::query(
+            "INSERT INTO orders (number, business_code, customer_number, website, status,
+                 order_date, currency, erp_order_number, approval_state, tracking, updated_at,
+                 lines, payments, allocations)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+             ON CONFLICT (number) DO UPDATE SET
+                business_code = excluded.business_code,
+                customer_number = excluded.customer_number, website = excluded.website,
+                status = excluded.status, order_date = excluded.order_date,
+                currency = excluded.currency, erp_order_number = excluded.erp_order_number,
+                approval_state = excluded.approval_state, tracking = excluded.tracking,
+                updated_at = excluded.updated_at, lines = excluded.lines,
+                payments = excluded.payments, allocations = excluded.allocations",
+        )
+        .bind(&order.number)
+        .bind(&order.business_code)
+        .bind(&order.customer_number)
+        .bind(&order.website)
+        .bind(&order.status)
+        .bind(format_date(order.order_date))
+        .bind(order.currency.as_str())
+        .bind(&order.erp_order_number)
+        .bind(order.approval.as_ref().map(|a| approval_str(&a.state)))
+        .bind(tracking)
+        .bind(now_ms())
+        .bind(documents.lines)
+        .bind(documents.payments)
+        .bind(documents.allocations)
+        .execute(&mut **tx)
+        .await?;
+        return Ok(());
+    }
     on!(&mut *tx, |tx| sqlx::query(
         "INSERT INTO orders (number, business_code, customer_number, website, status, order_date,
                              currency, erp_order_number, approval_state, tracking, updated_at)
@@ -226,10 +262,7 @@ pub(super) async fn write_order(tx: &mut Tx, order: &Order) -> Result<(), StoreE
         .bind(line.parent_line.map(i64::from))
         .bind(kind)
         .bind(to_json(&applies_to))
-        .bind(match line.state {
-            LineState::Active => "active",
-            LineState::Cancelled => "cancelled",
-        })
+        .bind(line_state_str(line.state))
         .bind(&line.erp_line_ref)
         .execute(&mut **tx)
         .await
@@ -265,10 +298,7 @@ pub(super) async fn write_order(tx: &mut Tx, order: &Order) -> Result<(), StoreE
         .bind(&allocation.warehouse)
         .bind(i64::from(allocation.quantity))
         .bind(allocation.kind.name())
-        .bind(match allocation.state {
-            AllocationState::Allocated => "allocated",
-            AllocationState::Released => "released",
-        })
+        .bind(allocation_state_str(allocation.state))
         .execute(&mut **tx)
         .await
         .map(drop)?);
@@ -276,40 +306,18 @@ pub(super) async fn write_order(tx: &mut Tx, order: &Order) -> Result<(), StoreE
     Ok(())
 }
 
-/// The order columns with lines, payments and allocations as JSON arrays, so
-/// that a whole order (or a commit group's orders) is one statement: this is
-/// on every cancellation's path. `$open … $close` is the dialect's JSON
-/// aggregate around `$row`, its JSON array of a row; `$from` is where the
-/// orders come from (`o` is the orders table); a macro so that each
-/// dialect's statement is one constant string.
-macro_rules! order_select {
-    ($open:literal, $row:literal, $close:literal, $from:literal) => {
+/// An order's columns in [`column`]'s order, lines, payments and
+/// allocations each a JSON array of arrays (see [`OrderDocuments`]), so
+/// that a whole order (or a commit group's orders) is one statement: this
+/// is on every cancellation's path. On SQLite the arrays are the order's
+/// own columns; `$from` is where the orders come from (`o` is the orders
+/// table); a macro so that each statement is one constant string.
+macro_rules! sqlite_order_select {
+    ($from:literal) => {
         concat!(
             "SELECT o.number, o.business_code, o.customer_number, o.website,
     o.status, o.order_date, o.currency, o.erp_order_number, o.approval_state, o.tracking,
-    (SELECT ",
-            $open,
-            $row,
-            "(line_number, sku, quantity, amount_minor, tax_minor,
-            parent_line, kind, applies_to, state, erp_line_ref)",
-            $close,
-            "
-       FROM order_lines WHERE order_number = o.number) AS lines,
-    (SELECT ",
-            $open,
-            $row,
-            "(position, id, method, authorized_minor,
-            deposited_minor, voided_minor, refunded_minor)",
-            $close,
-            "
-       FROM payments WHERE order_number = o.number) AS payments,
-    (SELECT ",
-            $open,
-            $row,
-            "(position, line_number, warehouse, quantity, kind, state)",
-            $close,
-            "
-       FROM allocations WHERE order_number = o.number) AS allocations
+    o.lines, o.payments, o.allocations
     FROM ",
             $from
         )
@@ -317,22 +325,23 @@ macro_rules! order_select {
 }
 
 /// One order by its number, on SQLite.
-const SQLITE_ORDER: &str = concat!(
-    order_select!("json_group_array(", "json_array", ")", "orders o"),
-    " WHERE o.number = $1"
-);
+const SQLITE_ORDER: &str = concat!(sqlite_order_select!("orders o"), " WHERE o.number = $1");
 
-/// One order by its number, on PostgreSQL (where no rows aggregate to
-/// NULL, not an empty array).
-const POSTGRES_ORDER: &str = concat!(
-    order_select!(
-        "COALESCE(json_agg(",
-        "json_build_array",
-        "), '[]')::text",
-        "orders o"
-    ),
-    " WHERE o.number = $1"
-);
+/// One order by its number, on PostgreSQL, where lines, payments and
+/// allocations have tables of their own: each aggregated into the array
+/// SQLite stores (no rows aggregate to NULL there, not an empty array).
+const POSTGRES_ORDER: &str = "SELECT o.number, o.business_code, o.customer_number, o.website,
+    o.status, o.order_date, o.currency, o.erp_order_number, o.approval_state, o.tracking,
+    (SELECT COALESCE(json_agg(json_build_array(line_number, sku, quantity, amount_minor,
+            tax_minor, parent_line, kind, applies_to, state, erp_line_ref)), '[]')::text
+       FROM order_lines WHERE order_number = o.number) AS lines,
+    (SELECT COALESCE(json_agg(json_build_array(position, id, method, authorized_minor,
+            deposited_minor, voided_minor, refunded_minor)), '[]')::text
+       FROM payments WHERE order_number = o.number) AS payments,
+    (SELECT COALESCE(json_agg(json_build_array(position, line_number, warehouse, quantity,
+            kind, state)), '[]')::text
+       FROM allocations WHERE order_number = o.number) AS allocations
+    FROM orders o WHERE o.number = $1";
 
 /// A commit group's orders, by a JSON array of their distinct numbers
 /// (SQLite). The numbers drive the join, each looking its order up by
@@ -340,14 +349,104 @@ const POSTGRES_ORDER: &str = concat!(
 /// temporary B-tree of the list first (a pager and page cache opened and
 /// closed on every group).
 pub(super) const LOAD_ORDERS: &str = concat!(
-    order_select!(
-        "json_group_array(",
-        "json_array",
-        ")",
-        "json_each(?1) AS wanted CROSS JOIN orders o"
-    ),
+    sqlite_order_select!("json_each(?1) AS wanted CROSS JOIN orders o"),
     " WHERE o.number = wanted.value"
 );
+
+/// An order's lines, payments and allocations as SQLite keeps them in the
+/// order's row: each a JSON array with one array per item, its fields in
+/// [`LineRow`]'s, [`PaymentRow`]'s and [`AllocationRow`]'s order (what
+/// [`order_from_row`] reads back; the migration that made these columns
+/// describes them for whoever reads the database).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct OrderDocuments {
+    /// The lines.
+    pub lines: String,
+    /// The payments, by position.
+    pub payments: String,
+    /// The allocations, by position.
+    pub allocations: String,
+}
+
+impl OrderDocuments {
+    /// The arrays of `order`.
+    pub(super) fn of(order: &Order) -> OrderDocuments {
+        let lines: Vec<_> = order
+            .lines
+            .iter()
+            .map(|line| {
+                let (kind, applies_to) = match &line.kind {
+                    LineKind::Product => ("product", "[]".to_owned()),
+                    LineKind::Discount { applies_to } => ("discount", to_json(applies_to)),
+                };
+                (
+                    line.number,
+                    &line.sku,
+                    line.quantity,
+                    line.amount_minor,
+                    line.tax_minor,
+                    line.parent_line,
+                    kind,
+                    applies_to,
+                    line_state_str(line.state),
+                    &line.erp_line_ref,
+                )
+            })
+            .collect();
+        let payments: Vec<_> = order
+            .payments
+            .iter()
+            .enumerate()
+            .map(|(position, p)| {
+                (
+                    position,
+                    &p.id,
+                    &p.method,
+                    p.authorized_minor,
+                    p.deposited_minor,
+                    p.voided_minor,
+                    p.refunded_minor,
+                )
+            })
+            .collect();
+        let allocations: Vec<_> = order
+            .allocations
+            .iter()
+            .enumerate()
+            .map(|(position, a)| {
+                (
+                    position,
+                    a.line_number,
+                    &a.warehouse,
+                    a.quantity,
+                    a.kind.name(),
+                    allocation_state_str(a.state),
+                )
+            })
+            .collect();
+        OrderDocuments {
+            lines: to_json(&lines),
+            payments: to_json(&payments),
+            allocations: to_json(&allocations),
+        }
+    }
+}
+
+/// The database name of a line state.
+fn line_state_str(state: LineState) -> &'static str {
+    match state {
+        LineState::Active => "active",
+        LineState::Cancelled => "cancelled",
+    }
+}
+
+/// The database name of an allocation state.
+fn allocation_state_str(state: AllocationState) -> &'static str {
+    match state {
+        AllocationState::Allocated => "allocated",
+        AllocationState::Released => "released",
+    }
+}
 
 type LineRow = (
     u32,
@@ -596,6 +695,7 @@ pub(crate) fn parse_approval(s: &str) -> Option<ApprovalState> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::AllocationKind;
 
     /// The names of a statement's result columns, in order: its select
     /// list split at the commas outside parentheses, each item named by
@@ -645,36 +745,122 @@ mod tests {
         }
     }
 
-    /// An order's tables are stored by their primary keys: reading a
-    /// commit group's orders or one order, and each write of a
-    /// cancellation, goes down one B-tree per table, never an index first
-    /// and then the table it points into.
+    /// An order is stored by its primary key, its lines, payments and
+    /// allocations in its row: reading a commit group's orders or one
+    /// order, and a cancellation's write of it, goes down one B-tree,
+    /// never an index first and then the table it points into, nor a
+    /// table of lines, payments or allocations.
     #[test]
-    fn an_order_is_read_and_written_along_its_primary_keys() {
+    fn an_order_is_read_and_written_along_its_primary_key() {
         use super::super::cancellations::sql;
         use super::super::query_plans::{migrated, plan};
         let db = migrated();
-        for statement in [LOAD_ORDERS, SQLITE_ORDER] {
-            let read = plan(&db, statement);
-            for table in ["o", "order_lines", "payments", "allocations"] {
-                assert!(
-                    read.contains(&format!("SEARCH {table} USING PRIMARY KEY (")),
-                    "{table} is read along its primary key:\n{read}"
-                );
-            }
-            assert!(!read.contains("USING INDEX"), "{read}");
-        }
-        for (table, statement) in [
-            ("orders", sql::UPDATE_ORDER),
-            ("order_lines", sql::CANCEL_LINE),
-            ("payments", sql::UPDATE_PAYMENT),
-            ("allocations", sql::RELEASE_ALLOCATION),
-        ] {
-            let write = plan(&db, statement);
+        for statement in [LOAD_ORDERS, SQLITE_ORDER, sql::UPDATE_ORDER] {
+            let used = plan(&db, statement);
             assert!(
-                write.starts_with(&format!("SEARCH {table} USING PRIMARY KEY (")),
-                "{table} is written along its primary key:\n{write}"
+                used.contains("SEARCH o USING PRIMARY KEY (")
+                    || used.starts_with("SEARCH orders USING PRIMARY KEY ("),
+                "the order is found along its primary key:\n{used}"
             );
+            assert!(!used.contains("USING INDEX"), "{used}");
+            for table in ["order_lines", "payments", "allocations"] {
+                assert!(!used.contains(table), "{table}:\n{used}");
+            }
         }
+    }
+
+    /// An order with a line of each kind and state, payments voided and
+    /// refunded, allocations of each kind and state.
+    fn every_kind_of_item() -> Order {
+        let line = |number, kind, state, parent_line, erp_line_ref: Option<&str>| Line {
+            number,
+            sku: format!("SKU \"{number}\""),
+            quantity: number * 2,
+            amount_minor: i64::from(number) * -1000,
+            tax_minor: i64::from(number) * 190,
+            parent_line,
+            kind,
+            state,
+            erp_line_ref: erp_line_ref.map(str::to_owned),
+        };
+        let payment = |id: &str, voided_minor, refunded_minor| Payment {
+            id: id.to_owned(),
+            method: "card".to_owned(),
+            authorized_minor: 5000,
+            deposited_minor: 4000,
+            voided_minor,
+            refunded_minor,
+        };
+        let allocation = |line_number, kind, state| Allocation {
+            line_number,
+            warehouse: format!("W{line_number}"),
+            quantity: 3,
+            kind,
+            state,
+        };
+        Order {
+            number: "SO-1".to_owned(),
+            business_code: "B1".to_owned(),
+            customer_number: "C-1".to_owned(),
+            website: "main".to_owned(),
+            status: "Submitted".to_owned(),
+            order_date: time::macros::date!(2024 - 09 - 01),
+            currency: Currency::parse("EUR").expect("EUR"),
+            erp_order_number: Some("ERP-1".to_owned()),
+            lines: vec![
+                line(1, LineKind::Product, LineState::Active, None, Some("L1")),
+                line(2, LineKind::Product, LineState::Cancelled, Some(1), None),
+                line(
+                    3,
+                    LineKind::Discount {
+                        applies_to: vec![1, 2],
+                    },
+                    LineState::Active,
+                    None,
+                    None,
+                ),
+            ],
+            payments: vec![payment("pay-1", 0, 0), payment("pay-2", 1000, 3000)],
+            allocations: vec![
+                allocation(1, AllocationKind::Existing, AllocationState::Allocated),
+                allocation(2, AllocationKind::Expected, AllocationState::Released),
+            ],
+            approval: Some(Approval {
+                state: ApprovalState::Pending,
+            }),
+            tracking: None,
+        }
+    }
+
+    /// What SQLite keeps in the order's row reads back as the same order,
+    /// through the same decoding PostgreSQL's aggregated rows go through.
+    #[test]
+    fn an_orders_documents_read_back_as_the_order() {
+        let order = every_kind_of_item();
+        let documents = OrderDocuments::of(&order);
+        let db = rusqlite::Connection::open_in_memory().expect("open");
+        let read = db
+            .query_row(
+                "SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13",
+                rusqlite::params![
+                    order.number,
+                    order.business_code,
+                    order.customer_number,
+                    order.website,
+                    order.status,
+                    format_date(order.order_date),
+                    order.currency.as_str(),
+                    order.erp_order_number,
+                    order.approval.as_ref().map(|a| approval_str(&a.state)),
+                    Option::<String>::None,
+                    documents.lines,
+                    documents.payments,
+                    documents.allocations,
+                ],
+                |row| Ok(order_from_row(row)),
+            )
+            .expect("select")
+            .expect("decode");
+        assert_eq!(read, order);
     }
 }
