@@ -619,8 +619,9 @@ async fn a_cancellation_whose_writes_fail_fails_alone() {
 /// database leaves alone (here a trigger skips the update, as a row
 /// deleted behind the host's back would be: on PostgreSQL of the order's
 /// second allocation, on SQLite of the order's own row, which holds its
-/// allocations) fails the cancellation whole: no order status, line, payment, cancellation or
-/// job of it is committed, and other orders are cancelled as before.
+/// allocations) fails the cancellation whole: no order status, line,
+/// payment, cancellation or job of it is committed, and other orders are
+/// cancelled as before.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_row_the_database_leaves_alone_fails_the_cancellation_whole() {
     let service = TestService::start_without_workers().await;

@@ -6,8 +6,9 @@
 //! delivered in order across that upgrade; orders stored before their
 //! tables were keyed by their primary keys, and before their lines,
 //! payments and allocations moved into the order's row, read back and
-//! cancel after both, and the old tables' names still read the same rows. [`database_as_of`] makes a store's database as an
-//! earlier version of the host left it, for every upgrade test.
+//! cancel after both, and the old tables' names still read the same rows.
+//! [`database_as_of`] makes a store's database as an earlier version of
+//! the host left it, for every upgrade test.
 
 use std::path::Path;
 
