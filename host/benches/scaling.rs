@@ -16,7 +16,7 @@
 //!    empty job table and with 1,000,000 finished jobs (each with an
 //!    attempt and a cancellation) in it: two stores of the same 100,000
 //!    orders served side by side, their rounds (five of 6,000 at least)
-//!    taken in turns; then the time the job retention takes to prune those
+//!    and their claims taken in turns; then the time the job retention takes to prune those
 //!    1M, and the cancellations while it does.
 //!
 //! The baseline of every ratio is measured in the same run: the smallest
@@ -417,45 +417,63 @@ async fn time_scrapes(addr: SocketAddr) -> f64 {
     median(times)
 }
 
-/// Times `claims` claims of up to [`CLAIM_BATCH`] due jobs each, finishing
-/// every claimed job (untimed); answers (p50, p99) in ms.
-async fn time_claims(store: &Store, claims: usize) -> (f64, f64) {
-    let mut times = Vec::with_capacity(claims);
+/// Times one claim of up to [`CLAIM_BATCH`] due jobs from `store`, then
+/// finishes every claimed job (untimed); answers the claim's time in ms,
+/// or `None` when nothing was due.
+async fn time_claim(store: &Store) -> Option<f64> {
+    let t = Instant::now();
+    let claimed = store
+        .claim_due_jobs("bench", CLAIM_BATCH, 60_000)
+        .await
+        .expect("claim");
+    let took = t.elapsed().as_secs_f64() * 1000.0;
+    if claimed.is_empty() {
+        return None;
+    }
+    for job in &claimed {
+        let result = AttemptResult {
+            outcome: "accepted".to_owned(),
+            message: None,
+            erp_reference: Some("ERP".to_owned()),
+            plugin_version: None,
+            log: Vec::new(),
+            exchange: None,
+            next: JobState::Succeeded,
+            retry_at_ms: 0,
+        };
+        store
+            .finish_attempt(job, "bench", &result)
+            .await
+            .expect("finish");
+    }
+    Some(took)
+}
+
+/// Times `claims` claims from each of `a` and `b`, taken in turns (a b,
+/// b a, a b, …) so that a passing slowdown of the machine falls on both;
+/// answers each store's (p50, p99) in ms.
+async fn time_claims_in_turns(a: &Store, b: &Store, claims: usize) -> ((f64, f64), (f64, f64)) {
+    let mut times = (Vec::with_capacity(claims), Vec::with_capacity(claims));
     let limit = Instant::now() + support::PHASE_LIMIT;
-    for _ in 0..claims {
+    for turn in 0..claims {
         if Instant::now() > limit {
             break;
         }
-        let t = Instant::now();
-        let claimed = store
-            .claim_due_jobs("bench", CLAIM_BATCH, 60_000)
-            .await
-            .expect("claim");
-        times.push(t.elapsed().as_secs_f64() * 1000.0);
-        if claimed.is_empty() {
+        let (first, second) = if turn % 2 == 0 { (a, b) } else { (b, a) };
+        let (Some(x), Some(y)) = (time_claim(first).await, time_claim(second).await) else {
             break;
-        }
-        for job in &claimed {
-            let result = AttemptResult {
-                outcome: "accepted".to_owned(),
-                message: None,
-                erp_reference: Some("ERP".to_owned()),
-                plugin_version: None,
-                log: Vec::new(),
-                exchange: None,
-                next: JobState::Succeeded,
-                retry_at_ms: 0,
-            };
-            store
-                .finish_attempt(job, "bench", &result)
-                .await
-                .expect("finish");
-        }
+        };
+        let (for_a, for_b) = if turn % 2 == 0 { (x, y) } else { (y, x) };
+        times.0.push(for_a);
+        times.1.push(for_b);
     }
-    (
-        support::percentile(&times, 50.0),
-        support::percentile(&times, 99.0),
-    )
+    let p50_p99 = |samples: &[f64]| {
+        (
+            support::percentile(samples, 50.0),
+            support::percentile(samples, 99.0),
+        )
+    };
+    (p50_p99(&times.0), p50_p99(&times.1))
 }
 
 async fn run() {
@@ -748,8 +766,8 @@ async fn job_part(
     )
     .await;
     let (empty, full) = (summarize(&empty), summarize(&full));
-    let (empty_claim_p50, empty_claim_p99) = time_claims(&empty_service.state.store, claims).await;
-    let (full_claim_p50, full_claim_p99) = time_claims(&running.state.store, claims).await;
+    let ((empty_claim_p50, empty_claim_p99), (full_claim_p50, full_claim_p99)) =
+        time_claims_in_turns(&empty_service.state.store, &running.state.store, claims).await;
     let empty_scrape = time_scrapes(empty_service.addr).await;
     let full_scrape = time_scrapes(running.addr).await;
     empty_service
