@@ -375,14 +375,22 @@ async fn an_order_s_jobs_are_listed_and_delivered_in_order_across_the_index_upgr
 /// stores its rows by their primary key (`WITHOUT ROWID`), for each of an
 /// order's former tables, by name.
 fn order_schema(db: &rusqlite::Connection) -> Vec<(String, String, bool)> {
-    let mut statement = db
-        .prepare(
-            "SELECT name, type, sql LIKE '%WITHOUT ROWID' FROM sqlite_schema
-             WHERE name IN ('orders', 'order_lines', 'payments', 'allocations') ORDER BY name",
-        )
-        .unwrap();
+    rows(
+        db,
+        "SELECT name, type, sql LIKE '%WITHOUT ROWID' FROM sqlite_schema
+         WHERE name IN ('orders', 'order_lines', 'payments', 'allocations') ORDER BY name",
+    )
+}
+
+/// Every row `query` answers in `db`, each read as `T` (a tuple of its
+/// columns).
+fn rows<T>(db: &rusqlite::Connection, query: &str) -> Vec<T>
+where
+    T: for<'a> TryFrom<&'a rusqlite::Row<'a>, Error = rusqlite::Error>,
+{
+    let mut statement = db.prepare(query).unwrap();
     statement
-        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .query_map([], |row| T::try_from(row))
         .unwrap()
         .map(Result::unwrap)
         .collect()
@@ -530,25 +538,11 @@ async fn orders_stored_before_the_upgrade_read_and_cancel_the_same_after_it() {
     assert_eq!(dangling, 0, "every reference still finds its order");
     // The old tables' names read the rows as they were, with what the
     // cancellation changed.
-    let lines: Vec<(String, i64, String, Option<i64>, String, String)> = db
-        .prepare(
-            "SELECT order_number, line_number, sku, parent_line, applies_to, state
-             FROM order_lines ORDER BY order_number, line_number",
-        )
-        .unwrap()
-        .query_map([], |row| {
-            Ok((
-                row.get(0)?,
-                row.get(1)?,
-                row.get(2)?,
-                row.get(3)?,
-                row.get(4)?,
-                row.get(5)?,
-            ))
-        })
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    let lines: Vec<(String, i64, String, Option<i64>, String, String)> = rows(
+        &db,
+        "SELECT order_number, line_number, sku, parent_line, applies_to, state
+         FROM order_lines ORDER BY order_number, line_number",
+    );
     let line = |order: &str, number, sku: &str, parent, applies_to: &str, state: &str| {
         (
             order.to_owned(),
@@ -569,25 +563,11 @@ async fn orders_stored_before_the_upgrade_read_and_cancel_the_same_after_it() {
             line("SO-2", 2, "LAMP", None, "[]", "active"),
         ]
     );
-    let payments: Vec<(String, i64, String, i64, i64, i64)> = db
-        .prepare(
-            "SELECT order_number, position, id, authorized_minor, deposited_minor, voided_minor
-             FROM payments ORDER BY order_number, position",
-        )
-        .unwrap()
-        .query_map([], |row| {
-            Ok((
-                row.get(0)?,
-                row.get(1)?,
-                row.get(2)?,
-                row.get(3)?,
-                row.get(4)?,
-                row.get(5)?,
-            ))
-        })
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    let payments: Vec<(String, i64, String, i64, i64, i64)> = rows(
+        &db,
+        "SELECT order_number, position, id, authorized_minor, deposited_minor, voided_minor
+         FROM payments ORDER BY order_number, position",
+    );
     assert_eq!(
         payments,
         [
@@ -595,24 +575,11 @@ async fn orders_stored_before_the_upgrade_read_and_cancel_the_same_after_it() {
             ("SO-2".to_owned(), 0, "pay-9".to_owned(), 42840, 42840, 0),
         ]
     );
-    let allocations: Vec<(String, i64, i64, String, String)> = db
-        .prepare(
-            "SELECT order_number, position, line_number, kind, state
-             FROM allocations ORDER BY order_number, position",
-        )
-        .unwrap()
-        .query_map([], |row| {
-            Ok((
-                row.get(0)?,
-                row.get(1)?,
-                row.get(2)?,
-                row.get(3)?,
-                row.get(4)?,
-            ))
-        })
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    let allocations: Vec<(String, i64, i64, String, String)> = rows(
+        &db,
+        "SELECT order_number, position, line_number, kind, state
+         FROM allocations ORDER BY order_number, position",
+    );
     let allocation = |order: &str, position, line, kind: &str, state: &str| {
         (
             order.to_owned(),

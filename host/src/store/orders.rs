@@ -7,8 +7,7 @@ use time::macros::format_description;
 use super::db::{Db, Link, Tx, on};
 use super::{Store, StoreError, StoredName, from_json, from_stored_name, now_ms, to_json};
 use crate::domain::{
-    Allocation, AllocationState, Approval, ApprovalState, Currency, Line, LineKind, LineState,
-    Order, Payment, Tracking,
+    Allocation, Approval, ApprovalState, Currency, Line, LineKind, Order, Payment, Tracking,
 };
 
 /// Whether `put_order` created the order or replaced one.
@@ -262,7 +261,7 @@ pub(super) async fn write_order(tx: &mut Tx, order: &Order) -> Result<(), StoreE
         .bind(line.parent_line.map(i64::from))
         .bind(kind)
         .bind(to_json(&applies_to))
-        .bind(line_state_str(line.state))
+        .bind(line.state.name())
         .bind(&line.erp_line_ref)
         .execute(&mut **tx)
         .await
@@ -298,7 +297,7 @@ pub(super) async fn write_order(tx: &mut Tx, order: &Order) -> Result<(), StoreE
         .bind(&allocation.warehouse)
         .bind(i64::from(allocation.quantity))
         .bind(allocation.kind.name())
-        .bind(allocation_state_str(allocation.state))
+        .bind(allocation.state.name())
         .execute(&mut **tx)
         .await
         .map(drop)?);
@@ -388,7 +387,7 @@ impl OrderDocuments {
                     line.parent_line,
                     kind,
                     applies_to,
-                    line_state_str(line.state),
+                    line.state.name(),
                     &line.erp_line_ref,
                 )
             })
@@ -420,7 +419,7 @@ impl OrderDocuments {
                     &a.warehouse,
                     a.quantity,
                     a.kind.name(),
-                    allocation_state_str(a.state),
+                    a.state.name(),
                 )
             })
             .collect();
@@ -429,22 +428,6 @@ impl OrderDocuments {
             payments: to_json(&payments),
             allocations: to_json(&allocations),
         }
-    }
-}
-
-/// The database name of a line state.
-fn line_state_str(state: LineState) -> &'static str {
-    match state {
-        LineState::Active => "active",
-        LineState::Cancelled => "cancelled",
-    }
-}
-
-/// The database name of an allocation state.
-fn allocation_state_str(state: AllocationState) -> &'static str {
-    match state {
-        AllocationState::Allocated => "allocated",
-        AllocationState::Released => "released",
     }
 }
 
@@ -608,11 +591,7 @@ pub(super) fn order_from_row(row: &impl OrderRow) -> Result<Order, StoreError> {
                 },
                 other => return Err(corrupt("line kind", other)),
             },
-            state: match state.as_str() {
-                "active" => LineState::Active,
-                "cancelled" => LineState::Cancelled,
-                other => return Err(corrupt("line state", other)),
-            },
+            state: from_stored_name(&state).ok_or_else(|| corrupt("line state", &state))?,
             erp_line_ref,
         });
     }
@@ -646,11 +625,7 @@ pub(super) fn order_from_row(row: &impl OrderRow) -> Result<Order, StoreError> {
             warehouse,
             quantity,
             kind: from_stored_name(&kind).ok_or_else(|| corrupt("allocation kind", &kind))?,
-            state: match state.as_str() {
-                "allocated" => AllocationState::Allocated,
-                "released" => AllocationState::Released,
-                other => return Err(corrupt("allocation state", other)),
-            },
+            state: from_stored_name(&state).ok_or_else(|| corrupt("allocation state", &state))?,
         });
     }
 
@@ -695,7 +670,7 @@ pub(crate) fn parse_approval(s: &str) -> Option<ApprovalState> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::AllocationKind;
+    use crate::domain::{AllocationKind, AllocationState, LineState};
 
     /// The names of a statement's result columns, in order: its select
     /// list split at the commas outside parentheses, each item named by

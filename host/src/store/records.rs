@@ -7,7 +7,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    AllocationKind, CancellationReason, CancelledLineKind, Channel, RefundDestination,
+    AllocationKind, AllocationState, CancellationReason, CancelledLineKind, Channel, LineState,
+    RefundDestination,
 };
 // The job model is the domain's; the store keeps it and answers it.
 pub use crate::domain::{
@@ -268,6 +269,28 @@ impl StoredName for AllocationKind {
     }
 }
 
+impl StoredName for AllocationState {
+    const WHAT: &'static str = "allocation state";
+    const ALL: &'static [Self] = &[AllocationState::Allocated, AllocationState::Released];
+    fn name(self) -> &'static str {
+        match self {
+            AllocationState::Allocated => "allocated",
+            AllocationState::Released => "released",
+        }
+    }
+}
+
+impl StoredName for LineState {
+    const WHAT: &'static str = "line state";
+    const ALL: &'static [Self] = &[LineState::Active, LineState::Cancelled];
+    fn name(self) -> &'static str {
+        match self {
+            LineState::Active => "active",
+            LineState::Cancelled => "cancelled",
+        }
+    }
+}
+
 impl StoredName for Channel {
     const WHAT: &'static str = "order channel";
     const ALL: &'static [Self] = &Channel::ALL;
@@ -444,6 +467,8 @@ mod tests {
         round_trips::<AllocationKind>();
         round_trips::<Channel>();
         round_trips::<CancelledLineKind>();
+        round_trips::<LineState>();
+        round_trips::<AllocationState>();
     }
 
     #[test]
