@@ -161,6 +161,11 @@ fn corrupt(what: &str, value: &str) -> StoreError {
     StoreError::Corrupt(format!("unknown {what} {value:?}"))
 }
 
+/// The value a stored name stands for; a name no value has is corrupt.
+fn stored<T: StoredName>(name: &str) -> Result<T, StoreError> {
+    from_stored_name(name).ok_or_else(|| corrupt(T::WHAT, name))
+}
+
 /// Writes the order and replaces its lines, payments and allocations
 /// (inside the caller's transaction).
 pub(super) async fn write_order(tx: &mut Tx, order: &Order) -> Result<(), StoreError> {
@@ -591,7 +596,7 @@ pub(super) fn order_from_row(row: &impl OrderRow) -> Result<Order, StoreError> {
                 },
                 other => return Err(corrupt("line kind", other)),
             },
-            state: from_stored_name(&state).ok_or_else(|| corrupt("line state", &state))?,
+            state: stored(&state)?,
             erp_line_ref,
         });
     }
@@ -624,8 +629,8 @@ pub(super) fn order_from_row(row: &impl OrderRow) -> Result<Order, StoreError> {
             line_number,
             warehouse,
             quantity,
-            kind: from_stored_name(&kind).ok_or_else(|| corrupt("allocation kind", &kind))?,
-            state: from_stored_name(&state).ok_or_else(|| corrupt("allocation state", &state))?,
+            kind: stored(&kind)?,
+            state: stored(&state)?,
         });
     }
 
