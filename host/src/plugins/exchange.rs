@@ -332,7 +332,7 @@ fn recorded_body(raw: &RawBody, redactor: &Redactor) -> RecordedBody {
             usize::try_from(raw.total).unwrap_or(usize::MAX),
             MAX_RECORDED_BODY_BYTES,
             redactor,
-            &body_cut_marker(raw.total),
+            || body_cut_marker(raw.total),
         ),
         None => not_text(raw.total),
     };

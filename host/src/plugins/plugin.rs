@@ -206,12 +206,14 @@ impl Call {
     fn dispatch(self) -> impl Future<Output = CallReport> + Send + use<> {
         let (started, plugin) = (self.started, Arc::clone(&self.plugin));
         let shared = Arc::clone(&self.shared);
-        // A combinator, not an `async` block: a block would keep the call's
-        // (large) future twice, once as what it captured and once where it
-        // awaits it.
+        // Boxed once here: every layer above (the combinator, the executor's
+        // future or task, the caller's own future) then moves a pointer, not
+        // the call's (large) future. A combinator, not an `async` block: a
+        // block would keep the call's future twice, once as what it captured
+        // and once where it awaits it.
         shared
             .executor
-            .run(self.report())
+            .run(Box::pin(self.report()))
             .map(move |ran| match ran {
                 Ok(report) => report,
                 Err(failed) => CallReport {

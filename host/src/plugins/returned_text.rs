@@ -28,13 +28,14 @@ pub(crate) fn bound_returned_text(text: &str, redactor: &Redactor) -> String {
         text.len(),
         MAX_RETURNED_TEXT_BYTES,
         redactor,
-        &cut_marker(text.len()),
+        || cut_marker(text.len()),
     )
 }
 
 /// `window`, the start of a text `original_bytes` long, with every secret
-/// redacted and cut to `max` bytes ending with `marker` when the text (or
-/// its redaction) is longer. The window must reach at least
+/// redacted and cut to `max` bytes ending with `marker()` when the text (or
+/// its redaction) is longer (the marker is made only then: most texts are
+/// short). The window must reach at least
 /// `redactor.longest()` bytes past `max` when the text does, so that a
 /// secret straddling the cut is recognised and redacted whole.
 pub(crate) fn bound_text(
@@ -42,7 +43,7 @@ pub(crate) fn bound_text(
     original_bytes: usize,
     max: usize,
     redactor: &Redactor,
-    marker: &str,
+    marker: impl FnOnce() -> String,
 ) -> String {
     if window.len() >= original_bytes && window.len() <= max {
         let redacted = redactor.redact(window);
@@ -55,6 +56,7 @@ pub(crate) fn bound_text(
     let end = floor_char_boundary(window, max + redactor.longest());
     let cut = end < window.len() || window.len() < original_bytes;
     let redacted: Cow<'_, str> = redactor.redact_with_cut(&window[..end], cut);
+    let marker = marker();
     let keep = floor_char_boundary(&redacted, max.saturating_sub(marker.len()));
     format!("{}{marker}", &redacted[..keep])
 }
