@@ -23,21 +23,17 @@ pub fn cut_marker(original_bytes: usize) -> String {
 /// longer. A secret that straddles the cut is redacted too: no prefix of it
 /// survives.
 pub(crate) fn bound_returned_text(text: &str, redactor: &Redactor) -> String {
-    bound_text(
-        text,
-        text.len(),
-        MAX_RETURNED_TEXT_BYTES,
-        redactor,
-        || cut_marker(text.len()),
-    )
+    bound_text(text, text.len(), MAX_RETURNED_TEXT_BYTES, redactor, || {
+        cut_marker(text.len())
+    })
 }
 
 /// `window`, the start of a text `original_bytes` long, with every secret
 /// redacted and cut to `max` bytes ending with `marker()` when the text (or
-/// its redaction) is longer (the marker is made only then: most texts are
-/// short). The window must reach at least
-/// `redactor.longest()` bytes past `max` when the text does, so that a
-/// secret straddling the cut is recognised and redacted whole.
+/// its redaction) is longer; the marker is made only then (most texts are
+/// short). The window must reach at least `redactor.longest()` bytes past
+/// `max` when the text does, so that a secret straddling the cut is
+/// recognised and redacted whole.
 pub(crate) fn bound_text(
     window: &str,
     original_bytes: usize,
