@@ -81,6 +81,9 @@ struct Counters {
     connections: AtomicUsize,
     written: AtomicU64,
     hangups: AtomicUsize,
+    /// TLS handshakes completed, and those of them that resumed a session.
+    handshakes: AtomicUsize,
+    resumed: AtomicUsize,
 }
 
 /// The running server; stops when dropped.
@@ -119,6 +122,12 @@ impl RawErp {
                         // certificate) ends here.
                         Some(tls) => {
                             if let Ok(stream) = tls.accept(stream).await {
+                                counters.handshakes.fetch_add(1, Ordering::SeqCst);
+                                if stream.get_ref().1.handshake_kind()
+                                    == Some(rustls::HandshakeKind::Resumed)
+                                {
+                                    counters.resumed.fetch_add(1, Ordering::SeqCst);
+                                }
                                 exchange(stream, &answer, &counters).await;
                             }
                         }
@@ -156,6 +165,15 @@ impl RawErp {
     /// How many clients hung up before the whole answer was written.
     pub fn hangups(&self) -> usize {
         self.counters.hangups.load(Ordering::SeqCst)
+    }
+
+    /// TLS handshakes completed so far, and how many of them resumed a
+    /// session the client kept from an earlier one.
+    pub fn handshakes(&self) -> (usize, usize) {
+        (
+            self.counters.handshakes.load(Ordering::SeqCst),
+            self.counters.resumed.load(Ordering::SeqCst),
+        )
     }
 }
 

@@ -265,6 +265,21 @@ impl Contenders {
         black_box(report);
     }
 
+    /// The webhook plugin's call of the ERP behind `connection`.
+    fn webhook_to(&self, connection: &ConnectionContext) {
+        let report = self.tokio.block_on(self.webhook.submit(
+            self.ours_input.clone(),
+            connection,
+            &self.limits,
+        ));
+        assert!(
+            matches!(report.outcome, CallOutcome::Accepted { .. }),
+            "{:?}",
+            report.outcome
+        );
+        black_box(report);
+    }
+
     /// [`Self::webhook`] with the ERP exchange not recorded: what
     /// recording costs a call.
     fn webhook_unrecorded(&self) {
@@ -365,6 +380,56 @@ async fn loopback_erp() -> ConnectionContext {
         secrets: [("signingKey".to_owned(), "bench-key".to_owned())].into(),
         ..ConnectionContext::default()
     }
+}
+
+/// A loopback ERP that answers every request `200 {}` and closes the
+/// connection, so that each call opens a new one: over plain HTTP, or over
+/// TLS with a certificate for `127.0.0.1` from a CA of its own, which the
+/// connection names in `caCertificates`. The server is returned to be kept
+/// running.
+async fn closing_erp(tls: bool) -> (rescind_tests::raw_erp::RawErp, ConnectionContext) {
+    use rescind_tests::raw_erp::{RawAnswer, RawErp};
+    let answer = RawAnswer::Bytes(
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\
+          connection: close\r\n\r\n{}"
+            .to_vec(),
+    );
+    let (erp, scheme, ca_certificates) = if tls {
+        let ca_key = rcgen::KeyPair::generate().expect("CA key");
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA");
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_cert = ca.self_signed(&ca_key).expect("CA certificate");
+        let issuer = rcgen::Issuer::new(ca, ca_key);
+        let key = rcgen::KeyPair::generate().expect("ERP key");
+        let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+            .expect("ERP certificate")
+            .signed_by(&key, &issuer)
+            .expect("signed");
+        let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .expect("server TLS");
+        let erp = RawErp::start_tls(answer, std::sync::Arc::new(config)).await;
+        (erp, "https", Some(ca_cert.pem()))
+    } else {
+        (RawErp::start(answer).await, "http", None)
+    };
+    let connection = ConnectionContext {
+        base_url: format!("{scheme}://{}", erp.authority()),
+        allowed_hosts: vec![erp.authority()],
+        settings: [("path".to_owned(), "/hooks/cancel".to_owned())].into(),
+        secrets: [("signingKey".to_owned(), "bench-key".to_owned())].into(),
+        ca_certificates,
+        ..ConnectionContext::default()
+    };
+    (erp, connection)
 }
 
 macro_rules! floor_input {
@@ -533,6 +598,23 @@ fn dispatch(c: &mut Criterion) -> Vec<Row> {
         micros(webhook.0) / micros(unrecorded.0),
         micros(webhook.1) / micros(unrecorded.1)
     );
+    // Apart from the interleaved calls above, so that these calls' TLS does
+    // not change what those measure.
+    let ((_plain_erp, plain), (_tls_erp, private_ca)) = contenders
+        .tokio
+        .block_on(async { (closing_erp(false).await, closing_erp(true).await) });
+    let new_connections = percentiles(&[&|| timed(|| contenders.webhook_to(&private_ca)), &|| {
+        timed(|| contenders.webhook_to(&plain))
+    }]);
+    let (tls, http) = (new_connections[0], new_connections[1]);
+    println!(
+        "webhook -> loopback ERP over TLS with its own CA, a new connection each call: median \
+         {:.1} µs, p99 {:.1} µs; over plain HTTP: median {:.1} µs, p99 {:.1} µs\n",
+        micros(tls.0),
+        micros(tls.1),
+        micros(http.0),
+        micros(http.1)
+    );
     let ratio = micros(ours.0) / micros(floor_worker.0);
     vec![
         Row::new(
@@ -584,6 +666,13 @@ fn dispatch(c: &mut Criterion) -> Vec<Row> {
             "µs",
             "the same call recording nothing",
             micros(unrecorded.0),
+        ),
+        Row::new(
+            "webhook → loopback ERP over TLS, its own CA (`caCertificates`), a new connection each call, median",
+            micros(tls.0),
+            "µs",
+            "the same over plain HTTP, median",
+            micros(http.0),
         ),
     ]
 }

@@ -659,6 +659,51 @@ async fn a_private_ca_is_trusted_only_when_the_connection_names_it() {
     assert!(results(&report).is_empty());
 }
 
+/// A connection's own CAs are parsed and set up for TLS once, not for every
+/// call: the TLS sessions of its ERP are kept between calls, so a call after
+/// the first resumes one instead of a full handshake (the ERP closes every
+/// connection after its answer, so each call opens a new one). A connection
+/// with other CAs shares none of them.
+#[tokio::test]
+async fn calls_of_a_connection_with_its_own_ca_resume_its_tls_sessions() {
+    let ok = RawAnswer::Bytes(
+        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok".to_vec(),
+    );
+    let (config, ca_pem) = tls_erp_config("tls.customer.test");
+    let erp = RawErp::start_tls(ok, config).await;
+    let port = erp.port();
+    let mut trusted = accepting(connection(
+        &[&format!("tls.customer.test:{port}")],
+        &[format!("https://tls.customer.test:{port}/cancel")],
+    ));
+    trusted.allow_private_network = true;
+    trusted.ca_certificates = Some(ca_pem.clone());
+    // The probe's runtime is one, as the host's is: what it keeps, it keeps
+    // across calls.
+    for call in 1..=3 {
+        let report = submit(&trusted).await;
+        assert_accepted(&report);
+        wait_until("the ERP to count the handshake", || {
+            erp.handshakes().0 == call
+        })
+        .await;
+    }
+    assert_eq!(
+        erp.handshakes(),
+        (3, 2),
+        "the first call's handshake is full, the next two resume its session"
+    );
+
+    // The same CA text pasted with a comment above it is other text: its
+    // own set-up, with no session of the first.
+    let mut annotated = trusted.clone();
+    annotated.ca_certificates = Some(format!("# the ERP's CA\n{ca_pem}"));
+    let report = submit(&annotated).await;
+    assert_accepted(&report);
+    wait_until("the ERP to count the handshake", || erp.handshakes().0 == 4).await;
+    assert_eq!(erp.handshakes(), (4, 2), "a full handshake for other roots");
+}
+
 #[tokio::test]
 async fn a_plugin_built_with_the_sdk_sees_the_body_limit_as_a_limit() {
     let erp = RawErp::start(RawAnswer::body(

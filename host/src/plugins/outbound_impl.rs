@@ -31,6 +31,7 @@ use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use hashlink::LruCache;
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use rustls::ClientConfig;
@@ -48,6 +49,7 @@ use crate::plugins::log::{CallLog, LogLevel, LogSource};
 use crate::plugins::outbound::{Destination, DestinationHost, EgressPolicy, EgressRefusal};
 use crate::plugins::outcome::CallOutcome;
 use crate::plugins::send_window::SendWindow;
+use crate::plugins::trust::{CaCertificatesError, parse_ca_certificates};
 
 /// How much of a refused request's body is read (and thrown away) before
 /// the refusal is returned.
@@ -68,7 +70,39 @@ pub(crate) struct Network {
     resolve: ResolveOverrides,
     provider: Arc<CryptoProvider>,
     web_roots: Arc<ClientConfig>,
+    /// The TLS set-up of each connection's own CAs, by its
+    /// `caCertificates` text (see [`Network::trust`]).
+    private_roots: Mutex<LruCache<String, Trust>>,
     pool: Arc<ConnectionPool>,
+}
+
+/// Distinct `caCertificates` texts whose TLS set-up is kept: more than a
+/// host has connections with their own CAs, as a rule. One that falls out
+/// is parsed and set up again on its next call.
+const KEPT_PRIVATE_ROOTS: usize = 32;
+
+/// What a call's TLS trusts: the public web roots, plus the connection's
+/// own CAs when it names some, and the TLS set-up made from them. Cheap to
+/// clone.
+#[derive(Clone)]
+pub(crate) struct Trust {
+    /// The connection's own CAs (none: the web roots alone).
+    pub roots: Arc<[CertificateDer<'static>]>,
+    /// Made once per distinct set of roots and shared by every call and
+    /// connection that trusts them, so that its TLS sessions are kept too: a
+    /// new connection to the ERP resumes one instead of a full handshake.
+    config: Arc<ClientConfig>,
+}
+
+/// Why a call's TLS trust could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum TrustError {
+    /// The connection's `caCertificates` is refused: it needs fixing.
+    #[error(transparent)]
+    Certificates(#[from] CaCertificatesError),
+    /// rustls refused the set-up (the host's fault, not the connection's).
+    #[error("TLS set-up: {0}")]
+    Tls(#[from] rustls::Error),
 }
 
 impl Network {
@@ -81,26 +115,46 @@ impl Network {
             resolve,
             provider,
             web_roots,
+            private_roots: Mutex::new(LruCache::new(KEPT_PRIVATE_ROOTS)),
             pool: Arc::new(ConnectionPool::new(keep_alive)),
         })
+    }
+
+    /// What a call of a connection with these `caCertificates` trusts: the
+    /// web roots alone without any; with some, the set-up made for the same
+    /// text before, or one made now (the text parsed and checked) and kept
+    /// for the next call.
+    pub fn trust(&self, ca_certificates: Option<&str>) -> Result<Trust, TrustError> {
+        let Some(pem) = ca_certificates else {
+            return Ok(Trust {
+                roots: Arc::new([]),
+                config: Arc::clone(&self.web_roots),
+            });
+        };
+        if let Some(kept) = self.kept_roots().get(pem) {
+            return Ok(kept.clone());
+        }
+        // Made outside the lock: calls of other connections go on. Two
+        // calls missing at once both make it; the second insert wins.
+        let roots: Arc<[CertificateDer<'static>]> = parse_ca_certificates(pem)?.into();
+        let trust = Trust {
+            config: Arc::new(client_config(&self.provider, &roots)?),
+            roots,
+        };
+        self.kept_roots().insert(pem.to_owned(), trust.clone());
+        Ok(trust)
+    }
+
+    fn kept_roots(&self) -> std::sync::MutexGuard<'_, LruCache<String, Trust>> {
+        // Each use is one call on the cache: a panic leaves it consistent.
+        self.private_roots
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Idle connections kept for the next requests.
     pub fn idle_connections(&self) -> usize {
         self.pool.idle()
-    }
-
-    /// The TLS set-up of a connection: the web roots, plus its own CAs.
-    fn tls_config(
-        &self,
-        extra_roots: &[CertificateDer<'static>],
-    ) -> Result<Arc<ClientConfig>, Error> {
-        if extra_roots.is_empty() {
-            return Ok(Arc::clone(&self.web_roots));
-        }
-        client_config(&self.provider, extra_roots)
-            .map(Arc::new)
-            .map_err(|e| Error::InternalError(Some(format!("TLS set-up: {e}"))))
     }
 }
 
@@ -164,8 +218,8 @@ pub(crate) struct OutboundGate {
     /// alone.
     pub plugin: Arc<str>,
     pub policy: Arc<EgressPolicy>,
-    /// The connection's own CAs (`caCertificates`).
-    pub extra_roots: Arc<[CertificateDer<'static>]>,
+    /// What its TLS trusts (`caCertificates`).
+    pub trust: Trust,
     pub network: Arc<Network>,
     pub log: CallLog,
     pub deadline: Instant,
@@ -252,7 +306,7 @@ impl WasiHttpHooks for OutboundGate {
             destination,
             policy: Arc::clone(&self.policy),
             network: Arc::clone(&self.network),
-            extra_roots: Arc::clone(&self.extra_roots),
+            trust: self.trust.clone(),
             log: self.log.clone(),
             verdict: self.verdict.clone(),
             deadline: self.deadline,
@@ -288,7 +342,7 @@ struct Exchange {
     destination: Destination,
     policy: Arc<EgressPolicy>,
     network: Arc<Network>,
-    extra_roots: Arc<[CertificateDer<'static>]>,
+    trust: Trust,
     log: CallLog,
     verdict: EgressVerdict,
     deadline: Instant,
@@ -415,7 +469,7 @@ impl Exchange {
             plugin: Arc::clone(&self.plugin),
             connection: self.policy.connection().to_owned(),
             destination: self.destination.to_string(),
-            roots: Arc::clone(&self.extra_roots),
+            roots: Arc::clone(&self.trust.roots),
             head_limits: (
                 self.limits.response_header_fields,
                 self.limits.response_header_bytes,
@@ -529,7 +583,7 @@ impl Exchange {
         if !self.destination.is_https() {
             return Ok((Box::new(tcp), peer));
         }
-        let config = self.network.tls_config(&self.extra_roots)?;
+        let config = Arc::clone(&self.trust.config);
         let server_name = match self.destination.host() {
             DestinationHost::Ip(ip) => ServerName::IpAddress((*ip).into()),
             DestinationHost::Name(name) => {
@@ -801,6 +855,45 @@ mod tests {
 
     fn secs(s: u64) -> Duration {
         Duration::from_secs(s)
+    }
+
+    fn ca_pem() -> String {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.self_signed(&key).unwrap().pem()
+    }
+
+    /// A connection's CAs are set up once and shared while kept; at most
+    /// [`KEPT_PRIVATE_ROOTS`] texts are kept, the least recently used
+    /// dropped first; refused text is never kept.
+    #[test]
+    fn private_roots_are_set_up_once_and_kept_within_a_bound() {
+        let network = Network::new(ResolveOverrides::default(), Duration::ZERO).unwrap();
+        let none = network.trust(None).unwrap();
+        assert!(none.roots.is_empty());
+        assert!(Arc::ptr_eq(&none.config, &network.web_roots));
+
+        let first = ca_pem();
+        let a = network.trust(Some(&first)).unwrap();
+        let again = network.trust(Some(&first)).unwrap();
+        assert_eq!(a.roots.len(), 1);
+        assert!(Arc::ptr_eq(&a.config, &again.config), "made once");
+        assert!(!Arc::ptr_eq(&a.config, &network.web_roots));
+
+        assert!(matches!(
+            network.trust(Some("not a certificate")),
+            Err(TrustError::Certificates(CaCertificatesError::Empty))
+        ));
+        for _ in 0..KEPT_PRIVATE_ROOTS {
+            network.trust(Some(&ca_pem())).unwrap();
+        }
+        assert_eq!(network.kept_roots().len(), KEPT_PRIVATE_ROOTS);
+        let remade = network.trust(Some(&first)).unwrap();
+        assert!(
+            !Arc::ptr_eq(&a.config, &remade.config),
+            "the least recently used fell out and is made again"
+        );
     }
 
     #[test]

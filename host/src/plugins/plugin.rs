@@ -21,12 +21,11 @@ use crate::plugins::exchange::ExchangeRecorder;
 use crate::plugins::exchange_tap::RecordingGate;
 use crate::plugins::log::{CallLog, LogBounds};
 use crate::plugins::outbound::{AllowedHosts, EgressPolicy};
-use crate::plugins::outbound_impl::{EgressVerdict, OutboundGate, OutboundTimeouts};
+use crate::plugins::outbound_impl::{EgressVerdict, OutboundGate, OutboundTimeouts, TrustError};
 use crate::plugins::outcome::{CallOutcome, CallReport};
 use crate::plugins::returned_text::bound_returned_text;
 use crate::plugins::runtime::Shared;
 use crate::plugins::send_window::SendWindow;
-use crate::plugins::trust::parse_ca_certificates;
 
 /// A validated, compiled and pre-instantiated integration processor. Each
 /// [`Plugin::submit`] runs on a fresh instance.
@@ -271,12 +270,16 @@ impl Call {
             allowed,
             connection.allow_private_network,
         ));
-        let extra_roots: Arc<[_]> = match connection.ca_certificates.as_deref() {
-            None => Arc::new([]),
-            Some(pem) => match parse_ca_certificates(pem) {
-                Ok(certificates) => certificates.into(),
-                Err(err) => return CallOutcome::Misconfigured(err.to_string()),
-            },
+        let trust = match self
+            .shared
+            .network
+            .trust(connection.ca_certificates.as_deref())
+        {
+            Ok(trust) => trust,
+            Err(err @ TrustError::Certificates(_)) => {
+                return CallOutcome::Misconfigured(err.to_string());
+            }
+            Err(err @ TrustError::Tls(_)) => return CallOutcome::Transient(err.to_string()),
         };
         let verdict = EgressVerdict::default();
         // The semaphore is never closed, so acquiring cannot fail.
@@ -295,7 +298,7 @@ impl Call {
                 gate: OutboundGate {
                     plugin: Arc::clone(&self.sha256),
                     policy,
-                    extra_roots,
+                    trust,
                     network: Arc::clone(&self.shared.network),
                     log: log.clone(),
                     deadline,
