@@ -5,8 +5,11 @@
 //! per call), in the same run. Also: the `webhook` plugin delivering to a
 //! loopback ERP (through the host's outbound gate: allow-list,
 //! resolved-address check, its own HTTP client; the connection kept alive
-//! between calls, as a job worker's deliveries find it), and cold
-//! compile of the webhook plugin and its load from the on-disk cache.
+//! between calls, as a job worker's deliveries find it); the same plugin to
+//! an ERP that closes every connection, over TLS with a CA of its own named
+//! in the connection's `caCertificates` beside plain HTTP (what a new TLS
+//! connection costs a call); and cold compile of the webhook plugin and its
+//! load from the on-disk cache.
 //!
 //! Rescind's dispatch is timed twice: from a job worker, which runs on the
 //! plugin threads (`PluginRuntime::spawn`), so its calls run where it is;
