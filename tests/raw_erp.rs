@@ -236,3 +236,35 @@ async fn write<S: AsyncWrite + Unpin>(stream: &mut S, bytes: &[u8], counters: &C
     }
     ok
 }
+
+/// A CA of its own and a certificate it signed for `name` (a host name or
+/// an IP address), as a TLS ERP's server configuration
+/// ([`RawErp::start_tls`]) and the CA's PEM, which a connection names in
+/// `caCertificates` to trust it.
+pub fn private_ca_tls(name: &str) -> (Arc<rustls::ServerConfig>, String) {
+    let ca_key = rcgen::KeyPair::generate().expect("a CA key");
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("the CA");
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "rescind test CA");
+    let ca_cert = ca.self_signed(&ca_key).expect("the CA's certificate");
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+
+    let key = rcgen::KeyPair::generate().expect("the ERP's key");
+    let leaf = rcgen::CertificateParams::new(vec![name.to_owned()])
+        .expect("a name a certificate can carry")
+        .signed_by(&key, &issuer)
+        .expect("the ERP's certificate");
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("TLS versions")
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![leaf.der().clone()],
+        rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+    )
+    .expect("the ERP's TLS set-up");
+    (Arc::new(config), ca_cert.pem())
+}

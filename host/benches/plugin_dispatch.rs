@@ -398,29 +398,9 @@ async fn closing_erp(tls: bool) -> (rescind_tests::raw_erp::RawErp, ConnectionCo
             .to_vec(),
     );
     let (erp, scheme, ca_certificates) = if tls {
-        let ca_key = rcgen::KeyPair::generate().expect("CA key");
-        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA");
-        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        let ca_cert = ca.self_signed(&ca_key).expect("CA certificate");
-        let issuer = rcgen::Issuer::new(ca, ca_key);
-        let key = rcgen::KeyPair::generate().expect("ERP key");
-        let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
-            .expect("ERP certificate")
-            .signed_by(&key, &issuer)
-            .expect("signed");
-        let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .expect("TLS versions")
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![leaf.der().clone()],
-            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-        )
-        .expect("server TLS");
-        let erp = RawErp::start_tls(answer, std::sync::Arc::new(config)).await;
-        (erp, "https", Some(ca_cert.pem()))
+        let (config, ca) = rescind_tests::raw_erp::private_ca_tls("127.0.0.1");
+        let erp = RawErp::start_tls(answer, config).await;
+        (erp, "https", Some(ca))
     } else {
         (RawErp::start(answer).await, "http", None)
     };

@@ -14,7 +14,7 @@ use rescind_host::plugins::{
 };
 use rescind_tests::erp_server::{ErpServer, Scripted};
 use rescind_tests::plugin_fixtures::sample_cancellation;
-use rescind_tests::raw_erp::{RawAnswer, RawErp};
+use rescind_tests::raw_erp::{RawAnswer, RawErp, private_ca_tls};
 use serde_json::{Value, json};
 
 /// Names this runtime pins, like `rescind serve --resolve`.
@@ -568,42 +568,12 @@ async fn a_trickling_body_is_cut_at_the_deadline() {
     wait_until("the ERP to see the hang-up", || erp.hangups() == 1).await;
 }
 
-/// A CA and a certificate it signed for `name`, as the TLS ERP's server
-/// configuration and the CA's PEM.
-fn tls_erp_config(name: &str) -> (Arc<rustls::ServerConfig>, String) {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(rcgen::DnType::CommonName, "rescind test CA");
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::new(ca, ca_key);
-
-    let key = rcgen::KeyPair::generate().unwrap();
-    let leaf = rcgen::CertificateParams::new(vec![name.to_owned()])
-        .unwrap()
-        .signed_by(&key, &issuer)
-        .unwrap();
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(
-        vec![leaf.der().clone()],
-        rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-    )
-    .unwrap();
-    (Arc::new(config), ca_cert.pem())
-}
-
 #[tokio::test]
 async fn a_private_ca_is_trusted_only_when_the_connection_names_it() {
     let ok = RawAnswer::Bytes(
         b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok".to_vec(),
     );
-    let (config, ca_pem) = tls_erp_config("tls.customer.test");
+    let (config, ca_pem) = private_ca_tls("tls.customer.test");
     let erp = RawErp::start_tls(ok.clone(), config).await;
     let port = erp.port();
     let entry = format!("tls.customer.test:{port}");
@@ -632,7 +602,7 @@ async fn a_private_ca_is_trusted_only_when_the_connection_names_it() {
     assert_eq!(results(&report)[0]["bodyBytes"], 2);
 
     // The same CA does not make a certificate for another name pass.
-    let (other_config, other_ca) = tls_erp_config("other.test");
+    let (other_config, other_ca) = private_ca_tls("other.test");
     let other = RawErp::start_tls(ok, other_config).await;
     let mut wrong_name = connection(
         &[&format!("tls.customer.test:{}", other.port())],
@@ -669,7 +639,7 @@ async fn calls_of_a_connection_with_its_own_ca_resume_its_tls_sessions() {
     let ok = RawAnswer::Bytes(
         b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok".to_vec(),
     );
-    let (config, ca_pem) = tls_erp_config("tls.customer.test");
+    let (config, ca_pem) = private_ca_tls("tls.customer.test");
     let erp = RawErp::start_tls(ok, config).await;
     let port = erp.port();
     let mut trusted = accepting(connection(

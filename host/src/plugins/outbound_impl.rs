@@ -846,6 +846,7 @@ async fn drain(mut body: WasiBody) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plugins::trust::tests::ca_pem;
 
     const DEFAULTS: OutboundTimeouts = OutboundTimeouts {
         connect: Duration::from_secs(5),
@@ -855,13 +856,6 @@ mod tests {
 
     fn secs(s: u64) -> Duration {
         Duration::from_secs(s)
-    }
-
-    fn ca_pem() -> String {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        params.self_signed(&key).unwrap().pem()
     }
 
     /// A connection's CAs are set up once and shared while kept; at most

@@ -79,10 +79,11 @@ pub fn parse_ca_certificates(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn ca_pem() -> String {
+    /// A new self-signed CA's certificate, in PEM.
+    pub(crate) fn ca_pem() -> String {
         let key = rcgen::KeyPair::generate().unwrap();
         let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
