@@ -383,9 +383,15 @@ async fn loopback_erp() -> ConnectionContext {
     let addr = listener.local_addr().expect("address");
     let app = axum::Router::new().fallback(|| async { axum::Json(serde_json::json!({})) });
     tokio::spawn(async move { axum::serve(listener, app).await });
+    webhook_connection(format!("http://{addr}"), addr.to_string())
+}
+
+/// The webhook plugin's connection to the ERP at `base_url`, which
+/// `allowed_host` lets it reach.
+fn webhook_connection(base_url: String, allowed_host: String) -> ConnectionContext {
     ConnectionContext {
-        base_url: format!("http://{addr}"),
-        allowed_hosts: vec![addr.to_string()],
+        base_url,
+        allowed_hosts: vec![allowed_host],
         settings: [("path".to_owned(), "/hooks/cancel".to_owned())].into(),
         secrets: [("signingKey".to_owned(), "bench-key".to_owned())].into(),
         ..ConnectionContext::default()
@@ -412,12 +418,8 @@ async fn closing_erp(tls: bool) -> (rescind_tests::raw_erp::RawErp, ConnectionCo
         (RawErp::start(answer).await, "http", None)
     };
     let connection = ConnectionContext {
-        base_url: format!("{scheme}://{}", erp.authority()),
-        allowed_hosts: vec![erp.authority()],
-        settings: [("path".to_owned(), "/hooks/cancel".to_owned())].into(),
-        secrets: [("signingKey".to_owned(), "bench-key".to_owned())].into(),
         ca_certificates,
-        ..ConnectionContext::default()
+        ..webhook_connection(format!("{scheme}://{}", erp.authority()), erp.authority())
     };
     (erp, connection)
 }
@@ -496,13 +498,7 @@ fn percentiles(contenders: &[&dyn Fn() -> Duration]) -> Vec<(Duration, Duration)
             samples.push(call());
         }
     }
-    samples
-        .into_iter()
-        .map(|mut s| {
-            s.sort_unstable();
-            (s[s.len() / 2], s[s.len() * 99 / 100])
-        })
-        .collect()
+    median_and_p99(samples)
 }
 
 /// Calls per block in [`in_blocks`].
@@ -524,6 +520,11 @@ fn in_blocks(contenders: &[&dyn Fn() -> Duration]) -> Vec<(Duration, Duration)> 
             }
         }
     }
+    median_and_p99(samples)
+}
+
+/// Each contender's median and p99.
+fn median_and_p99(samples: Vec<Vec<Duration>>) -> Vec<(Duration, Duration)> {
     samples
         .into_iter()
         .map(|mut s| {
