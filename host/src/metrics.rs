@@ -15,14 +15,14 @@ use crate::store::{JobState, Pruned};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HttpLabels {
-    method: String,
+    method: &'static str,
     route: String,
     status: u16,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
-    outcome: String,
+    outcome: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -148,10 +148,10 @@ impl Metrics {
     }
 
     /// Counts an HTTP request.
-    pub fn http_request(&self, method: &str, route: &str, status: u16) {
+    pub fn http_request(&self, method: &'static str, route: &str, status: u16) {
         self.http_requests
             .get_or_create(&HttpLabels {
-                method: method.to_owned(),
+                method,
                 route: route.to_owned(),
                 status,
             })
@@ -159,20 +159,16 @@ impl Metrics {
     }
 
     /// Counts a cancellation request's outcome.
-    pub fn cancellation(&self, outcome: &str) {
+    pub fn cancellation(&self, outcome: &'static str) {
         self.cancellations
-            .get_or_create(&OutcomeLabels {
-                outcome: outcome.to_owned(),
-            })
+            .get_or_create(&OutcomeLabels { outcome })
             .inc();
     }
 
     /// Counts a job attempt's outcome and its plugin call time.
-    pub fn job_attempt(&self, outcome: &str, seconds: f64) {
+    pub fn job_attempt(&self, outcome: &'static str, seconds: f64) {
         self.job_attempts
-            .get_or_create(&OutcomeLabels {
-                outcome: outcome.to_owned(),
-            })
+            .get_or_create(&OutcomeLabels { outcome })
             .inc();
         self.plugin_call_seconds.observe(seconds);
     }
@@ -195,11 +191,9 @@ impl Metrics {
     }
 
     /// Counts what the plugins folder watch did with a file.
-    pub fn plugin_folder_event(&self, outcome: &str) {
+    pub fn plugin_folder_event(&self, outcome: &'static str) {
         self.plugin_folder_events
-            .get_or_create(&OutcomeLabels {
-                outcome: outcome.to_owned(),
-            })
+            .get_or_create(&OutcomeLabels { outcome })
             .inc();
     }
 
@@ -211,10 +205,9 @@ impl Metrics {
         let catch_up = |counter: &Counter, total: u64| {
             counter.inc_by(total.saturating_sub(counter.get()));
         };
-        let upload = |outcome: &str| {
-            self.plugin_uploads.get_or_create(&OutcomeLabels {
-                outcome: outcome.to_owned(),
-            })
+        let upload = |outcome: &'static str| {
+            self.plugin_uploads
+                .get_or_create(&OutcomeLabels { outcome })
         };
         let switch = |action: &str| {
             self.plugin_switches.get_or_create(&ActionLabels {
