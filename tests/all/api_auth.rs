@@ -752,3 +752,26 @@ async fn a_refusal_before_the_body_is_read_reaches_a_client_sending_a_large_body
         assert_eq!(problem["code"], "forbidden");
     }
 }
+
+/// So does the refusal of an overlong URI, which comes before the route
+/// is even chosen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overlong_uri_is_refused_to_a_client_sending_a_large_body() {
+    let service = TestService::start_without_workers().await;
+    let body = vec![b'x'; 4 * 1024 * 1024];
+    let order = "x".repeat(rescind_host::api::URI_LIMIT);
+    for round in 0..10 {
+        let response = service
+            .client
+            .put(format!("{}/v1/orders/{order}", service.base))
+            .bearer_auth(ADMIN)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: the answer was lost: {e:?}"));
+        assert_eq!(response.status(), StatusCode::URI_TOO_LONG, "round {round}");
+        let problem: serde_json::Value = response.json().await.expect("a problem");
+        assert_eq!(problem["code"], "uri-too-long");
+    }
+}

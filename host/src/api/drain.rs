@@ -12,8 +12,6 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::Request;
-use axum::middleware::Next;
-use axum::response::Response;
 use http_body::{Frame, SizeHint};
 use http_body_util::BodyExt;
 
@@ -52,18 +50,25 @@ impl http_body::Body for Shared {
     }
 }
 
-/// Passes the request on; when the answer is a refusal, reads and drops
-/// what the handler left of the body (see the module docs).
-pub async fn drain_refused_bodies(request: Request, next: Next) -> Response {
-    let (parts, body) = request.into_parts();
-    let held = Arc::new(Mutex::new(body));
-    let request = Request::from_parts(parts, Body::new(Shared(Arc::clone(&held))));
-    let response = next.run(request).await;
-    if response.status().is_client_error() || response.status().is_server_error() {
-        let rest = std::mem::replace(&mut *lock(&held), Body::empty());
+/// A request's body as its handler reads it, with the hold on what the
+/// handler leaves of it, to drain after a refusal (see the module docs).
+pub struct HeldBody(Arc<Mutex<Body>>);
+
+impl HeldBody {
+    /// The request with its body read through the hold, and the hold.
+    pub fn hold(request: Request) -> (Request, HeldBody) {
+        let (parts, body) = request.into_parts();
+        let held = Arc::new(Mutex::new(body));
+        let request = Request::from_parts(parts, Body::new(Shared(Arc::clone(&held))));
+        (request, HeldBody(held))
+    }
+
+    /// Reads and drops what is left of the body, within [`DRAIN_BYTES`]
+    /// and [`DRAIN_TIME`].
+    pub async fn drain(self) {
+        let rest = std::mem::replace(&mut *lock(&self.0), Body::empty());
         let _ = tokio::time::timeout(DRAIN_TIME, drain(rest)).await;
     }
-    response
 }
 
 async fn drain(mut body: Body) {

@@ -209,11 +209,12 @@ impl Caller {
 impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = AppError;
 
-    /// The caller the route guard authenticated. A route whose table entry
-    /// is public has none: a handler of such a route asking for one is a
-    /// bug of the route table.
+    /// The caller the route guard authenticated, taken from the request
+    /// (a handler asks for it once). A route whose table entry is public
+    /// has none: a handler of such a route asking for one is a bug of the
+    /// route table.
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
+        parts.extensions.remove::<Caller>().ok_or_else(|| {
             AppError::Internal(format!(
                 "{} {} asks for a caller but its route is public",
                 parts.method,

@@ -25,6 +25,7 @@ mod admin;
 mod auth;
 mod cancellations;
 mod drain;
+mod edge;
 mod error;
 mod extract;
 mod jobs;
@@ -35,14 +36,11 @@ mod routes;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
 
-use axum::Extension;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::HeaderName;
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::sync::Notify;
@@ -57,6 +55,7 @@ pub use cancellations::{
     CancellationView, JobDetail, job_detail, request_digest, submit as submit_cancellation,
 };
 pub use drain::{DRAIN_BYTES, DRAIN_TIME};
+pub use edge::URI_LIMIT;
 pub use error::{AppError, Problem, ProblemField};
 pub use extract::{BODY_LIMIT, Caller};
 pub use jobs::{
@@ -80,6 +79,7 @@ pub use crate::keys::{new_token, token_digest};
 use crate::metrics::Metrics;
 use crate::plugins::registry::PluginRegistry;
 use crate::store::Store;
+use edge::Edge;
 
 /// Formats store milliseconds as RFC 3339 (UTC), as every answer shows a
 /// time.
@@ -300,34 +300,35 @@ pub fn router(state: AppState) -> Router {
 
 /// Adds the fallbacks and middleware to a router (also used by the demo,
 /// which merges its own routes first).
+///
+/// The middleware is one stack added with one `layer` call: axum puts each
+/// layer added on its own around every route as one more boxed service,
+/// cloned for every request.
 pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
+    let make_span = |request: &Request| {
+        // Never the headers: they carry the bearer token.
+        let request_id = request
+            .headers()
+            .get(&REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        tracing::info_span!(
+            "request",
+            method = %request.method(),
+            path = %request.uri().path(),
+            request_id = %request_id,
+        )
+    };
+    let middleware = tower::ServiceBuilder::new()
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(TraceLayer::new_for_http().make_span_with(make_span))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(Edge::new(Arc::clone(&state.metrics)));
     routes
         .fallback(|| async { AppError::RouteNotFound })
         .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })
-        .layer(middleware::from_fn(drain::drain_refused_bodies))
-        .layer(middleware::from_fn(problems_only))
-        .layer(middleware::from_fn_with_state(state.clone(), track))
-        // The route guards (routes.rs) authenticate against it.
-        .layer(Extension(state.clone()))
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(
-            TraceLayer::new_for_http().make_span_with(|request: &Request| {
-                // Never the headers: they carry the bearer token.
-                let request_id = request
-                    .headers()
-                    .get(&REQUEST_ID)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("");
-                tracing::info_span!(
-                    "request",
-                    method = %request.method(),
-                    path = %request.uri().path(),
-                    request_id = %request_id,
-                )
-            }),
-        )
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(middleware)
         .with_state(state)
 }
 
@@ -343,105 +344,12 @@ pub async fn dispatch(state: &AppState, caller: Caller, mut request: Request) ->
     let router = routes()
         .fallback(|| async { AppError::RouteNotFound })
         .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })
-        .layer(Extension(state.clone()))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state.clone());
     match router.oneshot(request).await {
         Ok(response) => response,
         Err(never) => match never {},
     }
-}
-
-/// The longest request URI (path and query) the API reads. Longer ones are
-/// `414 uri-too-long`; beyond 64 KiB the HTTP parser itself refuses them
-/// (with an empty 414) before the API sees them.
-pub const URI_LIMIT: usize = 8 * 1024;
-
-/// How much of a lower layer's own refusal text is kept as the problem's
-/// detail.
-const REJECTION_DETAIL_BYTES: usize = 512;
-
-/// Makes every refusal a problem document with a documented code: refuses
-/// overlong URIs, and turns what a layer below the handlers answered in
-/// its own, non-JSON format (axum's extractors answer `text/plain`, e.g.
-/// for a path that is not UTF-8) into the problem of its status.
-async fn problems_only(request: Request, next: Next) -> Response {
-    let uri_length = request
-        .uri()
-        .path_and_query()
-        .map_or(0, |p| p.as_str().len());
-    if uri_length > URI_LIMIT {
-        return AppError::UriTooLong { limit: URI_LIMIT }.into_response();
-    }
-    let response = next.run(request).await;
-    let status = response.status();
-    // JSON answers are the API's own (problems, and `/readyz`'s report).
-    let is_json = response
-        .headers()
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|t| t.to_str().ok())
-        .is_some_and(|t| {
-            t.starts_with("application/json") || t.starts_with("application/problem+json")
-        });
-    // So are the console's HTML pages (`crate::console`), whose refusals
-    // are pages a browser shows.
-    let is_html = response
-        .headers()
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|t| t.to_str().ok())
-        .is_some_and(|t| t.starts_with("text/html"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json || is_html {
-        return response;
-    }
-    let body = axum::body::to_bytes(response.into_body(), REJECTION_DETAIL_BYTES * 4)
-        .await
-        .unwrap_or_default();
-    let text = String::from_utf8_lossy(&body);
-    let mut detail: String = text.trim().chars().take(REJECTION_DETAIL_BYTES).collect();
-    if detail.is_empty() {
-        detail = status.canonical_reason().unwrap_or("refused").to_owned();
-    }
-    AppError::Rejected { status, detail }.into_response()
-}
-
-/// The `method` label of the request metrics: the standard methods by
-/// name, anything else as `other`, so that callers cannot mint series.
-fn method_label(method: &axum::http::Method) -> &'static str {
-    use axum::http::Method;
-    match *method {
-        Method::GET => "GET",
-        Method::HEAD => "HEAD",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::DELETE => "DELETE",
-        Method::PATCH => "PATCH",
-        Method::OPTIONS => "OPTIONS",
-        Method::CONNECT => "CONNECT",
-        Method::TRACE => "TRACE",
-        _ => "other",
-    }
-}
-
-/// Counts the request by route template and status, and logs it.
-async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let method = method_label(request.method());
-    let started = Instant::now();
-    let response = next.run(request).await;
-    let status = response.status().as_u16();
-    state.metrics.http_request(method, &route, status);
-    tracing::info!(
-        %method,
-        %route,
-        status,
-        elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
-        "request served"
-    );
-    response
 }
 
 #[cfg(test)]

@@ -13,11 +13,13 @@
 //! [`route_list`] exposes the table, so that the authorization tests and the
 //! OpenAPI document can be checked against the routes the router really has.
 
+use std::pin::Pin;
+use std::sync::Arc;
+
 use axum::Extension;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::handler::Handler;
 use axum::http::Method;
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
 
@@ -85,14 +87,23 @@ where
 {
     let filter = MethodFilter::try_from(method.clone())
         .unwrap_or_else(|_| panic!("the route table names a standard method, not {method}"));
-    Route {
-        info: RouteInfo {
-            method,
-            path,
-            access,
-        },
-        handler: on(filter, handler),
-    }
+    let info = RouteInfo {
+        method,
+        path,
+        access,
+    };
+    let handler = if access == Access::Public {
+        on(filter, handler)
+    } else {
+        on(
+            filter,
+            Guarded {
+                info: Arc::new(info.clone()),
+                handler,
+            },
+        )
+    };
+    Route { info, handler }
 }
 
 /// Every route of the API.
@@ -296,22 +307,34 @@ pub fn route_list() -> Vec<RouteInfo> {
 }
 
 /// The API's routes, each behind its guard, without the service-wide
-/// middleware (see [`super::with_middleware`], which the guards need).
+/// middleware (see [`super::with_middleware`]).
 pub fn routes() -> axum::Router<AppState> {
     let mut router = axum::Router::new();
     for Route { info, handler } in table() {
-        let path = info.path;
-        let guarded = if info.access == Access::Public {
-            handler
-        } else {
-            handler.route_layer(middleware::from_fn(move |request: Request, next: Next| {
-                guard(info.clone(), request, next)
-            }))
-        };
         // Routes of one path with other methods merge into one.
-        router = router.route(path, guarded);
+        router = router.route(info.path, handler);
     }
     router
+}
+
+/// A handler behind the route guard ([`guard`]). The guard is part of the
+/// handler rather than a layer of the route, so that a request to a guarded
+/// route costs no service of its own, cloned for it.
+#[derive(Clone)]
+struct Guarded<H> {
+    info: Arc<RouteInfo>,
+    handler: H,
+}
+
+impl<H, T: 'static> Handler<T, AppState> for Guarded<H>
+where
+    H: Handler<T, AppState>,
+{
+    type Future = Pin<Box<dyn Future<Output = Response> + Send>>;
+
+    fn call(self, request: Request, state: AppState) -> Self::Future {
+        Box::pin(guard(self.info, self.handler, request, state))
+    }
 }
 
 /// A caller the host authenticated by itself for a request it hands to
@@ -339,14 +362,18 @@ pub const MAX_AUDIT_SUMMARY_CHARS: usize = 1000;
 /// Authenticates the caller and checks its role before the handler (and so
 /// before the body is read); after a successful admin write, appends it to
 /// the audit log.
-async fn guard(info: RouteInfo, request: Request, next: Next) -> Response {
-    let Some(state) = request.extensions().get::<AppState>().cloned() else {
-        return AppError::Internal("the route guard runs without the service state".to_owned())
-            .into_response();
-    };
+async fn guard<H, T>(
+    info: Arc<RouteInfo>,
+    handler: H,
+    request: Request,
+    state: AppState,
+) -> Response
+where
+    H: Handler<T, AppState>,
+{
     let (mut parts, body) = request.into_parts();
-    let caller = match parts.extensions.get::<Authenticated>() {
-        Some(Authenticated(caller)) => caller.clone(),
+    let caller = match parts.extensions.remove::<Authenticated>() {
+        Some(Authenticated(caller)) => caller,
         None => match Caller::authenticate(&parts, &state).await {
             Ok(caller) => caller,
             Err(refusal) => return refusal.into_response(),
@@ -361,22 +388,34 @@ async fn guard(info: RouteInfo, request: Request, next: Next) -> Response {
         ))
         .into_response();
     }
-    let request_id = parts
-        .headers
-        .get(&REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let path = parts.uri.path().to_owned();
-    parts.extensions.insert(caller.clone());
-    let response = next.run(Request::from_parts(parts, body)).await;
-    if info.audited() && response.status().is_success() {
+    // What the audit log records of an admin write, taken before the
+    // handler has the request.
+    let audit = info.audited().then(|| {
+        let request_id = parts
+            .headers
+            .get(&REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        (
+            caller.audit_actor.clone(),
+            parts.uri.path().to_owned(),
+            request_id,
+        )
+    });
+    parts.extensions.insert(caller);
+    let response = handler
+        .call(Request::from_parts(parts, body), state.clone())
+        .await;
+    if let Some((actor, path, request_id)) = audit
+        && response.status().is_success()
+    {
         let summary = response
             .extensions()
             .get::<AuditNote>()
             .map(|note| note.0.chars().take(MAX_AUDIT_SUMMARY_CHARS).collect())
             .unwrap_or_else(|| format!("{} {}", info.method, info.path));
         let write = AdminWrite {
-            actor: caller.audit_actor,
+            actor,
             method: info.method.to_string(),
             path,
             status: response.status().as_u16(),
