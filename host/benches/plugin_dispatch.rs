@@ -46,8 +46,8 @@ use std::time::{Duration, Instant};
 
 use criterion::Criterion;
 use rescind_host::plugins::{
-    CallLimits, CallOutcome, Cancellation, CancellationReason, CancelledLine, CancelledLineKind,
-    ConnectionContext, Money, Plugin, PluginRuntime, RuntimeConfig,
+    CallLimits, CallOutcome, CallReport, Cancellation, CancellationReason, CancelledLine,
+    CancelledLineKind, ConnectionContext, Money, Plugin, PluginRuntime, RuntimeConfig,
 };
 use wasmtime::component::{Component, Linker};
 use wasmtime::{
@@ -166,6 +166,17 @@ fn floor_pre(engine: &Engine, bytes: &[u8]) -> wasmtime::component::InstancePre<
     linker.instantiate_pre(&component).expect("instantiate_pre")
 }
 
+/// Checks that the plugin accepted the call, and keeps its report from
+/// being optimised away.
+fn accepted(report: CallReport) {
+    assert!(
+        matches!(report.outcome, CallOutcome::Accepted { .. }),
+        "{:?}",
+        report.outcome
+    );
+    black_box(report);
+}
+
 struct Contenders {
     tokio: tokio::runtime::Runtime,
     ours: std::sync::Arc<Plugin>,
@@ -237,57 +248,22 @@ impl Contenders {
                 (start.elapsed(), report)
             }))
             .expect("the call's task");
-        assert!(
-            matches!(report.outcome, CallOutcome::Accepted { .. }),
-            "{:?}",
-            report.outcome
-        );
-        black_box(report);
+        accepted(report);
         elapsed
     }
 
     /// A call from another thread than the plugin threads.
     fn ours(&self) {
-        let report = self.tokio.block_on(self.ours.submit(
-            self.ours_input.clone(),
-            &self.connection,
-            &self.limits,
-        ));
-        assert!(
-            matches!(report.outcome, CallOutcome::Accepted { .. }),
-            "{:?}",
-            report.outcome
-        );
-        black_box(report);
+        self.call(&self.ours, &self.connection, &self.limits);
     }
 
     fn webhook(&self) {
-        let report = self.tokio.block_on(self.webhook.submit(
-            self.ours_input.clone(),
-            &self.erp,
-            &self.limits,
-        ));
-        assert!(
-            matches!(report.outcome, CallOutcome::Accepted { .. }),
-            "{:?}",
-            report.outcome
-        );
-        black_box(report);
+        self.webhook_to(&self.erp);
     }
 
     /// The webhook plugin's call of the ERP behind `connection`.
     fn webhook_to(&self, connection: &ConnectionContext) {
-        let report = self.tokio.block_on(self.webhook.submit(
-            self.ours_input.clone(),
-            connection,
-            &self.limits,
-        ));
-        assert!(
-            matches!(report.outcome, CallOutcome::Accepted { .. }),
-            "{:?}",
-            report.outcome
-        );
-        black_box(report);
+        self.call(&self.webhook, connection, &self.limits);
     }
 
     /// [`Self::webhook`] with the ERP exchange not recorded: what
@@ -297,17 +273,16 @@ impl Contenders {
             recorded_exchanges: 0,
             ..self.limits
         };
-        let report = self.tokio.block_on(self.webhook.submit(
-            self.ours_input.clone(),
-            &self.erp,
-            &limits,
-        ));
-        assert!(
-            matches!(report.outcome, CallOutcome::Accepted { .. }),
-            "{:?}",
-            report.outcome
-        );
-        black_box(report);
+        self.call(&self.webhook, &self.erp, &limits);
+    }
+
+    /// `plugin`'s call with the bench's cancellation, from the bench's
+    /// thread.
+    fn call(&self, plugin: &Plugin, connection: &ConnectionContext, limits: &CallLimits) {
+        let report =
+            self.tokio
+                .block_on(plugin.submit(self.ours_input.clone(), connection, limits));
+        accepted(report);
     }
 
     fn floor_async(&self) {

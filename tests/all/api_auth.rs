@@ -736,20 +736,33 @@ async fn customer_keys_are_bound_to_their_customer() {
 async fn a_refusal_before_the_body_is_read_reaches_a_client_sending_a_large_body() {
     let service = TestService::start_without_workers().await;
     let service_key = service.key("service", None).await;
-    let body = vec![b'x'; 4 * 1024 * 1024];
-    for round in 0..10 {
-        let response = service
+    let upload = || {
+        service
             .client
             .put(format!("{}/v1/admin/plugins/some-plugin", service.base))
             .bearer_auth(&service_key)
             .header("content-type", "application/wasm")
+    };
+    refused_ten_times_while_sending(upload, StatusCode::FORBIDDEN, "forbidden").await;
+}
+
+/// Sends `request` with a 4 MiB body ten times; each answer must arrive
+/// whole, as the refusal `status` with the problem `code`.
+async fn refused_ten_times_while_sending(
+    request: impl Fn() -> reqwest::RequestBuilder,
+    status: StatusCode,
+    code: &str,
+) {
+    let body = vec![b'x'; 4 * 1024 * 1024];
+    for round in 0..10 {
+        let response = request()
             .body(body.clone())
             .send()
             .await
             .unwrap_or_else(|e| panic!("round {round}: the answer was lost: {e:?}"));
-        assert_eq!(response.status(), StatusCode::FORBIDDEN, "round {round}");
+        assert_eq!(response.status(), status, "round {round}");
         let problem: serde_json::Value = response.json().await.expect("a problem");
-        assert_eq!(problem["code"], "forbidden");
+        assert_eq!(problem["code"], code);
     }
 }
 
@@ -758,20 +771,13 @@ async fn a_refusal_before_the_body_is_read_reaches_a_client_sending_a_large_body
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_overlong_uri_is_refused_to_a_client_sending_a_large_body() {
     let service = TestService::start_without_workers().await;
-    let body = vec![b'x'; 4 * 1024 * 1024];
     let order = "x".repeat(rescind_host::api::URI_LIMIT);
-    for round in 0..10 {
-        let response = service
+    let put = || {
+        service
             .client
             .put(format!("{}/v1/orders/{order}", service.base))
             .bearer_auth(ADMIN)
             .header("content-type", "application/json")
-            .body(body.clone())
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("round {round}: the answer was lost: {e:?}"));
-        assert_eq!(response.status(), StatusCode::URI_TOO_LONG, "round {round}");
-        let problem: serde_json::Value = response.json().await.expect("a problem");
-        assert_eq!(problem["code"], "uri-too-long");
-    }
+    };
+    refused_ten_times_while_sending(put, StatusCode::URI_TOO_LONG, "uri-too-long").await;
 }
